@@ -1,0 +1,1 @@
+"""Data contracts: pandera models for the upstream inputs and for every asset."""
