@@ -1,0 +1,3 @@
+from nbp_assets.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Dagster assets and checks: thin wiring of the model to storage."""

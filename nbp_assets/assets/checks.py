@@ -1,0 +1,91 @@
+"""Asset checks: names, specs and the gate that stops a bad week from being written.
+
+Checks run inside the asset, on the frame it is about to write: a failed ERROR check is
+recorded in the UI with its failure cases and then the step fails, so nothing from the
+bad run is written and the last good output stays in place. Downstream steps (including
+the PostgreSQL publish) do not run.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import dagster as dg
+import pandas as pd
+import pandera.pandas as pa
+
+from nbp_assets.contract.validation import ContractViolation, validate
+
+# Check names are constants: tests, sensors and the UI refer to them.
+CONTRACT = "contract"
+ELIGIBILITY_GATE = "eligibility_gate"
+RANKS = "ranks_1_to_n"
+SCORES = "scores_in_range"
+MODEL_VERSION = "model_version_on_every_row"
+FAIRNESS_GAP = "fairness_gap_within_10pp"
+
+MAX_EXAMPLE_ROWS = 10
+
+
+def contract_spec(asset: str, model: type[pa.DataFrameModel]) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        CONTRACT,
+        asset=asset,
+        blocking=True,
+        description=f"pandera model {model.__name__}: every column, type and range this table promises.",
+    )
+
+
+def contract_result(model: type[pa.DataFrameModel], df: pd.DataFrame, table: str) -> dg.AssetCheckResult:
+    try:
+        validate(model, df, table=table)
+    except ContractViolation as exc:
+        return dg.AssetCheckResult(
+            check_name=CONTRACT,
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=exc.render(),
+            metadata={
+                "failure_cases": dg.MetadataValue.md(exc.failure_table().to_markdown(index=False)),
+                "violations": len(exc.violations),
+            },
+        )
+    return dg.AssetCheckResult(check_name=CONTRACT, passed=True, metadata={"rows": len(df)})
+
+
+def rows_result(name: str, offending: pd.DataFrame, what: str) -> dg.AssetCheckResult:
+    """A business check from a frame of offending rows (empty = pass)."""
+    passed = offending.empty
+    metadata: dict = {"failing_rows": len(offending)}
+    if not passed:
+        metadata["examples"] = dg.MetadataValue.md(offending.head(MAX_EXAMPLE_ROWS).to_markdown(index=False))
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=what if passed else f"{len(offending)} row(s) break: {what}",
+        metadata=metadata,
+    )
+
+
+def gate(table: str, results: list[dg.AssetCheckResult]) -> Iterator[dg.AssetCheckResult]:
+    """Yield every result; if an ERROR check failed, fail the step before anything is written."""
+    yield from results
+    failed = [r for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
+    if failed:
+        raise dg.Failure(
+            description=f"{table}: {len(failed)} blocking check(s) failed; nothing was written.\n"
+            + "\n".join(f"[{r.check_name}] {r.description}" for r in failed),
+            metadata={"failed_checks": ", ".join(r.check_name for r in failed)},
+        )
+
+
+def fail_on_violation(fn: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """Run an input read; a contract violation becomes a readable step failure."""
+    try:
+        return fn()
+    except ContractViolation as exc:
+        raise dg.Failure(
+            description=exc.render(),
+            metadata={"table": exc.table, "failure_cases": dg.MetadataValue.md(exc.failure_table().to_markdown(index=False))},
+        ) from None

@@ -1,0 +1,390 @@
+"""MOD-107 weekly next-best-product engine as software-defined assets.
+
+customers, activity -> eligibility -> signals -> scores -> nbp_ranked -> nbp_current
+                                                                     \\-> fairness_report
+Every asset is partitioned by bank week (see partitions.py). Assets only wire the model
+in nbp_assets.model to storage; business logic lives there.
+"""
+
+
+import time
+
+import dagster as dg
+import pandas as pd
+
+from nbp_assets.assets import checks
+from nbp_assets.contract import assets as models
+from nbp_assets.model import fairness, invariants
+from nbp_assets.model.eligibility import active_customers, eligible_candidates
+from nbp_assets.model.ranking import score_candidates, top_products
+from nbp_assets.model.signals import WeekInputs, compute_signals
+from nbp_assets.model.weights import ALL_SIGNALS, Weights
+from nbp_assets.partitions import Week, weekly_partitions
+from nbp_assets.sources import week_inputs as src
+from nbp_assets.storage.postgres_resource import PostgresResource
+from nbp_assets.storage.warehouse import HISTORY_DDL, HISTORY_TABLE, WORK_SCHEMA, WarehouseResource, sql_date
+
+GROUP = "next_best_product"
+PARTITION_EXPR = "week_start"
+
+
+def _work(name: str) -> str:
+    return f"{WORK_SCHEMA}.{name}"
+
+
+def _week(context: dg.AssetExecutionContext) -> Week:
+    return Week.from_key(context.partition_key)
+
+
+def _with_week(df: pd.DataFrame, week: Week) -> pd.DataFrame:
+    df.insert(0, "week_start", pd.Timestamp(week.start))
+    return df
+
+
+def _read_slice(wh: WarehouseResource, name: str, week: Week) -> pd.DataFrame:
+    return wh.query(f"SELECT * FROM {_work(name)} WHERE week_start = {sql_date(week.start)}")
+
+
+def _preview(df: pd.DataFrame, n: int = 10) -> dg.MetadataValue:
+    return dg.MetadataValue.md(df.head(n).to_markdown(index=False))
+
+
+def _write(wh: WarehouseResource, name: str, df: pd.DataFrame, week: Week) -> int:
+    # Replacing the week's slice makes re-runs and backfills idempotent.
+    return wh.replace_slice(_work(name), df, where=f"week_start = {sql_date(week.start)}")
+
+
+def _common_metadata(week: Week, df: pd.DataFrame, table: str, started: float) -> dict:
+    return {
+        "week": week.key,
+        "evaluation_date": week.evaluation_date.isoformat(),
+        "table": table,
+        "dagster/row_count": len(df),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
+    """The eight assets, governed by one weights configuration (and its model_version)."""
+    model_version = weights.model_version
+
+    @dg.asset(
+        group_name=GROUP,
+        partitions_def=weekly_partitions,
+        metadata={"partition_expr": PARTITION_EXPR, "table": _work("customers")},
+        check_specs=[checks.contract_spec("customers", models.CustomersAsset)],
+        kinds={"pandas", "pandera"},
+    )
+    def customers(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        """Every customer as the bank knew them at the close of the week (customer master,
+        versioned): party, jurisdiction, segment, age band, gender, status, income and FICO.
+        Only ACTIVE customers receive next-best-product recommendations."""
+        started, week = time.perf_counter(), _week(context)
+        df = checks.fail_on_violation(lambda: src.customers(warehouse, week))
+        df = _with_week(df[[c for c in models.CustomersAsset.to_schema().columns if c != "week_start"]], week)
+        yield from checks.gate("customers", [checks.contract_result(models.CustomersAsset, df, "customers")])
+        _write(warehouse, "customers", df, week)
+        yield dg.MaterializeResult(
+            metadata={
+                **_common_metadata(week, df, _work("customers"), started),
+                "by_status": dg.MetadataValue.json(df["status"].value_counts().sort_index().to_dict()),
+                "active_customers": int((df["status"] == "ACTIVE").sum()),
+            }
+        )
+
+    @dg.asset(
+        group_name=GROUP,
+        partitions_def=weekly_partitions,
+        metadata={"partition_expr": PARTITION_EXPR, "table": _work("activity")},
+        check_specs=[checks.contract_spec("activity", models.ActivityAsset)],
+        kinds={"pandas", "pandera"},
+    )
+    def activity(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        """Customer activity events of the week (branch visits, deposits, app and web opens,
+        new accounts, FX and card payments) with their propensity to buy: the stream the
+        next-best-offer recipe reacts to."""
+        started, week = time.perf_counter(), _week(context)
+        df = _with_week(checks.fail_on_violation(lambda: src.activity(warehouse, week)), week)
+        yield from checks.gate("activity", [checks.contract_result(models.ActivityAsset, df, "activity")])
+        _write(warehouse, "activity", df, week)
+        yield dg.MaterializeResult(
+            metadata={
+                **_common_metadata(week, df, _work("activity"), started),
+                "by_activity_type": dg.MetadataValue.json(df["activity_type"].value_counts().sort_index().to_dict()),
+            }
+        )
+
+    @dg.asset(
+        group_name=GROUP,
+        partitions_def=weekly_partitions,
+        deps=[customers],
+        metadata={"partition_expr": PARTITION_EXPR, "table": _work("eligibility")},
+        check_specs=[checks.contract_spec("eligibility", models.EligibilityAsset)],
+        kinds={"pandas", "pandera"},
+    )
+    def eligibility(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        """The products each active customer may be offered this week: the MOD-105 eligibility
+        snapshot in force at the evaluation date, reduced to ELIGIBLE pairs of active
+        customers and registered products. This is the hard gate of CON-006: nothing outside
+        it can ever be recommended."""
+        started, week = time.perf_counter(), _week(context)
+        snap = checks.fail_on_violation(
+            lambda: src.snapshot(warehouse, "eligibility", week, where="eligibility_status = 'ELIGIBLE'")
+        )
+        people = _read_slice(warehouse, "customers", week)
+        products = checks.fail_on_violation(lambda: src.products(warehouse, week))
+        pairs = eligible_candidates(snap.frame, people, products["product_id"])
+        pairs.insert(0, "snapshot_date", snap.as_of_date)
+        df = _with_week(pairs, week)
+        yield from checks.gate("eligibility", [checks.contract_result(models.EligibilityAsset, df, "eligibility")])
+        _write(warehouse, "eligibility", df, week)
+        yield dg.MaterializeResult(
+            metadata={
+                **_common_metadata(week, df, _work("eligibility"), started),
+                "snapshot_date": snap.as_of_date.date().isoformat(),
+                "snapshot_age_days": (pd.Timestamp(week.evaluation_date) - snap.as_of_date).days,
+                "snapshot_status_counts": dg.MetadataValue.json(
+                    src.eligibility_status_counts(warehouse, snap.as_of_date)
+                ),
+                "eligible_pairs_dropped_inactive_or_unregistered": len(snap.frame) - len(pairs),
+                "parties_with_eligible_products": int(pairs["party_id"].nunique()),
+            }
+        )
+
+    @dg.asset(
+        group_name=GROUP,
+        partitions_def=weekly_partitions,
+        deps=[eligibility, customers],
+        metadata={"partition_expr": PARTITION_EXPR, "table": _work("signals")},
+        check_specs=[checks.contract_spec("signals", models.SignalsAsset)],
+        kinds={"pandas", "pandera"},
+    )
+    def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        """The ranking signals of MOD-107 for every eligible (party, product) pair, each in
+        [0, 1]: relationship gap against same-segment peers, churn risk (retention
+        products), ROTE uplift (MOD-106, optional), idle cash, regular FX, spend affinity,
+        and the two penalties: 90-day cooling-off after a rejected offer, and product
+        lifecycle (sunset / under capacity)."""
+        started, week = time.perf_counter(), _week(context)
+        people = _read_slice(warehouse, "customers", week)
+        active = active_customers(people)
+        churn = checks.fail_on_violation(lambda: src.snapshot(warehouse, "churn_health", week))
+        behaviour = checks.fail_on_violation(lambda: src.snapshot(warehouse, "behaviour", week))
+        rote = checks.fail_on_violation(lambda: src.snapshot(warehouse, "customer_rote", week))
+        inputs = WeekInputs(
+            candidates=_read_slice(warehouse, "eligibility", week)[["party_id", "product_id"]],
+            customers=active,
+            products=checks.fail_on_violation(lambda: src.products(warehouse, week)),
+            holdings=checks.fail_on_violation(lambda: src.holdings(warehouse, week)),
+            churn=churn.frame,
+            behaviour=behaviour.frame,
+            rejections=checks.fail_on_violation(lambda: src.rejections(warehouse, week)),
+            evaluation_date=week.evaluation_date,
+            rote=None if rote is None else rote.frame,
+        )
+        df, report = compute_signals(inputs)
+        del inputs
+        df = _with_week(df, week)
+        yield from checks.gate("signals", [checks.contract_result(models.SignalsAsset, df, "signals")])
+        _write(warehouse, "signals", df, week)
+        if report.dropped_signals:
+            context.log.warning(f"signals dropped for week {week.key}: {report.dropped_signals} (input absent)")
+        yield dg.MaterializeResult(
+            metadata={
+                **_common_metadata(week, df, _work("signals"), started),
+                "dropped_signals": ", ".join(report.dropped_signals) or "none",
+                "customer_rote_input": "absent: rote_uplift dropped" if rote is None else rote.as_of_date.date().isoformat(),
+                "churn_snapshot": churn.as_of_date.date().isoformat(),
+                "behaviour_snapshot": behaviour.as_of_date.date().isoformat(),
+                "parties_without_churn": report.parties_without_churn,
+                "parties_without_behaviour": report.parties_without_behaviour,
+                "pairs_in_cooling_off": report.pairs_in_cooling_off,
+                "signal_means": dg.MetadataValue.json({s: round(float(df[s].mean()), 4) if len(df) else 0.0 for s in ALL_SIGNALS}),
+            }
+        )
+
+    @dg.asset(
+        group_name=GROUP,
+        partitions_def=weekly_partitions,
+        deps=[signals],
+        code_version=model_version,
+        metadata={"partition_expr": PARTITION_EXPR, "table": _work("scores"), "model_version": model_version},
+        check_specs=[checks.contract_spec("scores", models.ScoresAsset)],
+        kinds={"pandas", "pandera"},
+    )
+    def scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        """Each eligible product's 0-1 score for each customer: the weighted sum of its lifting
+        signals, with the weights of its product class, scaled down by the cooling-off and
+        lifecycle penalties; and primary_signal, the signal that contributed most. The
+        weights configuration and the scoring code together make model_version."""
+        started, week = time.perf_counter(), _week(context)
+        sig = _read_slice(warehouse, "signals", week).drop(columns=["week_start"])
+        products = checks.fail_on_violation(lambda: src.products(warehouse, week))
+        df = score_candidates(sig, products, weights)
+        del sig
+        df["model_version"] = model_version
+        df = _with_week(df, week)
+        yield from checks.gate("scores", [checks.contract_result(models.ScoresAsset, df, "scores")])
+        _write(warehouse, "scores", df, week)
+        yield dg.MaterializeResult(
+            metadata={
+                **_common_metadata(week, df, _work("scores"), started),
+                "model_version": model_version,
+                "weights_source": weights.source,
+                "score_quantiles": dg.MetadataValue.json(
+                    {str(q): round(float(df["score"].quantile(q)), 6) for q in (0.1, 0.5, 0.9)} if len(df) else {}
+                ),
+            }
+        )
+
+    @dg.asset(
+        group_name=GROUP,
+        partitions_def=weekly_partitions,
+        deps=[scores, customers, eligibility],
+        code_version=model_version,
+        metadata={"table": HISTORY_TABLE, "partition_expr": "evaluated_at", "model_version": model_version},
+        check_specs=[
+            checks.contract_spec("nbp_ranked", models.NbpRankedAsset),
+            dg.AssetCheckSpec(checks.ELIGIBILITY_GATE, asset="nbp_ranked", blocking=True,
+                              description="Every recommended product is ELIGIBLE for that party this week (CON-006)."),
+            dg.AssetCheckSpec(checks.RANKS, asset="nbp_ranked", blocking=True,
+                              description="Ranks are 1..n per customer, n <= 3, no product twice."),
+            dg.AssetCheckSpec(checks.SCORES, asset="nbp_ranked", blocking=True,
+                              description="Scores in [0, 1] at 6 decimals, never rising with rank."),
+            dg.AssetCheckSpec(checks.MODEL_VERSION, asset="nbp_ranked", blocking=True,
+                              description="model_version of this code and weights on every row."),
+        ],
+        kinds={"pandas", "pandera"},
+    )
+    def nbp_ranked(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        """The top 3 next best products of every active customer for the week, rank 1 highest,
+        with score, primary_signal and model_version on every row. Written to the warehouse
+        history table product_intelligence.next_best_product (the seed's columns and key);
+        a re-run of a week replaces that week's rows."""
+        started, week = time.perf_counter(), _week(context)
+        scored = _read_slice(warehouse, "scores", week)
+        people = _read_slice(warehouse, "customers", week)
+        df = top_products(scored, active_customers(people), model_version, week.evaluated_at)
+        del scored
+        eligible = _read_slice(warehouse, "eligibility", week)
+        results = [
+            checks.contract_result(models.NbpRankedAsset, df, HISTORY_TABLE),
+            checks.rows_result(checks.ELIGIBILITY_GATE, invariants.outside_eligibility(df, eligible),
+                               "every product recommended is ELIGIBLE for the party"),
+            checks.rows_result(checks.RANKS, invariants.bad_ranks(df), "ranks 1..n, at most 3 per customer"),
+            checks.rows_result(checks.SCORES, invariants.bad_scores(df), "scores in [0, 1], 6 dp, not rising with rank"),
+            checks.rows_result(checks.MODEL_VERSION, invariants.wrong_model_version(df, model_version),
+                               f"model_version {model_version} on every row"),
+        ]
+        del eligible
+        yield from checks.gate("nbp_ranked", results)
+        warehouse.replace_slice(HISTORY_TABLE, df, where=f"evaluated_at = {sql_date(week.evaluated_at)}", ddl=HISTORY_DDL)
+        active = int((people["status"] == "ACTIVE").sum())
+        yield dg.MaterializeResult(
+            metadata={
+                **_common_metadata(week, df, HISTORY_TABLE, started),
+                "model_version": model_version,
+                "evaluated_at": week.evaluated_at.isoformat(sep=" "),
+                "customers_ranked": int(df["party_id"].nunique()),
+                "active_customers_without_eligible_product": active - int(df["party_id"].nunique()),
+                "rank1_primary_signal": dg.MetadataValue.json(
+                    df.loc[df["rank"] == 1, "primary_signal"].value_counts().sort_index().to_dict()
+                ),
+                "preview": _preview(df),
+            }
+        )
+
+    @dg.asset(
+        group_name=GROUP,
+        partitions_def=weekly_partitions,
+        deps=[nbp_ranked],
+        code_version=model_version,
+        metadata={"table": "postgres: product_intelligence.nbp_current", "model_version": model_version},
+        check_specs=[checks.contract_spec("nbp_current", models.NbpCurrentAsset)],
+        kinds={"postgres"},
+    )
+    def nbp_current(context: dg.AssetExecutionContext, warehouse: WarehouseResource, postgres: PostgresResource):
+        """The current week's top 3 per customer in PostgreSQL (product_intelligence.nbp_current),
+        read by the offer engine (MOD-108), agent assist (MOD-083) and app insight cards
+        (MOD-077). Replaced atomically: readers see the previous week or this one, never a
+        mix or an empty table. A backfill of an older week never replaces a newer one."""
+        from nbp_assets.storage import postgres as pg
+
+        started, week = time.perf_counter(), _week(context)
+        df = warehouse.query(f"SELECT * FROM {HISTORY_TABLE} WHERE evaluated_at = {sql_date(week.evaluated_at)} ORDER BY party_id, rank")
+        df["rank"] = df["rank"].astype("int32")
+        df["score"] = df["score"].astype("float64")
+        yield from checks.gate("nbp_current", [checks.contract_result(models.NbpCurrentAsset, df, "nbp_current")])
+        result = pg.publish_current(postgres.conninfo(), df, week.evaluated_at)
+        context.log.info(f"nbp_current: {result.reason}")
+        yield dg.MaterializeResult(
+            metadata={
+                **_common_metadata(week, df, "product_intelligence.nbp_current", started),
+                "published": result.published,
+                "outcome": result.reason,
+                "current_week_before": str(result.previous_evaluated_at) if result.previous_evaluated_at else "none",
+                "publish_seconds": round(result.seconds, 2),
+                "model_version": model_version,
+                "postgres": postgres.describe(),
+            }
+        )
+
+    @dg.asset(
+        group_name=GROUP,
+        partitions_def=weekly_partitions,
+        deps=[nbp_ranked, customers],
+        code_version=model_version,
+        metadata={"partition_expr": PARTITION_EXPR, "table": _work("fairness_report"), "model_version": model_version},
+        check_specs=[
+            checks.contract_spec("fairness_report", models.FairnessReportAsset),
+            dg.AssetCheckSpec(
+                checks.FAIRNESS_GAP, asset="fairness_report", blocking=False,
+                description="No product's recommendation rate differs by more than 10 percentage points "
+                "between groups of a jurisdiction, age band or segment (CON-001). A failure is an "
+                "nbp.fairness_breach for compliance review.",
+            ),
+        ],
+        kinds={"pandas", "pandera"},
+    )
+    def fairness_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        """Weekly fairness report (CON-001): for every product, the share of active customers
+        with it in their top 3, per jurisdiction, age band and segment, and the largest gap
+        between groups in percentage points. A gap above 10 points is a fairness breach."""
+        started, week = time.perf_counter(), _week(context)
+        people = active_customers(_read_slice(warehouse, "customers", week))
+        ranked = warehouse.query(
+            f"SELECT party_id, product_id FROM {HISTORY_TABLE} WHERE evaluated_at = {sql_date(week.evaluated_at)}"
+        )
+        products = checks.fail_on_violation(lambda: src.products(warehouse, week))
+        rates = fairness.recommendation_rates(people, ranked, sorted(products["product_id"]))
+        gaps = fairness.fairness_gaps(rates)
+        df = rates.merge(gaps[["product_id", "dimension", "gap_pp", "breach"]], on=["product_id", "dimension"])
+        df["group"] = df["group"].astype(str)
+        df = _with_week(df, week)
+        breaches = gaps[gaps["breach"]]
+        gap_check = dg.AssetCheckResult(
+            check_name=checks.FAIRNESS_GAP,
+            passed=breaches.empty,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="no product over the 10 pp gap" if breaches.empty
+            else f"nbp.fairness_breach: {len(breaches)} product/dimension gap(s) over 10 pp",
+            metadata={
+                "breaches": len(breaches),
+                "model_version": model_version,
+                "breach_table": dg.MetadataValue.md(breaches.to_markdown(index=False) if len(breaches) else "none"),
+            },
+        )
+        yield from checks.gate("fairness_report", [checks.contract_result(models.FairnessReportAsset, df, "fairness_report"), gap_check])
+        _write(warehouse, "fairness_report", df, week)
+        yield dg.MaterializeResult(
+            metadata={
+                **_common_metadata(week, df, _work("fairness_report"), started),
+                "model_version": model_version,
+                "breaches": len(breaches),
+                "largest_gaps": dg.MetadataValue.md(
+                    gaps.sort_values("gap_pp", ascending=False).head(10).to_markdown(index=False)
+                ),
+            }
+        )
+
+    return [customers, activity, eligibility, signals, scores, nbp_ranked, nbp_current, fairness_report]

@@ -1,0 +1,172 @@
+"""Command line: `python -m nbp_assets {demo,generate,load,materialize}`.
+
+demo        generate a synthetic bank, materialize the latest closed week, print where to look
+generate    write a deterministic synthetic bank into the local warehouse's source schema
+load DIR    validate a folder of <table>.csv/.parquet files, then load them (all or nothing)
+materialize run the weekly job for one week (default: the week that closed last)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from datetime import date
+
+from nbp_assets import settings
+
+
+def _ensure_dagster_home() -> str:
+    """Persist runs under $NBP_HOME so `dagster dev` shows what the CLI materialized."""
+    home = os.environ.get("DAGSTER_HOME") or str(settings.nbp_home() / "dagster_home")
+    os.makedirs(home, exist_ok=True)
+    yaml = os.path.join(home, "dagster.yaml")
+    if not os.path.exists(yaml):
+        with open(yaml, "w") as fh:
+            fh.write("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = home
+    return home
+
+
+def latest_closed_week() -> str:
+    from nbp_assets.partitions import weekly_partitions
+
+    key = weekly_partitions.get_last_partition_key()
+    if key is None:
+        raise SystemExit("no week has closed yet since the first partition")
+    return key
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from nbp_assets.resources import build_resources
+    from nbp_assets.sources.synthetic import generate
+    from nbp_assets.storage.warehouse import SOURCE_SCHEMA
+
+    end_week = date.fromisoformat(args.end_week or latest_closed_week())
+    started = time.perf_counter()
+    tables = generate(args.customers, args.seed, end_week=end_week, history_weeks=args.weeks)
+    warehouse = build_resources()["warehouse"]
+    for name, df in tables.items():
+        warehouse.replace_table(f"{SOURCE_SCHEMA}.{name}", df)
+        print(f"  {SOURCE_SCHEMA}.{name:<17} {len(df):>12,} rows")
+    print(f"generated {args.customers:,} customers, {args.weeks} week(s) up to {end_week} "
+          f"(seed {args.seed}) into {warehouse.describe()} in {time.perf_counter() - started:.1f}s")
+
+
+def cmd_load(args: argparse.Namespace) -> None:
+    from nbp_assets.resources import build_resources
+    from nbp_assets.sources.loader import LoadError, load_directory
+    from nbp_assets.storage.warehouse import SOURCE_SCHEMA
+
+    try:
+        loaded = load_directory(args.directory)
+    except LoadError as exc:
+        print(f"rejected, nothing was loaded:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    warehouse = build_resources()["warehouse"]
+    for name, df in loaded.tables.items():
+        warehouse.replace_table(f"{SOURCE_SCHEMA}.{name}", df)
+        print(f"  {SOURCE_SCHEMA}.{name:<17} {len(df):>12,} rows  <- {loaded.files[name]}")
+    if loaded.weights is not None:
+        target = settings.nbp_home() / "weights.csv"
+        loaded.weights.to_csv(target, index=False)
+        print(f"  weights -> {target} (reload the code location to use them)")
+    for name in loaded.missing_optional:
+        print(f"  {name}: not provided (optional; its signal is dropped)")
+
+
+def materialize_week(week: str) -> bool:
+    """Run the weekly job for one week against the persistent local instance."""
+    _ensure_dagster_home()
+    import dagster as dg
+
+    from nbp_assets.definitions import WEEKLY_JOB, build_definitions
+
+    job = build_definitions().get_job_def(WEEKLY_JOB)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            partition_key=week,
+            instance=instance,
+            raise_on_error=False,
+            # Step-level INFO is progress a person wants to see; DEBUG events belong in the UI.
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
+    for event in result.all_events:
+        if event.is_step_failure:
+            print(f"FAILED {event.step_key}: {event.event_specific_data.error.message.strip()}", file=sys.stderr)
+    return result.success
+
+
+def cmd_materialize(args: argparse.Namespace) -> None:
+    week = args.week or latest_closed_week()
+    started = time.perf_counter()
+    ok = materialize_week(week)
+    print(f"week {week}: {'succeeded' if ok else 'FAILED'} in {time.perf_counter() - started:.1f}s")
+    if not ok:
+        raise SystemExit(1)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    if args.fresh and settings.nbp_home().exists():
+        shutil.rmtree(settings.nbp_home())
+    args.end_week = None
+    cmd_generate(args)
+    week = latest_closed_week()
+    started = time.perf_counter()
+    if not materialize_week(week):
+        raise SystemExit(f"week {week} FAILED: see the errors above")
+    print(f"materialized week {week} (all 8 assets) in {time.perf_counter() - started:.1f}s")
+    _print_where_to_look(week)
+
+
+def _print_where_to_look(week: str) -> None:
+    from nbp_assets.resources import build_resources
+    from nbp_assets.storage import postgres as pg
+
+    resources = build_resources()
+    url = resources["postgres"].conninfo()
+    current = pg.read_current(url)
+    print("\nWhere to look:")
+    print(f"  warehouse history : {settings.warehouse_path()}  table product_intelligence.next_best_product")
+    print(f"  fairness report   : same file, table nbp_work.fairness_report (week_start = '{week}')")
+    print(f"  apps' current top3: PostgreSQL {resources['postgres'].describe()}, product_intelligence.nbp_current "
+          f"({len(current):,} rows)")
+    print(f"  Dagster UI        : DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -h 127.0.0.1 -p 3000")
+    if len(current):
+        sample = current["party_id"].iloc[0]
+        print(f"\nTop 3 for {sample}:")
+        print(current[current["party_id"] == sample].to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m nbp_assets", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_generate_args(p: argparse.ArgumentParser, customers: int) -> None:
+        p.add_argument("--customers", type=int, default=customers)
+        p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--weeks", type=int, default=8, help="weeks of history (for backfills)")
+
+    p = sub.add_parser("demo", help="generate + materialize the latest closed week + show results")
+    add_generate_args(p, 20_000)
+    p.add_argument("--fresh", action="store_true", help=f"delete {settings.nbp_home()} first")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("generate", help="write a synthetic bank into the local warehouse")
+    add_generate_args(p, 20_000)
+    p.add_argument("--end-week", help="Monday key of the last week (default: latest closed week)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("load", help="validate and load your own CSV/Parquet files")
+    p.add_argument("directory")
+    p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("materialize", help="run the weekly job for one week")
+    p.add_argument("--week", help="Monday key, e.g. 2026-11-09 (default: latest closed week)")
+    p.set_defaults(func=cmd_materialize)
+
+    args = parser.parse_args(argv)
+    args.func(args)

@@ -1,0 +1,46 @@
+"""The nbp_assets code location: MOD-107 weekly engine (and, later, next best offer)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from nbp_assets import settings
+from nbp_assets.assets.engine import build_engine_assets
+from nbp_assets.model.weights import load_weights
+from nbp_assets.partitions import TIMEZONE
+from nbp_assets.resources import build_resources
+
+WEEKLY_JOB = "nbp_weekly_job"
+WEEKLY_SCHEDULE = "nbp_weekly_schedule"
+# Monday 06:00 London: upstream snapshots of the closed week have landed overnight.
+WEEKLY_CRON_HOUR = 6
+
+
+def build_definitions(deployment: str | None = None) -> dg.Definitions:
+    weights = load_weights(settings.weights_file())
+    engine = build_engine_assets(weights)
+    weekly_job = dg.define_asset_job(
+        WEEKLY_JOB,
+        selection=dg.AssetSelection.assets(*engine),
+        description=f"One bank week of MOD-107 end to end (model_version {weights.model_version}).",
+        tags={"model_version": weights.model_version},
+        # One process: the 1M-customer week fits in memory, and the DuckDB file takes one writer.
+        executor_def=dg.in_process_executor,
+    )
+    weekly_schedule = dg.build_schedule_from_partitioned_job(
+        weekly_job,
+        name=WEEKLY_SCHEDULE,
+        hour_of_day=WEEKLY_CRON_HOUR,
+        description=f"Every Monday {WEEKLY_CRON_HOUR:02d}:00 {TIMEZONE}: materialize the week that just closed.",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    return dg.Definitions(
+        assets=engine,
+        jobs=[weekly_job],
+        schedules=[weekly_schedule],
+        resources=build_resources(deployment),
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

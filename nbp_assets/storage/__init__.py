@@ -1,0 +1,1 @@
+"""Where MOD-107's results are published for the apps that read them."""
