@@ -84,7 +84,7 @@ def materialize_week(week: str) -> bool:
 
     from nbp_assets.definitions import WEEKLY_JOB, build_definitions
 
-    job = build_definitions().get_job_def(WEEKLY_JOB)
+    job = build_definitions().resolve_job_def(WEEKLY_JOB)
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             partition_key=week,

@@ -22,7 +22,6 @@ def deployment_name() -> str:
 def build_resources(deployment: str | None = None) -> dict:
     deployment = deployment or deployment_name()
     if deployment == "local":
-        settings.nbp_home().mkdir(parents=True, exist_ok=True)
         return {
             "warehouse": DuckDBWarehouse(database=str(settings.warehouse_path())),
             "postgres": PostgresResource(url=settings.postgres_url(), data_dir=str(settings.postgres_data_dir())),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,16 +14,20 @@ from nbp_assets.storage.postgres import resolve_postgres_url, stop_local_server
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory):
+def postgres_url():
     """A real PostgreSQL for the session: NBP_TEST_POSTGRES_URL (a disposable database:
     tests drop schemas in it) or a local server started here and stopped at the end."""
     if os.environ.get("NBP_TEST_POSTGRES_URL"):
         yield os.environ["NBP_TEST_POSTGRES_URL"]
         return
-    data_dir = tmp_path_factory.mktemp("pg")
-    yield resolve_postgres_url(None, data_dir)
-    stop_local_server(data_dir)
-    shutil.rmtree(data_dir, ignore_errors=True)
+    # Not under tmp_path_factory: as root the server runs as another OS user, and every
+    # pytest session that starts resets /tmp/pytest-of-root to 0700, locking it out.
+    data_dir = Path(tempfile.mkdtemp(prefix="nbp-test-pg-"))
+    try:
+        yield resolve_postgres_url(None, data_dir)
+    finally:
+        stop_local_server(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -189,6 +189,10 @@ def test_weights_file_is_loaded_and_validated(tmp_path):
     block = block_of(load_error(tmp_path), "weights.csv")
     assert "column 'weight'" in block and "'lots'" in block
 
+    bad.drop(columns=["signal"]).to_csv(tmp_path / "weights.csv", index=False)
+    block = block_of(load_error(tmp_path), "weights.csv")
+    assert "column 'signal': required column is missing" in block
+
 
 def test_missing_required_file_names_the_expected_files(tmp_path):
     tables = valid_tables()
@@ -328,3 +332,37 @@ def test_all_problems_in_all_files_are_reported_at_once(tmp_path):
     assert "1.7" in block_of(message, "activity.csv")
     assert "behaviour.csv or behaviour.parquet" in message
     assert "3 file(s) with problems" in message
+
+
+def test_parquet_integer_booleans_must_be_zero_or_one(tmp_path):
+    # astype(bool) would quietly call 2 True.
+    tables = valid_tables()
+    tables["product_register"]["is_retention"] = [1, 0, 2]
+    write(tmp_path, tables, "parquet")
+
+    block = block_of(load_error(tmp_path), "product_register.parquet")
+    assert "column 'is_retention'" in block and "row 3:" in block and "is_retention=2" in block
+
+
+def test_parquet_timestamps_with_a_time_zone_are_rejected(tmp_path):
+    tables = valid_tables()
+    tables["activity"]["event_time"] = tables["activity"]["event_time"].dt.tz_localize("UTC")
+    write(tmp_path, tables, "parquet")
+
+    block = block_of(load_error(tmp_path), "activity.parquet")
+    assert "column 'event_time'" in block and "without time zone" in block
+
+
+def test_unreadable_csv_and_repeated_header_are_reported(tmp_path):
+    write(tmp_path, valid_tables())
+    (tmp_path / "churn_health.csv").write_text("as_of_date,party_id\n2025-01-05,C1,extra,cells\n")
+    (tmp_path / "holdings.csv").write_text("party_id,product_id,opened_on,closed_on\nC1,CARD1\n")
+    (tmp_path / "customer_rote.csv").write_text(
+        "as_of_date,party_id,customer_rote,customer_rote\n2025-01-05,C1,0.1,0.2\n"
+    )
+
+    message = load_error(tmp_path)
+    assert "could not be read as CSV" in block_of(message, "churn_health.csv")
+    assert "C1,extra,cells" in block_of(message, "churn_health.csv")
+    assert "Expected 4 columns, got 2" in block_of(message, "holdings.csv")  # pandas would pad with nulls
+    assert "['customer_rote'] appear more than once" in block_of(message, "customer_rote.csv")

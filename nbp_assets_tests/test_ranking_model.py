@@ -94,8 +94,19 @@ def test_relationship_gap_only_counts_same_segment_peers():
     p1 = signals[signals["party_id"] == "P1"].set_index("product_id")
     assert p1.at["SAV_B", "relationship_gap"] == 0.0
     q1 = signals[signals["party_id"] == "Q1"].set_index("product_id")
-    assert q1.at["SAV_B", "relationship_gap"] == 0.0  # Q1 already holds it
     assert q1.at["SAV_A", "relationship_gap"] == 0.0
+    q2 = signals[signals["party_id"] == "Q2"].set_index("product_id")
+    assert q2.at["CA", "relationship_gap"] == 0.0
+
+
+def test_products_already_held_are_never_recommended():
+    peers = [f"Q{i}" for i in range(5)]
+    holdings = [(p, "SAV_B") for p in peers] + [("P1", "SAV_B")]
+    signals, report = compute_signals(make_inputs(parties=["P1", *peers], holdings=holdings))
+    assert report.pairs_already_held == 6
+    assert not ((signals["party_id"] == "P1") & (signals["product_id"] == "SAV_B")).any()
+    ranked, _, _ = rank_week(make_inputs(parties=["P1", *peers], holdings=holdings), WEIGHTS, EVALUATED_AT)
+    assert "SAV_B" not in set(ranked["product_id"])
 
 
 def test_high_churn_lifts_retention_products():

@@ -15,6 +15,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from nbp_assets.contract.validation import ContractViolation, validate
+from nbp_assets.sources.week_inputs import MissingInput
 
 # Check names are constants: tests, sensors and the UI refer to them.
 CONTRACT = "contract"
@@ -81,7 +82,7 @@ def gate(table: str, results: list[dg.AssetCheckResult]) -> Iterator[dg.AssetChe
 
 
 def fail_on_violation(fn: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """Run an input read; a contract violation becomes a readable step failure."""
+    """Run an input read; bad or missing input becomes one readable step failure."""
     try:
         return fn()
     except ContractViolation as exc:
@@ -89,3 +90,5 @@ def fail_on_violation(fn: Callable[[], pd.DataFrame]) -> pd.DataFrame:
             description=exc.render(),
             metadata={"table": exc.table, "failure_cases": dg.MetadataValue.md(exc.failure_table().to_markdown(index=False))},
         ) from None
+    except MissingInput as exc:
+        raise dg.Failure(description=str(exc)) from None

@@ -172,7 +172,9 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         behaviour = checks.fail_on_violation(lambda: src.snapshot(warehouse, "behaviour", week))
         rote = checks.fail_on_violation(lambda: src.snapshot(warehouse, "customer_rote", week))
         inputs = WeekInputs(
-            candidates=_read_slice(warehouse, "eligibility", week)[["party_id", "product_id"]],
+            candidates=warehouse.query(
+                f"SELECT party_id, product_id FROM {_work('eligibility')} WHERE week_start = {sql_date(week.start)}"
+            ),
             customers=active,
             products=checks.fail_on_violation(lambda: src.products(warehouse, week)),
             holdings=checks.fail_on_violation(lambda: src.holdings(warehouse, week)),
@@ -199,6 +201,8 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
                 "parties_without_churn": report.parties_without_churn,
                 "parties_without_behaviour": report.parties_without_behaviour,
                 "pairs_in_cooling_off": report.pairs_in_cooling_off,
+                "pairs_dropped_already_held": report.pairs_already_held,
+                "parties_without_rote": report.parties_without_rote,
                 "signal_means": dg.MetadataValue.json({s: round(float(df[s].mean()), 4) if len(df) else 0.0 for s in ALL_SIGNALS}),
             }
         )
@@ -262,11 +266,16 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         history table product_intelligence.next_best_product (the seed's columns and key);
         a re-run of a week replaces that week's rows."""
         started, week = time.perf_counter(), _week(context)
-        scored = _read_slice(warehouse, "scores", week)
+        scored = warehouse.query(
+            f"SELECT party_id, product_id, score, primary_signal FROM {_work('scores')} "
+            f"WHERE week_start = {sql_date(week.start)}"
+        )
         people = _read_slice(warehouse, "customers", week)
         df = top_products(scored, active_customers(people), model_version, week.evaluated_at)
         del scored
-        eligible = _read_slice(warehouse, "eligibility", week)
+        eligible = warehouse.query(
+            f"SELECT party_id, product_id FROM {_work('eligibility')} WHERE week_start = {sql_date(week.start)}"
+        )
         results = [
             checks.contract_result(models.NbpRankedAsset, df, HISTORY_TABLE),
             checks.rows_result(checks.ELIGIBILITY_GATE, invariants.outside_eligibility(df, eligible),

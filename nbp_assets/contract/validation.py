@@ -9,6 +9,7 @@ import pandera.errors as pa_errors
 import pandera.pandas as pa
 
 MAX_EXAMPLES = 5
+MISSING_COLUMN = "required column is missing"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class ContractViolation(ValueError):
         where = f"table '{self.table}'" + (f" (from {self.source})" if self.source else "")
         lines = [f"{where} breaks its data contract:"]
         for v in self.violations:
+            if v.check == MISSING_COLUMN:
+                lines.append(f"  - column '{v.column}': {MISSING_COLUMN}")
+                continue
             lines.append(
                 f"  - column '{v.column}': {v.check} failed on {v.failing_rows} row(s); "
                 f"examples: {v.examples}"
@@ -72,7 +76,11 @@ def _plain(value):
         return value.isoformat()
     if hasattr(value, "item"):
         return value.item()
-    return None if value is None or (isinstance(value, float) and pd.isna(value)) else value
+    try:
+        missing = pd.isna(value)
+    except (TypeError, ValueError):
+        missing = False
+    return None if missing is True else value
 
 
 def validate(model: type[pa.DataFrameModel], df: pd.DataFrame, table: str, source: str | None = None) -> pd.DataFrame:
@@ -93,8 +101,9 @@ def _violation_from(exc: pa_errors.SchemaErrors, df: pd.DataFrame, table: str, s
     fc["check"] = fc["check"].astype(str)
     violations = []
     for (column, check), grp in fc.groupby(["column", "check"], sort=True, dropna=False):
-        if column == "<table>" and check.startswith("column_in_dataframe"):
-            column, check = str(grp["failure_case"].iloc[0]), "required column is missing"
+        # pandera reports a missing column under the model's name, not the column's.
+        if check.startswith("column_in_dataframe"):
+            column, check = str(grp["failure_case"].iloc[0]), MISSING_COLUMN
         violations.append(
             Violation(
                 column=column,

@@ -39,7 +39,8 @@ def recommendation_rates(
     columns. ranked: the week's top-3 rows (party_id, product_id). Every product in
     `products` is reported, even one recommended to nobody (rate 0): silence about a
     product is itself a fairness signal. Customers with no recommendation at all count
-    in their group's denominator. Recommendations for parties not in `customers`, or of
+    in their group's denominator; a customer with no value for a dimension is counted in
+    the group "(unknown)". Recommendations for parties not in `customers`, or of
     products not in `products`, are ignored.
 
     Rows are ordered by product (as given), dimension (as given), group name ascending.
@@ -54,7 +55,8 @@ def recommendation_rates(
     who = pd.Index(customers["party_id"]).get_indexer(ranked["party_id"])
     what = product_index.get_indexer(ranked["product_id"])
     known = (who >= 0) & (what >= 0)
-    pairs = np.unique(who[known].astype(np.int64) * max(n_products, 1) + what[known])
+    # A product listed twice in one top 3 still reaches the customer once.
+    pairs = pd.unique(who[known].astype(np.int64) * max(n_products, 1) + what[known])
     rec_customer, rec_product = pairs // max(n_products, 1), pairs % max(n_products, 1)
 
     frames = []

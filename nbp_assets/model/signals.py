@@ -1,8 +1,8 @@
 """Ranking signals for every eligible (party, product) pair of a week, each in [0, 1].
 
 The seed's ranking table, one column per signal:
-- relationship_gap: share of same-segment peers holding the product, when the party does
-  not hold it yet ("most customers like you have this; you don't").
+- relationship_gap: share of same-segment peers holding the product ("most customers like
+  you have this; you don't"). Products the party already holds are not candidates at all.
 - churn_risk: the party's MOD-040 churn probability, on retention products only.
 - rote_uplift: how far the product's target ROTE exceeds the party's MOD-106 ROTE.
 - idle_cash: months of spend sitting in the current account beyond a 3-month buffer.
@@ -57,6 +57,7 @@ class SignalReport:
     parties_without_behaviour: int = 0
     parties_without_rote: int = 0
     pairs_in_cooling_off: int = 0
+    pairs_already_held: int = 0
 
 
 def _party_lookup(parties: pd.Index, frame: pd.DataFrame) -> np.ndarray:
@@ -103,8 +104,13 @@ def compute_signals(inputs: WeekInputs) -> tuple[pd.DataFrame, SignalReport]:
     segment_size = np.bincount(segment_codes, minlength=len(segment_names)).astype("float64")
     penetration = holders / np.maximum(segment_size, 1.0)[:, None]
     cand_codes = _pair_codes(party_pos, product_pos, n_products)
-    already_held = np.isin(cand_codes, held_codes)
-    signals["relationship_gap"] = np.where(already_held, 0.0, penetration[segment_codes[party_pos], product_pos])
+    # A product the party already holds is not a *next* product: it leaves the candidates.
+    not_held = ~np.isin(cand_codes, held_codes)
+    report.pairs_already_held = int((~not_held).sum())
+    cand, party_pos, product_pos, cand_codes = (
+        cand.loc[not_held], party_pos[not_held], product_pos[not_held], cand_codes[not_held]
+    )
+    signals["relationship_gap"] = penetration[segment_codes[party_pos], product_pos]
 
     # churn_risk: only retention products are lifted by churn risk.
     churn_pos = _party_lookup(party_index, inputs.churn)

