@@ -127,17 +127,20 @@ def _print_where_to_look(week: str) -> None:
 
     resources = build_resources()
     url = resources["postgres"].conninfo()
-    current = pg.read_current(url)
+    week_rows = resources["warehouse"].query(
+        "SELECT party_id, count(*) OVER () AS n FROM product_intelligence.next_best_product "
+        f"WHERE evaluated_at = (SELECT max(evaluated_at) FROM product_intelligence.next_best_product) LIMIT 1"
+    )
     print("\nWhere to look:")
     print(f"  warehouse history : {settings.warehouse_path()}  table product_intelligence.next_best_product")
     print(f"  fairness report   : same file, table nbp_work.fairness_report (week_start = '{week}')")
     print(f"  apps' current top3: PostgreSQL {resources['postgres'].describe()}, product_intelligence.nbp_current "
-          f"({len(current):,} rows)")
+          f"(current week {pg.current_evaluated_at(url)})")
     print(f"  Dagster UI        : DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -h 127.0.0.1 -p 3000")
-    if len(current):
-        sample = current["party_id"].iloc[0]
-        print(f"\nTop 3 for {sample}:")
-        print(current[current["party_id"] == sample].to_string(index=False))
+    if len(week_rows):
+        sample = week_rows["party_id"].iloc[0]
+        print(f"\nTop 3 for {sample} in nbp_current (of {int(week_rows['n'].iloc[0]):,} rows this week):")
+        print(pg.read_current(url, sample).to_string(index=False))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,7 @@ from nbp_assets.model import fairness, invariants
 from nbp_assets.model.eligibility import active_customers, eligible_candidates
 from nbp_assets.model.ranking import score_candidates, top_products
 from nbp_assets.model.signals import WeekInputs, compute_signals
-from nbp_assets.model.weights import ALL_SIGNALS, Weights
+from nbp_assets.model.weights import ALL_SIGNALS, MODEL_CODE_VERSION, Weights
 from nbp_assets.partitions import Week, weekly_partitions
 from nbp_assets.sources import week_inputs as src
 from nbp_assets.storage.postgres_resource import PostgresResource
@@ -155,6 +155,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         group_name=GROUP,
         partitions_def=weekly_partitions,
         deps=[eligibility, customers],
+        code_version=MODEL_CODE_VERSION,  # signals do not depend on the weights, only on the code
         metadata={"partition_expr": PARTITION_EXPR, "table": _work("signals")},
         check_specs=[checks.contract_spec("signals", models.SignalsAsset)],
         kinds={"pandas", "pandera"},
