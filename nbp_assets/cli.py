@@ -4,6 +4,7 @@ demo        generate a synthetic bank, materialize the latest closed week, print
 generate    write a deterministic synthetic bank into the local warehouse's source schema
 load DIR    validate a folder of <table>.csv/.parquet files, then load them (all or nothing)
 materialize run the weekly job for one week (default: the week that closed last)
+backfill    run the weekly job for a range of weeks, oldest first
 """
 
 from __future__ import annotations
@@ -108,6 +109,23 @@ def cmd_materialize(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def cmd_backfill(args: argparse.Namespace) -> None:
+    import dagster as dg
+
+    from nbp_assets.partitions import weekly_partitions
+
+    weeks = weekly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(args.first, args.last))
+    failed = []
+    for week in weeks:  # oldest first, so the newest week ends up current in PostgreSQL
+        started = time.perf_counter()
+        ok = materialize_week(week)
+        print(f"week {week}: {'succeeded' if ok else 'FAILED'} in {time.perf_counter() - started:.1f}s", flush=True)
+        if not ok:
+            failed.append(week)
+    if failed:
+        raise SystemExit(f"failed weeks: {', '.join(failed)}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     if args.fresh and settings.nbp_home().exists():
         shutil.rmtree(settings.nbp_home())
@@ -170,6 +188,11 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("materialize", help="run the weekly job for one week")
     p.add_argument("--week", help="Monday key, e.g. 2026-11-09 (default: latest closed week)")
     p.set_defaults(func=cmd_materialize)
+
+    p = sub.add_parser("backfill", help="run the weekly job for every week from FIRST to LAST (Monday keys)")
+    p.add_argument("first")
+    p.add_argument("last")
+    p.set_defaults(func=cmd_backfill)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -1,0 +1,89 @@
+"""The check gate: failures are visible in the UI and stop the write; the CLI loader is all-or-nothing."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from nbp_assets.assets import checks
+from nbp_assets.contract.assets import NbpRankedAsset
+from nbp_assets.model import invariants
+
+
+def ranked(**changes) -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "party_id": ["P1", "P1", "P2"],
+            "jurisdiction": ["GB", "GB", "IE"],
+            "rank": pd.array([1, 2, 1], dtype="int32"),
+            "product_id": ["A", "B", "A"],
+            "score": [0.5, 0.25, 0.125],
+            "primary_signal": ["idle_cash", "none", "regular_fx"],
+            "model_version": "nbp-1.0+wabc",
+            "evaluated_at": pd.Timestamp("2026-11-16"),
+        }
+    )
+    for col, (row, value) in changes.items():
+        df.at[row, col] = value
+    return df
+
+
+def test_contract_result_reports_failure_cases():
+    result = checks.contract_result(NbpRankedAsset, ranked(score=(1, 1.5)), "nbp_ranked")
+    assert result.passed is False
+    assert result.severity == dg.AssetCheckSeverity.ERROR
+    assert "score" in result.metadata["failure_cases"].value and "1.5" in result.metadata["failure_cases"].value
+    assert checks.contract_result(NbpRankedAsset, ranked(), "nbp_ranked").passed
+
+
+def test_invariants_find_the_offending_rows():
+    eligible = pd.DataFrame({"party_id": ["P1", "P1"], "product_id": ["A", "B"]})
+    assert invariants.outside_eligibility(ranked(), eligible)["party_id"].tolist() == ["P2"]
+    assert invariants.bad_ranks(ranked(rank=(1, 3)))["party_id"].tolist() == ["P1", "P1"]
+    assert invariants.bad_ranks(ranked(product_id=(1, "A")))["party_id"].tolist() == ["P1", "P1"]
+    assert invariants.bad_ranks(ranked()).empty
+    assert invariants.bad_scores(ranked(score=(1, 0.75)))["rank"].tolist() == [2]  # rises with rank
+    assert invariants.bad_scores(ranked(score=(2, 0.1234567)))["party_id"].tolist() == ["P2"]
+    assert invariants.wrong_model_version(ranked(model_version=(0, "other")), "nbp-1.0+wabc").index.tolist() == [0]
+
+
+def test_gate_records_results_then_stops_before_the_write():
+    written = []
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec(checks.CONTRACT, asset="toy", blocking=True)])
+    def toy():
+        yield from checks.gate("toy", [checks.contract_result(NbpRankedAsset, ranked(rank=(0, 9)), "toy")])
+        written.append(True)
+        yield dg.MaterializeResult()
+
+    @dg.asset(deps=[toy])
+    def downstream():
+        written.append("downstream")
+
+    result = dg.materialize([toy, downstream], raise_on_error=False)
+    assert not result.success
+    assert written == []
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed is False and "rank" in evaluation.metadata["failure_cases"].value
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "nothing was written" in failure.event_specific_data.error.message
+
+
+def test_cli_load_rejects_a_bad_folder_and_loads_nothing(tmp_path, monkeypatch, capsys):
+    from nbp_assets.cli import main
+
+    monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "customers.csv").write_text(
+        "party_id,jurisdiction,segment,age_band,gender,status,income,fico,valid_from,valid_to\n"
+        "P1,GB,VIP,25-34,F,ACTIVE,1000,700,2025-01-01,\n"
+    )
+    with pytest.raises(SystemExit) as exit_:
+        main(["load", str(folder)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "customers.csv" in err and "segment" in err and "VIP" in err
+    assert "product_register" in err  # missing required files are listed too
+    assert not (tmp_path / "home" / "warehouse.duckdb").exists()
