@@ -6,6 +6,7 @@ import dagster as dg
 
 from nbp_assets import settings
 from nbp_assets.assets.engine import build_engine_assets
+from nbp_assets.assets.fairness import build_fairness_assets
 from nbp_assets.model.weights import load_weights
 from nbp_assets.partitions import TIMEZONE
 from nbp_assets.resources import build_resources
@@ -18,7 +19,7 @@ WEEKLY_CRON_HOUR = 6
 
 def build_definitions(deployment: str | None = None) -> dg.Definitions:
     weights = load_weights(settings.weights_file())
-    engine = build_engine_assets(weights)
+    engine = build_engine_assets(weights) + build_fairness_assets(weights)
     weekly_job = dg.define_asset_job(
         WEEKLY_JOB,
         selection=dg.AssetSelection.assets(*engine),

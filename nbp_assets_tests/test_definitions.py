@@ -16,7 +16,7 @@ import pytest
 
 from nbp_assets import settings
 from nbp_assets.assets import checks
-from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE, load_weights
+from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE, MODEL_CODE_VERSION, load_weights
 from nbp_assets.partitions import Week, weekly_partitions
 from nbp_assets.resources import build_resources
 
@@ -205,7 +205,8 @@ def test_checks_are_described_and_attached_to_their_asset(defs):
 
 
 def expected_code_versions(model_version: str) -> dict[str, str | None]:
-    return {name: model_version if name in MODEL_VERSIONED else None for name in ASSETS}
+    code_only = {"signals": MODEL_CODE_VERSION}  # signals follow the code, not the weights
+    return {name: model_version if name in MODEL_VERSIONED else code_only.get(name) for name in ASSETS}
 
 
 def code_versions(defs) -> dict[str, str | None]:
