@@ -1,13 +1,15 @@
-"""The nbp_assets code location: MOD-107 weekly engine (and, later, next best offer)."""
+"""The nbp_assets code location, assembled from one Definitions object per domain.
 
-from __future__ import annotations
+Each domain module builds its own assets, checks, jobs, schedules and sensors; this file
+only merges them and adds the resources chosen by deployment (NBP_DEPLOYMENT).
+"""
 
 import dagster as dg
 
 from nbp_assets import settings
 from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.assets.fairness import build_fairness_assets
-from nbp_assets.model.weights import load_weights
+from nbp_assets.model.weights import Weights, load_weights
 from nbp_assets.partitions import TIMEZONE
 from nbp_assets.resources import build_resources
 
@@ -17,8 +19,8 @@ WEEKLY_SCHEDULE = "nbp_weekly_schedule"
 WEEKLY_CRON_HOUR = 6
 
 
-def build_definitions(deployment: str | None = None) -> dg.Definitions:
-    weights = load_weights(settings.weights_file())
+def weekly_engine_definitions(weights: Weights) -> dg.Definitions:
+    """MOD-107: the weekly next-best-product assets, their job and schedule."""
     engine = build_engine_assets(weights) + build_fairness_assets(weights)
     weekly_job = dg.define_asset_job(
         WEEKLY_JOB,
@@ -35,12 +37,14 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         description=f"Every Monday {WEEKLY_CRON_HOUR:02d}:00 {TIMEZONE}: materialize the week that just closed.",
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
-    return dg.Definitions(
-        assets=engine,
-        jobs=[weekly_job],
-        schedules=[weekly_schedule],
-        resources=build_resources(deployment),
-        executor=dg.in_process_executor,
+    return dg.Definitions(assets=engine, jobs=[weekly_job], schedules=[weekly_schedule])
+
+
+def build_definitions(deployment: str | None = None) -> dg.Definitions:
+    weights = load_weights(settings.weights_file())
+    return dg.Definitions.merge(
+        weekly_engine_definitions(weights),
+        dg.Definitions(resources=build_resources(deployment), executor=dg.in_process_executor),
     )
 
 

@@ -8,7 +8,8 @@ only the failing examples come back. pandera in pandas would cost a minute per w
 
 Translated: required columns, nullability, isin, ge/le/gt/lt/in_range, str_length,
 column uniqueness and the model's unique key. A check this module cannot translate
-raises at import of the caller's test suite (see test_sql_checks), not silently.
+fails test_sql_checks, it is never skipped silently. Identifiers are left unquoted: contract
+column names are plain snake_case, which Snowflake folds to upper case like its own tables.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _lit(value) -> str:
 def _check_sql(col: str, check: pa.Check) -> str:
     """SQL that is TRUE when a non-null value FAILS the check."""
     s = check.statistics
-    q = f'"{col}"'
+    q = col
     translations: dict[str, Callable[[], str]] = {
         "isin": lambda: f"{q} NOT IN ({', '.join(_lit(v) for v in s['allowed_values'])})",
         "greater_than_or_equal_to": lambda: f"{q} < {_lit(s['min_value'])}",
@@ -57,9 +58,9 @@ def predicates(model: type[pa.DataFrameModel]) -> list[tuple[str, str, str]]:
     out = []
     for name, column in model.to_schema().columns.items():
         if not column.nullable:
-            out.append((name, "not_nullable", f'"{name}" IS NULL'))
+            out.append((name, "not_nullable", f"{name} IS NULL"))
         for check in column.checks:
-            out.append((name, f"{check.name}({check.statistics})", f'"{name}" IS NOT NULL AND ({_check_sql(name, check)})'))
+            out.append((name, f"{check.name}({check.statistics})", f"{name} IS NOT NULL AND ({_check_sql(name, check)})"))
     return out
 
 
@@ -95,11 +96,11 @@ def check_in_warehouse(
     for i, (column, what, pred) in enumerate(preds):
         n = int(counts[f"c{i}"])
         if n:
-            cols = ", ".join(f'"{c}"' for c in dict.fromkeys([*id_cols, column]))
+            cols = ", ".join(dict.fromkeys([*id_cols, column]))
             examples = query(f"SELECT {cols} FROM {table} WHERE {where} AND ({pred}) LIMIT {MAX_EXAMPLES}")
             violations.append(Violation(column, what, n, _records(examples)))
     for key in unique_keys(model):
-        cols = ", ".join(f'"{c}"' for c in key)
+        cols = ", ".join(key)
         dupes = query(
             f"SELECT {cols}, count(*) AS copies FROM {table} WHERE {where} GROUP BY {cols} HAVING count(*) > 1"
         )

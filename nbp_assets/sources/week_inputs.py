@@ -46,7 +46,7 @@ def _read(wh: WarehouseResource, name: str, where: str, order_by: str | None = N
     model, _ = SOURCE_TABLES[name]
     table = _table(name)
     check_in_warehouse(wh.query, model, table, where, wh.column_names(table), source=wh.describe())
-    cols = ", ".join(f'"{c}"' for c in model.to_schema().columns)
+    cols = ", ".join(model.to_schema().columns)
     order = f" ORDER BY {order_by}" if order_by else ""
     return coerce_types(model, wh.query(f"SELECT {cols} FROM {table} WHERE {where}{order}"))
 
