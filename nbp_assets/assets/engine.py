@@ -23,7 +23,7 @@ from nbp_assets.model.weights import ALL_SIGNALS, MODEL_CODE_VERSION, Weights
 from nbp_assets.partitions import Week, weekly_partitions
 from nbp_assets.sources import week_inputs as src
 from nbp_assets.storage.postgres_resource import PostgresResource
-from nbp_assets.storage.warehouse import HISTORY_DDL, HISTORY_TABLE, WORK_SCHEMA, WarehouseResource, sql_date
+from nbp_assets.storage.warehouse import HISTORY_DDL, HISTORY_KEY, HISTORY_TABLE, WORK_SCHEMA, WarehouseResource, sql_date
 
 GROUP = "next_best_product"
 PARTITION_EXPR = "week_start"
@@ -289,7 +289,9 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         ]
         del eligible
         yield from checks.gate("nbp_ranked", results)
-        warehouse.replace_slice(HISTORY_TABLE, df, where=f"evaluated_at = {sql_date(week.evaluated_at)}", ddl=HISTORY_DDL)
+        warehouse.replace_slice(
+            HISTORY_TABLE, df, where=f"evaluated_at = {sql_date(week.evaluated_at)}", ddl=HISTORY_DDL, key=HISTORY_KEY
+        )
         active = int((people["status"] == "ACTIVE").sum())
         yield dg.MaterializeResult(
             metadata={
