@@ -134,6 +134,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         )
         people = _read_slice(warehouse, "customers", week)
         products = checks.fail_on_violation(lambda: src.products(warehouse, week))
+        context.log.info(f"MOD-105 snapshot {snap.as_of_date.date()}: {len(snap.frame):,} ELIGIBLE rows read and checked")
         pairs = eligible_candidates(snap.frame, people, products["product_id"])
         pairs.insert(0, "snapshot_date", snap.as_of_date)
         df = _with_week(pairs, week)
@@ -186,6 +187,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
             evaluation_date=week.evaluation_date,
             rote=None if rote is None else rote.frame,
         )
+        context.log.info(f"inputs read and checked; computing signals for {len(inputs.candidates):,} eligible pairs")
         df, report = compute_signals(inputs)
         del inputs
         df = _with_week(df, week)
@@ -226,6 +228,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         started, week = time.perf_counter(), _week(context)
         sig = _read_slice(warehouse, "signals", week).drop(columns=["week_start"])
         products = checks.fail_on_violation(lambda: src.products(warehouse, week))
+        context.log.info(f"scoring {len(sig):,} candidates with model_version {model_version}")
         df = score_candidates(sig, products, weights)
         del sig
         df["model_version"] = model_version
@@ -273,6 +276,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
             f"WHERE week_start = {sql_date(week.start)}"
         )
         people = _read_slice(warehouse, "customers", week)
+        context.log.info(f"ranking {len(scored):,} scored candidates")
         df = top_products(scored, active_customers(people), model_version, week.evaluated_at)
         del scored
         eligible = warehouse.query(
@@ -328,6 +332,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         df["rank"] = df["rank"].astype("int32")
         df["score"] = df["score"].astype("float64")
         yield from checks.gate("nbp_current", [checks.contract_result(models.NbpCurrentAsset, df, "nbp_current")])
+        context.log.info(f"publishing {len(df):,} rows to {postgres.describe()}")
         result = pg.publish_current(postgres.conninfo(), df, week.evaluated_at)
         context.log.info(f"nbp_current: {result.reason}")
         yield dg.MaterializeResult(
