@@ -10,7 +10,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  echo "installing pinned dependencies into .venv (first run: about 1.5 minutes)..."
+  # pip's output goes to a log; it is shown only if the install fails.
+  if ! .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev]' > .venv/pip-install.log 2>&1; then
+    tail -n 50 .venv/pip-install.log >&2
+    echo "pip install failed: full log in .venv/pip-install.log" >&2
+    exit 1
+  fi
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
