@@ -100,8 +100,20 @@ def materialize_week(week: str) -> bool:
     return result.success
 
 
+def _checked_week(key: str) -> str:
+    from nbp_assets.partitions import FIRST_WEEK, Week
+
+    try:
+        Week.from_key(key)
+    except ValueError as exc:
+        raise SystemExit(f"not a week: {exc} (weeks are keyed by their Monday, e.g. 2026-11-09)") from None
+    if key < FIRST_WEEK or key > latest_closed_week():
+        raise SystemExit(f"week {key} is outside the weeks that can run: {FIRST_WEEK} to {latest_closed_week()}")
+    return key
+
+
 def cmd_materialize(args: argparse.Namespace) -> None:
-    week = args.week or latest_closed_week()
+    week = _checked_week(args.week or latest_closed_week())
     started = time.perf_counter()
     ok = materialize_week(week)
     print(f"week {week}: {'succeeded' if ok else 'FAILED'} in {time.perf_counter() - started:.1f}s")
@@ -114,7 +126,9 @@ def cmd_backfill(args: argparse.Namespace) -> None:
 
     from nbp_assets.partitions import weekly_partitions
 
-    weeks = weekly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(args.first, args.last))
+    weeks = weekly_partitions.get_partition_keys_in_range(
+        dg.PartitionKeyRange(_checked_week(args.first), _checked_week(args.last))
+    )
     failed = []
     for week in weeks:  # oldest first, so the newest week ends up current in PostgreSQL
         started = time.perf_counter()

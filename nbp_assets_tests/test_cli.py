@@ -1,0 +1,42 @@
+"""The CLI an operator uses: generate, backfill a range of weeks, materialize one week."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from nbp_assets.cli import main
+from nbp_assets.storage import postgres as pg
+from nbp_assets.storage.warehouse import HISTORY_TABLE, DuckDBWarehouse
+
+pytestmark = pytest.mark.integration
+
+
+def test_generate_then_backfill_two_weeks_oldest_first(tmp_path, monkeypatch, clean_postgres, capsys):
+    home = tmp_path / "home"
+    monkeypatch.setenv("NBP_HOME", str(home))
+    monkeypatch.setenv("NBP_POSTGRES_URL", clean_postgres)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    main(["generate", "--customers", "400", "--seed", "3", "--weeks", "2", "--end-week", "2026-11-09"])
+    main(["backfill", "2026-11-02", "2026-11-09"])
+    out = capsys.readouterr().out
+    assert "week 2026-11-02: succeeded" in out and "week 2026-11-09: succeeded" in out
+
+    weeks = DuckDBWarehouse(database=str(home / "warehouse.duckdb")).query(
+        f"SELECT DISTINCT evaluated_at FROM {HISTORY_TABLE} ORDER BY 1"
+    )["evaluated_at"]
+    assert [str(w.date()) for w in weeks] == ["2026-11-09", "2026-11-16"]
+    assert str(pg.current_evaluated_at(clean_postgres).date()) == "2026-11-16"
+
+    # The runs are in the persistent instance the UI reads ($NBP_HOME/dagster_home).
+    with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        parts = instance.get_materialized_partitions(dg.AssetKey("nbp_ranked"))
+    assert parts == {"2026-11-02", "2026-11-09"}
+
+
+def test_materialize_unknown_week_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
+    with pytest.raises(SystemExit, match="not a week: partition key '2026-11-10' is not a Monday"):
+        main(["materialize", "--week", "2026-11-10"])
+    with pytest.raises(SystemExit, match="week 2024-12-30 is outside the weeks that can run"):
+        main(["materialize", "--week", "2024-12-30"])
