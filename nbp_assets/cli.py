@@ -19,6 +19,15 @@ from datetime import date
 from nbp_assets import settings
 
 
+# Local instance: weekly steps share one pool of one slot (see assets/engine.py WEEKLY_POOL).
+LOCAL_INSTANCE_YAML = """telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
+
 def _ensure_dagster_home() -> str:
     """Persist runs under $NBP_HOME so `dagster dev` shows what the CLI materialized."""
     home = os.environ.get("DAGSTER_HOME") or str(settings.nbp_home() / "dagster_home")
@@ -26,7 +35,7 @@ def _ensure_dagster_home() -> str:
     yaml = os.path.join(home, "dagster.yaml")
     if not os.path.exists(yaml):
         with open(yaml, "w") as fh:
-            fh.write("telemetry:\n  enabled: false\n")
+            fh.write(LOCAL_INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = home
     return home
 

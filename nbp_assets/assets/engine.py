@@ -26,6 +26,9 @@ from nbp_assets.storage.postgres_resource import PostgresResource
 from nbp_assets.storage.warehouse import HISTORY_DDL, HISTORY_KEY, HISTORY_TABLE, WORK_SCHEMA, WarehouseResource, sql_date
 
 GROUP = "next_best_product"
+# One concurrency pool for the weekly steps: with the instance's pool limit at 1, a backfill
+# of many weeks runs one heavy step at a time (bounded memory, one DuckDB writer).
+WEEKLY_POOL = "nbp_weekly"
 PARTITION_EXPR = "week_start"
 
 
@@ -72,6 +75,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=GROUP,
         partitions_def=weekly_partitions,
+        pool=WEEKLY_POOL,
         metadata={"partition_expr": PARTITION_EXPR, "table": _work("customers")},
         check_specs=[checks.contract_spec("customers", models.CustomersAsset)],
         kinds={"pandas", "pandera"},
@@ -96,6 +100,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=GROUP,
         partitions_def=weekly_partitions,
+        pool=WEEKLY_POOL,
         metadata={"partition_expr": PARTITION_EXPR, "table": _work("activity")},
         check_specs=[checks.contract_spec("activity", models.ActivityAsset)],
         kinds={"pandas", "pandera"},
@@ -118,6 +123,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=GROUP,
         partitions_def=weekly_partitions,
+        pool=WEEKLY_POOL,
         deps=[customers],
         metadata={"partition_expr": PARTITION_EXPR, "table": _work("eligibility")},
         check_specs=[checks.contract_spec("eligibility", models.EligibilityAsset)],
@@ -156,6 +162,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=GROUP,
         partitions_def=weekly_partitions,
+        pool=WEEKLY_POOL,
         deps=[eligibility, customers],
         code_version=MODEL_CODE_VERSION,  # signals do not depend on the weights, only on the code
         metadata={"partition_expr": PARTITION_EXPR, "table": _work("signals")},
@@ -214,6 +221,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=GROUP,
         partitions_def=weekly_partitions,
+        pool=WEEKLY_POOL,
         deps=[signals],
         code_version=model_version,
         metadata={"partition_expr": PARTITION_EXPR, "table": _work("scores"), "model_version": model_version},
@@ -249,6 +257,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=GROUP,
         partitions_def=weekly_partitions,
+        pool=WEEKLY_POOL,
         deps=[scores, customers, eligibility],
         code_version=model_version,
         metadata={"table": HISTORY_TABLE, "partition_expr": "evaluated_at", "model_version": model_version},
@@ -314,6 +323,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=GROUP,
         partitions_def=weekly_partitions,
+        pool=WEEKLY_POOL,
         deps=[nbp_ranked],
         code_version=model_version,
         metadata={"table": "postgres: product_intelligence.nbp_current", "model_version": model_version},
