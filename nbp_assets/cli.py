@@ -5,6 +5,7 @@ generate    write a deterministic synthetic bank into the local warehouse's sour
 load DIR    validate a folder of <table>.csv/.parquet files, then load them (all or nothing)
 materialize run the weekly job for one week (default: the week that closed last)
 backfill    run the weekly job for a range of weeks, oldest first
+check       validate the deployment's configuration (NBP_DEPLOYMENT) without writing anything
 """
 
 from __future__ import annotations
@@ -184,6 +185,20 @@ def _print_where_to_look(week: str) -> None:
         print(pg.read_current(url, sample).to_string(index=False))
 
 
+def cmd_check(args: argparse.Namespace) -> None:
+    from nbp_assets.contract.validation import ContractViolation
+    from nbp_assets.resources import check_deployment
+    from nbp_assets.settings import ConfigurationError
+    from nbp_assets.storage.postgres import PostgresUnavailable
+
+    try:
+        lines = check_deployment()
+    except (ConfigurationError, ContractViolation, PostgresUnavailable) as exc:
+        print(f"configuration check FAILED: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print("\n".join(lines) + "\nconfiguration ok")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m nbp_assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -216,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("first")
     p.add_argument("last")
     p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("check", help="validate the deployment's configuration; exit 2 with the reason if it is wrong")
+    p.set_defaults(func=cmd_check)
 
     args = parser.parse_args(argv)
     args.func(args)

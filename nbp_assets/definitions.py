@@ -6,12 +6,13 @@ only merges them and adds the resources chosen by deployment (NBP_DEPLOYMENT).
 
 import dagster as dg
 
-from nbp_assets import settings
+from nbp_assets.alerts.sensor import fairness_alert_definitions
 from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.assets.fairness import build_fairness_assets
-from nbp_assets.model.weights import Weights, load_weights
+from nbp_assets.assets.offers import next_best_offer_definitions
+from nbp_assets.model.weights import Weights
 from nbp_assets.partitions import TIMEZONE
-from nbp_assets.resources import build_resources
+from nbp_assets.resources import build_resources, deployment_weights
 
 WEEKLY_JOB = "nbp_weekly_job"
 WEEKLY_SCHEDULE = "nbp_weekly_schedule"
@@ -41,9 +42,11 @@ def weekly_engine_definitions(weights: Weights) -> dg.Definitions:
 
 
 def build_definitions(deployment: str | None = None) -> dg.Definitions:
-    weights = load_weights(settings.weights_file())
+    weights = deployment_weights(deployment)  # production: the Snowflake weights configuration table
     return dg.Definitions.merge(
         weekly_engine_definitions(weights),
+        next_best_offer_definitions(),
+        fairness_alert_definitions(),
         dg.Definitions(resources=build_resources(deployment), executor=dg.in_process_executor),
     )
 

@@ -1,29 +1,179 @@
 """Resources chosen by deployment (NBP_DEPLOYMENT), local by default.
 
 - local: DuckDB file as the warehouse, PostgreSQL from NBP_POSTGRES_URL or an embedded
-  server under $NBP_HOME/postgres. Nothing to install or start by hand.
+  server under $NBP_HOME/postgres, weights from a CSV. Nothing to install or start by hand.
+- production: Snowflake as the warehouse (storage/snowflake.py), the PostgreSQL server of
+  NBP_POSTGRES_URL, weights from the Snowflake weights configuration table. Settings are
+  dg.EnvVar references that Dagster resolves when a run starts, so the UI shows variable
+  names, never values. Snowflake libraries are imported only when these are built.
+
+A production run checks, before its first step writes anything, that Snowflake accepts the
+login, that every required upstream table is visible and that PostgreSQL answers.
+`python -m nbp_assets check` runs the same checks (and the Dagster instance's) up front.
 """
 
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
+
+import dagster as dg
 
 from nbp_assets import settings
+from nbp_assets.contract.inputs import SOURCE_TABLES
+from nbp_assets.model.weights import Weights, load_weights, weights_from_frame
+from nbp_assets.settings import ConfigurationError
 from nbp_assets.storage.postgres_resource import PostgresResource
-from nbp_assets.storage.warehouse import DuckDBWarehouse
+from nbp_assets.storage.warehouse import SOURCE_SCHEMA, DuckDBWarehouse, WarehouseResource
 
-DEPLOYMENTS = ("local",)
+# SnowflakeResource field -> environment variable
+_SNOWFLAKE_FIELDS = {
+    "account": "SNOWFLAKE_ACCOUNT",
+    "user": "SNOWFLAKE_USER",
+    "password": "SNOWFLAKE_PASSWORD",
+    "private_key": "SNOWFLAKE_PRIVATE_KEY",
+    "private_key_path": "SNOWFLAKE_PRIVATE_KEY_PATH",
+    "private_key_password": "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
+    "role": "SNOWFLAKE_ROLE",
+    "warehouse": "SNOWFLAKE_WAREHOUSE",
+    "database": "SNOWFLAKE_DATABASE",
+}
+WEIGHTS_COLUMNS = ("product_class", "signal", "weight")
 
 
 def deployment_name() -> str:
-    return os.environ.get("NBP_DEPLOYMENT", "local")
+    return settings.deployment()
+
+
+def required_source_tables() -> list[str]:
+    return [f"{SOURCE_SCHEMA}.{name}" for name, (_, required) in SOURCE_TABLES.items() if required]
+
+
+class ServerPostgres(PostgresResource):
+    """The PostgreSQL server that serves nbp_current to the apps in production: a run does
+    not start unless it answers, so a week is never half written for want of it."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from nbp_assets.storage.postgres import check_connection
+
+        check_connection(self.url)
+
+
+def snowflake_warehouse(resolved: bool = False, **connection_args) -> WarehouseResource:
+    """The Snowflake warehouse from SNOWFLAKE_* variables: as EnvVar references for the
+    Definitions (resolved=False), or with their values for use outside a run (CLI, tests).
+    connection_args go to snowflake.connector.connect as they are."""
+    from dagster_snowflake import SnowflakeResource
+
+    from nbp_assets.storage.snowflake import SnowflakeWarehouse
+
+    fields = {
+        field: os.environ[var] if resolved else dg.EnvVar(var)
+        for field, var in _SNOWFLAKE_FIELDS.items()
+        if os.environ.get(var, "").strip()
+    }
+    resource = SnowflakeResource(
+        **fields,
+        login_timeout=settings.snowflake_login_timeout(),
+        additional_snowflake_connection_args=connection_args or None,
+    )
+    return SnowflakeWarehouse(snowflake=resource, required_tables=required_source_tables())
 
 
 def build_resources(deployment: str | None = None) -> dict:
-    deployment = deployment or deployment_name()
+    deployment = settings.deployment(deployment)
     if deployment == "local":
         return {
             "warehouse": DuckDBWarehouse(database=str(settings.warehouse_path())),
             "postgres": PostgresResource(url=settings.postgres_url(), data_dir=str(settings.postgres_data_dir())),
         }
-    raise ValueError(f"unknown NBP_DEPLOYMENT {deployment!r}: expected one of {', '.join(DEPLOYMENTS)}")
+    settings.check_production_env()
+    return {
+        "warehouse": snowflake_warehouse(),
+        "postgres": ServerPostgres(url=dg.EnvVar("NBP_POSTGRES_URL"), data_dir=str(settings.postgres_data_dir())),
+    }
+
+
+def open_warehouse(deployment: str | None = None) -> WarehouseResource:
+    """The deployment's warehouse, ready to use outside a run (loading data, checks)."""
+    if settings.deployment(deployment) == "local":
+        return build_resources("local")["warehouse"]
+    settings.check_production_env()
+    return snowflake_warehouse(resolved=True)
+
+
+def read_weights(warehouse: WarehouseResource, table: str) -> Weights:
+    """The weights configuration table (product_class, signal, weight), validated."""
+    if not warehouse.table_exists(table):
+        raise ConfigurationError(
+            f"weights configuration table {table} does not exist in {warehouse.describe()} (or this role cannot "
+            f"see it): create it with columns {', '.join(WEIGHTS_COLUMNS)} or point NBP_WEIGHTS_TABLE at it"
+        )
+    missing = [c for c in WEIGHTS_COLUMNS if c not in warehouse.column_names(table)]
+    if missing:
+        raise ConfigurationError(f"weights configuration table {table} has no column(s) {', '.join(missing)}")
+    frame = warehouse.query(f"SELECT {', '.join(WEIGHTS_COLUMNS)} FROM {table}")
+    return weights_from_frame(frame, source=f"{warehouse.describe()}, table {table}")
+
+
+def deployment_weights(deployment: str | None = None) -> Weights:
+    """The ranking weights in force: the CSV locally, the configuration table in production."""
+    if settings.deployment(deployment) == "local":
+        return load_weights(settings.weights_file())
+    with open_warehouse("production").session() as warehouse:
+        return read_weights(warehouse, settings.weights_table())
+
+
+def check_deployment(deployment: str | None = None) -> list[str]:
+    """Check a deployment's whole configuration without writing anything. Returns one line
+    per verified item; raises ConfigurationError, PostgresUnavailable or (bad weights)
+    ContractViolation, each naming what is wrong."""
+    from nbp_assets.storage.postgres import check_connection
+
+    deployment = settings.deployment(deployment)
+    lines = [f"deployment: {deployment}"]
+    warehouse = open_warehouse(deployment)
+    if deployment == "production":
+        with warehouse.session():
+            warehouse.check_required_tables()
+            lines.append(f"warehouse: {warehouse.describe()}, login ok, every required nbp_source table visible")
+            weights = read_weights(warehouse, settings.weights_table())
+    else:
+        lines.append(f"warehouse: {warehouse.describe()}")
+        weights = load_weights(settings.weights_file())
+    lines.append(f"weights: {weights.source}, model_version {weights.model_version}")
+    if url := settings.postgres_url():
+        check_connection(url)
+        lines.append(f"postgres (nbp_current): {PostgresResource(url=url, data_dir='').describe()} reachable")
+    else:  # local only: production requires the URL
+        lines.append(f"postgres (nbp_current): {build_resources('local')['postgres'].describe()}")
+    lines.append(_check_dagster_instance())
+    return lines
+
+
+def _check_dagster_instance() -> str:
+    from nbp_assets.storage.postgres import PostgresUnavailable, check_connection
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return "dagster instance: DAGSTER_HOME not set (the CLI uses $NBP_HOME/dagster_home)"
+    url = os.environ.get("DAGSTER_POSTGRES_URL", "")
+    if url:
+        if not url.startswith("postgresql+psycopg2://"):
+            # SQLAlchemy 2 maps postgresql:// to psycopg 3, on which Dagster's NOTIFY fails
+            raise ConfigurationError("DAGSTER_POSTGRES_URL must start with postgresql+psycopg2://")
+        try:  # first, directly: Dagster's own retries take a dozen seconds to say less
+            check_connection("postgresql://" + url.removeprefix("postgresql+psycopg2://"))
+        except PostgresUnavailable as exc:
+            raise ConfigurationError(f"Dagster instance storage (DAGSTER_POSTGRES_URL): {exc}") from None
+    try:
+        with dg.DagsterInstance.get() as instance:
+            instance.get_runs_count()
+            storage = type(instance.run_storage).__name__
+    except Exception as exc:  # a bad dagster.yaml, missing privileges
+        message = " ".join(str(exc).split())[:500]
+        password = urlsplit(url).password if url else None
+        if password:
+            message = message.replace(password, "***")
+        raise ConfigurationError(f"Dagster instance in DAGSTER_HOME={home} cannot be opened: {message}") from None
+    return f"dagster instance: {home} ({storage}) reachable"

@@ -1,19 +1,58 @@
-"""Environment variables that configure a deployment; every one has a local default.
+"""Environment variables that configure a deployment.
 
-| variable                | meaning                                               | default            |
-|-------------------------|-------------------------------------------------------|--------------------|
-| NBP_HOME                | folder for local state (warehouse, PostgreSQL data)   | ./.nbp             |
-| NBP_WAREHOUSE_PATH      | DuckDB file used as the local warehouse               | $NBP_HOME/warehouse.duckdb |
-| NBP_POSTGRES_URL        | PostgreSQL for nbp_current; unset = embedded server   | (embedded)         |
-| NBP_WEIGHTS_FILE        | ranking weights CSV (product_class, signal, weight)   | $NBP_HOME/weights.csv if present, else packaged default |
+NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
+`production` (Snowflake warehouse, PostgreSQL server). docs/deployment.md explains each.
+
+| variable                       | meaning                                                  | default            |
+|--------------------------------|----------------------------------------------------------|--------------------|
+| NBP_DEPLOYMENT                 | local or production                                      | local              |
+| NBP_HOME                       | folder for local state (warehouse, PostgreSQL data)      | ./.nbp             |
+| NBP_WAREHOUSE_PATH             | DuckDB file used as the local warehouse                  | $NBP_HOME/warehouse.duckdb |
+| NBP_POSTGRES_URL               | PostgreSQL for nbp_current; unset = embedded server      | (embedded); required in production |
+| NBP_WEIGHTS_FILE               | local: ranking weights CSV (product_class, signal, weight) | $NBP_HOME/weights.csv if present, else packaged default |
+| NBP_WEIGHTS_TABLE              | production: Snowflake weights configuration table        | nbp_config.nbp_weights |
+| SNOWFLAKE_ACCOUNT              | production: account identifier (e.g. xy12345.eu-west-2)  | required           |
+| SNOWFLAKE_USER                 | production: service user                                 | required           |
+| SNOWFLAKE_PASSWORD             | production: password (or a private key, not both)        |                    |
+| SNOWFLAKE_PRIVATE_KEY          | production: PEM private key text (key-pair auth)         |                    |
+| SNOWFLAKE_PRIVATE_KEY_PATH     | production: file holding the PEM private key             |                    |
+| SNOWFLAKE_PRIVATE_KEY_PASSWORD | production: passphrase of an encrypted private key       | none               |
+| SNOWFLAKE_ROLE                 | production: role to use                                  | the user's default role |
+| SNOWFLAKE_WAREHOUSE            | production: virtual warehouse that runs the queries      | required           |
+| SNOWFLAKE_DATABASE             | production: database holding nbp_source, nbp_work, product_intelligence, nbp_config | required |
+| SNOWFLAKE_LOGIN_TIMEOUT        | production: seconds to wait for a Snowflake login        | 60                 |
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE
+
+DEPLOYMENTS = ("local", "production")
+
+SNOWFLAKE_REQUIRED = ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_WAREHOUSE", "SNOWFLAKE_DATABASE")
+# Exactly one of these authenticates the service user.
+SNOWFLAKE_CREDENTIALS = ("SNOWFLAKE_PASSWORD", "SNOWFLAKE_PRIVATE_KEY", "SNOWFLAKE_PRIVATE_KEY_PATH")
+PRODUCTION_REQUIRED = (*SNOWFLAKE_REQUIRED, "NBP_POSTGRES_URL")
+DEFAULT_WEIGHTS_TABLE = "nbp_config.nbp_weights"
+
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*")
+
+
+class ConfigurationError(ValueError):
+    """The deployment is configured wrongly. The message names what is wrong and never
+    contains a secret; nothing has been written when it is raised."""
+
+
+def deployment(name: str | None = None) -> str:
+    """The deployment to use: `name` if given, else NBP_DEPLOYMENT, else local."""
+    name = name or os.environ.get("NBP_DEPLOYMENT") or "local"
+    if name not in DEPLOYMENTS:
+        raise ConfigurationError(f"unknown NBP_DEPLOYMENT {name!r}: expected one of {', '.join(DEPLOYMENTS)}")
+    return name
 
 
 def nbp_home() -> Path:
@@ -37,3 +76,46 @@ def weights_file() -> Path:
         return Path(os.environ["NBP_WEIGHTS_FILE"]).resolve()
     local = nbp_home() / "weights.csv"
     return local if local.exists() else DEFAULT_WEIGHTS_FILE
+
+
+def _set(name: str) -> bool:
+    return bool(os.environ.get(name, "").strip())
+
+
+def check_production_env() -> None:
+    """Every production setting present and consistent, else one error listing all problems."""
+    problems = []
+    missing = [name for name in PRODUCTION_REQUIRED if not _set(name)]
+    if missing:
+        problems.append(f"missing environment variables: {', '.join(missing)}")
+    credentials = [name for name in SNOWFLAKE_CREDENTIALS if _set(name)]
+    if not credentials:
+        problems.append(f"no Snowflake credential: set one of {', '.join(SNOWFLAKE_CREDENTIALS)}")
+    elif len(credentials) > 1:
+        problems.append(f"more than one Snowflake credential set ({', '.join(credentials)}): keep exactly one")
+    if _set("SNOWFLAKE_PRIVATE_KEY_PATH") and not Path(os.environ["SNOWFLAKE_PRIVATE_KEY_PATH"]).is_file():
+        problems.append(f"SNOWFLAKE_PRIVATE_KEY_PATH {os.environ['SNOWFLAKE_PRIVATE_KEY_PATH']!r} is not a readable file")
+    if _set("SNOWFLAKE_PRIVATE_KEY_PASSWORD") and not (_set("SNOWFLAKE_PRIVATE_KEY") or _set("SNOWFLAKE_PRIVATE_KEY_PATH")):
+        problems.append("SNOWFLAKE_PRIVATE_KEY_PASSWORD is set but there is no private key to decrypt")
+    try:
+        snowflake_login_timeout()
+        weights_table()
+    except ConfigurationError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigurationError("NBP_DEPLOYMENT=production is misconfigured:\n  - " + "\n  - ".join(problems))
+
+
+def weights_table() -> str:
+    """schema.table of the Snowflake weights configuration (product_class, signal, weight)."""
+    name = os.environ.get("NBP_WEIGHTS_TABLE") or DEFAULT_WEIGHTS_TABLE
+    if not _TABLE_NAME.fullmatch(name):  # it is inlined into SQL
+        raise ConfigurationError(f"NBP_WEIGHTS_TABLE {name!r} is not of the form schema.table")
+    return name
+
+
+def snowflake_login_timeout() -> int:
+    raw = os.environ.get("SNOWFLAKE_LOGIN_TIMEOUT") or "60"
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigurationError(f"SNOWFLAKE_LOGIN_TIMEOUT {raw!r} is not a whole number of seconds")
+    return int(raw)

@@ -16,6 +16,8 @@ import pytest
 
 from nbp_assets import settings
 from nbp_assets.assets import checks
+from nbp_assets.assets import offers as nbo
+from nbp_assets.model.offers import OFFER_CODE_VERSION
 from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE, MODEL_CODE_VERSION, load_weights
 from nbp_assets.partitions import Week, weekly_partitions
 from nbp_assets.resources import build_resources
@@ -74,6 +76,27 @@ CHECK_NAMES = {  # the constants are part of the contract with sensors and the U
     "SCORES": "scores_in_range",
     "MODEL_VERSION": "model_version_on_every_row",
     "FAIRNESS_GAP": "fairness_gap_within_10pp",
+}
+# The next-best-offer recipe (issue 5): its own group, unpartitioned, driven by a sensor.
+OFFER_GROUP = "next_best_offer"
+OFFER_ASSETS = {"offers", "offer_rules", "next_best_offer", "next_best_offer_lookup"}
+OFFER_EDGES = {
+    ("offers", "offer_rules"),
+    ("offer_rules", "next_best_offer"),
+    ("next_best_offer", "next_best_offer_lookup"),
+    ("offers", "next_best_offer_lookup"),
+}
+OFFER_CHECKS = {
+    "offers": {checks.CONTRACT: True},
+    "offer_rules": {checks.CONTRACT: True, "rules_history_unchanged": True, "rules_coverage": False},
+    "next_best_offer": {checks.CONTRACT: True, "every_event_offered_once": True, "events_waiting_for_customer": False},
+    "next_best_offer_lookup": {checks.CONTRACT: True, "every_offer_found": True},
+}
+OFFER_CODE_VERSIONS = {"offers": None, "offer_rules": OFFER_CODE_VERSION, "next_best_offer": OFFER_CODE_VERSION,
+                       "next_best_offer_lookup": OFFER_CODE_VERSION}
+OFFER_JOBS = {
+    "next_best_offer_job": {"next_best_offer", "next_best_offer_lookup"},
+    "offer_tables_job": {"offers", "offer_rules"},
 }
 SCHEDULE_CRON = "0 6 * * 1"  # Monday 06:00 ...
 SCHEDULE_TZ = "Europe/London"  # ... London wall time, GMT or BST
@@ -154,13 +177,13 @@ def test_nothing_written_outside_nbp_home(defs, nbp_home):
 
 
 def test_asset_keys(graph):
-    assert key_names(graph.get_all_asset_keys()) == ASSETS
+    assert key_names(graph.get_all_asset_keys()) == ASSETS | OFFER_ASSETS
 
 
 def test_every_asset_is_described_and_grouped(defs):
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
-    assert set(specs) == ASSETS
-    assert {k: s.group_name for k, s in specs.items()} == dict.fromkeys(ASSETS, GROUP)
+    assert set(specs) == ASSETS | OFFER_ASSETS
+    assert {k: s.group_name for k, s in specs.items()} == dict.fromkeys(ASSETS, GROUP) | dict.fromkeys(OFFER_ASSETS, OFFER_GROUP)
     undescribed = sorted(k for k, s in specs.items() if not (s.description or "").strip())
     assert undescribed == []
 
@@ -176,7 +199,7 @@ def test_dependency_edges(graph):
         for key in graph.get_all_asset_keys()
         for parent in graph.get(key).parent_keys
     }
-    assert edges == EDGES
+    assert edges == EDGES | OFFER_EDGES
 
 
 # ---------------------------------------------------------------------------- checks
@@ -189,13 +212,13 @@ def test_check_name_constants():
 def test_checks_and_blocking(defs):
     found = {
         name: {spec.name: spec.blocking for spec in defs.resolve_assets_def(name).check_specs}
-        for name in ASSETS
+        for name in ASSETS | OFFER_ASSETS
     }
-    assert found == CHECKS
+    assert found == CHECKS | OFFER_CHECKS
 
 
 def test_checks_are_described_and_attached_to_their_asset(defs):
-    for name in sorted(ASSETS):
+    for name in sorted(ASSETS | OFFER_ASSETS):
         for spec in defs.resolve_assets_def(name).check_specs:
             assert spec.asset_key == dg.AssetKey(name)
             assert (spec.description or "").strip(), f"{name}:{spec.name} has no description"
@@ -206,7 +229,8 @@ def test_checks_are_described_and_attached_to_their_asset(defs):
 
 def expected_code_versions(model_version: str) -> dict[str, str | None]:
     code_only = {"signals": MODEL_CODE_VERSION}  # signals follow the code, not the weights
-    return {name: model_version if name in MODEL_VERSIONED else code_only.get(name) for name in ASSETS}
+    weekly = {name: model_version if name in MODEL_VERSIONED else code_only.get(name) for name in ASSETS}
+    return weekly | OFFER_CODE_VERSIONS  # the offer rules are data: not in any code version
 
 
 def code_versions(defs) -> dict[str, str | None]:
@@ -295,6 +319,25 @@ def test_weekly_job_selects_every_asset(defs):
     assert key_names(job.asset_layer.selected_asset_keys) == ASSETS
     assert job.partitions_def is weekly_partitions
     assert job.executor_def is dg.in_process_executor
+
+
+def test_offer_assets_are_unpartitioned_and_run_by_their_jobs(defs):
+    for name in sorted(OFFER_ASSETS):
+        assert defs.resolve_assets_def(name).partitions_def is None, name
+    for job_name, selected in OFFER_JOBS.items():
+        job = defs.resolve_job_def(job_name)
+        assert key_names(job.asset_layer.selected_asset_keys) == selected
+        assert job.executor_def is dg.in_process_executor
+
+
+def test_offer_sensor_snapshot(defs):
+    sensor = defs.resolve_sensor_def("next_best_offer_sensor")
+    assert sensor.minimum_interval_seconds == 15
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert {j.name for j in sensor.jobs} == set(OFFER_JOBS)
+    assert "next_best_offer_sensor" in {s.name for s in defs.sensors}
+    assert (nbo.GROUP, nbo.BATCH_JOB, nbo.TABLES_JOB, nbo.SENSOR) == (
+        OFFER_GROUP, "next_best_offer_job", "offer_tables_job", "next_best_offer_sensor")
 
 
 def test_schedule_snapshot(defs):

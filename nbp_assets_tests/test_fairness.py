@@ -11,6 +11,7 @@ import pytest
 from nbp_assets.model.fairness import (
     BREACH_THRESHOLD_PP,
     GAP_COLUMNS,
+    GAP_DETAIL_COLUMNS,
     RATE_COLUMNS,
     fairness_gaps,
     recommendation_rates,
@@ -67,12 +68,13 @@ def test_rates_match_hand_computation():
 
 def test_gaps_match_hand_computation():
     gaps = fairness_gaps(recommendation_rates(customers(), ranked(), PRODUCTS))
-    assert list(gaps.columns) == GAP_COLUMNS
+    assert list(gaps.columns) == GAP_COLUMNS + GAP_DETAIL_COLUMNS  # no eligibility given: no attribution
     got = gaps.set_index(["product_id", "dimension"])
 
     assert got.loc[("SAV", "jurisdiction")].to_dict() == {
         "highest_group": "GB", "highest_rate": 1.0, "lowest_group": "IE", "lowest_rate": 1 / 3,
         "gap_pp": 66.6667, "breach": True,
+        "highest_customers": 2, "lowest_customers": 3, "groups": 2, "judged_groups": 2,
     }
     assert got.loc[("SAV", "age_band"), "gap_pp"] == 16.6667
     assert got.loc[("SAV", "age_band"), "highest_group"] == "18-24"

@@ -13,6 +13,8 @@ import time
 import dagster as dg
 import pandas as pd
 
+from nbp_assets.alerts.config import fairness_config
+from nbp_assets.alerts.guard import publish_blocked_reason
 from nbp_assets.assets import checks
 from nbp_assets.contract import assets as models
 from nbp_assets.model import invariants
@@ -71,6 +73,7 @@ def _common_metadata(week: Week, df: pd.DataFrame, table: str, started: float) -
 def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     """The eight assets, governed by one weights configuration (and its model_version)."""
     model_version = weights.model_version
+    fairness_blocks_publish = fairness_config().blocks_publish
 
     @dg.asset(
         group_name=GROUP,
@@ -324,7 +327,8 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         group_name=GROUP,
         partitions_def=weekly_partitions,
         pool=WEEKLY_POOL,
-        deps=[nbp_ranked],
+        # NBP_FAIRNESS_BLOCKS_PUBLISH=true: publish only after this week's fairness check (docs/fairness.md).
+        deps=[nbp_ranked, *(["fairness_report"] if fairness_blocks_publish else [])],
         code_version=model_version,
         metadata={"table": "postgres: product_intelligence.nbp_current", "model_version": model_version},
         check_specs=[checks.contract_spec("nbp_current", models.NbpCurrentAsset)],
@@ -338,6 +342,8 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         from nbp_assets.storage import postgres as pg
 
         started, week = time.perf_counter(), _week(context)
+        if fairness_blocks_publish and (blocked := publish_blocked_reason(warehouse, week, model_version)):
+            raise dg.Failure(description=blocked, metadata={"published": False})
         df = warehouse.query(f"SELECT * FROM {HISTORY_TABLE} WHERE evaluated_at = {sql_date(week.evaluated_at)} ORDER BY party_id, rank")
         df["rank"] = df["rank"].astype("int32")
         df["score"] = df["score"].astype("float64")

@@ -1,13 +1,26 @@
-"""CON-001 fairness monitoring of the weekly ranking: the fairness_report asset and its check."""
+"""CON-001 fairness monitoring of the weekly ranking: the fairness_report asset and its check.
+
+Wiring only: the maths is in model/fairness.py, the compliance outbox in alerts/outbox.py,
+the review report's tables, charts and HTML in alerts/report.py.
+"""
 
 import time
+from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
+from nbp_assets import settings
+from nbp_assets.alerts import outbox
+from nbp_assets.alerts import report as render
+from nbp_assets.alerts.config import FairnessConfig, fairness_config
+from nbp_assets.alerts.messages import alert_payload
 from nbp_assets.assets import checks
 from nbp_assets.assets.engine import (
     GROUP,
     PARTITION_EXPR,
+    WEEKLY_POOL,
     _common_metadata,
     _read_slice,
     _week,
@@ -15,73 +28,179 @@ from nbp_assets.assets.engine import (
     _work,
     _write,
 )
-from nbp_assets.contract import assets as models
+from nbp_assets.contract.fairness import fairness_report_model
 from nbp_assets.model import fairness
-from nbp_assets.model.eligibility import active_customers
+from nbp_assets.model.eligibility import ACTIVE, active_customers
 from nbp_assets.model.weights import Weights
-from nbp_assets.partitions import weekly_partitions
+from nbp_assets.partitions import Week, weekly_partitions
 from nbp_assets.sources import week_inputs as src
+from nbp_assets.storage.postgres_resource import PostgresResource
 from nbp_assets.storage.warehouse import HISTORY_TABLE, WarehouseResource, sql_date
 
+REPORT_TABLE = _work("fairness_report")
 
-def build_fairness_assets(weights: Weights) -> list[dg.AssetsDefinition]:
+
+def report_path(week: Week) -> Path:
+    return settings.nbp_home() / "reports" / "fairness" / f"{week.key}.html"
+
+
+def _eligible_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...]) -> pd.DataFrame:
+    # Counted in the warehouse: one row per product and combination of group values,
+    # instead of every eligible pair. Dimension names are validated customer columns.
+    dims = ", ".join(f"c.{d}" for d in dimensions)
+    return warehouse.query(
+        f"SELECT e.product_id, {dims}, count(*) AS eligible FROM {_work('eligibility')} e "
+        f"JOIN {_work('customers')} c ON c.party_id = e.party_id AND c.week_start = e.week_start "
+        f"WHERE e.week_start = {sql_date(week.start)} AND c.status = '{ACTIVE}' GROUP BY e.product_id, {dims}"
+    )
+
+
+def _history(warehouse: WarehouseResource, week: Week, gaps: pd.DataFrame, config: FairnessConfig):
+    weeks = [(week.start - timedelta(weeks=k)).isoformat() for k in reversed(range(config.history_weeks))]
+    current = gaps[["product_id", "dimension", "gap_pp", "breach"]].assign(week_start=pd.Timestamp(week.start))
+    if warehouse.table_exists(REPORT_TABLE):
+        earlier = warehouse.query(
+            f"SELECT DISTINCT week_start, product_id, dimension, gap_pp, breach FROM {REPORT_TABLE} "
+            f"WHERE week_start >= DATE '{weeks[0]}' AND week_start < {sql_date(week.start)}"
+        )
+        if len(earlier):
+            current = pd.concat([earlier, current], ignore_index=True)
+    history = fairness.gap_history(current, weeks)
+    return weeks, history[history["dimension"].isin(config.dimensions)].reset_index(drop=True)
+
+
+def _write_report(warehouse: WarehouseResource, df: pd.DataFrame, week: Week) -> None:
+    if warehouse.table_exists(REPORT_TABLE):
+        present = warehouse.column_names(REPORT_TABLE)
+        missing = [c for c in df.columns if c.lower() not in present]
+        if missing:  # a report table from before these columns: widen it, earlier weeks stay (empty there)
+            old = warehouse.query(f"SELECT * FROM {REPORT_TABLE}")
+            nullable = {"bool": "boolean", "int64": "Int64", "object": "string"}  # typed even when all empty
+            for column in missing:
+                old[column] = pd.Series(None, index=old.index, dtype=nullable.get(str(df[column].dtype), df[column].dtype))
+            warehouse.replace_table(REPORT_TABLE, old)
+    _write(warehouse, "fairness_report", df, week)
+
+
+def _alerts_table(alerts: list[dict], outcome: outbox.RecordOutcome) -> pd.DataFrame:
+    state = {i: s for s, ids in (("new", outcome.opened), ("reopened", outcome.reopened),
+                                 ("already open", outcome.still_open)) for i in ids}
+    rows = []
+    for a in alerts:
+        alert_id = outcome.alert_ids.get((a["product_id"], a["dimension"]))
+        rows.append({
+            "alert": f"#{alert_id} ({state.get(alert_id, '')})", "product": a["product_id"], "dimension": a["dimension"],
+            "highest": f"{a['highest_group']} {a['highest_rate'] * 100:.1f}% of {a['highest_customers']}",
+            "lowest": f"{a['lowest_group']} {a['lowest_rate'] * 100:.1f}% of {a['lowest_customers']}",
+            "gap pp": render.pp(a["gap_pp"]), "from ranking pp": render.pp(a["ranking_pp"]),
+            "from eligibility pp": render.pp(a["eligibility_pp"]),
+            "attributable to": a["attributable_to"],
+            "weeks breached": f"{a['weeks_breached']} of {a['weeks_reported']}",
+        })
+    return pd.DataFrame(rows)
+
+
+def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None) -> list[dg.AssetsDefinition]:
     model_version = weights.model_version
+    config = config or fairness_config()
+    contract = fairness_report_model(config.dimensions)
+    dims_text = ", ".join(config.dimensions)
+    threshold = fairness.BREACH_THRESHOLD_PP
+    severity = dg.AssetCheckSeverity.ERROR if config.blocks_publish else dg.AssetCheckSeverity.WARN
+    publish_note = ("A failure also stops nbp_current from publishing the week (NBP_FAIRNESS_BLOCKS_PUBLISH=true)."
+                    if config.blocks_publish else "It does not stop nbp_current (NBP_FAIRNESS_BLOCKS_PUBLISH=false).")
 
     @dg.asset(
         group_name=GROUP,
         partitions_def=weekly_partitions,
+        pool=WEEKLY_POOL,
         deps=["nbp_ranked", "customers"],
         code_version=model_version,
-        metadata={"partition_expr": PARTITION_EXPR, "table": _work("fairness_report"), "model_version": model_version},
+        metadata={"partition_expr": PARTITION_EXPR, "table": REPORT_TABLE, "model_version": model_version,
+                  "dimensions": dims_text, "min_group_size": config.min_group_size},
         check_specs=[
-            checks.contract_spec("fairness_report", models.FairnessReportAsset),
+            checks.contract_spec("fairness_report", contract),
             dg.AssetCheckSpec(
-                checks.FAIRNESS_GAP, asset="fairness_report", blocking=False,
-                description="No product's recommendation rate differs by more than 10 percentage points "
-                "between groups of a jurisdiction, age band or segment (CON-001). A failure is an "
-                "nbp.fairness_breach for compliance review.",
+                checks.FAIRNESS_GAP, asset="fairness_report", blocking=config.blocks_publish,
+                description=f"No product's recommendation rate differs by more than {threshold:g} percentage points "
+                f"between the groups of {dims_text} with at least {config.min_group_size} customers (CON-001). "
+                f"A failure is an nbp.fairness_breach alert, recorded in {outbox.ALERTS} and delivered to "
+                f"compliance for model review. {publish_note}",
             ),
         ],
-        kinds={"pandas", "pandera"},
+        kinds={"pandas", "pandera", "postgres"},
     )
-    def fairness_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        """Weekly fairness report (CON-001): for every product, the share of active customers
-        with it in their top 3, per jurisdiction, age band and segment, and the largest gap
-        between groups in percentage points. A gap above 10 points is a fairness breach."""
+    def fairness_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource, postgres: PostgresResource):
+        """Weekly fairness review report (CON-001, CON-006): for every product, the share of
+        active customers with it in their top 3 per group of each configured dimension
+        (jurisdiction, age band and segment by default), with a 95% confidence interval,
+        the rate among the customers eligible for it, and the gap between the highest and
+        lowest group, split into the part due to eligibility and the part due to the
+        ranking. Groups below the minimum size are listed, not judged. A gap above 10 points
+        is a breach: an nbp.fairness_breach alert in the compliance outbox. Also the gap of
+        each product over the last weeks, and the whole report as an HTML file per week."""
         started, week = time.perf_counter(), _week(context)
         people = active_customers(_read_slice(warehouse, "customers", week))
         ranked = warehouse.query(
             f"SELECT party_id, product_id FROM {HISTORY_TABLE} WHERE evaluated_at = {sql_date(week.evaluated_at)}"
         )
         products = checks.fail_on_violation(lambda: src.products(warehouse, week))
-        rates = fairness.recommendation_rates(people, ranked, sorted(products["product_id"]))
-        gaps = fairness.fairness_gaps(rates)
-        df = rates.merge(gaps[["product_id", "dimension", "gap_pp", "breach"]], on=["product_id", "dimension"])
-        df["group"] = df["group"].astype(str)
-        df = _with_week(df, week)
+        eligible = _eligible_counts(warehouse, week, config.dimensions)
+        rates = fairness.recommendation_rates(people, ranked, sorted(products["product_id"]), config.dimensions, eligible)
+        gaps = fairness.fairness_gaps(rates, threshold, config.min_group_size)
+        df = _with_week(fairness.report_rows(rates, gaps, config.min_group_size), week)
+        df["model_version"] = model_version
+        yield from checks.gate("fairness_report", [checks.contract_result(contract, df, "fairness_report")])
+
+        weeks, history = _history(warehouse, week, gaps, config)
+        counts = history.set_index(["product_id", "dimension"])[["weeks_breached", "weeks_reported"]]
+        html_path = report_path(week)
         breaches = gaps[gaps["breach"]]
-        gap_check = dg.AssetCheckResult(
+        alerts = [
+            alert_payload(row, week.key, model_version, threshold, context.run.run_id,
+                          *counts.loc[(row["product_id"], row["dimension"])], str(html_path))
+            for row in breaches.to_dict("records")
+        ]
+        # Recorded before the check is reported and the report written: a breach the UI
+        # shows always has its alert, and a failure here fails the step visibly.
+        gaps_now = {(r["product_id"], r["dimension"]): r["gap_pp"] for r in gaps.to_dict("records")}
+        outcome = outbox.record_week(postgres.conninfo(), week.start, model_version, alerts, gaps_now, context.run.run_id)
+        alerts_table = _alerts_table(alerts, outcome)
+        yield dg.AssetCheckResult(
             check_name=checks.FAIRNESS_GAP,
             passed=breaches.empty,
-            severity=dg.AssetCheckSeverity.WARN,
-            description="no product over the 10 pp gap" if breaches.empty
-            else f"nbp.fairness_breach: {len(breaches)} product/dimension gap(s) over 10 pp",
+            severity=severity,
+            description=f"no product over the {threshold:g} pp gap" if breaches.empty
+            else f"nbp.fairness_breach: {len(breaches)} product/dimension gap(s) over {threshold:g} pp, "
+            f"alert(s) {', '.join(f'#{i}' for i in outcome.alert_ids.values())} in {outbox.ALERTS}",
             metadata={
                 "breaches": len(breaches),
                 "model_version": model_version,
-                "breach_table": dg.MetadataValue.md(breaches.to_markdown(index=False) if len(breaches) else "none"),
+                "alert_ids": dg.MetadataValue.json(sorted(outcome.alert_ids.values())),
+                "resolved_alert_ids": dg.MetadataValue.json(outcome.resolved),
+                "breach_table": dg.MetadataValue.md(render.markdown(alerts_table)),
             },
         )
-        yield from checks.gate("fairness_report", [checks.contract_result(models.FairnessReportAsset, df, "fairness_report"), gap_check])
-        _write(warehouse, "fairness_report", df, week)
+        _write_report(warehouse, df, week)
+        meta = {"week": week.key, "model_version": model_version, "dimensions": dims_text,
+                "minimum group size": config.min_group_size, "threshold": f"{threshold:g} pp",
+                "Dagster run": context.run.run_id, "alert outbox": outbox.ALERTS}
+        render.write_html(html_path, render.render_html(meta, gaps, df, history, weeks, alerts_table, threshold))
         yield dg.MaterializeResult(
             metadata={
-                **_common_metadata(week, df, _work("fairness_report"), started),
+                **_common_metadata(week, df, REPORT_TABLE, started),
                 "model_version": model_version,
                 "breaches": len(breaches),
-                "largest_gaps": dg.MetadataValue.md(
-                    gaps.sort_values("gap_pp", ascending=False).head(10).to_markdown(index=False)
-                ),
+                "alerts": dg.MetadataValue.md(render.markdown(alerts_table)),
+                "resolved_alerts": dg.MetadataValue.json(outcome.resolved),
+                "gap_chart": dg.MetadataValue.md(render.md_image(
+                    render.gap_chart_svg(gaps, threshold, f"Gap per product and dimension, week {week.key}"), "gap chart")),
+                "gaps": dg.MetadataValue.md(render.markdown(
+                    render.gaps_table(gaps.sort_values("gap_pp", ascending=False, kind="stable")))),
+                "gap_history": dg.MetadataValue.md(render.markdown(render.history_table(history, weeks))),
+                "rates": dg.MetadataValue.md(render.markdown(render.rates_table(df))),
+                "unjudged_groups": int((~df["judged"]).sum()),
+                "report_html": dg.MetadataValue.path(str(html_path)),
             }
         )
 

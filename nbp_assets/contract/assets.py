@@ -116,13 +116,25 @@ class NbpCurrentAsset(NbpRankedAsset):
 
 
 class FairnessReportAsset(_Weekly):
-    """Recommendation rate per product and demographic group, with each product's gap."""
+    """nbp_work.fairness_report: per product, dimension and group, the recommendation rate
+    with its 95% interval, the rate among eligible customers, whether the group was large
+    enough to be judged, and the product/dimension's gap and breach. Dimensions other
+    than the defaults are checked by `contract.fairness.fairness_report_model`."""
 
     product_id: Series[object] = Text()
     dimension: Series[object] = Text(isin=list(DEFAULT_DIMENSIONS))
     group: Series[object] = Text()
-    customers: Series[int] = pa.Field(ge=0)
+    customers: Series[int] = pa.Field(ge=1)
     recommended: Series[int] = pa.Field(ge=0)
     rate: Series[float] = pa.Field(ge=0.0, le=1.0)
-    gap_pp: Series[float] = pa.Field(ge=0.0, le=100.0)
+    ci_low: Series[float] = pa.Field(ge=0.0, le=1.0)
+    ci_high: Series[float] = pa.Field(ge=0.0, le=1.0)
+    judged: Series[bool]
+    eligible: Series[int] = pa.Field(ge=0)
+    # NaN when nobody in the group is eligible; above 1 only if the CON-006 gate leaked.
+    eligible_rate: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+    # NaN when fewer than two groups of the dimension are large enough to judge.
+    gap_pp: Series[float] = pa.Field(ge=0.0, le=100.0, nullable=True)
     breach: Series[bool]
+    eligible_gap_pp: Series[float] = pa.Field(ge=0.0, le=100.0, nullable=True)
+    model_version: Series[object] = Text(str_length={"min_value": 1})

@@ -2,9 +2,23 @@
 
 CON-001 requires that no protected characteristic systematically suppresses a product's
 recommendations. Each week, for every product, the share of active customers who got it
-in their top 3 is compared across jurisdictions, age bands and segments; a spread of
-more than 10 percentage points between the highest and lowest group of one dimension
-is a breach, which raises the nbp.fairness_breach alert for compliance review.
+in their top 3 is compared across the groups of each dimension (jurisdiction, age band
+and segment by default); a spread of more than 10 percentage points between the highest
+and lowest judged group of one dimension is a breach, which raises the
+nbp.fairness_breach alert for compliance review.
+
+Three refinements make the report actionable:
+- Every rate carries a Wilson 95% confidence interval, and groups smaller than a minimum
+  size are listed but not judged: a handful of customers cannot show a pattern.
+- Beside the raw rate stands the rate among the group's customers who were ELIGIBLE for
+  the product (CON-006). rate = eligible share x rate among eligible, so the gap between
+  the highest and lowest group splits exactly into a part caused by eligibility and a
+  part caused by the ranking (see `fairness_gaps`).
+- The gap of every product over the last weeks (`gap_history`) shows whether a breach
+  is a one-off or a systematic pattern.
+
+The breach is judged on the raw recommendation rate, as MOD-107 states it: a gap that
+comes only from eligibility still reaches compliance, labelled as such.
 """
 
 from __future__ import annotations
@@ -16,15 +30,53 @@ import pandas as pd
 
 DEFAULT_DIMENSIONS = ("jurisdiction", "age_band", "segment")
 BREACH_THRESHOLD_PP = 10.0
+DEFAULT_MIN_GROUP_SIZE = 30
+Z_95 = 1.959963984540054
 # Customers with no value for a dimension stay in the report as their own group rather
 # than vanishing from the denominator.
 UNKNOWN_GROUP = "(unknown)"
 
-RATE_COLUMNS = ["product_id", "dimension", "group", "customers", "recommended", "rate"]
+RATE_COLUMNS = ["product_id", "dimension", "group", "customers", "recommended", "rate", "ci_low", "ci_high"]
+ELIGIBLE_COLUMNS = ["eligible", "eligible_rate"]
 GAP_COLUMNS = [
     "product_id", "dimension", "highest_group", "highest_rate",
     "lowest_group", "lowest_rate", "gap_pp", "breach",
 ]
+GAP_DETAIL_COLUMNS = ["highest_customers", "lowest_customers", "groups", "judged_groups"]
+ATTRIBUTION_COLUMNS = [
+    "highest_eligible_share", "lowest_eligible_share", "highest_eligible_rate", "lowest_eligible_rate",
+    "eligible_gap_pp", "eligibility_pp", "ranking_pp",
+]
+KEYS = ["product_id", "dimension"]
+
+
+def wilson_interval(successes, trials, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion: stays inside [0, 1] and is honest for small
+    groups and rates near 0 or 1, where the textbook +-1.96 SE interval is not."""
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        denominator = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denominator
+        half = z / denominator * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def _group_labels(column: pd.Series) -> pd.Series:
+    if column.isna().any():
+        column = column.astype(object).where(column.notna(), UNKNOWN_GROUP)
+    return column.astype(str)
+
+
+def count_eligible(customers: pd.DataFrame, pairs: pd.DataFrame, dimensions: Sequence[str]) -> pd.DataFrame:
+    """Eligible (party, product) pairs counted per product and combination of dimension
+    values: the shape the warehouse returns from one GROUP BY, so 20M pairs never leave it."""
+    joined = pairs[["party_id", "product_id"]].drop_duplicates().merge(
+        customers[["party_id", *dimensions]], on="party_id", how="inner"
+    )
+    counts = joined.groupby(["product_id", *dimensions], dropna=False).size()
+    return counts.rename("eligible").reset_index()
 
 
 def recommendation_rates(
@@ -32,6 +84,7 @@ def recommendation_rates(
     ranked: pd.DataFrame,
     products: Sequence[str],
     dimensions: Sequence[str] = DEFAULT_DIMENSIONS,
+    eligible: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Share of each group's active customers who got each product in their top 3.
 
@@ -41,7 +94,11 @@ def recommendation_rates(
     product is itself a fairness signal. Customers with no recommendation at all count
     in their group's denominator; a customer with no value for a dimension is counted in
     the group "(unknown)". Recommendations for parties not in `customers`, or of
-    products not in `products`, are ignored.
+    products not in `products`, are ignored. ci_low/ci_high: Wilson 95% interval.
+
+    eligible (optional, from `count_eligible` or the warehouse): adds `eligible`, the
+    group's customers eligible for the product, and `eligible_rate` = recommended /
+    eligible (NaN when nobody in the group is eligible).
 
     Rows are ordered by product (as given), dimension (as given), group name ascending.
     """
@@ -61,46 +118,130 @@ def recommendation_rates(
 
     frames = []
     for dimension in dimensions:
-        column = customers[dimension]
-        if column.isna().any():
-            column = column.astype(object).where(column.notna(), UNKNOWN_GROUP)
-        codes, groups = pd.factorize(column.astype(str), sort=True)
+        codes, groups = pd.factorize(_group_labels(customers[dimension]), sort=True)
         n_groups = len(groups)
         sizes = np.bincount(codes, minlength=n_groups)
         hits = np.bincount(codes[rec_customer] * n_products + rec_product,
                            minlength=n_groups * n_products).reshape(n_groups, n_products)
-        frames.append(pd.DataFrame({
+        frame = pd.DataFrame({
             "_product": np.repeat(np.arange(n_products), n_groups),
             "product_id": np.repeat(product_index.to_numpy(dtype=object), n_groups),
             "dimension": dimension,
             "group": np.tile(np.asarray(groups, dtype=object), n_products),
             "customers": np.tile(sizes, n_products).astype(np.int64),
             "recommended": hits.T.reshape(-1).astype(np.int64),
-        }))
+        })
+        if eligible is not None:
+            by_group = eligible.assign(group=_group_labels(eligible[dimension])).groupby(
+                ["product_id", "group"], dropna=False)["eligible"].sum()
+            index = pd.MultiIndex.from_arrays([frame["product_id"], frame["group"]])
+            frame["eligible"] = by_group.reindex(index, fill_value=0).to_numpy().astype(np.int64)
+        frames.append(frame)
+    columns = RATE_COLUMNS + (ELIGIBLE_COLUMNS if eligible is not None else [])
     if not frames:
-        return pd.DataFrame(columns=RATE_COLUMNS)
+        return pd.DataFrame(columns=columns)
     # Stable sort keeps dimensions in the given order and groups by name within a product.
     rates = pd.concat(frames, ignore_index=True).sort_values("_product", kind="stable")
     rates["rate"] = rates["recommended"] / rates["customers"]  # groups are observed, never empty
-    return rates[RATE_COLUMNS].reset_index(drop=True)
+    rates["ci_low"], rates["ci_high"] = wilson_interval(rates["recommended"], rates["customers"])
+    if eligible is not None:
+        rates["eligible_rate"] = (rates["recommended"] / rates["eligible"].where(rates["eligible"] > 0)).astype(float)
+    return rates[columns].reset_index(drop=True)
 
 
-def fairness_gaps(rates: pd.DataFrame, threshold_pp: float = BREACH_THRESHOLD_PP) -> pd.DataFrame:
-    """Per product and dimension: the best- and worst-served groups and the gap between them.
+def _extreme(judged: pd.DataFrame, highest: bool, prefix: str, extra: list[str]) -> pd.DataFrame:
+    ordered = judged.sort_values([*KEYS, "rate", "group"], ascending=[True, True, not highest, True], kind="stable")
+    picked = ordered.drop_duplicates(KEYS)[[*KEYS, "group", "rate", "customers", *extra]]
+    return picked.rename(columns={c: f"{prefix}_{c}" for c in ["group", "rate", "customers", *extra]})
+
+
+def fairness_gaps(
+    rates: pd.DataFrame, threshold_pp: float = BREACH_THRESHOLD_PP, min_group_size: int = 1
+) -> pd.DataFrame:
+    """Per product and dimension: the best- and worst-served judged groups and the gap.
+
+    Groups with fewer than min_group_size customers are listed in the rates but not
+    judged: they are never the highest or lowest group. With fewer than two judged groups
+    a dimension has no gap (NaN) and cannot breach.
 
     gap_pp is in percentage points, rounded to 4 dp so float noise (0.6 - 0.5 is not
     exactly 0.1) cannot turn a 10.0 pp gap into a breach. breach means gap_pp is strictly
     above threshold_pp. Ties pick the group whose name sorts first, so the report is
     identical week over week for identical data.
+
+    With eligibility in the rates (see `recommendation_rates`), the gap splits exactly
+    into eligibility_pp + ranking_pp. With share s = eligible / customers and r = rate
+    among eligible, rate = s x r, and for the highest (H) and lowest (L) group
+        gap = (s_H - s_L)(r_H + r_L)/2  +  (r_H - r_L)(s_H + s_L)/2
+              \\__ eligibility_pp __/      \\___ ranking_pp ___/
+    (the symmetric split of a product of two factors). A group nobody in is eligible
+    takes the other group's r: no ranking difference is attributed where none is
+    observable. eligible_gap_pp is the spread of the rate among eligible customers over
+    the judged groups with at least min_group_size eligible customers.
     """
-    keys = ["product_id", "dimension"]
-    by_rate_down = rates.sort_values([*keys, "rate", "group"], ascending=[True, True, False, True], kind="stable")
-    by_rate_up = rates.sort_values([*keys, "rate", "group"], ascending=[True, True, True, True], kind="stable")
-    highest = by_rate_down.drop_duplicates(keys)[[*keys, "group", "rate"]]
-    lowest = by_rate_up.drop_duplicates(keys)[[*keys, "group", "rate"]]
-    gaps = highest.rename(columns={"group": "highest_group", "rate": "highest_rate"}).merge(
-        lowest.rename(columns={"group": "lowest_group", "rate": "lowest_rate"}), on=keys, validate="1:1"
-    )
-    gaps["gap_pp"] = ((gaps["highest_rate"] - gaps["lowest_rate"]) * 100).round(4)
-    gaps["breach"] = gaps["gap_pp"] > threshold_pp
-    return gaps[GAP_COLUMNS].reset_index(drop=True)
+    with_eligibility = "eligible" in rates.columns
+    extra = ["eligible", "eligible_rate"] if with_eligibility else []
+    judged = rates[rates["customers"] >= min_group_size]
+    pairs = rates[KEYS].drop_duplicates().sort_values(KEYS, kind="stable")
+    counts = pd.DataFrame({
+        "groups": rates.groupby(KEYS).size(),
+        "judged_groups": judged.groupby(KEYS).size(),
+    }).fillna(0).astype(np.int64).reset_index()
+    gaps = (pairs.merge(_extreme(judged, True, "highest", extra), on=KEYS, how="left")
+            .merge(_extreme(judged, False, "lowest", extra), on=KEYS, how="left")
+            .merge(counts, on=KEYS, how="left"))
+    comparable = gaps["judged_groups"] >= 2
+    gaps["gap_pp"] = ((gaps["highest_rate"] - gaps["lowest_rate"]) * 100).round(4).where(comparable)
+    gaps["breach"] = (gaps["gap_pp"] > threshold_pp).fillna(False).astype(bool)
+    for side in ("highest", "lowest"):
+        gaps[f"{side}_customers"] = gaps[f"{side}_customers"].astype("Int64")
+    columns = GAP_COLUMNS + GAP_DETAIL_COLUMNS
+    if with_eligibility:
+        gaps = _attribute(gaps, rates[rates["eligible"] >= min_group_size])
+        columns = columns + ATTRIBUTION_COLUMNS
+    return gaps[columns].reset_index(drop=True)
+
+
+def _attribute(gaps: pd.DataFrame, judged_on_eligible: pd.DataFrame) -> pd.DataFrame:
+    for side in ("highest", "lowest"):
+        gaps[f"{side}_eligible_share"] = gaps[f"{side}_eligible"] / gaps[f"{side}_customers"].astype(float)
+    s_h, s_l = gaps["highest_eligible_share"], gaps["lowest_eligible_share"]
+    r_h = gaps["highest_eligible_rate"].fillna(gaps["lowest_eligible_rate"]).fillna(0.0)
+    r_l = gaps["lowest_eligible_rate"].fillna(gaps["highest_eligible_rate"]).fillna(0.0)
+    comparable = gaps["gap_pp"].notna()
+    gaps["eligibility_pp"] = ((s_h - s_l) * (r_h + r_l) / 2 * 100).round(4).where(comparable)
+    gaps["ranking_pp"] = ((r_h - r_l) * (s_h + s_l) / 2 * 100).round(4).where(comparable)
+    spread = judged_on_eligible.groupby(KEYS)["eligible_rate"].agg(["max", "min", "size"])
+    spread = ((spread["max"] - spread["min"]) * 100).round(4).where(spread["size"] >= 2).rename("eligible_gap_pp")
+    return gaps.merge(spread.reset_index(), on=KEYS, how="left")
+
+
+def report_rows(rates: pd.DataFrame, gaps: pd.DataFrame, min_group_size: int) -> pd.DataFrame:
+    """One row per product, dimension and group: the group's figures, whether it was
+    judged, and its product/dimension's gap and breach (the table compliance reads)."""
+    detail = ["gap_pp", "breach"] + (["eligible_gap_pp"] if "eligible_gap_pp" in gaps.columns else [])
+    rows = rates.merge(gaps[[*KEYS, *detail]], on=KEYS, how="left", validate="m:1")
+    rows.insert(rows.columns.get_loc("ci_high") + 1, "judged", rows["customers"] >= min_group_size)
+    rows["group"] = rows["group"].astype(str)
+    return rows
+
+
+def gap_history(history: pd.DataFrame, weeks: Sequence[str]) -> pd.DataFrame:
+    """The gap of each product and dimension over `weeks` (oldest first), one column per
+    week, with how many of those weeks were reported and how many breached.
+
+    history: rows of (week_start, product_id, dimension, gap_pp, breach), one per week,
+    product and dimension (the fairness report's gaps, this week's included). A week
+    without a report for a product stays empty, it is not a zero.
+    """
+    weeks = [str(w) for w in weeks]
+    h = history.assign(week=pd.to_datetime(history["week_start"]).dt.strftime("%Y-%m-%d"))
+    h = h[h["week"].isin(weeks)].drop_duplicates([*KEYS, "week"], keep="last")
+    if h.empty:
+        return pd.DataFrame(columns=[*KEYS, *weeks, "weeks_reported", "weeks_breached"])
+    wide = h.pivot(index=KEYS, columns="week", values="gap_pp").reindex(columns=weeks)
+    wide["weeks_reported"] = h.groupby(KEYS)["week"].nunique()
+    wide["weeks_breached"] = h[h["breach"].astype(bool)].groupby(KEYS)["week"].nunique()
+    wide["weeks_breached"] = wide["weeks_breached"].fillna(0).astype(np.int64)
+    wide.columns.name = None
+    return wide.reset_index().sort_values(KEYS, kind="stable").reset_index(drop=True)

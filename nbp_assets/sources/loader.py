@@ -2,7 +2,8 @@
 
 A folder holds one file per source table, named after the table: `customers.csv` or
 `customers.parquet`, and so on for every table in SOURCE_TABLES, plus optionally the
-ranking weights as `weights.csv` / `weights.parquet`. Other files are ignored.
+ranking weights as `weights.csv` / `weights.parquet` and the next-best-offer recipe's
+`offers` and `offer_rules` (OFFER_SOURCE_TABLES). Other files are ignored.
 
 Everything is checked before anything is returned, and every problem found in every file
 is reported at once in one LoadError, so a user fixes their extract in one round trip.
@@ -25,6 +26,7 @@ import pyarrow
 import pyarrow.csv as pa_csv
 
 from nbp_assets.contract.inputs import SOURCE_TABLES, WeightsInput
+from nbp_assets.contract.offers import OFFER_SOURCE_TABLES
 from nbp_assets.contract.validation import MAX_EXAMPLES, ContractViolation, Violation, validate
 from nbp_assets.model.weights import weights_from_frame
 
@@ -47,7 +49,11 @@ REFERENCES: tuple[tuple[str, str, str], ...] = (
             "activity",
         )
     ),
+    ("offer_rules", "offer_id", "offers"),
 )
+
+# Input models by file stem: the weekly engine's tables and the offer recipe's optional ones.
+_MODELS = {**{t: model for t, (model, _) in SOURCE_TABLES.items()}, **OFFER_SOURCE_TABLES}
 
 # Columns shown next to an offending value so a person can find the row in their extract.
 _ID_COLUMNS = ("party_id", "product_id", "as_of_date", "offer_id", "activity_id", "product_class", "signal")
@@ -107,7 +113,7 @@ def load_directory(path: str | Path) -> LoadedInputs:
     for table, file in files.items():
         if table == WEIGHTS_TABLE:
             continue
-        validated, typed = _load_table(table, SOURCE_TABLES[table][0], file, problems)
+        validated, typed = _load_table(table, _MODELS[table], file, problems)
         if validated is not None:
             tables[table] = validated
         if typed is not None:
@@ -132,6 +138,7 @@ def load_directory(path: str | Path) -> LoadedInputs:
 def _find_files(folder: Path, problems: list[ContractViolation]) -> tuple[dict[str, Path], list[str]]:
     wanted = {t: required for t, (_, required) in SOURCE_TABLES.items()}
     wanted[WEIGHTS_TABLE] = False
+    wanted.update(dict.fromkeys(OFFER_SOURCE_TABLES, False))
     files: dict[str, Path] = {}
     missing_optional: list[str] = []
     for table, required in wanted.items():
@@ -147,7 +154,7 @@ def _find_files(folder: Path, problems: list[ContractViolation]) -> tuple[dict[s
             problems.append(_file_problem(table, str(folder), "(file)",
                                           f"required table is missing: expected "
                                           f"{candidates[0].name} or {candidates[1].name}"))
-        elif table != WEIGHTS_TABLE:
+        elif table != WEIGHTS_TABLE and table not in OFFER_SOURCE_TABLES:  # absent: the recipe's own
             missing_optional.append(table)
     return files, missing_optional
 

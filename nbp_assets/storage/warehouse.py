@@ -25,8 +25,9 @@ WORK_SCHEMA = "nbp_work"
 HISTORY_TABLE = "product_intelligence.next_best_product"
 HISTORY_KEY = ("party_id", "rank", "evaluated_at")
 
-# The seed's DDL. DuckDB has no NUMBER/TIMESTAMP_NTZ; DECIMAL(8,6) and TIMESTAMP are the
-# same types there.
+# The seed's DDL: Snowflake gets NUMBER(8,6) and TIMESTAMP_NTZ (storage/snowflake.py);
+# DuckDB has neither, DECIMAL(8,6) and TIMESTAMP are the same types there. Snowflake does
+# not enforce the primary key: replace_slice keeps it by replacing a week in one transaction.
 HISTORY_DDL = """
 CREATE TABLE IF NOT EXISTS product_intelligence.next_best_product (
     party_id VARCHAR NOT NULL,
@@ -77,6 +78,11 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def describe(self) -> str:
         raise NotImplementedError
+
+    @contextmanager
+    def session(self) -> Iterator["WarehouseResource"]:
+        """Calls made inside share one login, where the warehouse has logins (Snowflake)."""
+        yield self
 
 
 class DuckDBWarehouse(WarehouseResource):

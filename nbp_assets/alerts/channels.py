@@ -1,0 +1,181 @@
+"""Delivery channels of nbp.fairness_breach alerts: e-mail, webhook, Slack, Teams.
+
+A channel's `send` returns when the receiver has accepted the alert and raises otherwise;
+the outbox then keeps it pending and retries with back-off. Every message carries the
+outbox's alert id (e-mail Message-ID, webhook Idempotency-Key) so a receiver can drop
+the rare duplicate: a crash between "accepted" and "recorded as delivered" resends.
+Error texts pass through `redact` before they are stored or logged: webhook URLs of
+Slack and Teams embed their credentials, and HTTP libraries quote URLs in errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import smtplib
+import ssl
+from collections.abc import Iterable, Mapping
+from email.message import EmailMessage
+from email.utils import formatdate
+from urllib.parse import urlsplit
+
+from nbp_assets.alerts import messages
+from nbp_assets.alerts.outbox import ALERT_TYPE
+
+SMTP_SECURITY = ("starttls", "ssl", "none")
+
+
+class DeliveryError(RuntimeError):
+    """The receiver answered, and did not accept the alert."""
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _url_secrets(url: str | None) -> list[str]:
+    if not url:
+        return []
+    parts = urlsplit(url)
+    tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    return [url, tail, parts.path, parts.query, parts.password or ""]
+
+
+def _describe_url(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}/..."  # path may hold a token
+
+
+def require_https(name: str, url: str) -> str:
+    """Alerts name products and groups of the bank's customers: TLS, except to this machine."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{name}: not an http(s) URL: {_describe_url(url) if parts.hostname else '(unparseable)'}")
+    if parts.scheme == "http":
+        try:
+            loopback = ipaddress.ip_address(parts.hostname).is_loopback
+        except ValueError:
+            loopback = parts.hostname == "localhost"
+        if not loopback:
+            raise ValueError(f"{name}: plain http is only allowed to this machine; use https ({_describe_url(url)})")
+    return url
+
+
+class EmailChannel:
+    name = "email"
+
+    def __init__(self, host: str, port: int | None, sender: str, recipients: list[str], security: str = "starttls",
+                 user: str | None = None, password: str | None = None, timeout: float = 10.0):
+        if security not in SMTP_SECURITY:
+            raise ValueError(f"NBP_ALERT_SMTP_SECURITY={security!r}: expected one of {', '.join(SMTP_SECURITY)}")
+        if not sender or not recipients:
+            raise ValueError("e-mail alerts need NBP_ALERT_SMTP_FROM and NBP_ALERT_SMTP_TO as well as NBP_ALERT_SMTP_HOST")
+        self.host, self.sender, self.recipients, self.security = host, sender, recipients, security
+        self.port = port or {"starttls": 587, "ssl": 465, "none": 25}[security]
+        self.user, self.password, self.timeout = user, password, timeout
+        self.secrets = [password]
+
+    def describe(self) -> str:
+        return f"e-mail via {self.host}:{self.port} ({self.security}) to {', '.join(self.recipients)}"
+
+    def build(self, alert: Mapping) -> EmailMessage:
+        msg = EmailMessage()
+        msg["Subject"] = messages.subject(alert)
+        msg["From"], msg["To"] = self.sender, ", ".join(self.recipients)
+        msg["Date"] = formatdate(localtime=False)
+        domain = self.sender.rpartition("@")[2] or "nbp.local"
+        msg["Message-ID"] = f"<{ALERT_TYPE}.{alert.get('alert_id')}@{domain}>"
+        msg["X-NBP-Alert-Id"] = str(alert.get("alert_id"))
+        msg["X-NBP-Alert-Type"] = ALERT_TYPE
+        msg.set_content(messages.text(alert))
+        return msg
+
+    def send(self, alert: Mapping) -> str | None:
+        smtp_class = smtplib.SMTP_SSL if self.security == "ssl" else smtplib.SMTP
+        kwargs = {"context": ssl.create_default_context()} if self.security == "ssl" else {}
+        with smtp_class(self.host, self.port, timeout=self.timeout, **kwargs) as smtp:
+            if self.security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if self.user:
+                smtp.login(self.user, self.password or "")
+            refused = smtp.send_message(self.build(alert))  # raises when every recipient is refused
+        return f"refused by {', '.join(refused)}" if refused else None
+
+
+class WebhookChannel:
+    name = "webhook"
+
+    def __init__(self, url: str, secret: str | None = None, timeout: float = 10.0):
+        self.url, self.secret, self.timeout = require_https("NBP_ALERT_WEBHOOK_URL", url), secret, timeout
+        self.secrets = [*_url_secrets(url), secret]
+
+    def describe(self) -> str:
+        return f"webhook {_describe_url(self.url)}" + (" (signed)" if self.secret else "")
+
+    def request(self, alert: Mapping) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(dict(alert), sort_keys=True, default=str).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "nbp-fairness-alerts/1",
+            "X-NBP-Event": ALERT_TYPE,
+            "Idempotency-Key": f"{ALERT_TYPE}-{alert.get('alert_id')}",
+        }
+        if self.secret:
+            digest = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+            headers["X-NBP-Signature"] = f"sha256={digest}"
+        return body, headers
+
+    def send(self, alert: Mapping) -> None:
+        import requests
+
+        body, headers = self.request(alert)
+        response = requests.post(self.url, data=body, headers=headers, timeout=self.timeout)
+        if not 200 <= response.status_code < 300:
+            raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+class SlackChannel:
+    """Posts with dagster-slack's SlackResource client (chat.postMessage, bot token)."""
+
+    name = "slack"
+
+    def __init__(self, token: str, channel: str | None, api_url: str = "https://slack.com/api/", timeout: float = 10.0):
+        if not channel:
+            raise ValueError("Slack alerts need NBP_ALERT_SLACK_CHANNEL as well as NBP_ALERT_SLACK_TOKEN")
+        self.token, self.channel, self.timeout = token, channel, timeout
+        self.api_url = require_https("NBP_ALERT_SLACK_API_URL", api_url)
+        self.secrets = [token]
+
+    def describe(self) -> str:
+        return f"Slack channel {self.channel} via {_describe_url(self.api_url)}"
+
+    def send(self, alert: Mapping) -> None:
+        from dagster_slack import SlackResource
+
+        client = SlackResource(token=self.token).get_client()
+        client.base_url = self.api_url if self.api_url.endswith("/") else f"{self.api_url}/"
+        client.timeout = int(max(1, self.timeout))
+        client.chat_postMessage(channel=self.channel, text=messages.subject(alert), blocks=messages.slack_blocks(alert))
+
+
+class TeamsChannel:
+    """Posts with dagster-msteams' MSTeamsResource client to an incoming webhook."""
+
+    name = "teams"
+
+    def __init__(self, hook_url: str, timeout: float = 10.0):
+        self.hook_url, self.timeout = require_https("NBP_ALERT_TEAMS_WEBHOOK_URL", hook_url), timeout
+        self.secrets = _url_secrets(hook_url)
+
+    def describe(self) -> str:
+        return f"Teams webhook {_describe_url(self.hook_url)}"
+
+    def send(self, alert: Mapping) -> None:
+        from dagster_msteams import MSTeamsResource
+
+        client = MSTeamsResource(hook_url=self.hook_url, timeout=self.timeout).get_client()
+        client.post_message(messages.teams_payload(alert, legacy=client.is_legacy_webhook()))

@@ -1,0 +1,32 @@
+"""NBP_FAIRNESS_BLOCKS_PUBLISH: whether nbp_current may publish a week, given its fairness report."""
+
+from __future__ import annotations
+
+from nbp_assets.partitions import Week
+from nbp_assets.storage.warehouse import WORK_SCHEMA, WarehouseResource, sql_date
+
+REPORT_TABLE = f"{WORK_SCHEMA}.fairness_report"
+
+
+def publish_blocked_reason(warehouse: WarehouseResource, week: Week, model_version: str) -> str | None:
+    """Why this week's ranking must not reach the apps, or None. Blocked when the week has
+    no fairness report for this model_version yet, or when the report has a breach."""
+    missing = (f"nbp_current not published: week {week.key} has no fairness report for model_version "
+               f"{model_version}, and NBP_FAIRNESS_BLOCKS_PUBLISH=true requires one. Materialize fairness_report first.")
+    if not warehouse.table_exists(REPORT_TABLE):
+        return missing
+    version = model_version.replace("'", "''")
+    found = warehouse.query(
+        f"SELECT product_id, dimension, max(gap_pp) AS gap_pp, max(CASE WHEN breach THEN 1 ELSE 0 END) AS breach "
+        f"FROM {REPORT_TABLE} WHERE week_start = {sql_date(week.start)} AND model_version = '{version}' "
+        "GROUP BY product_id, dimension ORDER BY product_id, dimension"
+    )
+    if found.empty:
+        return missing
+    breaches = found[found["breach"] == 1]
+    if breaches.empty:
+        return None
+    listed = ", ".join(f"{r.product_id} by {r.dimension} ({r.gap_pp:.1f} pp)" for r in breaches.itertuples())
+    return (f"nbp_current not published: week {week.key} has {len(breaches)} nbp.fairness_breach(es): {listed}. "
+            "NBP_FAIRNESS_BLOCKS_PUBLISH=true keeps the previous week live until the breach is reviewed "
+            "(see compliance.fairness_alerts and docs/fairness.md).")

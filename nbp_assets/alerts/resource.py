@@ -1,0 +1,92 @@
+"""Where nbp.fairness_breach alerts go: the channels' configuration, as a Dagster resource.
+
+Read from the environment when the definitions load (docs/fairness.md lists every
+variable); passwords, tokens and webhook URLs are passed as dg.EnvVar, so the UI shows
+the variable's name, never its value. A channel is on when its first variable is set;
+none set = alerts stay in the outbox, and the sensor says so on every tick.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Optional
+
+import dagster as dg
+
+from nbp_assets.alerts.channels import EmailChannel, SlackChannel, TeamsChannel, WebhookChannel
+
+SECRET_VARIABLES = {
+    "smtp_password": "NBP_ALERT_SMTP_PASSWORD",
+    "webhook_url": "NBP_ALERT_WEBHOOK_URL",
+    "webhook_secret": "NBP_ALERT_WEBHOOK_SECRET",
+    "slack_token": "NBP_ALERT_SLACK_TOKEN",
+    "teams_webhook_url": "NBP_ALERT_TEAMS_WEBHOOK_URL",
+}
+PLAIN_VARIABLES = {
+    "smtp_host": "NBP_ALERT_SMTP_HOST",
+    "smtp_port": "NBP_ALERT_SMTP_PORT",
+    "smtp_security": "NBP_ALERT_SMTP_SECURITY",
+    "smtp_from": "NBP_ALERT_SMTP_FROM",
+    "smtp_to": "NBP_ALERT_SMTP_TO",
+    "smtp_user": "NBP_ALERT_SMTP_USER",
+    "slack_channel": "NBP_ALERT_SLACK_CHANNEL",
+    "slack_api_url": "NBP_ALERT_SLACK_API_URL",
+    "retry_base_seconds": "NBP_ALERT_RETRY_BASE_SECONDS",
+    "retry_max_seconds": "NBP_ALERT_RETRY_MAX_SECONDS",
+}
+CHANNEL_SWITCHES = "NBP_ALERT_SMTP_HOST, NBP_ALERT_WEBHOOK_URL, NBP_ALERT_SLACK_TOKEN, NBP_ALERT_TEAMS_WEBHOOK_URL"
+
+
+class FairnessAlertsResource(dg.ConfigurableResource):
+    """Delivery channels and retry policy of nbp.fairness_breach alerts (compliance team)."""
+
+    smtp_host: Optional[str] = None
+    smtp_port: Optional[int] = None
+    smtp_security: str = "starttls"
+    smtp_from: Optional[str] = None
+    smtp_to: Optional[str] = None  # comma-separated
+    smtp_user: Optional[str] = None
+    smtp_password: Optional[str] = None
+    webhook_url: Optional[str] = None
+    webhook_secret: Optional[str] = None
+    slack_token: Optional[str] = None
+    slack_channel: Optional[str] = None
+    slack_api_url: str = "https://slack.com/api/"
+    teams_webhook_url: Optional[str] = None
+    timeout_seconds: float = 10.0
+    retry_base_seconds: float = 60.0  # first retry after this, doubling per failed attempt ...
+    retry_max_seconds: float = 3600.0  # ... up to this
+
+    def channels(self) -> dict:
+        """The configured channels by name; a half-configured channel raises ValueError."""
+        found: dict = {}
+        if self.smtp_host:
+            recipients = [r.strip() for r in (self.smtp_to or "").split(",") if r.strip()]
+            found["email"] = EmailChannel(self.smtp_host, self.smtp_port, self.smtp_from or "", recipients,
+                                          self.smtp_security, self.smtp_user, self.smtp_password, self.timeout_seconds)
+        if self.webhook_url:
+            found["webhook"] = WebhookChannel(self.webhook_url, self.webhook_secret, self.timeout_seconds)
+        if self.slack_token:
+            found["slack"] = SlackChannel(self.slack_token, self.slack_channel, self.slack_api_url, self.timeout_seconds)
+        if self.teams_webhook_url:
+            found["teams"] = TeamsChannel(self.teams_webhook_url, self.timeout_seconds)
+        return found
+
+    def secrets(self) -> list[str]:
+        return [s for channel in self.channels().values() for s in channel.secrets if s]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "FairnessAlertsResource":
+        environ = os.environ if environ is None else environ
+        values: dict = {field: environ[var] for field, var in PLAIN_VARIABLES.items() if environ.get(var)}
+        for field, kind in (("smtp_port", int), ("retry_base_seconds", float), ("retry_max_seconds", float)):
+            if field in values:
+                try:
+                    values[field] = kind(values[field])
+                except ValueError:
+                    raise ValueError(f"{PLAIN_VARIABLES[field]}={values[field]!r} is not a number") from None
+        for field, var in SECRET_VARIABLES.items():
+            if environ.get(var):
+                values[field] = dg.EnvVar(var)
+        return cls(**values)

@@ -1,0 +1,225 @@
+"""The review report's maths, by hand: confidence intervals, minimum group size, the
+eligibility / ranking split of a gap, gap history, and the configuration that drives them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbp_assets.alerts.config import FairnessConfig, fairness_config
+from nbp_assets.alerts.messages import alert_payload, attributable_to
+from nbp_assets.contract.fairness import fairness_report_model, validate_dimensions
+from nbp_assets.contract.validation import ContractViolation, validate
+from nbp_assets.model.fairness import (
+    ATTRIBUTION_COLUMNS,
+    GAP_COLUMNS,
+    GAP_DETAIL_COLUMNS,
+    count_eligible,
+    fairness_gaps,
+    gap_history,
+    recommendation_rates,
+    report_rows,
+    wilson_interval,
+)
+
+
+def people(sizes: dict[str, int], dimension: str = "age_band") -> pd.DataFrame:
+    groups = [g for g, n in sizes.items() for _ in range(n)]
+    return pd.DataFrame({"party_id": [f"P{i:03d}" for i in range(len(groups))], dimension: groups})
+
+
+def top3(party_ids, product: str) -> pd.DataFrame:
+    return pd.DataFrame({"party_id": list(party_ids), "product_id": product})
+
+
+def gap_row(gaps: pd.DataFrame, product: str, dimension: str) -> dict:
+    row = gaps[(gaps.product_id == product) & (gaps.dimension == dimension)]
+    assert len(row) == 1
+    return row.iloc[0].to_dict()
+
+
+@pytest.mark.parametrize(("k", "n", "low", "high"), [
+    # Newcombe (1998), Statistics in Medicine 17:857, table I, method 3 (Wilson score, no correction)
+    (81, 263, 0.2553, 0.3662),
+    (15, 148, 0.0624, 0.1605),
+    (0, 20, 0.0, 0.1611),
+    (1, 29, 0.0061, 0.1718),
+    (29, 29, 0.8830, 1.0),
+])
+def test_wilson_interval_matches_published_values(k, n, low, high):
+    lo, hi = wilson_interval([k], [n])
+    assert round(lo[0], 4) == low and round(hi[0], 4) == high
+
+
+def test_rates_carry_their_interval():
+    customers = people({"A": 10, "B": 10})
+    rates = recommendation_rates(customers, top3(customers.party_id[:5], "SAV"), ["SAV"], ["age_band"])
+    assert rates[["group", "recommended", "customers"]].values.tolist() == [["A", 5, 10], ["B", 0, 10]]
+    assert rates.ci_low.round(4).tolist() == [0.2366, 0.0]
+    assert rates.ci_high.round(4).tolist() == [0.7634, 0.2775]
+
+
+def test_small_groups_are_listed_but_not_judged():
+    customers = people({"18-24": 40, "25-34": 40, "65+": 4})
+    # 18-24: 20 of 40, 25-34: 16 of 40 (10 pp apart, no breach), 65+: nobody (would be a 50 pp gap)
+    ranked = top3(list(customers.party_id[:20]) + list(customers.party_id[40:56]), "SAV")
+    rates = recommendation_rates(customers, ranked, ["SAV"], ["age_band"])
+    gaps = fairness_gaps(rates, min_group_size=30)
+    row = gap_row(gaps, "SAV", "age_band")
+    assert (row["highest_group"], row["lowest_group"], row["gap_pp"], row["breach"]) == ("18-24", "25-34", 10.0, False)
+    assert (row["groups"], row["judged_groups"]) == (3, 2)
+    rows = report_rows(rates, gaps, 30)
+    assert rows.set_index("group")["judged"].to_dict() == {"18-24": True, "25-34": True, "65+": False}
+    # Judged with a lower minimum, the tiny group decides the gap.
+    assert gap_row(fairness_gaps(rates, min_group_size=4), "SAV", "age_band")["gap_pp"] == 50.0
+
+
+def test_fewer_than_two_judged_groups_has_no_gap():
+    customers = people({"A": 40, "B": 3})
+    rates = recommendation_rates(customers, top3(customers.party_id[:40], "SAV"), ["SAV"], ["age_band"])
+    row = gap_row(fairness_gaps(rates, min_group_size=30), "SAV", "age_band")
+    assert np.isnan(row["gap_pp"]) and row["breach"] is False
+    assert (row["highest_group"], row["lowest_group"]) == ("A", "A")
+
+
+def eligible_pairs(party_ids, product: str) -> pd.DataFrame:
+    return pd.DataFrame({"party_id": list(party_ids), "product_id": product})
+
+
+def test_gap_caused_by_the_ranking():
+    # Everyone may have SAV; the ranking gives it to every 55-64 customer, to 10 of 40 aged 25-34.
+    customers = people({"25-34": 40, "55-64": 40})
+    elig = count_eligible(customers, eligible_pairs(customers.party_id, "SAV"), ["age_band"])
+    ranked = top3(list(customers.party_id[:10]) + list(customers.party_id[40:]), "SAV")
+    gaps = fairness_gaps(recommendation_rates(customers, ranked, ["SAV"], ["age_band"], elig), min_group_size=30)
+    assert list(gaps.columns) == GAP_COLUMNS + GAP_DETAIL_COLUMNS + ATTRIBUTION_COLUMNS
+    row = gap_row(gaps, "SAV", "age_band")
+    assert (row["highest_group"], row["highest_rate"], row["lowest_group"], row["lowest_rate"]) == ("55-64", 1.0, "25-34", 0.25)
+    assert (row["gap_pp"], row["ranking_pp"], row["eligibility_pp"], row["eligible_gap_pp"]) == (75.0, 75.0, 0.0, 75.0)
+    assert (row["highest_eligible_share"], row["lowest_eligible_share"]) == (1.0, 1.0)
+
+
+def test_gap_caused_only_by_eligibility():
+    # MORT is eligible for every GB customer and 10 of 40 IE ones; every eligible customer gets it.
+    customers = people({"GB": 40, "IE": 40}, "jurisdiction")
+    allowed = list(customers.party_id[:50])
+    elig = count_eligible(customers, eligible_pairs(allowed, "MORT"), ["jurisdiction"])
+    rates = recommendation_rates(customers, top3(allowed, "MORT"), ["MORT"], ["jurisdiction"], elig)
+    assert rates[["group", "eligible", "eligible_rate"]].values.tolist() == [["GB", 40, 1.0], ["IE", 10, 1.0]]
+    row = gap_row(fairness_gaps(rates, min_group_size=30), "MORT", "jurisdiction")
+    assert (row["gap_pp"], row["breach"], row["eligibility_pp"], row["ranking_pp"]) == (75.0, True, 75.0, 0.0)
+    assert row["eligible_gap_pp"] != row["eligible_gap_pp"]  # IE has 10 eligible: below 30, its eligible rate is not judged
+    assert attributable_to(row["eligibility_pp"], row["ranking_pp"], 10.0) == "eligibility"
+
+
+def test_a_group_nobody_in_is_eligible_puts_the_whole_gap_on_eligibility():
+    customers = people({"GB": 40, "IE": 40}, "jurisdiction")
+    allowed = list(customers.party_id[:40])
+    elig = count_eligible(customers, eligible_pairs(allowed, "MORT"), ["jurisdiction"])
+    rates = recommendation_rates(customers, top3(allowed[:30], "MORT"), ["MORT"], ["jurisdiction"], elig)
+    assert rates.eligible_rate.isna().tolist() == [False, True]
+    row = gap_row(fairness_gaps(rates, min_group_size=30), "MORT", "jurisdiction")
+    assert (row["gap_pp"], row["eligibility_pp"], row["ranking_pp"]) == (75.0, 75.0, 0.0)
+
+
+def test_split_always_adds_up_to_the_gap():
+    rng = np.random.default_rng(11)
+    n = 3000
+    customers = pd.DataFrame({"party_id": [f"P{i}" for i in range(n)], "segment": rng.choice(list("ABCD"), n)})
+    pairs = pd.DataFrame({"party_id": np.repeat(customers.party_id, 3), "product_id": rng.choice(list("XYZW"), 3 * n)})
+    pairs = pairs.drop_duplicates()
+    ranked = pairs.sample(frac=0.5, random_state=3)  # recommended only within eligibility, as the gate ensures
+    elig = count_eligible(customers, pairs, ["segment"])
+    gaps = fairness_gaps(recommendation_rates(customers, ranked, list("WXYZ"), ["segment"], elig), min_group_size=30)
+    assert ((gaps.eligibility_pp + gaps.ranking_pp) - gaps.gap_pp).abs().max() < 2e-4
+
+
+def test_count_eligible_ignores_duplicates_and_unknown_parties():
+    customers = people({"A": 2, "B": 1})
+    pairs = pd.DataFrame({"party_id": ["P000", "P000", "P002", "P999"], "product_id": ["SAV", "SAV", "SAV", "SAV"]})
+    assert count_eligible(customers, pairs, ["age_band"]).values.tolist() == [["SAV", "A", 1], ["SAV", "B", 1]]
+
+
+def test_gap_history_counts_breached_weeks():
+    history = pd.DataFrame({
+        "week_start": pd.to_datetime(["2026-10-26", "2026-11-02", "2026-11-09", "2026-11-09"]),
+        "product_id": ["SAV", "SAV", "SAV", "CARD"],
+        "dimension": "age_band",
+        "gap_pp": [12.0, 9.5, 30.0, 1.0],
+        "breach": [True, False, True, False],
+    })
+    weeks = ["2026-10-19", "2026-10-26", "2026-11-02", "2026-11-09"]
+    wide = gap_history(history, weeks)
+    assert wide.columns.tolist() == ["product_id", "dimension", *weeks, "weeks_reported", "weeks_breached"]
+    sav = wide[wide.product_id == "SAV"].iloc[0]
+    assert np.isnan(sav["2026-10-19"]) and [sav[w] for w in weeks[1:]] == [12.0, 9.5, 30.0]
+    assert (sav.weeks_reported, sav.weeks_breached) == (3, 2)
+    assert wide[wide.product_id == "CARD"][["weeks_reported", "weeks_breached"]].values.tolist() == [[1, 0]]
+
+
+@pytest.mark.parametrize(("eligibility", "ranking", "expected"), [
+    (57.1, 0.0, "eligibility"),
+    (0.0, 70.0, "ranking"),
+    (15.0, 15.0, "ranking and eligibility"),
+    (6.0, 6.0, "ranking and eligibility combined"),
+    (None, None, None),
+])
+def test_attribution_names_what_would_breach_alone(eligibility, ranking, expected):
+    assert attributable_to(eligibility, ranking, 10.0) == expected
+
+
+def test_alert_payload_is_plain_json():
+    row = {"product_id": "SAV", "dimension": "age_band", "highest_group": "55-64", "highest_rate": np.float64(1.0),
+           "highest_customers": np.int64(80), "lowest_group": "25-34", "lowest_rate": np.float64(0.3),
+           "lowest_customers": np.int64(80), "gap_pp": np.float64(70.0),
+           "highest_eligible_rate": 1.0, "lowest_eligible_rate": 0.3, "highest_eligible_share": 1.0,
+           "lowest_eligible_share": 1.0, "eligibility_pp": 0.0, "ranking_pp": 70.0}
+    alert = alert_payload(row, "2026-11-02", "nbp-1.0+wabc", 10.0, "run1", np.int64(3), 4, "/r/2026-11-02.html")
+    assert json.loads(json.dumps(alert)) == alert
+    assert alert["attributable_to"] == "ranking" and alert["weeks_breached"] == 3 and alert["type"] == "nbp.fairness_breach"
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+def test_default_configuration():
+    assert fairness_config({}) == FairnessConfig(("jurisdiction", "age_band", "segment"), 30, 8, False)
+
+
+def test_configuration_from_environment():
+    config = fairness_config({"NBP_FAIRNESS_DIMENSIONS": " jurisdiction, age_band,segment ,gender",
+                              "NBP_FAIRNESS_MIN_GROUP": "50", "NBP_FAIRNESS_HISTORY_WEEKS": "12",
+                              "NBP_FAIRNESS_BLOCKS_PUBLISH": "TRUE"})
+    assert config == FairnessConfig(("jurisdiction", "age_band", "segment", "gender"), 50, 12, True)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"NBP_FAIRNESS_DIMENSIONS": "jurisdiction,nationality"}, "'nationality' is not a column of the customers asset"),
+    ({"NBP_FAIRNESS_DIMENSIONS": "income"}, "'income' is numeric"),
+    ({"NBP_FAIRNESS_DIMENSIONS": "gender,gender"}, "names a dimension twice"),
+    ({"NBP_FAIRNESS_DIMENSIONS": " , "}, "is empty"),
+    ({"NBP_FAIRNESS_MIN_GROUP": "0"}, "NBP_FAIRNESS_MIN_GROUP=0 is outside"),
+    ({"NBP_FAIRNESS_MIN_GROUP": "thirty"}, "not a whole number"),
+    ({"NBP_FAIRNESS_BLOCKS_PUBLISH": "maybe"}, "expected true or false"),
+])
+def test_bad_configuration_is_named(env, message):
+    with pytest.raises(ValueError, match=message):
+        fairness_config(env)
+
+
+def test_contract_follows_the_configured_dimensions():
+    assert validate_dimensions(["gender"]) == ("gender",)
+    model = fairness_report_model(["jurisdiction", "gender"])
+    frame = pd.DataFrame({
+        "week_start": pd.to_datetime(["2026-11-09"] * 2), "product_id": ["SAV", "SAV"],
+        "dimension": ["gender", "age_band"], "group": ["F", "18-24"], "customers": [40, 40],
+        "recommended": [10, 10], "rate": [0.25, 0.25], "ci_low": [0.14, 0.14], "ci_high": [0.4, 0.4],
+        "judged": [True, True], "eligible": [40, 40], "eligible_rate": [0.25, 0.25], "gap_pp": [0.0, 0.0],
+        "breach": [False, False], "eligible_gap_pp": [0.0, 0.0], "model_version": ["m", "m"],
+    })
+    with pytest.raises(ContractViolation, match="age_band"):
+        validate(model, frame, table="fairness_report")
+    validate(model, frame.iloc[:1], table="fairness_report")
