@@ -257,7 +257,7 @@ def test_failed_delivery_stays_undelivered_is_retried_with_backoff_and_delivered
     ids = [a["alert_id"] for a in report_week(defs)]
     smtp.reply = "451 4.3.0 Mailbox temporarily unavailable"
     hook.status = 503
-    sensor = Sensor(url, channels_to(smtp, webhook_url=f"{hook.url}/hooks/fairness", retry_base_seconds=0.5,
+    sensor = Sensor(url, channels_to(smtp, webhook_url=f"{hook.url}/hooks/fairness", retry_base_seconds=1.0,
                                      retry_max_seconds=4.0), tmp_path)
 
     first = sensor.tick()
@@ -271,14 +271,14 @@ def test_failed_delivery_stays_undelivered_is_retried_with_backoff_and_delivered
 
     sensor.tick()  # not due yet: back-off
     assert len(hook.requests) == 2
-    time.sleep(0.55)
+    time.sleep(1.05)
     sensor.tick()  # due again: second failure, next wait doubles
     state = rows(url, f"SELECT attempts, last_attempt_at, next_attempt_at FROM {outbox.DELIVERIES} WHERE channel = 'webhook'")
     assert [s["attempts"] for s in state] == [2, 2]
-    assert all(s["next_attempt_at"] - s["last_attempt_at"] == timedelta(seconds=1) for s in state)
+    assert all(s["next_attempt_at"] - s["last_attempt_at"] == timedelta(seconds=2) for s in state)
 
     smtp.reply, hook.status = None, 200  # the receivers recover
-    time.sleep(1.05)
+    time.sleep(2.05)
     recovered = sensor.tick()
     assert recovered.skip_reason.skip_message == "4 delivered this tick; no undelivered nbp.fairness_breach alert."
     sensor.tick()
