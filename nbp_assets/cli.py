@@ -171,7 +171,7 @@ def _print_where_to_look(week: str) -> None:
     url = resources["postgres"].conninfo()
     week_rows = resources["warehouse"].query(
         "SELECT party_id, count(*) OVER () AS n FROM product_intelligence.next_best_product "
-        f"WHERE evaluated_at = (SELECT max(evaluated_at) FROM product_intelligence.next_best_product) LIMIT 1"
+        "WHERE evaluated_at = (SELECT max(evaluated_at) FROM product_intelligence.next_best_product) LIMIT 1"
     )
     print("\nWhere to look:")
     print(f"  warehouse history : {settings.warehouse_path()}  table product_intelligence.next_best_product")

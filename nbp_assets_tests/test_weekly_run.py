@@ -6,7 +6,7 @@ current week, point-in-time inputs, and bad input that publishes nothing.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import dagster as dg
 import duckdb
@@ -113,7 +113,7 @@ def test_rerun_replaces_and_backfill_never_overwrites_newer_current(bank):
     url = bank.resources["postgres"].conninfo()
     assert pg.current_evaluated_at(url) == WEEK.evaluated_at
     assert len(history(bank, PREVIOUS)) > 0  # but history has the old week too
-    weeks = wh(bank, f"SELECT DISTINCT week_start FROM nbp_work.scores ORDER BY 1")["week_start"]
+    weeks = wh(bank, "SELECT DISTINCT week_start FROM nbp_work.scores ORDER BY 1")["week_start"]
     assert [d.date() for d in weeks] == [PREVIOUS.start, WEEK.start]
 
 

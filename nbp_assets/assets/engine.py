@@ -1,7 +1,7 @@
 """MOD-107 weekly next-best-product engine as software-defined assets.
 
 customers -> eligibility -> signals -> scores -> nbp_ranked -> nbp_current
-activity (the week's events; feeds the next-best-offer assets)
+activity (the week's events, checked and kept per week; the next-best-offer assets read the same landing table in micro-batches)
 fairness_report lives in assets/fairness.py.
 Every asset is partitioned by bank week (see partitions.py). Assets only wire the model
 in nbp_assets.model to storage; business logic lives there.
@@ -16,62 +16,33 @@ import pandas as pd
 from nbp_assets.alerts.config import fairness_config
 from nbp_assets.alerts.guard import publish_blocked_reason
 from nbp_assets.assets import checks
+from nbp_assets.assets.weekly_io import (
+    GROUP,
+    PARTITION_EXPR,
+    WEEKLY_POOL,
+    common_metadata,
+    preview,
+    read_slice,
+    week_of,
+    with_week,
+    work_table,
+    write_slice,
+)
 from nbp_assets.contract import assets as models
 from nbp_assets.model import invariants
 from nbp_assets.model.eligibility import active_customers, eligible_candidates
 from nbp_assets.model.ranking import score_candidates, top_products
 from nbp_assets.model.signals import WeekInputs, compute_signals
 from nbp_assets.model.weights import ALL_SIGNALS, MODEL_CODE_VERSION, Weights
-from nbp_assets.partitions import Week, weekly_partitions
+from nbp_assets.partitions import weekly_partitions
 from nbp_assets.sources import week_inputs as src
 from nbp_assets.storage.postgres_resource import PostgresResource
-from nbp_assets.storage.warehouse import HISTORY_DDL, HISTORY_KEY, HISTORY_TABLE, WORK_SCHEMA, WarehouseResource, sql_date
-
-GROUP = "next_best_product"
-# One concurrency pool for the weekly steps: with the instance's pool limit at 1, a backfill
-# of many weeks runs one heavy step at a time (bounded memory, one DuckDB writer).
-WEEKLY_POOL = "nbp_weekly"
-PARTITION_EXPR = "week_start"
-
-
-def _work(name: str) -> str:
-    return f"{WORK_SCHEMA}.{name}"
-
-
-def _week(context: dg.AssetExecutionContext) -> Week:
-    return Week.from_key(context.partition_key)
-
-
-def _with_week(df: pd.DataFrame, week: Week) -> pd.DataFrame:
-    df.insert(0, "week_start", pd.Timestamp(week.start))
-    return df
-
-
-def _read_slice(wh: WarehouseResource, name: str, week: Week) -> pd.DataFrame:
-    return wh.query(f"SELECT * FROM {_work(name)} WHERE week_start = {sql_date(week.start)}")
-
-
-def _preview(df: pd.DataFrame, n: int = 10) -> dg.MetadataValue:
-    return dg.MetadataValue.md(df.head(n).to_markdown(index=False))
-
-
-def _write(wh: WarehouseResource, name: str, df: pd.DataFrame, week: Week) -> int:
-    # Replacing the week's slice makes re-runs and backfills idempotent.
-    return wh.replace_slice(_work(name), df, where=f"week_start = {sql_date(week.start)}")
-
-
-def _common_metadata(week: Week, df: pd.DataFrame, table: str, started: float) -> dict:
-    return {
-        "week": week.key,
-        "evaluation_date": week.evaluation_date.isoformat(),
-        "table": table,
-        "dagster/row_count": len(df),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+from nbp_assets.storage.warehouse import HISTORY_DDL, HISTORY_KEY, HISTORY_TABLE, WarehouseResource, sql_date
 
 
 def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
-    """The eight assets, governed by one weights configuration (and its model_version)."""
+    """The weekly engine's assets (fairness_report aside), governed by one weights
+    configuration and its model_version."""
     model_version = weights.model_version
     fairness_blocks_publish = fairness_config().blocks_publish
 
@@ -79,7 +50,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         group_name=GROUP,
         partitions_def=weekly_partitions,
         pool=WEEKLY_POOL,
-        metadata={"partition_expr": PARTITION_EXPR, "table": _work("customers")},
+        metadata={"partition_expr": PARTITION_EXPR, "table": work_table("customers")},
         check_specs=[checks.contract_spec("customers", models.CustomersAsset)],
         kinds={"pandas", "pandera"},
     )
@@ -87,14 +58,14 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         """Every customer as the bank knew them at the close of the week (customer master,
         versioned): party, jurisdiction, segment, age band, gender, status, income and FICO.
         Only ACTIVE customers receive next-best-product recommendations."""
-        started, week = time.perf_counter(), _week(context)
+        started, week = time.perf_counter(), week_of(context)
         df = checks.fail_on_violation(lambda: src.customers(warehouse, week))
-        df = _with_week(df[[c for c in models.CustomersAsset.to_schema().columns if c != "week_start"]], week)
+        df = with_week(df[[c for c in models.CustomersAsset.to_schema().columns if c != "week_start"]], week)
         yield from checks.gate("customers", [checks.contract_result(models.CustomersAsset, df, "customers")])
-        _write(warehouse, "customers", df, week)
+        write_slice(warehouse, "customers", df, week)
         yield dg.MaterializeResult(
             metadata={
-                **_common_metadata(week, df, _work("customers"), started),
+                **common_metadata(week, df, work_table("customers"), started),
                 "by_status": dg.MetadataValue.json(df["status"].value_counts().sort_index().to_dict()),
                 "active_customers": int((df["status"] == "ACTIVE").sum()),
             }
@@ -104,7 +75,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         group_name=GROUP,
         partitions_def=weekly_partitions,
         pool=WEEKLY_POOL,
-        metadata={"partition_expr": PARTITION_EXPR, "table": _work("activity")},
+        metadata={"partition_expr": PARTITION_EXPR, "table": work_table("activity")},
         check_specs=[checks.contract_spec("activity", models.ActivityAsset)],
         kinds={"pandas", "pandera"},
     )
@@ -112,13 +83,13 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         """Customer activity events of the week (branch visits, deposits, app and web opens,
         new accounts, FX and card payments) with their propensity to buy: the stream the
         next-best-offer recipe reacts to."""
-        started, week = time.perf_counter(), _week(context)
-        df = _with_week(checks.fail_on_violation(lambda: src.activity(warehouse, week)), week)
+        started, week = time.perf_counter(), week_of(context)
+        df = with_week(checks.fail_on_violation(lambda: src.activity(warehouse, week)), week)
         yield from checks.gate("activity", [checks.contract_result(models.ActivityAsset, df, "activity")])
-        _write(warehouse, "activity", df, week)
+        write_slice(warehouse, "activity", df, week)
         yield dg.MaterializeResult(
             metadata={
-                **_common_metadata(week, df, _work("activity"), started),
+                **common_metadata(week, df, work_table("activity"), started),
                 "by_activity_type": dg.MetadataValue.json(df["activity_type"].value_counts().sort_index().to_dict()),
             }
         )
@@ -128,7 +99,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         partitions_def=weekly_partitions,
         pool=WEEKLY_POOL,
         deps=[customers],
-        metadata={"partition_expr": PARTITION_EXPR, "table": _work("eligibility")},
+        metadata={"partition_expr": PARTITION_EXPR, "table": work_table("eligibility")},
         check_specs=[checks.contract_spec("eligibility", models.EligibilityAsset)],
         kinds={"pandas", "pandera"},
     )
@@ -137,21 +108,21 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         snapshot in force at the evaluation date, reduced to ELIGIBLE pairs of active
         customers and registered products. This is the hard gate of CON-006: nothing outside
         it can ever be recommended."""
-        started, week = time.perf_counter(), _week(context)
+        started, week = time.perf_counter(), week_of(context)
         snap = checks.fail_on_violation(
             lambda: src.snapshot(warehouse, "eligibility", week, where="eligibility_status = 'ELIGIBLE'")
         )
-        people = _read_slice(warehouse, "customers", week)
+        people = read_slice(warehouse, "customers", week)
         products = checks.fail_on_violation(lambda: src.products(warehouse, week))
         context.log.info(f"MOD-105 snapshot {snap.as_of_date.date()}: {len(snap.frame):,} ELIGIBLE rows read and checked")
         pairs = eligible_candidates(snap.frame, people, products["product_id"])
         pairs.insert(0, "snapshot_date", snap.as_of_date)
-        df = _with_week(pairs, week)
+        df = with_week(pairs, week)
         yield from checks.gate("eligibility", [checks.contract_result(models.EligibilityAsset, df, "eligibility")])
-        _write(warehouse, "eligibility", df, week)
+        write_slice(warehouse, "eligibility", df, week)
         yield dg.MaterializeResult(
             metadata={
-                **_common_metadata(week, df, _work("eligibility"), started),
+                **common_metadata(week, df, work_table("eligibility"), started),
                 "snapshot_date": snap.as_of_date.date().isoformat(),
                 "snapshot_age_days": (pd.Timestamp(week.evaluation_date) - snap.as_of_date).days,
                 "snapshot_status_counts": dg.MetadataValue.json(
@@ -168,7 +139,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         pool=WEEKLY_POOL,
         deps=[eligibility, customers],
         code_version=MODEL_CODE_VERSION,  # signals do not depend on the weights, only on the code
-        metadata={"partition_expr": PARTITION_EXPR, "table": _work("signals")},
+        metadata={"partition_expr": PARTITION_EXPR, "table": work_table("signals")},
         check_specs=[checks.contract_spec("signals", models.SignalsAsset)],
         kinds={"pandas", "pandera"},
     )
@@ -178,15 +149,15 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         products), ROTE uplift (MOD-106, optional), idle cash, regular FX, spend affinity,
         and the two penalties: 90-day cooling-off after a rejected offer, and product
         lifecycle (sunset / under capacity)."""
-        started, week = time.perf_counter(), _week(context)
-        people = _read_slice(warehouse, "customers", week)
+        started, week = time.perf_counter(), week_of(context)
+        people = read_slice(warehouse, "customers", week)
         active = active_customers(people)
         churn = checks.fail_on_violation(lambda: src.snapshot(warehouse, "churn_health", week))
         behaviour = checks.fail_on_violation(lambda: src.snapshot(warehouse, "behaviour", week))
         rote = checks.fail_on_violation(lambda: src.snapshot(warehouse, "customer_rote", week))
         inputs = WeekInputs(
             candidates=warehouse.query(
-                f"SELECT party_id, product_id FROM {_work('eligibility')} WHERE week_start = {sql_date(week.start)}"
+                f"SELECT party_id, product_id FROM {work_table('eligibility')} WHERE week_start = {sql_date(week.start)}"
             ),
             customers=active,
             products=checks.fail_on_violation(lambda: src.products(warehouse, week)),
@@ -200,14 +171,14 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         context.log.info(f"inputs read and checked; computing signals for {len(inputs.candidates):,} eligible pairs")
         df, report = compute_signals(inputs)
         del inputs
-        df = _with_week(df, week)
+        df = with_week(df, week)
         yield from checks.gate("signals", [checks.contract_result(models.SignalsAsset, df, "signals")])
-        _write(warehouse, "signals", df, week)
+        write_slice(warehouse, "signals", df, week)
         if report.dropped_signals:
             context.log.warning(f"signals dropped for week {week.key}: {report.dropped_signals} (input absent)")
         yield dg.MaterializeResult(
             metadata={
-                **_common_metadata(week, df, _work("signals"), started),
+                **common_metadata(week, df, work_table("signals"), started),
                 "dropped_signals": ", ".join(report.dropped_signals) or "none",
                 "customer_rote_input": "absent: rote_uplift dropped" if rote is None else rote.as_of_date.date().isoformat(),
                 "churn_snapshot": churn.as_of_date.date().isoformat(),
@@ -227,7 +198,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         pool=WEEKLY_POOL,
         deps=[signals],
         code_version=model_version,
-        metadata={"partition_expr": PARTITION_EXPR, "table": _work("scores"), "model_version": model_version},
+        metadata={"partition_expr": PARTITION_EXPR, "table": work_table("scores"), "model_version": model_version},
         check_specs=[checks.contract_spec("scores", models.ScoresAsset)],
         kinds={"pandas", "pandera"},
     )
@@ -236,19 +207,19 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         signals, with the weights of its product class, scaled down by the cooling-off and
         lifecycle penalties; and primary_signal, the signal that contributed most. The
         weights configuration and the scoring code together make model_version."""
-        started, week = time.perf_counter(), _week(context)
-        sig = _read_slice(warehouse, "signals", week).drop(columns=["week_start"])
+        started, week = time.perf_counter(), week_of(context)
+        sig = read_slice(warehouse, "signals", week).drop(columns=["week_start"])
         products = checks.fail_on_violation(lambda: src.products(warehouse, week))
         context.log.info(f"scoring {len(sig):,} candidates with model_version {model_version}")
         df = score_candidates(sig, products, weights)
         del sig
         df["model_version"] = model_version
-        df = _with_week(df, week)
+        df = with_week(df, week)
         yield from checks.gate("scores", [checks.contract_result(models.ScoresAsset, df, "scores")])
-        _write(warehouse, "scores", df, week)
+        write_slice(warehouse, "scores", df, week)
         yield dg.MaterializeResult(
             metadata={
-                **_common_metadata(week, df, _work("scores"), started),
+                **common_metadata(week, df, work_table("scores"), started),
                 "model_version": model_version,
                 "weights_source": weights.source,
                 "score_quantiles": dg.MetadataValue.json(
@@ -282,17 +253,17 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         with score, primary_signal and model_version on every row. Written to the warehouse
         history table product_intelligence.next_best_product (the seed's columns and key);
         a re-run of a week replaces that week's rows."""
-        started, week = time.perf_counter(), _week(context)
+        started, week = time.perf_counter(), week_of(context)
         scored = warehouse.query(
-            f"SELECT party_id, product_id, score, primary_signal FROM {_work('scores')} "
+            f"SELECT party_id, product_id, score, primary_signal FROM {work_table('scores')} "
             f"WHERE week_start = {sql_date(week.start)}"
         )
-        people = _read_slice(warehouse, "customers", week)
+        people = read_slice(warehouse, "customers", week)
         context.log.info(f"ranking {len(scored):,} scored candidates")
         df = top_products(scored, active_customers(people), model_version, week.evaluated_at)
         del scored
         eligible = warehouse.query(
-            f"SELECT party_id, product_id FROM {_work('eligibility')} WHERE week_start = {sql_date(week.start)}"
+            f"SELECT party_id, product_id FROM {work_table('eligibility')} WHERE week_start = {sql_date(week.start)}"
         )
         results = [
             checks.contract_result(models.NbpRankedAsset, df, HISTORY_TABLE),
@@ -311,7 +282,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         active = int((people["status"] == "ACTIVE").sum())
         yield dg.MaterializeResult(
             metadata={
-                **_common_metadata(week, df, HISTORY_TABLE, started),
+                **common_metadata(week, df, HISTORY_TABLE, started),
                 "model_version": model_version,
                 "evaluated_at": week.evaluated_at.isoformat(sep=" "),
                 "customers_ranked": int(df["party_id"].nunique()),
@@ -319,7 +290,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
                 "rank1_primary_signal": dg.MetadataValue.json(
                     df.loc[df["rank"] == 1, "primary_signal"].value_counts().sort_index().to_dict()
                 ),
-                "preview": _preview(df),
+                "preview": preview(df),
             }
         )
 
@@ -341,7 +312,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         mix or an empty table. A backfill of an older week never replaces a newer one."""
         from nbp_assets.storage import postgres as pg
 
-        started, week = time.perf_counter(), _week(context)
+        started, week = time.perf_counter(), week_of(context)
         if fairness_blocks_publish and (blocked := publish_blocked_reason(warehouse, week, model_version)):
             raise dg.Failure(description=blocked, metadata={"published": False})
         df = warehouse.query(f"SELECT * FROM {HISTORY_TABLE} WHERE evaluated_at = {sql_date(week.evaluated_at)} ORDER BY party_id, rank")
@@ -353,7 +324,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         context.log.info(f"nbp_current: {result.reason}")
         yield dg.MaterializeResult(
             metadata={
-                **_common_metadata(week, df, "product_intelligence.nbp_current", started),
+                **common_metadata(week, df, "product_intelligence.nbp_current", started),
                 "published": result.published,
                 "outcome": result.reason,
                 "current_week_before": str(result.previous_evaluated_at) if result.previous_evaluated_at else "none",

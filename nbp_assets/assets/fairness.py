@@ -17,16 +17,16 @@ from nbp_assets.alerts import report as render
 from nbp_assets.alerts.config import FairnessConfig, fairness_config
 from nbp_assets.alerts.messages import alert_payload
 from nbp_assets.assets import checks
-from nbp_assets.assets.engine import (
+from nbp_assets.assets.weekly_io import (
     GROUP,
     PARTITION_EXPR,
     WEEKLY_POOL,
-    _common_metadata,
-    _read_slice,
-    _week,
-    _with_week,
-    _work,
-    _write,
+    common_metadata,
+    read_slice,
+    week_of,
+    with_week,
+    work_table,
+    write_slice,
 )
 from nbp_assets.contract.fairness import fairness_report_model
 from nbp_assets.model import fairness
@@ -37,7 +37,7 @@ from nbp_assets.sources import week_inputs as src
 from nbp_assets.storage.postgres_resource import PostgresResource
 from nbp_assets.storage.warehouse import HISTORY_TABLE, WarehouseResource, sql_date
 
-REPORT_TABLE = _work("fairness_report")
+REPORT_TABLE = work_table("fairness_report")
 
 
 def report_path(week: Week) -> Path:
@@ -49,8 +49,8 @@ def _eligible_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple
     # instead of every eligible pair. Dimension names are validated customer columns.
     dims = ", ".join(f"c.{d}" for d in dimensions)
     return warehouse.query(
-        f"SELECT e.product_id, {dims}, count(*) AS eligible FROM {_work('eligibility')} e "
-        f"JOIN {_work('customers')} c ON c.party_id = e.party_id AND c.week_start = e.week_start "
+        f"SELECT e.product_id, {dims}, count(*) AS eligible FROM {work_table('eligibility')} e "
+        f"JOIN {work_table('customers')} c ON c.party_id = e.party_id AND c.week_start = e.week_start "
         f"WHERE e.week_start = {sql_date(week.start)} AND c.status = '{ACTIVE}' GROUP BY e.product_id, {dims}"
     )
 
@@ -79,7 +79,7 @@ def _write_report(warehouse: WarehouseResource, df: pd.DataFrame, week: Week) ->
             for column in missing:
                 old[column] = pd.Series(None, index=old.index, dtype=nullable.get(str(df[column].dtype), df[column].dtype))
             warehouse.replace_table(REPORT_TABLE, old)
-    _write(warehouse, "fairness_report", df, week)
+    write_slice(warehouse, "fairness_report", df, week)
 
 
 def _alerts_table(alerts: list[dict], outcome: outbox.RecordOutcome) -> pd.DataFrame:
@@ -139,8 +139,8 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         ranking. Groups below the minimum size are listed, not judged. A gap above 10 points
         is a breach: an nbp.fairness_breach alert in the compliance outbox. Also the gap of
         each product over the last weeks, and the whole report as an HTML file per week."""
-        started, week = time.perf_counter(), _week(context)
-        people = active_customers(_read_slice(warehouse, "customers", week))
+        started, week = time.perf_counter(), week_of(context)
+        people = active_customers(read_slice(warehouse, "customers", week))
         ranked = warehouse.query(
             f"SELECT party_id, product_id FROM {HISTORY_TABLE} WHERE evaluated_at = {sql_date(week.evaluated_at)}"
         )
@@ -148,7 +148,7 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         eligible = _eligible_counts(warehouse, week, config.dimensions)
         rates = fairness.recommendation_rates(people, ranked, sorted(products["product_id"]), config.dimensions, eligible)
         gaps = fairness.fairness_gaps(rates, threshold, config.min_group_size)
-        df = _with_week(fairness.report_rows(rates, gaps, config.min_group_size), week)
+        df = with_week(fairness.report_rows(rates, gaps, config.min_group_size), week)
         df["model_version"] = model_version
         yield from checks.gate("fairness_report", [checks.contract_result(contract, df, "fairness_report")])
 
@@ -164,7 +164,7 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         # Recorded before the check is reported and the report written: a breach the UI
         # shows always has its alert, and a failure here fails the step visibly.
         gaps_now = {(r["product_id"], r["dimension"]): r["gap_pp"] for r in gaps.to_dict("records")}
-        outcome = outbox.record_week(postgres.conninfo(), week.start, model_version, alerts, gaps_now, context.run.run_id)
+        outcome = outbox.recordweek_of(postgres.conninfo(), week.start, model_version, alerts, gaps_now, context.run.run_id)
         alerts_table = _alerts_table(alerts, outcome)
         yield dg.AssetCheckResult(
             check_name=checks.FAIRNESS_GAP,
@@ -188,7 +188,7 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         render.write_html(html_path, render.render_html(meta, gaps, df, history, weeks, alerts_table, threshold))
         yield dg.MaterializeResult(
             metadata={
-                **_common_metadata(week, df, REPORT_TABLE, started),
+                **common_metadata(week, df, REPORT_TABLE, started),
                 "model_version": model_version,
                 "breaches": len(breaches),
                 "alerts": dg.MetadataValue.md(render.markdown(alerts_table)),
