@@ -44,16 +44,18 @@ def _child(asset: str, week: str) -> None:
 
 
 def _run_child(args: list[str], env: dict) -> tuple[dict, float, float]:
-    with tempfile.TemporaryFile("w+") as out:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "nbp_assets.bench", *args], stdout=out, stderr=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen([sys.executable, "-m", "nbp_assets.bench", *args], stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         lines = [line for line in out.read().splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"benchmark step {args} failed (exit {proc.returncode})")
+        if proc.returncode != 0 or not lines:
+            err.seek(0)
+            tail = "\n".join(err.read().splitlines()[-15:])
+            raise SystemExit(f"benchmark step {args} failed (exit {proc.returncode}):\n{tail}")
     return json.loads(lines[-1]), wall, usage.ru_maxrss / 1024.0  # ru_maxrss is KiB on Linux
 
 
