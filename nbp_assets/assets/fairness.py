@@ -164,7 +164,7 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         # Recorded before the check is reported and the report written: a breach the UI
         # shows always has its alert, and a failure here fails the step visibly.
         gaps_now = {(r["product_id"], r["dimension"]): r["gap_pp"] for r in gaps.to_dict("records")}
-        outcome = outbox.recordweek_of(postgres.conninfo(), week.start, model_version, alerts, gaps_now, context.run.run_id)
+        outcome = outbox.record_week(postgres.conninfo(), week.start, model_version, alerts, gaps_now, context.run.run_id)
         alerts_table = _alerts_table(alerts, outcome)
         yield dg.AssetCheckResult(
             check_name=checks.FAIRNESS_GAP,
