@@ -33,7 +33,6 @@ from nbp_assets.contract.inputs import SOURCE_TABLES
 from nbp_assets.definitions import build_definitions
 from nbp_assets_tests.offer_helpers import Stream, check, materialization
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "ksqldb-next-best-offer-recipe.md"
 
 # Verbatim from the recipe.
 RECIPE_INSERTS = """
@@ -143,15 +142,6 @@ def recipe(tmp_path_factory):
         s = Stream(build_definitions(), instance)
         s.drain()
         yield s
-
-
-def test_the_recipe_statements_are_the_seeds():
-    if not SEED.exists():
-        pytest.skip(f"seed not available at {SEED}")
-    text = SEED.read_text()
-    statements = [s for s in RECIPE_INSERTS.strip().splitlines()]
-    assert len(statements) == 18
-    assert [s for s in statements if s not in text] == []
 
 
 def test_recipe_example_gives_exactly_the_recipes_offers(recipe):
