@@ -175,7 +175,8 @@ def _print_where_to_look(week: str) -> None:
     )
     print("\nWhere to look:")
     print(f"  warehouse history : {settings.warehouse_path()}  table product_intelligence.next_best_product")
-    print(f"  fairness report   : same file, table nbp_work.fairness_report (week_start = '{week}')")
+    print(f"  fairness report   : same file, table nbp_work.fairness_report (week_start = '{week}'),")
+    print(f"                      and {settings.nbp_home() / 'reports' / 'fairness' / (week + '.html')}")
     print(f"  apps' current top3: PostgreSQL {resources['postgres'].describe()}, product_intelligence.nbp_current "
           f"(current week {pg.current_evaluated_at(url)})")
     print(f"  Dagster UI        : DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -h 127.0.0.1 -p 3000")
