@@ -23,39 +23,16 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nbp_assets.assets import checks
 from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE, load_weights
+from nbp_assets_tests.test_definitions import ASSETS, CHECKS, MODEL_VERSIONED, OFFER_ASSETS
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCATION = "nbp_assets"
 STARTUP_TIMEOUT_S = 90
-ASSETS = {
-    "customers",
-    "activity",
-    "eligibility",
-    "signals",
-    "scores",
-    "nbp_ranked",
-    "nbp_current",
-    "fairness_report",
-}
-# The next-best-offer recipe (group next_best_offer): unpartitioned, a micro-batch is a run.
-OFFER_ASSETS = {"offers", "offer_rules", "next_best_offer", "next_best_offer_lookup"}
-MODEL_VERSIONED = {"scores", "nbp_ranked", "nbp_current", "fairness_report"}
-# asset -> {check name: blocking} that the UI must show (other checks may be added).
-REQUIRED_CHECKS = {name: {checks.CONTRACT: True} for name in ASSETS} | {
-    "nbp_ranked": {
-        checks.CONTRACT: True,
-        checks.ELIGIBILITY_GATE: True,
-        checks.RANKS: True,
-        checks.SCORES: True,
-        checks.MODEL_VERSION: True,
-    },
-    "fairness_report": {checks.CONTRACT: True, checks.FAIRNESS_GAP: False},
-}
-
+# One snapshot of what the code location must contain, shared with the definitions tests.
+REQUIRED_CHECKS = CHECKS
 QUERY = """
 query NbpLocation {
   workspaceOrError {
