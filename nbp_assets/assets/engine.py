@@ -22,6 +22,7 @@ from nbp_assets.assets.weekly_io import (
     WEEKLY_POOL,
     common_metadata,
     preview,
+    read_history,
     read_slice,
     week_of,
     with_week,
@@ -156,9 +157,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         behaviour = checks.fail_on_violation(lambda: src.snapshot(warehouse, "behaviour", week))
         rote = checks.fail_on_violation(lambda: src.snapshot(warehouse, "customer_rote", week))
         inputs = WeekInputs(
-            candidates=warehouse.query(
-                f"SELECT party_id, product_id FROM {work_table('eligibility')} WHERE week_start = {sql_date(week.start)}"
-            ),
+            candidates=read_slice(warehouse, "eligibility", week, columns="party_id, product_id"),
             customers=active,
             products=checks.fail_on_violation(lambda: src.products(warehouse, week)),
             holdings=checks.fail_on_violation(lambda: src.holdings(warehouse, week)),
@@ -254,17 +253,12 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         history table product_intelligence.next_best_product (the seed's columns and key);
         a re-run of a week replaces that week's rows."""
         started, week = time.perf_counter(), week_of(context)
-        scored = warehouse.query(
-            f"SELECT party_id, product_id, score, primary_signal FROM {work_table('scores')} "
-            f"WHERE week_start = {sql_date(week.start)}"
-        )
+        scored = read_slice(warehouse, "scores", week, columns="party_id, product_id, score, primary_signal")
         people = read_slice(warehouse, "customers", week)
         context.log.info(f"ranking {len(scored):,} scored candidates")
         df = top_products(scored, active_customers(people), model_version, week.evaluated_at)
         del scored
-        eligible = warehouse.query(
-            f"SELECT party_id, product_id FROM {work_table('eligibility')} WHERE week_start = {sql_date(week.start)}"
-        )
+        eligible = read_slice(warehouse, "eligibility", week, columns="party_id, product_id")
         results = [
             checks.contract_result(models.NbpRankedAsset, df, HISTORY_TABLE),
             checks.rows_result(checks.ELIGIBILITY_GATE, invariants.outside_eligibility(df, eligible),
@@ -315,7 +309,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         started, week = time.perf_counter(), week_of(context)
         if fairness_blocks_publish and (blocked := publish_blocked_reason(warehouse, week, model_version)):
             raise dg.Failure(description=blocked, metadata={"published": False})
-        df = warehouse.query(f"SELECT * FROM {HISTORY_TABLE} WHERE evaluated_at = {sql_date(week.evaluated_at)} ORDER BY party_id, rank")
+        df = read_history(warehouse, week, order_by="party_id, rank")
         df["rank"] = df["rank"].astype("int32")
         df["score"] = df["score"].astype("float64")
         yield from checks.gate("nbp_current", [checks.contract_result(models.NbpCurrentAsset, df, "nbp_current")])

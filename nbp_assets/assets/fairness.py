@@ -22,6 +22,7 @@ from nbp_assets.assets.weekly_io import (
     PARTITION_EXPR,
     WEEKLY_POOL,
     common_metadata,
+    read_history,
     read_slice,
     week_of,
     with_week,
@@ -35,7 +36,7 @@ from nbp_assets.model.weights import Weights
 from nbp_assets.partitions import Week, weekly_partitions
 from nbp_assets.sources import week_inputs as src
 from nbp_assets.storage.postgres_resource import PostgresResource
-from nbp_assets.storage.warehouse import HISTORY_TABLE, WarehouseResource, sql_date
+from nbp_assets.storage.warehouse import WarehouseResource, sql_date
 
 REPORT_TABLE = work_table("fairness_report")
 
@@ -141,9 +142,7 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         each product over the last weeks, and the whole report as an HTML file per week."""
         started, week = time.perf_counter(), week_of(context)
         people = active_customers(read_slice(warehouse, "customers", week))
-        ranked = warehouse.query(
-            f"SELECT party_id, product_id FROM {HISTORY_TABLE} WHERE evaluated_at = {sql_date(week.evaluated_at)}"
-        )
+        ranked = read_history(warehouse, week, columns="party_id, product_id")
         products = checks.fail_on_violation(lambda: src.products(warehouse, week))
         eligible = _eligible_counts(warehouse, week, config.dimensions)
         rates = fairness.recommendation_rates(people, ranked, sorted(products["product_id"]), config.dimensions, eligible)

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from nbp_assets.partitions import Week
-from nbp_assets.storage.warehouse import WORK_SCHEMA, WarehouseResource, sql_date
+from nbp_assets.storage.warehouse import HISTORY_TABLE, WORK_SCHEMA, WarehouseResource, sql_date
 
 GROUP = "next_best_product"
 # One concurrency pool for the weekly steps: with the instance's pool limit at 1, a backfill
@@ -28,8 +28,15 @@ def with_week(df: pd.DataFrame, week: Week) -> pd.DataFrame:
     return df
 
 
-def read_slice(wh: WarehouseResource, name: str, week: Week) -> pd.DataFrame:
-    return wh.query(f"SELECT * FROM {work_table(name)} WHERE week_start = {sql_date(week.start)}")
+def read_slice(wh: WarehouseResource, name: str, week: Week, columns: str = "*") -> pd.DataFrame:
+    """One week of a work table; name only the columns a step needs (millions of rows)."""
+    return wh.query(f"SELECT {columns} FROM {work_table(name)} WHERE week_start = {sql_date(week.start)}")
+
+
+def read_history(wh: WarehouseResource, week: Week, columns: str = "*", order_by: str | None = None) -> pd.DataFrame:
+    """The week's rows of product_intelligence.next_best_product (keyed by evaluated_at)."""
+    order = f" ORDER BY {order_by}" if order_by else ""
+    return wh.query(f"SELECT {columns} FROM {HISTORY_TABLE} WHERE evaluated_at = {sql_date(week.evaluated_at)}{order}")
 
 
 def preview(df: pd.DataFrame, n: int = 10) -> dg.MetadataValue:
