@@ -50,36 +50,39 @@ def latest_closed_week() -> str:
     return key
 
 
-def cmd_generate(args: argparse.Namespace) -> None:
-    from nbp_assets.resources import build_resources
-    from nbp_assets.sources.synthetic import generate
+def _write_source_tables(tables: dict, files: dict | None = None) -> str:
+    """Replace the source tables in the deployment's warehouse, one login for all of them."""
+    from nbp_assets.resources import open_warehouse
     from nbp_assets.storage.warehouse import SOURCE_SCHEMA
+
+    with open_warehouse().session() as warehouse:
+        for name, df in tables.items():
+            warehouse.replace_table(f"{SOURCE_SCHEMA}.{name}", df)
+            origin = f"  <- {files[name]}" if files else ""
+            print(f"  {SOURCE_SCHEMA}.{name:<17} {len(df):>12,} rows{origin}")
+        return warehouse.describe()
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from nbp_assets.sources.synthetic import generate
 
     end_week = date.fromisoformat(args.end_week or latest_closed_week())
     started = time.perf_counter()
     tables = generate(args.customers, args.seed, end_week=end_week, history_weeks=args.weeks)
-    warehouse = build_resources()["warehouse"]
-    for name, df in tables.items():
-        warehouse.replace_table(f"{SOURCE_SCHEMA}.{name}", df)
-        print(f"  {SOURCE_SCHEMA}.{name:<17} {len(df):>12,} rows")
+    where = _write_source_tables(tables)
     print(f"generated {args.customers:,} customers, {args.weeks} week(s) up to {end_week} "
-          f"(seed {args.seed}) into {warehouse.describe()} in {time.perf_counter() - started:.1f}s")
+          f"(seed {args.seed}) into {where} in {time.perf_counter() - started:.1f}s")
 
 
 def cmd_load(args: argparse.Namespace) -> None:
-    from nbp_assets.resources import build_resources
     from nbp_assets.sources.loader import LoadError, load_directory
-    from nbp_assets.storage.warehouse import SOURCE_SCHEMA
 
     try:
         loaded = load_directory(args.directory)
     except LoadError as exc:
         print(f"rejected, nothing was loaded:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    warehouse = build_resources()["warehouse"]
-    for name, df in loaded.tables.items():
-        warehouse.replace_table(f"{SOURCE_SCHEMA}.{name}", df)
-        print(f"  {SOURCE_SCHEMA}.{name:<17} {len(df):>12,} rows  <- {loaded.files[name]}")
+    _write_source_tables(loaded.tables, loaded.files)
     if loaded.weights is not None:
         target = settings.nbp_home() / "weights.csv"
         loaded.weights.to_csv(target, index=False)

@@ -41,10 +41,6 @@ _SNOWFLAKE_FIELDS = {
 WEIGHTS_COLUMNS = ("product_class", "signal", "weight")
 
 
-def deployment_name() -> str:
-    return settings.deployment()
-
-
 def required_source_tables() -> list[str]:
     return [f"{SOURCE_SCHEMA}.{name}" for name, (_, required) in SOURCE_TABLES.items() if required]
 
