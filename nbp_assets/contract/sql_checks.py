@@ -19,7 +19,7 @@ from typing import Callable
 import pandas as pd
 import pandera.pandas as pa
 
-from nbp_assets.contract.validation import MISSING_COLUMN, MAX_EXAMPLES, ContractViolation, Violation
+from nbp_assets.contract.validation import MAX_EXAMPLES, MISSING_COLUMN, ContractViolation, Violation, plain_value
 
 
 def _lit(value) -> str:
@@ -125,7 +125,4 @@ def coerce_types(model: type[pa.DataFrameModel], df: pd.DataFrame) -> pd.DataFra
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return [
-        {k: (v.isoformat() if isinstance(v, pd.Timestamp) else (None if pd.isna(v) else v)) for k, v in row.items()}
-        for row in frame.to_dict("records")
-    ]
+    return [{k: plain_value(v) for k, v in row.items()} for row in frame.to_dict("records")]

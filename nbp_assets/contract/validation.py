@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pandera.errors as pa_errors
 import pandera.pandas as pa
@@ -65,22 +66,23 @@ def _examples(df: pd.DataFrame, index_values, column: str, failure_values) -> li
         row: dict = {"row": None if pd.isna(idx) else int(idx) if isinstance(idx, (int, float)) else str(idx)}
         if idx is not None and not pd.isna(idx) and idx in df.index:
             for c in id_cols:
-                row[c] = _plain(df.at[idx, c])
-        row[column] = _plain(value)
+                row[c] = plain_value(df.at[idx, c])
+        row[column] = plain_value(value)
         out.append(row)
     return out
 
 
-def _plain(value):
+def plain_value(value):
+    """A cell as a plain Python value for error messages and metadata (None for any null)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
-    if hasattr(value, "item"):
+    if isinstance(value, np.generic):
         return value.item()
-    try:
-        missing = pd.isna(value)
-    except (TypeError, ValueError):
-        missing = False
-    return None if missing is True else value
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
 
 
 def validate(model: type[pa.DataFrameModel], df: pd.DataFrame, table: str, source: str | None = None) -> pd.DataFrame:

@@ -19,7 +19,6 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow
@@ -27,7 +26,7 @@ import pyarrow.csv as pa_csv
 
 from nbp_assets.contract.inputs import SOURCE_TABLES, WeightsInput
 from nbp_assets.contract.offers import OFFER_SOURCE_TABLES
-from nbp_assets.contract.validation import MAX_EXAMPLES, ContractViolation, Violation, validate
+from nbp_assets.contract.validation import MAX_EXAMPLES, ContractViolation, Violation, plain_value, validate
 from nbp_assets.model.weights import weights_from_frame
 
 WEIGHTS_TABLE = "weights"
@@ -414,21 +413,9 @@ def _examples(frame: pd.DataFrame, mask: pd.Series, column: str) -> list[dict]:
     shown = [c for c in _ID_COLUMNS if c in frame.columns and c != column] + [column]
     sample = frame.loc[mask, shown].head(MAX_EXAMPLES)
     return [
-        {"row": int(row), **{k: _plain(v) for k, v in record.items()}}
+        {"row": int(row), **{k: plain_value(v) for k, v in record.items()}}
         for row, record in zip(sample.index, sample.to_dict("records"))
     ]
-
-
-def _plain(value):
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return value
 
 
 def _render_example(example: dict) -> str:
