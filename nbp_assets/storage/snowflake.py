@@ -285,3 +285,14 @@ class SnowflakeWarehouse(WarehouseResource):
             finally:
                 cursor.close()
         return len(df)
+
+    def append_table(self, table: str, df: pd.DataFrame) -> int:
+        columns = ", ".join(_quoted(c) for c in df.columns)
+        with self._connection() as conn:
+            cursor = conn.cursor()
+            try:
+                with self._staged(conn, df) as stage:
+                    cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}")
+            finally:
+                cursor.close()
+        return len(df)

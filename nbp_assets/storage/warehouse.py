@@ -76,6 +76,10 @@ class WarehouseResource(dg.ConfigurableResource):
         """Replace a whole table (used to load source data)."""
         raise NotImplementedError
 
+    def append_table(self, table: str, df: pd.DataFrame) -> int:
+        """Append df to an existing table (a large load written in chunks)."""
+        raise NotImplementedError
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -176,5 +180,13 @@ class DuckDBWarehouse(WarehouseResource):
             con.register("incoming", df)
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
+            con.unregister("incoming")
+        return len(df)
+
+    def append_table(self, table: str, df: pd.DataFrame) -> int:
+        cols = ", ".join(f'"{c}"' for c in df.columns)
+        with self._connect() as con:
+            con.register("incoming", df)
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM incoming")
             con.unregister("incoming")
         return len(df)
