@@ -10,7 +10,7 @@ import pytest
 
 from nbp_assets.contract.inputs import PRODUCT_CLASSES, SOURCE_TABLES
 from nbp_assets.contract.validation import validate
-from nbp_assets.sources.synthetic import generate
+from nbp_assets.sources.synthetic import generate, generate_chunks
 
 END_WEEK = date(2026, 11, 9)  # a Monday
 HISTORY_WEEKS = 8
@@ -194,3 +194,71 @@ def test_offers_and_behaviour_carry_the_signals_the_ranking_needs(bank):
 def test_rejects_an_end_week_that_is_not_a_monday():
     with pytest.raises(ValueError, match="not a Monday"):
         generate(10, 1, end_week=date(2026, 11, 10))
+
+
+# ----------------------------------------------------------------------------- chunks
+
+CHUNK = 300
+
+
+@pytest.fixture(scope="module")
+def chunks() -> list[dict[str, pd.DataFrame]]:
+    return list(generate_chunks(3 * CHUNK, 42, end_week=END_WEEK, history_weeks=2, chunk_customers=CHUNK))
+
+
+def test_chunked_generation_is_deterministic_and_chunks_differ(chunks):
+    assert len(chunks) == 3
+    again = list(generate_chunks(3 * CHUNK, 42, end_week=END_WEEK, history_weeks=2, chunk_customers=CHUNK))
+    for chunk, same in zip(chunks, again, strict=True):
+        assert list(chunk) == list(same)
+        for table in chunk:
+            pd.testing.assert_frame_equal(chunk[table], same[table], check_exact=True)
+    # Each chunk draws its own customers, not a copy of chunk 0 under other ids.
+    segments = [c["customers"]["segment"].to_numpy() for c in chunks]
+    assert not np.array_equal(segments[0], segments[1]) and not np.array_equal(segments[1], segments[2])
+
+
+def test_chunk_0_is_what_generate_gives(chunks):
+    # generate(n) is the one chunk of a bank of n; chunk 0 of a larger bank is the same data
+    # (here: ids have the same widths below 10M customers, and numbering starts at 1).
+    alone = generate(CHUNK, 42, end_week=END_WEEK, history_weeks=2)
+    assert list(alone) == list(chunks[0]) == list(SOURCE_TABLES)
+    for table in SOURCE_TABLES:
+        pd.testing.assert_frame_equal(alone[table], chunks[0][table], check_exact=True)
+    single = list(generate_chunks(CHUNK, 42, end_week=END_WEEK, history_weeks=2, chunk_customers=CHUNK + 1))
+    assert len(single) == 1
+    for table in SOURCE_TABLES:
+        pd.testing.assert_frame_equal(alone[table], single[0][table], check_exact=True)
+
+
+def test_ids_are_unique_across_chunks_and_tables_stay_within_their_chunk(chunks):
+    assert "product_register" in chunks[0]
+    assert all(set(c) == set(SOURCE_TABLES) - {"product_register"} for c in chunks[1:])
+    whole = {t: pd.concat([c[t] for c in chunks if t in c], ignore_index=True) for t in SOURCE_TABLES}
+    assert set(whole["customers"]["party_id"]) == {f"P{i:07d}" for i in range(1, 3 * CHUNK + 1)}
+    assert (whole["activity"]["activity_id"].to_numpy() == np.arange(1, len(whole["activity"]) + 1)).all()
+    offers = whole["offer_history"]["offer_id"]
+    assert offers.tolist() == [f"OF{i:09d}" for i in range(1, len(offers) + 1)]
+    for k, chunk in enumerate(chunks):
+        parties = set(chunk["customers"]["party_id"])
+        assert parties == {f"P{i:07d}" for i in range(k * CHUNK + 1, (k + 1) * CHUNK + 1)}
+        for table in PARTY_TABLES:
+            assert set(chunk[table]["party_id"]) <= parties, (k, table)
+
+
+def test_every_chunk_meets_the_contract_with_the_same_dtypes(chunks):
+    # A last chunk of one customer: tiny tables, some possibly empty, same dtypes (appends never fail).
+    tail = list(generate_chunks(CHUNK + 1, 42, end_week=END_WEEK, history_weeks=2, chunk_customers=CHUNK))[-1]
+    assert len(tail["customers"]["party_id"].unique()) == 1
+    for k, chunk in enumerate([*chunks, tail]):
+        for table, df in chunk.items():
+            assert df.dtypes.equals(chunks[0][table].dtypes), (k, table)
+            model, _required = SOURCE_TABLES[table]
+            assert len(validate(model, df, table=table)) == len(df), (k, table)
+
+
+def test_party_id_width_follows_the_whole_bank():
+    # 10M customers need 8 digits: the first chunk already uses them (no 10M-row test: the
+    # width comes from the argument, the chunk holds 2 customers).
+    first = next(iter(generate_chunks(10_000_000, 1, end_week=END_WEEK, history_weeks=1, chunk_customers=2)))
+    assert first["customers"]["party_id"].unique().tolist() == ["P00000001", "P00000002"]

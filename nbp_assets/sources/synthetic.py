@@ -3,6 +3,8 @@
 `generate(customers, seed, end_week=...)` returns every table in SOURCE_TABLES, each of
 which passes its pandera model, covering the `history_weeks` weeks that end with the week
 keyed `end_week` (a Monday). Same arguments, same frames, byte for byte.
+`generate_chunks(...)` gives the same kind of bank a chunk of customers at a time, for banks
+too large for memory (10M customers x 20 products); see "Chunks" below for what chunks share.
 
 How the bank hangs together (so the ranking has something real to find):
 - customers: SCD2 master. Segment drives income, FICO and age; a few percent change
@@ -31,6 +33,7 @@ Everything is vectorised with numpy: Python loops only run over products and wee
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -47,7 +50,7 @@ from nbp_assets.contract.inputs import (
     SPEND_CATEGORIES,
 )
 
-__all__ = ["generate", "ACTIVITY_TYPES"]
+__all__ = ["generate", "generate_chunks", "ACTIVITY_TYPES", "DEFAULT_CHUNK_CUSTOMER_WEEKS"]
 
 DAY_S = 86_400
 _EPOCH = datetime.date(1970, 1, 1)
@@ -266,9 +269,9 @@ class _Bank:
 # ----------------------------------------------------------------------------- tables
 
 
-def _customers(rng: np.random.Generator, n: int, ws: int, ee: int, history_weeks: int) -> tuple[_Bank, pd.DataFrame]:
-    width = max(7, len(str(n)))
-    party_id = _ids("P", np.arange(1, n + 1), width)
+def _customers(rng: np.random.Generator, n: int, ws: int, ee: int, history_weeks: int,
+               ids: _IdStart) -> tuple[_Bank, pd.DataFrame]:
+    party_id = _ids("P", np.arange(ids.party, ids.party + n), ids.party_width)
 
     seg0 = _choice(rng, np.cumsum(_SEGMENT_SHARE), n=n)
     juris = _choice(rng, np.cumsum(_JURISDICTION_SHARE), n=n)
@@ -524,7 +527,7 @@ def _offers(rng: np.random.Generator, catalogue: list[_Product], bank: _Bank, he
 
 
 def _activity(rng: np.random.Generator, bank: _Bank, new_party: np.ndarray, new_day: np.ndarray,
-              ws: int, ee: int) -> pd.DataFrame:
+              ws: int, ee: int, first_id: int) -> pd.DataFrame:
     n = len(bank.join)
     start = np.maximum(ws, bank.join)
     stop = np.minimum(ee, bank.end)
@@ -570,7 +573,7 @@ def _activity(rng: np.random.Generator, bank: _Bank, new_party: np.ndarray, new_
     order = np.lexsort((party, event_s))
     return pd.DataFrame(
         {
-            "activity_id": pd.arrays.IntegerArray(np.arange(1, e + 1, dtype=np.int64), np.zeros(e, bool)),
+            "activity_id": pd.arrays.IntegerArray(np.arange(first_id, first_id + e, dtype=np.int64), np.zeros(e, bool)),
             "party_id": bank.party_id[party[order]],
             "event_time": _times(event_s[order]),
             "activity_type": _objects(ACTIVITY_TYPES, kind[order]),
@@ -582,6 +585,43 @@ def _activity(rng: np.random.Generator, bank: _Bank, new_party: np.ndarray, new_
 
 
 # ----------------------------------------------------------------------------- entry point
+
+
+# Chunks: the bank can be generated (and written) a chunk of customers at a time, with
+# memory bounded by the chunk, not by the bank. What a chunk shares with the others, and
+# what it does not:
+# - chunk k holds parties k * chunk_customers + 1 ...; the width of party ids ("P0000001",
+#   at least 7 digits) and of offer ids ("OF000000001", at least 9) is set by the whole bank;
+# - activity_id and offer_id continue where the previous chunk stopped (1 ... total, no
+#   gaps). Activity is in event-time order inside a chunk only: over the whole table,
+#   activity_id order is chunk after chunk (the offer stream reads by activity_id and each
+#   event stands alone, so nothing depends on global time order);
+# - randomness: chunk 0 draws from the five streams SeedSequence(seed).spawn(5), exactly
+#   what generate() has always used, so generate(n) is chunk 0 of a one-chunk bank; chunk
+#   k > 0 draws from SeedSequence(seed, spawn_key=(5, k)).spawn(5), streams that chunk 0
+#   never touches. Same (customers, seed, window, products, chunk_customers): same bank;
+#   a different chunk_customers gives a different (equally valid) bank;
+# - whatever looks at the population is computed per chunk: the number of offers
+#   (OFFERS_PER_CUSTOMER of the chunk's customers, each to a customer of the chunk) and the
+#   pool of 65,536 mobile IP addresses (shared by the chunk's customers only). Every other
+#   share (segment, status, holdings, eligibility, churn, ...) is a per-customer probability,
+#   so each chunk is a sample of the same bank; nothing is calibrated on the whole base;
+# - the product register is the same for every chunk and comes with chunk 0 only;
+# - every column has the same dtype in every chunk (checked), so appends never meet a new type.
+
+DEFAULT_CHUNK_CUSTOMER_WEEKS = 500_000  # customers x history weeks per chunk (about 1 GiB at 20 products)
+_CHUNK_STREAM = 5  # spawn_key prefix of chunks k > 0: past chunk 0's five streams (0,) ... (4,)
+
+
+@dataclass(frozen=True)
+class _IdStart:
+    """Where a chunk's ids start, and the id widths set by the whole bank."""
+
+    party: int = 1
+    party_width: int = 7
+    activity: int = 1
+    offer: int = 1
+    offer_width: int = 9
 
 
 def generate(
@@ -596,7 +636,30 @@ def generate(
 
     The data covers the weeks end_week - (history_weeks - 1) * 7 ... end_week (Monday keys);
     snapshot tables hold one snapshot per week dated its closing Sunday, and nothing is dated
-    on or after end_week + 7 days (the end week's evaluation date).
+    on or after end_week + 7 days (the end week's evaluation date). It is the whole bank in
+    memory: the single chunk of generate_chunks(..., chunk_customers=customers).
+    """
+    (tables,) = generate_chunks(customers, seed, end_week=end_week, history_weeks=history_weeks,
+                                products=products, chunk_customers=customers)
+    return tables
+
+
+def generate_chunks(
+    customers: int,
+    seed: int,
+    *,
+    end_week: datetime.date,
+    history_weeks: int = 8,
+    products: int = 20,
+    chunk_customers: int | None = None,
+) -> Iterator[dict[str, pd.DataFrame]]:
+    """The bank of generate(), as {table name: DataFrame} per chunk of `chunk_customers` customers.
+
+    Chunk 0 has every table in SOURCE_TABLES; later chunks have all but product_register.
+    Concatenating the chunks table by table gives the whole bank (see the comment above on
+    what chunks share). Default chunk: DEFAULT_CHUNK_CUSTOMER_WEEKS // history_weeks
+    customers, so a chunk's memory does not grow with the history either. Arguments are
+    checked when this is called, not when the first chunk is drawn.
     """
     if isinstance(end_week, datetime.datetime):
         end_week = end_week.date()
@@ -606,18 +669,51 @@ def generate(
         raise ValueError("customers must be at least 1")
     if history_weeks < 1:
         raise ValueError("history_weeks must be at least 1")
+    if chunk_customers is None:
+        chunk_customers = max(1, DEFAULT_CHUNK_CUSTOMER_WEEKS // history_weeks)
+    if chunk_customers < 1:
+        raise ValueError("chunk_customers must be at least 1")
     catalogue = _catalogue(products)
-    n_products = len(catalogue)
+    ws = _day(end_week) - (history_weeks - 1) * 7  # Monday the window starts
+    ee = _day(end_week) + 7  # evaluation date of the end week: exclusive upper bound
+    ids = _IdStart(party_width=max(7, len(str(customers))),
+                   offer_width=max(9, len(str(int(customers * OFFERS_PER_CUSTOMER)))))
+    return _chunks(customers, seed, catalogue, ws, ee, history_weeks, chunk_customers, ids)
 
-    root = np.random.SeedSequence(seed)
+
+def _chunks(customers: int, seed: int, catalogue: list[_Product], ws: int, ee: int, history_weeks: int,
+            chunk_customers: int, ids: _IdStart) -> Iterator[dict[str, pd.DataFrame]]:
+    product_id, launch, products_df = _product_register(catalogue, ws, ee)
+    dtypes: dict[str, pd.Series] = {}
+    for k, first in enumerate(range(0, customers, chunk_customers)):
+        root = np.random.SeedSequence(seed) if k == 0 else np.random.SeedSequence(seed, spawn_key=(_CHUNK_STREAM, k))
+        ids = replace(ids, party=first + 1)
+        tables = _chunk(min(chunk_customers, customers - first), root, catalogue, product_id, launch,
+                        ws, ee, history_weeks, ids)
+        ids = replace(ids, activity=ids.activity + len(tables["activity"]),
+                      offer=ids.offer + len(tables["offer_history"]))
+        if k == 0:
+            tables = {"customers": tables.pop("customers"), "product_register": products_df, **tables}
+            dtypes = {name: df.dtypes for name, df in tables.items()}
+        _check_dtypes(k, tables, dtypes)
+        yield tables
+        del tables  # the next chunk is drawn without this one still alive here
+
+
+def _check_dtypes(k: int, tables: dict[str, pd.DataFrame], dtypes: dict[str, pd.Series]) -> None:
+    for name, df in tables.items():
+        if not df.dtypes.equals(dtypes[name]):
+            raise RuntimeError(f"chunk {k}: {name} has dtypes {dict(df.dtypes)}, chunk 0 had {dict(dtypes[name])}")
+
+
+def _chunk(customers: int, root: np.random.SeedSequence, catalogue: list[_Product], product_id: np.ndarray,
+           launch: np.ndarray, ws: int, ee: int, history_weeks: int, ids: _IdStart) -> dict[str, pd.DataFrame]:
+    """Every table but product_register for `customers` customers, drawn from `root`'s streams."""
+    n_products = len(catalogue)
     rng_customers, rng_holdings, rng_weekly, rng_offers, rng_activity = (
         np.random.default_rng(s) for s in root.spawn(5)
     )
-    ws = _day(end_week) - (history_weeks - 1) * 7  # Monday the window starts
-    ee = _day(end_week) + 7  # evaluation date of the end week: exclusive upper bound
-
-    bank, customers_df = _customers(rng_customers, customers, ws, ee, history_weeks)
-    product_id, launch, products_df = _product_register(catalogue, ws, ee)
+    bank, customers_df = _customers(rng_customers, customers, ws, ee, history_weeks, ids)
 
     h_party, h_product, h_opened, h_closed = _holdings(rng_holdings, catalogue, bank, launch, ws, ee)
     held_codes = h_party * n_products + h_product  # unique: one row per (party, product)
@@ -745,7 +841,7 @@ def generate(
     )
     offers_df = pd.DataFrame(
         {
-            "offer_id": _ids("OF", np.arange(1, len(o_party) + 1), 9),
+            "offer_id": _ids("OF", np.arange(ids.offer, ids.offer + len(o_party)), ids.offer_width),
             "party_id": bank.party_id[o_party],
             "product_id": product_id[o_product],
             "offered_at": _times(o_offered),
@@ -756,11 +852,10 @@ def generate(
     )
 
     in_window = h_opened >= ws
-    activity_df = _activity(rng_activity, bank, h_party[in_window], h_opened[in_window], ws, ee)
+    activity_df = _activity(rng_activity, bank, h_party[in_window], h_opened[in_window], ws, ee, ids.activity)
 
     return {
         "customers": customers_df,
-        "product_register": products_df,
         "holdings": holdings_df,
         "eligibility": eligibility_df,
         "churn_health": churn_df,
