@@ -10,11 +10,14 @@ import pathlib
 import shutil
 import tempfile
 import threading
+import time
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from nbp_assets.storage import postgres as pg
@@ -112,6 +115,7 @@ def test_rerun_of_the_same_week_replaces_it(clean_postgres):
 
     assert result.published and result.previous_evaluated_at == week(1)
     assert "re-published" in result.reason
+    assert result.rows == len(rerun) and result.lock_retries == 0 and 0 <= result.lock_wait_seconds < 1
     assert table_state(clean_postgres) == (len(rerun), [week(1)], ["nbp_current"])
     pd.testing.assert_frame_equal(read_current(clean_postgres), as_read(rerun))
 
@@ -167,8 +171,13 @@ def _other_week(df):
         (_other_week, "evaluated_at"),
         (_null_product, "product_id"),
         (_duplicate_rank, "party_id, rank"),
+        (lambda df: df.assign(party_id=df["party_id"].where(df.index != 9, "P" * 1_000_000)), "party_id.*longer than 64"),
+        (lambda df: df.assign(model_version="v" * 129), "model_version.*longer than 128"),
+        (lambda df: df.assign(jurisdiction=df["jurisdiction"].where(df.index != 3, "")), "jurisdiction.*empty"),
+        (lambda df: df.assign(rank=df["rank"].astype("float64")), "rank has type double"),
     ],
-    ids=["empty", "missing-column", "extra-column", "mixed-weeks", "null", "duplicate-rank"],
+    ids=["empty", "missing-column", "extra-column", "mixed-weeks", "null", "duplicate-rank", "1MB-party-id",
+         "long-model-version", "empty-string", "float-rank"],
 )
 def test_bad_frames_are_refused_and_the_live_week_stays(clean_postgres, spoil, message):
     publish_current(clean_postgres, frame(week(1)), week(1))
@@ -324,3 +333,251 @@ def test_system_binaries_fallback_serves_and_stops():
         shutil.rmtree(data_dir, ignore_errors=True)
     with pytest.raises(PostgresUnavailable):
         check_connection(url)
+
+
+# --- Arrow record batches: the week streams from the warehouse, never whole in pandas ------------
+
+
+def arrow_batches(df: pd.DataFrame, size: int, schema: pa.Schema | None = None) -> list[pa.RecordBatch]:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if schema is not None:
+        table = pa.table({f.name: table[f.name].cast(f.type) for f in schema}, schema=schema)
+    return table.to_batches(max_chunksize=size)
+
+
+_WAREHOUSE_TYPES = pa.schema([  # Snowflake/DuckDB-like: other column order, wide types, decimal score, seconds
+    ("evaluated_at", pa.timestamp("s")),
+    ("score", pa.decimal128(8, 6)),
+    ("party_id", pa.large_string()),
+    ("rank", pa.int64()),
+    ("product_id", pa.large_string()),
+    ("jurisdiction", pa.string()),
+    ("primary_signal", pa.large_string()),
+    ("model_version", pa.string()),
+])
+
+
+_SNOWFLAKE_TYPES = pa.schema([  # fetch_arrow_batches(): Tables, the smallest int for NUMBER(38,0), milliseconds
+    *((c, pa.string()) for c in ["party_id", "jurisdiction"]),
+    ("rank", pa.int8()),
+    *((c, pa.string()) for c in ["product_id"]),
+    ("score", pa.float64()),
+    *((c, pa.string()) for c in ["primary_signal", "model_version"]),
+    ("evaluated_at", pa.timestamp("ms")),
+])
+
+
+def _from_duckdb(df: pd.DataFrame):
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("week", df)
+    relation = con.sql(
+        "SELECT model_version, party_id, rank::BIGINT AS rank, score::DECIMAL(8,6) AS score, product_id,"
+        " jurisdiction, primary_signal, evaluated_at::TIMESTAMP AS evaluated_at FROM week ORDER BY party_id DESC"
+    )
+    reader = relation.to_arrow_reader(37)  # a pyarrow.RecordBatchReader (fetch_record_batch before DuckDB 1.4)
+    assert isinstance(reader, pa.RecordBatchReader)
+    return reader
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "as_stream",
+    [
+        lambda df: iter(arrow_batches(df, 50)),
+        lambda df: (b for b in arrow_batches(df, 29, _WAREHOUSE_TYPES)),
+        lambda df: (pa.Table.from_batches([b]) for b in arrow_batches(df, 64, _SNOWFLAKE_TYPES)),
+        _from_duckdb,
+    ],
+    ids=["record-batches", "warehouse-types", "tables-like-snowflake", "duckdb-arrow-reader"],
+)
+def test_arrow_batches_land_the_same_rows_as_a_dataframe(clean_postgres, as_stream):
+    df = frame(week(1), parties=100)
+
+    result = publish_current(clean_postgres, as_stream(df), week(1))
+
+    assert (result.published, result.rows) == (True, len(df))
+    pd.testing.assert_frame_equal(read_current(clean_postgres), as_read(df.sort_values(["party_id", "rank"])))
+    assert table_state(clean_postgres) == (len(df), [week(1)], ["nbp_current"])
+
+
+def _set(batch: pa.RecordBatch, column: str, row: int, value) -> pa.RecordBatch:
+    values = batch.column(column).to_pylist()
+    values[row] = value
+    return batch.set_column(batch.schema.get_field_index(column), column, pa.array(values, batch.column(column).type))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda b: _set(b, "party_id", 5, None), "party_id: 1 rows with null values"),
+        (lambda b: _set(b, "party_id", 5, "P" * 65), "party_id: 1 rows with values longer than 64"),
+        (lambda b: _set(b, "party_id", 5, "P" * 1_000_000), "party_id: 1 rows with values longer than 64"),
+        (lambda b: _set(b, "product_id", 2, "X" * 65), "product_id: 1 rows with values longer than 64"),
+        (lambda b: _set(b, "primary_signal", 2, "s" * 65), "primary_signal: 1 rows with values longer than 64"),
+        (lambda b: _set(b, "primary_signal", 2, ""), "primary_signal: 1 rows with empty strings"),
+        (lambda b: _set(b, "evaluated_at", 7, week(3)), "evaluated_at: 1 rows with a week other than"),
+        (lambda b: _set(b, "rank", 1, 0), "rank: 1 rows with rank below 1"),
+        (lambda b: _set(b, "score", 1, 100.5), "score: 1 rows with values that do not fit NUMERIC"),
+        (lambda b: _set(b, "score", 1, float("nan")), "score: 1 rows with null"),
+        (lambda b: _set(b, "party_id", 4, "P000000"), r"duplicate \(party_id, rank\).*P000000"),
+        (lambda b: b.drop_columns(["jurisdiction"]), r"missing \['jurisdiction'\]"),
+        (lambda b: b.set_column(7, "evaluated_at", b.column(7).cast(pa.timestamp("us", "UTC"))), "zone-naive"),
+        (lambda b: b.set_column(2, "rank", b.column(2).cast(pa.float64())), "rank has type double"),
+    ],
+    ids=["null", "id-65-chars", "id-1MB", "long-product", "long-signal", "empty-string", "wrong-week", "rank-0",
+         "score-overflow", "score-nan", "duplicate-key-across-batches", "missing-column", "zoned-timestamp",
+         "float-rank"],
+)
+def test_a_bad_batch_in_the_middle_fails_and_the_live_week_stays(clean_postgres, spoil, message):
+    publish_current(clean_postgres, frame(week(1)), week(1))
+    before = read_current(clean_postgres)
+    batches = arrow_batches(frame(week(2), parties=30), 20)  # 90 rows: 5 batches, the third spoiled
+    handed_out = []
+
+    def stream():
+        for n, batch in enumerate(batches):
+            handed_out.append(n)
+            yield spoil(batch) if n == 2 else batch
+
+    with pytest.raises(ValueError, match=message) as raised:
+        publish_current(clean_postgres, stream(), week(2))
+
+    assert len(str(raised.value)) < 2_000  # a 1 MB value is clipped in the message
+    if "duplicate" not in message:
+        assert handed_out == [0, 1, 2]  # refused as the bad batch arrived, the rest never read
+        assert "of the week" in str(raised.value)
+    pd.testing.assert_frame_equal(read_current(clean_postgres), before)
+    assert table_state(clean_postgres) == (len(before), [week(1)], ["nbp_current"])  # no staging table left
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "empty",
+    [
+        lambda: iter([]),
+        lambda: (b.slice(0, 0) for b in arrow_batches(frame(week(2)), 50)),
+        lambda: pa.RecordBatchReader.from_batches(arrow_batches(frame(week(2)), 50)[0].schema, []),
+    ],
+    ids=["empty-iterator", "zero-row-batches", "empty-reader"],
+)
+def test_an_empty_stream_is_refused_and_the_live_week_stays(clean_postgres, empty):
+    publish_current(clean_postgres, frame(week(1)), week(1))
+    before = read_current(clean_postgres)
+
+    with pytest.raises(ValueError, match="refusing to publish an empty week"):
+        publish_current(clean_postgres, empty(), week(2))
+
+    pd.testing.assert_frame_equal(read_current(clean_postgres), before)
+    assert table_state(clean_postgres) == (len(before), [week(1)], ["nbp_current"])
+
+
+@pytest.mark.integration
+def test_a_skipped_older_week_does_not_read_the_stream(clean_postgres):
+    publish_current(clean_postgres, frame(week(2)), week(2))
+
+    def never_read():
+        raise AssertionError("the stream of a skipped week was read")
+        yield  # pragma: no cover
+
+    result = publish_current(clean_postgres, never_read(), week(1))
+
+    assert (result.published, result.rows) == (False, 0)
+
+
+@pytest.mark.integration
+def test_the_stream_is_held_one_batch_at_a_time(clean_postgres):
+    size, count = 5_000, 12
+    template = arrow_batches(frame(week(1), parties=size // 3 + 1)[:size], size)[0]
+    baseline, held, batch_bytes = None, [], []
+
+    def stream():  # as a warehouse cursor: each batch allocated when asked for
+        nonlocal baseline
+        for n in range(count):
+            allocated = pa.total_allocated_bytes()
+            baseline = allocated if baseline is None else baseline
+            held.append(allocated - baseline)  # what the publisher still holds when it asks for the next batch
+            batch = template.take(pa.array(np.arange(size)))  # a fresh copy of every column
+            batch = batch.set_column(0, "party_id", pc.binary_join_element_wise(batch["party_id"], f"-{n}", ""))
+            batch_bytes.append(batch.nbytes)
+            yield batch
+            del batch
+
+    result = publish_current(clean_postgres, stream(), week(1))
+
+    assert result.rows == size * count
+    assert max(held) <= 1.1 * max(batch_bytes), (held, batch_bytes)  # at most one batch, never the week's 12
+
+
+# --- the swap's lock: a stuck reader must not stall the apps -------------------------------------
+
+
+def _stuck_reader(url: str) -> psycopg.Connection:
+    """An app connection idle in a transaction that has read nbp_current: it holds ACCESS SHARE."""
+    conn = psycopg.connect(url, application_name="nbp-test-stuck-reader")
+    conn.execute("SELECT party_id FROM product_intelligence.nbp_current LIMIT 1").fetchall()
+    return conn
+
+
+@pytest.mark.integration
+def test_a_reader_idle_in_transaction_delays_the_swap_but_not_the_apps(clean_postgres):
+    publish_current(clean_postgres, frame(week(1)), week(1))
+    lock_timeout = 0.5
+    stuck = _stuck_reader(clean_postgres)
+    release = threading.Timer(3.0, stuck.commit)  # lets go after ~3 s
+    waits, errors, stop = [], [], threading.Event()
+
+    def point_reads():  # another app: one customer at a time, as the offer engine does
+        with psycopg.connect(clean_postgres, autocommit=True) as conn:
+            while not stop.is_set():
+                begun = time.monotonic()
+                try:
+                    conn.execute("SELECT product_id FROM product_intelligence.nbp_current"
+                                 " WHERE party_id = 'P000007' AND rank = 1").fetchall()
+                except psycopg.Error as exc:
+                    errors.append(exc)
+                waits.append(time.monotonic() - begun)
+                time.sleep(0.01)
+
+    reader = threading.Thread(target=point_reads)
+    release.start()
+    reader.start()
+    try:
+        result = publish_current(clean_postgres, frame(week(2)), week(2), lock_timeout=lock_timeout,
+                                 lock_attempts=8, lock_backoff=0.2, lock_backoff_cap=1.0)
+    finally:
+        stop.set()
+        reader.join()
+        release.cancel()
+        stuck.close()
+
+    assert result.published and current_evaluated_at(clean_postgres) == week(2)
+    assert result.lock_retries >= 1
+    assert 2.0 < result.lock_wait_seconds < 10
+    assert errors == [] and len(waits) > 20
+    assert lock_timeout / 2 < max(waits) < lock_timeout + 1.0  # reads did queue behind an attempt, never longer
+
+
+@pytest.mark.integration
+def test_a_reader_that_never_lets_go_fails_the_publish_and_nothing_changes(clean_postgres):
+    publish_current(clean_postgres, frame(week(1)), week(1))
+    before = read_current(clean_postgres)
+    stuck = _stuck_reader(clean_postgres)
+    try:
+        begun = time.monotonic()
+        with pytest.raises(pg.LiveTableBusy) as raised:
+            publish_current(clean_postgres, frame(week(2)), week(2), lock_timeout=0.2, lock_attempts=3,
+                            lock_backoff=0.1)
+        elapsed = time.monotonic() - begun
+        message = str(raised.value)
+        assert f"pid {stuck.info.backend_pid}" in message
+        assert "nbp-test-stuck-reader" in message and "idle in transaction since" in message
+        assert "AccessShareLock" in message and "3 attempts" in message
+        assert "Nothing was changed" in message and "week 2026-11-09" in message
+        assert elapsed < 5
+    finally:
+        stuck.close()
+    pd.testing.assert_frame_equal(read_current(clean_postgres), before)
+    assert table_state(clean_postgres) == (len(before), [week(1)], ["nbp_current"])

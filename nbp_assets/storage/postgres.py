@@ -5,6 +5,11 @@ party_id, rank). The table always holds exactly one week, the top products per c
 A publish swaps a whole week in atomically: an app sees last week or this week, never a
 mix, never an empty or missing table, and an older week (a late backfill) never replaces
 a newer one.
+
+A publish streams the week (a DataFrame or Arrow record batches straight from the
+warehouse) batch by batch into a staging table, validating each batch on the way, and
+swaps it in under a lock it waits for only briefly at a time (LOCK_TIMEOUT_SECONDS), so
+an app session that keeps the table open delays the publish, not the other apps.
 """
 
 from __future__ import annotations
@@ -24,13 +29,13 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import psycopg
-from pandas.api.types import is_bool_dtype, is_datetime64_dtype, is_integer_dtype, is_numeric_dtype
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
@@ -45,12 +50,26 @@ _DDL = """party_id VARCHAR NOT NULL, jurisdiction VARCHAR NOT NULL, rank INT NOT
     model_version VARCHAR NOT NULL, evaluated_at TIMESTAMP NOT NULL"""
 _LIVE = sql.Identifier(SCHEMA, TABLE)
 _LOCK_ID = 107_000_001  # advisory lock that serialises every writer of nbp_current (MOD-107)
-_CHUNK = 200_000
+_CHUNK = 200_000  # rows per CSV write, and per batch when a DataFrame is published
+# Longest values accepted: an identifier is a key, never a document (a 1 MB party_id once
+# failed the primary key build with "index row too large", after loading the whole week).
+_MAX_CHARS = {"party_id": 64, "product_id": 64, "jurisdiction": 64, "primary_signal": 64, "model_version": 128}
+_EMPTY = "refusing to publish an empty week: the apps' nbp_current is left as it is"
+# The swap's ACCESS EXCLUSIVE request: app reads queue behind it while it waits, so each
+# attempt waits briefly and a busy table is retried with exponential back-off.
+LOCK_TIMEOUT_SECONDS = 2.0  # longest an app read queues behind one attempt
+LOCK_ATTEMPTS = 8
+LOCK_BACKOFF_SECONDS = 0.5  # pause after the first timed-out attempt, doubled after each one
+LOCK_BACKOFF_CAP_SECONDS = 15.0  # longest pause; 8 attempts give up after about 1 minute
 _held: dict[pathlib.Path, Callable[[], None]] = {}  # data_dir -> how this process lets go of its server
 
 
 class PostgresUnavailable(RuntimeError):
     """PostgreSQL cannot be reached; the message names host and database, never the password."""
+
+
+class LiveTableBusy(RuntimeError):
+    """The swap could not lock nbp_current: a reader holds it (named in the message). Nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,8 @@ class PublishResult:
     previous_evaluated_at: datetime | None  # the week that was live before
     reason: str
     seconds: float
+    lock_wait_seconds: float = 0.0  # waiting for the swap's lock on the live table, back-off pauses included
+    lock_retries: int = 0  # swap lock attempts that timed out before one succeeded
 
 
 def resolve_postgres_url(url: str | None, data_dir: pathlib.Path) -> str:
@@ -236,51 +257,169 @@ def _week(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%d" if dt.time() == datetime.min.time() else "%Y-%m-%d %H:%M:%S")
 
 
-def _refuse(df: pd.DataFrame, column: str, bad: pd.Series, problem: str) -> None:
-    if bad.any():
-        examples = df.loc[bad].head(3).to_string()
-        raise ValueError(f"cannot publish nbp_current: column {column}: {int(bad.sum())} rows with {problem}, e.g.\n{examples}")
+def _rows_problem(batch: pa.RecordBatch, column: str, bad: pa.Array, problem: str, offset: int) -> None:
+    """Raise ValueError naming the column, how many rows of this batch and up to 3 of them (long strings clipped)."""
+    count = pc.sum(bad).as_py() or 0
+    if not count:
+        return
+    first = pc.indices_nonzero(bad)[0].as_py()
+    examples = "\n".join(
+        "  " + ", ".join(f"{name}={_clip(value)}" for name, value in row.items())
+        for row in batch.filter(bad).slice(0, 3).to_pylist()
+    )
+    raise ValueError(
+        f"cannot publish nbp_current: column {column}: {count:,} rows with {problem} in this batch"
+        f" (first at row {offset + first:,} of the week), e.g.\n{examples}"
+    )
 
 
-def _validate(df: pd.DataFrame, evaluated_at: datetime) -> None:
+def _clip(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else f"{value[:20]!r}... ({len(value):,} characters)"
+    return "null" if value is None else str(value)
+
+
+def _check_week(evaluated_at: datetime) -> None:
     if not isinstance(evaluated_at, datetime) or evaluated_at.tzinfo is not None:
         raise ValueError(f"evaluated_at must be a zone-naive datetime (TIMESTAMP), got {evaluated_at!r}")
-    if df.empty:
-        raise ValueError("refusing to publish an empty week: the apps' nbp_current is left as it is")
-    if sorted(df.columns) != sorted(COLUMNS):
-        missing, extra = sorted(set(COLUMNS) - set(df.columns)), sorted(set(df.columns) - set(COLUMNS))
-        raise ValueError(f"nbp_current needs exactly the columns {COLUMNS}: missing {missing}, unexpected {extra}")
-    for column in COLUMNS:
-        _refuse(df, column, df[column].isna(), "null values")
+
+
+def _check_columns(names: list[str]) -> None:
+    if sorted(names) != sorted(COLUMNS):
+        missing, extra = sorted(set(COLUMNS) - set(names)), sorted(set(names) - set(COLUMNS))
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(
+            f"nbp_current needs exactly the columns {COLUMNS}: missing {missing}, unexpected {extra}"
+            + (f", repeated {doubled}" if doubled else "")
+        )
+
+
+def _batches(rows: pd.DataFrame | Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The rows as Arrow record batches, one at a time: a DataFrame in _CHUNK-row slices, an
+    iterable (a RecordBatchReader, a generator, Snowflake's batches of Tables) as it comes."""
+    if isinstance(rows, pd.DataFrame):
+        for start in range(0, len(rows), _CHUNK):
+            try:
+                batch = pa.RecordBatch.from_pandas(rows.iloc[start : start + _CHUNK], preserve_index=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise ValueError(f"cannot publish nbp_current: {exc}") from None  # e.g. an object column of mixed types
+            yield batch
+            del batch
+        return
+    if isinstance(rows, (pa.RecordBatch, pa.Table)):
+        rows = [rows]
+    for item in rows:
+        if isinstance(item, pa.RecordBatch):
+            yield item
+        elif isinstance(item, pa.Table):  # snowflake-connector's fetch_arrow_batches() yields Tables
+            if item.num_rows == 0:
+                _check_columns(item.schema.names)
+            yield from item.to_batches()
+        else:
+            raise TypeError(f"publish_current needs a DataFrame or an iterable of pyarrow.RecordBatch, got an item {type(item)}")
+        del item  # let go of this batch before the source produces the next one
+
+
+def _checked(batch: pa.RecordBatch, evaluated_at: datetime, offset: int) -> pa.RecordBatch:
+    """One batch validated (vectorised) and normalised for COPY: COLUMNS in order, plain or
+    large strings, evaluated_at in microseconds. `offset`: rows of the week before this batch."""
+    at = f" (in the batch starting at row {offset:,} of the week)"
+    try:
+        _check_columns(batch.schema.names)
+    except ValueError as exc:
+        raise ValueError(f"{exc}{at}") from None
+    batch = batch.select(COLUMNS)
+    out = {}
+    for column in COLUMNS:  # nulls first: an all-null column has Arrow type null
+        values = batch.column(column)
+        if values.null_count or pa.types.is_floating(values.type):
+            _rows_problem(batch, column, pc.is_null(values, nan_is_null=True), "null values", offset)
     for column in _TEXT:
-        _refuse(df, column, df[column].eq(""), "empty strings")
-    for column, ok, kind in (("rank", is_integer_dtype, "integer"), ("score", is_numeric_dtype, "numeric"),
-                             ("evaluated_at", is_datetime64_dtype, "zone-naive datetime64")):
-        if not ok(df[column]) or is_bool_dtype(df[column]):
-            raise ValueError(f"column {column} has dtype {df[column].dtype}, expected {kind}")
-    _refuse(df, "rank", df["rank"].lt(1), "rank below 1")
-    _refuse(df, "score", ~df["score"].abs().lt(100), "values that do not fit NUMERIC(8,6)")
-    _refuse(df, "evaluated_at", df["evaluated_at"].ne(pd.Timestamp(evaluated_at)), f"a week other than {evaluated_at}")
-    _refuse(df, "party_id, rank", df.duplicated(["party_id", "rank"], keep=False), "duplicate (party_id, rank)")
+        values = batch.column(column)
+        if pa.types.is_dictionary(values.type) or pa.types.is_string_view(values.type):
+            values = values.cast(pa.large_string())
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            raise ValueError(f"column {column} has type {values.type}, expected string{at}")
+        length = pc.utf8_length(values)
+        _rows_problem(batch, column, pc.equal(length, 0), "empty strings", offset)
+        limit = _MAX_CHARS[column]
+        _rows_problem(batch, column, pc.greater(length, limit), f"values longer than {limit} characters", offset)
+        _rows_problem(batch, column, pc.match_substring(values, "\x00"), "NUL characters", offset)
+        out[column] = values
+
+    rank = batch.column("rank")
+    if not pa.types.is_integer(rank.type):
+        raise ValueError(f"column rank has type {rank.type}, expected integer{at}")
+    _rows_problem(batch, "rank", pc.less(rank, 1), "rank below 1", offset)
+    _rows_problem(batch, "rank", pc.greater(rank, 2**31 - 1), "rank above 2147483647 (INT)", offset)
+    out["rank"] = rank
+
+    score = batch.column("score")
+    if not (pa.types.is_floating(score.type) or pa.types.is_decimal(score.type) or pa.types.is_integer(score.type)):
+        raise ValueError(f"column score has type {score.type}, expected double or decimal{at}")
+    # NaN and infinities compare false, so they are refused here too
+    fits = pc.less(pc.abs(score.cast(pa.float64())), 100)
+    _rows_problem(batch, "score", pc.invert(fits), "values that do not fit NUMERIC(8,6)", offset)
+    out["score"] = score
+
+    stamp = batch.column("evaluated_at")
+    if not pa.types.is_timestamp(stamp.type) or stamp.type.tz is not None:
+        raise ValueError(f"column evaluated_at has type {stamp.type}, expected a zone-naive timestamp{at}")
+    try:
+        week = pa.scalar(evaluated_at, pa.timestamp("us")).cast(stamp.type)
+        other = pc.not_equal(stamp, week)
+    except (pa.ArrowInvalid, OverflowError):  # the week is not representable in this unit: no row can be it
+        other = pa.array([True] * len(stamp))
+    _rows_problem(batch, "evaluated_at", other, f"a week other than {evaluated_at}", offset)
+    out["evaluated_at"] = stamp.cast(pa.timestamp("us"))  # exact: every value is the week
+    return pa.RecordBatch.from_arrays([out[c] for c in COLUMNS], names=COLUMNS)
 
 
-def publish_current(url: str, df: pd.DataFrame, evaluated_at: datetime) -> PublishResult:
-    """Make `df` (one week's top products per customer) the week the apps see.
+def publish_current(
+    url: str,
+    rows: pd.DataFrame | Iterable[pa.RecordBatch],
+    evaluated_at: datetime,
+    *,
+    lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+    lock_attempts: int = LOCK_ATTEMPTS,
+    lock_backoff: float = LOCK_BACKOFF_SECONDS,
+    lock_backoff_cap: float = LOCK_BACKOFF_CAP_SECONDS,
+) -> PublishResult:
+    """Make `rows` (one week's top products per customer) the week the apps see.
+
+    `rows`: a pandas DataFrame, or an iterable of pyarrow.RecordBatch (DuckDB's
+    fetch_record_batch(), Snowflake's fetch_arrow_batches(), any generator) with exactly the
+    columns COLUMNS in any order. Batches are validated and streamed into COPY one at a
+    time, so this process holds one batch, never the week.
 
     Replaces the live week atomically unless a newer week is already live; re-running the
-    same week replaces it (safe re-run). An empty or malformed frame raises ValueError and
-    leaves the live table untouched.
+    same week replaces it (safe re-run). An empty week, a malformed batch or a duplicate
+    (party_id, rank) raises ValueError before the swap and leaves the live table untouched.
+
+    The swap locks the live table with `lock_timeout` seconds per attempt, so an app read
+    never queues behind it for longer; a timed-out attempt is retried (up to `lock_attempts`,
+    pausing `lock_backoff` seconds, doubled each time, at most `lock_backoff_cap`) without
+    reloading. If a reader still holds the table, LiveTableBusy names it; nothing changes.
     """
     started = time.monotonic()
-    _validate(df, evaluated_at)
+    _check_week(evaluated_at)
+    if lock_timeout <= 0 or lock_attempts < 1:  # lock_timeout 0 would mean "wait forever" to PostgreSQL
+        raise ValueError(f"lock_timeout must be > 0 and lock_attempts >= 1, got {lock_timeout}, {lock_attempts}")
+    if isinstance(rows, pd.DataFrame):  # a frame can be refused before connecting
+        if rows.empty:
+            raise ValueError(_EMPTY)
+        _check_columns([str(c) for c in rows.columns])
     suffix = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"  # concurrent publishers never share a name
     stage, old_name = sql.Identifier(SCHEMA, f"{TABLE}_stage_{suffix}"), f"{TABLE}_old_{suffix}"
     stage_pk, live_pk = sql.Identifier(f"{TABLE}_stage_{suffix}_pkey"), sql.Identifier(f"{TABLE}_pkey")
+    loaded, lock_wait, lock_retries = 0, 0.0, 0
 
     def result(published: bool, previous: datetime | None, reason: str) -> PublishResult:
         log.info("nbp_current: %s in %.1f s", reason, time.monotonic() - started)
-        rows = len(df) if published else 0
-        return PublishResult(published, rows, evaluated_at, previous, reason, time.monotonic() - started)
+        return PublishResult(
+            published, loaded if published else 0, evaluated_at, previous, reason, time.monotonic() - started,
+            lock_wait_seconds=lock_wait, lock_retries=lock_retries,
+        )
 
     def skipped(previous: datetime) -> PublishResult:
         return result(False, previous, f"skipped: a newer week ({_week(previous)}) is current, offered {_week(evaluated_at)}")
@@ -296,25 +435,37 @@ def publish_current(url: str, df: pd.DataFrame, evaluated_at: datetime) -> Publi
         if previous is not None and previous > evaluated_at:
             return skipped(previous)  # answer early rather than load millions of rows; re-checked under the lock
 
-        # Staging lives in the swap's transaction, so any failure (even a killed process)
-        # rolls it back: no staging table is ever left behind. Until the swap's locks below,
-        # this transaction holds nothing the apps' reads would wait for.
+        # Staging lives in the swap's transaction, so any failure (a bad batch, a duplicate
+        # key, even a killed process) rolls it back: no staging table is ever left behind.
+        # Until the swap's locks below, this transaction holds nothing the apps' reads would wait for.
         swapped = False
         with conn.transaction() as tx:
             conn.execute(sql.SQL("CREATE TABLE {} ({})").format(stage, sql.SQL(_DDL)))
             columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
             copy_in = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(stage, columns)
-            with conn.cursor() as cur, cur.copy(copy_in) as copy:  # CSV in chunks: bounded memory, no row loop
-                for start in range(0, len(df), _CHUNK):
-                    copy.write(_csv_chunk(df.iloc[start : start + _CHUNK]))
-            conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (party_id, rank)").format(stage, stage_pk))
+            with conn.cursor() as cur, cur.copy(copy_in) as copy:  # CSV per batch: bounded memory, no row loop
+                for batch in _batches(rows):
+                    batch = _checked(batch, evaluated_at, loaded)
+                    for start in range(0, batch.num_rows, _CHUNK):
+                        copy.write(_csv_chunk(batch.slice(start, _CHUNK)))
+                    loaded += batch.num_rows
+                    del batch  # one batch at a time: gone before the next is fetched
+            if loaded == 0:
+                raise ValueError(_EMPTY)
+            try:
+                conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (party_id, rank)").format(stage, stage_pk))
+            except psycopg.errors.UniqueViolation as exc:
+                detail = exc.diag.message_detail or str(exc)  # "Key (party_id, rank)=(P000004, 1) is duplicated."
+                raise ValueError(
+                    f"cannot publish nbp_current: duplicate (party_id, rank) in the week's rows: {detail}"
+                    " (the primary key needs one row per customer and rank)"
+                ) from None
             conn.execute(sql.SQL("ANALYZE {}").format(stage))
 
-            # The swap: short. Bounded wait, because app reads queue behind a waiting ACCESS EXCLUSIVE.
-            conn.execute("SET LOCAL lock_timeout = '30s'")
+            # The swap. Publishers queue here for each other (no app waits on this lock).
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
             if _exists(conn, "SELECT FROM pg_tables WHERE schemaname = %s AND tablename = %s", SCHEMA, TABLE):
-                conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(_LIVE))
+                lock_wait, lock_retries = _lock_live(conn, lock_timeout, lock_attempts, lock_backoff, lock_backoff_cap, previous)
                 previous = _live_week(conn)
                 if previous is not None and previous > evaluated_at:
                     raise psycopg.Rollback(tx)  # a newer week went live while we loaded
@@ -339,11 +490,66 @@ def publish_current(url: str, df: pd.DataFrame, evaluated_at: datetime) -> Publi
     return result(True, previous, f"{change} week {_week(evaluated_at)}")
 
 
-def _csv_chunk(chunk: pd.DataFrame) -> bytes:
-    # Arrow's CSV writer is about 3x faster than DataFrame.to_csv on a 3M-row week.
-    table = pa.Table.from_pandas(chunk[COLUMNS], preserve_index=False)
+def _lock_live(
+    conn: psycopg.Connection, timeout: float, attempts: int, backoff: float, cap: float, live_week: datetime | None
+) -> tuple[float, int]:
+    """ACCESS EXCLUSIVE on the live table, for the swap: (seconds waited in all, retries).
+
+    App reads queue behind a waiting ACCESS EXCLUSIVE request, so each attempt waits at most
+    `timeout`; between attempts the apps read freely. Each attempt runs in a savepoint: a
+    timed-out one rolls back to it and the staged table survives for the next attempt.
+    """
+    first = time.monotonic()
+    for attempt in range(1, attempts + 1):
+        try:
+            with conn.transaction():  # SAVEPOINT; the setting is reverted with it on a timeout
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{max(1, round(timeout * 1000))}ms",))
+                conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(_LIVE))
+            return time.monotonic() - first, attempt - 1
+        except psycopg.errors.LockNotAvailable:
+            if attempt == attempts:
+                break
+            delay = min(cap, backoff * 2 ** (attempt - 1))
+            log.warning("nbp_current: a reader holds the live table; swap attempt %d of %d retries in %.1f s",
+                        attempt, attempts, delay)
+            time.sleep(delay)
+    waited = time.monotonic() - first
+    live = f"week {_week(live_week)}" if live_week is not None else "the week they saw before"
+    raise LiveTableBusy(
+        f"cannot publish nbp_current: {_holders_of_live(conn)}; {attempts} attempts to lock it for the swap timed"
+        f" out ({timeout:g} s each, {waited:.1f} s in all). Nothing was changed: the apps still see {live}."
+        " End that session or its transaction, then re-run the publish."
+    )
+
+
+def _holders_of_live(conn: psycopg.Connection) -> str:
+    """Who holds a lock on the live table, as pg_locks and pg_stat_activity show it to this user."""
+    holders = conn.execute(
+        """SELECT a.pid, a.application_name, a.usename, a.state, a.state_change::timestamp(0),
+                  extract(epoch FROM clock_timestamp() - a.state_change)::float8,
+                  string_agg(DISTINCT l.mode, ', ')
+           FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           WHERE l.locktype = 'relation' AND l.relation = to_regclass(%s) AND l.granted
+             AND l.pid <> pg_backend_pid()
+           GROUP BY 1, 2, 3, 4, a.state_change ORDER BY a.state_change NULLS LAST""",
+        (f"{SCHEMA}.{TABLE}",),
+    ).fetchall()
+    if not holders:
+        return f"a reader holds {SCHEMA}.{TABLE} (it let go just now, or this user cannot see it in pg_locks)"
+    described = []
+    for pid, app, user, state, since, seconds, modes in holders[:5]:
+        state = f"{state} since {since} ({seconds:.1f} s)" if state else "state not visible to this user"
+        described.append(f"pid {pid}, application_name '{app or ''}', user {user}, {state}, holding {modes}")
+    more = f"; and {len(holders) - 5} more sessions" if len(holders) > 5 else ""
+    who = "a reader holds" if len(holders) == 1 else f"{len(holders)} readers hold"
+    return f"{who} {SCHEMA}.{TABLE} (" + "; ".join(described) + more + ")"
+
+
+def _csv_chunk(batch: pa.RecordBatch) -> bytes:
+    # Arrow's CSV writer is about 3x faster than DataFrame.to_csv; strings are always quoted,
+    # so "NA", commas, quotes and newlines survive and an empty string is never NULL.
     out = io.BytesIO()
-    pa_csv.write_csv(table, out, pa_csv.WriteOptions(include_header=False))
+    pa_csv.write_csv(batch, out, pa_csv.WriteOptions(include_header=False))
     return out.getvalue()
 
 
