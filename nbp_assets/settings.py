@@ -9,6 +9,9 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_HOME                       | folder for local state (warehouse, PostgreSQL data)      | ./.nbp             |
 | NBP_WAREHOUSE_PATH             | DuckDB file used as the local warehouse                  | $NBP_HOME/warehouse.duckdb |
 | NBP_POSTGRES_URL               | PostgreSQL for nbp_current; unset = embedded server      | (embedded); required in production |
+| NBP_DUCKDB_MEMORY_LIMIT        | local: DuckDB's memory limit; beyond it, it spills to disk | 1GB              |
+| NBP_DUCKDB_THREADS             | local: DuckDB worker threads                             | the machine's cores |
+| NBP_DUCKDB_TEMP_DIR            | local: where DuckDB spills                               | $NBP_HOME/duckdb_tmp |
 | NBP_WEIGHTS_FILE               | local: ranking weights CSV (product_class, signal, weight) | $NBP_HOME/weights.csv if present, else packaged default |
 | NBP_WEIGHTS_TABLE              | production: Snowflake weights configuration table        | nbp_config.nbp_weights |
 | SNOWFLAKE_ACCOUNT              | production: account identifier (e.g. xy12345.eu-west-2)  | required           |
@@ -61,6 +64,18 @@ def nbp_home() -> Path:
 
 def warehouse_path() -> Path:
     return Path(os.environ.get("NBP_WAREHOUSE_PATH", nbp_home() / "warehouse.duckdb")).resolve()
+
+
+def duckdb_memory_limit() -> str:
+    return os.environ.get("NBP_DUCKDB_MEMORY_LIMIT") or "1GB"
+
+
+def duckdb_threads() -> int:
+    return int(os.environ.get("NBP_DUCKDB_THREADS") or os.cpu_count() or 1)
+
+
+def duckdb_temp_dir() -> Path:
+    return Path(os.environ.get("NBP_DUCKDB_TEMP_DIR") or nbp_home() / "duckdb_tmp")
 
 
 def postgres_url() -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import pytest
 
@@ -37,15 +38,27 @@ def test_contract_result_reports_failure_cases():
     assert checks.contract_result(NbpRankedAsset, ranked(), "nbp_ranked").passed
 
 
+def offending(sql_of, frame: pd.DataFrame, *args, **frames) -> pd.DataFrame:
+    """Run an invariant's SQL on in-memory DuckDB tables (as the warehouse runs it)."""
+    con = duckdb.connect()
+    con.register("ranked_in", frame)
+    for name, extra in frames.items():
+        con.register(name, extra)
+    return con.sql(sql_of("ranked_in", *args)).df()
+
+
 def test_invariants_find_the_offending_rows():
     eligible = pd.DataFrame({"party_id": ["P1", "P1"], "product_id": ["A", "B"]})
-    assert invariants.outside_eligibility(ranked(), eligible)["party_id"].tolist() == ["P2"]
-    assert invariants.bad_ranks(ranked(rank=(1, 3)))["party_id"].tolist() == ["P1", "P1"]
-    assert invariants.bad_ranks(ranked(product_id=(1, "A")))["party_id"].tolist() == ["P1", "P1"]
-    assert invariants.bad_ranks(ranked()).empty
-    assert invariants.bad_scores(ranked(score=(1, 0.75)))["rank"].tolist() == [2]  # rises with rank
-    assert invariants.bad_scores(ranked(score=(2, 0.1234567)))["party_id"].tolist() == ["P2"]
-    assert invariants.wrong_model_version(ranked(model_version=(0, "other")), "nbp-1.0+wabc").index.tolist() == [0]
+    assert offending(invariants.outside_eligibility, ranked(), "eligible_in", eligible_in=eligible)["party_id"].tolist() == ["P2"]
+    assert offending(invariants.bad_ranks, ranked(rank=(1, 3)))["party_id"].tolist() == ["P1"]
+    assert offending(invariants.bad_ranks, ranked(product_id=(1, "A")))["party_id"].tolist() == ["P1"]
+    assert offending(invariants.bad_ranks, ranked(rank=(2, 2)))["party_id"].tolist() == ["P2"]  # starts at 2
+    assert offending(invariants.bad_ranks, ranked()).empty
+    assert offending(invariants.bad_scores, ranked(score=(1, 0.75)))["rank"].tolist() == [2]  # rises with rank
+    assert offending(invariants.bad_scores, ranked(score=(2, 0.1234567)))["party_id"].tolist() == ["P2"]
+    assert offending(invariants.bad_scores, ranked(score=(0, 1.5)))["party_id"].tolist() == ["P1"]
+    assert offending(invariants.bad_scores, ranked()).empty
+    assert offending(invariants.wrong_model_version, ranked(model_version=(0, "other")), "nbp-1.0+wabc")["rank"].tolist() == [1]
 
 
 def test_gate_records_results_then_stops_before_the_write():

@@ -65,6 +65,7 @@ CHECKS = {
         checks.RANKS: True,
         checks.SCORES: True,
         checks.MODEL_VERSION: True,
+        checks.NOT_EMPTY: True,
     },
     "nbp_current": {checks.CONTRACT: True},
     "fairness_report": {checks.CONTRACT: True, checks.FAIRNESS_GAP: False},
@@ -75,6 +76,7 @@ CHECK_NAMES = {  # the constants are part of the contract with sensors and the U
     "RANKS": "ranks_1_to_n",
     "SCORES": "scores_in_range",
     "MODEL_VERSION": "model_version_on_every_row",
+    "NOT_EMPTY": "week_not_empty",
     "FAIRNESS_GAP": "fairness_gap_within_10pp",
 }
 # The next-best-offer recipe (issue 5): its own group, unpartitioned, driven by a sensor.
@@ -388,3 +390,33 @@ def test_unknown_deployment_is_rejected(nbp_home, definitions_module, monkeypatc
         definitions_module.build_definitions()
     with pytest.raises(ValueError, match="'staging'"):
         build_resources("staging")
+
+
+# Where each weekly asset lives, and the columns the UI shows: from the one table declaration.
+TABLES = {
+    "customers": "nbp_work.customers",
+    "activity": "nbp_work.activity",
+    "eligibility": "nbp_work.eligibility",
+    "signals": "nbp_work.signals",
+    "scores": "nbp_work.scores",
+    "nbp_ranked": "product_intelligence.next_best_product",
+}
+
+
+def test_weekly_assets_show_their_table_and_columns():
+    from nbp_assets.contract import tables
+    from nbp_assets.definitions import build_definitions
+
+    specs = {s.key.path[-1]: s for s in build_definitions("local").resolve_all_asset_specs()}
+    declared = {t.name: t for t in (tables.CUSTOMERS, tables.ACTIVITY, tables.ELIGIBILITY, tables.SIGNALS,
+                                    tables.SCORES, tables.HISTORY)}
+    for asset, table in TABLES.items():
+        meta = specs[asset].metadata
+        assert meta["dagster/table_name"] == table
+        columns = {c.name: c.type for c in meta["dagster/column_schema"].columns}
+        assert columns == declared[table].column_types()
+        assert specs[asset].description and len(specs[asset].description) > 80  # business meaning, for the UI
+    history = {c.name: c.type for c in specs["nbp_ranked"].metadata["dagster/column_schema"].columns}
+    assert history == {"party_id": "VARCHAR", "jurisdiction": "VARCHAR", "rank": "INTEGER", "product_id": "VARCHAR",
+                       "score": "DECIMAL(8,6)", "primary_signal": "VARCHAR", "model_version": "VARCHAR",
+                       "evaluated_at": "TIMESTAMP"}

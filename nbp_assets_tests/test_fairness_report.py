@@ -24,7 +24,7 @@ import pytest
 from nbp_assets.alerts import outbox
 from nbp_assets.assets import checks
 from nbp_assets.definitions import build_definitions
-from nbp_assets.model.ranking import score_candidates, top_products
+from nbp_assets.model.local import score_candidates, top_products
 from nbp_assets.model.weights import ALL_SIGNALS, DEFAULT_WEIGHTS_FILE, POSITIVE_SIGNALS, weights_from_frame
 from nbp_assets.partitions import Week
 from nbp_assets.storage import postgres as pg
@@ -100,6 +100,9 @@ def write_week(defs: dg.Definitions, week: Week, scenario=ranking_bias_pairs, li
     eligibility = pairs.assign(week_start=week_start, snapshot_date=pd.Timestamp(week.evaluation_date) - pd.Timedelta(days=1))
     warehouse.replace_slice("nbp_work.eligibility", eligibility[["week_start", "snapshot_date", "party_id", "product_id"]],
                             where=f"week_start = {sql_date(week.start)}")
+    # the week's product register, as the eligibility step keeps it
+    warehouse.replace_slice("nbp_work.products", register.drop(columns=["valid_from", "valid_to"]).assign(
+        week_start=week_start), where=f"week_start = {sql_date(week.start)}")
     weights = weights_from_frame(weights_frame(lift))
     active = customers[customers["status"] == "ACTIVE"]
     candidates = pairs[pairs["party_id"].isin(active["party_id"])]

@@ -1,4 +1,6 @@
-"""Properties of the MOD-107 ranking model: each signal moves the rank in the seed's direction."""
+"""Properties of the MOD-107 ranking model: each signal moves the rank in the seed's direction.
+
+The model under test is the warehouse SQL (nbp_assets.model), run on in-memory DuckDB tables."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from nbp_assets.model.eligibility import eligible_candidates
-from nbp_assets.model.ranking import NO_SIGNAL, rank_week, score_candidates
-from nbp_assets.model.signals import WeekInputs, compute_signals
+from nbp_assets.model.local import compute_signals, eligible_candidates, rank_week, score_candidates
+from nbp_assets.model.ranking import NO_SIGNAL
+from nbp_assets.model.signals import WeekInputs
 from nbp_assets.model.weights import ALL_SIGNALS, load_weights, model_version, weights_from_frame
 
 EVAL_DATE = date(2026, 11, 16)

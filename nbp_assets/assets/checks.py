@@ -1,21 +1,25 @@
 """Asset checks: names, specs and the gate that stops a bad week from being written.
 
-Checks run inside the asset, on the frame it is about to write: a failed ERROR check is
-recorded in the UI with its failure cases and then the step fails, so nothing from the
-bad run is written and the last good output stays in place. Downstream steps (including
-the PostgreSQL publish) do not run.
+Checks run inside the step's warehouse transaction, on the week's rows it is about to
+commit: a failed ERROR check is recorded in the UI with its failure cases, then the step
+fails and the transaction rolls back, so nothing from the bad run is written and the last
+good output stays in place. Downstream steps (including the PostgreSQL publish) do not run.
+Every check is a query in the warehouse: only counts and a few example rows come back.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
 
+from nbp_assets.contract.sql_checks import check_in_warehouse
+from nbp_assets.contract.tables import Table
 from nbp_assets.contract.validation import ContractViolation, validate
 from nbp_assets.sources.week_inputs import MissingInput
+from nbp_assets.storage.warehouse import WarehouseSession
 
 # Check names are constants: tests, sensors and the UI refer to them.
 CONTRACT = "contract"
@@ -23,9 +27,11 @@ ELIGIBILITY_GATE = "eligibility_gate"
 RANKS = "ranks_1_to_n"
 SCORES = "scores_in_range"
 MODEL_VERSION = "model_version_on_every_row"
+NOT_EMPTY = "week_not_empty"
 FAIRNESS_GAP = "fairness_gap_within_10pp"
 
 MAX_EXAMPLE_ROWS = 10
+T = TypeVar("T")
 
 
 def contract_spec(asset: str, model: type[pa.DataFrameModel]) -> dg.AssetCheckSpec:
@@ -37,25 +43,41 @@ def contract_spec(asset: str, model: type[pa.DataFrameModel]) -> dg.AssetCheckSp
     )
 
 
+def _violation_result(exc: ContractViolation) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=CONTRACT,
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=exc.render(),
+        metadata={
+            "failure_cases": dg.MetadataValue.md(exc.failure_table().to_markdown(index=False)),
+            "violations": len(exc.violations),
+        },
+    )
+
+
 def contract_result(model: type[pa.DataFrameModel], df: pd.DataFrame, table: str) -> dg.AssetCheckResult:
+    """The contract of a small frame checked in pandas (the fairness report)."""
     try:
         validate(model, df, table=table)
     except ContractViolation as exc:
-        return dg.AssetCheckResult(
-            check_name=CONTRACT,
-            passed=False,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=exc.render(),
-            metadata={
-                "failure_cases": dg.MetadataValue.md(exc.failure_table().to_markdown(index=False)),
-                "violations": len(exc.violations),
-            },
-        )
+        return _violation_result(exc)
     return dg.AssetCheckResult(check_name=CONTRACT, passed=True, metadata={"rows": len(df)})
 
 
+def contract_in_warehouse(
+    tx: WarehouseSession, table: Table, where: str, rows: int, model: type[pa.DataFrameModel] | None = None
+) -> dg.AssetCheckResult:
+    """The table's pandera model, translated to SQL, on the rows matching `where`."""
+    try:
+        check_in_warehouse(tx.query, model or table.model, table.name, where, set(table.columns), source="warehouse")
+    except ContractViolation as exc:
+        return _violation_result(exc)
+    return dg.AssetCheckResult(check_name=CONTRACT, passed=True, metadata={"rows": rows})
+
+
 def rows_result(name: str, offending: pd.DataFrame, what: str) -> dg.AssetCheckResult:
-    """A business check from a frame of offending rows (empty = pass)."""
+    """A business check from a (small) frame of offending rows (empty = pass)."""
     passed = offending.empty
     metadata: dict = {"failing_rows": len(offending)}
     if not passed:
@@ -69,8 +91,24 @@ def rows_result(name: str, offending: pd.DataFrame, what: str) -> dg.AssetCheckR
     )
 
 
+def query_result(tx: WarehouseSession, name: str, offending_sql: str, what: str) -> dg.AssetCheckResult:
+    """A business check from a query of offending rows (none = pass)."""
+    failing = int(tx.scalar(f"SELECT count(*) FROM ({offending_sql}) o"))
+    metadata: dict = {"failing_rows": failing}
+    if failing:
+        examples = tx.query(f"SELECT * FROM ({offending_sql}) o LIMIT {MAX_EXAMPLE_ROWS}")
+        metadata["examples"] = dg.MetadataValue.md(examples.to_markdown(index=False))
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=what if not failing else f"{failing} row(s) break: {what}",
+        metadata=metadata,
+    )
+
+
 def gate(table: str, results: list[dg.AssetCheckResult]) -> Iterator[dg.AssetCheckResult]:
-    """Yield every result; if an ERROR check failed, fail the step before anything is written."""
+    """Yield every result; if an ERROR check failed, fail the step before anything is committed."""
     yield from results
     failed = [r for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
     if failed:
@@ -81,7 +119,7 @@ def gate(table: str, results: list[dg.AssetCheckResult]) -> Iterator[dg.AssetChe
         )
 
 
-def fail_on_violation(fn: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+def fail_on_violation(fn: Callable[[], T]) -> T:
     """Run an input read; bad or missing input becomes one readable step failure."""
     try:
         return fn()
@@ -92,3 +130,5 @@ def fail_on_violation(fn: Callable[[], pd.DataFrame]) -> pd.DataFrame:
         ) from None
     except MissingInput as exc:
         raise dg.Failure(description=str(exc)) from None
+
+

@@ -3,329 +3,380 @@
 customers -> eligibility -> signals -> scores -> nbp_ranked -> nbp_current
 activity (the week's events, checked and kept per week; the next-best-offer assets read the same landing table in micro-batches)
 fairness_report lives in assets/fairness.py.
-Every asset is partitioned by bank week (see partitions.py). Assets only wire the model
-in nbp_assets.model to storage; business logic lives there.
+
+Every asset is partitioned by bank week (see partitions.py). Each step is one module-level
+function: it renders the model's SQL (nbp_assets.model) over the week's inputs, replaces
+the week's slice inside the warehouse, checks it there and commits only if every blocking
+check passed. Only counts, examples and metadata come back to Python.
 """
 
 
 import time
+from typing import Iterator
 
 import dagster as dg
-import pandas as pd
 
-from nbp_assets.alerts.config import fairness_config
 from nbp_assets.alerts.guard import publish_blocked_reason
 from nbp_assets.assets import checks
 from nbp_assets.assets.weekly_io import (
-    GROUP,
-    PARTITION_EXPR,
-    WEEKLY_POOL,
     common_metadata,
-    preview,
-    read_history,
-    read_slice,
+    replace_week,
+    week_filter,
     week_of,
-    with_week,
-    work_table,
-    write_slice,
+    week_slice,
 )
 from nbp_assets.contract import assets as models
+from nbp_assets.contract.tables import ACTIVITY, CUSTOMERS, ELIGIBILITY, HISTORY, PRODUCTS, SCORES, SIGNALS
 from nbp_assets.model import invariants
-from nbp_assets.model.eligibility import active_customers, eligible_candidates
-from nbp_assets.model.ranking import score_candidates, top_products
-from nbp_assets.model.signals import WeekInputs, compute_signals
-from nbp_assets.model.weights import ALL_SIGNALS, MODEL_CODE_VERSION, Weights
-from nbp_assets.partitions import weekly_partitions
+from nbp_assets.model.eligibility import ACTIVE, eligible_pairs_sql
+from nbp_assets.model.ranking import scores_sql, top_n_sql
+from nbp_assets.model.signals import SignalRelations, report_sql, signals_sql
+from nbp_assets.model.sqltext import lit, timestamp
+from nbp_assets.model.weights import ALL_SIGNALS, Weights
+from nbp_assets.partitions import Week
 from nbp_assets.sources import week_inputs as src
 from nbp_assets.storage.postgres_resource import PostgresResource
-from nbp_assets.storage.warehouse import HISTORY_DDL, HISTORY_KEY, HISTORY_TABLE, WarehouseResource, sql_date
+from nbp_assets.storage.warehouse import WarehouseResource
+
+Step = Iterator[dg.AssetCheckResult | dg.MaterializeResult]
+
+
+def _active(week: Week, columns: str = "*") -> str:
+    return f"(SELECT {columns} FROM {CUSTOMERS.name} WHERE {week_filter(CUSTOMERS, week)} AND status = {lit(ACTIVE)})"
+
+
+def _counts(warehouse: WarehouseResource, sql: str) -> dict[str, int]:
+    df = warehouse.query(sql)
+    return {str(k): int(v) for k, v in zip(df.iloc[:, 0], df.iloc[:, 1])}
+
+
+def customers_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
+    """Every customer as the bank knew them at the close of the week (customer master,
+    versioned): party, jurisdiction, segment, age band, gender, status, income and FICO.
+    Only ACTIVE customers receive next-best-product recommendations."""
+    started, week = time.perf_counter(), week_of(context)
+    relation = checks.fail_on_violation(lambda: src.customers(warehouse, week))
+    warehouse.ensure_table(CUSTOMERS)
+    with warehouse.transaction() as tx:
+        rows = replace_week(tx, CUSTOMERS, week, f"SELECT * FROM {relation} c")
+        memory = tx.memory_metadata()
+        yield from checks.gate("customers", [checks.contract_in_warehouse(tx, CUSTOMERS, week_filter(CUSTOMERS, week), rows)])
+    by_status = _counts(warehouse, f"SELECT status, count(*) FROM {week_slice(CUSTOMERS, week)} c GROUP BY status ORDER BY status")
+    yield dg.MaterializeResult(metadata={
+        **common_metadata(week, rows, CUSTOMERS.name, started),
+        "by_status": dg.MetadataValue.json(by_status),
+        "active_customers": by_status.get(ACTIVE, 0),
+        **memory,
+    })
+
+
+def activity_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
+    """Customer activity events of the week (branch visits, deposits, app and web opens,
+    new accounts, FX and card payments) with their propensity to buy: the stream the
+    next-best-offer recipe reacts to."""
+    started, week = time.perf_counter(), week_of(context)
+    relation = checks.fail_on_violation(lambda: src.activity(warehouse, week))
+    warehouse.ensure_table(ACTIVITY)
+    with warehouse.transaction() as tx:
+        rows = replace_week(tx, ACTIVITY, week, f"SELECT * FROM {relation} a")
+        yield from checks.gate("activity", [checks.contract_in_warehouse(tx, ACTIVITY, week_filter(ACTIVITY, week), rows)])
+    by_type = _counts(warehouse, f"SELECT activity_type, count(*) FROM {week_slice(ACTIVITY, week)} a GROUP BY 1 ORDER BY 1")
+    yield dg.MaterializeResult(metadata={
+        **common_metadata(week, rows, ACTIVITY.name, started),
+        "by_activity_type": dg.MetadataValue.json(by_type),
+    })
+
+
+def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
+    """The products each active customer may be offered this week: the MOD-105 eligibility
+    snapshot in force at the evaluation date, reduced to ELIGIBLE pairs of active
+    customers and registered products. This is the hard gate of CON-006: nothing outside
+    it can ever be recommended. The week's product register (nbp_work.products) is kept
+    beside it."""
+    started, week = time.perf_counter(), week_of(context)
+    snap = checks.fail_on_violation(lambda: src.snapshot(warehouse, "eligibility", week))
+    products = checks.fail_on_violation(lambda: src.products(warehouse, week))
+    context.log.info(f"MOD-105 snapshot {snap.as_of_date.date()} checked in the warehouse")
+    warehouse.ensure_table(PRODUCTS)
+    warehouse.ensure_table(ELIGIBILITY)
+    pairs = eligible_pairs_sql(snap.relation, week_slice(CUSTOMERS, week), week_slice(PRODUCTS, week))
+    with warehouse.transaction() as tx:
+        # The week's product register is kept beside the gate: every later step reads it from here.
+        n_products = replace_week(tx, PRODUCTS, week, f"SELECT * FROM {products} p")
+        rows = replace_week(tx, ELIGIBILITY, week,
+                            f"SELECT {timestamp(snap.as_of_date.date())} AS snapshot_date, party_id, product_id FROM ({pairs}) g")
+        memory = tx.memory_metadata()
+        # One contract check for the step: the product register's if it fails, else the gate's.
+        contract = checks.contract_in_warehouse(tx, PRODUCTS, week_filter(PRODUCTS, week), n_products)
+        if contract.passed:
+            contract = checks.contract_in_warehouse(tx, ELIGIBILITY, week_filter(ELIGIBILITY, week), rows)
+        yield from checks.gate("eligibility", [contract])
+    status_counts = src.eligibility_status_counts(warehouse, snap.as_of_date)
+    parties = int(warehouse.query(f"SELECT count(DISTINCT party_id) AS n FROM {week_slice(ELIGIBILITY, week)} e")["n"][0])
+    yield dg.MaterializeResult(metadata={
+        **common_metadata(week, rows, ELIGIBILITY.name, started),
+        "snapshot_date": snap.as_of_date.date().isoformat(),
+        "snapshot_age_days": (week.evaluation_date - snap.as_of_date.date()).days,
+        "snapshot_status_counts": dg.MetadataValue.json(status_counts),
+        "eligible_pairs_dropped_inactive_or_unregistered": status_counts.get("ELIGIBLE", 0) - rows,
+        "parties_with_eligible_products": parties,
+        "registered_products": n_products,
+        **memory,
+    })
+
+
+def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
+    """The ranking signals of MOD-107 for every eligible (party, product) pair, each in
+    [0, 1]: relationship gap against same-segment peers, churn risk (retention
+    products), ROTE uplift (MOD-106, optional), idle cash, regular FX, spend affinity,
+    and the two penalties: 90-day cooling-off after a rejected offer, and product
+    lifecycle (sunset / under capacity). Products the customer already holds are dropped."""
+    started, week = time.perf_counter(), week_of(context)
+    churn = checks.fail_on_violation(lambda: src.snapshot(warehouse, "churn_health", week))
+    behaviour = checks.fail_on_violation(lambda: src.snapshot(warehouse, "behaviour", week))
+    rote = checks.fail_on_violation(lambda: src.snapshot(warehouse, "customer_rote", week))
+    relations = SignalRelations(
+        candidates=week_slice(ELIGIBILITY, week, "party_id, product_id"),
+        customers=_active(week, "party_id, segment"),
+        products=week_slice(PRODUCTS, week),
+        holdings=checks.fail_on_violation(lambda: src.holdings(warehouse, week)),
+        churn=churn.relation,
+        behaviour=behaviour.relation,
+        rejections=checks.fail_on_violation(lambda: src.rejections(warehouse, week)),
+        evaluation_date=week.evaluation_date,
+        rote=None if rote is None else rote.relation,
+    )
+    context.log.info("inputs checked in the warehouse; computing the signals there")
+    warehouse.ensure_table(SIGNALS)
+    with warehouse.transaction() as tx:
+        rows = replace_week(tx, SIGNALS, week, signals_sql(relations))
+        memory = tx.memory_metadata()
+        yield from checks.gate("signals", [checks.contract_in_warehouse(tx, SIGNALS, week_filter(SIGNALS, week), rows)])
+    report = warehouse.query(report_sql(relations)).iloc[0]
+    stats = warehouse.query(
+        "SELECT " + ", ".join(f"avg({s}) AS {s}" for s in ALL_SIGNALS)
+        + f", count(CASE WHEN cooling_off > 0 THEN 1 END) AS cooling FROM {week_slice(SIGNALS, week)} s"
+    ).iloc[0]
+    candidates = int(warehouse.query(f"SELECT count(*) AS n FROM {week_slice(ELIGIBILITY, week)} e")["n"][0])
+    if relations.dropped_signals:
+        context.log.warning(f"signals dropped for week {week.key}: {relations.dropped_signals} (input absent)")
+    yield dg.MaterializeResult(metadata={
+        **common_metadata(week, rows, SIGNALS.name, started),
+        "dropped_signals": ", ".join(relations.dropped_signals) or "none",
+        "customer_rote_input": "absent: rote_uplift dropped" if rote is None else rote.as_of_date.date().isoformat(),
+        "churn_snapshot": churn.as_of_date.date().isoformat(),
+        "behaviour_snapshot": behaviour.as_of_date.date().isoformat(),
+        "parties_without_churn": int(report["parties_without_churn"]),
+        "parties_without_behaviour": int(report["parties_without_behaviour"]),
+        "parties_without_rote": 0 if rote is None else int(report["parties_without_rote"]),
+        "pairs_in_cooling_off": int(stats["cooling"] or 0),
+        "pairs_dropped_already_held": candidates - rows,
+        "signal_means": dg.MetadataValue.json({s: round(float(stats[s] or 0.0), 4) for s in ALL_SIGNALS}),
+        **memory,
+    })
+
+
+def scores_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, weights: Weights) -> Step:
+    """Each eligible product's 0-1 score for each customer: the weighted sum of its lifting
+    signals, with the weights of its product class, scaled down by the cooling-off and
+    lifecycle penalties; and primary_signal, the signal that contributed most. The
+    weights configuration and the scoring code together make model_version."""
+    started, week = time.perf_counter(), week_of(context)
+    model_version = weights.model_version
+    context.log.info(f"scoring in the warehouse with model_version {model_version}")
+    scored = scores_sql(week_slice(SIGNALS, week), week_slice(PRODUCTS, week), weights)
+    warehouse.ensure_table(SCORES)
+    with warehouse.transaction() as tx:
+        rows = replace_week(tx, SCORES, week, f"SELECT *, {lit(model_version)} AS model_version FROM ({scored}) s")
+        memory = tx.memory_metadata()
+        yield from checks.gate("scores", [checks.contract_in_warehouse(tx, SCORES, week_filter(SCORES, week), rows)])
+    stats = warehouse.query(f"SELECT min(score) AS lo, avg(score) AS mean, max(score) AS hi FROM {week_slice(SCORES, week)} s")
+    yield dg.MaterializeResult(metadata={
+        **common_metadata(week, rows, SCORES.name, started),
+        "model_version": model_version,
+        "weights_source": weights.source,
+        "score_range": dg.MetadataValue.json({k: round(float(v or 0.0), 6) for k, v in stats.iloc[0].items()}),
+        **memory,
+    })
+
+
+def _ranked_checks(tx, week: Week, rows: int, model_version: str) -> list[dg.AssetCheckResult]:
+    ranked = week_slice(HISTORY, week)
+    eligible = week_slice(ELIGIBILITY, week, "party_id, product_id")
+    active = int(tx.scalar(f"SELECT count(*) FROM {_active(week)} a"))
+    pairs = int(tx.scalar(f"SELECT count(*) FROM {eligible} e"))
+    empty = checks.query_result(
+        tx, checks.NOT_EMPTY, f"SELECT {active} AS active_customers, {pairs} AS eligible_pairs WHERE {rows} = 0",
+        f"the week has recommendations (an empty week never replaces history): {active} active customers, "
+        f"{pairs} eligible pairs",
+    )
+    return [
+        checks.contract_in_warehouse(tx, HISTORY, week_filter(HISTORY, week), rows),
+        checks.query_result(tx, checks.ELIGIBILITY_GATE, invariants.outside_eligibility(ranked, eligible),
+                            "every product recommended is ELIGIBLE for the party"),
+        checks.query_result(tx, checks.RANKS, invariants.bad_ranks(ranked), "ranks 1..n, at most 3 per customer"),
+        checks.query_result(tx, checks.SCORES, invariants.bad_scores(ranked), "scores in [0, 1], 6 dp, not rising with rank"),
+        checks.query_result(tx, checks.MODEL_VERSION, invariants.wrong_model_version(ranked, model_version),
+                            f"model_version {model_version} on every row"),
+        empty,
+    ]
+
+
+def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, weights: Weights) -> Step:
+    """The top 3 next best products of every active customer for the week, rank 1 highest,
+    with score, primary_signal and model_version on every row. Written to the warehouse
+    history table product_intelligence.next_best_product (the seed's columns and key)
+    only after every blocking check passed; a re-run of a week replaces that week's rows."""
+    started, week = time.perf_counter(), week_of(context)
+    model_version = weights.model_version
+    context.log.info("ranking the top 3 per customer in the warehouse")
+    top = top_n_sql(week_slice(SCORES, week, "party_id, product_id, score, primary_signal"),
+                    _active(week, "party_id, jurisdiction"), model_version, week.evaluated_at)
+    warehouse.ensure_table(HISTORY)
+    with warehouse.transaction() as tx:
+        # Nothing of the week reaches the history unless every check below passes: they run on
+        # the uncommitted rows, and a failure rolls the replace back.
+        rows = replace_week(tx, HISTORY, week, top)
+        memory = tx.memory_metadata()
+        yield from checks.gate("nbp_ranked", _ranked_checks(tx, week, rows, model_version))
+    ranked = week_slice(HISTORY, week)
+    summary = warehouse.query(f"SELECT count(DISTINCT party_id) AS parties FROM {ranked} r").iloc[0]
+    active = int(warehouse.query(f"SELECT count(*) AS n FROM {_active(week)} a")["n"][0])
+    rank1 = _counts(warehouse, f"SELECT primary_signal, count(*) FROM {ranked} r WHERE rank = 1 GROUP BY 1 ORDER BY 1")
+    sample = warehouse.query(f"SELECT * FROM {ranked} r ORDER BY party_id, rank LIMIT 10")
+    yield dg.MaterializeResult(metadata={
+        **common_metadata(week, rows, HISTORY.name, started),
+        "model_version": model_version,
+        "evaluated_at": week.evaluated_at.isoformat(sep=" "),
+        "customers_ranked": int(summary["parties"]),
+        "active_customers_without_eligible_product": active - int(summary["parties"]),
+        "rank1_primary_signal": dg.MetadataValue.json(rank1),
+        "preview": dg.MetadataValue.md(sample.to_markdown(index=False)),
+        **memory,
+    })
+
+
+PUBLISH_COLUMNS = ("party_id, jurisdiction, CAST(rank AS INTEGER) AS rank, product_id, CAST(score AS DOUBLE) AS score, "
+                   "primary_signal, model_version, evaluated_at")
+
+
+def nbp_current_step(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    postgres: PostgresResource,
+    model_version: str,
+    fairness_blocks_publish: bool,
+) -> Step:
+    """The current week's top 3 per customer in PostgreSQL (product_intelligence.nbp_current),
+    read by the offer engine (MOD-108), agent assist (MOD-083) and app insight cards
+    (MOD-077). Streamed from the warehouse history and replaced atomically: readers see the
+    previous week or this one, never a mix or an empty table. A backfill of an older week
+    never replaces a newer one."""
+    from nbp_assets.storage import postgres as pg
+
+    started, week = time.perf_counter(), week_of(context)
+    if fairness_blocks_publish and (blocked := publish_blocked_reason(warehouse, week, model_version)):
+        raise dg.Failure(description=blocked, metadata={"published": False})
+    rows = int(warehouse.query(f"SELECT count(*) AS n FROM {week_slice(HISTORY, week)} r")["n"][0])
+    with warehouse.transaction() as tx:
+        contract = checks.contract_in_warehouse(tx, HISTORY, week_filter(HISTORY, week), rows, models.NbpCurrentAsset)
+    yield from checks.gate("nbp_current", [contract])
+    context.log.info(f"publishing {rows:,} rows to {postgres.describe()}, streamed from the warehouse")
+    batches = warehouse.record_batches(f"SELECT {PUBLISH_COLUMNS} FROM {HISTORY.name} WHERE {week_filter(HISTORY, week)}")
+    result = pg.publish_current(postgres.conninfo(), batches, week.evaluated_at)
+    context.log.info(f"nbp_current: {result.reason}")
+    yield dg.MaterializeResult(metadata={
+        **common_metadata(week, rows, "product_intelligence.nbp_current", started),
+        "published": result.published,
+        "outcome": result.reason,
+        "current_week_before": str(result.previous_evaluated_at) if result.previous_evaluated_at else "none",
+        "publish_seconds": round(result.seconds, 2),
+        **{k: getattr(result, k) for k in ("lock_wait_seconds", "lock_retries") if hasattr(result, k)},
+        "model_version": model_version,
+        "postgres": postgres.describe(),
+    })
+
+
+# ----------------------------------------------------------------------------- declarations
+
+from nbp_assets.alerts.config import fairness_config  # noqa: E402  (declarations only)
+from nbp_assets.assets.weekly_io import GROUP, PARTITION_EXPR, WEEKLY_POOL, table_metadata  # noqa: E402
+from nbp_assets.model.weights import MODEL_CODE_VERSION  # noqa: E402
+from nbp_assets.partitions import weekly_partitions  # noqa: E402
+
+_RANKED_CHECKS = [
+    (checks.ELIGIBILITY_GATE, "Every recommended product is ELIGIBLE for that party this week (CON-006)."),
+    (checks.RANKS, "Ranks are 1..n per customer, n <= 3, no product twice."),
+    (checks.SCORES, "Scores in [0, 1] at 6 decimals, never rising with rank."),
+    (checks.MODEL_VERSION, "model_version of this code and weights on every row."),
+    (checks.NOT_EMPTY, "The week has recommendations: an empty week (no active customer or no eligible pair) "
+                       "fails instead of erasing the week's history."),
+]
+
+
+def _weekly(name: str, table, model, docstring_of, deps=(), code_version=None, extra_checks=(), **metadata):
+    spec = dict(
+        name=name,
+        group_name=GROUP,
+        partitions_def=weekly_partitions,
+        pool=WEEKLY_POOL,
+        deps=list(deps),
+        code_version=code_version,
+        description=docstring_of.__doc__,
+        metadata={**table_metadata(table), **metadata,
+                  **({"partition_expr": PARTITION_EXPR} if table.partition_column == PARTITION_EXPR else {})},
+        check_specs=[checks.contract_spec(name, model), *(
+            dg.AssetCheckSpec(check, asset=name, blocking=True, description=text) for check, text in extra_checks)],
+        kinds={"sql", "pandera"},
+    )
+    return spec
 
 
 def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     """The weekly engine's assets (fairness_report aside), governed by one weights
     configuration and its model_version."""
     model_version = weights.model_version
-    fairness_blocks_publish = fairness_config().blocks_publish
+    blocks_publish = fairness_config().blocks_publish
 
-    @dg.asset(
-        group_name=GROUP,
-        partitions_def=weekly_partitions,
-        pool=WEEKLY_POOL,
-        metadata={"partition_expr": PARTITION_EXPR, "table": work_table("customers")},
-        check_specs=[checks.contract_spec("customers", models.CustomersAsset)],
-        kinds={"pandas", "pandera"},
-    )
+    @dg.asset(**_weekly("customers", CUSTOMERS, models.CustomersAsset, customers_step))
     def customers(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        """Every customer as the bank knew them at the close of the week (customer master,
-        versioned): party, jurisdiction, segment, age band, gender, status, income and FICO.
-        Only ACTIVE customers receive next-best-product recommendations."""
-        started, week = time.perf_counter(), week_of(context)
-        df = checks.fail_on_violation(lambda: src.customers(warehouse, week))
-        df = with_week(df[[c for c in models.CustomersAsset.to_schema().columns if c != "week_start"]], week)
-        yield from checks.gate("customers", [checks.contract_result(models.CustomersAsset, df, "customers")])
-        write_slice(warehouse, "customers", df, week)
-        yield dg.MaterializeResult(
-            metadata={
-                **common_metadata(week, df, work_table("customers"), started),
-                "by_status": dg.MetadataValue.json(df["status"].value_counts().sort_index().to_dict()),
-                "active_customers": int((df["status"] == "ACTIVE").sum()),
-            }
-        )
+        yield from customers_step(context, warehouse)
 
-    @dg.asset(
-        group_name=GROUP,
-        partitions_def=weekly_partitions,
-        pool=WEEKLY_POOL,
-        metadata={"partition_expr": PARTITION_EXPR, "table": work_table("activity")},
-        check_specs=[checks.contract_spec("activity", models.ActivityAsset)],
-        kinds={"pandas", "pandera"},
-    )
+    @dg.asset(**_weekly("activity", ACTIVITY, models.ActivityAsset, activity_step))
     def activity(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        """Customer activity events of the week (branch visits, deposits, app and web opens,
-        new accounts, FX and card payments) with their propensity to buy: the stream the
-        next-best-offer recipe reacts to."""
-        started, week = time.perf_counter(), week_of(context)
-        df = with_week(checks.fail_on_violation(lambda: src.activity(warehouse, week)), week)
-        yield from checks.gate("activity", [checks.contract_result(models.ActivityAsset, df, "activity")])
-        write_slice(warehouse, "activity", df, week)
-        yield dg.MaterializeResult(
-            metadata={
-                **common_metadata(week, df, work_table("activity"), started),
-                "by_activity_type": dg.MetadataValue.json(df["activity_type"].value_counts().sort_index().to_dict()),
-            }
-        )
+        yield from activity_step(context, warehouse)
 
-    @dg.asset(
-        group_name=GROUP,
-        partitions_def=weekly_partitions,
-        pool=WEEKLY_POOL,
-        deps=[customers],
-        metadata={"partition_expr": PARTITION_EXPR, "table": work_table("eligibility")},
-        check_specs=[checks.contract_spec("eligibility", models.EligibilityAsset)],
-        kinds={"pandas", "pandera"},
-    )
+    @dg.asset(**_weekly("eligibility", ELIGIBILITY, models.EligibilityAsset, eligibility_step, deps=[customers]))
     def eligibility(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        """The products each active customer may be offered this week: the MOD-105 eligibility
-        snapshot in force at the evaluation date, reduced to ELIGIBLE pairs of active
-        customers and registered products. This is the hard gate of CON-006: nothing outside
-        it can ever be recommended."""
-        started, week = time.perf_counter(), week_of(context)
-        snap = checks.fail_on_violation(
-            lambda: src.snapshot(warehouse, "eligibility", week, where="eligibility_status = 'ELIGIBLE'")
-        )
-        people = read_slice(warehouse, "customers", week)
-        products = checks.fail_on_violation(lambda: src.products(warehouse, week))
-        context.log.info(f"MOD-105 snapshot {snap.as_of_date.date()}: {len(snap.frame):,} ELIGIBLE rows read and checked")
-        pairs = eligible_candidates(snap.frame, people, products["product_id"])
-        pairs.insert(0, "snapshot_date", snap.as_of_date)
-        df = with_week(pairs, week)
-        yield from checks.gate("eligibility", [checks.contract_result(models.EligibilityAsset, df, "eligibility")])
-        write_slice(warehouse, "eligibility", df, week)
-        yield dg.MaterializeResult(
-            metadata={
-                **common_metadata(week, df, work_table("eligibility"), started),
-                "snapshot_date": snap.as_of_date.date().isoformat(),
-                "snapshot_age_days": (pd.Timestamp(week.evaluation_date) - snap.as_of_date).days,
-                "snapshot_status_counts": dg.MetadataValue.json(
-                    src.eligibility_status_counts(warehouse, snap.as_of_date)
-                ),
-                "eligible_pairs_dropped_inactive_or_unregistered": len(snap.frame) - len(pairs),
-                "parties_with_eligible_products": int(pairs["party_id"].nunique()),
-            }
-        )
+        yield from eligibility_step(context, warehouse)
 
-    @dg.asset(
-        group_name=GROUP,
-        partitions_def=weekly_partitions,
-        pool=WEEKLY_POOL,
-        deps=[eligibility, customers],
-        code_version=MODEL_CODE_VERSION,  # signals do not depend on the weights, only on the code
-        metadata={"partition_expr": PARTITION_EXPR, "table": work_table("signals")},
-        check_specs=[checks.contract_spec("signals", models.SignalsAsset)],
-        kinds={"pandas", "pandera"},
-    )
+    # signals do not depend on the weights, only on the code
+    @dg.asset(**_weekly("signals", SIGNALS, models.SignalsAsset, signals_step, deps=[eligibility, customers],
+                        code_version=MODEL_CODE_VERSION))
     def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        """The ranking signals of MOD-107 for every eligible (party, product) pair, each in
-        [0, 1]: relationship gap against same-segment peers, churn risk (retention
-        products), ROTE uplift (MOD-106, optional), idle cash, regular FX, spend affinity,
-        and the two penalties: 90-day cooling-off after a rejected offer, and product
-        lifecycle (sunset / under capacity)."""
-        started, week = time.perf_counter(), week_of(context)
-        people = read_slice(warehouse, "customers", week)
-        active = active_customers(people)
-        churn = checks.fail_on_violation(lambda: src.snapshot(warehouse, "churn_health", week))
-        behaviour = checks.fail_on_violation(lambda: src.snapshot(warehouse, "behaviour", week))
-        rote = checks.fail_on_violation(lambda: src.snapshot(warehouse, "customer_rote", week))
-        inputs = WeekInputs(
-            candidates=read_slice(warehouse, "eligibility", week, columns="party_id, product_id"),
-            customers=active,
-            products=checks.fail_on_violation(lambda: src.products(warehouse, week)),
-            holdings=checks.fail_on_violation(lambda: src.holdings(warehouse, week)),
-            churn=churn.frame,
-            behaviour=behaviour.frame,
-            rejections=checks.fail_on_violation(lambda: src.rejections(warehouse, week)),
-            evaluation_date=week.evaluation_date,
-            rote=None if rote is None else rote.frame,
-        )
-        context.log.info(f"inputs read and checked; computing signals for {len(inputs.candidates):,} eligible pairs")
-        df, report = compute_signals(inputs)
-        del inputs
-        df = with_week(df, week)
-        yield from checks.gate("signals", [checks.contract_result(models.SignalsAsset, df, "signals")])
-        write_slice(warehouse, "signals", df, week)
-        if report.dropped_signals:
-            context.log.warning(f"signals dropped for week {week.key}: {report.dropped_signals} (input absent)")
-        yield dg.MaterializeResult(
-            metadata={
-                **common_metadata(week, df, work_table("signals"), started),
-                "dropped_signals": ", ".join(report.dropped_signals) or "none",
-                "customer_rote_input": "absent: rote_uplift dropped" if rote is None else rote.as_of_date.date().isoformat(),
-                "churn_snapshot": churn.as_of_date.date().isoformat(),
-                "behaviour_snapshot": behaviour.as_of_date.date().isoformat(),
-                "parties_without_churn": report.parties_without_churn,
-                "parties_without_behaviour": report.parties_without_behaviour,
-                "pairs_in_cooling_off": report.pairs_in_cooling_off,
-                "pairs_dropped_already_held": report.pairs_already_held,
-                "parties_without_rote": report.parties_without_rote,
-                "signal_means": dg.MetadataValue.json({s: round(float(df[s].mean()), 4) if len(df) else 0.0 for s in ALL_SIGNALS}),
-            }
-        )
+        yield from signals_step(context, warehouse)
 
-    @dg.asset(
-        group_name=GROUP,
-        partitions_def=weekly_partitions,
-        pool=WEEKLY_POOL,
-        deps=[signals],
-        code_version=model_version,
-        metadata={"partition_expr": PARTITION_EXPR, "table": work_table("scores"), "model_version": model_version},
-        check_specs=[checks.contract_spec("scores", models.ScoresAsset)],
-        kinds={"pandas", "pandera"},
-    )
+    @dg.asset(**_weekly("scores", SCORES, models.ScoresAsset, scores_step, deps=[signals],
+                        code_version=model_version, model_version=model_version))
     def scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        """Each eligible product's 0-1 score for each customer: the weighted sum of its lifting
-        signals, with the weights of its product class, scaled down by the cooling-off and
-        lifecycle penalties; and primary_signal, the signal that contributed most. The
-        weights configuration and the scoring code together make model_version."""
-        started, week = time.perf_counter(), week_of(context)
-        sig = read_slice(warehouse, "signals", week).drop(columns=["week_start"])
-        products = checks.fail_on_violation(lambda: src.products(warehouse, week))
-        context.log.info(f"scoring {len(sig):,} candidates with model_version {model_version}")
-        df = score_candidates(sig, products, weights)
-        del sig
-        df["model_version"] = model_version
-        df = with_week(df, week)
-        yield from checks.gate("scores", [checks.contract_result(models.ScoresAsset, df, "scores")])
-        write_slice(warehouse, "scores", df, week)
-        yield dg.MaterializeResult(
-            metadata={
-                **common_metadata(week, df, work_table("scores"), started),
-                "model_version": model_version,
-                "weights_source": weights.source,
-                "score_quantiles": dg.MetadataValue.json(
-                    {str(q): round(float(df["score"].quantile(q)), 6) for q in (0.1, 0.5, 0.9)} if len(df) else {}
-                ),
-            }
-        )
+        yield from scores_step(context, warehouse, weights)
 
-    @dg.asset(
-        group_name=GROUP,
-        partitions_def=weekly_partitions,
-        pool=WEEKLY_POOL,
-        deps=[scores, customers, eligibility],
-        code_version=model_version,
-        metadata={"table": HISTORY_TABLE, "partition_expr": "evaluated_at", "model_version": model_version},
-        check_specs=[
-            checks.contract_spec("nbp_ranked", models.NbpRankedAsset),
-            dg.AssetCheckSpec(checks.ELIGIBILITY_GATE, asset="nbp_ranked", blocking=True,
-                              description="Every recommended product is ELIGIBLE for that party this week (CON-006)."),
-            dg.AssetCheckSpec(checks.RANKS, asset="nbp_ranked", blocking=True,
-                              description="Ranks are 1..n per customer, n <= 3, no product twice."),
-            dg.AssetCheckSpec(checks.SCORES, asset="nbp_ranked", blocking=True,
-                              description="Scores in [0, 1] at 6 decimals, never rising with rank."),
-            dg.AssetCheckSpec(checks.MODEL_VERSION, asset="nbp_ranked", blocking=True,
-                              description="model_version of this code and weights on every row."),
-        ],
-        kinds={"pandas", "pandera"},
-    )
+    @dg.asset(**_weekly("nbp_ranked", HISTORY, models.NbpRankedAsset, nbp_ranked_step,
+                        deps=[scores, customers, eligibility], code_version=model_version,
+                        extra_checks=_RANKED_CHECKS, model_version=model_version, partition_expr="evaluated_at"))
     def nbp_ranked(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        """The top 3 next best products of every active customer for the week, rank 1 highest,
-        with score, primary_signal and model_version on every row. Written to the warehouse
-        history table product_intelligence.next_best_product (the seed's columns and key);
-        a re-run of a week replaces that week's rows."""
-        started, week = time.perf_counter(), week_of(context)
-        scored = read_slice(warehouse, "scores", week, columns="party_id, product_id, score, primary_signal")
-        people = read_slice(warehouse, "customers", week)
-        context.log.info(f"ranking {len(scored):,} scored candidates")
-        df = top_products(scored, active_customers(people), model_version, week.evaluated_at)
-        del scored
-        eligible = read_slice(warehouse, "eligibility", week, columns="party_id, product_id")
-        results = [
-            checks.contract_result(models.NbpRankedAsset, df, HISTORY_TABLE),
-            checks.rows_result(checks.ELIGIBILITY_GATE, invariants.outside_eligibility(df, eligible),
-                               "every product recommended is ELIGIBLE for the party"),
-            checks.rows_result(checks.RANKS, invariants.bad_ranks(df), "ranks 1..n, at most 3 per customer"),
-            checks.rows_result(checks.SCORES, invariants.bad_scores(df), "scores in [0, 1], 6 dp, not rising with rank"),
-            checks.rows_result(checks.MODEL_VERSION, invariants.wrong_model_version(df, model_version),
-                               f"model_version {model_version} on every row"),
-        ]
-        del eligible
-        yield from checks.gate("nbp_ranked", results)
-        warehouse.replace_slice(
-            HISTORY_TABLE, df, where=f"evaluated_at = {sql_date(week.evaluated_at)}", ddl=HISTORY_DDL, key=HISTORY_KEY
-        )
-        active = int((people["status"] == "ACTIVE").sum())
-        yield dg.MaterializeResult(
-            metadata={
-                **common_metadata(week, df, HISTORY_TABLE, started),
-                "model_version": model_version,
-                "evaluated_at": week.evaluated_at.isoformat(sep=" "),
-                "customers_ranked": int(df["party_id"].nunique()),
-                "active_customers_without_eligible_product": active - int(df["party_id"].nunique()),
-                "rank1_primary_signal": dg.MetadataValue.json(
-                    df.loc[df["rank"] == 1, "primary_signal"].value_counts().sort_index().to_dict()
-                ),
-                "preview": preview(df),
-            }
-        )
+        yield from nbp_ranked_step(context, warehouse, weights)
 
-    @dg.asset(
-        group_name=GROUP,
-        partitions_def=weekly_partitions,
-        pool=WEEKLY_POOL,
-        # NBP_FAIRNESS_BLOCKS_PUBLISH=true: publish only after this week's fairness check (docs/fairness.md).
-        deps=[nbp_ranked, *(["fairness_report"] if fairness_blocks_publish else [])],
-        code_version=model_version,
-        metadata={"table": "postgres: product_intelligence.nbp_current", "model_version": model_version},
-        check_specs=[checks.contract_spec("nbp_current", models.NbpCurrentAsset)],
-        kinds={"postgres"},
-    )
+    current = _weekly("nbp_current", HISTORY, models.NbpCurrentAsset, nbp_current_step,
+                      # NBP_FAIRNESS_BLOCKS_PUBLISH=true: publish only after this week's fairness check (docs/fairness.md).
+                      deps=[nbp_ranked, *(["fairness_report"] if blocks_publish else [])],
+                      code_version=model_version, model_version=model_version)
+    current["metadata"]["dagster/table_name"] = "postgres: product_intelligence.nbp_current"
+    current["metadata"].pop("key")
+    current["kinds"] = {"postgres"}
+
+    @dg.asset(**current)
     def nbp_current(context: dg.AssetExecutionContext, warehouse: WarehouseResource, postgres: PostgresResource):
-        """The current week's top 3 per customer in PostgreSQL (product_intelligence.nbp_current),
-        read by the offer engine (MOD-108), agent assist (MOD-083) and app insight cards
-        (MOD-077). Replaced atomically: readers see the previous week or this one, never a
-        mix or an empty table. A backfill of an older week never replaces a newer one."""
-        from nbp_assets.storage import postgres as pg
-
-        started, week = time.perf_counter(), week_of(context)
-        if fairness_blocks_publish and (blocked := publish_blocked_reason(warehouse, week, model_version)):
-            raise dg.Failure(description=blocked, metadata={"published": False})
-        df = read_history(warehouse, week, order_by="party_id, rank")
-        df["rank"] = df["rank"].astype("int32")
-        df["score"] = df["score"].astype("float64")
-        yield from checks.gate("nbp_current", [checks.contract_result(models.NbpCurrentAsset, df, "nbp_current")])
-        context.log.info(f"publishing {len(df):,} rows to {postgres.describe()}")
-        result = pg.publish_current(postgres.conninfo(), df, week.evaluated_at)
-        context.log.info(f"nbp_current: {result.reason}")
-        yield dg.MaterializeResult(
-            metadata={
-                **common_metadata(week, df, "product_intelligence.nbp_current", started),
-                "published": result.published,
-                "outcome": result.reason,
-                "current_week_before": str(result.previous_evaluated_at) if result.previous_evaluated_at else "none",
-                "publish_seconds": round(result.seconds, 2),
-                "model_version": model_version,
-                "postgres": postgres.describe(),
-            }
-        )
+        yield from nbp_current_step(context, warehouse, postgres, model_version, blocks_publish)
 
     return [customers, activity, eligibility, signals, scores, nbp_ranked, nbp_current]

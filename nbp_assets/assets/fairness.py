@@ -22,19 +22,18 @@ from nbp_assets.assets.weekly_io import (
     PARTITION_EXPR,
     WEEKLY_POOL,
     common_metadata,
-    read_history,
-    read_slice,
     week_of,
+    week_slice,
     with_week,
     work_table,
     write_slice,
 )
+from nbp_assets.contract.tables import CUSTOMERS, HISTORY, PRODUCTS
 from nbp_assets.contract.fairness import fairness_report_model
 from nbp_assets.model import fairness
-from nbp_assets.model.eligibility import ACTIVE, active_customers
+from nbp_assets.model.eligibility import ACTIVE
 from nbp_assets.model.weights import Weights
 from nbp_assets.partitions import Week, weekly_partitions
-from nbp_assets.sources import week_inputs as src
 from nbp_assets.storage.postgres_resource import PostgresResource
 from nbp_assets.storage.warehouse import WarehouseResource, sql_date
 
@@ -54,6 +53,28 @@ def _eligible_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple
         f"JOIN {work_table('customers')} c ON c.party_id = e.party_id AND c.week_start = e.week_start "
         f"WHERE e.week_start = {sql_date(week.start)} AND c.status = '{ACTIVE}' GROUP BY e.product_id, {dims}"
     )
+
+
+def _group(dimension: str) -> str:
+    return f"coalesce(CAST(c.{dimension} AS VARCHAR), '{fairness.UNKNOWN_GROUP}')"
+
+
+def _rate_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Active customers per group and, per product, those with it in their top 3: counted in
+    the warehouse, so neither the customers nor the week's top 3 leave it."""
+    active = f"(SELECT * FROM {week_slice(CUSTOMERS, week)} c WHERE status = '{ACTIVE}')"
+    sizes = " UNION ALL ".join(
+        f"SELECT '{d}' AS dimension, {_group(d)} AS grp, count(*) AS customers FROM {active} c GROUP BY {_group(d)}"
+        for d in dimensions
+    )
+    hits = " UNION ALL ".join(
+        f"SELECT r.product_id, '{d}' AS dimension, {_group(d)} AS grp, count(DISTINCT r.party_id) AS recommended "
+        f"FROM {week_slice(HISTORY, week, 'party_id, product_id')} r JOIN {active} c ON c.party_id = r.party_id "
+        f"GROUP BY r.product_id, {_group(d)}"
+        for d in dimensions
+    )
+    return (warehouse.query(sizes).rename(columns={"grp": "group"}),
+            warehouse.query(hits).rename(columns={"grp": "group"}))
 
 
 def _history(warehouse: WarehouseResource, week: Week, gaps: pd.DataFrame, config: FairnessConfig):
@@ -141,11 +162,10 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         is a breach: an nbp.fairness_breach alert in the compliance outbox. Also the gap of
         each product over the last weeks, and the whole report as an HTML file per week."""
         started, week = time.perf_counter(), week_of(context)
-        people = active_customers(read_slice(warehouse, "customers", week))
-        ranked = read_history(warehouse, week, columns="party_id, product_id")
-        products = checks.fail_on_violation(lambda: src.products(warehouse, week))
+        sizes, hits = _rate_counts(warehouse, week, config.dimensions)
+        products = warehouse.query(f"SELECT product_id FROM {week_slice(PRODUCTS, week)} p")["product_id"]
         eligible = _eligible_counts(warehouse, week, config.dimensions)
-        rates = fairness.recommendation_rates(people, ranked, sorted(products["product_id"]), config.dimensions, eligible)
+        rates = fairness.rates_from_counts(sizes, hits, sorted(products), config.dimensions, eligible)
         gaps = fairness.fairness_gaps(rates, threshold, config.min_group_size)
         df = with_week(fairness.report_rows(rates, gaps, config.min_group_size), week)
         df["model_version"] = model_version
@@ -187,7 +207,7 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         render.write_html(html_path, render.render_html(meta, gaps, df, history, weeks, alerts_table, threshold))
         yield dg.MaterializeResult(
             metadata={
-                **common_metadata(week, df, REPORT_TABLE, started),
+                **common_metadata(week, len(df), REPORT_TABLE, started),
                 "model_version": model_version,
                 "breaches": len(breaches),
                 "alerts": dg.MetadataValue.md(render.markdown(alerts_table)),

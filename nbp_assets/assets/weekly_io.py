@@ -1,12 +1,17 @@
-"""Shared wiring of the weekly assets to the warehouse: one slice per bank week."""
+"""Shared wiring of the weekly assets to the warehouse: one slice per bank week, computed,
+checked and replaced inside the warehouse in one transaction."""
+
+from __future__ import annotations
 
 import time
 
 import dagster as dg
 import pandas as pd
 
+from nbp_assets.contract.tables import Table
+from nbp_assets.model.sqltext import timestamp
 from nbp_assets.partitions import Week
-from nbp_assets.storage.warehouse import HISTORY_TABLE, WORK_SCHEMA, WarehouseResource, sql_date
+from nbp_assets.storage.warehouse import WORK_SCHEMA, WarehouseResource, WarehouseSession
 
 GROUP = "next_best_product"
 # One concurrency pool for the weekly steps: with the instance's pool limit at 1, a backfill
@@ -23,36 +28,68 @@ def week_of(context: dg.AssetExecutionContext) -> Week:
     return Week.from_key(context.partition_key)
 
 
+def week_filter(table: Table, week: Week) -> str:
+    """The predicate selecting a week's slice of a declared table."""
+    if table.partition_column == "evaluated_at":
+        return f"evaluated_at = {timestamp(week.evaluated_at)}"
+    return f"{table.partition_column} = {timestamp(week.start)}"
+
+
+def replace_week(tx: WarehouseSession, table: Table, week: Week, select_sql: str) -> int:
+    """Replace the week's slice of `table` by the rows of `select_sql` (in the table's column
+    order, minus week_start, which is added here). Returns the slice's row count."""
+    columns = table.columns
+    values = [c for c in columns if c != "week_start"]
+    week_value = f"{timestamp(week.start)} AS week_start, " if "week_start" in columns else ""
+    tx.execute(f"DELETE FROM {table.name} WHERE {week_filter(table, week)}")
+    tx.execute(
+        f"INSERT INTO {table.name} ({', '.join(columns)})\n"
+        f"SELECT {week_value}{', '.join(values)} FROM (\n{select_sql}\n) q"
+    )
+    return int(tx.scalar(f"SELECT count(*) FROM {table.name} WHERE {week_filter(table, week)}"))
+
+
+def week_slice(table: Table, week: Week, columns: str = "*") -> str:
+    """A week's slice of a declared table as a relation."""
+    return f"(SELECT {columns} FROM {table.name} WHERE {week_filter(table, week)})"
+
+
 def with_week(df: pd.DataFrame, week: Week) -> pd.DataFrame:
     df.insert(0, "week_start", pd.Timestamp(week.start))
     return df
 
 
-def read_slice(wh: WarehouseResource, name: str, week: Week, columns: str = "*") -> pd.DataFrame:
-    """One week of a work table; name only the columns a step needs (millions of rows)."""
-    return wh.query(f"SELECT {columns} FROM {work_table(name)} WHERE week_start = {sql_date(week.start)}")
-
-
-def read_history(wh: WarehouseResource, week: Week, columns: str = "*", order_by: str | None = None) -> pd.DataFrame:
-    """The week's rows of product_intelligence.next_best_product (keyed by evaluated_at)."""
-    order = f" ORDER BY {order_by}" if order_by else ""
-    return wh.query(f"SELECT {columns} FROM {HISTORY_TABLE} WHERE evaluated_at = {sql_date(week.evaluated_at)}{order}")
-
-
-def preview(df: pd.DataFrame, n: int = 10) -> dg.MetadataValue:
-    return dg.MetadataValue.md(df.head(n).to_markdown(index=False))
-
-
 def write_slice(wh: WarehouseResource, name: str, df: pd.DataFrame, week: Week) -> int:
-    # Replacing the week's slice makes re-runs and backfills idempotent.
-    return wh.replace_slice(work_table(name), df, where=f"week_start = {sql_date(week.start)}")
+    """Replace a week's slice of a small work table from a frame (the fairness report)."""
+    return wh.replace_slice(work_table(name), df, where=f"week_start = {timestamp(week.start)}")
 
 
-def common_metadata(week: Week, df: pd.DataFrame, table: str, started: float) -> dict:
+def table_metadata(table: Table) -> dict:
+    """Definition metadata: where the asset lives and its columns, from the one declaration."""
+    return {
+        "dagster/table_name": table.name,
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name, sql_type, constraints=dg.TableColumnConstraints(nullable=table.nullable(name)))
+                     for name, sql_type in table.column_types().items()]
+        ),
+        "key": ", ".join(table.key),
+    }
+
+
+def common_metadata(week: Week, rows: int, table: str, started: float) -> dict:
     return {
         "week": week.key,
         "evaluation_date": week.evaluation_date.isoformat(),
         "table": table,
-        "dagster/row_count": len(df),
+        "dagster/row_count": rows,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def preview(df) -> dg.MetadataValue:
+    return dg.MetadataValue.md(df.to_markdown(index=False))
+
+
+def ensure_tables(warehouse: WarehouseResource, *tables: Table) -> None:
+    for table in tables:
+        warehouse.ensure_table(table)

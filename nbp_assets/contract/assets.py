@@ -14,7 +14,14 @@ from pandas.api.types import infer_dtype
 from pandera import extensions
 from pandera.typing import Series
 
-from nbp_assets.contract.inputs import AGE_BANDS, CUSTOMER_STATUSES, JURISDICTIONS, SEGMENTS
+from nbp_assets.contract.inputs import (
+    AGE_BANDS,
+    CUSTOMER_STATUSES,
+    JURISDICTIONS,
+    LIFECYCLE_STAGES,
+    PRODUCT_CLASSES,
+    SEGMENTS,
+)
 from nbp_assets.model.fairness import DEFAULT_DIMENSIONS
 from nbp_assets.model.ranking import NO_SIGNAL, TOP_N
 from nbp_assets.model.weights import POSITIVE_SIGNALS
@@ -64,6 +71,18 @@ class ActivityAsset(_Weekly):
     ip_address: Series[object] = Text(nullable=True)
 
 
+class ProductsAsset(_Weekly):
+    """The product register as in force at the week's evaluation date (one version per product)."""
+
+    product_id: Series[object] = Text(unique=True)
+    product_name: Series[object] = Text()
+    product_class: Series[object] = Text(isin=PRODUCT_CLASSES)
+    lifecycle_stage: Series[object] = Text(isin=LIFECYCLE_STAGES)
+    is_retention: Series[bool]
+    spend_category: Series[object] = Text(nullable=True)
+    target_rote: Series[float] = pa.Field(ge=-1.0, le=1.0)
+
+
 class EligibilityAsset(_Weekly):
     """ELIGIBLE (party, product) pairs of active customers: the only rankable pairs."""
 
@@ -90,9 +109,12 @@ class SignalsAsset(_Weekly):
     lifecycle: Series[float] = pa.Field(**_signal)
 
 
-class ScoresAsset(SignalsAsset):
-    """Signals plus the weighted score and the signal that contributed most."""
+class ScoresAsset(_Weekly):
+    """The weighted score of every candidate pair and the signal that contributed most
+    (the signals themselves stay in nbp_work.signals, keyed the same way)."""
 
+    party_id: Series[object] = Text()
+    product_id: Series[object] = Text()
     score: Series[float] = pa.Field(ge=0.0, le=1.0)
     primary_signal: Series[object] = Text(isin=[*POSITIVE_SIGNALS, NO_SIGNAL])
     model_version: Series[object] = Text(str_length={"min_value": 1})

@@ -106,35 +106,56 @@ def recommendation_rates(
         # A party counted twice would weigh double in its group's rate.
         raise ValueError("customers must have one row per party_id")
     product_index = pd.Index(pd.unique(pd.Series(list(products), dtype=object)))
-    n_products = len(product_index)
-
-    # Positions instead of joins: one integer per (customer, product) recommendation.
-    who = pd.Index(customers["party_id"]).get_indexer(ranked["party_id"])
-    what = product_index.get_indexer(ranked["product_id"])
-    known = (who >= 0) & (what >= 0)
     # A product listed twice in one top 3 still reaches the customer once.
-    pairs = pd.unique(who[known].astype(np.int64) * max(n_products, 1) + what[known])
-    rec_customer, rec_product = pairs // max(n_products, 1), pairs % max(n_products, 1)
+    ranked = ranked[["party_id", "product_id"]].drop_duplicates()
+    ranked = ranked[ranked["product_id"].isin(product_index)]
+    sizes, hits = [], []
+    for dimension in dimensions:
+        groups = customers[["party_id"]].assign(dimension=dimension, group=_group_labels(customers[dimension]))
+        sizes.append(groups.groupby(["dimension", "group"]).size().rename("customers").reset_index())
+        joined = ranked.merge(groups, on="party_id", how="inner")
+        hits.append(joined.groupby(["product_id", "dimension", "group"]).size().rename("recommended").reset_index())
+    return rates_from_counts(
+        pd.concat(sizes, ignore_index=True) if sizes else pd.DataFrame(columns=["dimension", "group", "customers"]),
+        pd.concat(hits, ignore_index=True) if hits else pd.DataFrame(columns=["product_id", "dimension", "group", "recommended"]),
+        list(product_index), dimensions, eligible,
+    )
 
+
+def rates_from_counts(
+    sizes: pd.DataFrame,
+    hits: pd.DataFrame,
+    products: Sequence[str],
+    dimensions: Sequence[str] = DEFAULT_DIMENSIONS,
+    eligible: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """`recommendation_rates` from counts the warehouse computes in a few GROUP BYs.
+
+    sizes: (dimension, group, customers): active customers per group (missing values
+    already labelled "(unknown)"). hits: (product_id, dimension, group, recommended):
+    customers of the group with the product in their top 3. Same rows and order as
+    `recommendation_rates`."""
+    product_index = pd.Index(pd.unique(pd.Series(list(products), dtype=object)))
+    n_products = len(product_index)
     frames = []
     for dimension in dimensions:
-        codes, groups = pd.factorize(_group_labels(customers[dimension]), sort=True)
+        size = sizes[sizes["dimension"] == dimension].set_index("group")["customers"]
+        groups = sorted(str(g) for g in size.index)
         n_groups = len(groups)
-        sizes = np.bincount(codes, minlength=n_groups)
-        hits = np.bincount(codes[rec_customer] * n_products + rec_product,
-                           minlength=n_groups * n_products).reshape(n_groups, n_products)
+        hit = hits[hits["dimension"] == dimension].set_index(["product_id", "group"])["recommended"]
+        index = pd.MultiIndex.from_arrays([np.repeat(product_index.to_numpy(dtype=object), n_groups),
+                                           np.tile(np.asarray(groups, dtype=object), n_products)])
         frame = pd.DataFrame({
             "_product": np.repeat(np.arange(n_products), n_groups),
             "product_id": np.repeat(product_index.to_numpy(dtype=object), n_groups),
             "dimension": dimension,
             "group": np.tile(np.asarray(groups, dtype=object), n_products),
-            "customers": np.tile(sizes, n_products).astype(np.int64),
-            "recommended": hits.T.reshape(-1).astype(np.int64),
+            "customers": np.tile(size.reindex(groups).to_numpy(), n_products).astype(np.int64),
+            "recommended": hit.reindex(index, fill_value=0).to_numpy().astype(np.int64),
         })
         if eligible is not None:
             by_group = eligible.assign(group=_group_labels(eligible[dimension])).groupby(
                 ["product_id", "group"], dropna=False)["eligible"].sum()
-            index = pd.MultiIndex.from_arrays([frame["product_id"], frame["group"]])
             frame["eligible"] = by_group.reindex(index, fill_value=0).to_numpy().astype(np.int64)
         frames.append(frame)
     columns = RATE_COLUMNS + (ELIGIBLE_COLUMNS if eligible is not None else [])

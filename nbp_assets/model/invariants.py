@@ -1,47 +1,42 @@
-"""Business invariants of a week's ranking, as plain functions returning the offending rows.
+"""Business invariants of a week's ranking, as SQL returning the offending rows.
 
-An empty frame means the invariant holds. They back the asset checks of nbp_ranked.
+No row means the invariant holds. They back the blocking checks of nbp_ranked and run in
+the warehouse on the week's rows before they are committed. `ranked` and `eligible` are
+relations (table names or parenthesised subqueries) holding one week.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
 from nbp_assets.model.ranking import TOP_N
+from nbp_assets.model.sqltext import lit
 
 
-def outside_eligibility(ranked: pd.DataFrame, eligible: pd.DataFrame) -> pd.DataFrame:
+def outside_eligibility(ranked: str, eligible: str) -> str:
     """Recommendations of a product the party is not ELIGIBLE for (CON-006)."""
-    key = pd.MultiIndex.from_frame(eligible[["party_id", "product_id"]])
-    inside = pd.MultiIndex.from_frame(ranked[["party_id", "product_id"]]).isin(key)
-    return ranked.loc[~inside]
+    return f"""SELECT r.party_id, r.rank, r.product_id FROM {ranked} r
+WHERE NOT EXISTS (SELECT 1 FROM {eligible} e WHERE e.party_id = r.party_id AND e.product_id = r.product_id)"""
 
 
-def bad_ranks(ranked: pd.DataFrame) -> pd.DataFrame:
-    """Rows of parties whose ranks are not exactly 1..n with n <= TOP_N, or repeat a product."""
-    if ranked.empty:
-        return ranked
-    grp = ranked.groupby("party_id", sort=False)
-    n = grp["rank"].transform("size").to_numpy()
-    expected_sum = n * (n + 1) // 2
-    rank_sum = grp["rank"].transform("sum").to_numpy()
-    rank_max = grp["rank"].transform("max").to_numpy()
-    distinct_products = grp["product_id"].transform("nunique").to_numpy()
-    dup_rank = ranked.duplicated(["party_id", "rank"], keep=False).to_numpy()
-    bad = (n > TOP_N) | (rank_max != n) | (rank_sum != expected_sum) | (distinct_products != n) | dup_rank
-    return ranked.loc[bad]
+def bad_ranks(ranked: str) -> str:
+    """Parties whose ranks are not exactly 1..n with n <= TOP_N, or that repeat a product or a rank."""
+    return f"""SELECT party_id, count(*) AS n, min(rank) AS min_rank, max(rank) AS max_rank,
+       count(DISTINCT rank) AS distinct_ranks, count(DISTINCT product_id) AS distinct_products
+FROM {ranked}
+GROUP BY party_id
+HAVING count(*) > {TOP_N} OR min(rank) <> 1 OR max(rank) <> count(*)
+    OR count(DISTINCT rank) <> count(*) OR count(DISTINCT product_id) <> count(*)"""
 
 
-def bad_scores(ranked: pd.DataFrame) -> pd.DataFrame:
+def bad_scores(ranked: str) -> str:
     """Scores outside [0, 1], not at 6 decimals, or rising with rank within a party."""
-    score = ranked["score"].to_numpy("float64")
-    off = (score < 0) | (score > 1) | ~np.isclose(score, np.round(score, 6), rtol=0, atol=1e-12)
-    ordered = ranked.sort_values(["party_id", "rank"], kind="stable")
-    rising = ordered.groupby("party_id", sort=False)["score"].diff().to_numpy() > 0
-    rising_rows = ordered.index[rising]
-    return ranked.loc[off | ranked.index.isin(rising_rows)]
+    return f"""SELECT party_id, rank, score, previous_score FROM (
+    SELECT party_id, rank, score,
+           lag(score) OVER (PARTITION BY party_id ORDER BY rank) AS previous_score
+    FROM {ranked}
+) s
+WHERE score < 0 OR score > 1 OR abs(score * 1000000.0e0 - round(score * 1000000.0e0)) > 1.0e-6
+   OR score > previous_score"""
 
 
-def wrong_model_version(ranked: pd.DataFrame, model_version: str) -> pd.DataFrame:
-    return ranked.loc[ranked["model_version"] != model_version]
+def wrong_model_version(ranked: str, model_version: str) -> str:
+    return f"SELECT party_id, rank, model_version FROM {ranked} WHERE model_version <> {lit(model_version)}"

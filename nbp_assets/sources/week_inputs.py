@@ -1,7 +1,10 @@
-"""Read the upstream inputs as they stood at a week's evaluation date (point in time).
+"""The upstream inputs of a week as they stood at its evaluation date (point in time),
+as SQL relations over the warehouse's source tables: nothing is pulled out of it.
 
-Every reader enforces the data contract on the rows it reads, inside the warehouse (see
-contract/sql_checks.py), because in production the source tables are written by other
+Every reader first enforces the data contract inside the warehouse (contract/sql_checks.py)
+on every row the week depends on, including the rows its filters would drop: a status in
+lower case, a NULL date or a version that ends before it starts must fail the week, not
+silently change who is ranked. In production the source tables are written by other
 systems (MOD-105, MOD-040, ...) and not by our loader.
 """
 
@@ -13,10 +16,12 @@ from datetime import timedelta
 import pandas as pd
 
 from nbp_assets.contract.inputs import SOURCE_TABLES
-from nbp_assets.contract.sql_checks import check_in_warehouse, coerce_types
+from nbp_assets.contract.sql_checks import check_in_warehouse
+from nbp_assets.contract.validation import ContractViolation, Violation
 from nbp_assets.model.signals import COOLING_OFF_DAYS
+from nbp_assets.model.sqltext import day, timestamp
 from nbp_assets.partitions import Week
-from nbp_assets.storage.warehouse import SOURCE_SCHEMA, WarehouseResource, sql_date
+from nbp_assets.storage.warehouse import SOURCE_SCHEMA, WarehouseResource
 
 
 class MissingInput(RuntimeError):
@@ -25,7 +30,7 @@ class MissingInput(RuntimeError):
 
 @dataclass(frozen=True)
 class Snapshot:
-    frame: pd.DataFrame
+    relation: str  # the snapshot's rows, as a parenthesised subquery
     as_of_date: pd.Timestamp
 
 
@@ -41,85 +46,103 @@ def _require(wh: WarehouseResource, name: str) -> None:
         )
 
 
-def _read(wh: WarehouseResource, name: str, where: str, order_by: str | None = None) -> pd.DataFrame:
-    """Rows of a source table matching `where`, checked against the contract in the warehouse."""
+def _checked(wh: WarehouseResource, name: str, depends_on: str, where: str) -> str:
+    """Check every row the week depends on (`depends_on`), return the rows it uses (`where`)."""
     model, _ = SOURCE_TABLES[name]
     table = _table(name)
-    check_in_warehouse(wh.query, model, table, where, wh.column_names(table), source=wh.describe())
+    check_in_warehouse(wh.query, model, table, depends_on, wh.column_names(table), source=wh.describe())
     cols = ", ".join(model.to_schema().columns)
-    order = f" ORDER BY {order_by}" if order_by else ""
-    return coerce_types(model, wh.query(f"SELECT {cols} FROM {table} WHERE {where}{order}"))
+    return f"(SELECT {cols} FROM {table} WHERE {where})"
 
 
-def _versioned(wh: WarehouseResource, name: str, week: Week) -> pd.DataFrame:
-    """Rows of a versioned master valid on the last day before the evaluation date."""
+def _versions(wh: WarehouseResource, name: str, week: Week, key: str) -> str:
+    """Rows of a versioned master valid on the last day before the evaluation date.
+
+    Every version that starts before the evaluation date is checked (and a NULL start), and
+    so are version bounds (valid_to before valid_from) and overlaps on that day."""
     _require(wh, name)
-    ev = sql_date(week.evaluation_date)
-    return _read(wh, name, f"valid_from < {ev} AND (valid_to IS NULL OR valid_to >= {ev})")
+    ev = day(week.evaluation_date)
+    table = _table(name)
+    relation = _checked(wh, name, f"valid_from IS NULL OR valid_from < {ev}",
+                        f"valid_from < {ev} AND (valid_to IS NULL OR valid_to >= {ev})")
+    problems = []
+    backwards = wh.query(
+        f"SELECT {key}, valid_from, valid_to FROM {table} WHERE valid_from < {ev} AND valid_to < valid_from "
+        f"ORDER BY {key} LIMIT 5"
+    )
+    if len(backwards):
+        n = int(wh.query(f"SELECT count(*) AS n FROM {table} WHERE valid_from < {ev} AND valid_to < valid_from")["n"][0])
+        problems.append(Violation("valid_to", "valid_to >= valid_from", n, backwards.to_dict("records")))
+    overlaps = wh.query(
+        f"SELECT {key}, count(*) AS versions FROM {relation} v GROUP BY {key} HAVING count(*) > 1 ORDER BY {key} LIMIT 5"
+    )
+    if len(overlaps):
+        n = int(wh.query(f"SELECT count(*) AS n FROM (SELECT {key} FROM {relation} v GROUP BY {key} HAVING count(*) > 1) d")["n"][0])
+        problems.append(Violation(
+            f"{key}, valid_from, valid_to",
+            f"one version per {key} on {week.evaluation_date - timedelta(days=1)} (versions overlap)",
+            n, overlaps.to_dict("records"),
+        ))
+    if problems:
+        raise ContractViolation(table, problems, wh.describe())
+    return relation
 
 
-def customers(wh: WarehouseResource, week: Week) -> pd.DataFrame:
-    df = _versioned(wh, "customers", week)
-    dupes = df[df["party_id"].duplicated(keep=False)]
-    if len(dupes):
-        raise MissingInput(
-            f"{_table('customers')}: overlapping versions for {dupes['party_id'].nunique()} party_id(s) "
-            f"on {week.evaluation_date - timedelta(days=1)}; examples: {dupes.head(5).to_dict('records')}"
-        )
-    return df
+def customers(wh: WarehouseResource, week: Week) -> str:
+    return _versions(wh, "customers", week, "party_id")
 
 
-def products(wh: WarehouseResource, week: Week) -> pd.DataFrame:
-    return _versioned(wh, "product_register", week)
+def products(wh: WarehouseResource, week: Week) -> str:
+    return _versions(wh, "product_register", week, "product_id")
 
 
-def snapshot(wh: WarehouseResource, name: str, week: Week, where: str = "TRUE") -> Snapshot | None:
-    """The latest snapshot dated before the evaluation date; None if there is none."""
+def snapshot(wh: WarehouseResource, name: str, week: Week) -> Snapshot | None:
+    """The latest snapshot dated before the evaluation date, all of it checked; None if
+    there is none and the input is optional."""
     _, required = SOURCE_TABLES[name]
     if not wh.table_exists(_table(name)):
         if required:
             _require(wh, name)
         return None
-    ev = sql_date(week.evaluation_date)
+    ev = day(week.evaluation_date)
     latest = wh.query(f"SELECT max(as_of_date) AS d FROM {_table(name)} WHERE as_of_date < {ev}")["d"].iloc[0]
     if pd.isna(latest):
         if required:
             raise MissingInput(f"{_table(name)} has no snapshot dated before {week.evaluation_date}")
         return None
     latest = pd.Timestamp(latest)
-    df = _read(wh, name, f"as_of_date = {sql_date(latest.date())} AND ({where})")
-    return Snapshot(df, latest)
+    on = f"as_of_date = {day(latest.date())}"
+    return Snapshot(_checked(wh, name, on, on), latest)
 
 
 def eligibility_status_counts(wh: WarehouseResource, as_of: pd.Timestamp) -> dict[str, int]:
     df = wh.query(
         f"SELECT eligibility_status, count(*) AS n FROM {_table('eligibility')} "
-        f"WHERE as_of_date = {sql_date(as_of.date())} GROUP BY 1 ORDER BY 1"
+        f"WHERE as_of_date = {day(as_of.date())} GROUP BY 1 ORDER BY 1"
     )
     return {str(k): int(v) for k, v in zip(df["eligibility_status"], df["n"])}
 
 
-def holdings(wh: WarehouseResource, week: Week) -> pd.DataFrame:
-    """Products held (open) at the evaluation date."""
+def holdings(wh: WarehouseResource, week: Week) -> str:
+    """Products held (open) at the evaluation date; every holding opened before it is checked."""
     _require(wh, "holdings")
-    ev = sql_date(week.evaluation_date)
-    return _read(wh, "holdings", f"opened_on < {ev} AND (closed_on IS NULL OR closed_on >= {ev})")
+    ev = day(week.evaluation_date)
+    return _checked(wh, "holdings", f"opened_on IS NULL OR opened_on < {ev}",
+                    f"opened_on < {ev} AND (closed_on IS NULL OR closed_on >= {ev})")
 
 
-def rejections(wh: WarehouseResource, week: Week) -> pd.DataFrame:
-    """Offers rejected in the cooling-off window before the evaluation date."""
+def rejections(wh: WarehouseResource, week: Week) -> str:
+    """Offers rejected in the cooling-off window before the evaluation date; every offer
+    made before the evaluation date is checked (an outcome outside the contract fails)."""
     _require(wh, "offer_history")
-    ev = sql_date(week.evaluation_date)
-    since = sql_date(week.evaluation_date - timedelta(days=COOLING_OFF_DAYS + 1))
-    df = _read(wh, "offer_history", f"outcome = 'REJECTED' AND outcome_at < {ev} AND outcome_at >= {since}")
-    return df[["party_id", "product_id", "outcome_at"]]
+    ev = timestamp(week.evaluation_date)
+    since = timestamp(week.evaluation_date - timedelta(days=COOLING_OFF_DAYS + 1))
+    return _checked(wh, "offer_history", f"offered_at IS NULL OR offered_at < {ev}",
+                    f"outcome = 'REJECTED' AND outcome_at < {ev} AND outcome_at >= {since}")
 
 
-def activity(wh: WarehouseResource, week: Week) -> pd.DataFrame:
-    """Activity events that happened during the week."""
+def activity(wh: WarehouseResource, week: Week) -> str:
+    """Activity events that happened during the week (and any without a time: they fail)."""
     _require(wh, "activity")
-    return _read(
-        wh, "activity",
-        f"event_time >= {sql_date(week.start)} AND event_time < {sql_date(week.evaluation_date)}",
-        order_by="activity_id",
-    )
+    during = f"event_time >= {timestamp(week.start)} AND event_time < {timestamp(week.evaluation_date)}"
+    return _checked(wh, "activity", f"event_time IS NULL OR ({during})", during)

@@ -27,7 +27,7 @@ from pandas.api.types import (
 from pydantic import PrivateAttr
 
 from nbp_assets.settings import SNOWFLAKE_CREDENTIALS, ConfigurationError
-from nbp_assets.storage.warehouse import WORK_SCHEMA, WarehouseResource
+from nbp_assets.storage.warehouse import WORK_SCHEMA, WarehouseResource, WarehouseSession
 
 # snowflake.connector.constants.FIELD_TYPES codes, as found in cursor.description
 _FIXED, _REAL, _DATE, _TIMESTAMP, _TIMESTAMP_NTZ = 0, 1, 3, 4, 8
@@ -86,6 +86,18 @@ def _frame(cursor) -> pd.DataFrame:
         elif meta.type_code in (_DATE, _TIMESTAMP, _TIMESTAMP_NTZ):
             df[name] = pd.to_datetime(column).astype("datetime64[ns]")
     return df
+
+
+class _SnowflakeSession(WarehouseSession):
+    def __init__(self, cursor):
+        self.cursor = cursor
+
+    def execute(self, sql: str) -> None:
+        self.cursor.execute(sql)
+
+    def query(self, sql: str) -> pd.DataFrame:
+        self.cursor.execute(sql)
+        return _frame(self.cursor)
 
 
 class SnowflakeWarehouse(WarehouseResource):
@@ -165,6 +177,54 @@ class SnowflakeWarehouse(WarehouseResource):
     def _connection(self) -> Iterator:
         with self.session():
             yield self._session
+
+    @property
+    def dialect(self) -> str:
+        return "snowflake"
+
+    # ------------------------------------------------------------------ the week, in Snowflake
+
+    @contextmanager
+    def transaction(self) -> Iterator[WarehouseSession]:
+        # DDL commits implicitly in Snowflake: callers create tables (ensure_table) before.
+        with self._connection() as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.execute("BEGIN")
+                try:
+                    yield _SnowflakeSession(cursor)
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            finally:
+                cursor.close()
+
+    def ensure_table(self, table) -> None:
+        with self._connection() as conn:
+            cursor = conn.cursor()
+            try:
+                self._ensure_schema(cursor, table.schema)
+                cursor.execute(table.ddl(self.dialect))
+            finally:
+                cursor.close()
+
+    def record_batches(self, sql: str, rows_per_batch: int = 200_000):
+        import pyarrow as pa
+
+        with self._connection() as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql)
+                names = [d.name.lower() for d in cursor.description]
+                if hasattr(cursor, "fetch_arrow_batches"):  # the connector: Arrow result chunks as they arrive
+                    for table in cursor.fetch_arrow_batches():
+                        yield from table.rename_columns(names).to_batches(rows_per_batch)
+                    return
+                while rows := cursor.fetchmany(rows_per_batch):  # fakesnow (tests) has only the DB-API
+                    yield pa.RecordBatch.from_pandas(pd.DataFrame(rows, columns=names), preserve_index=False)
+            finally:
+                cursor.close()
 
     # ------------------------------------------------------------------ reads
 

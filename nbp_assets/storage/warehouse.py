@@ -15,32 +15,21 @@ import time
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+
+from nbp_assets.contract.tables import HISTORY, Table
 
 SOURCE_SCHEMA = "nbp_source"
 WORK_SCHEMA = "nbp_work"
-HISTORY_TABLE = "product_intelligence.next_best_product"
-HISTORY_KEY = ("party_id", "rank", "evaluated_at")
+HISTORY_TABLE = HISTORY.name
+HISTORY_KEY = HISTORY.key
 
-# The seed's DDL: Snowflake gets NUMBER(8,6) and TIMESTAMP_NTZ (storage/snowflake.py);
-# DuckDB has neither, DECIMAL(8,6) and TIMESTAMP are the same types there. Snowflake does
-# not enforce the primary key: replace_slice keeps it by replacing a week in one transaction.
-HISTORY_DDL = """
-CREATE TABLE IF NOT EXISTS product_intelligence.next_best_product (
-    party_id VARCHAR NOT NULL,
-    jurisdiction VARCHAR NOT NULL,
-    rank INT NOT NULL,
-    product_id VARCHAR NOT NULL,
-    score {number} NOT NULL,
-    primary_signal VARCHAR NOT NULL,
-    model_version VARCHAR NOT NULL,
-    evaluated_at {timestamp} NOT NULL,
-    PRIMARY KEY (party_id, rank, evaluated_at)
-)
-"""
+# Declared once in contract/tables.py (columns, types, key); kept here under their old names.
+HISTORY_DDL = HISTORY.ddl("duckdb")
 
 
 def sql_date(d: date | datetime) -> str:
@@ -50,8 +39,81 @@ def sql_date(d: date | datetime) -> str:
     return f"DATE '{d:%Y-%m-%d}'"
 
 
+class WarehouseSession:
+    """Statements run inside one open transaction of a warehouse (see WarehouseResource.transaction)."""
+
+    def execute(self, sql: str) -> None:
+        raise NotImplementedError
+
+    def query(self, sql: str) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def scalar(self, sql: str):
+        return self.query(sql).iloc[0, 0]
+
+    def memory_metadata(self) -> dict:
+        """The engine's memory and spill right now (call it after the heavy statement)."""
+        return {}
+
+
+class _DuckDBSession(WarehouseSession):
+    def __init__(self, con):
+        self.con = con
+
+    def execute(self, sql: str) -> None:
+        self.con.execute(sql)
+
+    def query(self, sql: str) -> pd.DataFrame:
+        return self.con.sql(sql).df()
+
+    def memory_metadata(self) -> dict:
+        used = self.scalar("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()")
+        spilled = self.scalar("SELECT coalesce(sum(size), 0) FROM duckdb_temporary_files()")
+        limit = self.scalar("SELECT current_setting('memory_limit')")
+        return {"warehouse_memory_mib": round(float(used) / 2**20, 1),
+                "warehouse_spill_mib": round(float(spilled) / 2**20, 1), "warehouse_memory_limit": str(limit)}
+
+
 class WarehouseResource(dg.ConfigurableResource):
-    """Interface every warehouse implements; assets depend on this type only."""
+    """Interface every warehouse implements; assets depend on this type only.
+
+    The weekly model runs as SQL inside the warehouse (`transaction`); only small results
+    (counts, failing examples) and the published top 3 (`record_batches`) leave it."""
+
+    @property
+    def dialect(self) -> str:
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[WarehouseSession]:
+        """One transaction: committed when the block ends, rolled back if it raises, so a
+        week's slice is replaced and checked as one unit (readers never see a failed week)."""
+        raise NotImplementedError
+        yield
+
+    def record_batches(self, sql: str, rows_per_batch: int = 200_000) -> Iterator[pa.RecordBatch]:
+        """A query's result as Arrow batches, one at a time (bounded memory)."""
+        raise NotImplementedError
+
+    def ensure_table(self, table: Table) -> None:
+        """Create the declared table (and its schema) if it does not exist yet. A work table
+        (derived, re-computable data) whose columns no longer match its declaration is
+        recreated; any other table with other columns is an error, never silently changed."""
+        present = self.column_names(table.name)
+        if present and present != set(table.columns):
+            if table.schema != WORK_SCHEMA:
+                raise RuntimeError(
+                    f"{table.name} has columns {sorted(present)}, but the declaration says {table.columns}"
+                )
+            with self.transaction() as tx:
+                tx.execute(f"DROP TABLE {table.name}")
+        with self.transaction() as tx:
+            self._ensure_schema(tx, table.schema)
+            tx.execute(table.ddl(self.dialect))
+
+    def _ensure_schema(self, tx: WarehouseSession, schema: str) -> None:
+        tx.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+
 
     def query(self, sql: str) -> pd.DataFrame:
         raise NotImplementedError
@@ -67,9 +129,7 @@ class WarehouseResource(dg.ConfigurableResource):
         self, table: str, df: pd.DataFrame, where: str, ddl: str | None = None, key: tuple[str, ...] = ()
     ) -> int:
         """Delete the rows matching `where`, insert df, atomically. Creates the table if needed.
-
-        `key` names the table's primary key, when it has one: implementations may then
-        upsert instead of delete + insert (much cheaper where the key is an index)."""
+        (`key`: the table's declared key; no engine here keeps an index on it.)"""
         raise NotImplementedError
 
     def replace_table(self, table: str, df: pd.DataFrame) -> int:
@@ -94,6 +154,15 @@ class DuckDBWarehouse(WarehouseResource):
 
     database: str
     lock_timeout_seconds: float = 600.0
+    # None: from settings (NBP_DUCKDB_*). With a memory limit DuckDB spills to temp_directory,
+    # so the process stays bounded whatever the number of customers.
+    memory_limit: Optional[str] = None
+    threads: Optional[int] = None
+    temp_directory: Optional[str] = None
+
+    @property
+    def dialect(self) -> str:
+        return "duckdb"
 
     def describe(self) -> str:
         return f"duckdb:{self.database}"
@@ -117,9 +186,39 @@ class DuckDBWarehouse(WarehouseResource):
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         try:
+            if not read_only:
+                self._configure(con)
             yield con
         finally:
             con.close()
+
+    def _configure(self, con) -> None:
+        from nbp_assets import settings
+
+        temp = Path(self.temp_directory or settings.duckdb_temp_dir())
+        temp.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET memory_limit = '{self.memory_limit or settings.duckdb_memory_limit()}'")
+        con.execute(f"SET threads = {int(self.threads or settings.duckdb_threads())}")
+        con.execute(f"SET temp_directory = '{temp.as_posix()}'")
+        # Row order of a table carries no meaning here; not keeping it lets large inserts stream.
+        con.execute("SET preserve_insertion_order = false")
+
+    @contextmanager
+    def transaction(self) -> Iterator[WarehouseSession]:
+        with self._connect() as con:
+            con.execute("BEGIN")
+            try:
+                yield _DuckDBSession(con)
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def record_batches(self, sql: str, rows_per_batch: int = 200_000) -> Iterator[pa.RecordBatch]:
+        with self._connect() as con:
+            reader = con.sql(sql).to_arrow_reader(rows_per_batch)
+            yield from reader
+
 
     def query(self, sql: str) -> pd.DataFrame:
         with self._connect() as con:
@@ -157,15 +256,9 @@ class DuckDBWarehouse(WarehouseResource):
                 else:
                     con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
                 cols = ", ".join(f'"{c}"' for c in df.columns)
-                if key:
-                    # Deleting and re-inserting 3M keys of a primary-key index costs ~50 s in
-                    # DuckDB; upserting and deleting only the vanished keys costs ~4 s.
-                    keys = ", ".join(key)
-                    con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols} FROM incoming")
-                    con.execute(f"DELETE FROM {table} WHERE ({where}) AND ({keys}) NOT IN (SELECT {keys} FROM incoming)")
-                else:
-                    con.execute(f"DELETE FROM {table} WHERE {where}")
-                    con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM incoming")
+                # No index to maintain (keys are checked before a week is written): delete + insert.
+                con.execute(f"DELETE FROM {table} WHERE {where}")
+                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM incoming")
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")
