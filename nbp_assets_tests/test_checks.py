@@ -53,7 +53,12 @@ def test_invariants_find_the_offending_rows():
     assert offending(invariants.bad_ranks, ranked(rank=(1, 3)))["party_id"].tolist() == ["P1"]
     assert offending(invariants.bad_ranks, ranked(product_id=(1, "A")))["party_id"].tolist() == ["P1"]
     assert offending(invariants.bad_ranks, ranked(rank=(2, 2)))["party_id"].tolist() == ["P2"]  # starts at 2
+    assert offending(invariants.bad_ranks, ranked(rank=(1, 1)))["party_id"].tolist() == ["P1"]  # rank 1 twice
     assert offending(invariants.bad_ranks, ranked()).empty
+    con = duckdb.connect()
+    con.register("ranked_in", ranked())
+    con.register("eligible_in", eligible)
+    assert con.sql(invariants.outside_eligibility_count("ranked_in", "eligible_in")).fetchall() == [(1,)]
     assert offending(invariants.bad_scores, ranked(score=(1, 0.75)))["rank"].tolist() == [2]  # rises with rank
     assert offending(invariants.bad_scores, ranked(score=(2, 0.1234567)))["party_id"].tolist() == ["P2"]
     assert offending(invariants.bad_scores, ranked(score=(0, 1.5)))["party_id"].tolist() == ["P1"]

@@ -213,7 +213,8 @@ def _ranked_checks(tx, week: Week, rows: int, model_version: str) -> list[dg.Ass
     return [
         checks.contract_in_warehouse(tx, HISTORY, week_filter(HISTORY, week), rows),
         checks.query_result(tx, checks.ELIGIBILITY_GATE, invariants.outside_eligibility(ranked, eligible),
-                            "every product recommended is ELIGIBLE for the party"),
+                            "every product recommended is ELIGIBLE for the party",
+                            invariants.outside_eligibility_count(ranked, eligible)),
         checks.query_result(tx, checks.RANKS, invariants.bad_ranks(ranked), "ranks 1..n, at most 3 per customer"),
         checks.query_result(tx, checks.SCORES, invariants.bad_scores(ranked), "scores in [0, 1], 6 dp, not rising with rank"),
         checks.query_result(tx, checks.MODEL_VERSION, invariants.wrong_model_version(ranked, model_version),

@@ -55,26 +55,25 @@ def _eligible_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple
     )
 
 
-def _group(dimension: str) -> str:
-    return f"coalesce(CAST(c.{dimension} AS VARCHAR), '{fairness.UNKNOWN_GROUP}')"
-
-
 def _rate_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Active customers per group and, per product, those with it in their top 3: counted in
-    the warehouse, so neither the customers nor the week's top 3 leave it."""
+    the warehouse per combination of group values (one GROUP BY each, a few thousand rows),
+    then summed per dimension here, so neither the customers nor the top 3 leave it."""
+    dims = ", ".join(f"c.{d}" for d in dimensions)
     active = f"(SELECT * FROM {week_slice(CUSTOMERS, week)} c WHERE status = '{ACTIVE}')"
-    sizes = " UNION ALL ".join(
-        f"SELECT '{d}' AS dimension, {_group(d)} AS grp, count(*) AS customers FROM {active} c GROUP BY {_group(d)}"
-        for d in dimensions
+    combos = warehouse.query(f"SELECT {dims}, count(*) AS customers FROM {active} c GROUP BY {dims}")
+    # count(*): a product appears at most once in a customer's top 3 (ranks_1_to_n, blocking)
+    hit_combos = warehouse.query(
+        f"SELECT r.product_id, {dims}, count(*) AS recommended FROM {week_slice(HISTORY, week, 'party_id, product_id')} r "
+        f"JOIN {active} c ON c.party_id = r.party_id GROUP BY r.product_id, {dims}"
     )
-    hits = " UNION ALL ".join(
-        f"SELECT r.product_id, '{d}' AS dimension, {_group(d)} AS grp, count(DISTINCT r.party_id) AS recommended "
-        f"FROM {week_slice(HISTORY, week, 'party_id, product_id')} r JOIN {active} c ON c.party_id = r.party_id "
-        f"GROUP BY r.product_id, {_group(d)}"
-        for d in dimensions
-    )
-    return (warehouse.query(sizes).rename(columns={"grp": "group"}),
-            warehouse.query(hits).rename(columns={"grp": "group"}))
+    sizes, hits = [], []
+    for d in dimensions:
+        sizes.append(combos.assign(dimension=d, group=fairness.group_labels(combos[d]))
+                     .groupby(["dimension", "group"], as_index=False)["customers"].sum())
+        hits.append(hit_combos.assign(dimension=d, group=fairness.group_labels(hit_combos[d]))
+                    .groupby(["product_id", "dimension", "group"], as_index=False)["recommended"].sum())
+    return pd.concat(sizes, ignore_index=True), pd.concat(hits, ignore_index=True)
 
 
 def _history(warehouse: WarehouseResource, week: Week, gaps: pd.DataFrame, config: FairnessConfig):

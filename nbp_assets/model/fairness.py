@@ -63,7 +63,8 @@ def wilson_interval(successes, trials, z: float = Z_95) -> tuple[np.ndarray, np.
     return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
-def _group_labels(column: pd.Series) -> pd.Series:
+def group_labels(column: pd.Series) -> pd.Series:
+    """A dimension's group names: missing values become the group \"(unknown)\"."""
     if column.isna().any():
         column = column.astype(object).where(column.notna(), UNKNOWN_GROUP)
     return column.astype(str)
@@ -111,7 +112,7 @@ def recommendation_rates(
     ranked = ranked[ranked["product_id"].isin(product_index)]
     sizes, hits = [], []
     for dimension in dimensions:
-        groups = customers[["party_id"]].assign(dimension=dimension, group=_group_labels(customers[dimension]))
+        groups = customers[["party_id"]].assign(dimension=dimension, group=group_labels(customers[dimension]))
         sizes.append(groups.groupby(["dimension", "group"]).size().rename("customers").reset_index())
         joined = ranked.merge(groups, on="party_id", how="inner")
         hits.append(joined.groupby(["product_id", "dimension", "group"]).size().rename("recommended").reset_index())
@@ -154,7 +155,7 @@ def rates_from_counts(
             "recommended": hit.reindex(index, fill_value=0).to_numpy().astype(np.int64),
         })
         if eligible is not None:
-            by_group = eligible.assign(group=_group_labels(eligible[dimension])).groupby(
+            by_group = eligible.assign(group=group_labels(eligible[dimension])).groupby(
                 ["product_id", "group"], dropna=False)["eligible"].sum()
             frame["eligible"] = by_group.reindex(index, fill_value=0).to_numpy().astype(np.int64)
         frames.append(frame)

@@ -17,14 +17,28 @@ def outside_eligibility(ranked: str, eligible: str) -> str:
 WHERE NOT EXISTS (SELECT 1 FROM {eligible} e WHERE e.party_id = r.party_id AND e.product_id = r.product_id)"""
 
 
+def outside_eligibility_count(ranked: str, eligible: str) -> str:
+    """How many rows `outside_eligibility` returns, computed as recommendations minus those
+    found among the eligible pairs: an inner join lets the engine hash the smaller side
+    (the top 3), where the anti-join hashes all eligible pairs."""
+    return f"""SELECT (SELECT count(*) FROM {ranked} r)
+     - (SELECT count(*) FROM {ranked} r JOIN {eligible} e ON e.party_id = r.party_id AND e.product_id = r.product_id)"""
+
+
 def bad_ranks(ranked: str) -> str:
-    """Parties whose ranks are not exactly 1..n with n <= TOP_N, or that repeat a product or a rank."""
-    return f"""SELECT party_id, count(*) AS n, min(rank) AS min_rank, max(rank) AS max_rank,
-       count(DISTINCT rank) AS distinct_ranks, count(DISTINCT product_id) AS distinct_products
-FROM {ranked}
+    """Parties whose ranks are not exactly 1..n with n <= TOP_N, or that repeat a product.
+
+    For n <= 3 ranks in [1, n] are exactly {1..n} when their sum and sum of squares match
+    1..n's: cheaper than counting distinct ranks per party."""
+    return f"""SELECT party_id, 'ranks are not 1..n with n <= {TOP_N}' AS problem FROM {ranked}
 GROUP BY party_id
 HAVING count(*) > {TOP_N} OR min(rank) <> 1 OR max(rank) <> count(*)
-    OR count(DISTINCT rank) <> count(*) OR count(DISTINCT product_id) <> count(*)"""
+    OR sum(rank) <> count(*) * (count(*) + 1) / 2
+    OR sum(rank * rank) <> count(*) * (count(*) + 1) * (2 * count(*) + 1) / 6
+UNION ALL
+SELECT party_id, 'product ' || product_id || ' twice' AS problem FROM {ranked}
+GROUP BY party_id, product_id
+HAVING count(*) > 1"""
 
 
 def bad_scores(ranked: str) -> str:

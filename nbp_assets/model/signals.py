@@ -126,6 +126,15 @@ behaviour AS (
     FROM {r.behaviour}
 ),
 rote AS ({rote}),
+-- every per-party input joined once on the ~1M parties, not on the ~10M candidate pairs
+party AS (
+    SELECT a.party_id, a.segment, ch.churn_probability, b.current_account_balance, b.monthly_spend,
+           b.fx_active_months_6m, b.top_spend_category, ro.customer_rote
+    FROM active a
+    LEFT JOIN churn ch ON ch.party_id = a.party_id
+    LEFT JOIN behaviour b ON b.party_id = a.party_id
+    LEFT JOIN rote ro ON ro.party_id = a.party_id
+),
 -- a product the party already holds is not a *next* product: it leaves the candidates
 candidates AS (
     SELECT k.party_id, k.product_id
@@ -140,15 +149,15 @@ def signals_sql(r: SignalRelations) -> str:
     idle_span = dbl(IDLE_CASH_FULL_MONTHS - IDLE_CASH_BUFFER_MONTHS)
     raw = {
         "relationship_gap": "CAST(coalesce(hs.holders, 0) AS DOUBLE) / CAST(greatest(ss.customers, 1) AS DOUBLE)",
-        "churn_risk": "CASE WHEN p.is_retention THEN coalesce(ch.churn_probability, 0.0e0) ELSE 0.0e0 END",
-        "rote_uplift": "CASE WHEN ro.customer_rote IS NULL THEN 0.0e0 ELSE "
-        + clip01(f"(p.target_rote - ro.customer_rote) / {dbl(ROTE_UPLIFT_SCALE)}") + " END",
+        "churn_risk": "CASE WHEN p.is_retention THEN coalesce(a.churn_probability, 0.0e0) ELSE 0.0e0 END",
+        "rote_uplift": "CASE WHEN a.customer_rote IS NULL THEN 0.0e0 ELSE "
+        + clip01(f"(p.target_rote - a.customer_rote) / {dbl(ROTE_UPLIFT_SCALE)}") + " END",
         "idle_cash": clip01(
-            f"(coalesce(b.current_account_balance, 0.0e0) / greatest(coalesce(b.monthly_spend, 0.0e0), "
+            f"(coalesce(a.current_account_balance, 0.0e0) / greatest(coalesce(a.monthly_spend, 0.0e0), "
             f"{dbl(MIN_MONTHLY_SPEND)}) - {dbl(IDLE_CASH_BUFFER_MONTHS)}) / {idle_span}"
         ),
-        "regular_fx": clip01(f"CAST(coalesce(b.fx_active_months_6m, 0) AS DOUBLE) / {dbl(FX_MONTHS)}"),
-        "spend_affinity": "CASE WHEN b.top_spend_category = p.spend_category THEN 1.0e0 ELSE 0.0e0 END",
+        "regular_fx": clip01(f"CAST(coalesce(a.fx_active_months_6m, 0) AS DOUBLE) / {dbl(FX_MONTHS)}"),
+        "spend_affinity": "CASE WHEN a.top_spend_category = p.spend_category THEN 1.0e0 ELSE 0.0e0 END",
         "cooling_off": "CASE WHEN co.party_id IS NULL THEN 0.0e0 ELSE 1.0e0 END",
         "lifecycle": "p.lifecycle_penalty",
     }
@@ -159,20 +168,19 @@ SELECT
     k.product_id,
     {columns}
 FROM candidates k
-JOIN active a ON a.party_id = k.party_id
+JOIN party a ON a.party_id = k.party_id
 JOIN products p ON p.product_id = k.product_id
 LEFT JOIN segment_size ss ON ss.segment = a.segment
 LEFT JOIN holders hs ON hs.segment = a.segment AND hs.product_id = k.product_id
-LEFT JOIN churn ch ON ch.party_id = k.party_id
-LEFT JOIN behaviour b ON b.party_id = k.party_id
-LEFT JOIN rote ro ON ro.party_id = k.party_id
 LEFT JOIN cooling_off co ON co.party_id = k.party_id AND co.product_id = k.product_id"""
 
 
 def report_sql(r: SignalRelations) -> str:
-    """One row: the active parties without a churn, behaviour or ROTE row."""
+    """One row: the active parties without a churn, behaviour or ROTE row (their values are
+    never NULL by contract, so a NULL after the outer join means no row)."""
     return f"""WITH {_inputs_ctes(r)}
 SELECT
-    (SELECT count(*) FROM active a WHERE NOT EXISTS (SELECT 1 FROM churn c WHERE c.party_id = a.party_id)) AS parties_without_churn,
-    (SELECT count(*) FROM active a WHERE NOT EXISTS (SELECT 1 FROM behaviour b WHERE b.party_id = a.party_id)) AS parties_without_behaviour,
-    (SELECT count(*) FROM active a WHERE NOT EXISTS (SELECT 1 FROM rote o WHERE o.party_id = a.party_id)) AS parties_without_rote"""
+    count(CASE WHEN churn_probability IS NULL THEN 1 END) AS parties_without_churn,
+    count(CASE WHEN monthly_spend IS NULL THEN 1 END) AS parties_without_behaviour,
+    count(CASE WHEN customer_rote IS NULL THEN 1 END) AS parties_without_rote
+FROM party"""
