@@ -12,6 +12,7 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_DUCKDB_MEMORY_LIMIT        | local: DuckDB's memory limit; beyond it, it spills to disk | 1GB              |
 | NBP_DUCKDB_THREADS             | local: DuckDB worker threads                             | the machine's cores |
 | NBP_DUCKDB_TEMP_DIR            | local: where DuckDB spills                               | $NBP_HOME/duckdb_tmp |
+| NBP_MAX_SNAPSHOT_AGE_DAYS      | oldest snapshot (days before the evaluation date) a week may use | 7      |
 | NBP_WEIGHTS_FILE               | local: ranking weights CSV (product_class, signal, weight) | $NBP_HOME/weights.csv if present, else packaged default |
 | NBP_WEIGHTS_TABLE              | production: Snowflake weights configuration table        | nbp_config.nbp_weights |
 | SNOWFLAKE_ACCOUNT              | production: account identifier (e.g. xy12345.eu-west-2)  | required           |
@@ -76,6 +77,15 @@ def duckdb_threads() -> int:
 
 def duckdb_temp_dir() -> Path:
     return Path(os.environ.get("NBP_DUCKDB_TEMP_DIR") or nbp_home() / "duckdb_tmp")
+
+
+def max_snapshot_age_days() -> int:
+    """A snapshot input (eligibility, churn, ROTE, behaviour) older than this fails the week:
+    7 by default, i.e. the snapshot must be from the week being evaluated."""
+    value = os.environ.get("NBP_MAX_SNAPSHOT_AGE_DAYS") or "7"
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"NBP_MAX_SNAPSHOT_AGE_DAYS must be a whole number of days >= 1, got {value!r}")
+    return int(value)
 
 
 def postgres_url() -> str | None:

@@ -63,6 +63,8 @@ def test_good_table_passes_and_is_coerced_like_pandera(wh):
         ({"income": (2, -5)}, "income", "greater_than_or_equal_to", -5),
         ({"party_id": (0, None)}, "party_id", "not_nullable", None),
         ({"party_id": (2, "")}, "party_id", "str_length", ""),
+        # a 1 MB identifier: refused before anything is written, and shown cut short
+        ({"party_id": (2, "P" * 1_000_000)}, "party_id", "str_length", "P" * 80 + "... (1,000,000 characters)"),
         ({"party_id": (1, "P1")}, "party_id + valid_from", "unique", "P1"),
     ],
 )

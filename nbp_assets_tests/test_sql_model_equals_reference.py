@@ -146,3 +146,21 @@ def test_score_and_primary_signal_ties_give_the_reference_rows():
                                       want_scored.sort_values(key).reset_index(drop=True), check_exact=True, check_dtype=False)
         ties = want_scored.groupby("party_id")["score"].apply(lambda s: s.duplicated().any()).sum()
         assert ties > 10  # the ties this test is about really occur
+
+
+def test_a_stale_snapshot_fails_the_week_naming_table_and_date(tmp_path, monkeypatch):
+    tables = generate(200, 5, end_week=WEEK.start, history_weeks=2)
+    latest = tables["eligibility"]["as_of_date"].max()
+    tables["eligibility"] = tables["eligibility"][tables["eligibility"]["as_of_date"] < latest]  # last week's only
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"), temp_directory=str(tmp_path / "tmp"))
+    for name, df in tables.items():
+        warehouse.replace_table(f"{SOURCE_SCHEMA}.{name}", df)
+    assets = [a for a in build_engine_assets(WEIGHTS) if a.key.path[-1] in ("customers", "eligibility")]
+    result = dg.materialize(assets, partition_key=WEEK.key, resources={"warehouse": warehouse}, raise_on_error=False)
+    assert not result.success
+    failures = [e.step_failure_data for e in result.all_events if e.is_step_failure]
+    message = "\n".join(f.user_failure_data.description if f.user_failure_data else f.error.message for f in failures)
+    stale = (latest - pd.Timedelta(days=7)).date()
+    assert "nbp_source.eligibility" in message and f"dated {stale}" in message and "8 days old" in message
+    monkeypatch.setenv("NBP_MAX_SNAPSHOT_AGE_DAYS", "8")  # an operator may accept it, knowingly
+    assert dg.materialize(assets, partition_key=WEEK.key, resources={"warehouse": warehouse}).success

@@ -40,6 +40,14 @@ OFFER_OUTCOMES = ["PENDING", "ACCEPTED", "REJECTED", "EXPIRED"]
 SPEND_CATEGORIES = ["EVERYDAY", "TRAVEL", "HOME", "FAMILY", "LEISURE", "BUSINESS"]
 
 
+# Identifiers are keys in the warehouse and in PostgreSQL's nbp_current primary key: a
+# megabyte party_id once passed, was written to the history and then broke the publish.
+MAX_ID_LENGTH = 64
+MAX_TEXT_LENGTH = 256
+_ID = {"min_value": 1, "max_value": MAX_ID_LENGTH}
+_TEXT = {"min_value": 1, "max_value": MAX_TEXT_LENGTH}
+
+
 class _Contract(pa.DataFrameModel):
     class Config:
         coerce = True
@@ -49,7 +57,7 @@ class _Contract(pa.DataFrameModel):
 class CustomersInput(_Contract):
     """Customer master, versioned (SCD type 2). One row per party per version."""
 
-    party_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    party_id: Series[str] = pa.Field(str_length=_ID)
     jurisdiction: Series[str] = pa.Field(isin=JURISDICTIONS)
     segment: Series[str] = pa.Field(isin=SEGMENTS)
     age_band: Series[str] = pa.Field(isin=AGE_BANDS)
@@ -67,8 +75,8 @@ class CustomersInput(_Contract):
 class ProductRegisterInput(_Contract):
     """Product register, versioned. Lifecycle stage and retention flag drive ranking."""
 
-    product_id: Series[str] = pa.Field(str_length={"min_value": 1})
-    product_name: Series[str]
+    product_id: Series[str] = pa.Field(str_length=_ID)
+    product_name: Series[str] = pa.Field(str_length=_TEXT)
     product_class: Series[str] = pa.Field(isin=PRODUCT_CLASSES)
     lifecycle_stage: Series[str] = pa.Field(isin=LIFECYCLE_STAGES)
     is_retention: Series[bool]
@@ -84,8 +92,8 @@ class ProductRegisterInput(_Contract):
 class HoldingsInput(_Contract):
     """Products a party holds or held: open from opened_on until closed_on (exclusive)."""
 
-    party_id: Series[str] = pa.Field(str_length={"min_value": 1})
-    product_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    party_id: Series[str] = pa.Field(str_length=_ID)
+    product_id: Series[str] = pa.Field(str_length=_ID)
     opened_on: Series[pa.DateTime]
     closed_on: Series[pa.DateTime] = pa.Field(nullable=True)
 
@@ -97,8 +105,8 @@ class EligibilityInput(_Contract):
     """MOD-105 eligibility matrix snapshot: status per party and product."""
 
     as_of_date: Series[pa.DateTime]
-    party_id: Series[str] = pa.Field(str_length={"min_value": 1})
-    product_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    party_id: Series[str] = pa.Field(str_length=_ID)
+    product_id: Series[str] = pa.Field(str_length=_ID)
     eligibility_status: Series[str] = pa.Field(isin=ELIGIBILITY_STATUSES)
 
     class Config:
@@ -109,7 +117,7 @@ class ChurnHealthInput(_Contract):
     """MOD-040 snapshot: churn probability and financial health score per party."""
 
     as_of_date: Series[pa.DateTime]
-    party_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    party_id: Series[str] = pa.Field(str_length=_ID)
     churn_probability: Series[float] = pa.Field(ge=0.0, le=1.0)
     financial_health_score: Series[float] = pa.Field(ge=0.0, le=100.0)
 
@@ -121,7 +129,7 @@ class CustomerRoteInput(_Contract):
     """MOD-106 snapshot (optional input): the party's return on tangible equity."""
 
     as_of_date: Series[pa.DateTime]
-    party_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    party_id: Series[str] = pa.Field(str_length=_ID)
     customer_rote: Series[float] = pa.Field(ge=-1.0, le=1.0)
 
     class Config:
@@ -131,9 +139,9 @@ class CustomerRoteInput(_Contract):
 class OfferHistoryInput(_Contract):
     """MOD-108 offer history: what was offered when, and how the customer answered."""
 
-    offer_id: Series[str] = pa.Field(unique=True)
-    party_id: Series[str] = pa.Field(str_length={"min_value": 1})
-    product_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    offer_id: Series[str] = pa.Field(unique=True, str_length=_ID)
+    party_id: Series[str] = pa.Field(str_length=_ID)
+    product_id: Series[str] = pa.Field(str_length=_ID)
     offered_at: Series[pa.DateTime]
     outcome: Series[str] = pa.Field(isin=OFFER_OUTCOMES)
     outcome_at: Series[pa.DateTime] = pa.Field(nullable=True)
@@ -143,7 +151,7 @@ class BehaviourInput(_Contract):
     """Behavioural snapshot per party: balances (idle cash), spend and FX activity."""
 
     as_of_date: Series[pa.DateTime]
-    party_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    party_id: Series[str] = pa.Field(str_length=_ID)
     current_account_balance: Series[float] = pa.Field(ge=0.0)
     monthly_spend: Series[float] = pa.Field(ge=0.0)
     fx_active_months_6m: Series[pd.Int64Dtype] = pa.Field(ge=0, le=6)
@@ -157,11 +165,11 @@ class ActivityInput(_Contract):
     """Customer activity events (the next-best-offer recipe's stream), keyed by party."""
 
     activity_id: Series[pd.Int64Dtype] = pa.Field(unique=True)
-    party_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    party_id: Series[str] = pa.Field(str_length=_ID)
     event_time: Series[pa.DateTime]
-    activity_type: Series[str] = pa.Field(str_length={"min_value": 1})
+    activity_type: Series[str] = pa.Field(str_length=_ID)
     propensity_to_buy: Series[float] = pa.Field(ge=0.0, le=1.0)
-    ip_address: Series[str] = pa.Field(nullable=True)
+    ip_address: Series[str] = pa.Field(nullable=True, str_length={"max_value": MAX_ID_LENGTH})
 
 
 class WeightsInput(_Contract):

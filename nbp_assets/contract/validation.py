@@ -11,6 +11,7 @@ import pandera.pandas as pa
 
 MAX_EXAMPLES = 5
 MISSING_COLUMN = "required column is missing"
+MAX_SHOWN_TEXT = 80
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ def plain_value(value):
         return value.item()
     if isinstance(value, float) and np.isnan(value):
         return None
+    if isinstance(value, str) and len(value) > MAX_SHOWN_TEXT:  # a 1 MB identifier must not flood the log
+        return f"{value[:MAX_SHOWN_TEXT]}... ({len(value):,} characters)"
     return value
 
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import pandas as pd
 
+from nbp_assets import settings
 from nbp_assets.contract.inputs import SOURCE_TABLES
 from nbp_assets.contract.sql_checks import check_in_warehouse
 from nbp_assets.contract.validation import ContractViolation, Violation
@@ -111,6 +112,13 @@ def snapshot(wh: WarehouseResource, name: str, week: Week) -> Snapshot | None:
             raise MissingInput(f"{_table(name)} has no snapshot dated before {week.evaluation_date}")
         return None
     latest = pd.Timestamp(latest)
+    age = (week.evaluation_date - latest.date()).days
+    if age > (max_age := settings.max_snapshot_age_days()):
+        raise MissingInput(
+            f"{_table(name)}: the latest snapshot before {week.evaluation_date} is dated {latest.date()}, "
+            f"{age} days old; a week uses snapshots at most {max_age} days old (NBP_MAX_SNAPSHOT_AGE_DAYS). "
+            "Load the missing snapshot, or raise the limit if an older one is acceptable."
+        )
     on = f"as_of_date = {day(latest.date())}"
     return Snapshot(_checked(wh, name, on, on), latest)
 
