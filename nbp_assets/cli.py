@@ -114,20 +114,26 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_load(args: argparse.Namespace) -> None:
-    from nbp_assets.sources.loader import LoadError, load_directory
+    from nbp_assets.resources import open_warehouse
+    from nbp_assets.sources.loader import LoadError, load_directory, next_steps, store
+    from nbp_assets.storage.warehouse import SOURCE_SCHEMA
 
     try:
         loaded = load_directory(args.directory)
     except LoadError as exc:
         print(f"rejected, nothing was loaded:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    _write_source_tables(loaded.tables, loaded.files)
-    if loaded.weights is not None:
-        target = settings.nbp_home() / "weights.csv"
-        loaded.weights.to_csv(target, index=False)
-        print(f"  weights -> {target} (reload the code location to use them)")
+    warehouse = open_warehouse()
+    weights = settings.nbp_home() / "weights.csv" if loaded.weights is not None else None
+    # One transaction for all the tables (loader.store): killed midway, the previous load stays whole.
+    store(warehouse, loaded, weights, lambda name, rows: print(
+        f"  {SOURCE_SCHEMA}.{name:<17} {rows:>12,} rows  <- {loaded.files[name]}", flush=True))
+    print(f"committed {len(loaded.tables)} table(s) as one unit into {warehouse.describe()}")
+    if weights is not None:
+        print(f"  weights -> {weights} (reload the code location to use them)")
     for name in loaded.missing_optional:
-        print(f"  {name}: not provided (optional; its signal is dropped)")
+        print(f"  {name}: not provided (optional; any earlier {name} was removed; its signal is dropped)")
+    print("\n".join(next_steps(loaded.tables, latest_closed_week())))
 
 
 def materialize_week(week: str) -> bool:

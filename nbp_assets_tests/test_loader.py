@@ -366,3 +366,130 @@ def test_unreadable_csv_and_repeated_header_are_reported(tmp_path):
     assert "C1,extra,cells" in block_of(message, "churn_health.csv")
     assert "Expected 4 columns, got 2" in block_of(message, "holdings.csv")  # pandas would pad with nulls
     assert "['customer_rote'] appear more than once" in block_of(message, "customer_rote.csv")
+
+
+# Versioned masters: one function checks customers and product_register alike.
+VERSIONED = [("customers", "party_id", "C1"), ("product_register", "product_id", "SAV1")]
+
+
+def _with_versions(table: str, key: str, versions: list[tuple[str, str | None]], key_value: str) -> pd.DataFrame:
+    """The table with its `key_value` row replaced by one row per (valid_from, valid_to)."""
+    frame = valid_tables()[table]
+    base = frame[frame[key] == key_value].iloc[0]
+    rows = [base.copy() for _ in versions]
+    for row, (start, end) in zip(rows, versions):
+        row["valid_from"], row["valid_to"] = D(start), (D(end) if end else pd.NaT)
+    others = frame[frame[key] != key_value]
+    return pd.concat([others, pd.DataFrame(rows)], ignore_index=True).astype(frame.dtypes.to_dict())
+
+
+@pytest.mark.parametrize("table, key, key_value", VERSIONED)
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_version_ending_before_it_starts_is_rejected(tmp_path, table, key, key_value, fmt):
+    tables = valid_tables()
+    tables[table] = _with_versions(table, key, [("2024-03-01", "2024-01-15")], key_value)
+    write(tmp_path, tables, fmt)
+
+    block = block_of(load_error(tmp_path), f"{table}.{fmt}")
+    assert f"[table '{table}']" in block
+    assert "column 'valid_to': valid_to must not be before valid_from [1 row(s)]" in block
+    assert (f"row 3: {key}={key_value!r}, valid_from='2024-03-01T00:00:00', valid_to='2024-01-15T00:00:00'"
+            in block)
+
+
+@pytest.mark.parametrize("table, key, key_value", VERSIONED)
+def test_overlapping_versions_are_rejected(tmp_path, table, key, key_value):
+    tables = valid_tables()
+    # rows 3-5: an open-ended version, then one starting inside it, then a clean later one
+    # that still overlaps the open-ended first (it is never closed).
+    tables[table] = _with_versions(
+        table, key, [("2024-01-01", None), ("2024-06-01", "2024-09-01"), ("2024-09-01", None)], key_value)
+    write(tmp_path, tables)
+
+    block = block_of(load_error(tmp_path), f"{table}.csv")
+    assert f"column 'valid_from + valid_to': overlapping versions of the same {key}" in block
+    assert "[3 row(s)]" in block
+    assert f"row 3: {key}={key_value!r}, valid_from='2024-01-01T00:00:00', valid_to=None" in block
+    assert f"row 4: {key}={key_value!r}, valid_from='2024-06-01T00:00:00', valid_to='2024-09-01T00:00:00'" in block
+    assert f"row 5: {key}={key_value!r}, valid_from='2024-09-01T00:00:00', valid_to=None" in block
+
+
+@pytest.mark.parametrize("table, key, key_value", VERSIONED)
+def test_consecutive_versions_load(tmp_path, table, key, key_value):
+    # valid_to is exclusive: a version may end the day the next one starts. Rows are in any order.
+    tables = valid_tables()
+    tables[table] = _with_versions(
+        table, key, [("2024-09-01", None), ("2024-01-01", "2024-06-01"), ("2024-06-01", "2024-09-01")], key_value)
+    write(tmp_path, tables)
+
+    loaded = load_directory(tmp_path)
+    assert (loaded.tables[table][key] == key_value).sum() == 3
+
+
+def test_versions_of_different_keys_may_overlap_and_an_overlap_is_found_out_of_order(tmp_path):
+    tables = valid_tables()
+    customers = pd.concat([tables["customers"], tables["customers"].iloc[[1]]], ignore_index=True)
+    customers["valid_to"] = pd.NaT  # C1, C2, C3 all open from 2024-01-01: different parties, fine
+    customers.loc[3, ["valid_from", "valid_to"]] = [D("2023-01-01"), D("2024-02-01")]  # C2 again, ends inside row 2
+    tables["customers"] = customers
+    write(tmp_path, tables)
+
+    message = load_error(tmp_path)
+    assert "1 file(s) with problems" in message
+    block = block_of(message, "customers.csv")
+    assert "overlapping versions of the same party_id" in block and "[2 row(s)]" in block
+    assert "row 2: party_id='C2'" in block and "row 4: party_id='C2'" in block
+
+
+def test_version_problems_are_reported_with_the_files_other_problems(tmp_path):
+    tables = valid_tables()
+    tables["product_register"].loc[0, "lifecycle_stage"] = "RETIRED"
+    tables["product_register"].loc[1, "valid_to"] = D("2023-01-01")
+    write(tmp_path, tables)
+
+    message = load_error(tmp_path)
+    assert message.count("product_register.csv") == 1, "one block per file"
+    block = block_of(message, "product_register.csv")
+    assert "'RETIRED'" in block and "valid_to must not be before valid_from" in block
+
+
+def _snapshots(*dates: str) -> dict[str, pd.DataFrame]:
+    tables = valid_tables()
+    for name in ("eligibility", "churn_health", "customer_rote", "behaviour"):
+        frame = tables[name]
+        tables[name] = pd.concat([frame.assign(as_of_date=D(d)) for d in dates], ignore_index=True)
+    return tables
+
+
+def test_next_steps_name_the_latest_week_the_snapshots_cover():
+    from nbp_assets.sources.loader import next_steps
+
+    tables = _snapshots("2026-11-01", "2026-11-08", "2026-11-15")
+    assert next_steps(tables, latest_closed="2026-11-16") == [
+        "next: python -m nbp_assets materialize --week 2026-11-09",
+        "      (earlier weeks: python -m nbp_assets backfill 2026-10-26 2026-11-09)",
+    ]
+    # The latest week every required snapshot covers: behaviour stops a week earlier.
+    tables["behaviour"] = tables["behaviour"][tables["behaviour"]["as_of_date"] < D("2026-11-15")]
+    assert next_steps(tables, latest_closed="2026-11-16")[0] == "next: python -m nbp_assets materialize --week 2026-11-02"
+    # Never a week that has not closed yet.
+    assert next_steps(tables, latest_closed="2026-10-26")[0] == "next: python -m nbp_assets materialize --week 2026-10-26"
+
+
+def test_next_steps_one_week_and_before_the_first_week():
+    from nbp_assets.sources.loader import next_steps
+
+    assert next_steps(_snapshots("2026-11-15"), latest_closed="2026-11-16") == [
+        "next: python -m nbp_assets materialize --week 2026-11-09"]
+    # valid_tables' snapshots (2025-01-05) predate the first week: the first week is the one to run.
+    assert next_steps(valid_tables(), latest_closed="2026-11-16") == [
+        "next: python -m nbp_assets materialize --week 2025-01-06"]
+
+
+def test_next_steps_without_snapshots_say_what_is_missing():
+    from nbp_assets.sources.loader import next_steps
+
+    tables = valid_tables()
+    tables["churn_health"] = tables["churn_health"].iloc[:0]
+    (line,) = next_steps(tables, latest_closed="2026-11-16")
+    assert line.startswith("next: no week can be ranked yet: churn_health has no snapshot")

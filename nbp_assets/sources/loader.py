@@ -7,6 +7,8 @@ ranking weights as `weights.csv` / `weights.parquet` and the next-best-offer rec
 
 Everything is checked before anything is returned, and every problem found in every file
 is reported at once in one LoadError, so a user fixes their extract in one round trip.
+`store` then writes the whole folder as one unit: the warehouse has the previous load's
+tables or this one's, never some of each, even if the process is killed midway.
 
 CSV text is parsed here rather than by pandas' type guessing, because guessing is unsafe
 for a bank's inputs: `astype(bool)` turns the text "false" into True, "1.5" can slip into
@@ -16,8 +18,11 @@ an integer column as 1, and "01/02/2024" is a different day in London and New Yo
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import pandera.pandas as pa
@@ -49,6 +54,16 @@ REFERENCES: tuple[tuple[str, str, str], ...] = (
         )
     ),
     ("offer_rules", "offer_id", "offers"),
+)
+
+# Versioned masters (SCD type 2) and their key: a version is valid from valid_from up to, not
+# including, valid_to (NULL: still valid), and at most one version of a key on any day, or a
+# week would rank a customer twice or a product under two lifecycle stages.
+VERSIONED: dict[str, str] = {"customers": "party_id", "product_register": "product_id"}
+
+# Snapshot tables a week cannot run without: the weeks a folder covers are the ones they all cover.
+REQUIRED_SNAPSHOTS = tuple(
+    t for t, (model, required) in SOURCE_TABLES.items() if required and "as_of_date" in model.to_schema().columns
 )
 
 # Input models by file stem: the weekly engine's tables and the offer recipe's optional ones.
@@ -119,6 +134,7 @@ def load_directory(path: str | Path) -> LoadedInputs:
             readable[table] = validated if validated is not None else typed
 
     problems.extend(_reference_problems(readable, files))
+    problems.extend(_version_problems(readable, files))
 
     weights = None
     if WEIGHTS_TABLE in files:
@@ -132,6 +148,75 @@ def load_directory(path: str | Path) -> LoadedInputs:
         files=files,
         missing_optional=missing_optional,
     )
+
+
+def store(warehouse, loaded: LoadedInputs, weights_file: Path | None = None,
+          progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    """Write a checked folder to the warehouse's source schema as one unit; rows per table.
+
+    All its tables are replaced in one warehouse transaction (`replace_tables`), and an
+    optional source table the folder does not have is removed in the same transaction: the
+    new set has no such table, and the old one would be stale next to the new tables. Tables
+    the folder does not name (the offer recipe's, when absent) are left as they are.
+
+    So a load killed at any moment leaves the previous set or this one, and the weekly run
+    never sees a mix: there is no half-finished load for it to refuse. (On Snowflake, where
+    DDL commits by itself, a table that did not exist before a load killed midway is left
+    with one placeholder row, which the weekly run rejects; see
+    SnowflakeWarehouse.replace_tables.) The weights, a file and not a table, are written to
+    a temporary file first and renamed into place right after the commit: the rename is
+    atomic, so weights_file is always a whole file, old or new, but a kill in the instant
+    between commit and rename leaves the new tables with the previous weights.
+    `progress(table, rows)` is called as each table is written, before the commit."""
+    from nbp_assets.storage.warehouse import SOURCE_SCHEMA
+
+    tables = {f"{SOURCE_SCHEMA}.{name}": df for name, df in loaded.tables.items()}
+    remove = tuple(f"{SOURCE_SCHEMA}.{name}" for name in loaded.missing_optional)
+    report = (lambda table, rows: progress(table.split(".", 1)[1], rows)) if progress else None
+    staged_weights = None
+    if loaded.weights is not None and weights_file is not None:
+        staged_weights = weights_file.with_name(f".{weights_file.name}.{os.getpid()}.tmp")
+        weights_file.parent.mkdir(parents=True, exist_ok=True)
+        loaded.weights.to_csv(staged_weights, index=False)
+    try:
+        with warehouse.session() as wh:  # one login for the whole load (Snowflake)
+            rows = wh.replace_tables(tables, remove=remove, progress=report)
+        if staged_weights is not None:
+            os.replace(staged_weights, weights_file)
+            staged_weights = None
+    finally:
+        if staged_weights is not None:
+            staged_weights.unlink(missing_ok=True)
+    return {table.split(".", 1)[1]: n for table, n in rows.items()}
+
+
+def next_steps(tables: dict[str, pd.DataFrame], latest_closed: str) -> list[str]:
+    """What to run after a load: the latest week the folder's snapshots cover (clipped to the
+    weeks that can run: FIRST_WEEK to `latest_closed`), and the earlier weeks it covers.
+
+    A snapshot dated d is the latest one a week sees from the week holding d (the week of
+    Monday d - weekday) on, so the folder covers the weeks from the latest first snapshot
+    to the earliest last snapshot of the snapshot tables a week needs."""
+    from nbp_assets.partitions import FIRST_WEEK
+
+    firsts, lasts = [], []
+    for name in REQUIRED_SNAPSHOTS:
+        dates = tables[name]["as_of_date"].dropna() if name in tables else pd.Series(dtype="datetime64[ns]")
+        if dates.empty:
+            return [f"next: no week can be ranked yet: {name} has no snapshot (a week needs one of each of "
+                    f"{', '.join(REQUIRED_SNAPSHOTS)} dated before its evaluation date)"]
+        firsts.append(dates.min().date())
+        lasts.append(dates.max().date())
+
+    def week(day: date) -> str:
+        monday = (day - timedelta(days=day.weekday())).isoformat()
+        return min(max(monday, FIRST_WEEK), latest_closed)
+
+    first, last = week(max(firsts)), week(min(lasts))
+    lines = [f"next: python -m nbp_assets materialize --week {last}"]
+    if first < last:
+        lines.append(f"      (earlier weeks: python -m nbp_assets backfill {first} {last})")
+    return lines
 
 
 def _find_files(folder: Path, problems: list[ContractViolation]) -> tuple[dict[str, Path], list[str]]:
@@ -373,6 +458,63 @@ def _reference_problems(tables: dict[str, pd.DataFrame], files: dict[str, Path])
     return [ContractViolation(t, v, str(files[t])) for t, v in by_table.items()]
 
 
+def _version_problems(tables: dict[str, pd.DataFrame], files: dict[str, Path]) -> list[ContractViolation]:
+    """Versions of a versioned master that end before they start or overlap, per table.
+
+    Also run on a table that broke its contract (its other problems are reported too), but
+    only on rows whose dates parsed: a missing or unreadable date is already reported."""
+    out = []
+    for table, key in VERSIONED.items():
+        frame = tables.get(table)
+        if frame is None or not {key, "valid_from", "valid_to"} <= set(frame.columns):
+            continue
+        if not all(pd.api.types.is_datetime64_dtype(frame[c]) for c in ("valid_from", "valid_to")):
+            continue
+        violations = _version_violations(frame, key)
+        if violations:
+            out.append(ContractViolation(table, violations, str(files[table])))
+    return out
+
+
+def _version_violations(versions: pd.DataFrame, key: str) -> list[Violation]:
+    """valid_to before valid_from, and overlapping versions of one key (the rows on both sides).
+
+    Versions are sorted by key and start; a version overlaps an earlier one when it starts
+    before the latest end so far of its key (NULL valid_to: never ends). One sort, no pairs."""
+    shown = [key, "valid_from", "valid_to"]
+    start, end = versions["valid_from"], versions["valid_to"]
+    backwards = start.notna() & end.notna() & (end < start)
+    violations = []
+    if backwards.any():
+        violations.append(Violation("valid_to", "valid_to must not be before valid_from", int(backwards.sum()),
+                                    _examples(versions, backwards, "valid_to", shown)))
+
+    # Left out: rows already reported (backwards, or no key or start), empty versions (valid on
+    # no day), and repeated (key, valid_from), which the contract reports as a duplicate key.
+    candidates = versions[
+        versions[key].notna() & start.notna() & ~backwards & ~(end == start)
+        & ~versions.duplicated([key, "valid_from"], keep=False)
+    ]
+    v = candidates[[key, "valid_from"]].assign(
+        _end=candidates["valid_to"].fillna(pd.Timestamp.max), _row=candidates.index
+    ).sort_values([key, "valid_from"], kind="stable")
+    group = v[key].ne(v[key].shift()).cumsum()
+    latest_end = v.groupby(group)["_end"].cummax()
+    later = (v["valid_from"] < latest_end.groupby(group).shift()).to_numpy()
+    # The row whose end is the latest so far, carried forward: the version a later one overlaps.
+    holder = v["_row"].where(v["_end"].eq(latest_end)).groupby(group).ffill()
+    earlier = holder.groupby(group).shift()[later]
+    overlapping = versions.index.isin(v["_row"][later]) | versions.index.isin(earlier)
+    if overlapping.any():
+        violations.append(Violation(
+            "valid_from + valid_to",
+            f"overlapping versions of the same {key}: at most one may be valid on any day (a version is "
+            "valid from valid_from up to, not including, valid_to; an empty valid_to means still valid)",
+            int(overlapping.sum()), _examples(versions, pd.Series(overlapping, index=versions.index), key, shown),
+        ))
+    return violations
+
+
 def _as_text(ids: pd.Series) -> pd.Series:
     if pd.api.types.infer_dtype(ids, skipna=True) in ("string", "empty"):
         return ids
@@ -408,9 +550,10 @@ def _file_problem(table: str, source: str, column: str, what: str) -> ContractVi
     return ContractViolation(table, [Violation(column, what, 0, [])], source)
 
 
-def _examples(frame: pd.DataFrame, mask: pd.Series, column: str) -> list[dict]:
-    """The first failing rows: row number, identifying columns and the offending value."""
-    shown = [c for c in _ID_COLUMNS if c in frame.columns and c != column] + [column]
+def _examples(frame: pd.DataFrame, mask: pd.Series, column: str, shown: list[str] | None = None) -> list[dict]:
+    """The first failing rows: row number, identifying columns and the offending value
+    (or the columns in `shown`)."""
+    shown = shown or [c for c in _ID_COLUMNS if c in frame.columns and c != column] + [column]
     sample = frame.loc[mask, shown].head(MAX_EXAMPLES)
     return [
         {"row": int(row), **{k: plain_value(v) for k, v in record.items()}}

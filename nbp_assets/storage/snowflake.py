@@ -356,3 +356,59 @@ class SnowflakeWarehouse(WarehouseResource):
             finally:
                 cursor.close()
         return len(df)
+
+    def replace_tables(self, tables: dict[str, pd.DataFrame], remove: tuple[str, ...] = (),
+                       progress=None) -> dict[str, int]:
+        """Replace several tables, and empty `remove`, as one unit: readers, and the warehouse
+        after a client killed at any moment, have all the old rows or all the new ones.
+
+        DDL commits by itself in Snowflake, so one CREATE OR REPLACE per table cannot be one
+        transaction. Every DDL step therefore comes first and changes no row a reader sees: the
+        frames go to temporary stage tables, and a table that does not exist yet is created
+        holding one all-NULL placeholder row. Then one transaction holds only DML: per table a
+        DELETE and an INSERT from its stage, and a DELETE of each table in `remove` (emptied,
+        not dropped: DROP would commit). A session killed before COMMIT never commits it.
+
+        A table this created but did not fill keeps its placeholder, a row with a NULL key and
+        NULL dates, so the weekly run refuses it: its contract check fails on that row, or a
+        snapshot table has no snapshot. An existing table without one of the frame's columns is
+        refused before anything is written: adding the column would give the old rows NULLs,
+        and NULL can mean something (valid_to NULL = still current).
+        `progress(table, rows)` is called as each table is written, before the commit."""
+        present = {table: self.column_names(table) for table in tables}
+        lacking = {table: [c for c in df.columns if c.lower() not in present[table]]
+                   for table, df in tables.items() if present[table]}
+        lacking = {table: columns for table, columns in lacking.items() if columns}
+        if lacking:
+            raise RuntimeError(f"{self.describe()}: nothing was written; existing table(s) lack columns the load "
+                               "writes (add them, or drop the table): "
+                               + "; ".join(f"{t}: {', '.join(c)}" for t, c in lacking.items()))
+        with self._connection() as conn, ExitStack() as stack:
+            cursor = conn.cursor()
+            stack.callback(cursor.close)
+            for schema in sorted({_split(t)[0] for t in (*tables, *remove)}):
+                self._ensure_schema(cursor, schema)
+            stages = {table: stack.enter_context(self._staged(conn, df)) for table, df in tables.items()}
+            for table, df in tables.items():
+                if not present[table]:
+                    cursor.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns_ddl(df)})")
+                    cursor.execute(f"INSERT INTO {table} ({_quoted(df.columns[0])}) VALUES (NULL)")
+            emptied = [table for table in remove if self.table_exists(table)]
+            cursor.execute("BEGIN")
+            try:
+                for table, df in tables.items():
+                    columns = ", ".join(_quoted(c) for c in df.columns)
+                    cursor.execute(f"DELETE FROM {table}")
+                    cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stages[table]}")
+                    if progress is not None:
+                        progress(table, len(df))
+                for table in emptied:
+                    cursor.execute(f"DELETE FROM {table}")
+                cursor.execute("COMMIT")
+            except BaseException:
+                try:
+                    cursor.execute("ROLLBACK")
+                except Exception:  # keep the first error
+                    pass
+                raise
+        return {table: len(df) for table, df in tables.items()}

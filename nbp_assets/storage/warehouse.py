@@ -283,3 +283,32 @@ class DuckDBWarehouse(WarehouseResource):
             con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM incoming")
             con.unregister("incoming")
         return len(df)
+
+    def replace_tables(self, tables: dict[str, pd.DataFrame], remove: tuple[str, ...] = (),
+                       progress=None) -> dict[str, int]:
+        """Replace several tables, and drop `remove`, as one unit: a single transaction on one
+        connection (DuckDB's DDL is transactional), so readers, and the file after a process
+        killed at any moment, have all the old tables or all the new ones, never a mix.
+        `progress(table, rows)` is called as each table is written, before the commit."""
+        schemas = sorted({t.split(".")[0] for t in (*tables, *remove)})
+        with self._connect() as con:
+            con.execute("BEGIN")
+            try:
+                for schema in schemas:
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                for table, df in tables.items():
+                    con.register("incoming", df)
+                    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
+                    con.unregister("incoming")
+                    if progress is not None:
+                        progress(table, len(df))
+                for table in remove:
+                    con.execute(f"DROP TABLE IF EXISTS {table}")
+                con.execute("COMMIT")
+            except BaseException:
+                try:
+                    con.execute("ROLLBACK")
+                except Exception:  # the transaction is gone already (a failed COMMIT): keep the first error
+                    pass
+                raise
+        return {table: len(df) for table, df in tables.items()}
