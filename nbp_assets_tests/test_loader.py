@@ -481,8 +481,12 @@ def test_next_steps_one_week_and_before_the_first_week():
 
     assert next_steps(_snapshots("2026-11-15"), latest_closed="2026-11-16") == [
         "next: python -m nbp_assets materialize --week 2026-11-09"]
-    # valid_tables' snapshots (2025-01-05) predate the first week: the first week is the one to run.
-    assert next_steps(valid_tables(), latest_closed="2026-11-16") == [
+    # Snapshots from before the first week: no week can use them (a week's snapshot is from that week).
+    (line,) = next_steps(valid_tables(), latest_closed="2026-11-16")
+    assert line.startswith("next: no week can be ranked on these files")
+    assert "2025-01-05" in line and "2025-01-06" in line
+    # A folder starting before the first week: its history is clipped to the weeks that can run.
+    assert next_steps(_snapshots("2024-12-29", "2025-01-05", "2025-01-12"), latest_closed="2026-11-16") == [
         "next: python -m nbp_assets materialize --week 2025-01-06"]
 
 

@@ -194,9 +194,10 @@ def next_steps(tables: dict[str, pd.DataFrame], latest_closed: str) -> list[str]
     """What to run after a load: the latest week the folder's snapshots cover (clipped to the
     weeks that can run: FIRST_WEEK to `latest_closed`), and the earlier weeks it covers.
 
-    A snapshot dated d is the latest one a week sees from the week holding d (the week of
-    Monday d - weekday) on, so the folder covers the weeks from the latest first snapshot
-    to the earliest last snapshot of the snapshot tables a week needs."""
+    A week uses the latest snapshot dated before its evaluation date, and only if it is from
+    that week (NBP_MAX_SNAPSHOT_AGE_DAYS, 7 by default): a snapshot dated d serves the week
+    of Monday d - weekday. So the folder covers the weeks from the latest first snapshot to
+    the earliest last snapshot of the snapshot tables a week needs."""
     from nbp_assets.partitions import FIRST_WEEK
 
     firsts, lasts = [], []
@@ -212,6 +213,9 @@ def next_steps(tables: dict[str, pd.DataFrame], latest_closed: str) -> list[str]
         monday = (day - timedelta(days=day.weekday())).isoformat()
         return min(max(monday, FIRST_WEEK), latest_closed)
 
+    if min(lasts) < date.fromisoformat(FIRST_WEEK):
+        return [f"next: no week can be ranked on these files: their latest snapshots (up to {min(lasts)}) "
+                f"are from before the first week the engine runs ({FIRST_WEEK})"]
     first, last = week(max(firsts)), week(min(lasts))
     lines = [f"next: python -m nbp_assets materialize --week {last}"]
     if first < last:
