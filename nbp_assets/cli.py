@@ -1,4 +1,4 @@
-"""Command line: `python -m nbp_assets {demo,generate,load,materialize}`.
+"""Command line: `python -m nbp_assets {demo,generate,load,materialize,backfill,check,pools}`.
 
 demo        generate a synthetic bank, materialize the latest closed week, print where to look
 generate    write a deterministic synthetic bank into the local warehouse's source schema
@@ -6,6 +6,7 @@ load DIR    validate a folder of <table>.csv/.parquet files, then load them (all
 materialize run the weekly job for one week (default: the week that closed last)
 backfill    run the weekly job for a range of weeks, oldest first
 check       validate the deployment's configuration (NBP_DEPLOYMENT) without writing anything
+pools       show who holds the Dagster concurrency pools' slots; --free RUN_ID frees a dead run's
 """
 
 from __future__ import annotations
@@ -16,17 +17,37 @@ import shutil
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
 from nbp_assets import settings
 
 
-# Local instance: weekly steps share one pool of one slot (see assets/engine.py WEEKLY_POOL).
-LOCAL_INSTANCE_YAML = """telemetry:
+# Local instance: weekly steps share one pool of one slot (see assets/weekly_io.py WEEKLY_POOL).
+# Run monitoring (done by the daemon of `dagster dev`) fails runs stuck starting, cancelling or
+# running for over 4 hours, and frees the pool slots of ended runs after a minute: a run
+# killed while holding a slot must not block every later run. The CLI has no daemon and
+# does the same for its own runs before each launch (ops_pools.py).
+LOCAL_INSTANCE_YAML = """# written by `python -m nbp_assets` (cli.py LOCAL_INSTANCE_YAML)
+telemetry:
   enabled: false
 concurrency:
   pools:
     default_limit: 1
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_runtime_seconds: 14400
+  poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 60
 """
+# What earlier versions wrote: replaced by the above when found unchanged.
+_OLD_LOCAL_INSTANCE_YAMLS = ("""telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+""",)
 
 
 def _ensure_dagster_home() -> str:
@@ -34,9 +55,8 @@ def _ensure_dagster_home() -> str:
     home = os.environ.get("DAGSTER_HOME") or str(settings.nbp_home() / "dagster_home")
     os.makedirs(home, exist_ok=True)
     yaml = os.path.join(home, "dagster.yaml")
-    if not os.path.exists(yaml):
-        with open(yaml, "w") as fh:
-            fh.write(LOCAL_INSTANCE_YAML)
+    if not os.path.exists(yaml) or Path(yaml).read_text() in _OLD_LOCAL_INSTANCE_YAMLS:
+        Path(yaml).write_text(LOCAL_INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = home
     return home
 
@@ -142,12 +162,16 @@ def materialize_week(week: str) -> bool:
     import dagster as dg
 
     from nbp_assets.definitions import WEEKLY_JOB, build_definitions
+    from nbp_assets.ops_pools import execute_job
 
     job = build_definitions().resolve_job_def(WEEKLY_JOB)
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
+        # Frees the pool slots of runs killed earlier, tags this run with its process (so a
+        # later CLI can tell if it dies), and says who holds the pool while a step waits.
+        result = execute_job(
+            job,
+            instance,
             partition_key=week,
-            instance=instance,
             raise_on_error=False,
             # Step-level INFO is progress a person wants to see; DEBUG events belong in the UI.
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
@@ -248,6 +272,30 @@ def cmd_check(args: argparse.Namespace) -> None:
     print("\n".join(lines) + "\nconfiguration ok")
 
 
+def cmd_pools(args: argparse.Namespace) -> None:
+    """Who holds the concurrency pools' slots (and since when); --free RUN_ID fails that run if
+    it is unfinished and frees its slots; --free-dead frees every run the CLI can prove dead."""
+    _ensure_dagster_home()
+    import dagster as dg
+
+    from nbp_assets import ops_pools
+
+    with dg.DagsterInstance.get() as instance:
+        if args.free:
+            run = instance.get_run_by_id(args.free)
+            if run is None and args.free not in ops_pools.holding_run_ids(instance):
+                raise SystemExit(f"no run {args.free} in the instance at {os.environ['DAGSTER_HOME']}")
+            process = ops_pools.run_process(run.tags) if run is not None else None
+            if process is not None and process.alive and not run.is_finished:
+                raise SystemExit(f"run {args.free} is still running ({process.text}): stop it first "
+                                 "(or wait for its step to end); its slots were not freed")
+            print(ops_pools.free_run(instance, args.free, "freed by the operator (`pools --free`)"))
+        elif args.free_dead:
+            if not ops_pools.free_dead_runs(instance):
+                print("no dead run holds a pool slot")
+        print("\n".join(ops_pools.pools_report(instance)))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m nbp_assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -286,6 +334,15 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("check", help="validate the deployment's configuration; exit 2 with the reason if it is wrong")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("pools", help="show which runs hold the concurrency pools' slots, and since when; "
+                                     "free a dead run's slots")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--free", metavar="RUN_ID",
+                   help="mark RUN_ID failed (if unfinished) and free its slots; refused while its process runs here")
+    g.add_argument("--free-dead", action="store_true",
+                   help="free the slots of every run whose process is gone (what materialize does first)")
+    p.set_defaults(func=cmd_pools)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -1,7 +1,8 @@
 """Resources chosen by deployment (NBP_DEPLOYMENT), local by default.
 
-- local: DuckDB file as the warehouse, PostgreSQL from NBP_POSTGRES_URL or an embedded
-  server under $NBP_HOME/postgres, weights from a CSV. Nothing to install or start by hand.
+- local: DuckDB file as the warehouse, PostgreSQL from NBP_POSTGRES_URL (an EnvVar
+  reference, as in production) or an embedded server under $NBP_HOME/postgres, weights from
+  a CSV. Nothing to install or start by hand.
 - production: Snowflake as the warehouse (storage/snowflake.py), the PostgreSQL server of
   NBP_POSTGRES_URL, weights from the Snowflake weights configuration table. Settings are
   dg.EnvVar references that Dagster resolves when a run starts, so the UI shows variable
@@ -22,9 +23,14 @@ import dagster as dg
 from nbp_assets import settings
 from nbp_assets.contract.inputs import SOURCE_TABLES
 from nbp_assets.model.weights import Weights, load_weights, weights_from_frame
+from nbp_assets.ops_pools import patch_dagster_pool_wait
 from nbp_assets.settings import ConfigurationError
 from nbp_assets.storage.postgres_resource import PostgresResource
 from nbp_assets.storage.warehouse import SOURCE_SCHEMA, DuckDBWarehouse, WarehouseResource
+
+# Every run of this code location (CLI, UI, schedule) loads this module: a run whose step waits
+# for the nbp_weekly pool slot then sleeps instead of spinning a core, and stops on Ctrl-C/SIGTERM.
+patch_dagster_pool_wait()
 
 # SnowflakeResource field -> environment variable
 _SNOWFLAKE_FIELDS = {
@@ -79,9 +85,12 @@ def snowflake_warehouse(resolved: bool = False, **connection_args) -> WarehouseR
 def build_resources(deployment: str | None = None) -> dict:
     deployment = settings.deployment(deployment)
     if deployment == "local":
+        # NBP_POSTGRES_URL, when set, is passed as a reference too: its password must not reach
+        # Dagster's run storage or the UI (unset: the embedded server, whose URL has no secret).
+        url = dg.EnvVar("NBP_POSTGRES_URL") if settings.postgres_url() else None
         return {
             "warehouse": DuckDBWarehouse(database=str(settings.warehouse_path())),
-            "postgres": PostgresResource(url=settings.postgres_url(), data_dir=str(settings.postgres_data_dir())),
+            "postgres": PostgresResource(url=url, data_dir=str(settings.postgres_data_dir())),
         }
     settings.check_production_env()
     return {
