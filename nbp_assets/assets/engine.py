@@ -112,14 +112,12 @@ def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             contract = checks.contract_in_warehouse(tx, ELIGIBILITY, week_filter(ELIGIBILITY, week), rows)
         yield from checks.gate("eligibility", [contract])
     status_counts = src.eligibility_status_counts(warehouse, snap.as_of_date)
-    parties = int(warehouse.query(f"SELECT count(DISTINCT party_id) AS n FROM {week_slice(ELIGIBILITY, week)} e")["n"][0])
     yield dg.MaterializeResult(metadata={
         **common_metadata(week, rows, ELIGIBILITY.name, started),
         "snapshot_date": snap.as_of_date.date().isoformat(),
         "snapshot_age_days": (week.evaluation_date - snap.as_of_date.date()).days,
         "snapshot_status_counts": dg.MetadataValue.json(status_counts),
         "eligible_pairs_dropped_inactive_or_unregistered": status_counts.get("ELIGIBLE", 0) - rows,
-        "parties_with_eligible_products": parties,
         "registered_products": n_products,
         **memory,
     })
