@@ -12,6 +12,7 @@ pools       show who holds the Dagster concurrency pools' slots; --free RUN_ID f
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -165,6 +166,7 @@ def materialize_week(week: str) -> bool:
     from nbp_assets.ops_pools import execute_job
 
     job = build_definitions().resolve_job_def(WEEKLY_JOB)
+    _data_errors_without_traceback()
     with dg.DagsterInstance.get() as instance:
         # Frees the pool slots of runs killed earlier, tags this run with its process (so a
         # later CLI can tell if it dies), and says who holds the pool while a step waits.
@@ -178,8 +180,41 @@ def materialize_week(week: str) -> bool:
         )
     for event in result.all_events:
         if event.is_step_failure:
-            print(f"FAILED {event.step_key}: {event.event_specific_data.error.message.strip()}", file=sys.stderr)
+            print(f"FAILED {event.step_key}: {failure_cause(event.step_failure_data)}", file=sys.stderr)
     return result.success
+
+
+def _data_errors_without_traceback() -> None:
+    """An ordinary data or check failure (dg.Failure) is told in its own words: the stack
+    trace Dagster's console logger adds says nothing to an operator (it stays in the UI).
+    Dagster's console logger is not a registered logging.Logger, so this edits records as
+    they are made."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "nbp_quiet", False):
+        return
+
+    def quiet(*args, **kwargs) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        if record.name == "dagster" and record.levelno >= logging.ERROR:
+            message = record.getMessage()
+            if "dagster._core.definitions.events.Failure:" in message and "Stack Trace:" in message:
+                record.msg, record.args = message.split("\n\nStack Trace:")[0].rstrip(), ()
+        return record
+
+    quiet.nbp_quiet = True
+    logging.setLogRecordFactory(quiet)
+
+
+def failure_cause(failure) -> str:
+    """What went wrong, for a person: a data or check failure's own description (no
+    traceback), else the innermost cause of the error, not Dagster's "Error occurred while
+    executing op" wrapper."""
+    if failure.user_failure_data is not None and failure.user_failure_data.description:
+        return failure.user_failure_data.description.strip()
+    error = failure.error
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def _checked_week(key: str) -> str:

@@ -40,3 +40,21 @@ def test_materialize_unknown_week_is_refused(tmp_path, monkeypatch):
         main(["materialize", "--week", "2026-11-10"])
     with pytest.raises(SystemExit, match="week 2024-12-30 is outside the weeks that can run"):
         main(["materialize", "--week", "2024-12-30"])
+
+
+def test_a_data_error_prints_its_cause_without_a_traceback(tmp_path, monkeypatch, clean_postgres, capsys):
+    home = tmp_path / "home"
+    monkeypatch.setenv("NBP_HOME", str(home))
+    monkeypatch.setenv("NBP_POSTGRES_URL", clean_postgres)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    main(["generate", "--customers", "200", "--seed", "3", "--weeks", "1", "--end-week", "2026-11-09"])
+    DuckDBWarehouse(database=str(home / "warehouse.duckdb")).query(
+        "UPDATE nbp_source.customers SET status = lower(status) WHERE party_id IN "
+        "(SELECT party_id FROM nbp_source.customers ORDER BY party_id LIMIT 2) RETURNING party_id")
+    with pytest.raises(SystemExit) as exit_:
+        main(["materialize", "--week", "2026-11-09"])
+    assert exit_.value.code not in (0, None)
+    err = capsys.readouterr().err
+    assert "FAILED customers: table 'nbp_source.customers'" in err, err
+    assert "status" in err and "active" in err  # the column and an example value
+    assert "Traceback" not in err and "Error occurred while executing" not in err

@@ -95,3 +95,22 @@ def test_where_clause_limits_what_is_judged(wh):
     run(wh, df, ChurnHealthInput, where="as_of_date = DATE '2026-11-08'")
     with pytest.raises(ContractViolation, match="churn_probability"):
         run(wh, df, ChurnHealthInput, where="as_of_date = DATE '2026-11-01'")
+
+
+def test_type_drift_is_named_not_an_engine_error(wh):
+    """Text in a numeric column and a zone-aware timestamp, written straight into the warehouse."""
+    churn = pd.DataFrame({"as_of_date": pd.to_datetime(["2026-11-08"] * 2), "party_id": ["P1", "P2"],
+                          "churn_probability": ["0.2", "high"], "financial_health_score": [50.0, 60.0]})
+    wh.replace_table("src.t", churn)
+    with pytest.raises(ContractViolation) as err:
+        check_in_warehouse(wh.query, ChurnHealthInput, "src.t", "as_of_date = DATE '2026-11-08'",
+                           wh.column_types("src.t"), source="test")
+    (violation,) = err.value.violations
+    assert violation.column == "churn_probability" and "a number, found VARCHAR" in violation.check
+    assert violation.failing_rows == 1 and violation.examples[0]["churn_probability"] == "high"
+
+    zoned = customers()
+    zoned["valid_from"] = zoned["valid_from"].dt.tz_localize("Europe/London")
+    wh.replace_table("src.t", zoned)
+    with pytest.raises(ContractViolation, match="valid_from.*zone-aware TIMESTAMP WITH TIME ZONE"):
+        check_in_warehouse(wh.query, CustomersInput, "src.t", "TRUE", wh.column_types("src.t"), source="test")

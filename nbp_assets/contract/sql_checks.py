@@ -75,20 +75,71 @@ def unique_keys(model: type[pa.DataFrameModel]) -> list[list[str]]:
     return keys
 
 
+_TEXT_TYPES = ("CHAR", "TEXT", "STRING")
+_NUMBER_TYPES = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "NUMBER", "NUMERIC", "REAL")
+
+
+def _type_problem(dtype: str, sql_type: str) -> str | None:
+    """Why a column of this engine type cannot hold the model's dtype (None if it can)."""
+    if dtype.startswith("datetime64"):
+        if "TIME ZONE" in sql_type or sql_type.endswith(("TZ", "_LTZ")):
+            return f"type: a zone-naive timestamp (bank wall time), found zone-aware {sql_type}"
+        return None if sql_type.startswith(("TIMESTAMP", "DATE")) else f"type: a date/timestamp, found {sql_type}"
+    if dtype in ("float64", "Int64", "int64", "int32"):
+        return None if any(k in sql_type for k in _NUMBER_TYPES) else f"type: a number, found {sql_type}"
+    if dtype == "bool":
+        return None if "BOOL" in sql_type else f"type: a boolean, found {sql_type}"
+    return None  # text columns: numbers are accepted (and read as text)
+
+
+def _type_violations(query, model, table: str, column_types: dict[str, str], id_cols: list[str]) -> list[Violation]:
+    """Type drift (text in a numeric column, a zone-aware timestamp) named before any check
+    compares values, which would otherwise end in the engine's own conversion error. A
+    column's type is the whole table's, so the whole table is judged (the week's filter
+    itself may not even run on a drifted date column)."""
+    where = "TRUE"
+    out = []
+    for name, column in model.to_schema().columns.items():
+        problem = _type_problem(str(column.dtype), column_types.get(name, ""))
+        if problem is None:
+            continue
+        cols = ", ".join(dict.fromkeys([*id_cols, name]))
+        if any(k in column_types[name] for k in _TEXT_TYPES):  # the values that are not numbers / dates
+            cast = "DOUBLE" if "number" in problem else "TIMESTAMP"
+            bad = f"{name} IS NOT NULL AND TRY_CAST({name} AS {cast}) IS NULL"
+            n = int(query(f"SELECT count(*) AS n FROM {table} WHERE ({where}) AND {bad}")["n"].iloc[0])
+            examples = query(f"SELECT {cols} FROM {table} WHERE ({where}) AND {bad} LIMIT {MAX_EXAMPLES}")
+            if not n:  # every value converts, but the column's type is still wrong
+                examples = query(f"SELECT {cols} FROM {table} WHERE {where} LIMIT {MAX_EXAMPLES}")
+        else:
+            n = int(query(f"SELECT count(*) AS n FROM {table} WHERE {where}")["n"].iloc[0])
+            examples = query(f"SELECT {cols} FROM {table} WHERE {where} LIMIT {MAX_EXAMPLES}")
+        out.append(Violation(name, problem, n, _records(examples)))
+    return out
+
+
 def check_in_warehouse(
     query: Callable[[str], pd.DataFrame],
     model: type[pa.DataFrameModel],
     table: str,
     where: str,
-    present_columns: set[str],
+    present_columns: set[str] | dict[str, str],
     source: str,
 ) -> None:
-    """Raise ContractViolation for the rows of `table` matching `where` that break `model`."""
+    """Raise ContractViolation for the rows of `table` matching `where` that break `model`.
+
+    present_columns: the table's column names, or a {name: engine type} mapping, which also
+    checks the column types."""
     violations: list[Violation] = []
     missing = [c for c in model.to_schema().columns if c not in present_columns]
     violations += [Violation(c, MISSING_COLUMN, 0, []) for c in missing]
     if missing:
         raise ContractViolation(table, violations, source)
+    if isinstance(present_columns, dict):
+        ids = [c for c in ("party_id", "product_id", "as_of_date", "activity_id", "offer_id") if c in present_columns]
+        violations = _type_violations(query, model, table, present_columns, ids)
+        if violations:
+            raise ContractViolation(table, violations, source)
 
     preds = predicates(model)
     counts = query(

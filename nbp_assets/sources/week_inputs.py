@@ -51,7 +51,7 @@ def _checked(wh: WarehouseResource, name: str, depends_on: str, where: str) -> s
     """Check every row the week depends on (`depends_on`), return the rows it uses (`where`)."""
     model, _ = SOURCE_TABLES[name]
     table = _table(name)
-    check_in_warehouse(wh.query, model, table, depends_on, wh.column_names(table), source=wh.describe())
+    check_in_warehouse(wh.query, model, table, depends_on, wh.column_types(table), source=wh.describe())
     cols = ", ".join(model.to_schema().columns)
     return f"(SELECT {cols} FROM {table} WHERE {where})"
 

@@ -259,6 +259,19 @@ class SnowflakeWarehouse(WarehouseResource):
         )
         return {n.lower() for n in names}
 
+    def column_types(self, qualified_name: str) -> dict[str, str]:
+        schema, name = _split(qualified_name)
+        with self._connection() as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                    (schema, name),
+                )
+                return {str(n).lower(): str(t).upper() for n, t in cursor.fetchall()}
+            finally:
+                cursor.close()
+
     def check_required_tables(self) -> None:
         """Every table in required_tables visible to this login, else one error naming the missing ones."""
         present: dict[str, set[str]] = {}

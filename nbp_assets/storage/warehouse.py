@@ -125,6 +125,10 @@ class WarehouseResource(dg.ConfigurableResource):
         """Lower-case column names of a table (empty if the table does not exist)."""
         raise NotImplementedError
 
+    def column_types(self, qualified_name: str) -> dict[str, str]:
+        """Lower-case column name -> the engine's upper-case type name (empty if no table)."""
+        raise NotImplementedError
+
     def replace_slice(
         self, table: str, df: pd.DataFrame, where: str, ddl: str | None = None, key: tuple[str, ...] = ()
     ) -> int:
@@ -241,6 +245,15 @@ class DuckDBWarehouse(WarehouseResource):
                 [schema, name],
             ).fetchall()
         return {r[0].lower() for r in rows}
+
+    def column_types(self, qualified_name: str) -> dict[str, str]:
+        schema, name = qualified_name.split(".")
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+                [schema, name],
+            ).fetchall()
+        return {r[0].lower(): str(r[1]).upper() for r in rows}
 
     def replace_slice(
         self, table: str, df: pd.DataFrame, where: str, ddl: str | None = None, key: tuple[str, ...] = ()
