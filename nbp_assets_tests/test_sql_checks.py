@@ -114,3 +114,23 @@ def test_type_drift_is_named_not_an_engine_error(wh):
     wh.replace_table("src.t", zoned)
     with pytest.raises(ContractViolation, match="valid_from.*zone-aware TIMESTAMP WITH TIME ZONE"):
         check_in_warehouse(wh.query, CustomersInput, "src.t", "TRUE", wh.column_types("src.t"), source="test")
+
+
+@pytest.mark.parametrize("dtype, sql_type, problem", [
+    ("datetime64[ns]", "TIMESTAMP_NTZ", None),  # Snowflake's zone-naive timestamp
+    ("datetime64[ns]", "TIMESTAMP", None),
+    ("datetime64[ns]", "DATE", None),
+    ("datetime64[ns]", "TIMESTAMP_TZ", "zone-aware"),
+    ("datetime64[ns]", "TIMESTAMP_LTZ", "zone-aware"),
+    ("datetime64[ns]", "TIMESTAMP WITH TIME ZONE", "zone-aware"),
+    ("float64", "NUMBER", None),
+    ("float64", "TEXT", "a number"),
+    ("Int64", "BIGINT", None),
+    ("bool", "VARCHAR", "a boolean"),
+    ("str", "NUMBER", None),  # numeric ids are read as text
+])
+def test_engine_types_of_both_warehouses(dtype, sql_type, problem):
+    from nbp_assets.contract.sql_checks import _type_problem
+
+    got = _type_problem(dtype, sql_type)
+    assert (got is None) if problem is None else (problem in got)

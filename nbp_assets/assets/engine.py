@@ -11,6 +11,7 @@ check passed. Only counts, examples and metadata come back to Python.
 """
 
 
+import functools
 import time
 from typing import Iterator
 
@@ -41,6 +42,17 @@ from nbp_assets.storage.warehouse import WarehouseResource
 Step = Iterator[dg.AssetCheckResult | dg.MaterializeResult]
 
 
+def in_session(step):
+    """Run a step's warehouse calls over one connection (DuckDB) or login (Snowflake)."""
+
+    @functools.wraps(step)
+    def run(context, warehouse: WarehouseResource, *args, **kwargs) -> Step:
+        with warehouse.session():
+            yield from step(context, warehouse, *args, **kwargs)
+
+    return run
+
+
 def _active(week: Week, columns: str = "*") -> str:
     return f"(SELECT {columns} FROM {CUSTOMERS.name} WHERE {week_filter(CUSTOMERS, week)} AND status = {lit(ACTIVE)})"
 
@@ -50,6 +62,7 @@ def _counts(warehouse: WarehouseResource, sql: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in zip(df.iloc[:, 0], df.iloc[:, 1])}
 
 
+@in_session
 def customers_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
     """Every customer as the bank knew them at the close of the week (customer master,
     versioned): party, jurisdiction, segment, age band, gender, status, income and FICO.
@@ -70,6 +83,7 @@ def customers_step(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     })
 
 
+@in_session
 def activity_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
     """Customer activity events of the week (branch visits, deposits, app and web opens,
     new accounts, FX and card payments) with their propensity to buy: the stream the
@@ -87,6 +101,7 @@ def activity_step(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     })
 
 
+@in_session
 def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
     """The products each active customer may be offered this week: the MOD-105 eligibility
     snapshot in force at the evaluation date, reduced to ELIGIBLE pairs of active
@@ -123,6 +138,7 @@ def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     })
 
 
+@in_session
 def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
     """The ranking signals of MOD-107 for every eligible (party, product) pair, each in
     [0, 1]: relationship gap against same-segment peers, churn risk (retention
@@ -174,6 +190,7 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     })
 
 
+@in_session
 def scores_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, weights: Weights) -> Step:
     """Each eligible product's 0-1 score for each customer: the weighted sum of its lifting
     signals, with the weights of its product class, scaled down by the cooling-off and
@@ -221,6 +238,7 @@ def _ranked_checks(tx, week: Week, rows: int, model_version: str) -> list[dg.Ass
     ]
 
 
+@in_session
 def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, weights: Weights) -> Step:
     """The top 3 next best products of every active customer for the week, rank 1 highest,
     with score, primary_signal and model_version on every row. Written to the warehouse
@@ -259,6 +277,7 @@ PUBLISH_COLUMNS = ("party_id, jurisdiction, CAST(rank AS INTEGER) AS rank, produ
                    "primary_signal, model_version, evaluated_at")
 
 
+@in_session
 def nbp_current_step(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,

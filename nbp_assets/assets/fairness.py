@@ -160,66 +160,67 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         ranking. Groups below the minimum size are listed, not judged. A gap above 10 points
         is a breach: an nbp.fairness_breach alert in the compliance outbox. Also the gap of
         each product over the last weeks, and the whole report as an HTML file per week."""
-        started, week = time.perf_counter(), week_of(context)
-        sizes, hits = _rate_counts(warehouse, week, config.dimensions)
-        products = warehouse.query(f"SELECT product_id FROM {week_slice(PRODUCTS, week)} p")["product_id"]
-        eligible = _eligible_counts(warehouse, week, config.dimensions)
-        rates = fairness.rates_from_counts(sizes, hits, sorted(products), config.dimensions, eligible)
-        gaps = fairness.fairness_gaps(rates, threshold, config.min_group_size)
-        df = with_week(fairness.report_rows(rates, gaps, config.min_group_size), week)
-        df["model_version"] = model_version
-        yield from checks.gate("fairness_report", [checks.contract_result(contract, df, "fairness_report")])
+        with warehouse.session():  # one connection (DuckDB) or login (Snowflake) for the step
+            started, week = time.perf_counter(), week_of(context)
+            sizes, hits = _rate_counts(warehouse, week, config.dimensions)
+            products = warehouse.query(f"SELECT product_id FROM {week_slice(PRODUCTS, week)} p")["product_id"]
+            eligible = _eligible_counts(warehouse, week, config.dimensions)
+            rates = fairness.rates_from_counts(sizes, hits, sorted(products), config.dimensions, eligible)
+            gaps = fairness.fairness_gaps(rates, threshold, config.min_group_size)
+            df = with_week(fairness.report_rows(rates, gaps, config.min_group_size), week)
+            df["model_version"] = model_version
+            yield from checks.gate("fairness_report", [checks.contract_result(contract, df, "fairness_report")])
 
-        weeks, history = _history(warehouse, week, gaps, config)
-        counts = history.set_index(["product_id", "dimension"])[["weeks_breached", "weeks_reported"]]
-        html_path = report_path(week)
-        breaches = gaps[gaps["breach"]]
-        alerts = [
-            alert_payload(row, week.key, model_version, threshold, context.run.run_id,
-                          *counts.loc[(row["product_id"], row["dimension"])], str(html_path))
-            for row in breaches.to_dict("records")
-        ]
-        # Recorded before the check is reported and the report written: a breach the UI
-        # shows always has its alert, and a failure here fails the step visibly.
-        gaps_now = {(r["product_id"], r["dimension"]): r["gap_pp"] for r in gaps.to_dict("records")}
-        outcome = outbox.record_week(postgres.conninfo(), week.start, model_version, alerts, gaps_now, context.run.run_id)
-        alerts_table = _alerts_table(alerts, outcome)
-        yield dg.AssetCheckResult(
-            check_name=checks.FAIRNESS_GAP,
-            passed=breaches.empty,
-            severity=severity,
-            description=f"no product over the {threshold:g} pp gap" if breaches.empty
-            else f"nbp.fairness_breach: {len(breaches)} product/dimension gap(s) over {threshold:g} pp, "
-            f"alert(s) {', '.join(f'#{i}' for i in outcome.alert_ids.values())} in {outbox.ALERTS}",
-            metadata={
-                "breaches": len(breaches),
-                "model_version": model_version,
-                "alert_ids": dg.MetadataValue.json(sorted(outcome.alert_ids.values())),
-                "resolved_alert_ids": dg.MetadataValue.json(outcome.resolved),
-                "breach_table": dg.MetadataValue.md(render.markdown(alerts_table)),
-            },
-        )
-        _write_report(warehouse, df, week)
-        meta = {"week": week.key, "model_version": model_version, "dimensions": dims_text,
-                "minimum group size": config.min_group_size, "threshold": f"{threshold:g} pp",
-                "Dagster run": context.run.run_id, "alert outbox": outbox.ALERTS}
-        render.write_html(html_path, render.render_html(meta, gaps, df, history, weeks, alerts_table, threshold))
-        yield dg.MaterializeResult(
-            metadata={
-                **common_metadata(week, len(df), REPORT_TABLE, started),
-                "model_version": model_version,
-                "breaches": len(breaches),
-                "alerts": dg.MetadataValue.md(render.markdown(alerts_table)),
-                "resolved_alerts": dg.MetadataValue.json(outcome.resolved),
-                "gap_chart": dg.MetadataValue.md(render.md_image(
-                    render.gap_chart_svg(gaps, threshold, f"Gap per product and dimension, week {week.key}"), "gap chart")),
-                "gaps": dg.MetadataValue.md(render.markdown(
-                    render.gaps_table(gaps.sort_values("gap_pp", ascending=False, kind="stable")))),
-                "gap_history": dg.MetadataValue.md(render.markdown(render.history_table(history, weeks))),
-                "rates": dg.MetadataValue.md(render.markdown(render.rates_table(df))),
-                "unjudged_groups": int((~df["judged"]).sum()),
-                "report_html": dg.MetadataValue.path(str(html_path)),
-            }
-        )
+            weeks, history = _history(warehouse, week, gaps, config)
+            counts = history.set_index(["product_id", "dimension"])[["weeks_breached", "weeks_reported"]]
+            html_path = report_path(week)
+            breaches = gaps[gaps["breach"]]
+            alerts = [
+                alert_payload(row, week.key, model_version, threshold, context.run.run_id,
+                              *counts.loc[(row["product_id"], row["dimension"])], str(html_path))
+                for row in breaches.to_dict("records")
+            ]
+            # Recorded before the check is reported and the report written: a breach the UI
+            # shows always has its alert, and a failure here fails the step visibly.
+            gaps_now = {(r["product_id"], r["dimension"]): r["gap_pp"] for r in gaps.to_dict("records")}
+            outcome = outbox.record_week(postgres.conninfo(), week.start, model_version, alerts, gaps_now, context.run.run_id)
+            alerts_table = _alerts_table(alerts, outcome)
+            yield dg.AssetCheckResult(
+                check_name=checks.FAIRNESS_GAP,
+                passed=breaches.empty,
+                severity=severity,
+                description=f"no product over the {threshold:g} pp gap" if breaches.empty
+                else f"nbp.fairness_breach: {len(breaches)} product/dimension gap(s) over {threshold:g} pp, "
+                f"alert(s) {', '.join(f'#{i}' for i in outcome.alert_ids.values())} in {outbox.ALERTS}",
+                metadata={
+                    "breaches": len(breaches),
+                    "model_version": model_version,
+                    "alert_ids": dg.MetadataValue.json(sorted(outcome.alert_ids.values())),
+                    "resolved_alert_ids": dg.MetadataValue.json(outcome.resolved),
+                    "breach_table": dg.MetadataValue.md(render.markdown(alerts_table)),
+                },
+            )
+            _write_report(warehouse, df, week)
+            meta = {"week": week.key, "model_version": model_version, "dimensions": dims_text,
+                    "minimum group size": config.min_group_size, "threshold": f"{threshold:g} pp",
+                    "Dagster run": context.run.run_id, "alert outbox": outbox.ALERTS}
+            render.write_html(html_path, render.render_html(meta, gaps, df, history, weeks, alerts_table, threshold))
+            yield dg.MaterializeResult(
+                metadata={
+                    **common_metadata(week, len(df), REPORT_TABLE, started),
+                    "model_version": model_version,
+                    "breaches": len(breaches),
+                    "alerts": dg.MetadataValue.md(render.markdown(alerts_table)),
+                    "resolved_alerts": dg.MetadataValue.json(outcome.resolved),
+                    "gap_chart": dg.MetadataValue.md(render.md_image(
+                        render.gap_chart_svg(gaps, threshold, f"Gap per product and dimension, week {week.key}"), "gap chart")),
+                    "gaps": dg.MetadataValue.md(render.markdown(
+                        render.gaps_table(gaps.sort_values("gap_pp", ascending=False, kind="stable")))),
+                    "gap_history": dg.MetadataValue.md(render.markdown(render.history_table(history, weeks))),
+                    "rates": dg.MetadataValue.md(render.markdown(render.rates_table(df))),
+                    "unjudged_groups": int((~df["judged"]).sum()),
+                    "report_html": dg.MetadataValue.path(str(html_path)),
+                }
+            )
 
     return [fairness_report]

@@ -82,7 +82,7 @@ _NUMBER_TYPES = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "NUMBER", "NUMERIC", "REAL
 def _type_problem(dtype: str, sql_type: str) -> str | None:
     """Why a column of this engine type cannot hold the model's dtype (None if it can)."""
     if dtype.startswith("datetime64"):
-        if "TIME ZONE" in sql_type or sql_type.endswith(("TZ", "_LTZ")):
+        if "TIME ZONE" in sql_type or sql_type in ("TIMESTAMPTZ", "TIMESTAMP_TZ", "TIMESTAMP_LTZ"):
             return f"type: a zone-naive timestamp (bank wall time), found zone-aware {sql_type}"
         return None if sql_type.startswith(("TIMESTAMP", "DATE")) else f"type: a date/timestamp, found {sql_type}"
     if dtype in ("float64", "Int64", "int64", "int32"):

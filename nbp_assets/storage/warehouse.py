@@ -20,6 +20,7 @@ from typing import Iterator, Optional
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+from pydantic import PrivateAttr
 
 from nbp_assets.contract.tables import HISTORY, Table
 
@@ -164,6 +165,8 @@ class DuckDBWarehouse(WarehouseResource):
     threads: Optional[int] = None
     temp_directory: Optional[str] = None
 
+    _shared: object | None = PrivateAttr(default=None)
+
     @property
     def dialect(self) -> str:
         return "duckdb"
@@ -172,8 +175,26 @@ class DuckDBWarehouse(WarehouseResource):
         return f"duckdb:{self.database}"
 
     @contextmanager
-    def _connect(self, read_only: bool = False) -> Iterator["duckdb.DuckDBPyConnection"]:
+    def session(self) -> Iterator["DuckDBWarehouse"]:
+        """Calls inside share one connection: opening the file and setting it up costs ~40 ms,
+        and a weekly step makes dozens of small queries (checks, counts, metadata)."""
+        if self._shared is not None:
+            yield self
+            return
+        with self._connect(shared=False) as con:
+            self._shared = con
+            try:
+                yield self
+            finally:
+                self._shared = None
+
+    @contextmanager
+    def _connect(self, read_only: bool = False, shared: bool = True) -> Iterator["duckdb.DuckDBPyConnection"]:
         import duckdb
+
+        if shared and not read_only and self._shared is not None:
+            yield self._shared
+            return
 
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         # DuckDB allows one writing process per file; concurrent runs (a backfill of
@@ -219,7 +240,8 @@ class DuckDBWarehouse(WarehouseResource):
             con.execute("COMMIT")
 
     def record_batches(self, sql: str, rows_per_batch: int = 200_000) -> Iterator[pa.RecordBatch]:
-        with self._connect() as con:
+        # its own connection: a reader left unfinished (a skipped publish) blocks its connection
+        with self._connect(shared=False) as con:
             reader = con.sql(sql).to_arrow_reader(rows_per_batch)
             yield from reader
 
@@ -234,7 +256,7 @@ class DuckDBWarehouse(WarehouseResource):
             n = con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
                 [schema, name],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         return n > 0
 
     def column_names(self, qualified_name: str) -> set[str]:
