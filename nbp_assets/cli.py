@@ -243,9 +243,10 @@ def cmd_backfill(args: argparse.Namespace) -> None:
 
     from nbp_assets.partitions import weekly_partitions
 
-    weeks = weekly_partitions.get_partition_keys_in_range(
-        dg.PartitionKeyRange(_checked_week(args.first), _checked_week(args.last))
-    )
+    first, last = _checked_week(args.first), _checked_week(args.last)
+    if first > last:
+        raise SystemExit(f"backfill range is reversed: {first} comes after {last} (give the oldest week first)")
+    weeks = weekly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
     failed = []
     for week in weeks:  # oldest first, so the newest week ends up current in PostgreSQL
         started = time.perf_counter()

@@ -58,3 +58,9 @@ def test_a_data_error_prints_its_cause_without_a_traceback(tmp_path, monkeypatch
     assert "FAILED customers: table 'nbp_source.customers'" in err, err
     assert "status" in err and "active" in err  # the column and an example value
     assert "Traceback" not in err and "Error occurred while executing" not in err
+
+
+def test_a_reversed_backfill_range_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
+    with pytest.raises(SystemExit, match="backfill range is reversed: 2026-11-09 comes after 2026-11-02"):
+        main(["backfill", "2026-11-09", "2026-11-02"])

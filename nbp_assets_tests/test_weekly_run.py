@@ -174,3 +174,18 @@ def test_missing_required_table_names_it(bank):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "nbp_source.behaviour" in failure.event_specific_data.error.message
+
+
+def test_check_results_are_recorded_per_week(bank):
+    """The UI answers "did week X pass the eligibility gate / the fairness check?"."""
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_week(bank, PREVIOUS, instance).success
+    assert run_week(bank, WEEK, instance).success
+    runs = instance.get_runs()
+    assert len(runs) == 2
+    for run in runs:
+        week = run.tags["dagster/partition"]
+        checks_run = [e.get_dagster_event().asset_check_evaluation_data for e in instance.all_logs(run.run_id)
+                      if e.is_dagster_event and e.get_dagster_event().event_type_value == "ASSET_CHECK_EVALUATION"]
+        assert {c.check_name for c in checks_run} >= {"contract", "eligibility_gate", "fairness_gap_within_10pp"}
+        assert {c.partition for c in checks_run} == {week}

@@ -9,6 +9,7 @@ Every check is a query in the warehouse: only counts and a few example rows come
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Iterator, TypeVar
 
 import dagster as dg
@@ -34,13 +35,22 @@ MAX_EXAMPLE_ROWS = 10
 T = TypeVar("T")
 
 
-def contract_spec(asset: str, model: type[pa.DataFrameModel]) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        CONTRACT,
-        asset=asset,
-        blocking=True,
-        description=f"pandera model {model.__name__}: every column, type and range this table promises.",
-    )
+def check_spec(name: str, asset: str, description: str, blocking: bool = True,
+               partitions_def: dg.PartitionsDefinition | None = None) -> dg.AssetCheckSpec:
+    """partitions_def: a weekly asset's checks are recorded per week, so the UI answers "did
+    week X pass the eligibility gate?" (a preview feature in Dagster 1.13, pinned here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, description=description,
+                                 partitions_def=partitions_def)
+
+
+def contract_spec(
+    asset: str, model: type[pa.DataFrameModel], partitions_def: dg.PartitionsDefinition | None = None
+) -> dg.AssetCheckSpec:
+    return check_spec(CONTRACT, asset,
+                      f"pandera model {model.__name__}: every column, type and range this table promises.",
+                      partitions_def=partitions_def)
 
 
 def _violation_result(exc: ContractViolation) -> dg.AssetCheckResult:

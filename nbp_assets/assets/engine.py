@@ -343,8 +343,8 @@ def _weekly(name: str, table, model, docstring_of, deps=(), code_version=None, e
         description=docstring_of.__doc__,
         metadata={**table_metadata(table), **metadata,
                   **({"partition_expr": PARTITION_EXPR} if table.partition_column == PARTITION_EXPR else {})},
-        check_specs=[checks.contract_spec(name, model), *(
-            dg.AssetCheckSpec(check, asset=name, blocking=True, description=text) for check, text in extra_checks)],
+        check_specs=[checks.contract_spec(name, model, weekly_partitions), *(
+            checks.check_spec(check, name, text, partitions_def=weekly_partitions) for check, text in extra_checks)],
         kinds={"sql", "pandera"},
     )
     return spec

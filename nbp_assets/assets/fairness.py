@@ -140,9 +140,10 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         metadata={"partition_expr": PARTITION_EXPR, "table": REPORT_TABLE, "model_version": model_version,
                   "dimensions": dims_text, "min_group_size": config.min_group_size},
         check_specs=[
-            checks.contract_spec("fairness_report", contract),
-            dg.AssetCheckSpec(
-                checks.FAIRNESS_GAP, asset="fairness_report", blocking=config.blocks_publish,
+            checks.contract_spec("fairness_report", contract, weekly_partitions),
+            checks.check_spec(
+                checks.FAIRNESS_GAP, "fairness_report", blocking=config.blocks_publish,
+                partitions_def=weekly_partitions,
                 description=f"No product's recommendation rate differs by more than {threshold:g} percentage points "
                 f"between the groups of {dims_text} with at least {config.min_group_size} customers (CON-001). "
                 f"A failure is an nbp.fairness_breach alert, recorded in {outbox.ALERTS} and delivered to "

@@ -91,28 +91,26 @@ def _inputs_ctes(r: SignalRelations) -> str:
         f"SELECT party_id, customer_rote FROM {r.rote}" if r.rote
         else "SELECT CAST(NULL AS VARCHAR) AS party_id, CAST(NULL AS DOUBLE) AS customer_rote WHERE 1 = 0"
     )
+    # The active customers and the held pairs are written inline wherever they are used,
+    # not as shared CTEs: an engine keeps a CTE read twice in memory (at 10M customers the
+    # held pairs alone outgrew DuckDB's 1 GB), where inline subqueries stream and spill.
+    active = f"(SELECT party_id, segment FROM {r.customers})"
+    # open holdings of active customers in registered products, once per pair
+    held = (f"(SELECT DISTINCT h.party_id, h.product_id FROM {r.holdings} h "
+            f"JOIN {active} a ON a.party_id = h.party_id "
+            f"JOIN (SELECT product_id FROM {r.products}) p ON p.product_id = h.product_id)")
     return f"""
-active AS (
-    SELECT party_id, segment FROM {r.customers}
-),
 products AS (
     SELECT product_id, product_class, is_retention, spend_category, target_rote,
            CASE lifecycle_stage {lifecycle} ELSE 0.0e0 END AS lifecycle_penalty
     FROM {r.products}
 ),
--- open holdings of active customers in registered products, once per pair
-held AS (
-    SELECT DISTINCT h.party_id, h.product_id
-    FROM {r.holdings} h
-    JOIN active a ON a.party_id = h.party_id
-    JOIN products p ON p.product_id = h.product_id
-),
 segment_size AS (
-    SELECT segment, count(*) AS customers FROM active GROUP BY segment
+    SELECT segment, count(*) AS customers FROM {active} a GROUP BY segment
 ),
 holders AS (
     SELECT a.segment, held.product_id, count(*) AS holders
-    FROM held JOIN active a ON a.party_id = held.party_id
+    FROM {held} held JOIN {active} a ON a.party_id = held.party_id
     GROUP BY a.segment, held.product_id
 ),
 -- cooling-off counts by calendar day: rejected from E-{COOLING_OFF_DAYS} 00:00 up to, not including, E
@@ -130,7 +128,7 @@ rote AS ({rote}),
 party AS (
     SELECT a.party_id, a.segment, ch.churn_probability, b.current_account_balance, b.monthly_spend,
            b.fx_active_months_6m, b.top_spend_category, ro.customer_rote
-    FROM active a
+    FROM {active} a
     LEFT JOIN churn ch ON ch.party_id = a.party_id
     LEFT JOIN behaviour b ON b.party_id = a.party_id
     LEFT JOIN rote ro ON ro.party_id = a.party_id
@@ -139,7 +137,7 @@ party AS (
 candidates AS (
     SELECT k.party_id, k.product_id
     FROM {r.candidates} k
-    LEFT JOIN held ON held.party_id = k.party_id AND held.product_id = k.product_id
+    LEFT JOIN {held} held ON held.party_id = k.party_id AND held.product_id = k.product_id
     WHERE held.party_id IS NULL
 )"""
 
