@@ -162,11 +162,8 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     )
     context.log.info("inputs checked in the warehouse; computing the signals there")
     warehouse.ensure_table(SIGNALS)
-    passes = warehouse.passes_for(int(warehouse.query(f"SELECT count(*) AS n FROM {_active(week)} a")["n"][0]))
-    if passes > 1:
-        context.log.info(f"computing the signals in {passes} passes of parties (memory limit)")
     with warehouse.transaction() as tx:
-        rows = replace_week(tx, SIGNALS, week, [signals_sql(relations, (i, passes)) for i in range(passes)])
+        rows = replace_week(tx, SIGNALS, week, signals_sql(relations))
         memory = tx.memory_metadata()
         yield from checks.gate("signals", [checks.contract_in_warehouse(tx, SIGNALS, week_filter(SIGNALS, week), rows)])
     report = warehouse.query(report_sql(relations)).iloc[0]
@@ -188,7 +185,6 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         "parties_without_rote": 0 if rote is None else int(report["parties_without_rote"]),
         "pairs_in_cooling_off": int(stats["cooling"] or 0),
         "pairs_dropped_already_held": candidates - rows,
-        "passes": passes,
         "signal_means": dg.MetadataValue.json({s: round(float(stats[s] or 0.0), 4) for s in ALL_SIGNALS}),
         **memory,
     })

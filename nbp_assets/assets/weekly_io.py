@@ -35,19 +35,17 @@ def week_filter(table: Table, week: Week) -> str:
     return f"{table.partition_column} = {timestamp(week.start)}"
 
 
-def replace_week(tx: WarehouseSession, table: Table, week: Week, select_sql: str | list[str]) -> int:
+def replace_week(tx: WarehouseSession, table: Table, week: Week, select_sql: str) -> int:
     """Replace the week's slice of `table` by the rows of `select_sql` (in the table's column
-    order, minus week_start, which is added here); several selects are inserted one after
-    the other (a week computed in passes). Returns the slice's row count."""
+    order, minus week_start, which is added here). Returns the slice's row count."""
     columns = table.columns
     values = [c for c in columns if c != "week_start"]
     week_value = f"{timestamp(week.start)} AS week_start, " if "week_start" in columns else ""
     tx.execute(f"DELETE FROM {table.name} WHERE {week_filter(table, week)}")
-    for select in [select_sql] if isinstance(select_sql, str) else select_sql:
-        tx.execute(
-            f"INSERT INTO {table.name} ({', '.join(columns)})\n"
-            f"SELECT {week_value}{', '.join(values)} FROM (\n{select}\n) q"
-        )
+    tx.execute(
+        f"INSERT INTO {table.name} ({', '.join(columns)})\n"
+        f"SELECT {week_value}{', '.join(values)} FROM (\n{select_sql}\n) q"
+    )
     return int(tx.scalar(f"SELECT count(*) FROM {table.name} WHERE {week_filter(table, week)}"))
 
 

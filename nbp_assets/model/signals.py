@@ -83,20 +83,8 @@ class SignalRelations:
         return ["rote_uplift"] if self.rote is None else []
 
 
-def party_bucket(bucket: tuple[int, int] | None, column: str = "party_id") -> str:
-    """A predicate keeping one of n buckets of parties (TRUE for the whole population).
-
-    A week too large for the engine's memory is computed bucket by bucket: each pass joins
-    only its parties' inputs. Any split gives the same rows; HASH() exists in both engines."""
-    if bucket is None or bucket[1] == 1:
-        return "TRUE"
-    i, n = bucket
-    return f"abs(hash({column}) % {int(n)}) = {int(i)}"
-
-
-def _inputs_ctes(r: SignalRelations, bucket: tuple[int, int] | None = None) -> str:
+def _inputs_ctes(r: SignalRelations) -> str:
     ev = r.evaluation_date
-    mine = party_bucket(bucket)
     cooling_from = ev - timedelta(days=COOLING_OFF_DAYS)
     lifecycle = " ".join(f"WHEN {lit(k)} THEN {dbl(v)}" for k, v in LIFECYCLE_PENALTY.items())
     rote = (
@@ -111,9 +99,6 @@ def _inputs_ctes(r: SignalRelations, bucket: tuple[int, int] | None = None) -> s
     held = (f"(SELECT DISTINCT h.party_id, h.product_id FROM {r.holdings} h "
             f"JOIN {active} a ON a.party_id = h.party_id "
             f"JOIN (SELECT product_id FROM {r.products}) p ON p.product_id = h.product_id)")
-    # this bucket's parties (peer shares above are always over the whole population)
-    my_active = f"(SELECT party_id, segment FROM {r.customers} WHERE {mine})"
-    my_held = f"(SELECT * FROM {held} h WHERE {party_bucket(bucket, 'h.party_id')})"
     return f"""
 products AS (
     SELECT product_id, product_class, is_retention, spend_category, target_rote,
@@ -143,7 +128,7 @@ rote AS ({rote}),
 party AS (
     SELECT a.party_id, a.segment, ch.churn_probability, b.current_account_balance, b.monthly_spend,
            b.fx_active_months_6m, b.top_spend_category, ro.customer_rote
-    FROM {my_active} a
+    FROM {active} a
     LEFT JOIN churn ch ON ch.party_id = a.party_id
     LEFT JOIN behaviour b ON b.party_id = a.party_id
     LEFT JOIN rote ro ON ro.party_id = a.party_id
@@ -152,14 +137,13 @@ party AS (
 candidates AS (
     SELECT k.party_id, k.product_id
     FROM {r.candidates} k
-    LEFT JOIN {my_held} held ON held.party_id = k.party_id AND held.product_id = k.product_id
-    WHERE held.party_id IS NULL AND {party_bucket(bucket, 'k.party_id')}
+    LEFT JOIN {held} held ON held.party_id = k.party_id AND held.product_id = k.product_id
+    WHERE held.party_id IS NULL
 )"""
 
 
-def signals_sql(r: SignalRelations, bucket: tuple[int, int] | None = None) -> str:
-    """party_id, product_id and every signal (ALL_SIGNALS order), rounded to 6 dp; for the
-    parties of `bucket` (i of n) only, when given."""
+def signals_sql(r: SignalRelations) -> str:
+    """party_id, product_id and every signal (ALL_SIGNALS order), rounded to 6 dp."""
     idle_span = dbl(IDLE_CASH_FULL_MONTHS - IDLE_CASH_BUFFER_MONTHS)
     raw = {
         "relationship_gap": "CAST(coalesce(hs.holders, 0) AS DOUBLE) / CAST(greatest(ss.customers, 1) AS DOUBLE)",
@@ -176,7 +160,7 @@ def signals_sql(r: SignalRelations, bucket: tuple[int, int] | None = None) -> st
         "lifecycle": "p.lifecycle_penalty",
     }
     columns = ",\n    ".join(f"{round6(expr)} AS {name}" for name, expr in raw.items())
-    return f"""WITH {_inputs_ctes(r, bucket)}
+    return f"""WITH {_inputs_ctes(r)}
 SELECT
     k.party_id,
     k.product_id,

@@ -85,11 +85,6 @@ class WarehouseResource(dg.ConfigurableResource):
     def dialect(self) -> str:
         raise NotImplementedError
 
-    def passes_for(self, parties: int) -> int:
-        """How many passes a week of `parties` active customers is computed in (1: one query)."""
-        per_pass = getattr(self, "parties_per_pass", None)
-        return max(1, -(-parties // per_pass)) if per_pass else 1
-
     @contextmanager
     def transaction(self) -> Iterator[WarehouseSession]:
         """One transaction: committed when the block ends, rolled back if it raises, so a
@@ -169,9 +164,6 @@ class DuckDBWarehouse(WarehouseResource):
     memory_limit: Optional[str] = None
     threads: Optional[int] = None
     temp_directory: Optional[str] = None
-    # The signals join every per-party input; above this many active customers they are
-    # computed in passes of about this many parties, so the joins fit the memory limit.
-    parties_per_pass: int = 2_000_000
 
     _shared: object | None = PrivateAttr(default=None)
 
