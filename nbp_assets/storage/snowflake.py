@@ -252,13 +252,6 @@ class SnowflakeWarehouse(WarehouseResource):
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name = %s", schema, name
         ))
 
-    def column_names(self, qualified_name: str) -> set[str]:
-        schema, name = _split(qualified_name)
-        names = self._names(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s", schema, name
-        )
-        return {n.lower() for n in names}
-
     def column_types(self, qualified_name: str) -> dict[str, str]:
         schema, name = _split(qualified_name)
         with self._connection() as conn:

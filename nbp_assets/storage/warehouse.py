@@ -124,7 +124,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def column_names(self, qualified_name: str) -> set[str]:
         """Lower-case column names of a table (empty if the table does not exist)."""
-        raise NotImplementedError
+        return set(self.column_types(qualified_name))
 
     def column_types(self, qualified_name: str) -> dict[str, str]:
         """Lower-case column name -> the engine's upper-case type name (empty if no table)."""
@@ -258,15 +258,6 @@ class DuckDBWarehouse(WarehouseResource):
                 [schema, name],
             ).fetchall()[0][0]
         return n > 0
-
-    def column_names(self, qualified_name: str) -> set[str]:
-        schema, name = qualified_name.split(".")
-        with self._connect() as con:
-            rows = con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
-                [schema, name],
-            ).fetchall()
-        return {r[0].lower() for r in rows}
 
     def column_types(self, qualified_name: str) -> dict[str, str]:
         schema, name = qualified_name.split(".")
