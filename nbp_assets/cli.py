@@ -71,19 +71,6 @@ def latest_closed_week() -> str:
     return key
 
 
-def _write_source_tables(tables: dict, files: dict | None = None) -> str:
-    """Replace the source tables in the deployment's warehouse, one login for all of them."""
-    from nbp_assets.resources import open_warehouse
-    from nbp_assets.storage.warehouse import SOURCE_SCHEMA
-
-    with open_warehouse().session() as warehouse:
-        for name, df in tables.items():
-            warehouse.replace_table(f"{SOURCE_SCHEMA}.{name}", df)
-            origin = f"  <- {files[name]}" if files else ""
-            print(f"  {SOURCE_SCHEMA}.{name:<17} {len(df):>12,} rows{origin}")
-        return warehouse.describe()
-
-
 def _write_source_chunks(chunks, customers: int, chunk_customers: int) -> str:
     """Write a generated bank chunk by chunk: a table's first chunk replaces it, the others are
     appended, so only one chunk is in memory whatever the bank's size. Prints progress."""

@@ -88,8 +88,3 @@ def common_metadata(week: Week, rows: int, table: str, started: float) -> dict:
 
 def preview(df) -> dg.MetadataValue:
     return dg.MetadataValue.md(df.to_markdown(index=False))
-
-
-def ensure_tables(warehouse: WarehouseResource, *tables: Table) -> None:
-    for table in tables:
-        warehouse.ensure_table(table)
