@@ -470,7 +470,7 @@ def publish_current(
             conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN model_version DROP DEFAULT, "
                                  "ALTER COLUMN evaluated_at DROP DEFAULT").format(stage))
             # The key is built by one sort of the week: with PostgreSQL's default 64MB it spills
-            # to disk (3M rows took ~2x longer). A session setting any role may change.
+            # to disk at millions of rows. A session setting any role may change.
             conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
             try:
                 conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (party_id, rank)").format(stage, stage_pk))
