@@ -100,14 +100,15 @@ def test_whole_week_lands_in_warehouse_and_postgres(bank):
 
 
 def test_rerun_replaces_and_backfill_never_overwrites_newer_current(bank):
-    assert run_week(bank, WEEK).success
+    instance = dg.DagsterInstance.ephemeral()  # one instance: its check results are read below
+    assert run_week(bank, WEEK, instance).success
     first = history(bank, WEEK)
-    assert run_week(bank, WEEK).success  # re-run: same rows, no duplicates
+    assert run_week(bank, WEEK, instance).success  # re-run: same rows, no duplicates
     again = history(bank, WEEK)
     pd.testing.assert_frame_equal(first, again)
     assert wh(bank, f"SELECT count(*) AS n FROM {HISTORY_TABLE}")["n"].item() == len(first)
 
-    backfill = run_week(bank, PREVIOUS)  # an older week after a newer one
+    backfill = run_week(bank, PREVIOUS, instance)  # an older week after a newer one
     assert backfill.success
     assert metadata(backfill, "nbp_current")["published"] is False
     url = bank.resources["postgres"].conninfo()
@@ -115,6 +116,18 @@ def test_rerun_replaces_and_backfill_never_overwrites_newer_current(bank):
     assert len(history(bank, PREVIOUS)) > 0  # but history has the old week too
     weeks = wh(bank, "SELECT DISTINCT week_start FROM nbp_work.scores ORDER BY 1")["week_start"]
     assert [d.date() for d in weeks] == [PREVIOUS.start, WEEK.start]
+    assert_check_results_per_week(instance, runs=3)
+
+
+def assert_check_results_per_week(instance: dg.DagsterInstance, runs: int) -> None:
+    """The UI answers "did week X pass the eligibility gate / the fairness check?"."""
+    assert len(instance.get_runs()) == runs
+    for run in instance.get_runs():
+        week = run.tags["dagster/partition"]
+        checks_run = [e.get_dagster_event().asset_check_evaluation_data for e in instance.all_logs(run.run_id)
+                      if e.is_dagster_event and e.get_dagster_event().event_type_value == "ASSET_CHECK_EVALUATION"]
+        assert {c.check_name for c in checks_run} >= {"contract", "eligibility_gate", "fairness_gap_within_10pp"}
+        assert {c.partition for c in checks_run} == {week}
 
 
 def test_backfill_reads_inputs_as_of_its_own_week(bank):
@@ -174,18 +187,3 @@ def test_missing_required_table_names_it(bank):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "nbp_source.behaviour" in failure.event_specific_data.error.message
-
-
-def test_check_results_are_recorded_per_week(bank):
-    """The UI answers "did week X pass the eligibility gate / the fairness check?"."""
-    instance = dg.DagsterInstance.ephemeral()
-    assert run_week(bank, PREVIOUS, instance).success
-    assert run_week(bank, WEEK, instance).success
-    runs = instance.get_runs()
-    assert len(runs) == 2
-    for run in runs:
-        week = run.tags["dagster/partition"]
-        checks_run = [e.get_dagster_event().asset_check_evaluation_data for e in instance.all_logs(run.run_id)
-                      if e.is_dagster_event and e.get_dagster_event().event_type_value == "ASSET_CHECK_EVALUATION"]
-        assert {c.check_name for c in checks_run} >= {"contract", "eligibility_gate", "fairness_gap_within_10pp"}
-        assert {c.partition for c in checks_run} == {week}
