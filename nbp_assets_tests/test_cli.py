@@ -28,6 +28,14 @@ def test_generate_then_backfill_two_weeks_oldest_first(tmp_path, monkeypatch, cl
     assert [str(w.date()) for w in weeks] == ["2026-11-09", "2026-11-16"]
     assert str(pg.current_evaluated_at(clean_postgres).date()) == "2026-11-16"
 
+    # A customer's current top 3, as an app sees it, with names and each signal's part.
+    party = pg.read_current(clean_postgres)["party_id"].iloc[0]
+    capsys.readouterr()
+    main(["show", party])
+    shown = capsys.readouterr().out
+    assert f"{party}: current week 2026-11-09" in shown and "1. PR" in shown
+    assert "relationship_gap  signal" in shown and "x weight" in shown
+
     # The runs are in the persistent instance the UI reads ($NBP_HOME/dagster_home).
     with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
         parts = instance.get_materialized_partitions(dg.AssetKey("nbp_ranked"))
