@@ -12,11 +12,17 @@ from nbp_assets.storage.warehouse import HISTORY_TABLE, DuckDBWarehouse
 pytestmark = pytest.mark.integration
 
 
-def test_generate_then_backfill_two_weeks_oldest_first(tmp_path, monkeypatch, clean_postgres, capsys):
+@pytest.fixture
+def home(tmp_path, monkeypatch, clean_postgres):
+    """A fresh local deployment for the CLI: its own NBP_HOME (and Dagster instance), the test PostgreSQL."""
     home = tmp_path / "home"
     monkeypatch.setenv("NBP_HOME", str(home))
     monkeypatch.setenv("NBP_POSTGRES_URL", clean_postgres)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return home
+
+
+def test_generate_then_backfill_two_weeks_oldest_first(home, clean_postgres, capsys):
     main(["generate", "--customers", "400", "--seed", "3", "--weeks", "2", "--end-week", "2026-11-09"])
     main(["backfill", "2026-11-02", "2026-11-09"])
     out = capsys.readouterr().out
@@ -50,11 +56,7 @@ def test_materialize_unknown_week_is_refused(tmp_path, monkeypatch):
         main(["materialize", "--week", "2024-12-30"])
 
 
-def test_a_data_error_prints_its_cause_without_a_traceback(tmp_path, monkeypatch, clean_postgres, capsys):
-    home = tmp_path / "home"
-    monkeypatch.setenv("NBP_HOME", str(home))
-    monkeypatch.setenv("NBP_POSTGRES_URL", clean_postgres)
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+def test_a_data_error_prints_its_cause_without_a_traceback(home, capsys):
     main(["generate", "--customers", "200", "--seed", "3", "--weeks", "1", "--end-week", "2026-11-09"])
     DuckDBWarehouse(database=str(home / "warehouse.duckdb")).query(
         "UPDATE nbp_source.customers SET status = lower(status) WHERE party_id IN "

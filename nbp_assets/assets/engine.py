@@ -57,11 +57,6 @@ def _active(week: Week, columns: str = "*") -> str:
     return f"(SELECT {columns} FROM {CUSTOMERS.name} WHERE {week_filter(CUSTOMERS, week)} AND status = {lit(ACTIVE)})"
 
 
-def _counts(warehouse: WarehouseResource, sql: str) -> dict[str, int]:
-    df = warehouse.query(sql)
-    return {str(k): int(v) for k, v in zip(df.iloc[:, 0], df.iloc[:, 1])}
-
-
 @in_session
 def customers_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
     """Every customer as the bank knew them at the close of the week (customer master,
@@ -74,7 +69,7 @@ def customers_step(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         rows = replace_week(tx, CUSTOMERS, week, f"SELECT * FROM {relation} c")
         memory = tx.memory_metadata()
         yield from checks.gate("customers", [checks.contract_in_warehouse(tx, CUSTOMERS, week_filter(CUSTOMERS, week), rows)])
-    by_status = _counts(warehouse, f"SELECT status, count(*) FROM {week_slice(CUSTOMERS, week)} c GROUP BY status ORDER BY status")
+    by_status = warehouse.counts(f"SELECT status, count(*) FROM {week_slice(CUSTOMERS, week)} c GROUP BY status ORDER BY status")
     yield dg.MaterializeResult(metadata={
         **common_metadata(week, rows, CUSTOMERS.name, started),
         "by_status": dg.MetadataValue.json(by_status),
@@ -94,7 +89,7 @@ def activity_step(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     with warehouse.transaction() as tx:
         rows = replace_week(tx, ACTIVITY, week, f"SELECT * FROM {relation} a")
         yield from checks.gate("activity", [checks.contract_in_warehouse(tx, ACTIVITY, week_filter(ACTIVITY, week), rows)])
-    by_type = _counts(warehouse, f"SELECT activity_type, count(*) FROM {week_slice(ACTIVITY, week)} a GROUP BY 1 ORDER BY 1")
+    by_type = warehouse.counts(f"SELECT activity_type, count(*) FROM {week_slice(ACTIVITY, week)} a GROUP BY 1 ORDER BY 1")
     yield dg.MaterializeResult(metadata={
         **common_metadata(week, rows, ACTIVITY.name, started),
         "by_activity_type": dg.MetadataValue.json(by_type),
@@ -171,7 +166,7 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         "SELECT " + ", ".join(f"avg({s}) AS {s}" for s in ALL_SIGNALS)
         + f", count(CASE WHEN cooling_off > 0 THEN 1 END) AS cooling FROM {week_slice(SIGNALS, week)} s"
     ).iloc[0]
-    candidates = int(warehouse.query(f"SELECT count(*) AS n FROM {week_slice(ELIGIBILITY, week)} e")["n"][0])
+    candidates = int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(ELIGIBILITY, week)} e"))
     if relations.dropped_signals:
         context.log.warning(f"signals dropped for week {week.key}: {relations.dropped_signals} (input absent)")
     yield dg.MaterializeResult(metadata={
@@ -215,10 +210,9 @@ def scores_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     })
 
 
-def _ranked_checks(tx, week: Week, rows: int, model_version: str) -> list[dg.AssetCheckResult]:
+def _ranked_checks(tx, week: Week, rows: int, active: int, model_version: str) -> list[dg.AssetCheckResult]:
     ranked = week_slice(HISTORY, week)
     eligible = week_slice(ELIGIBILITY, week, "party_id, product_id")
-    active = int(tx.scalar(f"SELECT count(*) FROM {_active(week)} a"))
     pairs = int(tx.scalar(f"SELECT count(*) FROM {eligible} e"))
     empty = checks.query_result(
         tx, checks.NOT_EMPTY, f"SELECT {active} AS active_customers, {pairs} AS eligible_pairs WHERE {rows} = 0",
@@ -255,18 +249,18 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         # the uncommitted rows, and a failure rolls the replace back.
         rows = replace_week(tx, HISTORY, week, top)
         memory = tx.memory_metadata()
-        yield from checks.gate("nbp_ranked", _ranked_checks(tx, week, rows, model_version))
+        active = int(tx.scalar(f"SELECT count(*) FROM {_active(week)} a"))
+        yield from checks.gate("nbp_ranked", _ranked_checks(tx, week, rows, active, model_version))
     ranked = week_slice(HISTORY, week)
-    summary = warehouse.query(f"SELECT count(DISTINCT party_id) AS parties FROM {ranked} r").iloc[0]
-    active = int(warehouse.query(f"SELECT count(*) AS n FROM {_active(week)} a")["n"][0])
-    rank1 = _counts(warehouse, f"SELECT primary_signal, count(*) FROM {ranked} r WHERE rank = 1 GROUP BY 1 ORDER BY 1")
+    parties = int(warehouse.scalar(f"SELECT count(DISTINCT party_id) FROM {ranked} r"))
+    rank1 = warehouse.counts(f"SELECT primary_signal, count(*) FROM {ranked} r WHERE rank = 1 GROUP BY 1 ORDER BY 1")
     sample = warehouse.query(f"SELECT * FROM {ranked} r ORDER BY party_id, rank LIMIT 10")
     yield dg.MaterializeResult(metadata={
         **common_metadata(week, rows, HISTORY.name, started),
         "model_version": model_version,
         "evaluated_at": week.evaluated_at.isoformat(sep=" "),
-        "customers_ranked": int(summary["parties"]),
-        "active_customers_without_eligible_product": active - int(summary["parties"]),
+        "customers_ranked": parties,
+        "active_customers_without_eligible_product": active - parties,
         "rank1_primary_signal": dg.MetadataValue.json(rank1),
         "preview": dg.MetadataValue.md(sample.to_markdown(index=False)),
         **memory,
@@ -295,7 +289,7 @@ def nbp_current_step(
     started, week = time.perf_counter(), week_of(context)
     if fairness_blocks_publish and (blocked := publish_blocked_reason(warehouse, week, model_version)):
         raise dg.Failure(description=blocked, metadata={"published": False})
-    rows = int(warehouse.query(f"SELECT count(*) AS n FROM {week_slice(HISTORY, week)} r")["n"][0])
+    rows = int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(HISTORY, week)} r"))
     with warehouse.transaction() as tx:
         contract = checks.contract_in_warehouse(tx, HISTORY, week_filter(HISTORY, week), rows, models.NbpCurrentAsset)
     yield from checks.gate("nbp_current", [contract])

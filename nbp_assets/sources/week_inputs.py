@@ -72,13 +72,13 @@ def _versions(wh: WarehouseResource, name: str, week: Week, key: str) -> str:
         f"ORDER BY {key} LIMIT 5"
     )
     if len(backwards):
-        n = int(wh.query(f"SELECT count(*) AS n FROM {table} WHERE valid_from < {ev} AND valid_to < valid_from")["n"][0])
+        n = int(wh.scalar(f"SELECT count(*) FROM {table} WHERE valid_from < {ev} AND valid_to < valid_from"))
         problems.append(Violation("valid_to", "valid_to >= valid_from", n, backwards.to_dict("records")))
     overlaps = wh.query(
         f"SELECT {key}, count(*) AS versions FROM {relation} v GROUP BY {key} HAVING count(*) > 1 ORDER BY {key} LIMIT 5"
     )
     if len(overlaps):
-        n = int(wh.query(f"SELECT count(*) AS n FROM (SELECT {key} FROM {relation} v GROUP BY {key} HAVING count(*) > 1) d")["n"][0])
+        n = int(wh.scalar(f"SELECT count(*) FROM (SELECT {key} FROM {relation} v GROUP BY {key} HAVING count(*) > 1) d"))
         problems.append(Violation(
             f"{key}, valid_from, valid_to",
             f"one version per {key} on {week.evaluation_date - timedelta(days=1)} (versions overlap)",
@@ -124,11 +124,10 @@ def snapshot(wh: WarehouseResource, name: str, week: Week) -> Snapshot | None:
 
 
 def eligibility_status_counts(wh: WarehouseResource, as_of: pd.Timestamp) -> dict[str, int]:
-    df = wh.query(
-        f"SELECT eligibility_status, count(*) AS n FROM {_table('eligibility')} "
+    return wh.counts(
+        f"SELECT eligibility_status, count(*) FROM {_table('eligibility')} "
         f"WHERE as_of_date = {day(as_of.date())} GROUP BY 1 ORDER BY 1"
     )
-    return {str(k): int(v) for k, v in zip(df["eligibility_status"], df["n"])}
 
 
 def holdings(wh: WarehouseResource, week: Week) -> str:

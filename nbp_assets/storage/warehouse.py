@@ -119,6 +119,15 @@ class WarehouseResource(dg.ConfigurableResource):
     def query(self, sql: str) -> pd.DataFrame:
         raise NotImplementedError
 
+    def scalar(self, sql: str):
+        """The first value of a query's first row (a count, a date)."""
+        return self.query(sql).iloc[0, 0]
+
+    def counts(self, sql: str) -> dict[str, int]:
+        """A (key, count) query as a dict, for the UI's metadata."""
+        df = self.query(sql)
+        return {str(k): int(v) for k, v in zip(df.iloc[:, 0], df.iloc[:, 1])}
+
     def table_exists(self, qualified_name: str) -> bool:
         raise NotImplementedError
 
