@@ -11,6 +11,7 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_POSTGRES_URL               | PostgreSQL for nbp_current; unset = embedded server      | (embedded); required in production |
 | NBP_DUCKDB_MEMORY_LIMIT        | local: DuckDB's memory limit; beyond it, it spills to disk | 1GB              |
 | NBP_DUCKDB_THREADS             | local: DuckDB worker threads                             | the machine's cores |
+| NBP_DUCKDB_PARTIES_PER_SHARD   | local: customers per pass of the signals and ranking steps | 1000000        |
 | NBP_DUCKDB_TEMP_DIR            | local: where DuckDB spills                               | $NBP_HOME/duckdb_tmp |
 | NBP_MAX_SNAPSHOT_AGE_DAYS      | oldest snapshot (days before the evaluation date) a week may use | 7      |
 | NBP_WEIGHTS_FILE               | local: ranking weights CSV (product_class, signal, weight) | $NBP_HOME/weights.csv if present, else packaged default |
@@ -73,6 +74,16 @@ def duckdb_memory_limit() -> str:
 
 def duckdb_threads() -> int:
     return int(os.environ.get("NBP_DUCKDB_THREADS") or os.cpu_count() or 1)
+
+
+def duckdb_parties_per_shard() -> int:
+    """The heavy weekly steps run over at most this many customers at a time: one shard's
+    joins fit DuckDB's memory limit (1M customers used ~200 MiB of it), so a bank of any size
+    runs in bounded memory, one shard after the other."""
+    value = os.environ.get("NBP_DUCKDB_PARTIES_PER_SHARD") or "1000000"
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"NBP_DUCKDB_PARTIES_PER_SHARD must be a whole number >= 1, got {value!r}")
+    return int(value)
 
 
 def duckdb_temp_dir() -> Path:

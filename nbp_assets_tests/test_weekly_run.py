@@ -187,3 +187,21 @@ def test_missing_required_table_names_it(bank):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "nbp_source.behaviour" in failure.event_specific_data.error.message
+
+
+def test_a_week_run_in_party_shards_gives_the_same_rows(bank, monkeypatch):
+    """A bank larger than one shard (NBP_DUCKDB_PARTIES_PER_SHARD) is computed one range of
+    customers at a time: the signals and the top 3 must be exactly those of one pass."""
+    signals_sql = f"SELECT * FROM nbp_work.signals WHERE week_start = TIMESTAMP '{WEEK.start:%Y-%m-%d} 00:00:00' ORDER BY party_id, product_id"
+    one_pass = run_week(bank, WEEK)
+    assert one_pass.success
+    assert metadata(one_pass, "signals")["shards"] == 1
+    expected_signals, expected_top = wh(bank, signals_sql), history(bank, WEEK)
+
+    monkeypatch.setenv("NBP_DUCKDB_PARTIES_PER_SHARD", "400")
+    sharded = run_week(bank, WEEK)
+    assert sharded.success
+    active = metadata(sharded, "customers")["active_customers"]
+    assert metadata(sharded, "signals")["shards"] == metadata(sharded, "nbp_ranked")["shards"] == -(-active // 400) > 2
+    pd.testing.assert_frame_equal(wh(bank, signals_sql), expected_signals, check_exact=True)
+    pd.testing.assert_frame_equal(history(bank, WEEK), expected_top, check_exact=True)

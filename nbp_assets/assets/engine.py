@@ -11,6 +11,7 @@ check passed. Only counts, examples and metadata come back to Python.
 """
 
 
+import dataclasses
 import functools
 import time
 from typing import Iterator
@@ -21,6 +22,7 @@ from nbp_assets.alerts.guard import publish_blocked_reason
 from nbp_assets.assets import checks
 from nbp_assets.assets.weekly_io import (
     common_metadata,
+    party_shards,
     replace_week,
     week_filter,
     week_of,
@@ -31,8 +33,8 @@ from nbp_assets.contract.tables import ACTIVITY, CUSTOMERS, ELIGIBILITY, HISTORY
 from nbp_assets.model import invariants
 from nbp_assets.model.eligibility import ACTIVE, eligible_pairs_sql
 from nbp_assets.model.ranking import scores_sql, top_n_sql
-from nbp_assets.model.signals import SignalRelations, report_sql, signals_sql
-from nbp_assets.model.sqltext import lit, timestamp
+from nbp_assets.model.signals import SignalRelations, peers_sql, report_sql, signals_sql
+from nbp_assets.model.sqltext import lit, timestamp, within
 from nbp_assets.model.weights import ALL_SIGNALS, Weights
 from nbp_assets.partitions import Week
 from nbp_assets.sources import week_inputs as src
@@ -155,10 +157,16 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         evaluation_date=week.evaluation_date,
         rote=None if rote is None else rote.relation,
     )
-    context.log.info("inputs checked in the warehouse; computing the signals there")
     warehouse.ensure_table(SIGNALS)
     with warehouse.transaction() as tx:
-        rows = replace_week(tx, SIGNALS, week, signals_sql(relations))
+        shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
+        context.log.info(f"inputs checked in the warehouse; computing the signals there in {len(shards)} shard(s)")
+        per_shard = relations
+        if len(shards) > 1:
+            # the peers' share is bank-wide: computed once, read by every shard
+            tx.execute(f"CREATE OR REPLACE TEMP TABLE nbp_peers AS {peers_sql(relations)}")
+            per_shard = dataclasses.replace(relations, peers="nbp_peers")
+        rows = replace_week(tx, SIGNALS, week, [signals_sql(dataclasses.replace(per_shard, parties=p)) for p in shards])
         memory = tx.memory_metadata()
         yield from checks.gate("signals", [checks.contract_in_warehouse(tx, SIGNALS, week_filter(SIGNALS, week), rows)])
     report = warehouse.query(report_sql(relations)).iloc[0]
@@ -171,6 +179,7 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         context.log.warning(f"signals dropped for week {week.key}: {relations.dropped_signals} (input absent)")
     yield dg.MaterializeResult(metadata={
         **common_metadata(week, rows, SIGNALS.name, started),
+        "shards": len(shards),
         "dropped_signals": ", ".join(relations.dropped_signals) or "none",
         "customer_rote_input": "absent: rote_uplift dropped" if rote is None else rote.as_of_date.date().isoformat(),
         "churn_snapshot": churn.as_of_date.date().isoformat(),
@@ -241,13 +250,16 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     started, week = time.perf_counter(), week_of(context)
     model_version = weights.model_version
     context.log.info("ranking the top 3 per customer in the warehouse")
-    top = top_n_sql(week_slice(SCORES, week, "party_id, product_id, score, primary_signal"),
-                    _active(week, "party_id, jurisdiction"), model_version, week.evaluated_at)
+    scores = week_slice(SCORES, week, "party_id, product_id, score, primary_signal")
     warehouse.ensure_table(HISTORY)
     with warehouse.transaction() as tx:
         # Nothing of the week reaches the history unless every check below passes: they run on
         # the uncommitted rows, and a failure rolls the replace back.
-        rows = replace_week(tx, HISTORY, week, top)
+        shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
+        rows = replace_week(tx, HISTORY, week, [
+            top_n_sql(within(scores, p), within(_active(week, "party_id, jurisdiction"), p), model_version,
+                      week.evaluated_at)
+            for p in shards])
         memory = tx.memory_metadata()
         active = int(tx.scalar(f"SELECT count(*) FROM {_active(week)} a"))
         yield from checks.gate("nbp_ranked", _ranked_checks(tx, week, rows, active, model_version))
@@ -260,6 +272,7 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         "model_version": model_version,
         "evaluated_at": week.evaluated_at.isoformat(sep=" "),
         "customers_ranked": parties,
+        "shards": len(shards),
         "active_customers_without_eligible_product": active - parties,
         "rank1_primary_signal": dg.MetadataValue.json(rank1),
         "preview": dg.MetadataValue.md(sample.to_markdown(index=False)),

@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from nbp_assets.contract.tables import Table
-from nbp_assets.model.sqltext import timestamp
+from nbp_assets.model.sqltext import lit, timestamp
 from nbp_assets.partitions import Week
 from nbp_assets.storage.warehouse import WORK_SCHEMA, WarehouseResource, WarehouseSession
 
@@ -35,18 +35,38 @@ def week_filter(table: Table, week: Week) -> str:
     return f"{table.partition_column} = {timestamp(week.start)}"
 
 
-def replace_week(tx: WarehouseSession, table: Table, week: Week, select_sql: str) -> int:
+def replace_week(tx: WarehouseSession, table: Table, week: Week, select_sql: str | list[str]) -> int:
     """Replace the week's slice of `table` by the rows of `select_sql` (in the table's column
-    order, minus week_start, which is added here). Returns the slice's row count."""
+    order, minus week_start, which is added here), or of each query of a list (the week's
+    shards, see party_shards). Returns the slice's row count."""
     columns = table.columns
     values = [c for c in columns if c != "week_start"]
     week_value = f"{timestamp(week.start)} AS week_start, " if "week_start" in columns else ""
     tx.execute(f"DELETE FROM {table.name} WHERE {week_filter(table, week)}")
-    tx.execute(
-        f"INSERT INTO {table.name} ({', '.join(columns)})\n"
-        f"SELECT {week_value}{', '.join(values)} FROM (\n{select_sql}\n) q"
-    )
+    for part in [select_sql] if isinstance(select_sql, str) else select_sql:
+        tx.execute(
+            f"INSERT INTO {table.name} ({', '.join(columns)})\n"
+            f"SELECT {week_value}{', '.join(values)} FROM (\n{part}\n) q"
+        )
     return int(tx.scalar(f"SELECT count(*) FROM {table.name} WHERE {week_filter(table, week)}"))
+
+
+def party_shards(tx: WarehouseSession, parties: str, size: int | None) -> list[str | None]:
+    """Predicates on party_id that split `parties` (one row per party) into ranges of at most
+    `size` parties: the week's heavy per-customer steps run one range at a time, so the
+    warehouse's memory holds one range's joins, not the bank's. [None] (one pass) when the
+    bank fits in one range or the engine scales by itself (size None: Snowflake)."""
+    if size is None or int(tx.scalar(f"SELECT count(*) FROM {parties} p")) <= size:
+        return [None]
+    starts = tx.query(
+        f"SELECT party_id FROM (SELECT party_id, row_number() OVER (ORDER BY party_id) AS n FROM {parties} p) s "
+        f"WHERE n > 1 AND (n - 1) % {int(size)} = 0 ORDER BY party_id"
+    )["party_id"].tolist()
+    bounds = [None, *starts, None]
+    return [
+        " AND ".join(f"party_id {op} {lit(b)}" for op, b in ((">=", lo), ("<", hi)) if b is not None)
+        for lo, hi in zip(bounds, bounds[1:])
+    ]
 
 
 def week_slice(table: Table, week: Week, columns: str = "*") -> str:

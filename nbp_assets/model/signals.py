@@ -24,7 +24,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from nbp_assets.model.sqltext import clip01, dbl, lit, round6, timestamp
+from nbp_assets.model.sqltext import clip01, dbl, lit, round6, timestamp, within
 
 COOLING_OFF_DAYS = 90  # a rejection this many days or fewer before evaluation still counts
 IDLE_CASH_BUFFER_MONTHS = 3.0  # spend a current account should hold anyway
@@ -77,10 +77,51 @@ class SignalRelations:
     rejections: str
     evaluation_date: date
     rote: str | None = None
+    # A shard of the week: a predicate on party_id that keeps the per-party work to one range of
+    # customers (bounded memory at any bank size). The peer statistics stay bank-wide: `peers`
+    # names a relation computed once by `peers_sql` (segment, product_id, share); without it
+    # they are computed inline.
+    parties: str | None = None
+    peers: str | None = None
 
     @property
     def dropped_signals(self) -> list[str]:
         return ["rote_uplift"] if self.rote is None else []
+
+
+def _of_shard(relation: str, r: SignalRelations) -> str:
+    return within(relation, r.parties)
+
+
+def _held(holdings: str, active: str, products: str) -> str:
+    """Open holdings of active customers in registered products, once per pair."""
+    return (f"(SELECT DISTINCT h.party_id, h.product_id FROM {holdings} h "
+            f"JOIN {active} a ON a.party_id = h.party_id "
+            f"JOIN (SELECT product_id FROM {products}) p ON p.product_id = h.product_id)")
+
+
+def _peers_ctes(r: SignalRelations) -> str:
+    """relationship_gap's peer statistic, bank-wide whatever the shard: per segment and
+    product, the share of the segment's active customers who hold the product."""
+    active = f"(SELECT party_id, segment FROM {r.customers})"
+    return f"""segment_size AS (
+    SELECT segment, count(*) AS customers FROM {active} a GROUP BY segment
+),
+holders AS (
+    SELECT a.segment, held.product_id, count(*) AS holders
+    FROM {_held(r.holdings, active, r.products)} held JOIN {active} a ON a.party_id = held.party_id
+    GROUP BY a.segment, held.product_id
+),
+peers AS (
+    SELECT hs.segment, hs.product_id,
+           CAST(hs.holders AS DOUBLE) / CAST(greatest(ss.customers, 1) AS DOUBLE) AS share
+    FROM holders hs JOIN segment_size ss ON ss.segment = hs.segment
+)"""
+
+
+def peers_sql(r: SignalRelations) -> str:
+    """segment, product_id, share: computed once per week when the week runs in shards."""
+    return f"WITH {_peers_ctes(r)}\nSELECT segment, product_id, share FROM peers"
 
 
 def _inputs_ctes(r: SignalRelations) -> str:
@@ -88,40 +129,31 @@ def _inputs_ctes(r: SignalRelations) -> str:
     cooling_from = ev - timedelta(days=COOLING_OFF_DAYS)
     lifecycle = " ".join(f"WHEN {lit(k)} THEN {dbl(v)}" for k, v in LIFECYCLE_PENALTY.items())
     rote = (
-        f"SELECT party_id, customer_rote FROM {r.rote}" if r.rote
+        f"SELECT party_id, customer_rote FROM {_of_shard(r.rote, r)}" if r.rote
         else "SELECT CAST(NULL AS VARCHAR) AS party_id, CAST(NULL AS DOUBLE) AS customer_rote WHERE 1 = 0"
     )
     # The active customers and the held pairs are written inline wherever they are used,
     # not as shared CTEs: an engine keeps a CTE read twice in memory (at 10M customers the
     # held pairs alone outgrew DuckDB's 1 GB), where inline subqueries stream and spill.
-    active = f"(SELECT party_id, segment FROM {r.customers})"
-    # open holdings of active customers in registered products, once per pair
-    held = (f"(SELECT DISTINCT h.party_id, h.product_id FROM {r.holdings} h "
-            f"JOIN {active} a ON a.party_id = h.party_id "
-            f"JOIN (SELECT product_id FROM {r.products}) p ON p.product_id = h.product_id)")
+    active = f"(SELECT party_id, segment FROM {_of_shard(r.customers, r)})"
+    held = _held(_of_shard(r.holdings, r), active, r.products)
+    peers = _peers_ctes(r) if r.peers is None else f"peers AS (SELECT segment, product_id, share FROM {r.peers})"
     return f"""
 products AS (
     SELECT product_id, product_class, is_retention, spend_category, target_rote,
            CASE lifecycle_stage {lifecycle} ELSE 0.0e0 END AS lifecycle_penalty
     FROM {r.products}
 ),
-segment_size AS (
-    SELECT segment, count(*) AS customers FROM {active} a GROUP BY segment
-),
-holders AS (
-    SELECT a.segment, held.product_id, count(*) AS holders
-    FROM {held} held JOIN {active} a ON a.party_id = held.party_id
-    GROUP BY a.segment, held.product_id
-),
+{peers},
 -- cooling-off counts by calendar day: rejected from E-{COOLING_OFF_DAYS} 00:00 up to, not including, E
 cooling_off AS (
-    SELECT DISTINCT party_id, product_id FROM {r.rejections}
+    SELECT DISTINCT party_id, product_id FROM {_of_shard(r.rejections, r)}
     WHERE outcome_at >= {timestamp(cooling_from)} AND outcome_at < {timestamp(ev)}
 ),
-churn AS (SELECT party_id, churn_probability FROM {r.churn}),
+churn AS (SELECT party_id, churn_probability FROM {_of_shard(r.churn, r)}),
 behaviour AS (
     SELECT party_id, current_account_balance, monthly_spend, fx_active_months_6m, top_spend_category
-    FROM {r.behaviour}
+    FROM {_of_shard(r.behaviour, r)}
 ),
 rote AS ({rote}),
 -- every per-party input joined once on the ~1M parties, not on the ~10M candidate pairs
@@ -136,7 +168,7 @@ party AS (
 -- a product the party already holds is not a *next* product: it leaves the candidates
 candidates AS (
     SELECT k.party_id, k.product_id
-    FROM {r.candidates} k
+    FROM {_of_shard(r.candidates, r)} k
     LEFT JOIN {held} held ON held.party_id = k.party_id AND held.product_id = k.product_id
     WHERE held.party_id IS NULL
 )"""
@@ -146,7 +178,8 @@ def signals_sql(r: SignalRelations) -> str:
     """party_id, product_id and every signal (ALL_SIGNALS order), rounded to 6 dp."""
     idle_span = dbl(IDLE_CASH_FULL_MONTHS - IDLE_CASH_BUFFER_MONTHS)
     raw = {
-        "relationship_gap": "CAST(coalesce(hs.holders, 0) AS DOUBLE) / CAST(greatest(ss.customers, 1) AS DOUBLE)",
+        # no peer holds it: 0/customers, which is exactly 0.0
+        "relationship_gap": "coalesce(pr.share, 0.0e0)",
         "churn_risk": "CASE WHEN p.is_retention THEN coalesce(a.churn_probability, 0.0e0) ELSE 0.0e0 END",
         "rote_uplift": "CASE WHEN a.customer_rote IS NULL THEN 0.0e0 ELSE "
         + clip01(f"(p.target_rote - a.customer_rote) / {dbl(ROTE_UPLIFT_SCALE)}") + " END",
@@ -168,8 +201,7 @@ SELECT
 FROM candidates k
 JOIN party a ON a.party_id = k.party_id
 JOIN products p ON p.product_id = k.product_id
-LEFT JOIN segment_size ss ON ss.segment = a.segment
-LEFT JOIN holders hs ON hs.segment = a.segment AND hs.product_id = k.product_id
+LEFT JOIN peers pr ON pr.segment = a.segment AND pr.product_id = k.product_id
 LEFT JOIN cooling_off co ON co.party_id = k.party_id AND co.product_id = k.product_id"""
 
 

@@ -46,3 +46,8 @@ def day(d: date) -> str:
 
 def timestamp(d: date | datetime) -> str:
     return f"TIMESTAMP '{d:%Y-%m-%d %H:%M:%S}'" if isinstance(d, datetime) else f"TIMESTAMP '{d:%Y-%m-%d} 00:00:00'"
+
+
+def within(relation: str, predicate: str | None) -> str:
+    """`relation` restricted to the rows matching `predicate` (all of it when None)."""
+    return relation if predicate is None else f"(SELECT * FROM {relation} x WHERE {predicate})"

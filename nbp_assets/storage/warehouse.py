@@ -85,6 +85,11 @@ class WarehouseResource(dg.ConfigurableResource):
     def dialect(self) -> str:
         raise NotImplementedError
 
+    def shard_size(self) -> int | None:
+        """At most this many customers per pass of a heavy weekly step (None: the whole bank
+        in one pass, for an engine that scales out by itself)."""
+        return None
+
     @contextmanager
     def transaction(self) -> Iterator[WarehouseSession]:
         """One transaction: committed when the block ends, rolled back if it raises, so a
@@ -173,6 +178,7 @@ class DuckDBWarehouse(WarehouseResource):
     memory_limit: Optional[str] = None
     threads: Optional[int] = None
     temp_directory: Optional[str] = None
+    parties_per_shard: Optional[int] = None
 
     _shared: object | None = PrivateAttr(default=None)
 
@@ -182,6 +188,11 @@ class DuckDBWarehouse(WarehouseResource):
 
     def describe(self) -> str:
         return f"duckdb:{self.database}"
+
+    def shard_size(self) -> int | None:
+        from nbp_assets import settings
+
+        return self.parties_per_shard or settings.duckdb_parties_per_shard()
 
     @contextmanager
     def session(self) -> Iterator["DuckDBWarehouse"]:
