@@ -166,10 +166,12 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             # the peers' share is bank-wide: computed once, read by every shard
             tx.execute(f"CREATE OR REPLACE TEMP TABLE nbp_peers AS {peers_sql(relations)}")
             per_shard = dataclasses.replace(relations, peers="nbp_peers")
-        rows = replace_week(tx, SIGNALS, week, [signals_sql(dataclasses.replace(per_shard, parties=p)) for p in shards])
+        rows = replace_week(tx, SIGNALS, week, [signals_sql(dataclasses.replace(per_shard, parties=p)) for p in shards],
+                            context.log)
         memory = tx.memory_metadata()
         yield from checks.gate("signals", [checks.contract_in_warehouse(tx, SIGNALS, week_filter(SIGNALS, week), rows)])
-    report = warehouse.query(report_sql(relations)).iloc[0]
+    # per shard too: one pass would join every input on every party at once
+    report = sum(warehouse.query(report_sql(dataclasses.replace(per_shard, parties=p))).iloc[0] for p in shards)
     stats = warehouse.query(
         "SELECT " + ", ".join(f"avg({s}) AS {s}" for s in ALL_SIGNALS)
         + f", count(CASE WHEN cooling_off > 0 THEN 1 END) AS cooling FROM {week_slice(SIGNALS, week)} s"
@@ -259,7 +261,7 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         rows = replace_week(tx, HISTORY, week, [
             top_n_sql(within(scores, p), within(_active(week, "party_id, jurisdiction"), p), model_version,
                       week.evaluated_at)
-            for p in shards])
+            for p in shards], context.log)
         memory = tx.memory_metadata()
         active = int(tx.scalar(f"SELECT count(*) FROM {_active(week)} a"))
         yield from checks.gate("nbp_ranked", _ranked_checks(tx, week, rows, active, model_version))

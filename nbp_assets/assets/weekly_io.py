@@ -35,19 +35,23 @@ def week_filter(table: Table, week: Week) -> str:
     return f"{table.partition_column} = {timestamp(week.start)}"
 
 
-def replace_week(tx: WarehouseSession, table: Table, week: Week, select_sql: str | list[str]) -> int:
+def replace_week(tx: WarehouseSession, table: Table, week: Week, select_sql: str | list[str], log=None) -> int:
     """Replace the week's slice of `table` by the rows of `select_sql` (in the table's column
     order, minus week_start, which is added here), or of each query of a list (the week's
-    shards, see party_shards). Returns the slice's row count."""
+    shards, see party_shards; `log` hears of each one). Returns the slice's row count."""
     columns = table.columns
     values = [c for c in columns if c != "week_start"]
     week_value = f"{timestamp(week.start)} AS week_start, " if "week_start" in columns else ""
     tx.execute(f"DELETE FROM {table.name} WHERE {week_filter(table, week)}")
-    for part in [select_sql] if isinstance(select_sql, str) else select_sql:
+    parts = [select_sql] if isinstance(select_sql, str) else select_sql
+    for i, part in enumerate(parts, 1):
+        started = time.perf_counter()
         tx.execute(
             f"INSERT INTO {table.name} ({', '.join(columns)})\n"
             f"SELECT {week_value}{', '.join(values)} FROM (\n{part}\n) q"
         )
+        if log is not None and len(parts) > 1:
+            log.info(f"{table.name}: shard {i} of {len(parts)} written in {time.perf_counter() - started:.1f} s")
     return int(tx.scalar(f"SELECT count(*) FROM {table.name} WHERE {week_filter(table, week)}"))
 
 
