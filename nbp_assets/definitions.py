@@ -6,6 +6,7 @@ only merges them and adds the resources chosen by deployment (NBP_DEPLOYMENT).
 
 import dagster as dg
 
+from nbp_assets.alerts.ops_sensors import PUBLISHED_ASSET, ops_alert_definitions
 from nbp_assets.alerts.sensor import fairness_alert_definitions
 from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.assets.fairness import build_fairness_assets
@@ -43,10 +44,13 @@ def weekly_engine_definitions(weights: Weights) -> dg.Definitions:
 
 def build_definitions(deployment: str | None = None) -> dg.Definitions:
     weights = deployment_weights(deployment)  # production: the Snowflake weights configuration table
+    weekly = weekly_engine_definitions(weights)
+    published = next(a for a in weekly.assets if PUBLISHED_ASSET in a.keys)
     return dg.Definitions.merge(
-        weekly_engine_definitions(weights),
+        weekly,
         next_best_offer_definitions(),
         fairness_alert_definitions(),
+        ops_alert_definitions(published),  # failed runs and checks, a week not published by Monday 09:00
         dg.Definitions(resources=build_resources(deployment), executor=dg.in_process_executor),
     )
 

@@ -46,10 +46,21 @@ def describe_event(event: dict) -> str:
     return f"{event['event']}: {what} {extra}{run}".strip()
 
 
+def delivered_where(attempts: list[Attempt], channels: dict) -> str:
+    """What this tick delivered, per channel: `#12, #13 to maildir /home/.nbp/alerts/maildir`."""
+    by_channel: dict[str, list[str]] = {}
+    for a in attempts:
+        if a.delivered:
+            by_channel.setdefault(a.channel, []).append(f"#{a.alert_id}")
+    return "; ".join(f"{', '.join(ids)} to {channels[c].describe() if c in channels else c}"
+                     for c, ids in sorted(by_channel.items()))
+
+
 def summary(pending: list[dict], channels: dict, attempts: list[Attempt]) -> str:
-    """One line on the state of the outbox: the tick's skip reason in the UI."""
+    """One line on the state of the outbox: the tick's skip reason in the UI. Says what was
+    delivered where, and which alerts wait and why."""
     delivered = sum(a.delivered for a in attempts)
-    done = f"{delivered} delivered this tick; " if delivered else ""
+    done = f"{delivered} delivered this tick ({delivered_where(attempts, channels)}); " if delivered else ""
     if not pending:
         return f"{done}no undelivered nbp.fairness_breach alert."
     listed = []
