@@ -34,6 +34,13 @@ class StepFailure:
     failed_checks: tuple[str, ...] = ()  # blocking checks that failed the step, if that was why
 
 
+def checks_named_in(message: str) -> tuple[str, ...]:
+    """The checks Dagster names when blocking checks stop a step: after a first line,
+    one line per asset, `asset: check_a,check_b`."""
+    return tuple(c.strip() for line in message.strip().splitlines()[1:] if ":" in line
+                 for c in line.split(":", 1)[1].split(",") if c.strip())
+
+
 def publish_deadline(week_start: date) -> datetime:
     """When the week must be published: 09:00 London on the Monday after it closes."""
     return datetime.combine(week_start + timedelta(days=7), PUBLISH_DEADLINE, tzinfo=LONDON)
@@ -78,7 +85,7 @@ def run_failure_alert(run_id: str, job: str, week: str | None, failures: Sequenc
     kind = CHECK_FAILED if checks else RUN_FAILED
     what = f"blocking check(s) {', '.join(checks)} failed" if checks else "run failed"
     where = f"week {week}" if week else f"job {job}"
-    summary = f"{where}: {what}; nothing of the failed steps was written, the last good output stays"
+    summary = f"{where}: {what}; the steps after it did not run, the apps keep the last published week"
     lines = [("Run", run_id), ("Job", job), ("Week", week or "(not partitioned)")]
     lines += [(f"Failed step {f.step}", f.cause[:1000]) for f in failures] or [("Cause", "see the run in the Dagster UI")]
     lines.append(("Action", "Fix the data or the code the failure names, then re-run the week"

@@ -43,10 +43,15 @@ def step_failures(context: dg.RunFailureSensorContext) -> list[ops.StepFailure]:
             if listed is not None:
                 checks = tuple(c.strip() for c in str(listed.value).split(",") if c.strip())
         else:
-            error = data.error
-            while error is not None and error.cause is not None:
+            error, chain = data.error, []
+            while error is not None:
+                chain.append(error)
                 error = error.cause
-            cause = error.message.strip() if error is not None else "unknown"
+            cause = chain[-1].message.strip() if chain else "unknown"
+            # Dagster's own failure of a blocking check (an ERROR-severity check of the asset)
+            refused = next((e for e in chain if e.cls_name == "DagsterAssetCheckFailedError"), None)
+            if refused is not None:
+                checks = ops.checks_named_in(refused.message)
         failures.append(ops.StepFailure(event.step_key or "?", cause, checks))
     return failures
 
