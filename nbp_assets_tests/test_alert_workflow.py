@@ -294,3 +294,14 @@ def test_a_blocking_check_failure_is_told_as_such():
                                  "did not run, the apps keep the last published week")
     plain = ops.run_failure_alert("r2", "nbp_weekly_job", None, [ops.StepFailure("customers", "table x")])
     assert plain["type"] == "nbp.weekly_run_failed" and plain["summary"].startswith("job nbp_weekly_job: run failed")
+
+
+def test_operations_alerting_is_in_the_code_location(env):
+    defs = build_definitions()
+    for name, interval in (("nbp_run_failure_alert_sensor", 30), ("nbp_ops_alert_sensor", 60),
+                           ("nbp_freshness_checks_sensor", 30), ("nbp_fairness_alert_sensor", 60)):
+        sensor = defs.resolve_sensor_def(name)
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and sensor.minimum_interval_seconds == interval
+    assert isinstance(defs.resolve_sensor_def("nbp_run_failure_alert_sensor"), dg.RunStatusSensorDefinition)
+    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key == dg.AssetKey("nbp_current")}
+    assert checks == {"contract", "freshness_check"}

@@ -4,11 +4,12 @@ Monday 09:00 Europe/London reach the same channels as compliance's alerts.
 - nbp_run_failure_alert_sensor (a run-failure sensor): records every failed run of this
   code location as an operations alert, naming the failed steps and, when that was the
   cause, the blocking checks; then delivers it at once.
-- nbp_current_published_by_monday_0900 (a freshness check on the weekly partitions,
-  shown on nbp_current in the UI, evaluated by its own sensor) and
-  nbp_ops_alert_sensor: every minute, the same deadline judged from nbp_current's
-  materialized weeks: a week still missing after its deadline is one alert; pending
-  operations alerts are delivered with back-off.
+- freshness_check on nbp_current (Dagster's freshness check on the weekly partitions:
+  the latest week must be materialized by Monday 09:00 Europe/London; shown in the UI,
+  evaluated by nbp_freshness_checks_sensor). Open-source Dagster has no sensor on check
+  results, so nbp_ops_alert_sensor judges the same deadline every minute from
+  nbp_current's materialized weeks: a week still missing after it is one alert. It also
+  delivers pending operations alerts with back-off.
 The rules and the messages are in alerts/ops.py.
 """
 
