@@ -283,6 +283,13 @@ def test_the_publication_deadline_is_monday_0900_london(now, due):
     assert ops.week_due(datetime.fromisoformat(now), date(2027, 1, 4)) is None
 
 
+def test_alert_ids_are_listed_compactly():
+    from nbp_assets.alerts.sensor import id_list
+
+    assert id_list([2, 1]) == "#1, #2"
+    assert id_list([1, 2, 3, 4, 7, 9, 10, 11]) == "#1-#4, #7, #9-#11"
+
+
 def test_a_blocking_check_failure_is_told_as_such():
     assert ops.checks_named_in("2 blocking asset checks failed with ERROR severity:\nnbp_ranked: ranks_1_to_n,"
                                "eligibility_gate\nfairness_report: fairness_gap_within_10pp") == (

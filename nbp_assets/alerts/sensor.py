@@ -46,13 +46,24 @@ def describe_event(event: dict) -> str:
     return f"{event['event']}: {what} {extra}{run}".strip()
 
 
+def id_list(ids: list[int]) -> str:
+    """Alert ids for a person: `#3, #4` or, for a run of three or more, `#1-#26`."""
+    runs: list[list[int]] = []
+    for i in sorted(set(ids)):
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(f"#{r[0]}-#{r[-1]}" if len(r) >= 3 else ", ".join(f"#{i}" for i in r) for r in runs)
+
+
 def delivered_where(attempts: list[Attempt], channels: dict) -> str:
     """What this tick delivered, per channel: `#12, #13 to maildir /home/.nbp/alerts/maildir`."""
-    by_channel: dict[str, list[str]] = {}
+    by_channel: dict[str, list[int]] = {}
     for a in attempts:
         if a.delivered:
-            by_channel.setdefault(a.channel, []).append(f"#{a.alert_id}")
-    return "; ".join(f"{', '.join(ids)} to {channels[c].describe() if c in channels else c}"
+            by_channel.setdefault(a.channel, []).append(a.alert_id)
+    return "; ".join(f"{id_list(ids)} to {channels[c].describe() if c in channels else c}"
                      for c, ids in sorted(by_channel.items()))
 
 
