@@ -110,7 +110,7 @@ def test_compliance_acknowledges_assigns_comments_and_resolves_with_an_audit_tra
     main(["alerts", "list"])
     listed = capsys.readouterr().out
     assert listed.startswith("2 open nbp.fairness_breach alert(s)")
-    assert re.search(rf"#{sav} +open +SAV by age_band, .*1 week\(s\) 2026-11-02..2026-11-02, last gap 70.0 pp; "
+    assert re.search(rf"#{sav} +open +SAV \(Easy Saver\) by age_band, .*1 week\(s\) 2026-11-02..2026-11-02, last gap 70.0 pp; "
                      r"ack alice; assignee bob; NOT delivered", listed)
 
     main(["alerts", "resolve", str(sav), "--by", "bob", "--reason", "weights v2 lift SAV by relationship gap too"])

@@ -51,7 +51,9 @@ def refresh_reports(url: str, alert_id: int) -> list[str]:
 
 def _line(a: dict) -> str:
     ack = f"ack {a['acknowledged_by']}" if a["acknowledged_at"] else "not acknowledged"
-    return (f"#{a['alert_id']:<5} {a['status']:<8} {a['product_id']} by {a['dimension']}, model {a['model_version']}: "
+    name = (a["payload"] or {}).get("product_name")
+    product = f"{a['product_id']} ({name})" if name else a["product_id"]
+    return (f"#{a['alert_id']:<5} {a['status']:<8} {product} by {a['dimension']}, model {a['model_version']}: "
             f"{a['weeks_breached']} week(s) {a['week_start']}..{a['last_week']}, last gap {float(a['last_gap_pp']):.1f} pp; "
             f"{ack}; assignee {a['assignee'] or '-'}; {'delivered' if a['delivered_at'] else 'NOT delivered'}")
 
@@ -65,7 +67,10 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 def cmd_show(args: argparse.Namespace) -> None:
     url = _postgres_url()
-    a = workflow.alert(url, args.alert_id)
+    try:
+        a = workflow.alert(url, args.alert_id)
+    except workflow.WorkflowError as exc:
+        raise SystemExit(str(exc)) from None
     print(_line(a))
     print(f"  highest {a['highest_group']} {a['highest_rate']:.1%} of {a['highest_customers']}, lowest "
           f"{a['lowest_group']} {a['lowest_rate']:.1%} of {a['lowest_customers']} (first week); "

@@ -30,20 +30,29 @@ MAX_LISTED = 5
 
 
 def describe_event(event: dict) -> str:
-    what = f"alert #{event['alert_id']} ({event['week_start']} {event['product_id']} by {event['dimension']})" \
-        if event.get("alert_id") else f"week {event['week_start']}"
     detail = event.get("detail") or {}
+    if event["event"].startswith("ops_"):
+        what = f"operations alert #{detail.get('ops_alert_id')}"
+    elif event.get("alert_id"):
+        what = f"alert #{event['alert_id']} ({event['week_start']} {event['product_id']} by {event['dimension']})"
+    else:
+        what = f"week {event['week_start']}"
+    delivered = f"via {event.get('channel')} (attempt {detail.get('attempt')})"
+    failed = (f"via {event.get('channel')} (attempt {detail.get('attempt')}): {detail.get('error')}; "
+              f"next attempt {detail.get('next_attempt_at')}")
     extra = {
         "opened": f"gap {detail.get('gap_pp')} pp",
-        "reopened": f"gap {detail.get('gap_pp')} pp",
-        "resolved": detail.get("resolution", ""),
-        "delivered": f"via {event.get('channel')} (attempt {detail.get('attempt')})",
-        "delivery_failed": f"via {event.get('channel')} (attempt {detail.get('attempt')}): {detail.get('error')}; "
-                           f"next attempt {detail.get('next_attempt_at')}",
+        "week_added": f"gap {detail.get('gap_pp')} pp, {detail.get('weeks_breached')} week(s) breached",
+        "week_cleared": f"no longer breaches, {detail.get('weeks_breached')} week(s) breached",
+        "resolved": detail.get("reason") or detail.get("resolution", ""),
+        "delivered": delivered, "ops_delivered": delivered,
+        "delivery_failed": failed, "ops_delivery_failed": failed,
         "evaluated": f"{detail.get('breaches')} breach(es), model_version {detail.get('model_version')}",
-    }.get(event["event"], "")
+        "assigned": f"to {detail.get('assignee')}: {detail.get('reason')}",
+    }.get(event["event"], detail.get("reason", ""))
+    who = f" by {event['actor']}" if event.get("actor") else ""
     run = f" [run {event['run_id']}]" if event.get("run_id") else ""
-    return f"{event['event']}: {what} {extra}{run}".strip()
+    return f"{event['event']}: {what}{who} {extra}{run}".strip()
 
 
 def id_list(ids: list[int]) -> str:
@@ -119,7 +128,8 @@ def nbp_fairness_alert_sensor(
         events = outbox.events_after(conn, int(context.cursor or 0), limit=200)
         pending = outbox.undelivered(conn)
     for event in events:
-        log = context.log.warning if event["event"] in ("opened", "reopened", "delivery_failed") else context.log.info
+        log = context.log.warning if event["event"] in ("opened", "delivery_failed", "ops_delivery_failed") \
+            else context.log.info
         log(describe_event(event))
     text = summary(pending, channels, attempts)
     (context.log.warning if pending else context.log.info)(text)

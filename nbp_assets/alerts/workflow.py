@@ -124,5 +124,6 @@ def describe_step(event: dict) -> str:
         "delivered": f" via {event.get('channel')}",
         "delivery_failed": f" via {event.get('channel')}: {detail.get('error')}",
     }.get(event["event"], "")
-    who = event.get("actor") or (f"run {event['run_id']}" if event.get("run_id") else "the alert sensor")
-    return f"{event['at']:%Y-%m-%d %H:%M:%S %Z}  {event['event']}{extra} by {who}" + (f": {why}" if why else "")
+    who = event.get("actor") or (f"run {event['run_id']}" if event.get("run_id") else None)
+    return (f"{event['at']:%Y-%m-%d %H:%M:%S %Z}  {event['event']}{extra}" + (f" by {who}" if who else "")
+            + (f": {why}" if why else ""))
