@@ -312,3 +312,6 @@ def test_operations_alerting_is_in_the_code_location(env):
     assert isinstance(defs.resolve_sensor_def("nbp_run_failure_alert_sensor"), dg.RunStatusSensorDefinition)
     checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key == dg.AssetKey("nbp_current")}
     assert checks == {"contract", "freshness_check"}
+    weekly = defs.resolve_job_def("nbp_weekly_job")  # judged after the deadline, not inside the run
+    assert sorted(weekly.graph.node_dict) == ["activity", "customers", "eligibility", "fairness_report", "nbp_current",
+                                              "nbp_ranked", "scores", "signals"]

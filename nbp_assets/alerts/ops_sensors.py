@@ -30,6 +30,7 @@ from nbp_assets.storage.postgres_resource import PostgresResource
 RUN_FAILURE_SENSOR = "nbp_run_failure_alert_sensor"
 OPS_SENSOR = "nbp_ops_alert_sensor"
 PUBLISHED_ASSET = dg.AssetKey("nbp_current")
+FRESHNESS_CHECK = dg.AssetCheckKey(PUBLISHED_ASSET, "freshness_check")  # the name Dagster gives it
 FIRST_WEEK_DATE = datetime.fromisoformat(FIRST_WEEK).date()
 
 
