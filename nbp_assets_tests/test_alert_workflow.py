@@ -280,6 +280,8 @@ def test_the_publication_deadline_is_monday_0900_london(now, due):
     assert ops.week_due(datetime.fromisoformat(now), date(2025, 1, 6)).isoformat() == due
     assert ops.late_week(datetime.fromisoformat(now), {due}, date(2025, 1, 6)) is None
     assert ops.late_week(datetime.fromisoformat(now), set(), date(2025, 1, 6)).isoformat() == due
+    assert ops.late_week(datetime.fromisoformat(now), {"2025-01-06"}, date(2025, 1, 6)).isoformat() == due
+    assert ops.late_week(datetime.fromisoformat(now), {"2027-01-04"}, date(2025, 1, 6)) is None  # newer is live
     assert ops.week_due(datetime.fromisoformat(now), date(2027, 1, 4)) is None
 
 

@@ -57,11 +57,14 @@ def week_due(now: datetime, first_week: date) -> date | None:
 
 
 def late_week(now: datetime, published: Collection[str], first_week: date) -> date | None:
-    """The week that should be published by now and is not (its Monday key not in
-    `published`), else None. Only the latest due week is judged: an older gap was
-    alerted when it was the latest."""
+    """The week that should be published by now and is not, else None. `published`: the
+    Monday keys of the weeks nbp_current was materialized for. Only the latest due week
+    is judged (an older one was alerted when it was the latest), and a newer week
+    published already means the apps are not behind: nbp_current only moves forward."""
     due = week_due(now, first_week)
-    return due if due is not None and due.isoformat() not in published else None
+    if due is None or any(key >= due.isoformat() for key in published):
+        return None
+    return due
 
 
 def week_late_alert(week_start: date, now: datetime, last_published: str | None) -> dict:
