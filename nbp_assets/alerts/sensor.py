@@ -114,7 +114,7 @@ def _observation(attempt: Attempt) -> dg.AssetObservation:
     minimum_interval_seconds=INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Delivers nbp.fairness_breach alerts from the compliance outbox (PostgreSQL "
-    "compliance.fairness_alerts) by e-mail, webhook, Slack and Teams, retrying failed deliveries "
+    "compliance.fairness_alerts) to the local Maildir, e-mail, webhook, Slack and Teams, retrying failed deliveries "
     "with back-off; each tick's message lists the alerts not yet delivered.",
 )
 def nbp_fairness_alert_sensor(
