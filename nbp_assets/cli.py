@@ -259,6 +259,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _print_where_to_look(week: str) -> None:
+    from nbp_assets.alerts.cli import deliver_now as alerts_deliver_now
     from nbp_assets.resources import build_resources
     from nbp_assets.storage import postgres as pg
 
@@ -275,6 +276,7 @@ def _print_where_to_look(week: str) -> None:
     print(f"  apps' current top3: PostgreSQL {resources['postgres'].describe()}, product_intelligence.nbp_current "
           f"(current week {pg.current_evaluated_at(url)})")
     print(f"  Dagster UI        : DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -h 127.0.0.1 -p 3000")
+    print("  alerts            : " + "\n                      ".join(alerts_deliver_now(url)))
     if len(week_rows):
         sample = week_rows["party_id"].iloc[0]
         print(f"\nTop 3 for {sample} in nbp_current (of {int(week_rows['n'].iloc[0]):,} rows this week):")
@@ -401,6 +403,10 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("check", help="validate the deployment's configuration; exit 2 with the reason if it is wrong")
     p.set_defaults(func=cmd_check)
+
+    from nbp_assets.alerts import cli as alerts_cli  # the alerts workflow: its own module
+
+    alerts_cli.add_parser(sub)
 
     p = sub.add_parser("pools", help="show which runs hold the concurrency pools' slots, and since when; "
                                      "free a dead run's slots")

@@ -6,6 +6,7 @@ only merges them and adds the resources chosen by deployment (NBP_DEPLOYMENT).
 
 import dagster as dg
 
+from nbp_assets.alerts.ops_sensors import FRESHNESS_CHECK, PUBLISHED_ASSET, ops_alert_definitions
 from nbp_assets.alerts.sensor import fairness_alert_definitions
 from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.assets.fairness import build_fairness_assets
@@ -25,7 +26,8 @@ def weekly_engine_definitions(weights: Weights) -> dg.Definitions:
     engine = build_engine_assets(weights) + build_fairness_assets(weights)
     weekly_job = dg.define_asset_job(
         WEEKLY_JOB,
-        selection=dg.AssetSelection.assets(*engine),
+        # The freshness check on nbp_current runs on its own sensor, after the deadline, not in the run.
+        selection=dg.AssetSelection.assets(*engine) - dg.AssetSelection.checks(FRESHNESS_CHECK),
         description=f"One bank week of MOD-107 end to end (model_version {weights.model_version}).",
         tags={"model_version": weights.model_version},
         # One process: the 1M-customer week fits in memory, and the DuckDB file takes one writer.
@@ -43,10 +45,13 @@ def weekly_engine_definitions(weights: Weights) -> dg.Definitions:
 
 def build_definitions(deployment: str | None = None) -> dg.Definitions:
     weights = deployment_weights(deployment)  # production: the Snowflake weights configuration table
+    weekly = weekly_engine_definitions(weights)
+    published = next(a for a in weekly.assets if PUBLISHED_ASSET in a.keys)
     return dg.Definitions.merge(
-        weekly_engine_definitions(weights),
+        weekly,
         next_best_offer_definitions(),
         fairness_alert_definitions(),
+        ops_alert_definitions(published),  # failed runs and checks, a week not published by Monday 09:00
         dg.Definitions(resources=build_resources(deployment), executor=dg.in_process_executor),
     )
 

@@ -16,6 +16,8 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_MAX_SNAPSHOT_AGE_DAYS      | oldest snapshot (days before the evaluation date) a week may use | 7      |
 | NBP_WEIGHTS_FILE               | local: ranking weights CSV (product_class, signal, weight) | $NBP_HOME/weights.csv if present, else packaged default |
 | NBP_WEIGHTS_TABLE              | production: Snowflake weights configuration table        | nbp_config.nbp_weights |
+| NBP_ALERT_MAILDIR              | folder where alerts are filed as e-mails (a Maildir); `off` turns it off | local: $NBP_HOME/alerts/maildir; production: off |
+| NBP_OPERATOR                   | who the alerts CLI records as acting, unless --by is given | the login name     |
 | SNOWFLAKE_ACCOUNT              | production: account identifier (e.g. xy12345.eu-west-2)  | required           |
 | SNOWFLAKE_USER                 | production: service user                                 | required           |
 | SNOWFLAKE_PASSWORD             | production: password (or a private key, not both)        |                    |
@@ -30,8 +32,10 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE
@@ -112,6 +116,30 @@ def weights_file() -> Path:
         return Path(os.environ["NBP_WEIGHTS_FILE"]).resolve()
     local = nbp_home() / "weights.csv"
     return local if local.exists() else DEFAULT_WEIGHTS_FILE
+
+
+_OFF = {"off", "none", "false", "0", "no"}
+
+
+def alert_maildir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The local alert channel: the Maildir folder alerts are filed in as e-mails. On by
+    default in the local deployment, so an alert reaches a person with no outside
+    service; off by default in production (a shared host's disk is nobody's inbox)."""
+    environ = os.environ if environ is None else environ
+    raw = (environ.get("NBP_ALERT_MAILDIR") or "").strip()
+    if raw.lower() in _OFF and raw:
+        return None
+    if raw:
+        return Path(raw).resolve()
+    if (environ.get("NBP_DEPLOYMENT") or "local") != "local":
+        return None
+    return Path(environ.get("NBP_HOME", ".nbp")).resolve() / "alerts" / "maildir"
+
+
+def operator_name() -> str:
+    """Who acts in the alerts workflow when the CLI is not told (--by): NBP_OPERATOR, else
+    the login name. Recorded in the audit trail with each action."""
+    return (os.environ.get("NBP_OPERATOR") or "").strip() or getpass.getuser()
 
 
 def _set(name: str) -> bool:

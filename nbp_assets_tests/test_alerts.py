@@ -181,7 +181,11 @@ def test_each_breach_reaches_every_channel_exactly_once(defs, smtp, hook, tmp_pa
     sensor = Sensor(url, channels_to(smtp, hook), tmp_path)
 
     first = sensor.tick()
-    assert first.skip_reason.skip_message == "8 delivered this tick; no undelivered nbp.fairness_breach alert."
+    both = f"#{ids[0]}, #{ids[1]}"
+    assert first.skip_reason.skip_message == (  # what was delivered where
+        f"8 delivered this tick ({both} to e-mail via 127.0.0.1:{smtp.port} (none) to compliance@bank.example, "
+        f"model-risk@bank.example; {both} to Slack channel #compliance-alerts via {hook.url}/...; {both} to Teams "
+        f"webhook {hook.url}/...; {both} to webhook {hook.url}/... (signed)); no undelivered nbp.fairness_breach alert.")
     assert sorted((o.metadata["channel"].value, o.metadata["outcome"].value, o.partition) for o in first.asset_events) == sorted(
         (c, "delivered", "2026-11-02") for c in ("email", "slack", "teams", "webhook") for _ in ids)
     for _ in range(3):  # the daemon keeps ticking
@@ -206,7 +210,8 @@ def test_each_breach_reaches_every_channel_exactly_once(defs, smtp, hook, tmp_pa
     # The webhook: the outbox payload as JSON, signed, with an idempotency key.
     request = hook.posted("/hooks/")[1]
     sent = json.loads(request["body"])
-    assert sent == {**alerts[1]["payload"], "alert_id": ids[1], "status": "open", "resolution": None}
+    assert sent == {**alerts[1]["payload"], "alert_id": ids[1], "status": "open", "resolution": None,
+                    "alert_weeks_breached": 1, "alert_last_week": "2026-11-02"}
     assert (sent["product_id"], sent["lowest_group"], sent["lowest_rate"], sent["gap_pp"]) == ("SAV", "25-34", 0.3, 70.0)
     assert request["headers"]["Idempotency-Key"] == f"nbp.fairness_breach-{ids[1]}"
     expected = hmac.new(SIGNING_KEY.encode(), request["body"], hashlib.sha256).hexdigest()
@@ -280,7 +285,10 @@ def test_failed_delivery_stays_undelivered_is_retried_with_backoff_and_delivered
     smtp.reply, hook.status = None, 200  # the receivers recover
     time.sleep(2.05)
     recovered = sensor.tick()
-    assert recovered.skip_reason.skip_message == "4 delivered this tick; no undelivered nbp.fairness_breach alert."
+    assert recovered.skip_reason.skip_message == (
+        f"4 delivered this tick (#{ids[0]}, #{ids[1]} to e-mail via 127.0.0.1:{smtp.port} (none) to "
+        f"compliance@bank.example, model-risk@bank.example; #{ids[0]}, #{ids[1]} to webhook {hook.url}/...); "
+        "no undelivered nbp.fairness_breach alert.")
     sensor.tick()
     assert len(smtp.messages) == 2 and [r["status"] for r in hook.requests] == [503, 503, 503, 503, 200, 200]
     trail = rows(url, f"SELECT alert_id, channel, event FROM {outbox.EVENTS} WHERE channel = 'webhook' ORDER BY event_id")
@@ -311,7 +319,7 @@ def everyone_idle(customers):
     return pairs, idle | True
 
 
-def test_rerun_that_no_longer_breaches_resolves_and_a_relapse_reopens(defs, hook, tmp_path):
+def test_rerun_that_no_longer_breaches_resolves_and_a_relapse_is_a_new_alert(defs, hook, tmp_path):
     url = defs.resources["postgres"].url
     ids = [a["alert_id"] for a in report_week(defs)]
     sensor = Sensor(url, channels_to(webhook_url=f"{hook.url}/hooks/fairness"), tmp_path)
@@ -330,14 +338,19 @@ def test_rerun_that_no_longer_breaches_resolves_and_a_relapse_reopens(defs, hook
     assert sensor.tick().skip_reason.skip_message == "no undelivered nbp.fairness_breach alert."
     assert len(hook.requests) == 2  # a resolution is recorded, not sent
 
-    write_week(defs, RANKING_WEEK)  # the bias is back: the same alerts reopen, none is added or re-sent
+    write_week(defs, RANKING_WEEK)  # the bias is back: a relapse, so new alerts, each sent once
     assert run_report(defs, RANKING_WEEK).success
     again = outbox.alerts(url)
-    assert [(a["alert_id"], a["status"], a["reopened"], a["resolved_at"]) for a in again] == [(i, "open", 1, None) for i in ids]
+    new = [a["alert_id"] for a in again if a["alert_id"] not in ids]
+    assert [(a["status"], a["relapse_of"], a["weeks_breached"]) for a in again[2:]] == [("open", i, 1) for i in ids]
+    assert [a["status"] for a in again[:2]] == ["resolved", "resolved"]
     sensor.tick()
-    assert len(hook.requests) == 2
+    sensor.tick()
+    assert [json.loads(r["body"])["alert_id"] for r in hook.requests] == ids + new
     events = [e["event"] for e in rows(url, f"SELECT event FROM {outbox.EVENTS} WHERE alert_id = {ids[0]} ORDER BY event_id")]
-    assert events == ["opened", "delivered", "resolved", "reopened"]
+    assert events == ["opened", "delivered", "week_cleared", "resolved"]
+    assert run_report(defs, RANKING_WEEK).success  # re-run, same result: nothing new
+    assert len(outbox.alerts(url)) == 4
 
 
 def test_a_new_model_version_is_a_new_alert_and_supersedes_the_old(env, tmp_path):
@@ -366,7 +379,7 @@ def test_without_a_channel_alerts_wait_visibly_until_one_is_configured(defs, hoo
     ids = [a["alert_id"] for a in report_week(defs)]
     reason = Sensor(url, FairnessAlertsResource(), tmp_path).tick().skip_reason.skip_message
     assert reason == (
-        "No alert channel is configured (set one of NBP_ALERT_SMTP_HOST, NBP_ALERT_WEBHOOK_URL, NBP_ALERT_SLACK_TOKEN, "
+        "No alert channel is configured (set one of NBP_ALERT_MAILDIR, NBP_ALERT_SMTP_HOST, NBP_ALERT_WEBHOOK_URL, NBP_ALERT_SLACK_TOKEN, "
         "NBP_ALERT_TEAMS_WEBHOOK_URL): 2 nbp.fairness_breach alert(s) wait undelivered in compliance.fairness_alerts: "
         f"#{ids[0]} 2026-11-02 FX by age_band (no configured channel); #{ids[1]} 2026-11-02 SAV by age_band "
         "(no configured channel).")

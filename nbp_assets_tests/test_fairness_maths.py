@@ -11,13 +11,14 @@ import pytest
 
 from nbp_assets.alerts.config import FairnessConfig, fairness_config
 from nbp_assets.alerts.messages import alert_payload, attributable_to
-from nbp_assets.contract.fairness import fairness_report_model, validate_dimensions
+from nbp_assets.contract.fairness import fairness_report_model, left_out_dimensions, validate_dimensions
 from nbp_assets.contract.validation import ContractViolation, validate
 from nbp_assets.model.fairness import (
     ATTRIBUTION_COLUMNS,
     GAP_COLUMNS,
     GAP_DETAIL_COLUMNS,
     count_eligible,
+    difference_interval,
     fairness_gaps,
     gap_history,
     recommendation_rates,
@@ -52,6 +53,38 @@ def gap_row(gaps: pd.DataFrame, product: str, dimension: str) -> dict:
 def test_wilson_interval_matches_published_values(k, n, low, high):
     lo, hi = wilson_interval([k], [n])
     assert round(lo[0], 4) == low and round(hi[0], 4) == high
+
+
+@pytest.mark.parametrize("k1, n1, k2, n2, low, high", [
+    # Newcombe (1998), Statistics in Medicine 17:873, table II, method 10 (hybrid score, no correction)
+    (56, 70, 48, 80, 0.0524, 0.3339),
+    (9, 10, 3, 10, 0.1705, 0.8090),
+    (5, 56, 0, 29, -0.0381, 0.1926),
+])
+def test_gap_interval_matches_published_values(k1, n1, k2, n2, low, high):
+    lo, hi = difference_interval([k1], [n1], [k2], [n2])
+    assert round(lo[0], 4) == low and round(hi[0], 4) == high
+
+
+def test_a_breach_is_clear_of_uncertainty_only_when_the_whole_interval_is_above_the_threshold():
+    # 60% vs 40% (20 pp) is a breach either way; with 20 per group its interval reaches below
+    # 10 pp, with 2,000 per group it does not.
+    small, large = people({"A": 20, "B": 20}), people({"A": 2000, "B": 2000})
+    for customers, clear in ((small, False), (large, True)):
+        a, b = customers[customers.age_band == "A"].party_id, customers[customers.age_band == "B"].party_id
+        hits = pd.concat([a[: int(len(a) * 0.6)], b[: int(len(b) * 0.4)]])
+        gaps = fairness_gaps(recommendation_rates(customers, top3(hits, "SAV"), ["SAV"], ["age_band"]))
+        row = gaps.iloc[0]
+        assert row["gap_pp"] == 20.0 and row["breach"]
+        assert row["gap_ci_low_pp"] < 20.0 < row["gap_ci_high_pp"]
+        assert bool(row["clear_breach"]) is clear, (len(customers), row["gap_ci_low_pp"])
+
+
+def test_dimensions_left_out_say_why():
+    left_out = left_out_dimensions(("jurisdiction", "age_band", "segment"))
+    assert set(left_out) == {"gender", "status"}
+    assert left_out["gender"].startswith("off by default")
+    assert left_out_dimensions(("jurisdiction", "age_band", "segment", "gender")).keys() == {"status"}
 
 
 def test_rates_carry_their_interval():

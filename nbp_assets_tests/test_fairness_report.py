@@ -15,6 +15,7 @@ The 65+ group (8 customers) is listed but not judged at the default minimum of 3
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import datetime
 
 import dagster as dg
@@ -35,6 +36,8 @@ pytestmark = pytest.mark.integration
 RANKING_WEEK = Week.from_key("2026-11-02")
 ELIGIBILITY_WEEK = Week.from_key("2026-11-09")
 PRODUCTS = {"CARD": "CARD", "FX": "FX_WALLET", "LOAN": "LENDING", "MORT": "MORTGAGE", "SAV": "SAVINGS"}
+NAMES = {"CARD": "Cashback Card", "FX": "Travel Wallet", "LOAN": "Personal Loan", "MORT": "Home Mortgage",
+         "SAV": "Easy Saver"}
 # product class -> (the one lifting signal, its weight): SAV rides on idle cash alone.
 BIASED_LIFT = {"SAVINGS": ("idle_cash", 1.0), "CARD": ("relationship_gap", 0.6), "LENDING": ("relationship_gap", 0.5),
                "FX_WALLET": ("relationship_gap", 0.4), "MORTGAGE": ("relationship_gap", 0.7)}
@@ -86,7 +89,7 @@ def write_week(defs: dg.Definitions, week: Week, scenario=ranking_bias_pairs, li
     warehouse = defs.resources["warehouse"]
     customers = bank_customers() if customers is None else customers
     register = pd.DataFrame({
-        "product_id": list(PRODUCTS), "product_name": list(PRODUCTS), "product_class": list(PRODUCTS.values()),
+        "product_id": list(PRODUCTS), "product_name": [NAMES[p] for p in PRODUCTS], "product_class": list(PRODUCTS.values()),
         "lifecycle_stage": "MATURE", "is_retention": False, "spend_category": None, "target_rote": 0.1,
         "valid_from": pd.Timestamp("2024-01-01"), "valid_to": pd.NaT,
     })
@@ -263,22 +266,78 @@ def test_a_gap_that_comes_only_from_eligibility_says_so(defs):
     assert not rows.loc[rows["dimension"] != "jurisdiction", "breach"].any()
 
 
-def test_gap_history_shows_a_systematic_pattern(defs):
+def trend_row(html_file: str, product: str, dimension: str) -> list[str]:
+    """The cells of one product's row in the report's trend section."""
+    text = open(html_file, encoding="utf-8").read()
+    section = re.search(r'<section id="gap-trend">.*?</section>', text, re.S).group(0)
+    for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", section, re.S):
+        cells = re.findall(r"<td>(.*?)</td>", tr)
+        if cells[:1] == [product] and dimension in cells:
+            return cells
+    raise AssertionError(f"no {product} / {dimension} row in the trend of {html_file}")
+
+
+def test_a_persisting_breach_is_one_alert_whose_weeks_grow(defs):
+    url = defs.resources["postgres"].url
     weeks = [Week.from_key(k) for k in ("2026-10-19", "2026-10-26", "2026-11-02")]
-    for week in weeks:
+    for week in weeks[1:]:  # the two later weeks first; the oldest is backfilled below
         write_week(defs, week)
         assert run_report(defs, week).success
+    alerts = outbox.alerts(url)
+    assert [(a["product_id"], a["status"], a["weeks_breached"]) for a in alerts] == [("FX", "open", 2), ("SAV", "open", 2)]
+    latest_html = materialization(run_report(defs, weeks[2]))["report_html"]  # a re-run counts its week once
+    assert [a["weeks_breached"] for a in outbox.alerts(url)] == [2, 2]
+    assert trend_row(latest_html, "SAV", "age_band")[-4:] == ["", "70.0", "70.0", "2 of 2"]
+
+    write_week(defs, weeks[0])  # the backfill: same alerts, one more week each, later reports follow
+    backfill = materialization(run_report(defs, weeks[0]))
+    assert backfill["later_reports_refreshed"] == ["2026-10-26", "2026-11-02"]
+    alerts = outbox.alerts(url)
+    assert [(a["alert_id"], a["weeks_breached"], a["week_start"].isoformat(), a["last_week"].isoformat())
+            for a in alerts] == [(alerts[0]["alert_id"], 3, "2026-10-26", "2026-11-02"),
+                                 (alerts[1]["alert_id"], 3, "2026-10-26", "2026-11-02")]
+    assert trend_row(latest_html, "SAV", "age_band")[-4:] == ["70.0", "70.0", "70.0", "3 of 3"]
+    assert "Refreshed after week 2026-10-19" in open(latest_html, encoding="utf-8").read()
+
+    # The next week no longer breaches for SAV and FX: their alerts resolve, MORT opens.
     write_week(defs, ELIGIBILITY_WEEK, eligibility_only_pairs)
     result = run_report(defs, ELIGIBILITY_WEEK)
-    alerts = outbox.alerts(defs.resources["postgres"].url)
-    assert [(a["week_start"].isoformat(), a["product_id"]) for a in alerts] == [
-        ("2026-10-19", "FX"), ("2026-10-19", "SAV"), ("2026-10-26", "FX"), ("2026-10-26", "SAV"),
-        ("2026-11-02", "FX"), ("2026-11-02", "SAV"), ("2026-11-09", "MORT")]
-    assert [a["payload"]["weeks_breached"] for a in alerts[::2]] == [1, 2, 3, 1]
-    assert alerts[-1]["payload"]["weeks_reported"] == 4
+    after = {a["product_id"]: a for a in outbox.alerts(url)}
+    assert (after["SAV"]["status"], after["FX"]["status"], after["MORT"]["status"]) == ("resolved", "resolved", "open")
+    assert after["SAV"]["resolution"].endswith("gap now 0.0 pp") and after["SAV"]["weeks_breached"] == 3
+    assert after["MORT"]["payload"]["weeks_reported"] == 4
     history = materialization(result)["gap_history"]
     sav_age = next(line for line in history.splitlines() if "| SAV " in line and "age_band" in line)
     assert [cell.strip() for cell in sav_age.strip("|").split("|")][-5:] == ["70.0", "70.0", "70.0", "0.0", "3 of 4"]
+
+    # A re-run of an already judged week is not a relapse; the bias coming back is: a new alert.
+    assert run_report(defs, weeks[1]).success
+    assert len(outbox.alerts(url)) == 3
+    write_week(defs, ELIGIBILITY_WEEK)
+    assert run_report(defs, ELIGIBILITY_WEEK).success
+    relapsed = [a for a in outbox.alerts(url) if a["status"] == "open" and a["product_id"] in ("FX", "SAV")]
+    assert [(a["product_id"], a["weeks_breached"], a["relapse_of"]) for a in relapsed] == [
+        ("FX", 1, after["FX"]["alert_id"]), ("SAV", 1, after["SAV"]["alert_id"])]
+
+
+def test_report_names_products_judges_the_gaps_uncertainty_and_says_what_was_left_out(defs):
+    write_week(defs, RANKING_WEEK)
+    meta = materialization(run_report(defs, RANKING_WEEK))
+    assert meta["dimensions_judged"] == "jurisdiction, age_band, segment"
+    assert meta["dimensions_left_out"].startswith("gender (off by default: gender is judged only when "
+                                                  "NBP_FAIRNESS_DIMENSIONS names it)")
+    assert "| SAV       | Easy Saver" in meta["gaps"] and "| FX        | Travel Wallet" in meta["rates"]
+    # SAV by age: 24 of 80 against 80 of 80: the gap's interval (Newcombe) stays far above 10 pp.
+    sav = next(line for line in meta["gaps"].splitlines() if "| SAV " in line and "age_band" in line)
+    assert "| 58.3 to 78.9 " in sav and "| yes " in sav
+    alert = next(a for a in outbox.alerts(defs.resources["postgres"].url) if a["product_id"] == "SAV")
+    payload = alert["payload"]
+    assert (payload["product_name"], payload["gap_ci_low_pp"], payload["gap_ci_high_pp"], payload["clear_breach"]) == (
+        "Easy Saver", 58.2976, 78.9354, True)
+    html = open(meta["report_html"], encoding="utf-8").read()
+    for text in ("dimensions left out", "gender (off by default", "Easy Saver", "clear of uncertainty",
+                 '<section id="alert-workflow">', f"#{alert['alert_id']}: audit trail"):
+        assert text in html, text
 
 
 def test_configured_dimensions_and_minimum_group(env):

@@ -1,4 +1,4 @@
-"""Delivery channels of nbp.fairness_breach alerts: e-mail, webhook, Slack, Teams.
+"""Delivery channels of alerts: a local Maildir, e-mail, webhook, Slack, Teams.
 
 A channel's `send` returns when the receiver has accepted the alert and raises otherwise;
 the outbox then keeps it pending and retries with back-off. Every message carries the
@@ -14,11 +14,15 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import os
 import smtplib
+import socket
 import ssl
+import time
 from collections.abc import Iterable, Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from nbp_assets.alerts import messages
@@ -65,6 +69,66 @@ def require_https(name: str, url: str) -> str:
     return url
 
 
+def alert_tag(alert: Mapping) -> str:
+    """The alert's type and outbox id, e.g. nbp.fairness_breach.12: unique per alert."""
+    return f"{alert.get('type') or ALERT_TYPE}.{alert.get('alert_id')}"
+
+
+def email_message(alert: Mapping, sender: str, recipients: list[str]) -> EmailMessage:
+    """The alert as an e-mail; its Message-ID is the alert's tag, so a duplicate is recognisable."""
+    msg = EmailMessage()
+    msg["Subject"] = messages.subject(alert)
+    msg["From"], msg["To"] = sender, ", ".join(recipients)
+    msg["Date"] = formatdate(localtime=False)
+    domain = sender.rpartition("@")[2] or "nbp.local"
+    msg["Message-ID"] = f"<{alert_tag(alert)}@{domain}>"
+    msg["X-NBP-Alert-Id"] = str(alert.get("alert_id"))
+    msg["X-NBP-Alert-Type"] = alert.get("type") or ALERT_TYPE
+    msg.set_content(messages.text(alert))
+    return msg
+
+
+class MaildirChannel:
+    """Files each alert as an e-mail in a Maildir folder on this machine: it needs no
+    server, so alerts reach someone out of the box. Any mail client reads the folder
+    (`mutt -f DIR`, Thunderbird's maildir store), and each message is also a plain `.eml`
+    file under DIR/new that opens with a double click. Filing is atomic (written to tmp/,
+    renamed into new/) and happens once per alert: a message already in new/ or cur/
+    (read) is not filed again."""
+
+    name = "maildir"
+
+    def __init__(self, path: str | Path, recipient: str = "compliance@localhost"):
+        self.path, self.recipient = Path(path), recipient
+        self.sender = f"nbp-alerts@{socket.gethostname() or 'localhost'}"
+        self.secrets: list[str] = []
+
+    def describe(self) -> str:
+        return f"maildir {self.path}"
+
+    def filed(self, alert: Mapping) -> list[Path]:
+        tag = alert_tag(alert)
+        return sorted(p for sub in ("new", "cur") for p in (self.path / sub).glob(f"*.{tag}.*"))
+
+    def send(self, alert: Mapping) -> str | None:
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        already = self.filed(alert)
+        if already:
+            return f"already filed as {already[0]}"
+        # Maildir's unique name (time.pid.host), with the tag inside it and .eml at the end.
+        host = (socket.gethostname() or "localhost").replace("/", "_").replace(":", "_")
+        name = f"{int(time.time())}.P{os.getpid()}.{alert_tag(alert)}.{host}.eml"
+        tmp = self.path / "tmp" / name
+        with open(tmp, "wb") as handle:
+            handle.write(email_message(alert, self.sender, [self.recipient]).as_bytes())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o640)
+        os.replace(tmp, self.path / "new" / name)
+        return None
+
+
 class EmailChannel:
     name = "email"
 
@@ -83,16 +147,7 @@ class EmailChannel:
         return f"e-mail via {self.host}:{self.port} ({self.security}) to {', '.join(self.recipients)}"
 
     def build(self, alert: Mapping) -> EmailMessage:
-        msg = EmailMessage()
-        msg["Subject"] = messages.subject(alert)
-        msg["From"], msg["To"] = self.sender, ", ".join(self.recipients)
-        msg["Date"] = formatdate(localtime=False)
-        domain = self.sender.rpartition("@")[2] or "nbp.local"
-        msg["Message-ID"] = f"<{ALERT_TYPE}.{alert.get('alert_id')}@{domain}>"
-        msg["X-NBP-Alert-Id"] = str(alert.get("alert_id"))
-        msg["X-NBP-Alert-Type"] = ALERT_TYPE
-        msg.set_content(messages.text(alert))
-        return msg
+        return email_message(alert, self.sender, self.recipients)
 
     def send(self, alert: Mapping) -> str | None:
         smtp_class = smtplib.SMTP_SSL if self.security == "ssl" else smtplib.SMTP
@@ -121,8 +176,8 @@ class WebhookChannel:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "nbp-fairness-alerts/1",
-            "X-NBP-Event": ALERT_TYPE,
-            "Idempotency-Key": f"{ALERT_TYPE}-{alert.get('alert_id')}",
+            "X-NBP-Event": alert.get("type") or ALERT_TYPE,
+            "Idempotency-Key": f"{alert.get('type') or ALERT_TYPE}-{alert.get('alert_id')}",
         }
         if self.secret:
             digest = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()

@@ -39,7 +39,7 @@ def attributable_to(eligibility_pp: float | None, ranking_pp: float | None, thre
 
 def alert_payload(
     gap: Mapping, week: str, model_version: str, threshold_pp: float, run_id: str,
-    weeks_breached: int, weeks_reported: int, report_html: str,
+    weeks_breached: int, weeks_reported: int, report_html: str, product_name: str | None = None,
 ) -> dict:
     """The alert for one breaching row of fairness_gaps, in plain JSON types."""
     eligibility_pp, ranking_pp = _num(gap.get("eligibility_pp")), _num(gap.get("ranking_pp"))
@@ -47,6 +47,7 @@ def alert_payload(
         "type": ALERT_TYPE,
         "week": week,
         "product_id": str(gap["product_id"]),
+        "product_name": product_name,
         "dimension": str(gap["dimension"]),
         "model_version": model_version,
         "highest_group": str(gap["highest_group"]),
@@ -56,6 +57,9 @@ def alert_payload(
         "lowest_rate": _num(gap["lowest_rate"], 6),
         "lowest_customers": int(gap["lowest_customers"]),
         "gap_pp": _num(gap["gap_pp"]),
+        "gap_ci_low_pp": _num(gap.get("gap_ci_low_pp")),
+        "gap_ci_high_pp": _num(gap.get("gap_ci_high_pp")),
+        "clear_breach": bool(gap["clear_breach"]) if gap.get("clear_breach") is not None else None,
         "threshold_pp": float(threshold_pp),
         "highest_eligible_rate": _num(gap.get("highest_eligible_rate"), 6),
         "lowest_eligible_rate": _num(gap.get("lowest_eligible_rate"), 6),
@@ -77,21 +81,35 @@ def _pct(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate * 100:.1f}%"
 
 
+def is_fairness(alert: Mapping) -> bool:
+    return (alert.get("type") or ALERT_TYPE) == ALERT_TYPE
+
+
 def subject(alert: Mapping) -> str:
+    if not is_fairness(alert):  # an operations alert carries its own one-line summary
+        return f"[{alert['type']}] {alert['summary']}"
     return (f"[{ALERT_TYPE}] week {alert['week']}: {alert['product_id']} by {alert['dimension']}, "
             f"gap {alert['gap_pp']:.1f} pp (model {alert['model_version']})")
 
 
 def facts(alert: Mapping) -> list[tuple[str, str]]:
     """The alert as label/value lines, shared by every channel."""
+    if not is_fairness(alert):
+        head = [("Alert", f"#{alert['alert_id']}")] if alert.get("alert_id") is not None else []
+        return head + [(str(label), str(value)) for label, value in alert["facts"]]
     lines = [
         ("Week", str(alert["week"])),
-        ("Product", str(alert["product_id"])),
+        ("Product", f"{alert['product_id']} {alert['product_name']}" if alert.get("product_name")
+                    else str(alert["product_id"])),
         ("Dimension", str(alert["dimension"])),
         ("Highest rate", f"{alert['highest_group']}: {_pct(alert['highest_rate'])} of {alert['highest_customers']} customers"),
         ("Lowest rate", f"{alert['lowest_group']}: {_pct(alert['lowest_rate'])} of {alert['lowest_customers']} customers"),
         ("Gap", f"{alert['gap_pp']:.1f} pp (threshold {alert['threshold_pp']:.0f} pp)"),
     ]
+    if alert.get("gap_ci_low_pp") is not None:
+        lines.append(("Gap 95% interval", f"{alert['gap_ci_low_pp']:.1f} to {alert['gap_ci_high_pp']:.1f} pp: "
+                      + ("clear of the threshold" if alert.get("clear_breach")
+                         else "reaches the threshold, the breach may be sampling noise")))
     if alert.get("ranking_pp") is not None:
         lines += [
             ("Rate among eligible", f"{alert['highest_group']}: {_pct(alert['highest_eligible_rate'])}, "
@@ -101,6 +119,9 @@ def facts(alert: Mapping) -> list[tuple[str, str]]:
             ("Gap from", f"ranking {alert['ranking_pp']:.1f} pp, eligibility {alert['eligibility_pp']:.1f} pp: "
                          f"attributable to {alert['attributable_to']}"),
         ]
+    if alert.get("alert_weeks_breached") is not None:
+        lines.append(("Weeks breached", f"{alert['alert_weeks_breached']} so far under this alert "
+                                        f"(first {alert['week']}, latest {alert.get('alert_last_week')})"))
     lines += [
         ("Recent weeks", f"breached {alert['weeks_breached']} of the last {alert['weeks_reported']} reported"),
         ("Model version", str(alert["model_version"])),
@@ -125,7 +146,9 @@ def text(alert: Mapping) -> str:
 def slack_blocks(alert: Mapping) -> list[dict]:
     lines = "\n".join(f"*{label}:* {value}" for label, value in facts(alert))
     return [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{ALERT_TYPE}: {alert['product_id']} by {alert['dimension']}"[:150]}},
+        {"type": "header", "text": {"type": "plain_text", "text": (
+            f"{ALERT_TYPE}: {alert['product_id']} by {alert['dimension']}" if is_fairness(alert)
+            else f"{alert['type']}: {alert['summary']}")[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": lines[:3000]}},
     ]
 

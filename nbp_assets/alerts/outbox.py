@@ -1,13 +1,20 @@
 """The compliance outbox in PostgreSQL: every nbp.fairness_breach alert, durably, first.
 
-Tables (schema `compliance`, created on first use; see docs/fairness.md):
-- fairness_alerts: one row per breach of (week_start, product_id, dimension,
-  model_version), the unique key that makes an alert exactly-once however often a week
-  is re-run. status open/resolved; delivered_at is when the first channel accepted it.
+Tables (schema `compliance`, created on first use and migrated in place by schema.py;
+see docs/fairness.md):
+- fairness_alerts: one alert per breach of (product_id, dimension, model_version). While
+  the breach persists week after week it stays one open alert whose weeks_breached
+  grows; a new alert opens only after it is resolved and the breach comes back (a
+  relapse), or for a new model_version. week_start is the first week it covers.
+  Compliance's workflow (acknowledged, assignee, resolved_by) is on the row too.
+- fairness_alert_weeks: the weeks each alert was found breaching, with that week's gap.
 - fairness_alert_deliveries: one row per alert and channel: pending/delivered,
   attempts, next_attempt_at (back-off), last_error.
-- fairness_alert_events: append-only audit trail (evaluated, opened, reopened,
-  resolved, delivery_failed, delivered), with the Dagster run that caused each.
+- fairness_alert_events: append-only audit trail (a trigger refuses UPDATE, DELETE and
+  TRUNCATE): evaluation, opening, each week added or cleared, resolution, deliveries and
+  every workflow action with who (actor), when (at) and why (detail.reason).
+- ops_alerts, ops_alert_deliveries: operations alerts (a failed weekly run or blocking
+  check, a week not published in time), delivered to the same channels.
 - view fairness_alerts_undelivered: alerts no channel has accepted yet, with why.
 
 The fairness_report asset records a week's evaluation here (record_week) before it
@@ -25,81 +32,20 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from nbp_assets.alerts.schema import (  # noqa: F401  the outbox's names, used by its readers
+    ALERT_TYPE,
+    ALERTS,
+    DELIVERIES,
+    EVENTS,
+    LOCK_ID,
+    OPS_ALERTS,
+    OPS_DELIVERIES,
+    SCHEMA,
+    UNDELIVERED,
+    WEEKS,
+    ensure_schema,
+)
 from nbp_assets.storage.postgres import _connect
-
-SCHEMA = "compliance"
-ALERTS = f"{SCHEMA}.fairness_alerts"
-DELIVERIES = f"{SCHEMA}.fairness_alert_deliveries"
-EVENTS = f"{SCHEMA}.fairness_alert_events"
-UNDELIVERED = f"{SCHEMA}.fairness_alerts_undelivered"
-ALERT_TYPE = "nbp.fairness_breach"
-_LOCK_ID = 107_000_004  # serialises outbox writers: DDL and a week's evaluation
-
-DDL = [
-    f"""CREATE TABLE IF NOT EXISTS {ALERTS} (
-        alert_id          BIGSERIAL PRIMARY KEY,
-        alert_type        TEXT NOT NULL DEFAULT '{ALERT_TYPE}',
-        week_start        DATE NOT NULL,
-        product_id        TEXT NOT NULL,
-        dimension         TEXT NOT NULL,
-        model_version     TEXT NOT NULL,
-        highest_group     TEXT NOT NULL,
-        highest_rate      DOUBLE PRECISION NOT NULL,
-        highest_customers INTEGER NOT NULL,
-        lowest_group      TEXT NOT NULL,
-        lowest_rate       DOUBLE PRECISION NOT NULL,
-        lowest_customers  INTEGER NOT NULL,
-        gap_pp            NUMERIC(7,4) NOT NULL,
-        threshold_pp      NUMERIC(7,4) NOT NULL,
-        eligibility_pp    NUMERIC(8,4),
-        ranking_pp        NUMERIC(8,4),
-        attributable_to   TEXT,
-        payload           JSONB NOT NULL,
-        status            TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
-        created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
-        created_by_run    TEXT NOT NULL,
-        last_seen_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
-        last_seen_run     TEXT NOT NULL,
-        last_gap_pp       NUMERIC(7,4) NOT NULL,
-        delivered_at      TIMESTAMPTZ,
-        resolved_at       TIMESTAMPTZ,
-        resolved_by_run   TEXT,
-        resolution        TEXT,
-        reopened          INTEGER NOT NULL DEFAULT 0,
-        CONSTRAINT fairness_alerts_once UNIQUE (week_start, product_id, dimension, model_version)
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS {DELIVERIES} (
-        alert_id        BIGINT NOT NULL REFERENCES {ALERTS} (alert_id),
-        channel         TEXT NOT NULL,
-        state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered')),
-        attempts        INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        last_attempt_at TIMESTAMPTZ,
-        last_error      TEXT,
-        delivered_at    TIMESTAMPTZ,
-        PRIMARY KEY (alert_id, channel)
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS {EVENTS} (
-        event_id   BIGSERIAL PRIMARY KEY,
-        at         TIMESTAMPTZ NOT NULL DEFAULT now(),
-        week_start DATE NOT NULL,
-        alert_id   BIGINT REFERENCES {ALERTS} (alert_id),
-        event      TEXT NOT NULL,
-        channel    TEXT,
-        run_id     TEXT,
-        detail     JSONB NOT NULL DEFAULT '{{}}'::jsonb
-    )""",
-    f"""CREATE OR REPLACE VIEW {UNDELIVERED} AS
-        SELECT a.alert_id, a.week_start, a.product_id, a.dimension, a.model_version, a.gap_pp,
-               a.status, a.created_at,
-               coalesce(jsonb_agg(jsonb_build_object(
-                   'channel', d.channel, 'attempts', d.attempts, 'last_error', d.last_error,
-                   'next_attempt_at', d.next_attempt_at) ORDER BY d.channel)
-                   FILTER (WHERE d.channel IS NOT NULL), '[]'::jsonb) AS deliveries
-        FROM {ALERTS} a LEFT JOIN {DELIVERIES} d ON d.alert_id = a.alert_id AND d.state = 'pending'
-        WHERE a.delivered_at IS NULL
-        GROUP BY a.alert_id""",
-]
 
 _COLUMNS = [
     "highest_group", "highest_rate", "highest_customers", "lowest_group", "lowest_rate",
@@ -111,11 +57,12 @@ _COLUMNS = [
 class RecordOutcome:
     """What one evaluation of a week did to the outbox (alert ids)."""
 
-    opened: list[int] = field(default_factory=list)
-    reopened: list[int] = field(default_factory=list)
-    still_open: list[int] = field(default_factory=list)
+    opened: list[int] = field(default_factory=list)  # new alerts (relapses included)
+    relapsed: dict[int, int] = field(default_factory=dict)  # new alert -> the resolved one it follows
+    still_open: list[int] = field(default_factory=list)  # open alerts this week's breach was added to
     resolved: list[int] = field(default_factory=list)
     alert_ids: dict[tuple[str, str], int] = field(default_factory=dict)  # (product_id, dimension) -> breach's alert
+    weeks_breached: dict[int, int] = field(default_factory=dict)  # alert -> weeks it covers, after this evaluation
 
 
 def connect(url: str) -> psycopg.Connection:
@@ -124,29 +71,37 @@ def connect(url: str) -> psycopg.Connection:
     return conn
 
 
-def ensure_schema(conn: psycopg.Connection) -> None:
-    if conn.execute("SELECT to_regclass(%s) AS v", (UNDELIVERED,)).fetchone()["v"] is not None:
-        return
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-        # Checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when it exists.
-        if not conn.execute("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s) AS e", (SCHEMA,)).fetchone()["e"]:
-            conn.execute(f"CREATE SCHEMA {SCHEMA}")
-        for statement in DDL:
-            conn.execute(statement)
-
-
-def add_event(conn, week: date, event: str, alert_id: int | None = None, run_id: str | None = None,
-           channel: str | None = None, **detail) -> None:
+def add_event(conn, week: date | None, event: str, alert_id: int | None = None, run_id: str | None = None,
+              channel: str | None = None, actor: str | None = None, **detail) -> None:
+    """Append to the audit trail (never updated: see the trigger in MIGRATION)."""
     conn.execute(
-        f"INSERT INTO {EVENTS} (week_start, alert_id, event, channel, run_id, detail) VALUES (%s, %s, %s, %s, %s, %s)",
-        (week, alert_id, event, channel, run_id, Jsonb(detail)),
+        f"INSERT INTO {EVENTS} (week_start, alert_id, event, channel, run_id, actor, detail) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (week, alert_id, event, channel, run_id, actor, Jsonb(detail)),
     )
 
 
 def _gap_text(gap: float | None) -> str:
     return "not judged (fewer than two groups of the minimum size, or dimension no longer configured)" \
         if gap is None or (isinstance(gap, float) and math.isnan(gap)) else f"gap now {gap:.1f} pp"
+
+
+def _add_week(conn, alert_id: int, week_start: date, gap_pp: float, run_id: str) -> tuple[bool, int]:
+    """Count the week for the alert (re-runs refresh it); (was it new, weeks now)."""
+    new = conn.execute(
+        f"INSERT INTO {WEEKS} (alert_id, week_start, gap_pp, run_id) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (alert_id, week_start) DO UPDATE SET gap_pp = EXCLUDED.gap_pp, run_id = EXCLUDED.run_id, "
+        "seen_at = now() RETURNING (xmax = 0) AS inserted", (alert_id, week_start, gap_pp, run_id),
+    ).fetchone()["inserted"]
+    return new, _recount(conn, alert_id)
+
+
+def _recount(conn, alert_id: int) -> int:
+    return conn.execute(
+        f"UPDATE {ALERTS} a SET weeks_breached = w.n, last_week = coalesce(w.last, a.last_week) FROM "
+        f"(SELECT count(*) AS n, max(week_start) AS last FROM {WEEKS} WHERE alert_id = %s) w "
+        "WHERE a.alert_id = %s RETURNING a.weeks_breached", (alert_id, alert_id),
+    ).fetchone()["weeks_breached"]
 
 
 def record_week(
@@ -157,9 +112,16 @@ def record_week(
     gaps_now: Mapping[tuple[str, str], float | None],
     run_id: str,
 ) -> RecordOutcome:
-    """Record one evaluation of a week: open an alert per new breach, leave known ones
-    alone (exactly once), reopen a resolved one that breaches again, and resolve every
-    open alert of the week that this evaluation no longer finds, saying why.
+    """Record one evaluation of a week.
+
+    A breach joins the open alert of its (product, dimension, model_version), whose
+    weeks_breached grows (a re-run of a week counts it once). With no open alert, a new
+    one opens, unless a resolved alert already counted this very week (a re-run of a
+    judged week is not a relapse). An open alert that this evaluation no longer finds is
+    resolved, saying why, when this week is its latest evidence (a backfill of an older,
+    clean week does not close a breach that persists in later weeks); a week it had
+    counted is taken off it. An open alert of another model_version is resolved when
+    this week is at or after its latest week: the new model's own alert takes over.
 
     alerts: the breaches of this evaluation (messages.alert_payload). gaps_now: every
     (product_id, dimension) gap of this evaluation, for the resolution text.
@@ -168,58 +130,84 @@ def record_week(
     with connect(url) as conn:
         ensure_schema(conn)
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-            existing = {
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+            open_now = {
                 (r["product_id"], r["dimension"], r["model_version"]): r
                 for r in conn.execute(
-                    f"SELECT alert_id, product_id, dimension, model_version, status FROM {ALERTS} "
-                    "WHERE week_start = %s FOR UPDATE", (week_start,)
-                )
+                    f"SELECT alert_id, product_id, dimension, model_version, last_week FROM {ALERTS} "
+                    "WHERE status = 'open' FOR UPDATE")
             }
             found: dict[tuple[str, str, str], int] = {}
             for alert in alerts:
                 key = (alert["product_id"], alert["dimension"], model_version)
-                row = existing.get(key)
+                row = open_now.get(key)
                 if row is None:
+                    judged = conn.execute(
+                        f"SELECT a.alert_id FROM {ALERTS} a JOIN {WEEKS} w ON w.alert_id = a.alert_id "
+                        "WHERE a.product_id = %s AND a.dimension = %s AND a.model_version = %s AND w.week_start = %s "
+                        "ORDER BY a.alert_id DESC LIMIT 1", (*key, week_start)).fetchone()
+                    if judged is not None:  # re-run of a week a resolved alert already counted
+                        outcome.alert_ids[key[:2]] = judged["alert_id"]
+                        continue
+                    previous = conn.execute(
+                        f"SELECT max(alert_id) AS a FROM {ALERTS} WHERE product_id = %s AND dimension = %s "
+                        "AND model_version = %s", key).fetchone()["a"]
                     alert_id = conn.execute(
-                        f"INSERT INTO {ALERTS} (week_start, product_id, dimension, model_version, "
-                        f"{', '.join(_COLUMNS)}, payload, created_by_run, last_seen_run, last_gap_pp) "
-                        f"VALUES (%s, %s, %s, %s, {', '.join(['%s'] * len(_COLUMNS))}, %s, %s, %s, %s) "
+                        f"INSERT INTO {ALERTS} (week_start, last_week, product_id, dimension, model_version, "
+                        f"{', '.join(_COLUMNS)}, payload, created_by_run, last_seen_run, last_gap_pp, relapse_of) "
+                        f"VALUES (%s, %s, %s, %s, %s, {', '.join(['%s'] * len(_COLUMNS))}, %s, %s, %s, %s, %s) "
                         "RETURNING alert_id",
-                        (week_start, *key, *[alert[c] for c in _COLUMNS], Jsonb(dict(alert)), run_id, run_id, alert["gap_pp"]),
+                        (week_start, week_start, *key, *[alert[c] for c in _COLUMNS], Jsonb(dict(alert)), run_id,
+                         run_id, alert["gap_pp"], previous),
                     ).fetchone()["alert_id"]
                     outcome.opened.append(alert_id)
-                    add_event(conn, week_start, "opened", alert_id, run_id, gap_pp=alert["gap_pp"])
+                    if previous is not None:
+                        outcome.relapsed[alert_id] = previous
+                    add_event(conn, week_start, "opened", alert_id, run_id, gap_pp=alert["gap_pp"],
+                              **({"relapse_of": previous} if previous is not None else {}))
+                    _add_week(conn, alert_id, week_start, alert["gap_pp"], run_id)
+                    outcome.weeks_breached[alert_id] = 1
                 else:
                     alert_id = row["alert_id"]
-                    reopen = row["status"] == "resolved"
-                    conn.execute(
-                        f"UPDATE {ALERTS} SET last_seen_at = now(), last_seen_run = %s, last_gap_pp = %s"
-                        + (", status = 'open', resolved_at = NULL, resolved_by_run = NULL, resolution = NULL,"
-                           " reopened = reopened + 1" if reopen else "")
-                        + " WHERE alert_id = %s",
-                        (run_id, alert["gap_pp"], alert_id),
-                    )
-                    (outcome.reopened if reopen else outcome.still_open).append(alert_id)
-                    if reopen:
-                        add_event(conn, week_start, "reopened", alert_id, run_id, gap_pp=alert["gap_pp"])
+                    conn.execute(f"UPDATE {ALERTS} SET last_seen_at = now(), last_seen_run = %s, last_gap_pp = %s "
+                                 "WHERE alert_id = %s", (run_id, alert["gap_pp"], alert_id))
+                    new, weeks = _add_week(conn, alert_id, week_start, alert["gap_pp"], run_id)
+                    if new:
+                        add_event(conn, week_start, "week_added", alert_id, run_id, gap_pp=alert["gap_pp"],
+                                  weeks_breached=weeks)
+                    outcome.still_open.append(alert_id)
+                    outcome.weeks_breached[alert_id] = weeks
                 found[key] = alert_id
-                outcome.alert_ids[(alert["product_id"], alert["dimension"])] = alert_id
-            for (product, dimension, version), row in existing.items():
-                if row["status"] != "open" or (product, dimension, version) in found:
+                outcome.alert_ids[key[:2]] = alert_id
+            for (product, dimension, version), row in open_now.items():
+                if (product, dimension, version) in found:
                     continue
+                alert_id = row["alert_id"]
+                if version == model_version:
+                    cleared = conn.execute(f"DELETE FROM {WEEKS} WHERE alert_id = %s AND week_start = %s RETURNING 1",
+                                           (alert_id, week_start)).fetchone()
+                    if cleared:
+                        weeks = _recount(conn, alert_id)
+                        add_event(conn, week_start, "week_cleared", alert_id, run_id, weeks_breached=weeks,
+                                  gap_pp=gaps_now.get((product, dimension)))
+                    last = conn.execute(f"SELECT max(week_start) AS w FROM {WEEKS} WHERE alert_id = %s",
+                                        (alert_id,)).fetchone()["w"]
+                else:
+                    last = row["last_week"]
+                if last is not None and week_start < last:
+                    continue  # an older week: the breach persists in later weeks
                 successor = found.get((product, dimension, model_version))
                 why = (f"re-evaluated by run {run_id} with model_version {model_version}: "
                        + (f"still over the threshold, now alert #{successor}" if successor
                           else _gap_text(gaps_now.get((product, dimension)))))
                 conn.execute(
                     f"UPDATE {ALERTS} SET status = 'resolved', resolved_at = now(), resolved_by_run = %s, "
-                    "resolution = %s WHERE alert_id = %s", (run_id, why, row["alert_id"]),
+                    "resolution = %s WHERE alert_id = %s", (run_id, why, alert_id),
                 )
-                outcome.resolved.append(row["alert_id"])
-                add_event(conn, week_start, "resolved", row["alert_id"], run_id, resolution=why)
+                outcome.resolved.append(alert_id)
+                add_event(conn, week_start, "resolved", alert_id, run_id, resolution=why)
             add_event(conn, week_start, "evaluated", None, run_id, model_version=model_version, breaches=len(alerts),
-                   opened=outcome.opened, reopened=outcome.reopened, resolved=outcome.resolved)
+                      opened=outcome.opened, still_open=outcome.still_open, resolved=outcome.resolved)
     return outcome
 
 

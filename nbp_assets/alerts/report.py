@@ -11,13 +11,21 @@ import base64
 import html
 import math
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from nbp_assets import settings
+
 PALETTE = ["#3465a4", "#f57900", "#4e9a06", "#75507b", "#c17d11", "#06989a", "#cc0000", "#555753"]
+
+
+def html_path(week_key: str) -> Path:
+    """Where the week's HTML report is kept: $NBP_HOME/reports/fairness/<week>.html."""
+    return settings.nbp_home() / "reports" / "fairness" / f"{week_key}.html"
 
 
 def _pct(value) -> str:
@@ -28,11 +36,17 @@ def pp(value) -> str:
     return "" if value is None or pd.isna(value) else f"{float(value):.1f}"
 
 
-def gaps_table(gaps: pd.DataFrame) -> pd.DataFrame:
-    """Per product and dimension: who is best and worst served, the gap and where it comes from."""
+def _names(products: pd.Series, names: dict | None) -> list[str]:
+    return [str((names or {}).get(p) or "") for p in products]
+
+
+def gaps_table(gaps: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
+    """Per product and dimension: who is best and worst served, the gap with its 95%
+    interval, whether the breach is clear of that uncertainty, and where the gap comes from."""
     has_eligibility = "ranking_pp" in gaps.columns
     table = pd.DataFrame({
         "product": gaps["product_id"],
+        "name": _names(gaps["product_id"], names),
         "dimension": gaps["dimension"],
         "highest (n)": [f"{g} {_pct(r)} ({n})" if pd.notna(r) else "" for g, r, n in
                         zip(gaps["highest_group"], gaps["highest_rate"], gaps["highest_customers"])],
@@ -40,6 +54,12 @@ def gaps_table(gaps: pd.DataFrame) -> pd.DataFrame:
                        zip(gaps["lowest_group"], gaps["lowest_rate"], gaps["lowest_customers"])],
         "gap pp": gaps["gap_pp"].map(pp),
     })
+    if "gap_ci_low_pp" in gaps.columns:
+        table["gap 95% CI pp"] = [f"{pp(lo)} to {pp(hi)}" if pd.notna(lo) else "" for lo, hi in
+                                  zip(gaps["gap_ci_low_pp"], gaps["gap_ci_high_pp"])]
+        table["clear of uncertainty"] = [
+            ("yes" if clear else "no: interval reaches the threshold") if breach else ""
+            for breach, clear in zip(gaps["breach"], gaps["clear_breach"])]
     if has_eligibility:
         table["eligible-rate gap pp"] = gaps["eligible_gap_pp"].map(pp)
         table["from ranking pp"] = gaps["ranking_pp"].map(pp)
@@ -49,10 +69,11 @@ def gaps_table(gaps: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def rates_table(rows: pd.DataFrame) -> pd.DataFrame:
+def rates_table(rows: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
     """Per product, dimension and group: size, rate with its 95% interval, rate among eligible."""
     table = pd.DataFrame({
         "product": rows["product_id"],
+        "name": _names(rows["product_id"], names),
         "dimension": rows["dimension"],
         "group": rows["group"],
         "customers": rows["customers"],
@@ -67,12 +88,26 @@ def rates_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def history_table(history: pd.DataFrame, weeks: Sequence[str]) -> pd.DataFrame:
+def history_table(history: pd.DataFrame, weeks: Sequence[str], names: dict | None = None) -> pd.DataFrame:
     table = history.rename(columns={"product_id": "product"}).copy()
+    table["name"] = _names(history["product_id"], names) if len(history) else []
     for week in weeks:
         table[week] = table[week].map(pp) if week in table else ""
     table["breached"] = [f"{b} of {n}" for b, n in zip(history["weeks_breached"], history["weeks_reported"])]
-    return table[["product", "dimension", *weeks, "breached"]]
+    return table[["product", "name", "dimension", *weeks, "breached"]]
+
+
+TREND_SECTION = "gap-trend"
+
+
+def trend_section(history: pd.DataFrame, weeks: Sequence[str], threshold_pp: float, names: dict | None = None,
+                  note: str = "") -> str:
+    """The gap of each product over the last weeks; refreshed in place when an older week
+    is backfilled, so a later week's report shows the trend as it now stands."""
+    chart = history_chart_svg(history, weeks, threshold_pp, "Gap per week (pp)") if len(history) else ""
+    body = (f'<p class="note">{html.escape(note)}</p>' if note else "") + chart + _html_table(
+        history_table(history, weeks, names), history["weeks_breached"] > 0 if len(history) else None)
+    return section(TREND_SECTION, f"Gap over the last {len(weeks)} weeks", body)
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -180,7 +215,8 @@ def _html_table(table: pd.DataFrame, highlight: pd.Series | None = None) -> str:
 
 
 def render_html(meta: dict, gaps: pd.DataFrame, rows: pd.DataFrame, history: pd.DataFrame,
-                weeks: Sequence[str], alerts: pd.DataFrame, threshold_pp: float) -> str:
+                weeks: Sequence[str], alerts: pd.DataFrame, threshold_pp: float, workflow: str = "",
+                names: dict | None = None) -> str:
     week = meta["week"]
     info = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
     breaches = gaps[gaps["breach"]]
@@ -192,20 +228,63 @@ def render_html(meta: dict, gaps: pd.DataFrame, rows: pd.DataFrame, history: pd.
 <p class="note">Rate: share of the group's active customers with the product in their top 3, with a Wilson 95%
 confidence interval. A product breaches (CON-001) when the rates of the highest and lowest judged group of a
 dimension differ by more than {threshold_pp:g} percentage points; groups below the minimum size are listed
-but not judged. The rate among eligible customers (CON-006) splits each gap into the part that comes from who
+but not judged. The gap's own 95% interval (Newcombe) says whether a breach is clear of sampling noise:
+"clear of uncertainty: yes" when even the interval's lower end is above the threshold. The rate among eligible customers (CON-006) splits each gap into the part that comes from who
 is eligible and the part that comes from the ranking.</p>
 <h2>Breaches: nbp.fairness_breach alerts ({len(breaches)})</h2>
 {_html_table(alerts)}
+{workflow}
 <h2>Gaps per product and dimension</h2>
 {gap_chart_svg(gaps, threshold_pp, f"Gap between highest and lowest group, week {week}")}
-{_html_table(gaps_table(gaps), gaps["breach"])}
-<h2>Gap over the last {len(weeks)} weeks</h2>
-{history_chart_svg(history, weeks, threshold_pp, "Gap per week (pp)") if len(history) else ""}
-{_html_table(history_table(history, weeks), history["weeks_breached"] > 0 if len(history) else None)}
+{_html_table(gaps_table(gaps, names), gaps["breach"])}
+{trend_section(history, weeks, threshold_pp, names)}
 <h2>Rates per product and group</h2>
-{_html_table(rates_table(rows), rows["breach"] & rows["judged"])}
+{_html_table(rates_table(rows, names), rows["breach"] & rows["judged"])}
 </body></html>
 """
+
+
+def section(section_id: str, title: str, body: str) -> str:
+    """A part of the report that is refreshed in place later (replace_section)."""
+    return f'<section id="{section_id}">\n<h2>{html.escape(title)}</h2>\n{body}\n</section>'
+
+
+def replace_section(path: Path, section_id: str, new: str) -> bool:
+    """Swap one section of an existing report for its new version; False if the file or
+    the section is not there (a report written before the section existed)."""
+    if not path.exists():
+        return False
+    pattern = re.compile(rf'<section id="{re.escape(section_id)}">.*?</section>', re.S)
+    content = path.read_text(encoding="utf-8")
+    if not pattern.search(content):
+        return False
+    write_html(path, pattern.sub(lambda _: new, content, count=1))
+    return True
+
+
+WORKFLOW_SECTION = "alert-workflow"
+
+
+def workflow_section(alerts: Sequence[dict], steps: Sequence[dict], describe) -> str:
+    """The week's alerts as compliance is handling them (status, assignee, acknowledgement,
+    weeks breached, resolution) and each alert's audit trail: who did what, when and why."""
+    if not alerts:
+        return section(WORKFLOW_SECTION, "Alert workflow", "<p>no alert counts this week</p>")
+    table = pd.DataFrame([{
+        "alert": f"#{a['alert_id']}", "product": a["product_id"], "dimension": a["dimension"],
+        "status": a["status"], "weeks breached": a["weeks_breached"],
+        "first / latest week": f"{a['week_start']} / {a['last_week']}",
+        "assignee": a["assignee"] or "",
+        "acknowledged": f"{a['acknowledged_by']} {a['acknowledged_at']:%Y-%m-%d %H:%M}" if a["acknowledged_at"] else "",
+        "resolution": a["resolution"] or "",
+    } for a in alerts])
+    trails = "".join(
+        f"<h3>Alert #{a['alert_id']}: audit trail</h3><ul>"
+        + "".join(f"<li>{html.escape(describe(e))}</li>" for e in steps if e["alert_id"] == a["alert_id"])
+        + "</ul>" for a in alerts)
+    note = ('<p class="note">Acknowledge, assign, comment and resolve with <code>python -m nbp_assets alerts ...</code>; '
+            'each action is recorded with who, when and why, and refreshes this section.</p>')
+    return section(WORKFLOW_SECTION, "Alert workflow", note + _html_table(table) + trails)
 
 
 def write_html(path: Path, content: str) -> Path:

@@ -3,7 +3,8 @@
 Read from the environment when the definitions load (docs/fairness.md lists every
 variable); passwords, tokens and webhook URLs are passed as dg.EnvVar, so the UI shows
 the variable's name, never its value. A channel is on when its first variable is set;
-none set = alerts stay in the outbox, and the sensor says so on every tick.
+The local channel (a Maildir under $NBP_HOME) is on by default in the local deployment;
+none at all = alerts stay in the outbox, and the sensor says so on every tick.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Optional
 
 import dagster as dg
 
-from nbp_assets.alerts.channels import EmailChannel, SlackChannel, TeamsChannel, WebhookChannel
+from nbp_assets import settings
+from nbp_assets.alerts.channels import EmailChannel, MaildirChannel, SlackChannel, TeamsChannel, WebhookChannel
 
 SECRET_VARIABLES = {
     "smtp_password": "NBP_ALERT_SMTP_PASSWORD",
@@ -35,12 +37,14 @@ PLAIN_VARIABLES = {
     "retry_base_seconds": "NBP_ALERT_RETRY_BASE_SECONDS",
     "retry_max_seconds": "NBP_ALERT_RETRY_MAX_SECONDS",
 }
-CHANNEL_SWITCHES = "NBP_ALERT_SMTP_HOST, NBP_ALERT_WEBHOOK_URL, NBP_ALERT_SLACK_TOKEN, NBP_ALERT_TEAMS_WEBHOOK_URL"
+CHANNEL_SWITCHES = "NBP_ALERT_MAILDIR, NBP_ALERT_SMTP_HOST, NBP_ALERT_WEBHOOK_URL, NBP_ALERT_SLACK_TOKEN, NBP_ALERT_TEAMS_WEBHOOK_URL"
 
 
 class FairnessAlertsResource(dg.ConfigurableResource):
-    """Delivery channels and retry policy of nbp.fairness_breach alerts (compliance team)."""
+    """Delivery channels and retry policy of nbp.fairness_breach alerts (compliance team)
+    and operations alerts (failed runs and checks, a week not published in time)."""
 
+    maildir: Optional[str] = None  # the local channel: a Maildir folder on this machine
     smtp_host: Optional[str] = None
     smtp_port: Optional[int] = None
     smtp_security: str = "starttls"
@@ -61,6 +65,8 @@ class FairnessAlertsResource(dg.ConfigurableResource):
     def channels(self) -> dict:
         """The configured channels by name; a half-configured channel raises ValueError."""
         found: dict = {}
+        if self.maildir:
+            found["maildir"] = MaildirChannel(self.maildir)
         if self.smtp_host:
             recipients = [r.strip() for r in (self.smtp_to or "").split(",") if r.strip()]
             found["email"] = EmailChannel(self.smtp_host, self.smtp_port, self.smtp_from or "", recipients,
@@ -89,4 +95,7 @@ class FairnessAlertsResource(dg.ConfigurableResource):
         for field, var in SECRET_VARIABLES.items():
             if environ.get(var):
                 values[field] = dg.EnvVar(var)
+        maildir = settings.alert_maildir(environ)
+        if maildir is not None:
+            values["maildir"] = str(maildir)
         return cls(**values)

@@ -30,26 +30,57 @@ MAX_LISTED = 5
 
 
 def describe_event(event: dict) -> str:
-    what = f"alert #{event['alert_id']} ({event['week_start']} {event['product_id']} by {event['dimension']})" \
-        if event.get("alert_id") else f"week {event['week_start']}"
     detail = event.get("detail") or {}
+    if event["event"].startswith("ops_"):
+        what = f"operations alert #{detail.get('ops_alert_id')}"
+    elif event.get("alert_id"):
+        what = f"alert #{event['alert_id']} ({event['week_start']} {event['product_id']} by {event['dimension']})"
+    else:
+        what = f"week {event['week_start']}"
+    delivered = f"via {event.get('channel')} (attempt {detail.get('attempt')})"
+    failed = (f"via {event.get('channel')} (attempt {detail.get('attempt')}): {detail.get('error')}; "
+              f"next attempt {detail.get('next_attempt_at')}")
     extra = {
         "opened": f"gap {detail.get('gap_pp')} pp",
-        "reopened": f"gap {detail.get('gap_pp')} pp",
-        "resolved": detail.get("resolution", ""),
-        "delivered": f"via {event.get('channel')} (attempt {detail.get('attempt')})",
-        "delivery_failed": f"via {event.get('channel')} (attempt {detail.get('attempt')}): {detail.get('error')}; "
-                           f"next attempt {detail.get('next_attempt_at')}",
+        "week_added": f"gap {detail.get('gap_pp')} pp, {detail.get('weeks_breached')} week(s) breached",
+        "week_cleared": f"no longer breaches, {detail.get('weeks_breached')} week(s) breached",
+        "resolved": detail.get("reason") or detail.get("resolution", ""),
+        "delivered": delivered, "ops_delivered": delivered,
+        "delivery_failed": failed, "ops_delivery_failed": failed,
         "evaluated": f"{detail.get('breaches')} breach(es), model_version {detail.get('model_version')}",
-    }.get(event["event"], "")
+        "assigned": f"to {detail.get('assignee')}: {detail.get('reason')}",
+    }.get(event["event"], detail.get("reason", ""))
+    who = f" by {event['actor']}" if event.get("actor") else ""
     run = f" [run {event['run_id']}]" if event.get("run_id") else ""
-    return f"{event['event']}: {what} {extra}{run}".strip()
+    return f"{event['event']}: {what}{who} {extra}{run}".strip()
+
+
+def id_list(ids: list[int]) -> str:
+    """Alert ids for a person: `#3, #4` or, for a run of three or more, `#1-#26`."""
+    runs: list[list[int]] = []
+    for i in sorted(set(ids)):
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(f"#{r[0]}-#{r[-1]}" if len(r) >= 3 else ", ".join(f"#{i}" for i in r) for r in runs)
+
+
+def delivered_where(attempts: list[Attempt], channels: dict) -> str:
+    """What this tick delivered, per channel: `#12, #13 to maildir /home/.nbp/alerts/maildir`."""
+    by_channel: dict[str, list[int]] = {}
+    for a in attempts:
+        if a.delivered:
+            by_channel.setdefault(a.channel, []).append(a.alert_id)
+    return "; ".join(f"{id_list(ids)} to {channels[c].describe() if c in channels else c}"
+                     for c, ids in sorted(by_channel.items()))
 
 
 def summary(pending: list[dict], channels: dict, attempts: list[Attempt]) -> str:
-    """One line on the state of the outbox: the tick's skip reason in the UI."""
+    """One line on the state of the outbox: the tick's skip reason in the UI. Says what was
+    delivered where, and which alerts wait and why."""
     delivered = sum(a.delivered for a in attempts)
-    done = f"{delivered} delivered this tick; " if delivered else ""
+    done = f"{delivered} delivered this tick ({delivered_where(attempts, channels)}); " if delivered else ""
     if not pending:
         return f"{done}no undelivered nbp.fairness_breach alert."
     listed = []
@@ -83,7 +114,7 @@ def _observation(attempt: Attempt) -> dg.AssetObservation:
     minimum_interval_seconds=INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Delivers nbp.fairness_breach alerts from the compliance outbox (PostgreSQL "
-    "compliance.fairness_alerts) by e-mail, webhook, Slack and Teams, retrying failed deliveries "
+    "compliance.fairness_alerts) to the local Maildir, e-mail, webhook, Slack and Teams, retrying failed deliveries "
     "with back-off; each tick's message lists the alerts not yet delivered.",
 )
 def nbp_fairness_alert_sensor(
@@ -97,7 +128,8 @@ def nbp_fairness_alert_sensor(
         events = outbox.events_after(conn, int(context.cursor or 0), limit=200)
         pending = outbox.undelivered(conn)
     for event in events:
-        log = context.log.warning if event["event"] in ("opened", "reopened", "delivery_failed") else context.log.info
+        log = context.log.warning if event["event"] in ("opened", "delivery_failed", "ops_delivery_failed") \
+            else context.log.info
         log(describe_event(event))
     text = summary(pending, channels, attempts)
     (context.log.warning if pending else context.log.info)(text)

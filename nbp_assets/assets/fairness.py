@@ -11,8 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from nbp_assets import settings
-from nbp_assets.alerts import outbox
+from nbp_assets.alerts import outbox, workflow
 from nbp_assets.alerts import report as render
 from nbp_assets.alerts.config import FairnessConfig, fairness_config
 from nbp_assets.alerts.messages import alert_payload
@@ -29,7 +28,7 @@ from nbp_assets.assets.weekly_io import (
     write_slice,
 )
 from nbp_assets.contract.tables import CUSTOMERS, HISTORY, PRODUCTS
-from nbp_assets.contract.fairness import fairness_report_model
+from nbp_assets.contract.fairness import fairness_report_model, left_out_dimensions
 from nbp_assets.model import fairness
 from nbp_assets.model.eligibility import ACTIVE
 from nbp_assets.model.weights import Weights
@@ -41,7 +40,7 @@ REPORT_TABLE = work_table("fairness_report")
 
 
 def report_path(week: Week) -> Path:
-    return settings.nbp_home() / "reports" / "fairness" / f"{week.key}.html"
+    return render.html_path(week.key)
 
 
 def _eligible_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...]) -> pd.DataFrame:
@@ -104,21 +103,53 @@ def _write_report(warehouse: WarehouseResource, df: pd.DataFrame, week: Week) ->
 
 
 def _alerts_table(alerts: list[dict], outcome: outbox.RecordOutcome) -> pd.DataFrame:
-    state = {i: s for s, ids in (("new", outcome.opened), ("reopened", outcome.reopened),
-                                 ("already open", outcome.still_open)) for i in ids}
+    state = {i: "new" for i in outcome.opened} | {i: "already open" for i in outcome.still_open}
+    state |= {new: f"new, relapse after #{old}" for new, old in outcome.relapsed.items()}
     rows = []
     for a in alerts:
         alert_id = outcome.alert_ids.get((a["product_id"], a["dimension"]))
         rows.append({
-            "alert": f"#{alert_id} ({state.get(alert_id, '')})", "product": a["product_id"], "dimension": a["dimension"],
+            "alert": f"#{alert_id} ({state.get(alert_id, 'resolved earlier')})", "product": a["product_id"],
+            "name": a.get("product_name") or "", "dimension": a["dimension"],
             "highest": f"{a['highest_group']} {a['highest_rate'] * 100:.1f}% of {a['highest_customers']}",
             "lowest": f"{a['lowest_group']} {a['lowest_rate'] * 100:.1f}% of {a['lowest_customers']}",
-            "gap pp": render.pp(a["gap_pp"]), "from ranking pp": render.pp(a["ranking_pp"]),
+            "gap pp": render.pp(a["gap_pp"]),
+            "gap 95% CI pp": f"{render.pp(a['gap_ci_low_pp'])} to {render.pp(a['gap_ci_high_pp'])}",
+            "clear of uncertainty": "yes" if a["clear_breach"] else "no",
+            "from ranking pp": render.pp(a["ranking_pp"]),
             "from eligibility pp": render.pp(a["eligibility_pp"]),
             "attributable to": a["attributable_to"],
-            "weeks breached": f"{a['weeks_breached']} of {a['weeks_reported']}",
+            "weeks breached (alert)": outcome.weeks_breached.get(alert_id, ""),
+            "recent weeks breached": f"{a['weeks_breached']} of {a['weeks_reported']}",
         })
     return pd.DataFrame(rows)
+
+
+def _workflow_html(url: str, week: Week) -> str:
+    alerts = workflow.alerts_of_week(url, week.start)
+    return render.workflow_section(alerts, workflow.trail(url, [a["alert_id"] for a in alerts]), workflow.describe_step)
+
+
+def _refresh_later_trends(warehouse: WarehouseResource, week: Week, config: FairnessConfig, threshold: float,
+                          names: dict) -> list[str]:
+    """A backfilled (or re-run) week changes the trend every later report shows: rewrite the
+    trend section of the reports of the later weeks whose window holds this week."""
+    if not warehouse.table_exists(REPORT_TABLE):
+        return []
+    later = warehouse.query(
+        f"SELECT DISTINCT week_start FROM {REPORT_TABLE} WHERE week_start > {sql_date(week.start)} "
+        f"AND week_start < {sql_date(week.start + timedelta(weeks=config.history_weeks))} ORDER BY week_start")
+    refreshed = []
+    for start in pd.to_datetime(later["week_start"]).dt.date:
+        other = Week(start)
+        gaps = warehouse.query(f"SELECT DISTINCT product_id, dimension, gap_pp, breach FROM {REPORT_TABLE} "
+                               f"WHERE week_start = {sql_date(other.start)}")
+        weeks, history = _history(warehouse, other, gaps, config)
+        note = f"Refreshed after week {week.key} was (re-)evaluated."
+        if render.replace_section(report_path(other), render.TREND_SECTION,
+                                  render.trend_section(history, weeks, threshold, names, note)):
+            refreshed.append(other.key)
+    return refreshed
 
 
 def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None) -> list[dg.AssetsDefinition]:
@@ -164,7 +195,8 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         with warehouse.session():  # one connection (DuckDB) or login (Snowflake) for the step
             started, week = time.perf_counter(), week_of(context)
             sizes, hits = _rate_counts(warehouse, week, config.dimensions)
-            products = warehouse.query(f"SELECT product_id FROM {week_slice(PRODUCTS, week)} p")["product_id"]
+            register = warehouse.query(f"SELECT product_id, product_name FROM {week_slice(PRODUCTS, week)} p")
+            products, names = register["product_id"], dict(zip(register["product_id"], register["product_name"]))
             eligible = _eligible_counts(warehouse, week, config.dimensions)
             rates = fairness.rates_from_counts(sizes, hits, sorted(products), config.dimensions, eligible)
             gaps = fairness.fairness_gaps(rates, threshold, config.min_group_size)
@@ -178,13 +210,15 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
             breaches = gaps[gaps["breach"]]
             alerts = [
                 alert_payload(row, week.key, model_version, threshold, context.run.run_id,
-                              *counts.loc[(row["product_id"], row["dimension"])], str(html_path))
+                              *counts.loc[(row["product_id"], row["dimension"])], str(html_path),
+                              product_name=names.get(row["product_id"]))
                 for row in breaches.to_dict("records")
             ]
             # Recorded before the check is reported and the report written: a breach the UI
             # shows always has its alert, and a failure here fails the step visibly.
             gaps_now = {(r["product_id"], r["dimension"]): r["gap_pp"] for r in gaps.to_dict("records")}
-            outcome = outbox.record_week(postgres.conninfo(), week.start, model_version, alerts, gaps_now, context.run.run_id)
+            url = postgres.conninfo()
+            outcome = outbox.record_week(url, week.start, model_version, alerts, gaps_now, context.run.run_id)
             alerts_table = _alerts_table(alerts, outcome)
             yield dg.AssetCheckResult(
                 check_name=checks.FAIRNESS_GAP,
@@ -202,10 +236,15 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
                 },
             )
             _write_report(warehouse, df, week)
-            meta = {"week": week.key, "model_version": model_version, "dimensions": dims_text,
+            left_out = left_out_dimensions(config.dimensions)
+            left_out_text = "; ".join(f"{d} ({why})" for d, why in left_out.items()) or "none"
+            meta = {"week": week.key, "model_version": model_version, "dimensions judged": dims_text,
+                    "dimensions left out": left_out_text,
                     "minimum group size": config.min_group_size, "threshold": f"{threshold:g} pp",
                     "Dagster run": context.run.run_id, "alert outbox": outbox.ALERTS}
-            render.write_html(html_path, render.render_html(meta, gaps, df, history, weeks, alerts_table, threshold))
+            render.write_html(html_path, render.render_html(meta, gaps, df, history, weeks, alerts_table, threshold,
+                                                            _workflow_html(url, week), names))
+            refreshed = _refresh_later_trends(warehouse, week, config, threshold, names)
             yield dg.MaterializeResult(
                 metadata={
                     **common_metadata(week, len(df), REPORT_TABLE, started),
@@ -216,9 +255,12 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
                     "gap_chart": dg.MetadataValue.md(render.md_image(
                         render.gap_chart_svg(gaps, threshold, f"Gap per product and dimension, week {week.key}"), "gap chart")),
                     "gaps": dg.MetadataValue.md(render.markdown(
-                        render.gaps_table(gaps.sort_values("gap_pp", ascending=False, kind="stable")))),
-                    "gap_history": dg.MetadataValue.md(render.markdown(render.history_table(history, weeks))),
-                    "rates": dg.MetadataValue.md(render.markdown(render.rates_table(df))),
+                        render.gaps_table(gaps.sort_values("gap_pp", ascending=False, kind="stable"), names))),
+                    "gap_history": dg.MetadataValue.md(render.markdown(render.history_table(history, weeks, names))),
+                    "rates": dg.MetadataValue.md(render.markdown(render.rates_table(df, names))),
+                    "dimensions_judged": dims_text,
+                    "dimensions_left_out": left_out_text,
+                    "later_reports_refreshed": dg.MetadataValue.json(refreshed),
                     "unjudged_groups": int((~df["judged"]).sum()),
                     "report_html": dg.MetadataValue.path(str(html_path)),
                 }

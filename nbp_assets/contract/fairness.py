@@ -37,6 +37,19 @@ def validate_dimensions(dimensions: Sequence[str]) -> tuple[str, ...]:
     return tuple(dimensions)
 
 
+# Why a usable dimension may be left out of the judgement, for the report to say so.
+LEFT_OUT_BECAUSE = {
+    "gender": "off by default: gender is judged only when NBP_FAIRNESS_DIMENSIONS names it",
+    "status": "every ranked customer is ACTIVE: one group, nothing to compare",
+}
+
+
+def left_out_dimensions(dimensions: Sequence[str]) -> dict[str, str]:
+    """The usable dimensions not judged this week, each with why."""
+    return {name: LEFT_OUT_BECAUSE.get(name, "not named in NBP_FAIRNESS_DIMENSIONS")
+            for name in dimension_columns() if name not in dimensions}
+
+
 def fairness_report_model(dimensions: Sequence[str]) -> type[FairnessReportAsset]:
     """FairnessReportAsset whose `dimension` column accepts exactly these dimensions."""
     dimensions = validate_dimensions(dimensions)

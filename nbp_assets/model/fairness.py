@@ -42,7 +42,8 @@ GAP_COLUMNS = [
     "product_id", "dimension", "highest_group", "highest_rate",
     "lowest_group", "lowest_rate", "gap_pp", "breach",
 ]
-GAP_DETAIL_COLUMNS = ["highest_customers", "lowest_customers", "groups", "judged_groups"]
+GAP_DETAIL_COLUMNS = ["highest_customers", "lowest_customers", "groups", "judged_groups",
+                      "gap_ci_low_pp", "gap_ci_high_pp", "clear_breach"]
 ATTRIBUTION_COLUMNS = [
     "highest_eligible_share", "lowest_eligible_share", "highest_eligible_rate", "lowest_eligible_rate",
     "eligible_gap_pp", "eligibility_pp", "ranking_pp",
@@ -61,6 +62,20 @@ def wilson_interval(successes, trials, z: float = Z_95) -> tuple[np.ndarray, np.
         centre = (p + z**2 / (2 * n)) / denominator
         half = z / denominator * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
     return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def difference_interval(k1, n1, k2, n2, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
+    """95% interval of the difference of two independent proportions k1/n1 - k2/n2:
+    Newcombe's hybrid score interval (1998, method 10), built from the two Wilson
+    intervals. Like them it stays honest for small groups and rates near 0 or 1, where
+    the textbook +-1.96 SE of the difference is too narrow."""
+    k1, n1, k2, n2 = (np.asarray(v, dtype=float) for v in (k1, n1, k2, n2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson_interval(k1, n1, z)
+    l2, u2 = wilson_interval(k2, n2, z)
+    d = p1 - p2
+    return d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
 def group_labels(column: pd.Series) -> pd.Series:
@@ -173,8 +188,8 @@ def rates_from_counts(
 
 def _extreme(judged: pd.DataFrame, highest: bool, prefix: str, extra: list[str]) -> pd.DataFrame:
     ordered = judged.sort_values([*KEYS, "rate", "group"], ascending=[True, True, not highest, True], kind="stable")
-    picked = ordered.drop_duplicates(KEYS)[[*KEYS, "group", "rate", "customers", *extra]]
-    return picked.rename(columns={c: f"{prefix}_{c}" for c in ["group", "rate", "customers", *extra]})
+    picked = ordered.drop_duplicates(KEYS)[[*KEYS, "group", "rate", "customers", "recommended", *extra]]
+    return picked.rename(columns={c: f"{prefix}_{c}" for c in ["group", "rate", "customers", "recommended", *extra]})
 
 
 def fairness_gaps(
@@ -188,7 +203,11 @@ def fairness_gaps(
 
     gap_pp is in percentage points, rounded to 4 dp so float noise (0.6 - 0.5 is not
     exactly 0.1) cannot turn a 10.0 pp gap into a breach. breach means gap_pp is strictly
-    above threshold_pp. Ties pick the group whose name sorts first, so the report is
+    above threshold_pp. gap_ci_low_pp / gap_ci_high_pp: the 95% interval of the gap itself
+    (`difference_interval` of the two groups' rates); clear_breach: even its lower end is
+    above the threshold, so the breach is not an artefact of sampling noise. (The two
+    groups are the extremes of the week, chosen after looking: the interval is of the
+    gap between these two groups, not a correction for having picked them.) Ties pick the group whose name sorts first, so the report is
     identical week over week for identical data.
 
     With eligibility in the rates (see `recommendation_rates`), the gap splits exactly
@@ -215,6 +234,11 @@ def fairness_gaps(
     comparable = gaps["judged_groups"] >= 2
     gaps["gap_pp"] = ((gaps["highest_rate"] - gaps["lowest_rate"]) * 100).round(4).where(comparable)
     gaps["breach"] = (gaps["gap_pp"] > threshold_pp).fillna(False).astype(bool)
+    low, high = difference_interval(gaps["highest_recommended"], gaps["highest_customers"],
+                                    gaps["lowest_recommended"], gaps["lowest_customers"])
+    gaps["gap_ci_low_pp"] = pd.Series(low * 100, index=gaps.index).round(4).where(comparable)
+    gaps["gap_ci_high_pp"] = pd.Series(high * 100, index=gaps.index).round(4).where(comparable)
+    gaps["clear_breach"] = (gaps["gap_ci_low_pp"] > threshold_pp).fillna(False).astype(bool)
     for side in ("highest", "lowest"):
         gaps[f"{side}_customers"] = gaps[f"{side}_customers"].astype("Int64")
     columns = GAP_COLUMNS + GAP_DETAIL_COLUMNS
