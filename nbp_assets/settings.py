@@ -14,6 +14,7 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_DUCKDB_TEMP_DIR            | local: where DuckDB spills                               | $NBP_HOME/duckdb_tmp |
 | NBP_MAX_SNAPSHOT_AGE_DAYS      | oldest snapshot (days before the evaluation date) a week may use | 7      |
 | NBP_WEIGHTS_FILE               | local: ranking weights CSV (product_class, signal, weight) | $NBP_HOME/weights.csv if present, else packaged default |
+| NBP_FIRST_WEEK                 | the first week (a Monday) the UI offers and runs can use | $NBP_HOME/first_week if present (the demo writes it), else 2025-01-06 |
 | NBP_WEIGHTS_TABLE              | production: Snowflake weights configuration table        | nbp_config.nbp_weights |
 | SNOWFLAKE_ACCOUNT              | production: account identifier (e.g. xy12345.eu-west-2)  | required           |
 | SNOWFLAKE_USER                 | production: service user                                 | required           |
@@ -101,6 +102,35 @@ def weights_file() -> Path:
         return Path(os.environ["NBP_WEIGHTS_FILE"]).resolve()
     local = nbp_home() / "weights.csv"
     return local if local.exists() else DEFAULT_WEIGHTS_FILE
+
+
+DEFAULT_FIRST_WEEK = "2025-01-06"
+
+
+def first_week_file() -> Path:
+    """Where `demo` records the first week of the bank it generated, so the UI offers only
+    the weeks that have data."""
+    return nbp_home() / "first_week"
+
+
+def first_week() -> str:
+    """The first week that can be materialized (partition key, a Monday): NBP_FIRST_WEEK,
+    else the week recorded in $NBP_HOME/first_week, else 2025-01-06."""
+    from datetime import date
+
+    source = "NBP_FIRST_WEEK"
+    value = (os.environ.get("NBP_FIRST_WEEK") or "").strip()
+    if not value and first_week_file().is_file():
+        source, value = str(first_week_file()), first_week_file().read_text().strip()
+    if not value:
+        return DEFAULT_FIRST_WEEK
+    try:
+        monday = date.fromisoformat(value).weekday() == 0
+    except ValueError:
+        monday = False
+    if not monday:
+        raise ConfigurationError(f"{source} must be a Monday as YYYY-MM-DD (a week's partition key), got {value!r}")
+    return value
 
 
 def _set(name: str) -> bool:
