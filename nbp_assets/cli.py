@@ -418,10 +418,10 @@ def cmd_postgres(args: argparse.Namespace) -> None:
     if settings.postgres_url():
         print(f"  read-only : connect as a member of role {pg.APP_READER_ROLE} (docs/apps.md)")
         return
+    pg.ensure_app_reader(url)  # the embedded server's superuser may create it; publishes grant on each new week
     socket_dir, database = params.get("host"), params.get("dbname") or "postgres"
     print(f"  owner     : psql -h {socket_dir} -U {params.get('user')} {database}")
-    print(f"  apps      : psql -h {socket_dir} -U {pg.APP_READER_ROLE} {database}   "
-          "(read-only; exists after the first publish)")
+    print(f"  apps      : psql -h {socket_dir} -U {pg.APP_READER_ROLE} {database}   (read-only)")
     print(f"  URL (apps): postgresql://{pg.APP_READER_ROLE}@/{database}?host={socket_dir}")
     if args.no_hold:
         return

@@ -42,7 +42,10 @@ ASSETS = {
 WEIGHTS_SOURCE = "ranking_weights"
 # (upstream, downstream)
 EDGES = {
-    (WEIGHTS_SOURCE, "scores"),
+    (WEIGHTS_SOURCE, "scores"),  # every asset whose rows carry model_version: stale when the weights change
+    (WEIGHTS_SOURCE, "nbp_ranked"),
+    (WEIGHTS_SOURCE, "nbp_current"),
+    (WEIGHTS_SOURCE, "fairness_report"),
     ("customers", "eligibility"),
     ("eligibility", "signals"),
     ("customers", "signals"),

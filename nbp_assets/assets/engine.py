@@ -370,7 +370,8 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     def eligibility(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from eligibility_step(context, warehouse)
 
-    # signals do not depend on the weights, only on the code
+    # signals do not depend on the weights, only on the code. Every asset whose rows carry
+    # model_version depends on ranking_weights: a new weights digest shows each one stale.
     @dg.asset(**_weekly("signals", SIGNALS, models.SignalsAsset, signals_step, deps=[eligibility, customers],
                         code_version=MODEL_CODE_VERSION))
     def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
@@ -382,14 +383,14 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         yield from scores_step(context, warehouse, weights)
 
     @dg.asset(**_weekly("nbp_ranked", HISTORY, models.NbpRankedAsset, nbp_ranked_step,
-                        deps=[scores, customers, eligibility], code_version=model_version,
+                        deps=[scores, customers, eligibility, RANKING_WEIGHTS], code_version=model_version,
                         extra_checks=_RANKED_CHECKS, model_version=model_version, partition_expr="evaluated_at"))
     def nbp_ranked(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from nbp_ranked_step(context, warehouse, weights)
 
     current = _weekly("nbp_current", HISTORY, models.NbpCurrentAsset, nbp_current_step,
                       # NBP_FAIRNESS_BLOCKS_PUBLISH=true: publish only after this week's fairness check (docs/fairness.md).
-                      deps=[nbp_ranked, *(["fairness_report"] if blocks_publish else [])],
+                      deps=[nbp_ranked, RANKING_WEIGHTS, *(["fairness_report"] if blocks_publish else [])],
                       code_version=model_version, model_version=model_version)
     current["metadata"]["dagster/table_name"] = "postgres: product_intelligence.nbp_current"
     current["metadata"].pop("key")

@@ -562,7 +562,7 @@ def _may_create_roles(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()[0]
 
 
-def _grant_app_reader(conn: psycopg.Connection) -> None:
+def _grant_app_reader(conn: psycopg.Connection, objects: bool = True) -> None:
     """SELECT for the apps' read-only role on the live table, its products and the view;
     the role is created when this user may create roles, else granted only if it exists."""
     role = sql.Identifier(APP_READER_ROLE)
@@ -576,7 +576,22 @@ def _grant_app_reader(conn: psycopg.Connection) -> None:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
         conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role))
     conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SCHEMA), role))
-    conn.execute(sql.SQL("GRANT SELECT ON {}, {}, {} TO {}").format(_LIVE, _PRODUCTS, _VIEW, role))
+    if objects:
+        conn.execute(sql.SQL("GRANT SELECT ON {}, {}, {} TO {}").format(_LIVE, _PRODUCTS, _VIEW, role))
+
+
+def ensure_app_reader(url: str) -> bool:
+    """The apps' read-only role and its grants on what exists now (before the first publish:
+    the schema only); False if the role is missing and this user may not create it."""
+    with _connect(url) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))  # publishers create it under the same lock
+        if not _exists(conn, "SELECT FROM pg_roles WHERE rolname = %s", APP_READER_ROLE) and not _may_create_roles(conn):
+            return False
+        if not _exists(conn, "SELECT FROM pg_namespace WHERE nspname = %s", SCHEMA):
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
+        live = _exists(conn, "SELECT FROM pg_views WHERE schemaname = %s AND viewname = %s", SCHEMA, NAMED_VIEW)
+        _grant_app_reader(conn, objects=live)
+        return True
 
 
 def read_named(url: str, party_id: str, user: str | None = None) -> list[dict]:
