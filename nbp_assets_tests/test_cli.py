@@ -133,3 +133,43 @@ def test_every_command_and_option_has_help_with_its_default(capsys):
             if not action.help or "default" not in action.help:
                 missing.append(f"{name} {action.option_strings or action.dest}")
     assert missing == []
+
+
+def test_postgres_prints_how_apps_connect_and_holds_the_embedded_server(tmp_path):
+    """`postgres` starts the embedded server, says how to connect (owner, read-only app role)
+    and keeps it listening until Ctrl-C: the printed app URL works, and only for reading."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psycopg
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBP_")} | {
+        "NBP_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "nbp_assets", "postgres"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        lines, deadline = [], time.monotonic() + 180
+        while not any(line.startswith("holding") for line in lines):
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, "".join(lines)
+            lines.append(line)
+            assert time.monotonic() < deadline, "".join(lines)
+        printed = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in lines if ":" in line}
+        socket_dir = str(tmp_path / "home" / "postgres" / "embedded")
+        assert printed["owner"] == f"psql -h {socket_dir} -U postgres postgres"
+        assert printed["apps"] == f"psql -h {socket_dir} -U nbp_app_reader postgres   (read-only)"
+        with psycopg.connect(printed["URL (apps)"], autocommit=True) as app:
+            assert app.execute("SELECT current_user").fetchone()[0] == "nbp_app_reader"
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                app.execute("CREATE TABLE product_intelligence.scratch (i int)")
+        if shutil.which("psql"):  # the very command printed, as a person would paste it
+            command = printed["apps"].split("   ")[0].split() + ["-Atc", "SELECT current_user"]
+            assert subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip() == "nbp_app_reader"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out.strip().endswith("released"), out
