@@ -8,7 +8,7 @@ apps get the week in `nbp_current` (and if not, why not).
 The functional core: plain records in, lines of text and an exit code out. The CLI reads
 the run's events and the week's alerts and hands them here.
 
-Exit codes of `materialize`, `backfill` and `demo` (docs/operations.md):
+Exit codes of `materialize`, `backfill` and `demo` (README, "Backfills and re-runs"):
   0  every week ran and every blocking check passed; failed warning checks (a fairness
      breach) are in the summary and have their alert, but do not fail the command
   1  a week failed: a step error or a failed blocking check (nothing of that step was written)
