@@ -153,6 +153,10 @@ def cmd_load(args: argparse.Namespace) -> None:
     store(warehouse, loaded, weights, lambda name, rows: print(
         f"  {SOURCE_SCHEMA}.{name:<17} {rows:>12,} rows  <- {loaded.files[name]}", flush=True))
     print(f"committed {len(loaded.tables)} table(s) as one unit into {warehouse.describe()}")
+    if settings.first_week_file().exists():  # the demo bank's first week says nothing about this data
+        settings.first_week_file().unlink()
+        print(f"  removed {settings.first_week_file()} (the demo bank's first week); the UI offers weeks from "
+              f"NBP_FIRST_WEEK, else {settings.DEFAULT_FIRST_WEEK}")
     if weights is not None:
         print(f"  weights -> {weights} (reload the code location to use them)")
     for name in loaded.missing_optional:

@@ -170,6 +170,7 @@ def summarize_run(job, result, week: str, postgres_url: str) -> WeekSummary:
     import dagster as dg
 
     from nbp_assets.alerts import outbox
+    from nbp_assets.assets import checks
     from nbp_assets.cli import failure_cause
     from nbp_assets.partitions import Week
 
@@ -178,7 +179,7 @@ def summarize_run(job, result, week: str, postgres_url: str) -> WeekSummary:
                      for k in graph.asset_check_keys)
     evaluations: dict[tuple[str, str], bool] = {}
     failures: dict[str, str] = {}
-    started: set[str] = set()
+    started: set[str] = set()  # steps that ran
     publish_metadata = None
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
@@ -194,7 +195,7 @@ def summarize_run(job, result, week: str, postgres_url: str) -> WeekSummary:
                         else event.asset_observation_data.asset_observation)
             publish_metadata = {k: v.value for k, v in recorded.metadata.items()}
     alerts = None
-    if "fairness_report" in started and "fairness_report" not in failures:
+    if ("fairness_report", checks.FAIRNESS_GAP) in evaluations:  # reported only after its alerts are recorded
         alerts = outbox.alerts(postgres_url, Week.from_key(week).start)
     publish = publish_outcome(publish_metadata, failures.get(CURRENT_ASSET), CURRENT_ASSET in started)
     return week_summary(week, result.success, planned, evaluations, alerts, result.run_id, publish, failures)

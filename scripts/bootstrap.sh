@@ -14,7 +14,8 @@ if [ ! -f "$stamp" ]; then
   echo "installing pinned dependencies into .venv (first run: about 1.5 minutes; pip's output: .venv/pip-install.log)"
   # pip's output goes to the log; a few progress lines (scripts/pip-progress.awk) are shown,
   # and the log's end if the install fails.
-  if ! .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -e '.[dev]' 2>&1 \
+  # Unbuffered: through a pipe, pip would otherwise write its lines in 8 KB bursts.
+  if ! PYTHONUNBUFFERED=1 .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off -e '.[dev]' 2>&1 \
       | tee .venv/pip-install.log | awk -f scripts/pip-progress.awk; then
     tail -n 50 .venv/pip-install.log >&2
     echo "pip install failed: full log in .venv/pip-install.log" >&2
