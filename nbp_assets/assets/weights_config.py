@@ -1,8 +1,9 @@
 """The ranking weights configuration as an observable source asset.
 
 Its data version is the weights' digest (the `w...` part of model_version), so when the
-weights change and are observed again, `scores` and everything downstream show in the UI
-as stale ("ranking_weights has a new data version") until the weeks are re-run.
+weights change and are observed again, every asset whose rows carry model_version (scores,
+nbp_ranked, nbp_current, fairness_report: each depends on it) shows in the UI as stale
+("ranking_weights has a new data version") for the weeks computed before, until re-run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ RANKING_WEIGHTS = "ranking_weights"
 
 
 def weights_digest(weights: Weights) -> str:
-    """The digest of the weights: what changes when any weight changes (code version aside)."""
+    """The weights' digest, as in model_version (`nbp-1.0+w<digest>`): it changes when any weight does."""
     return weights.model_version.split("+w", 1)[1]
 
 
@@ -51,7 +52,7 @@ def build_ranking_weights() -> dg.AssetsDefinition:
                 "The ranking weights configuration in force: per product class, the weight of each signal "
                 "(NBP_WEIGHTS_FILE or $NBP_HOME/weights.csv locally, the NBP_WEIGHTS_TABLE configuration table in "
                 "production). Every weekly run observes it first and records the weights' digest as its data "
-                "version: after a change, scores and the assets below it show as stale until their weeks are "
-                "re-run (reload the code location too, so the runs use the new weights)."
+                "version: after a change, scores, nbp_ranked, nbp_current and fairness_report show as stale "
+                "for the weeks computed before, until re-run (reload the code location too, so the runs use the new weights)."
             ),
         )])(_observe_weights)
