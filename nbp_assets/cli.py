@@ -1,12 +1,20 @@
-"""Command line: `python -m nbp_assets {demo,generate,load,materialize,backfill,check,pools}`.
+"""Command line: `python -m nbp_assets {demo,generate,load,materialize,backfill,show,postgres,check,alerts,pools}`.
 
 demo        generate a synthetic bank, materialize the latest closed week, print where to look
 generate    write a deterministic synthetic bank into the local warehouse's source schema
 load DIR    validate a folder of <table>.csv/.parquet files, then load them (all or nothing)
 materialize run the weekly job for one week (default: the week that closed last)
 backfill    run the weekly job for a range of weeks, oldest first
+show        a customer's current top 3 as the apps see it
+postgres    how to connect to the apps' PostgreSQL; keeps the embedded server up until Ctrl-C
 check       validate the deployment's configuration (NBP_DEPLOYMENT) without writing anything
+alerts      compliance's fairness-alert workflow: list, show, ack, assign, comment, resolve
 pools       show who holds the Dagster concurrency pools' slots; --free RUN_ID frees a dead run's
+
+demo, materialize and backfill end with a summary per week (checks, fairness breaches,
+alerts, whether nbp_current was published). Exit codes: 0 every week ran and every
+blocking check passed (failed warning checks are in the summary); 1 a week failed;
+2 refused before anything ran; 3 only with --fail-on-warning: a warning check failed.
 """
 
 from __future__ import annotations
@@ -51,6 +59,15 @@ concurrency:
 """,)
 
 
+class Refused(SystemExit):
+    """The command was refused before anything ran (a bad week, a reversed range): exit
+    code 2, the reason on stderr."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.code = 2
+
+
 def _ensure_dagster_home() -> str:
     """Persist runs under $NBP_HOME so `dagster dev` shows what the CLI materialized."""
     home = os.environ.get("DAGSTER_HOME") or str(settings.nbp_home() / "dagster_home")
@@ -67,7 +84,7 @@ def latest_closed_week() -> str:
 
     key = weekly_partitions.get_last_partition_key()
     if key is None:
-        raise SystemExit("no week has closed yet since the first partition")
+        raise Refused("no week has closed yet since the first partition")
     return key
 
 
@@ -137,6 +154,10 @@ def cmd_load(args: argparse.Namespace) -> None:
     store(warehouse, loaded, weights, lambda name, rows: print(
         f"  {SOURCE_SCHEMA}.{name:<17} {rows:>12,} rows  <- {loaded.files[name]}", flush=True))
     print(f"committed {len(loaded.tables)} table(s) as one unit into {warehouse.describe()}")
+    if settings.first_week_file().exists():  # the demo bank's first week says nothing about this data
+        settings.first_week_file().unlink()
+        print(f"  removed {settings.first_week_file()} (the demo bank's first week); the UI offers weeks from "
+              f"NBP_FIRST_WEEK, else {settings.DEFAULT_FIRST_WEEK}")
     if weights is not None:
         print(f"  weights -> {weights} (reload the code location to use them)")
     for name in loaded.missing_optional:
@@ -144,8 +165,9 @@ def cmd_load(args: argparse.Namespace) -> None:
     print("\n".join(next_steps(loaded.tables, latest_closed_week())))
 
 
-def materialize_week(week: str) -> bool:
-    """Run the weekly job for one week against the persistent local instance."""
+def materialize_week(week: str):
+    """Run the weekly job for one week against the persistent local instance; print and
+    return its summary (run_summary.WeekSummary)."""
     _ensure_dagster_home()
     import dagster as dg
 
@@ -154,6 +176,7 @@ def materialize_week(week: str) -> bool:
 
     job = build_definitions().resolve_job_def(WEEKLY_JOB)
     _data_errors_without_traceback()
+    started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         # Frees the pool slots of runs killed earlier, tags this run with its process (so a
         # later CLI can tell if it dies), and says who holds the pool while a step waits.
@@ -168,7 +191,17 @@ def materialize_week(week: str) -> bool:
     for event in result.all_events:
         if event.is_step_failure:
             print(f"FAILED {event.step_key}: {failure_cause(event.step_failure_data)}", file=sys.stderr)
-    return result.success
+    return _summarize(job, result, week, time.perf_counter() - started)
+
+
+def _summarize(job, result, week: str, seconds: float):
+    from nbp_assets.model.fairness import BREACH_THRESHOLD_PP
+    from nbp_assets.resources import build_resources
+    from nbp_assets.run_summary import render, summarize_run
+
+    summary = summarize_run(job, result, week, build_resources()["postgres"].conninfo())
+    print("\n".join(render(summary, BREACH_THRESHOLD_PP, seconds)), flush=True)
+    return summary
 
 
 def _data_errors_without_traceback() -> None:
@@ -210,19 +243,24 @@ def _checked_week(key: str) -> str:
     try:
         Week.from_key(key)
     except ValueError as exc:
-        raise SystemExit(f"not a week: {exc} (weeks are keyed by their Monday, e.g. 2026-11-09)") from None
+        raise Refused(f"not a week: {exc} (weeks are keyed by their Monday, e.g. 2026-11-09)") from None
     if key < FIRST_WEEK or key > latest_closed_week():
-        raise SystemExit(f"week {key} is outside the weeks that can run: {FIRST_WEEK} to {latest_closed_week()}")
+        raise Refused(f"week {key} is outside the weeks that can run: {FIRST_WEEK} to {latest_closed_week()}")
     return key
+
+
+def _exit(summaries, fail_on_warning: bool) -> None:
+    """Exit with the documented code (run_summary.exit_code); 0 returns normally."""
+    from nbp_assets.run_summary import exit_code
+
+    code = exit_code(summaries, fail_on_warning)
+    if code:
+        raise SystemExit(code)
 
 
 def cmd_materialize(args: argparse.Namespace) -> None:
     week = _checked_week(args.week or latest_closed_week())
-    started = time.perf_counter()
-    ok = materialize_week(week)
-    print(f"week {week}: {'succeeded' if ok else 'FAILED'} in {time.perf_counter() - started:.1f}s")
-    if not ok:
-        raise SystemExit(1)
+    _exit([materialize_week(week)], args.fail_on_warning)
 
 
 def cmd_backfill(args: argparse.Namespace) -> None:
@@ -232,30 +270,40 @@ def cmd_backfill(args: argparse.Namespace) -> None:
 
     first, last = _checked_week(args.first), _checked_week(args.last)
     if first > last:
-        raise SystemExit(f"backfill range is reversed: {first} comes after {last} (give the oldest week first)")
+        raise Refused(f"backfill range is reversed: {first} comes after {last} (give the oldest week first)")
     weeks = weekly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
-    failed = []
+    summaries = []
     for week in weeks:  # oldest first, so the newest week ends up current in PostgreSQL
-        started = time.perf_counter()
-        ok = materialize_week(week)
-        print(f"week {week}: {'succeeded' if ok else 'FAILED'} in {time.perf_counter() - started:.1f}s", flush=True)
-        if not ok:
-            failed.append(week)
-    if failed:
-        raise SystemExit(f"failed weeks: {', '.join(failed)}")
+        summaries.append(materialize_week(week))
+        print(flush=True)
+    failed = [s.week for s in summaries if not s.succeeded]
+    warned = [s.week for s in summaries if s.failed(blocking=False)]
+    print(f"backfill {first} to {last}: {len(weeks) - len(failed)} of {len(weeks)} week(s) succeeded"
+          + (f"; failed: {', '.join(failed)}" if failed else "")
+          + (f"; warning checks failed in: {', '.join(warned)}" if warned else ""))
+    _exit(summaries, args.fail_on_warning)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    from datetime import timedelta
+
     if args.fresh and settings.nbp_home().exists():
         shutil.rmtree(settings.nbp_home())
     args.end_week = None
     cmd_generate(args)
     week = latest_closed_week()
+    # The UI offers exactly the weeks this bank covers (settings.first_week), not two years
+    # of weeks without data whose runs could only fail.
+    first = (date.fromisoformat(week) - timedelta(weeks=args.weeks - 1)).isoformat()
+    settings.first_week_file().write_text(first + "\n")
+    print(f"the UI offers weeks {first} to {week}, the weeks of this bank ({settings.first_week_file()})")
     started = time.perf_counter()
-    if not materialize_week(week):
+    summary = materialize_week(week)
+    if not summary.succeeded:
         raise SystemExit(f"week {week} FAILED: see the errors above")
     print(f"materialized week {week} (all 8 assets) in {time.perf_counter() - started:.1f}s")
     _print_where_to_look(week)
+    _exit([summary], args.fail_on_warning)
 
 
 def _print_where_to_look(week: str) -> None:
@@ -273,8 +321,10 @@ def _print_where_to_look(week: str) -> None:
     print(f"  warehouse history : {settings.warehouse_path()}  table product_intelligence.next_best_product")
     print(f"  fairness report   : same file, table nbp_work.fairness_report (week_start = '{week}'),")
     print(f"                      and {settings.nbp_home() / 'reports' / 'fairness' / (week + '.html')}")
+    live = pg.current_evaluated_at(url)
     print(f"  apps' current top3: PostgreSQL {resources['postgres'].describe()}, product_intelligence.nbp_current "
-          f"(current week {pg.current_evaluated_at(url)})")
+          f"(week {pg.week_key(live) if live else 'none'}); with product names: {pg.SCHEMA}.{pg.NAMED_VIEW}")
+    print("                      connect: .venv/bin/python -m nbp_assets postgres")
     print(f"  Dagster UI        : DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -h 127.0.0.1 -p 3000")
     print("  alerts            : " + "\n                      ".join(alerts_deliver_now(url)))
     if len(week_rows):
@@ -360,19 +410,60 @@ def cmd_pools(args: argparse.Namespace) -> None:
         print("\n".join(ops_pools.pools_report(instance)))
 
 
+def cmd_postgres(args: argparse.Namespace) -> None:
+    """How to reach the apps' PostgreSQL. The embedded server listens (on a Unix socket in
+    its data folder) only while a process holds it: this one holds it until Ctrl-C."""
+    from nbp_assets.resources import build_resources
+    from nbp_assets.storage import postgres as pg
+
+    resource = build_resources()["postgres"]
+    url = resource.conninfo()  # starts the embedded server if it is not running
+    params = pg.conninfo_to_dict(url)
+    print(f"PostgreSQL for the apps: {resource.describe()}")
+    print(f"  tables    : {pg.SCHEMA}.{pg.TABLE} (the live week), {pg.SCHEMA}.{pg.PRODUCTS_TABLE}, "
+          f"view {pg.SCHEMA}.{pg.NAMED_VIEW} (with product names and week_start)")
+    if settings.postgres_url():
+        print(f"  read-only : connect as a member of role {pg.APP_READER_ROLE} (docs/apps.md)")
+        return
+    pg.ensure_app_reader(url)  # the embedded server's superuser may create it; publishes grant on each new week
+    socket_dir, database = params.get("host"), params.get("dbname") or "postgres"
+    print(f"  owner     : psql -h {socket_dir} -U {params.get('user')} {database}")
+    print(f"  apps      : psql -h {socket_dir} -U {pg.APP_READER_ROLE} {database}   (read-only)")
+    print(f"  URL (apps): postgresql://{pg.APP_READER_ROLE}@/{database}?host={socket_dir}")
+    if args.no_hold:
+        return
+    print("holding the embedded server open; Ctrl-C stops holding it (it stops when no other process holds it)",
+          flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("released")
+
+
+def _with_default(help_text: str, default: object) -> str:
+    return f"{help_text} (default: {default})"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m nbp_assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add_generate_args(p: argparse.ArgumentParser, customers: int) -> None:
-        p.add_argument("--customers", type=int, default=customers)
-        p.add_argument("--seed", type=int, default=7)
-        p.add_argument("--weeks", type=int, default=8, help="weeks of history (for backfills)")
+        p.add_argument("--customers", type=int, default=customers, help=_with_default("customers in the bank", customers))
+        p.add_argument("--seed", type=int, default=7, help=_with_default("random seed: the same seed gives the same bank", 7))
+        p.add_argument("--weeks", type=int, default=8, help=_with_default("weeks of history (for backfills)", 8))
 
-    p = sub.add_parser("demo", help="generate + materialize the latest closed week + show results")
+    def add_run_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--fail-on-warning", action="store_true",
+                       help="exit 3 when every week ran but a warning check failed, e.g. a fairness breach "
+                            "(default: off, exit 0; the breach is in the summary and has its alert)")
+
+    p = sub.add_parser("demo", help="generate a synthetic bank, materialize the latest closed week, show where to look")
     add_generate_args(p, 20_000)
-    p.add_argument("--fresh", action="store_true", help=f"delete {settings.nbp_home()} first")
+    p.add_argument("--fresh", action="store_true", help=f"delete {settings.nbp_home()} first (default: keep it)")
+    add_run_args(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("generate", help="write a synthetic bank into the local warehouse")
@@ -383,23 +474,32 @@ def main(argv: list[str] | None = None) -> None:
                         "memory follows the chunk, not the bank. The bank depends on it.")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("load", help="validate and load your own CSV/Parquet files")
-    p.add_argument("directory")
+    p = sub.add_parser("load", help="validate and load your own CSV/Parquet files (all or nothing)")
+    p.add_argument("directory", help="folder with one <table>.csv or <table>.parquet per table (required, no default)")
     p.set_defaults(func=cmd_load)
 
     p = sub.add_parser("materialize", help="run the weekly job for one week")
     p.add_argument("--week", help="Monday key, e.g. 2026-11-09 (default: latest closed week)")
+    add_run_args(p)
     p.set_defaults(func=cmd_materialize)
 
-    p = sub.add_parser("backfill", help="run the weekly job for every week from FIRST to LAST (Monday keys)")
-    p.add_argument("first")
-    p.add_argument("last")
+    p = sub.add_parser("backfill", help="run the weekly job for every week from FIRST to LAST (Monday keys), oldest first")
+    p.add_argument("first", help="Monday key of the first week, e.g. 2026-10-05 (required, no default)")
+    p.add_argument("last", help="Monday key of the last week, not before FIRST (required, no default)")
+    add_run_args(p)
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("show", help="a customer's current top 3 (nbp_current) with product names and each signal's "
                        "contribution")
-    p.add_argument("party_id", help="the customer, e.g. P0000042")
+    p.add_argument("party_id", help="the customer, e.g. P0000042 (required, no default)")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("postgres", help="print how to connect to the apps' PostgreSQL (owner and read-only app role); "
+                                        "holds the embedded server open until Ctrl-C")
+    p.add_argument("--no-hold", action="store_true",
+                   help="print and exit; the embedded server stops when no other process holds it "
+                        "(default: hold it until Ctrl-C)")
+    p.set_defaults(func=cmd_postgres)
 
     p = sub.add_parser("check", help="validate the deployment's configuration; exit 2 with the reason if it is wrong")
     p.set_defaults(func=cmd_check)
@@ -412,10 +512,16 @@ def main(argv: list[str] | None = None) -> None:
                                      "free a dead run's slots")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--free", metavar="RUN_ID",
-                   help="mark RUN_ID failed (if unfinished) and free its slots; refused while its process runs here")
+                   help="mark RUN_ID failed (if unfinished) and free its slots; refused while its process runs here "
+                        "(default: free nothing)")
     g.add_argument("--free-dead", action="store_true",
-                   help="free the slots of every run whose process is gone (what materialize does first)")
+                   help="free the slots of every run whose process is gone, what materialize does first "
+                        "(default: off)")
     p.set_defaults(func=cmd_pools)
 
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except Refused as refused:
+        print(refused, file=sys.stderr)
+        raise

@@ -4,13 +4,17 @@ Each domain module builds its own assets, checks, jobs, schedules and sensors; t
 only merges them and adds the resources chosen by deployment (NBP_DEPLOYMENT).
 """
 
+import warnings
+
 import dagster as dg
 
 from nbp_assets.alerts.ops_sensors import FRESHNESS_CHECK, PUBLISHED_ASSET, ops_alert_definitions
 from nbp_assets.alerts.sensor import fairness_alert_definitions
 from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.assets.fairness import build_fairness_assets
+from nbp_assets.assets.governance import govern
 from nbp_assets.assets.offers import next_best_offer_definitions
+from nbp_assets.assets.weights_config import build_ranking_weights
 from nbp_assets.model.weights import Weights
 from nbp_assets.partitions import TIMEZONE
 from nbp_assets.resources import build_resources, deployment_weights
@@ -23,9 +27,11 @@ WEEKLY_CRON_HOUR = 6
 
 def weekly_engine_definitions(weights: Weights) -> dg.Definitions:
     """MOD-107: the weekly next-best-product assets, their job and schedule."""
-    engine = build_engine_assets(weights) + build_fairness_assets(weights)
+    engine = [build_ranking_weights(), *build_engine_assets(weights), *build_fairness_assets(weights)]
     weekly_job = dg.define_asset_job(
         WEEKLY_JOB,
+        # ranking_weights is observed first in every run: each week's scores record the
+        # weights' digest they were computed with, so a later change shows them stale.
         # The freshness check on nbp_current runs on its own sensor, after the deadline, not in the run.
         selection=dg.AssetSelection.assets(*engine) - dg.AssetSelection.checks(FRESHNESS_CHECK),
         description=f"One bank week of MOD-107 end to end (model_version {weights.model_version}).",
@@ -47,13 +53,20 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
     weights = deployment_weights(deployment)  # production: the Snowflake weights configuration table
     weekly = weekly_engine_definitions(weights)
     published = next(a for a in weekly.assets if PUBLISHED_ASSET in a.keys)
-    return dg.Definitions.merge(
-        weekly,
-        next_best_offer_definitions(),
-        fairness_alert_definitions(),
-        ops_alert_definitions(published),  # failed runs and checks, a week not published by Monday 09:00
-        dg.Definitions(resources=build_resources(deployment), executor=dg.in_process_executor),
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)  # Definitions.map_asset_specs is a preview in 1.13
+        return _governed(dg.Definitions.merge(
+            weekly,
+            next_best_offer_definitions(),
+            fairness_alert_definitions(),
+            ops_alert_definitions(published),  # failed runs and checks, a week not published by Monday 09:00
+            dg.Definitions(resources=build_resources(deployment), executor=dg.in_process_executor),
+        ))
+
+
+def _governed(defs: dg.Definitions) -> dg.Definitions:
+    """Every asset with its owners and tags, from one table (assets/governance.py)."""
+    return defs.map_asset_specs(func=govern)
 
 
 defs = build_definitions()

@@ -14,8 +14,11 @@ from datetime import date, datetime, timedelta
 
 import dagster as dg
 
+from nbp_assets import settings
+
 TIMEZONE = "Europe/London"
-FIRST_WEEK = "2025-01-06"  # a Monday: the first week that can be materialized or backfilled
+# A Monday: the first week that can be materialized or backfilled, and the first the UI offers.
+FIRST_WEEK = settings.first_week()
 
 weekly_partitions = dg.WeeklyPartitionsDefinition(
     start_date=FIRST_WEEK,

@@ -15,6 +15,7 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_DUCKDB_TEMP_DIR            | local: where DuckDB spills                               | $NBP_HOME/duckdb_tmp |
 | NBP_MAX_SNAPSHOT_AGE_DAYS      | oldest snapshot (days before the evaluation date) a week may use | 7      |
 | NBP_WEIGHTS_FILE               | local: ranking weights CSV (product_class, signal, weight) | $NBP_HOME/weights.csv if present, else packaged default |
+| NBP_FIRST_WEEK                 | the first week (a Monday) the UI offers and runs can use | $NBP_HOME/first_week if present (the demo writes it), else 2025-01-06 |
 | NBP_WEIGHTS_TABLE              | production: Snowflake weights configuration table        | nbp_config.nbp_weights |
 | NBP_ALERT_MAILDIR              | folder where alerts are filed as e-mails (a Maildir); `off` turns it off | local: $NBP_HOME/alerts/maildir; production: off |
 | NBP_OPERATOR                   | who the alerts CLI records as acting, unless --by is given | the login name     |
@@ -140,6 +141,35 @@ def operator_name() -> str:
     """Who acts in the alerts workflow when the CLI is not told (--by): NBP_OPERATOR, else
     the login name. Recorded in the audit trail with each action."""
     return (os.environ.get("NBP_OPERATOR") or "").strip() or getpass.getuser()
+
+
+DEFAULT_FIRST_WEEK = "2025-01-06"
+
+
+def first_week_file() -> Path:
+    """Where `demo` records the first week of the bank it generated, so the UI offers only
+    the weeks that have data."""
+    return nbp_home() / "first_week"
+
+
+def first_week() -> str:
+    """The first week that can be materialized (partition key, a Monday): NBP_FIRST_WEEK,
+    else the week recorded in $NBP_HOME/first_week, else 2025-01-06."""
+    from datetime import date
+
+    source = "NBP_FIRST_WEEK"
+    value = (os.environ.get("NBP_FIRST_WEEK") or "").strip()
+    if not value and first_week_file().is_file():
+        source, value = str(first_week_file()), first_week_file().read_text().strip()
+    if not value:
+        return DEFAULT_FIRST_WEEK
+    try:
+        monday = date.fromisoformat(value).weekday() == 0
+    except ValueError:
+        monday = False
+    if not monday:
+        raise ConfigurationError(f"{source} must be a Monday as YYYY-MM-DD (a week's partition key), got {value!r}")
+    return value
 
 
 def _set(name: str) -> bool:

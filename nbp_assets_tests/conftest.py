@@ -12,6 +12,10 @@ import pytest
 
 from nbp_assets.storage.postgres import resolve_postgres_url, stop_local_server
 
+# The weekly partitions start at import (partitions.py): pinned to the default, so the
+# first week a demo recorded in ./.nbp/first_week does not change what the tests see.
+os.environ.setdefault("NBP_FIRST_WEEK", "2025-01-06")
+
 
 @pytest.fixture(scope="session")
 def postgres_url():

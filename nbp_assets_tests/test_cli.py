@@ -27,6 +27,12 @@ def test_generate_then_backfill_two_weeks_oldest_first(home, clean_postgres, cap
     main(["backfill", "2026-11-02", "2026-11-09"])
     out = capsys.readouterr().out
     assert "week 2026-11-02: succeeded" in out and "week 2026-11-09: succeeded" in out
+    # Each week ends with its summary: checks, breaches, alerts, and what the apps got.
+    assert out.count("  checks      : 13 passed, 0 blocking failed") == 2, out
+    assert out.count("  breaches    : ") == 2 and out.count("  alerts      : ") == 2
+    assert "  nbp_current : published: first publish: week 2026-11-02" in out
+    assert "  nbp_current : published: replaced week 2026-11-02 with week 2026-11-09" in out
+    assert "backfill 2026-11-02 to 2026-11-09: 2 of 2 week(s) succeeded" in out
 
     weeks = DuckDBWarehouse(database=str(home / "warehouse.duckdb")).query(
         f"SELECT DISTINCT evaluated_at FROM {HISTORY_TABLE} ORDER BY 1"
@@ -42,16 +48,31 @@ def test_generate_then_backfill_two_weeks_oldest_first(home, clean_postgres, cap
     assert f"{party}: current week 2026-11-09" in shown and "1. PR" in shown
     assert "relationship_gap  signal" in shown and "x weight" in shown
 
-    # The runs are in the persistent instance the UI reads ($NBP_HOME/dagster_home).
+    # Re-running the older week does not change what the apps see, and says so.
+    main(["materialize", "--week", "2026-11-02"])
+    out = capsys.readouterr().out
+    assert ("  nbp_current : NOT published: skipped: week 2026-11-02 is older than week 2026-11-09, "
+            "which the apps already see") in out, out
+    assert str(pg.current_evaluated_at(clean_postgres).date()) == "2026-11-16"
+
+    # The runs are in the persistent instance the UI reads ($NBP_HOME/dagster_home) ...
+    current = dg.AssetKey("nbp_current")
     with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
         parts = instance.get_materialized_partitions(dg.AssetKey("nbp_ranked"))
+        # ... where nbp_current's latest materialization is the live week: the skipped
+        # re-run of the older week is an observation, not a materialization.
+        latest = instance.get_latest_materialization_event(current)
+        observed = instance.fetch_observations(current, limit=5).records
     assert parts == {"2026-11-02", "2026-11-09"}
+    assert latest.dagster_event.partition == "2026-11-09"
+    assert [(o.partition_key, o.asset_observation.metadata["published"].value) for o in observed] == [("2026-11-02", False)]
 
 
 def test_materialize_unknown_week_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
-    with pytest.raises(SystemExit, match="not a week: partition key '2026-11-10' is not a Monday"):
+    with pytest.raises(SystemExit, match="not a week: partition key '2026-11-10' is not a Monday") as refused:
         main(["materialize", "--week", "2026-11-10"])
+    assert refused.value.code == 2  # refused before anything ran
     with pytest.raises(SystemExit, match="week 2024-12-30 is outside the weeks that can run"):
         main(["materialize", "--week", "2024-12-30"])
 
@@ -63,8 +84,13 @@ def test_a_data_error_prints_its_cause_without_a_traceback(home, capsys):
         "(SELECT party_id FROM nbp_source.customers ORDER BY party_id LIMIT 2) RETURNING party_id")
     with pytest.raises(SystemExit) as exit_:
         main(["materialize", "--week", "2026-11-09"])
-    assert exit_.value.code not in (0, None)
-    err = capsys.readouterr().err
+    assert exit_.value.code == 1  # a week failed
+    out, err = capsys.readouterr()
+    assert "week 2026-11-09: FAILED" in out
+    # activity's contract passed; customers failed on its input, so no check of it or below ran
+    assert "checks      : 1 passed, 0 blocking failed, 0 warning failed, 13 not run (their step did not run)" in out
+    assert "failed step : customers: table 'nbp_source.customers'" in out
+    assert "nbp_current : NOT published: did not run: an upstream step failed" in out
     assert "FAILED customers: table 'nbp_source.customers'" in err, err
     assert "status" in err and "active" in err  # the column and an example value
     assert "Traceback" not in err and "Error occurred while executing" not in err
@@ -72,5 +98,78 @@ def test_a_data_error_prints_its_cause_without_a_traceback(home, capsys):
 
 def test_a_reversed_backfill_range_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
-    with pytest.raises(SystemExit, match="backfill range is reversed: 2026-11-09 comes after 2026-11-02"):
+    with pytest.raises(SystemExit, match="backfill range is reversed: 2026-11-09 comes after 2026-11-02") as refused:
         main(["backfill", "2026-11-09", "2026-11-02"])
+    assert refused.value.code == 2
+
+
+def test_every_command_and_option_has_help_with_its_default(capsys):
+    """`--help` of every command describes every argument and says its default (or that it has none)."""
+    import argparse
+
+    from nbp_assets import cli
+
+    parsers = {}
+    real_parse = argparse.ArgumentParser.parse_args
+
+    def capture(parser, args=None, namespace=None):  # the built parser, without running a command
+        parsers["main"] = parser
+        raise SystemExit(0)
+
+    argparse.ArgumentParser.parse_args = capture
+    try:
+        with pytest.raises(SystemExit):
+            cli.main(["--help"])
+    finally:
+        argparse.ArgumentParser.parse_args = real_parse
+    sub = next(a for a in parsers["main"]._actions if isinstance(a, argparse._SubParsersAction))
+    described = {c.dest for c in sub._choices_actions if c.help}
+    assert described == set(sub.choices), f"commands without help: {set(sub.choices) - described}"
+    missing = []
+    for name, parser in sub.choices.items():
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if not action.help or "default" not in action.help:
+                missing.append(f"{name} {action.option_strings or action.dest}")
+    assert missing == []
+
+
+def test_postgres_prints_how_apps_connect_and_holds_the_embedded_server(tmp_path):
+    """`postgres` starts the embedded server, says how to connect (owner, read-only app role)
+    and keeps it listening until Ctrl-C: the printed app URL works, and only for reading."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psycopg
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBP_")} | {
+        "NBP_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "nbp_assets", "postgres"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        lines, deadline = [], time.monotonic() + 180
+        while not any(line.startswith("holding") for line in lines):
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, "".join(lines)
+            lines.append(line)
+            assert time.monotonic() < deadline, "".join(lines)
+        printed = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in lines if ":" in line}
+        socket_dir = str(tmp_path / "home" / "postgres" / "embedded")
+        assert printed["owner"] == f"psql -h {socket_dir} -U postgres postgres"
+        assert printed["apps"] == f"psql -h {socket_dir} -U nbp_app_reader postgres   (read-only)"
+        with psycopg.connect(printed["URL (apps)"], autocommit=True) as app:
+            assert app.execute("SELECT current_user").fetchone()[0] == "nbp_app_reader"
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                app.execute("CREATE TABLE product_intelligence.scratch (i int)")
+        if shutil.which("psql"):  # the very command printed, as a person would paste it
+            command = printed["apps"].split("   ")[0].split() + ["-Atc", "SELECT current_user"]
+            assert subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip() == "nbp_app_reader"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out.strip().endswith("released"), out

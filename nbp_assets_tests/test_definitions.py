@@ -37,8 +37,15 @@ ASSETS = {
     "nbp_current",
     "fairness_report",
 }
+# The weights configuration: an observable source asset (data version = the weights'
+# digest), unpartitioned, observed by every weekly run.
+WEIGHTS_SOURCE = "ranking_weights"
 # (upstream, downstream)
 EDGES = {
+    (WEIGHTS_SOURCE, "scores"),  # every asset whose rows carry model_version: stale when the weights change
+    (WEIGHTS_SOURCE, "nbp_ranked"),
+    (WEIGHTS_SOURCE, "nbp_current"),
+    (WEIGHTS_SOURCE, "fairness_report"),
     ("customers", "eligibility"),
     ("eligibility", "signals"),
     ("customers", "signals"),
@@ -179,13 +186,14 @@ def test_nothing_written_outside_nbp_home(defs, nbp_home):
 
 
 def test_asset_keys(graph):
-    assert key_names(graph.get_all_asset_keys()) == ASSETS | OFFER_ASSETS
+    assert key_names(graph.get_all_asset_keys()) == ASSETS | OFFER_ASSETS | {WEIGHTS_SOURCE}
 
 
 def test_every_asset_is_described_and_grouped(defs):
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
-    assert set(specs) == ASSETS | OFFER_ASSETS
-    assert {k: s.group_name for k, s in specs.items()} == dict.fromkeys(ASSETS, GROUP) | dict.fromkeys(OFFER_ASSETS, OFFER_GROUP)
+    assert set(specs) == ASSETS | OFFER_ASSETS | {WEIGHTS_SOURCE}
+    assert {k: s.group_name for k, s in specs.items()} == (
+        dict.fromkeys(ASSETS | {WEIGHTS_SOURCE}, GROUP) | dict.fromkeys(OFFER_ASSETS, OFFER_GROUP))
     undescribed = sorted(k for k, s in specs.items() if not (s.description or "").strip())
     assert undescribed == []
 
@@ -232,7 +240,7 @@ def test_checks_are_described_and_attached_to_their_asset(defs):
 def expected_code_versions(model_version: str) -> dict[str, str | None]:
     code_only = {"signals": MODEL_CODE_VERSION}  # signals follow the code, not the weights
     weekly = {name: model_version if name in MODEL_VERSIONED else code_only.get(name) for name in ASSETS}
-    return weekly | OFFER_CODE_VERSIONS  # the offer rules are data: not in any code version
+    return weekly | OFFER_CODE_VERSIONS | {WEIGHTS_SOURCE: None}  # the weights change its data version instead  # the offer rules are data: not in any code version
 
 
 def code_versions(defs) -> dict[str, str | None]:
@@ -318,7 +326,7 @@ def test_week_key_must_be_a_monday():
 
 def test_weekly_job_selects_every_asset(defs):
     job = defs.resolve_job_def(JOB)
-    assert key_names(job.asset_layer.selected_asset_keys) == ASSETS
+    assert key_names(job.asset_layer.selected_asset_keys) == ASSETS | {WEIGHTS_SOURCE}  # the weights are observed first
     assert job.partitions_def is weekly_partitions
     assert job.executor_def is dg.in_process_executor
 
@@ -420,3 +428,45 @@ def test_weekly_assets_show_their_table_and_columns():
     assert history == {"party_id": "VARCHAR", "jurisdiction": "VARCHAR", "rank": "INTEGER", "product_id": "VARCHAR",
                        "score": "DECIMAL(8,6)", "primary_signal": "VARCHAR", "model_version": "VARCHAR",
                        "evaluated_at": "TIMESTAMP"}
+
+
+# ---------------------------------------------------------------------------- governance
+
+
+PERSONAL_DATA = {"customers", "activity", "eligibility", "signals", "scores", "nbp_ranked", "nbp_current",
+                 "next_best_offer", "next_best_offer_lookup"}
+CARRY_THE_MODEL = {"ranking_weights": "MOD-107", "scores": "MOD-107", "nbp_ranked": "MOD-107",
+                   "nbp_current": "MOD-107", "fairness_report": "MOD-107", "offer_rules": "MOD-108",
+                   "next_best_offer": "MOD-108", "next_best_offer_lookup": "MOD-108"}
+
+
+def test_every_asset_has_owners_and_says_if_it_holds_personal_data(defs):
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    assert {k for k, s in specs.items() if not s.owners} == set()
+    assert specs["fairness_report"].owners == ["team:compliance", "team:data-platform"]
+    assert {k: s.tags.get("personal_data") for k, s in specs.items()} == {
+        k: "yes" if k in PERSONAL_DATA else "no" for k in specs}
+    assert {k: s.tags["model"] for k, s in specs.items() if "model" in s.tags} == CARRY_THE_MODEL
+
+
+def test_the_weights_data_version_is_their_digest(tmp_path):
+    from nbp_assets.assets.weights_config import observation
+
+    default = load_weights(DEFAULT_WEIGHTS_FILE)
+    tuned = load_weights(modified_weights(tmp_path / "tuned.csv"))
+    assert observation(default).data_version.value == default.model_version.removeprefix(f"{MODEL_CODE_VERSION}+w")
+    assert observation(tuned).data_version.value == tuned.model_version.removeprefix(f"{MODEL_CODE_VERSION}+w")
+    assert observation(tuned).data_version != observation(default).data_version
+
+
+def test_the_first_week_is_configurable(monkeypatch, tmp_path):
+    monkeypatch.setenv("NBP_HOME", str(tmp_path))
+    monkeypatch.delenv("NBP_FIRST_WEEK", raising=False)
+    assert settings.first_week() == "2025-01-06"
+    settings.first_week_file().write_text("2026-10-05\n")  # what `demo` records for its bank
+    assert settings.first_week() == "2026-10-05"
+    monkeypatch.setenv("NBP_FIRST_WEEK", "2026-11-02")
+    assert settings.first_week() == "2026-11-02"
+    monkeypatch.setenv("NBP_FIRST_WEEK", "2026-11-03")
+    with pytest.raises(settings.ConfigurationError, match="NBP_FIRST_WEEK must be a Monday.*'2026-11-03'"):
+        settings.first_week()

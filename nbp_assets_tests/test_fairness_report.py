@@ -377,7 +377,7 @@ def test_report_table_written_before_these_columns_is_widened(defs):
 
 def test_publishing_is_not_blocked_by_default(defs):
     graph = defs.resolve_asset_graph()
-    assert graph.get(dg.AssetKey("nbp_current")).parent_keys == {dg.AssetKey("nbp_ranked")}
+    assert graph.get(dg.AssetKey("nbp_current")).parent_keys == {dg.AssetKey("nbp_ranked"), dg.AssetKey("ranking_weights")}
     write_week(defs, RANKING_WEEK)
     result = run_report(defs, RANKING_WEEK, assets=("fairness_report", "nbp_current"))
     assert result.success and not gap_check(result).passed
@@ -388,7 +388,7 @@ def test_breach_blocks_publishing_when_configured(env):
     env.setenv("NBP_FAIRNESS_BLOCKS_PUBLISH", "true")
     defs = build_definitions()
     assert defs.resolve_asset_graph().get(dg.AssetKey("nbp_current")).parent_keys == {
-        dg.AssetKey("nbp_ranked"), dg.AssetKey("fairness_report")}
+        dg.AssetKey("nbp_ranked"), dg.AssetKey("ranking_weights"), dg.AssetKey("fairness_report")}
     spec = next(s for s in defs.resolve_assets_def("fairness_report").check_specs if s.name == checks.FAIRNESS_GAP)
     assert spec.blocking and "stops nbp_current" in spec.description
     url = defs.resources["postgres"].url

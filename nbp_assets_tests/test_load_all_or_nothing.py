@@ -369,3 +369,12 @@ def test_snowflake_table_without_a_loaded_column_is_refused_before_any_write(sno
             store(snowflake, load_directory(new_folder))
         assert {n for n in row_counts(snowflake).values()} == {0, None}
         assert row_counts(snowflake)["product_register"] is None
+
+
+def test_a_load_forgets_the_demo_banks_first_week(tmp_path, monkeypatch, banks, capsys):
+    """The first week `demo` recorded describes the demo's bank, not the loaded data."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "first_week").write_text("2026-11-02\n")
+    home = loaded_home(tmp_path, banks[0], monkeypatch)
+    assert not (home / "first_week").exists()
+    assert f"removed {home / 'first_week'} (the demo bank's first week)" in capsys.readouterr().out

@@ -33,6 +33,10 @@ from nbp_assets.storage.postgres import (
 WEEK1 = datetime(2026, 11, 9)
 
 
+# What a published schema holds: the live week and its product names (no staging table).
+LIVE_TABLES = ["nbp_current", "nbp_current_products"]
+
+
 def week(n: int) -> datetime:
     return WEEK1 + timedelta(days=7 * (n - 1))
 
@@ -116,7 +120,7 @@ def test_rerun_of_the_same_week_replaces_it(clean_postgres):
     assert result.published and result.previous_evaluated_at == week(1)
     assert "re-published" in result.reason
     assert result.rows == len(rerun) and result.lock_retries == 0 and 0 <= result.lock_wait_seconds < 1
-    assert table_state(clean_postgres) == (len(rerun), [week(1)], ["nbp_current"])
+    assert table_state(clean_postgres) == (len(rerun), [week(1)], LIVE_TABLES)
     pd.testing.assert_frame_equal(read_current(clean_postgres), as_read(rerun))
 
 
@@ -128,7 +132,8 @@ def test_an_older_week_never_replaces_a_newer_one(clean_postgres):
     result = publish_current(clean_postgres, frame(week(1), parties=7), week(1))
 
     assert (result.published, result.rows, result.previous_evaluated_at) == (False, 0, week(2))
-    assert "skipped" in result.reason and "2026-11-16" in result.reason
+    # weeks are named by their partition key (the Monday they start), not by evaluated_at
+    assert result.reason == "skipped: week 2026-11-02 is older than week 2026-11-09, which the apps already see"
     pd.testing.assert_frame_equal(read_current(clean_postgres), before)
 
 
@@ -139,11 +144,11 @@ def test_a_newer_week_replaces_the_current_one(clean_postgres):
     result = publish_current(clean_postgres, frame(week(2), parties=25), week(2))
 
     assert result.published and result.previous_evaluated_at == week(1)
-    assert "2026-11-09" in result.reason and "2026-11-16" in result.reason
+    assert result.reason == "replaced week 2026-11-02 with week 2026-11-09"
     assert current_evaluated_at(clean_postgres) == week(2)
     # the constraint was renamed, so a third week's staging names cannot collide
     publish_current(clean_postgres, frame(week(3), parties=10), week(3))
-    assert table_state(clean_postgres) == (30, [week(3)], ["nbp_current"])
+    assert table_state(clean_postgres) == (30, [week(3)], LIVE_TABLES)
 
 
 def _null_product(df):
@@ -198,7 +203,7 @@ def test_a_failed_load_leaves_no_staging_table_and_the_live_week_intact(clean_po
     with pytest.raises(psycopg.errors.NumericValueOutOfRange):
         publish_current(clean_postgres, df, week(2))
 
-    assert table_state(clean_postgres) == (120, [week(1)], ["nbp_current"])
+    assert table_state(clean_postgres) == (120, [week(1)], LIVE_TABLES)
 
 
 @pytest.mark.integration
@@ -231,7 +236,7 @@ def test_readers_never_see_a_mix_of_weeks_or_an_empty_table(clean_postgres):
     assert len(seen) > 20
     assert {distinct for _, distinct in seen} == {1}
     assert {rows for rows, _ in seen} <= set(sizes.values())
-    assert table_state(clean_postgres) == (sizes[4], [week(4)], ["nbp_current"])
+    assert table_state(clean_postgres) == (sizes[4], [week(4)], LIVE_TABLES)
 
 
 @pytest.mark.integration
@@ -255,7 +260,7 @@ def test_concurrent_publishers_are_serialised(clean_postgres):
         for t in threads:
             t.join()
         assert errors == []
-        assert table_state(clean_postgres) == (3 * 2_003, [week(3)], ["nbp_current"])
+        assert table_state(clean_postgres) == (3 * 2_003, [week(3)], LIVE_TABLES)
 
 
 @pytest.mark.integration
@@ -399,7 +404,7 @@ def test_arrow_batches_land_the_same_rows_as_a_dataframe(clean_postgres, as_stre
 
     assert (result.published, result.rows) == (True, len(df))
     pd.testing.assert_frame_equal(read_current(clean_postgres), as_read(df.sort_values(["party_id", "rank"])))
-    assert table_state(clean_postgres) == (len(df), [week(1)], ["nbp_current"])
+    assert table_state(clean_postgres) == (len(df), [week(1)], LIVE_TABLES)
 
 
 def _set(batch: pa.RecordBatch, column: str, row: int, value) -> pa.RecordBatch:
@@ -450,7 +455,7 @@ def test_a_bad_batch_in_the_middle_fails_and_the_live_week_stays(clean_postgres,
         assert handed_out == [0, 1, 2]  # refused as the bad batch arrived, the rest never read
         assert "of the week" in str(raised.value)
     pd.testing.assert_frame_equal(read_current(clean_postgres), before)
-    assert table_state(clean_postgres) == (len(before), [week(1)], ["nbp_current"])  # no staging table left
+    assert table_state(clean_postgres) == (len(before), [week(1)], LIVE_TABLES)  # no staging table left
 
 
 @pytest.mark.integration
@@ -471,7 +476,7 @@ def test_an_empty_stream_is_refused_and_the_live_week_stays(clean_postgres, empt
         publish_current(clean_postgres, empty(), week(2))
 
     pd.testing.assert_frame_equal(read_current(clean_postgres), before)
-    assert table_state(clean_postgres) == (len(before), [week(1)], ["nbp_current"])
+    assert table_state(clean_postgres) == (len(before), [week(1)], LIVE_TABLES)
 
 
 @pytest.mark.integration
@@ -575,9 +580,37 @@ def test_a_reader_that_never_lets_go_fails_the_publish_and_nothing_changes(clean
         assert f"pid {stuck.info.backend_pid}" in message
         assert "nbp-test-stuck-reader" in message and "idle in transaction since" in message
         assert "AccessShareLock" in message and "3 attempts" in message
-        assert "Nothing was changed" in message and "week 2026-11-09" in message
+        assert "Nothing was changed" in message and "week 2026-11-02" in message  # the live week, by its partition key
         assert elapsed < 5
     finally:
         stuck.close()
     pd.testing.assert_frame_equal(read_current(clean_postgres), before)
-    assert table_state(clean_postgres) == (len(before), [week(1)], ["nbp_current"])
+    assert table_state(clean_postgres) == (len(before), [week(1)], LIVE_TABLES)
+
+
+@pytest.mark.integration
+def test_apps_read_the_named_view_with_the_read_only_role(clean_postgres):
+    from nbp_assets.storage.postgres import APP_READER_ROLE, read_named
+
+    with psycopg.connect(clean_postgres) as conn:
+        if not conn.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
+            pytest.skip("the test database user may not create roles")
+    df = frame(week(2))
+    products = pd.DataFrame({"product_id": sorted(df["product_id"].unique())})
+    products = products.assign(product_name="Name of " + products["product_id"], product_class="CARD")
+    publish_current(clean_postgres, frame(week(1)), week(1), products=products.assign(product_name="old"))
+    publish_current(clean_postgres, df, week(2), products=products)  # the view survives the swap
+
+    party = df["party_id"].iloc[0]
+    rows = read_named(clean_postgres, party, user=APP_READER_ROLE)
+    assert [r["rank"] for r in rows] == sorted(df.loc[df["party_id"] == party, "rank"])
+    assert {r["product_name"] for r in rows} == {f"Name of {p}" for p in df.loc[df["party_id"] == party, "product_id"]}
+    assert {str(r["week_start"]) for r in rows} == {"2026-11-09"}  # the partition key; evaluated_at is 11-16
+
+    params = psycopg.conninfo.conninfo_to_dict(clean_postgres) | {"user": APP_READER_ROLE}
+    with psycopg.connect(**params, autocommit=True) as app:
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            app.execute("DELETE FROM product_intelligence.nbp_current")
+        app.execute("SET default_transaction_read_only = off")  # the role's default, not its only guard
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("DELETE FROM product_intelligence.nbp_current")

@@ -8,6 +8,7 @@ without error, the eight assets with their descriptions and checks, and the week
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,12 +20,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import dagster as dg
 import pytest
 
 from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE, load_weights
-from nbp_assets_tests.test_definitions import ASSETS, CHECKS, MODEL_VERSIONED, OFFER_ASSETS
+from nbp_assets_tests.test_definitions import ASSETS, CHECKS, MODEL_VERSIONED, OFFER_ASSETS, WEIGHTS_SOURCE
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +69,8 @@ query NbpLocation {
     description
     groupName
     isPartitioned
+    isObservable
+    isMaterializable
     opVersion
     assetChecksOrError {
       __typename
@@ -150,13 +154,10 @@ def stop_process_group(proc: subprocess.Popen) -> None:
         pass
 
 
-@pytest.fixture(scope="module")
-def webserver(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("webserver")
-    nbp_home, dagster_home = tmp / "nbp_home", tmp / "dagster_home"
-    nbp_home.mkdir()
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("")
+@contextlib.contextmanager
+def running_webserver(tmp: Path, nbp_home: Path, dagster_home: Path) -> Iterator[Webserver]:
+    """dagster-webserver on workspace.yaml with this NBP_HOME and DAGSTER_HOME (no other
+    NBP_* variable), ready and with its code location loaded; stopped on exit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBP_")}
     env.update(NBP_HOME=str(nbp_home), DAGSTER_HOME=str(dagster_home), PYTHONUNBUFFERED="1")
 
@@ -204,6 +205,17 @@ def webserver(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def webserver(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("webserver")
+    nbp_home, dagster_home = tmp / "nbp_home", tmp / "dagster_home"
+    nbp_home.mkdir()
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("")
+    with running_webserver(tmp, nbp_home, dagster_home) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def ui(webserver) -> dict:
     """What the UI sees of the workspace, from one GraphQL query."""
     return webserver.graphql(QUERY)
@@ -245,7 +257,8 @@ def asset_nodes(ui) -> dict[str, dict]:
 
 
 def test_all_assets_are_in_the_ui(webserver, ui):
-    assert set(asset_nodes(ui)) == ASSETS | OFFER_ASSETS, webserver.explain(f"asset nodes: {sorted(asset_nodes(ui))}")
+    expected = ASSETS | OFFER_ASSETS | {WEIGHTS_SOURCE}
+    assert set(asset_nodes(ui)) == expected, webserver.explain(f"asset nodes: {sorted(asset_nodes(ui))}")
 
 
 def test_assets_are_described_grouped_and_partitioned(ui):
@@ -253,8 +266,10 @@ def test_assets_are_described_grouped_and_partitioned(ui):
     undescribed = sorted(k for k, n in nodes.items() if not (n["description"] or "").strip())
     assert undescribed == []
     assert {k: n["groupName"] for k, n in nodes.items()} == (
-        dict.fromkeys(ASSETS, "next_best_product") | dict.fromkeys(OFFER_ASSETS, "next_best_offer"))
-    assert {k: n["isPartitioned"] for k, n in nodes.items()} == dict.fromkeys(ASSETS, True) | dict.fromkeys(OFFER_ASSETS, False)
+        dict.fromkeys(ASSETS | {WEIGHTS_SOURCE}, "next_best_product") | dict.fromkeys(OFFER_ASSETS, "next_best_offer"))
+    assert {k: n["isPartitioned"] for k, n in nodes.items()} == (
+        dict.fromkeys(ASSETS, True) | dict.fromkeys(OFFER_ASSETS | {WEIGHTS_SOURCE}, False))
+    assert nodes[WEIGHTS_SOURCE]["isObservable"] and not nodes[WEIGHTS_SOURCE]["isMaterializable"]
 
 
 def test_asset_checks_are_in_the_ui(webserver, ui):

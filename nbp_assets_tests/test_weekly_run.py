@@ -110,7 +110,13 @@ def test_rerun_replaces_and_backfill_never_overwrites_newer_current(bank):
 
     backfill = run_week(bank, PREVIOUS, instance)  # an older week after a newer one
     assert backfill.success
-    assert metadata(backfill, "nbp_current")["published"] is False
+    # Not published, and recorded as an observation, not a materialization: nbp_current's
+    # latest materialization (what the UI shows) stays the week the apps see.
+    assert not backfill.asset_materializations_for_node("nbp_current")
+    observed = [{k: v.value for k, v in o.metadata.items()} for o in backfill.asset_observations_for_node("nbp_current")]
+    assert [(o["published"], o["week"]) for o in observed] == [(False, PREVIOUS.key)]
+    assert observed[0]["outcome"] == f"skipped: week {PREVIOUS.key} is older than week {WEEK.key}, which the apps already see"
+    assert instance.get_latest_materialization_event(dg.AssetKey("nbp_current")).dagster_event.partition == WEEK.key
     url = bank.resources["postgres"].conninfo()
     assert pg.current_evaluated_at(url) == WEEK.evaluated_at
     assert len(history(bank, PREVIOUS)) > 0  # but history has the old week too

@@ -310,18 +310,25 @@ def nbp_current_step(
     yield from checks.gate("nbp_current", [contract])
     context.log.info(f"publishing {rows:,} rows to {postgres.describe()}, streamed from the warehouse")
     batches = warehouse.record_batches(f"SELECT {PUBLISH_COLUMNS} FROM {HISTORY.name} WHERE {week_filter(HISTORY, week)}")
-    result = pg.publish_current(postgres.conninfo(), batches, week.evaluated_at)
+    products = warehouse.query(f"SELECT {', '.join(pg.PRODUCT_COLUMNS)} FROM {week_slice(PRODUCTS, week)} p")
+    result = pg.publish_current(postgres.conninfo(), batches, week.evaluated_at, products=products)
     context.log.info(f"nbp_current: {result.reason}")
-    yield dg.MaterializeResult(metadata={
+    metadata = {
         **common_metadata(week, rows, "product_intelligence.nbp_current", started),
         "published": result.published,
         "outcome": result.reason,
-        "current_week_before": str(result.previous_evaluated_at) if result.previous_evaluated_at else "none",
+        "current_week_before": pg.week_key(result.previous_evaluated_at) if result.previous_evaluated_at else "none",
         "publish_seconds": round(result.seconds, 2),
         **{k: getattr(result, k) for k in ("lock_wait_seconds", "lock_retries") if hasattr(result, k)},
         "model_version": model_version,
         "postgres": postgres.describe(),
-    })
+    }
+    if not result.published:
+        # The UI takes nbp_current's latest materialization for the week the apps see: a week
+        # that was not published (a backfill of an older week) is recorded as an observation.
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=week.key, metadata=metadata))
+        return
+    yield dg.MaterializeResult(metadata=metadata)
 
 
 # ----------------------------------------------------------------------------- declarations
@@ -329,6 +336,7 @@ def nbp_current_step(
 from nbp_assets.alerts.config import fairness_config  # noqa: E402  (declarations only)
 from nbp_assets.assets.weekly_io import GROUP, PARTITION_EXPR, WEEKLY_POOL, table_metadata  # noqa: E402
 from nbp_assets.model.weights import MODEL_CODE_VERSION  # noqa: E402
+from nbp_assets.assets.weights_config import RANKING_WEIGHTS  # noqa: E402
 from nbp_assets.partitions import weekly_partitions  # noqa: E402
 
 _RANKED_CHECKS = [
@@ -377,30 +385,32 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     def eligibility(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from eligibility_step(context, warehouse)
 
-    # signals do not depend on the weights, only on the code
+    # signals do not depend on the weights, only on the code. Every asset whose rows carry
+    # model_version depends on ranking_weights: a new weights digest shows each one stale.
     @dg.asset(**_weekly("signals", SIGNALS, models.SignalsAsset, signals_step, deps=[eligibility, customers],
                         code_version=MODEL_CODE_VERSION))
     def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from signals_step(context, warehouse)
 
-    @dg.asset(**_weekly("scores", SCORES, models.ScoresAsset, scores_step, deps=[signals],
+    @dg.asset(**_weekly("scores", SCORES, models.ScoresAsset, scores_step, deps=[signals, RANKING_WEIGHTS],
                         code_version=model_version, model_version=model_version))
     def scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from scores_step(context, warehouse, weights)
 
     @dg.asset(**_weekly("nbp_ranked", HISTORY, models.NbpRankedAsset, nbp_ranked_step,
-                        deps=[scores, customers, eligibility], code_version=model_version,
+                        deps=[scores, customers, eligibility, RANKING_WEIGHTS], code_version=model_version,
                         extra_checks=_RANKED_CHECKS, model_version=model_version, partition_expr="evaluated_at"))
     def nbp_ranked(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from nbp_ranked_step(context, warehouse, weights)
 
     current = _weekly("nbp_current", HISTORY, models.NbpCurrentAsset, nbp_current_step,
                       # NBP_FAIRNESS_BLOCKS_PUBLISH=true: publish only after this week's fairness check (docs/fairness.md).
-                      deps=[nbp_ranked, *(["fairness_report"] if blocks_publish else [])],
+                      deps=[nbp_ranked, RANKING_WEIGHTS, *(["fairness_report"] if blocks_publish else [])],
                       code_version=model_version, model_version=model_version)
     current["metadata"]["dagster/table_name"] = "postgres: product_intelligence.nbp_current"
     current["metadata"].pop("key")
     current["kinds"] = {"postgres"}
+    current["output_required"] = False  # a week not published is observed, not materialized
 
     @dg.asset(**current)
     def nbp_current(context: dg.AssetExecutionContext, warehouse: WarehouseResource, postgres: PostgresResource):

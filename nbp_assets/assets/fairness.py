@@ -16,6 +16,7 @@ from nbp_assets.alerts import report as render
 from nbp_assets.alerts.config import FairnessConfig, fairness_config
 from nbp_assets.alerts.messages import alert_payload
 from nbp_assets.assets import checks
+from nbp_assets.assets.weights_config import RANKING_WEIGHTS
 from nbp_assets.assets.weekly_io import (
     GROUP,
     PARTITION_EXPR,
@@ -166,7 +167,7 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         group_name=GROUP,
         partitions_def=weekly_partitions,
         pool=WEEKLY_POOL,
-        deps=["nbp_ranked", "customers"],
+        deps=["nbp_ranked", "customers", RANKING_WEIGHTS],  # model_version on every row: stale when the weights change
         code_version=model_version,
         metadata={"partition_expr": PARTITION_EXPR, "table": REPORT_TABLE, "model_version": model_version,
                   "dimensions": dims_text, "min_group_size": config.min_group_size},

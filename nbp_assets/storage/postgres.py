@@ -28,7 +28,7 @@ import time
 import uuid
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Iterable, Iterator
 
 import pandas as pd
@@ -51,6 +51,19 @@ _DDL = """party_id VARCHAR NOT NULL, jurisdiction VARCHAR NOT NULL, rank INT NOT
     product_id VARCHAR NOT NULL, score NUMERIC(8,6) NOT NULL, primary_signal VARCHAR NOT NULL,
     model_version VARCHAR NOT NULL, evaluated_at TIMESTAMP NOT NULL"""
 _LIVE = sql.Identifier(SCHEMA, TABLE)
+# Beside nbp_current, for the apps: the live week's product names, and a view of the live
+# table with each product's name and the week's partition key. Both change with the swap.
+PRODUCTS_TABLE, NAMED_VIEW = "nbp_current_products", "nbp_current_named"
+_PRODUCTS, _VIEW = sql.Identifier(SCHEMA, PRODUCTS_TABLE), sql.Identifier(SCHEMA, NAMED_VIEW)
+PRODUCT_COLUMNS = ["product_id", "product_name", "product_class"]
+# The apps' role: SELECT on nbp_current, its products and the view, nothing else. Created
+# by the publisher when it may create roles (the embedded server); in production a DBA
+# creates it (docs/apps.md). Login users of the apps are its members.
+APP_READER_ROLE = "nbp_app_reader"
+_VIEW_SQL = sql.SQL("""CREATE VIEW {view} AS
+    SELECT c.party_id, c.jurisdiction, c.rank, c.product_id, p.product_name, p.product_class, c.score,
+           c.primary_signal, c.model_version, (c.evaluated_at - interval '7 days')::date AS week_start, c.evaluated_at
+    FROM {live} c LEFT JOIN {products} p ON p.product_id = c.product_id""")
 _LOCK_ID = 107_000_001  # advisory lock that serialises every writer of nbp_current (MOD-107)
 _CHUNK = 200_000  # rows per CSV write, and per batch when a DataFrame is published
 # Longest values accepted: an identifier is a key, never a document (a 1 MB party_id once
@@ -255,8 +268,16 @@ def current_evaluated_at(url: str) -> datetime | None:
         return _live_week(conn)
 
 
+def week_key(evaluated_at: datetime) -> str:
+    """The week as operators and the UI name it: its partition key, the Monday it starts
+    (evaluated_at is the Monday after). A timestamp that is not a Monday midnight is shown as is."""
+    if evaluated_at.time() != datetime.min.time() or evaluated_at.weekday() != 0:
+        return f"evaluated_at {evaluated_at:%Y-%m-%d %H:%M:%S}"
+    return (evaluated_at - timedelta(days=7)).strftime("%Y-%m-%d")
+
+
 def _week(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%d" if dt.time() == datetime.min.time() else "%Y-%m-%d %H:%M:%S")
+    return week_key(dt)
 
 
 def _rows_problem(batch: pa.RecordBatch, column: str, bad: pa.Array, problem: str, offset: int) -> None:
@@ -386,8 +407,13 @@ def publish_current(
     lock_attempts: int = LOCK_ATTEMPTS,
     lock_backoff: float = LOCK_BACKOFF_SECONDS,
     lock_backoff_cap: float = LOCK_BACKOFF_CAP_SECONDS,
+    products: pd.DataFrame | None = None,
 ) -> PublishResult:
     """Make `rows` (one week's top products per customer) the week the apps see.
+
+    `products` (product_id, product_name, product_class: the week's product register)
+    replaces nbp_current_products in the same swap, so the view nbp_current_named always
+    names the live week's products; without it the products table stays as it was.
 
     `rows`: a pandas DataFrame, or an iterable of pyarrow.RecordBatch (DuckDB's
     fetch_record_batch(), Snowflake's fetch_arrow_batches(), any generator) with exactly the
@@ -424,7 +450,8 @@ def publish_current(
         )
 
     def skipped(previous: datetime) -> PublishResult:
-        return result(False, previous, f"skipped: a newer week ({_week(previous)}) is current, offered {_week(evaluated_at)}")
+        return result(False, previous, f"skipped: week {_week(evaluated_at)} is older than week {_week(previous)}, "
+                      "which the apps already see")
 
     with _connect(url) as conn:
         # Checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
@@ -484,7 +511,8 @@ def publish_current(
 
             # The swap. Publishers queue here for each other (no app waits on this lock).
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-            if _exists(conn, "SELECT FROM pg_tables WHERE schemaname = %s AND tablename = %s", SCHEMA, TABLE):
+            live_exists = _exists(conn, "SELECT FROM pg_tables WHERE schemaname = %s AND tablename = %s", SCHEMA, TABLE)
+            if live_exists:
                 lock_wait, lock_retries = _lock_live(conn, lock_timeout, lock_attempts, lock_backoff, lock_backoff_cap, previous)
                 previous = _live_week(conn)
                 if previous is not None and previous > evaluated_at:
@@ -496,11 +524,17 @@ def publish_current(
                 ).fetchall():
                     to = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
                     conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privilege), stage, to))
+            # The view is bound to the live table itself, not its name: it goes and comes back with the swap.
+            conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(_VIEW))
+            if live_exists:
                 conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(_LIVE, sql.Identifier(old_name)))
             conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(stage, sql.Identifier(TABLE)))
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, old_name)))
             # a renamed table keeps its constraint name; next week's staging must find it free
             conn.execute(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(_LIVE, stage_pk, live_pk))
+            _replace_products(conn, products)
+            conn.execute(_VIEW_SQL.format(view=_VIEW, live=_LIVE, products=_PRODUCTS))
+            _grant_app_reader(conn)
             swapped = True
     if not swapped:
         return skipped(previous)
@@ -508,6 +542,66 @@ def publish_current(
         return result(True, None, f"first publish: week {_week(evaluated_at)}")
     change = "re-published" if previous == evaluated_at else f"replaced week {_week(previous)} with"
     return result(True, previous, f"{change} week {_week(evaluated_at)}")
+
+
+def _replace_products(conn: psycopg.Connection, products: pd.DataFrame | None) -> None:
+    conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (product_id VARCHAR PRIMARY KEY, "
+                         "product_name VARCHAR NOT NULL, product_class VARCHAR NOT NULL)").format(_PRODUCTS))
+    if products is None:
+        return
+    missing = sorted(set(PRODUCT_COLUMNS) - set(products.columns))
+    if missing:
+        raise ValueError(f"cannot publish nbp_current: the product register lacks {missing}")
+    conn.execute(sql.SQL("DELETE FROM {}").format(_PRODUCTS))  # a handful of rows: DELETE keeps grants and the view
+    with conn.cursor() as cur:
+        cur.executemany(sql.SQL("INSERT INTO {} (product_id, product_name, product_class) VALUES (%s, %s, %s)")
+                        .format(_PRODUCTS), products[PRODUCT_COLUMNS].itertuples(index=False, name=None))
+
+
+def _may_create_roles(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+
+
+def _grant_app_reader(conn: psycopg.Connection, objects: bool = True) -> None:
+    """SELECT for the apps' read-only role on the live table, its products and the view;
+    the role is created when this user may create roles, else granted only if it exists."""
+    role = sql.Identifier(APP_READER_ROLE)
+    if not _exists(conn, "SELECT FROM pg_roles WHERE rolname = %s", APP_READER_ROLE):
+        if not _may_create_roles(conn):
+            log.warning("role %s does not exist and this user cannot create it: the apps' grants were not made "
+                        "(see docs/apps.md)", APP_READER_ROLE)
+            return
+        # LOGIN without a password: it can log in only where the server trusts the connection
+        # (the embedded server's socket); a DBA sets a password or adds member roles elsewhere.
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+        conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role))
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SCHEMA), role))
+    if objects:
+        conn.execute(sql.SQL("GRANT SELECT ON {}, {}, {} TO {}").format(_LIVE, _PRODUCTS, _VIEW, role))
+
+
+def ensure_app_reader(url: str) -> bool:
+    """The apps' read-only role and its grants on what exists now (before the first publish:
+    the schema only); False if the role is missing and this user may not create it."""
+    with _connect(url) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))  # publishers create it under the same lock
+        if not _exists(conn, "SELECT FROM pg_roles WHERE rolname = %s", APP_READER_ROLE) and not _may_create_roles(conn):
+            return False
+        if not _exists(conn, "SELECT FROM pg_namespace WHERE nspname = %s", SCHEMA):
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
+        live = _exists(conn, "SELECT FROM pg_views WHERE schemaname = %s AND viewname = %s", SCHEMA, NAMED_VIEW)
+        _grant_app_reader(conn, objects=live)
+        return True
+
+
+def read_named(url: str, party_id: str, user: str | None = None) -> list[dict]:
+    """One customer's rows from the view nbp_current_named, as an app (`user`) reads them."""
+    from psycopg.rows import dict_row
+
+    params = conninfo_to_dict(url) | ({"user": user} if user else {})
+    with psycopg.connect(**params, row_factory=dict_row) as conn:
+        return conn.execute(sql.SQL("SELECT * FROM {} WHERE party_id = %s ORDER BY rank").format(_VIEW),
+                            (party_id,)).fetchall()
 
 
 def _lock_live(

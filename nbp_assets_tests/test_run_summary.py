@@ -1,0 +1,71 @@
+"""The per-week summary that ends `demo`, `materialize` and `backfill`, and the exit codes."""
+
+from __future__ import annotations
+
+from nbp_assets.run_summary import (
+    EXIT_OK,
+    EXIT_WARNING,
+    EXIT_WEEK_FAILED,
+    exit_code,
+    publish_outcome,
+    render,
+    week_summary,
+)
+
+PLANNED = [("nbp_current", "contract", True), ("nbp_ranked", "contract", True),
+           ("nbp_ranked", "eligibility_gate", True), ("fairness_report", "fairness_gap_within_10pp", False)]
+
+
+def alert(alert_id, product, dimension, gap, created_by="run-2", seen_by="run-2", status="open", delivered=None):
+    return {"alert_id": alert_id, "product_id": product, "dimension": dimension, "gap_pp": gap,
+            "created_by_run": created_by, "last_seen_run": seen_by, "status": status, "delivered_at": delivered}
+
+
+def test_a_week_with_breaches_says_how_many_the_worst_and_its_alerts():
+    alerts = [
+        alert(1, "PR001", "segment", 12.5, created_by="run-1", delivered="2026-11-17"),  # found again by run-2
+        alert(2, "PR007", "age_band", 31.25),
+        alert(3, "PR003", "jurisdiction", 18.0),
+        alert(4, "PR009", "segment", 55.0, seen_by="run-1"),  # an earlier run's breach, not found now
+        alert(5, "PR010", "segment", 60.0, status="resolved"),
+    ]
+    evaluations = {("nbp_current", "contract"): True, ("nbp_ranked", "contract"): True,
+                   ("nbp_ranked", "eligibility_gate"): True, ("fairness_report", "fairness_gap_within_10pp"): False}
+    summary = week_summary("2026-11-09", True, PLANNED, evaluations, alerts, "run-2",
+                           (True, "replaced week 2026-11-02 with week 2026-11-09"))
+
+    assert render(summary, 10, seconds=12.34) == [
+        "week 2026-11-09: succeeded in 12.3s",
+        "  checks      : 3 passed, 0 blocking failed, 1 warning failed (fairness_report:fairness_gap_within_10pp)",
+        "  breaches    : 3 fairness breach(es) over 10 pp; worst PR007 by age_band, gap 31.2 pp (alert #2)",
+        "  alerts      : 2 opened by this run, 1 already open; 1 delivered, 2 waiting for nbp_fairness_alert_sensor "
+        "(compliance.fairness_alerts)",
+        "  nbp_current : published: replaced week 2026-11-02 with week 2026-11-09",
+    ]
+    assert exit_code([summary]) == EXIT_OK  # a breach is told and alerted, not a failed command ...
+    assert exit_code([summary], fail_on_warning=True) == EXIT_WARNING  # ... unless the operator asks
+
+
+def test_a_failed_week_says_what_failed_what_did_not_run_and_why_nothing_was_published():
+    evaluations = {("nbp_ranked", "contract"): True, ("nbp_ranked", "eligibility_gate"): False}
+    failures = {"nbp_ranked": "nbp_ranked: 1 blocking check(s) failed; nothing was written.\n[eligibility_gate] ..."}
+    publish = publish_outcome(None, None, ran=False)
+    summary = week_summary("2026-11-09", False, PLANNED, evaluations, None, "run-3", publish, failures)
+
+    lines = render(summary, 10)
+    assert lines[0] == "week 2026-11-09: FAILED"
+    assert lines[1] == ("  checks      : 1 passed, 1 blocking failed (nbp_ranked:eligibility_gate), 0 warning failed, "
+                        "2 not run (their step did not run)")
+    assert "  failed step : nbp_ranked: nbp_ranked: 1 blocking check(s) failed; nothing was written." in lines
+    assert "  breaches    : unknown: fairness_report did not run" in lines
+    assert lines[-1] == "  nbp_current : NOT published: did not run: an upstream step failed"
+    ok = week_summary("2026-11-16", True, PLANNED, {k[:2]: True for k in PLANNED}, [], "run-4", (True, "re-published"))
+    assert exit_code([ok, summary]) == EXIT_WEEK_FAILED
+    assert render(ok, 10)[2:4] == ["  breaches    : none (no product's gap over 10 pp)", "  alerts      : none opened"]
+
+
+def test_an_older_week_that_was_not_published_says_why():
+    skipped = {"published": False, "outcome": "skipped: week 2026-11-02 is older than week 2026-11-09, "
+                                               "which the apps already see"}
+    assert publish_outcome(skipped, None, ran=True) == (False, skipped["outcome"])
+    assert publish_outcome(None, "PostgreSQL is down", ran=True) == (False, "step failed: PostgreSQL is down")
