@@ -411,5 +411,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="free the slots of every run whose process is gone (what materialize does first)")
     p.set_defaults(func=cmd_pools)
 
+    from nbp_assets.stream.cli import register as register_kafka  # the offer stream on Kafka (stream/cli.py)
+
+    register_kafka(sub)
+
     args = parser.parse_args(argv)
     args.func(args)
