@@ -52,7 +52,7 @@ def read_topic(cfg: KafkaSettings, topic: str) -> list[tuple[bytes | None, dict 
     return out
 
 
-def wait_for(condition, timeout: float, what: str, every: float = 0.2):
+def wait_for(condition, timeout: float, what: str, every: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()

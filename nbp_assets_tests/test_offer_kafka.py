@@ -179,12 +179,12 @@ def test_unknown_customer_waits_across_a_restart_and_versions_apply_by_event_tim
 def _process_cli(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
     env = {**os.environ, "NBP_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap_servers,
            "NBP_KAFKA_TOPIC_PREFIX": cfg.topic_prefix, "NBP_KAFKA_GROUP": cfg.group}
-    return subprocess.Popen([sys.executable, "-m", "nbp_assets", "kafka", "process", "--max-batch", "200"],
+    return subprocess.Popen([sys.executable, "-m", "nbp_assets", "kafka", "process", "--max-batch", "500"],
                             env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
 def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(cfg, tmp_path):
-    n = 12_000
+    n = 10_000
     produce(cfg, t.CUSTOMERS, [_customer(f"P{c}", 30_000 + 1_000 * c, 500 + c) for c in range(300)])
     produce(cfg, t.ACTIVITY, [_activity(i, f"P{i % 300}" if i % 1000 else "LATE", (i % 100) / 100)
                               for i in range(1, n + 1)])
@@ -192,7 +192,7 @@ def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(c
     t0 = time.monotonic()
     first = _process_cli(cfg, log)
     try:
-        seen_at_kill = wait_for(lambda: (k := len(read_topic(cfg, t.LOOKUP))) >= 1_500 and k, 60,
+        seen_at_kill = wait_for(lambda: (k := len(read_topic(cfg, t.LOOKUP))) >= 1_000 and k, 60,
                                 "the first offers")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)

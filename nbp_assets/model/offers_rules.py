@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -60,13 +61,20 @@ class RuleSet:
     table: pd.DataFrame
     source: str
 
-    @property
+    # Cached: the stream processor evaluates a RuleSet on every micro-batch of a few events,
+    # where recomputing these small frames each time cost more than the rule itself.
+    @cached_property
     def versions(self) -> pd.DataFrame:
         """One row per version: rules_version, valid_from, in time order."""
         return self.table.drop_duplicates("rules_version")[["rules_version", "valid_from"]].reset_index(drop=True)
 
+    @cached_property
+    def _by_version(self) -> dict[int, pd.DataFrame]:
+        return {int(v): rows.reset_index(drop=True) for v, rows in self.table.groupby("rules_version", sort=True)}
+
     def version(self, rules_version: int) -> pd.DataFrame:
-        return self.table[self.table["rules_version"] == rules_version].reset_index(drop=True)
+        rows = self._by_version.get(int(rules_version))
+        return rows.copy() if rows is not None else self.table.iloc[0:0].reset_index(drop=True)
 
     def version_at(self, event_time: pd.Series | np.ndarray) -> np.ndarray:
         """The version in force at each event time; events before the first version use it."""

@@ -39,9 +39,10 @@ class Counters:
     started: float = field(default_factory=time.monotonic)
 
 
-def read_to_end(consumer, partitions, on_message, timeout: float = 30.0) -> int:
+def read_to_end(consumer, partitions, on_message=None, timeout: float = 30.0, on_batch=None) -> int:
     """Read assigned partitions until each reports EOF (tansu's high watermark is wrong, so
-    the end is never taken from ListOffsets). Returns messages read."""
+    the end is never taken from ListOffsets). `on_batch` gets lists of messages, `on_message`
+    single ones. Fails after `timeout` seconds without progress. Returns messages read."""
     from confluent_kafka import KafkaError
 
     waiting = {(p.topic, p.partition) for p in partitions}
@@ -49,15 +50,23 @@ def read_to_end(consumer, partitions, on_message, timeout: float = 30.0) -> int:
     while waiting:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no end of partition within {timeout:.0f} s for {sorted(waiting)[:5]}")
+        good = []
         for msg in consumer.consume(10_000, 0.1):
             err = msg.error()
             if err is None:
-                on_message(msg)
-                n += 1
+                good.append(msg)
             elif err.code() == KafkaError._PARTITION_EOF:
                 waiting.discard((msg.topic(), msg.partition()))
             else:
                 raise RuntimeError(f"reading {msg.topic()}: {err}")
+        if good:
+            deadline = time.monotonic() + timeout
+            n += len(good)
+            if on_batch is not None:
+                on_batch(good)
+            else:
+                for msg in good:
+                    on_message(msg)
     return n
 
 
@@ -83,26 +92,28 @@ class TableReader:
         self.arrived: set[str] = set()  # customers with waiting events whose record arrived
 
     def catch_up(self) -> int:
-        return read_to_end(self.consumer, self.assigned, self._apply_one)
+        return read_to_end(self.consumer, self.assigned, on_batch=self._apply)
 
     def poll(self) -> set[str]:
         """Apply whatever table records have arrived since; the waiting customers now known."""
         msgs = [m for m in self.consumer.consume(10_000, 0) if m.error() is None]
+        if msgs:
+            self._apply(msgs)
+        arrived, self.arrived = self.arrived, set()
+        return arrived
+
+    def _apply(self, msgs) -> None:
         customers = [m for m in msgs if self.names[m.topic()] == t.CUSTOMERS]
-        if customers:
+        if customers:  # in bulk: a cold start reads every version of every customer
             self._customers(customers)
         for m in msgs:
             if self.names[m.topic()] != t.CUSTOMERS:
                 self._apply_one(m)
-        arrived, self.arrived = self.arrived, set()
-        return arrived
 
     def _apply_one(self, msg) -> None:
         kind = self.names[msg.topic()]
         value = json.loads(msg.value()) if msg.value() is not None else None
-        if kind == t.CUSTOMERS:
-            self._customers([msg])
-        elif kind == t.OFFERS:
+        if kind == t.OFFERS:
             self.state.set_offer(int(msg.key()), value)
         else:
             try:
@@ -193,8 +204,10 @@ class Processor:
             self.close()
         return self.counters
 
-    def once(self, timeout: float = 0.05) -> int:
+    def once(self, timeout: float = 0.01) -> int:
         """One micro-batch: returns the events consumed."""
+        # consume() returns after `timeout` unless max_batch messages came first: it bounds
+        # the wait a quiet stream adds to an event's latency
         msgs = self.consumer.consume(self.max_batch, timeout)
         arrived = set()
         if self._restore:

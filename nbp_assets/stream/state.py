@@ -148,7 +148,9 @@ class OfferState:
         """Offer every event whose customer is known (joined to the version valid at its
         time, or the first version if the record came later); the others wait."""
         events = events.reset_index(drop=True)
-        known = events["party_id"].isin(self.customers.keys()).to_numpy() if len(events) else np.zeros(0, bool)
+        # a dict lookup per event: Series.isin would hash every known customer on each batch
+        customers = self.customers
+        known = np.fromiter((p in customers for p in events["party_id"].tolist()), dtype=bool, count=len(events))
         versions = self._versions(pd.unique(events["party_id"].to_numpy(object)[known]))
         nbo, unknown = next_best_offers(events[known].reset_index(drop=True), versions, self.rules, BATCH_KEY)
         assert unknown.empty  # every event passed in has a customer version
