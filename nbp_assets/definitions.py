@@ -10,6 +10,7 @@ from nbp_assets.alerts.sensor import fairness_alert_definitions
 from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.assets.fairness import build_fairness_assets
 from nbp_assets.assets.offers import next_best_offer_definitions
+from nbp_assets.assets.offers_kafka import definitions_if_configured as kafka_offer_definitions
 from nbp_assets.model.weights import Weights
 from nbp_assets.partitions import TIMEZONE
 from nbp_assets.resources import build_resources, deployment_weights
@@ -46,6 +47,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
     return dg.Definitions.merge(
         weekly_engine_definitions(weights),
         next_best_offer_definitions(),
+        *kafka_offer_definitions(),  # only with NBP_KAFKA_BOOTSTRAP_SERVERS
         fairness_alert_definitions(),
         dg.Definitions(resources=build_resources(deployment), executor=dg.in_process_executor),
     )

@@ -58,10 +58,10 @@ def cmd_sink(args: argparse.Namespace) -> None:
 def cmd_status(args: argparse.Namespace) -> None:
     from nbp_assets.stream import topics as t
     from nbp_assets.stream.lag import consumer_lag, waiting_events
-    from nbp_assets.stream.sink import SINK_GROUP
+    from nbp_assets.stream.sink import sink_group
 
     cfg = _settings(args)
-    for group, topic in ((cfg.group, t.ACTIVITY), (SINK_GROUP, t.LOOKUP)):
+    for group, topic in ((cfg.group, t.ACTIVITY), (sink_group(cfg), t.LOOKUP)):
         lag = consumer_lag(cfg, group, t.name(topic, cfg.topic_prefix))
         print(f"{group} on {topic}: lag {sum(lag.values()):,} {lag}")
     waiting = waiting_events(cfg)

@@ -53,3 +53,20 @@ def waiting_events(cfg: KafkaSettings) -> dict[str, int]:
     finally:
         reader.close()
     return {k: v for k, v in latest.items() if v}
+
+
+def table_state(cfg: KafkaSettings, topic: str) -> dict[bytes, object]:
+    """The latest value per key of a table topic (None for a deleted key)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    name = t.name(topic, cfg.topic_prefix)
+    reader = Consumer(cfg.consumer(None, **{"enable.partition.eof": True}))
+    latest: dict[bytes, object] = {}
+    try:
+        parts = [TopicPartition(name, p, OFFSET_BEGINNING) for p in _partitions(reader, name)]
+        reader.assign(parts)
+        read_to_end(reader, parts, lambda m: latest.__setitem__(
+            m.key(), json.loads(m.value()) if m.value() is not None else None))
+    finally:
+        reader.close()
+    return latest

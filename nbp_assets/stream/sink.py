@@ -18,7 +18,11 @@ from nbp_assets.sources.offers_stream import LOOKUP_DDL, LOOKUP_TABLE
 from nbp_assets.stream import topics as t
 from nbp_assets.stream.config import KafkaSettings
 
-SINK_GROUP = "nbp-warehouse-sink"
+
+
+def sink_group(cfg: KafkaSettings) -> str:
+    """The sink's consumer group: the processor's group name + "-warehouse-sink"."""
+    return f"{cfg.group}-warehouse-sink"
 
 
 def write_new(warehouse, rows: pd.DataFrame) -> int:
@@ -39,11 +43,11 @@ def write_new(warehouse, rows: pd.DataFrame) -> int:
 class Sink:
     """One member of the sink's consumer group."""
 
-    def __init__(self, cfg: KafkaSettings, warehouse, group: str = SINK_GROUP):
+    def __init__(self, cfg: KafkaSettings, warehouse, group: str | None = None):
         from confluent_kafka import Consumer
 
         self.cfg, self.warehouse = cfg, warehouse
-        self.consumer = Consumer(cfg.consumer(group))
+        self.consumer = Consumer(cfg.consumer(group or sink_group(cfg)))
         self.assigned = False
         self.consumer.subscribe([t.name(t.LOOKUP, cfg.topic_prefix)], on_assign=self._on_assign)
         self.received = self.inserted = 0
