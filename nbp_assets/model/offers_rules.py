@@ -72,6 +72,13 @@ class RuleSet:
     def _by_version(self) -> dict[int, pd.DataFrame]:
         return {int(v): rows.reset_index(drop=True) for v, rows in self.table.groupby("rules_version", sort=True)}
 
+    @cached_property
+    def _compiled(self) -> dict[int, "CompiledVersion"]:
+        return {v: compile_version(rows) for v, rows in self._by_version.items()}
+
+    def compiled(self, rules_version: int) -> "CompiledVersion":
+        return self._compiled[int(rules_version)]
+
     def version(self, rules_version: int) -> pd.DataFrame:
         rows = self._by_version.get(int(rules_version))
         return rows.copy() if rows is not None else self.table.iloc[0:0].reset_index(drop=True)
@@ -142,31 +149,56 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def _matches(rules: pd.DataFrame, values: dict[str, np.ndarray]) -> np.ndarray:
-    """(rules x inputs) boolean: does each non-ELSE rule hold for each input."""
-    n = len(next(iter(values.values())))
-    out = np.ones((len(rules), n), dtype=bool)
+def _bounds(rules: pd.DataFrame) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """(dimension, op, which rules have the bound, the bound values) for every bound used."""
+    out = []
     for dim in RULE_DIMENSIONS:
-        x = values[dim][None, :]
         for op in BOUNDS:
             bound = rules[f"{dim}_{op}"].to_numpy("float64")
             has = ~np.isnan(bound)
-            if has.any():  # NaN inputs compare False: SQL's NULL in a WHEN
-                out[has] &= _OPS[op](x, bound[has][:, None])
+            if has.any():
+                out.append((dim, op, has, bound[has][:, None]))
     return out
 
 
-def evaluate(version: pd.DataFrame, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(offer_id, priority) of the first matching rule of one version, else its ELSE."""
+def _matches(rules: pd.DataFrame, values: dict[str, np.ndarray], bounds=None) -> np.ndarray:
+    """(rules x inputs) boolean: does each non-ELSE rule hold for each input."""
+    n = len(next(iter(values.values())))
+    out = np.ones((len(rules), n), dtype=bool)
+    for dim, op, has, bound in (bounds if bounds is not None else _bounds(rules)):
+        out[has] &= _OPS[op](values[dim][None, :], bound)  # NaN inputs compare False: SQL's NULL in a WHEN
+    return out
+
+
+@dataclass(frozen=True)
+class CompiledVersion:
+    """One version's WHENs as arrays (what evaluate needs), built once per version."""
+
+    rules: pd.DataFrame  # the non-ELSE rows, in priority order
+    offers: np.ndarray  # offer_id of each WHEN, then the ELSE's
+    priorities: np.ndarray
+    bounds: list
+
+
+def compile_version(version: pd.DataFrame) -> CompiledVersion:
     rules = version[~version["is_else"]]
     fallback = version[version["is_else"]].iloc[0]
-    hit = _matches(rules, values)
+    return CompiledVersion(
+        rules=rules,
+        offers=np.append(rules["offer_id"].to_numpy("int64"), int(fallback["offer_id"])),
+        priorities=np.append(rules["priority"].to_numpy("int64"), int(fallback["priority"])),
+        bounds=_bounds(rules),
+    )
+
+
+def evaluate(version: pd.DataFrame | CompiledVersion, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(offer_id, priority) of the first matching rule of one version, else its ELSE."""
+    c = version if isinstance(version, CompiledVersion) else compile_version(version)
+    hit = _matches(c.rules, values, c.bounds)
     matched = hit.any(axis=0)
-    first = hit.argmax(axis=0) if len(rules) else np.zeros(hit.shape[1], dtype="int64")
-    offers = np.append(rules["offer_id"].to_numpy("int64"), int(fallback["offer_id"]))
-    priorities = np.append(rules["priority"].to_numpy("int64"), int(fallback["priority"]))
-    pick = np.where(matched, first, len(rules))  # past the last WHEN: the ELSE
-    return offers[pick], priorities[pick]
+    first = hit.argmax(axis=0) if len(c.rules) else np.zeros(hit.shape[1], dtype="int64")
+    pick = np.where(matched, first, len(c.rules))  # past the last WHEN: the ELSE
+    return c.offers[pick], c.priorities[pick]
 
 
 def assign(rules: RuleSet, event_time: pd.Series, income: pd.Series, fico: pd.Series,
@@ -182,7 +214,7 @@ def assign(rules: RuleSet, event_time: pd.Series, income: pd.Series, fico: pd.Se
     priority = np.zeros(len(version_of), dtype="int64")
     for v in np.unique(version_of):  # a handful of versions, never the events
         rows = version_of == v
-        offer[rows], priority[rows] = evaluate(rules.version(int(v)), {k: a[rows] for k, a in values.items()})
+        offer[rows], priority[rows] = evaluate(rules.compiled(int(v)), {k: a[rows] for k, a in values.items()})
     return pd.DataFrame({
         "OFFER_ID": pd.array(offer, dtype="Int64"),
         "RULES_VERSION": pd.array(version_of, dtype="Int64"),

@@ -69,12 +69,13 @@ class Reader(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        import json
-
         while not self.stop.is_set():
-            msgs = self.consumer.consume(10_000, 0.01)
+            # poll() returns as soon as one message is there (consume(n, t) would wait for n or t)
+            first = self.consumer.poll(0.05)
+            if first is None:
+                continue
             now = time.time()
-            for m in msgs:
+            for m in [first, *self.consumer.consume(10_000, 0)]:
                 if m.error() is None:
                     self.arrived.setdefault(int(m.key()), now)
         self.consumer.close()

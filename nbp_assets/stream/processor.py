@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import signal
+from collections import deque
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,32 @@ import pandas as pd
 from nbp_assets.stream import topics as t
 from nbp_assets.stream.config import KafkaSettings
 from nbp_assets.stream.state import OfferState, Step
+
+
+MAX_IN_FLIGHT = 8  # batches produced but not yet acknowledged
+
+
+class _InFlight:
+    """A batch's consumed offsets, committed once all its output is acknowledged."""
+
+    __slots__ = ("offsets", "outstanding", "failures")
+
+    def __init__(self, offsets: dict):
+        self.offsets, self.outstanding, self.failures = offsets, 0, []
+
+    def delivered(self, err, msg) -> None:
+        self.outstanding -= 1
+        if err is not None:
+            self.failures.append(f"{msg.topic()}: {err}")
+
+
+def _offsets(msgs) -> dict[tuple[str, int], int]:
+    """Next offset to read per (topic, partition) after these messages."""
+    last: dict[tuple[str, int], int] = {}
+    for m in msgs:
+        key = (m.topic(), m.partition())
+        last[key] = max(last.get(key, -1), m.offset() + 1)
+    return last
 
 
 @dataclass
@@ -150,7 +177,7 @@ class Processor:
         self.state = OfferState()
         self.counters = Counters()
         self.stopping = threading.Event()
-        self.failed_deliveries: list[str] = []
+        self.in_flight: deque[_InFlight] = deque()
         self.producer = Producer(cfg.producer(**{"linger.ms": 1}))
         self.tables = TableReader(cfg, self.state, log)
         self.consumer = Consumer(cfg.consumer(cfg.group))
@@ -162,8 +189,9 @@ class Processor:
         self._restore |= {p.partition for p in partitions}
 
     def _on_revoke(self, consumer, partitions) -> None:
-        # Everything consumed so far was committed at the end of its batch: just forget the
-        # waiting events of these partitions (the next owner restores them from the changelog).
+        # Commit what is acknowledged before the partitions move, then forget their waiting
+        # events (the next owner restores them from the changelog).
+        self._settle(wait=True)
         gone = {p.partition for p in partitions}
         self.state.drop_pending_partitions(gone)
         self._restore -= gone
@@ -206,9 +234,14 @@ class Processor:
 
     def once(self, timeout: float = 0.01) -> int:
         """One micro-batch: returns the events consumed."""
-        # consume() returns after `timeout` unless max_batch messages came first: it bounds
-        # the wait a quiet stream adds to an event's latency
-        msgs = self.consumer.consume(self.max_batch, timeout)
+        # consume(n, t) waits the whole of t unless n messages come first: take what is queued
+        # now, and block (for one message) only when nothing is, so a quiet stream adds no wait.
+        msgs = self.consumer.consume(self.max_batch, 0)
+        if not msgs:
+            msgs = self.consumer.consume(1, timeout)
+            if msgs:
+                msgs += self.consumer.consume(self.max_batch - 1, 0)
+        self._settle()
         arrived = set()
         if self._restore:
             self._restore_pending()
@@ -222,8 +255,7 @@ class Processor:
         released = self.state.take_pending(arrived)
         batch = pd.concat([events, released], ignore_index=True) if len(released) else events
         step = self.state.step(batch)
-        self._produce(step, released, rejected)
-        self._commit(msgs)
+        self._produce(step, released, rejected, _offsets(msgs))
         c = self.counters
         c.events += len(events)
         c.offered += len(step.nbo)
@@ -252,12 +284,14 @@ class Processor:
                                      [m.partition() for m in good])
         return frame, rejected
 
-    def _delivered(self, err, msg) -> None:
-        if err is not None:
-            self.failed_deliveries.append(f"{msg.topic()}: {err}")
+    def _produce(self, step: Step, released: pd.DataFrame, rejected: list, offsets: dict) -> None:
+        batch = _InFlight(offsets)
+        self.in_flight.append(batch)
+        delivered = batch.delivered
 
-    def _produce(self, step: Step, released: pd.DataFrame, rejected: list) -> None:
-        produce = self.producer.produce
+        def produce(topic, value, key, **kw):
+            batch.outstanding += 1
+            self.producer.produce(topic, value, key, on_delivery=delivered, **kw)
         keys = [str(i).encode() for i in step.nbo["ACTIVITY_ID"].astype("int64").tolist()]
         for topic, values, ks in (
             (self.topic[t.NBO], t.nbo_messages(step.nbo, step.nbo_customer), keys),
@@ -266,10 +300,11 @@ class Processor:
         ):
             for k, v in zip(ks, values):
                 try:
-                    produce(topic, v, k, on_delivery=self._delivered)
+                    produce(topic, v, k)
                 except BufferError:  # local queue full: let librdkafka send, then retry
+                    batch.outstanding -= 1
                     self.producer.poll(0.05)
-                    produce(topic, v, k, on_delivery=self._delivered)
+                    produce(topic, v, k)
         # Waiting events are durable before their offsets are committed: the changelog holds
         # each waiting customer's list (null once offered), in the activity's partition.
         gone = dict(zip(released["party_id"], released["partition"].astype("int64"))) if len(released) else {}
@@ -279,33 +314,48 @@ class Processor:
                 value = json.dumps(queued).encode()
             else:
                 partition, value = int(gone[party]), None
-            produce(self.topic[t.PENDING], value, party.encode(), partition=partition, on_delivery=self._delivered)
+            produce(self.topic[t.PENDING], value, party.encode(), partition=partition)
         for m in rejected:
-            produce(self.topic[t.REJECTED], m.value(), m.key(), on_delivery=self._delivered)
+            produce(self.topic[t.REJECTED], m.value(), m.key())
         if len(step.unmatched_offers):
             self.log(f"{len(step.unmatched_offers)} offer(s) name an OFFER_ID missing from OFFERS_STREAM: "
                      "in NEXT_BEST_OFFER, not in the lookup")
-        remaining = self.producer.flush(60)
-        if remaining or self.failed_deliveries:
-            raise RuntimeError(f"output not acknowledged ({remaining} in flight, failures "
-                               f"{self.failed_deliveries[:3]}): offsets not committed, the batch will be replayed")
+        self.producer.poll(0)  # hands the batch to librdkafka's sender without waiting for it
+        if len(self.in_flight) > MAX_IN_FLIGHT:  # bounds what a crash replays
+            self._settle(wait=True)
 
-    def _commit(self, msgs) -> None:
+    def _settle(self, wait: bool = False) -> None:
+        """Commit the offsets of the oldest batches whose every output is acknowledged, in
+        order: a batch is committed only after it and every batch before it are durable."""
         from confluent_kafka import TopicPartition
 
-        if not msgs:
-            return
-        last: dict[tuple[str, int], int] = {}
-        for m in msgs:
-            key = (m.topic(), m.partition())
-            last[key] = max(last.get(key, -1), m.offset())
-        self.consumer.commit(offsets=[TopicPartition(tp, p, o + 1) for (tp, p), o in last.items()],
-                             asynchronous=False)
+        if wait:
+            self.producer.flush(60)
+        else:
+            self.producer.poll(0)
+        offsets: dict[tuple[str, int], int] = {}
+        while self.in_flight and self.in_flight[0].outstanding == 0:
+            done = self.in_flight.popleft()
+            if done.failures:
+                raise RuntimeError(f"output not acknowledged ({done.failures[:3]}): offsets not committed, "
+                                   "the batch will be replayed")
+            offsets.update(done.offsets)
+        if wait and self.in_flight:
+            raise RuntimeError(f"{len(self.in_flight)} batch(es) not acknowledged within 60 s: offsets not committed")
+        if offsets:
+            self.consumer.commit(offsets=[TopicPartition(tp, p, o) for (tp, p), o in offsets.items()],
+                                 asynchronous=not wait)
 
     def stop(self, *_) -> None:
         self.stopping.set()
 
     def close(self) -> None:
+        try:
+            self._settle(wait=True)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
         try:
             self.consumer.close()  # leaves the group at once: the partitions move without waiting for a timeout
         finally:
