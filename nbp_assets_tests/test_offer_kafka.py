@@ -322,3 +322,20 @@ def test_dagster_publishes_offers_and_rules_sinks_the_lookup_and_shows_lag(cfg, 
             assert not evaluation.passed
             assert evaluation.metadata["waiting_events"].value == 1
             assert evaluation.metadata["processor_lag"].value == 0 and evaluation.metadata["sink_lag"].value == 0
+
+
+def test_record_timestamps_become_london_wall_time_across_clock_changes():
+    import numpy as np
+
+    spring = int(pd.Timestamp("2026-03-29 01:00", tz="UTC").timestamp() * 1000)  # GMT -> BST
+    autumn = int(pd.Timestamp("2026-10-25 01:00", tz="UTC").timestamp() * 1000)  # BST -> GMT
+    batches = [[spring - 1, spring], [spring - 3_600_000, spring + 3_600_000], [autumn - 1, autumn],
+               [spring - 1, autumn + 1], [spring + 5, spring + 9]]
+    for ms in batches:
+        expected = pd.to_datetime(ms, unit="ms", utc=True).tz_convert("Europe/London").tz_localize(None)
+        assert (t.local_time(ms) == expected.to_numpy("datetime64[ns]")).all(), ms
+    assert str(t.local_time([spring])[0]) == "2026-03-29T02:00:00.000000000"
+    frame = t.activity_frame([{"ACTIVITY_ID": 1, "ACTIVITY_TYPE": "deposit", "PROPENSITY_TO_BUY": 0.5}],
+                             [b"C9"], [spring], [3])
+    assert (frame.at[0, "party_id"], frame.at[0, "customer_raw"], frame.at[0, "partition"]) == ("C9", "C9", 3)
+    assert np.isnan(frame.at[0, "propensity_to_buy"]) is np.False_

@@ -84,7 +84,7 @@ class Reader(threading.Thread):
 def _processor(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
     env = {**os.environ, "NBP_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap_servers,
            "NBP_KAFKA_TOPIC_PREFIX": cfg.topic_prefix, "NBP_KAFKA_GROUP": cfg.group}
-    return subprocess.Popen([sys.executable, "-m", "nbp_assets", "kafka", "process"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "nbp_assets", "kafka", "process", "--report-every", "1"], env=env,
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
@@ -195,6 +195,7 @@ def run(events: pd.DataFrame, versions: pd.DataFrame, backlog: int, seconds: flo
                 r = latency(lat_cfg, keys[offset:offset + n], values[offset:offset + n], ids[offset:offset + n],
                             rate, seconds)
                 offset += n
+                print(f"    processor: {_last_status(work / 'processor-latency.log')}")
                 print(f"  {rate:>6,} events/s for {seconds:.0f} s: event produced -> lookup consumed p50 "
                       f"{r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms "
                       f"({r['measured']:,} measured after 1 s warm-up, {r['missing']} missing; "
@@ -210,6 +211,7 @@ def run(events: pd.DataFrame, versions: pd.DataFrame, backlog: int, seconds: flo
         print(f"  sustained: a backlog of {r['events']:,} events drained at {r['events_per_s']:,.0f} events/s "
               f"({r['events_per_s'] * size / 1e6:.1f} MB/s of recipe JSON) over {r['seconds']:.1f} s; "
               f"{r['lookup_records']:,} lookup records", flush=True)
+        print(f"    processor: {_last_status(work / 'processor-throughput.log')}")
         print(f"  logs: {work}")
     finally:
         if broker:
@@ -224,3 +226,9 @@ def _wait_ready(log: Path, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     raise RuntimeError(f"the processor did not start: {log.read_text()[-2000:] if log.exists() else ''}")
+
+
+def _last_status(log: Path) -> str:
+    """The processor's last status line (cumulative counts and ms per batch by phase)."""
+    lines = [x for x in log.read_text().splitlines() if " events, " in x] if log.exists() else []
+    return lines[-1] if lines else "(no status line)"

@@ -45,7 +45,7 @@ def cmd_topics(args: argparse.Namespace) -> None:
 def cmd_process(args: argparse.Namespace) -> None:
     from nbp_assets.stream.processor import serve
 
-    serve(_settings(args), max_batch=args.max_batch)
+    serve(_settings(args), max_batch=args.max_batch, report_every=args.report_every)
 
 
 def cmd_sink(args: argparse.Namespace) -> None:
@@ -83,5 +83,6 @@ def register(sub) -> None:
         q.set_defaults(func=func)
         if name == "process":
             q.add_argument("--max-batch", type=int, default=20_000, help="most events per micro-batch")
+            q.add_argument("--report-every", type=float, default=10.0, help="seconds between status lines")
         if name == "sink":
             q.add_argument("--interval", type=float, default=5.0, help="seconds a micro-batch waits for messages")
