@@ -101,13 +101,6 @@ def kafka_offer_definitions() -> dg.Definitions:
                                              "bootstrap_servers": cfg.bootstrap_servers})
         yield _health_result(cfg)
 
-    @dg.asset_check(asset=offer_topics, name=f"{HEALTH}_now", blocking=False,
-                    description="The same figures as stream_health, on demand (Execute in the UI).")
-    def stream_health_now() -> dg.AssetCheckResult:
-        result = _health_result(_settings())
-        return dg.AssetCheckResult(passed=result.passed, severity=result.severity, description=result.description,
-                                   metadata=result.metadata)
-
     topics_job = dg.define_asset_job(TOPICS_JOB, selection=dg.AssetSelection.assets(offer_topics),
                                      description="Publish the offers and rules to their Kafka topics.",
                                      executor_def=dg.in_process_executor)
@@ -119,7 +112,7 @@ def kafka_offer_definitions() -> dg.Definitions:
     def next_best_offer_kafka_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         return evaluate_kafka(context, warehouse)
 
-    return dg.Definitions(assets=[offer_topics], asset_checks=[stream_health_now], jobs=[topics_job],
+    return dg.Definitions(assets=[offer_topics], jobs=[topics_job],
                           sensors=[next_best_offer_kafka_sensor])
 
 

@@ -201,20 +201,34 @@ def evaluate(version: pd.DataFrame | CompiledVersion, values: dict[str, np.ndarr
     return c.offers[pick], c.priorities[pick]
 
 
-def assign(rules: RuleSet, event_time: pd.Series, income: pd.Series, fico: pd.Series,
-           propensity: pd.Series) -> pd.DataFrame:
-    """OFFER_ID, RULES_VERSION and RULE_PRIORITY for each event, by the version in force."""
+def _floats(values) -> np.ndarray:
+    """A nullable number column as float64 with NaN for NULL (NULL compares false, as in SQL)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+        return values.astype("float64")
+    return pd.array(values).astype("Float64").to_numpy("float64", na_value=np.nan)
+
+
+def assign_arrays(rules: RuleSet, event_time, income, fico, propensity) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(OFFER_ID, RULES_VERSION, RULE_PRIORITY) arrays for each event, by the version in force."""
     version_of = rules.version_at(event_time)
     values = {
-        "income": income.astype("Float64").to_numpy("float64", na_value=np.nan),
-        "fico": fico.astype("Float64").to_numpy("float64", na_value=np.nan),
-        "propensity": propensity.to_numpy("float64"),
+        "income": _floats(income),
+        "fico": _floats(fico),
+        "propensity": np.asarray(propensity, dtype="float64"),
     }
     offer = np.zeros(len(version_of), dtype="int64")
     priority = np.zeros(len(version_of), dtype="int64")
-    for v in np.unique(version_of):  # a handful of versions, never the events
-        rows = version_of == v
+    versions = np.unique(version_of)
+    for v in versions:  # a handful of versions, never the events
+        rows = version_of == v if len(versions) > 1 else slice(None)
         offer[rows], priority[rows] = evaluate(rules.compiled(int(v)), {k: a[rows] for k, a in values.items()})
+    return offer, version_of, priority
+
+
+def assign(rules: RuleSet, event_time: pd.Series, income: pd.Series, fico: pd.Series,
+           propensity: pd.Series) -> pd.DataFrame:
+    """OFFER_ID, RULES_VERSION and RULE_PRIORITY for each event, by the version in force."""
+    offer, version_of, priority = assign_arrays(rules, event_time, income.array, fico.array, propensity)
     return pd.DataFrame({
         "OFFER_ID": pd.array(offer, dtype="Int64"),
         "RULES_VERSION": pd.array(version_of, dtype="Int64"),

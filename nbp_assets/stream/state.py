@@ -134,14 +134,15 @@ class OfferState:
 
     # ---------------------------------------------------------------- one step
 
-    def _versions(self, parties: np.ndarray) -> pd.DataFrame:
+    def _versions(self, parties) -> pd.DataFrame:
+        """Every version of these customers, as the model's customer versions."""
         rows = [(p, *v) for p in parties for v in self.customers.get(p, ())]
-        frame = pd.DataFrame.from_records(rows, columns=["party_id", "valid_from", "income", "fico"])
+        party, valid_from, income, fico = (list(c) for c in zip(*rows)) if rows else ([], [], [], [])
         return pd.DataFrame({
-            "party_id": frame["party_id"].to_numpy(object),
-            "valid_from": frame["valid_from"].to_numpy("int64").view("datetime64[ns]"),
-            "income": pd.array(frame["income"].to_numpy(object), dtype="Int64"),
-            "fico": pd.array(frame["fico"].to_numpy(object), dtype="Int64"),
+            "party_id": np.array(party, dtype=object),
+            "valid_from": np.array(valid_from, dtype="int64").view("datetime64[ns]"),
+            "income": pd.array(income, dtype="Int64"),
+            "fico": pd.array(fico, dtype="Int64"),
         })
 
     def step(self, events: pd.DataFrame) -> Step:
@@ -150,9 +151,12 @@ class OfferState:
         events = events.reset_index(drop=True)
         # a dict lookup per event: Series.isin would hash every known customer on each batch
         customers = self.customers
-        known = np.fromiter((p in customers for p in events["party_id"].tolist()), dtype=bool, count=len(events))
-        versions = self._versions(pd.unique(events["party_id"].to_numpy(object)[known]))
-        nbo, unknown = next_best_offers(events[known].reset_index(drop=True), versions, self.rules, BATCH_KEY)
+        parties = events["party_id"].tolist()
+        known = np.fromiter((p in customers for p in parties), dtype=bool, count=len(events))
+        every = bool(known.all())
+        versions = self._versions(list(dict.fromkeys(p for p, k in zip(parties, known) if k)))
+        nbo, unknown = next_best_offers(events if every else events[known].reset_index(drop=True), versions,
+                                        self.rules, BATCH_KEY)
         assert unknown.empty  # every event passed in has a customer version
         nbo_customer = events["customer_raw"].to_numpy(object)[known]
         rows, unmatched = lookup(nbo, self.offers_frame)
