@@ -139,9 +139,9 @@ def evaluate_kafka(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
     if marker is not None and marker != cursor.get("rules_published"):
         requests.append(dg.RunRequest(job_name=TOPICS_JOB, run_key=f"offer-topics-{marker}"))
         cursor["rules_published"] = marker
-    sink = Sink(cfg, warehouse)
+    sink = Sink(cfg, warehouse, member=False)
     try:
-        received, inserted = sink.drain(idle_seconds=2.0, max_seconds=SINK_SECONDS)
+        received, inserted = sink.drain(idle_seconds=1.0, max_seconds=SINK_SECONDS)
     finally:
         sink.close()
     h = health(cfg)

@@ -22,16 +22,21 @@ def _settings(args):
 def cmd_broker(args: argparse.Namespace) -> None:
     from nbp_assets.stream.broker import start_broker
 
+    import signal
+
     broker = start_broker(args.port)
     print(f"tansu broker pid {broker.pid} on {broker.bootstrap_servers} (memory storage: everything is lost when "
           f"it stops)\n  export NBP_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}", flush=True)
+    stop = []
+    # SIGTERM too: started in the background (no job control) a process ignores SIGINT
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.append(True))
     try:
-        while broker.process.poll() is None:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
+        while broker.process.poll() is None and not stop:
+            time.sleep(0.2)
     finally:
         broker.stop()
+    print(f"tansu broker pid {broker.pid} stopped", flush=True)
 
 
 def cmd_topics(args: argparse.Namespace) -> None:

@@ -43,13 +43,26 @@ def write_new(warehouse, rows: pd.DataFrame) -> int:
 class Sink:
     """One member of the sink's consumer group."""
 
-    def __init__(self, cfg: KafkaSettings, warehouse, group: str | None = None):
-        from confluent_kafka import Consumer
+    def __init__(self, cfg: KafkaSettings, warehouse, group: str | None = None, member: bool = True):
+        """member=True joins the group (several sink processes share the partitions);
+        member=False takes every partition from the group's committed offsets without
+        joining (no rebalance wait: for the Dagster sensor's short drains; never both at once)."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        from nbp_assets.stream.processor import _partitions
 
         self.cfg, self.warehouse = cfg, warehouse
         self.consumer = Consumer(cfg.consumer(group or sink_group(cfg)))
         self.assigned = False
-        self.consumer.subscribe([t.name(t.LOOKUP, cfg.topic_prefix)], on_assign=self._on_assign)
+        topic = t.name(t.LOOKUP, cfg.topic_prefix)
+        if member:
+            self.consumer.subscribe([topic], on_assign=self._on_assign)
+        else:
+            committed = self.consumer.committed([TopicPartition(topic, p) for p in _partitions(self.consumer, topic)],
+                                                timeout=30)
+            self.consumer.assign([TopicPartition(topic, c.partition, c.offset if c.offset >= 0 else OFFSET_BEGINNING)
+                                  for c in committed])
+            self.assigned = True
         self.received = self.inserted = 0
 
     def _on_assign(self, consumer, partitions) -> None:
