@@ -265,7 +265,7 @@ class Processor:
         t2 = clock()
         events, rejected = self._decode(msgs)
         released = self.state.take_pending(arrived)
-        batch = pd.concat([events, released], ignore_index=True) if len(released) else events
+        batch = pd.concat([events, released], ignore_index=True) if released is not None else events
         t3 = clock()
         step = self.state.step(batch)
         t4 = clock()
@@ -274,7 +274,7 @@ class Processor:
             c.seconds[k] += v
         c.events += len(events)
         c.offered += len(step.nbo)
-        c.released += len(released)
+        c.released += 0 if released is None else len(released)
         c.rejected += len(rejected)
         c.batches += 1
         return len(msgs)
@@ -299,7 +299,7 @@ class Processor:
                                      [m.partition() for m in good])
         return frame, rejected
 
-    def _produce(self, step: Step, released: pd.DataFrame, rejected: list, offsets: dict) -> None:
+    def _produce(self, step: Step, released: pd.DataFrame | None, rejected: list, offsets: dict) -> None:
         batch = _InFlight(offsets)
         self.in_flight.append(batch)
         delivered = batch.delivered
@@ -322,7 +322,7 @@ class Processor:
                     produce(topic, v, k)
         # Waiting events are durable before their offsets are committed: the changelog holds
         # each waiting customer's list (null once offered), in the activity's partition.
-        gone = dict(zip(released["party_id"], released["partition"].astype("int64"))) if len(released) else {}
+        gone = dict(zip(released["party_id"], released["partition"].astype("int64"))) if released is not None else {}
         for party in step.pending_changed | set(gone):
             if party in self.state.pending:
                 partition, queued = self.state.pending[party]

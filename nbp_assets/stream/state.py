@@ -116,14 +116,17 @@ class OfferState:
         """Forget the waiting events of activity partitions this processor no longer owns."""
         self.pending = {p: v for p, v in self.pending.items() if v[0] not in partitions}
 
-    def take_pending(self, parties: set[str]) -> pd.DataFrame:
-        """Waiting events of these customers (now known), removed from the waiting list."""
+    def take_pending(self, parties: set[str]) -> pd.DataFrame | None:
+        """Waiting events of these customers (now known), removed from the waiting list;
+        None when there are none (the usual case, which must cost nothing)."""
+        if not parties:
+            return None
         rows = [e for p in parties if p in self.pending and p in self.customers for e in self.pending[p][1]]
         for p in parties:
             if p in self.customers:
                 self.pending.pop(p, None)
         if not rows:
-            return _events(pd.DataFrame(columns=EVENT_COLUMNS))
+            return None
         frame = pd.DataFrame.from_records(rows, columns=EVENT_COLUMNS)
         frame["event_time"] = frame["event_time"].astype("int64").to_numpy().view("datetime64[ns]")
         return _events(frame)

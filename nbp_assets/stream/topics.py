@@ -132,16 +132,18 @@ def json_lines(frame: pd.DataFrame) -> list[bytes]:
     return [line.encode() for line in text.split("\n") if line]
 
 
+def _fields(frame: pd.DataFrame, fields: list[str], customer_raw: np.ndarray) -> pd.DataFrame:
+    columns = {f: frame[f].array for f in fields}
+    columns["CUSTOMER_ID"] = customer_raw
+    return pd.DataFrame(columns, columns=fields)
+
+
 def nbo_messages(nbo: pd.DataFrame, customer_raw: np.ndarray) -> list[bytes]:
-    out = nbo[NBO_FIELDS[:7]].assign(CUSTOMER_ID=customer_raw)
-    out["EVENT_TIME"] = nbo["EVENT_TIME"]
-    out["RULES_VERSION"], out["RULE_PRIORITY"] = nbo["RULES_VERSION"], nbo["RULE_PRIORITY"]
-    out["CUSTOMER_VALID_FROM"] = nbo["CUSTOMER_VALID_FROM"]
-    return json_lines(out)
+    return json_lines(_fields(nbo, NBO_FIELDS, customer_raw))
 
 
 def lookup_messages(rows: pd.DataFrame, customer_raw: np.ndarray) -> list[bytes]:
-    return json_lines(rows[LOOKUP_FIELDS].assign(CUSTOMER_ID=customer_raw))
+    return json_lines(_fields(rows, LOOKUP_FIELDS, customer_raw))
 
 
 def lookup_frame(values: list[bytes]) -> pd.DataFrame:
