@@ -519,6 +519,10 @@ def main(argv: list[str] | None = None) -> None:
                         "(default: off)")
     p.set_defaults(func=cmd_pools)
 
+    from nbp_assets.stream.cli import register as register_kafka  # the offer stream on Kafka (stream/cli.py)
+
+    register_kafka(sub)
+
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -14,6 +14,7 @@ from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.assets.fairness import build_fairness_assets
 from nbp_assets.assets.governance import govern
 from nbp_assets.assets.offers import next_best_offer_definitions
+from nbp_assets.assets.offers_kafka import definitions_if_configured as kafka_offer_definitions
 from nbp_assets.assets.weights_config import build_ranking_weights
 from nbp_assets.model.weights import Weights
 from nbp_assets.partitions import TIMEZONE
@@ -58,6 +59,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         return _governed(dg.Definitions.merge(
             weekly,
             next_best_offer_definitions(),
+            *kafka_offer_definitions(),  # only with NBP_KAFKA_BOOTSTRAP_SERVERS
             fairness_alert_definitions(),
             ops_alert_definitions(published),  # failed runs and checks, a week not published by Monday 09:00
             dg.Definitions(resources=build_resources(deployment), executor=dg.in_process_executor),

@@ -122,7 +122,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed repetitions; the best is reported")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--end-to-end", action="store_true", help="also run one micro-batch on a local DuckDB")
+    parser.add_argument("--kafka", action="store_true", help="the stream processor on a Kafka broker on this machine: "
+                        "latency at 1,000 and 10,000 events/s and the sustained throughput (stream/bench.py)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--kafka: seconds fed at each rate")
+    parser.add_argument("--bootstrap-servers", help="--kafka: an existing cluster (default: start a local tansu)")
     args = parser.parse_args(argv)
+    if args.kafka:
+        from nbp_assets.stream.bench import run
+
+        events, versions = synthetic_stream(args.events, args.customers, args.seed)
+        run(events, versions, backlog=args.events, seconds=args.seconds, bootstrap_servers=args.bootstrap_servers)
+        return
 
     events, versions = synthetic_stream(args.events, args.customers, args.seed)
     rules, offers = load_rules(), pd.read_csv(DEFAULT_OFFERS_FILE)

@@ -29,6 +29,19 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | SNOWFLAKE_WAREHOUSE            | production: virtual warehouse that runs the queries      | required           |
 | SNOWFLAKE_DATABASE             | production: database holding nbp_source, nbp_work, product_intelligence, nbp_config | required |
 | SNOWFLAKE_LOGIN_TIMEOUT        | production: seconds to wait for a Snowflake login        | 60                 |
+| NBP_KAFKA_BOOTSTRAP_SERVERS    | offer stream: Kafka bootstrap servers (host:port,...); set = the Kafka path is on | unset |
+| NBP_KAFKA_SECURITY_PROTOCOL    | offer stream: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL  | PLAINTEXT          |
+| NBP_KAFKA_SASL_MECHANISM       | offer stream: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512       | PLAIN (with SASL)  |
+| NBP_KAFKA_SASL_USERNAME        | offer stream: SASL user (e.g. a Confluent Cloud API key) |                    |
+| NBP_KAFKA_SASL_PASSWORD        | offer stream: SASL password / API secret (never logged)  |                    |
+| NBP_KAFKA_SSL_CA_LOCATION      | offer stream: CA bundle file for TLS                     | system CAs         |
+| NBP_KAFKA_SSL_CERT_LOCATION    | offer stream: client certificate (mutual TLS)            |                    |
+| NBP_KAFKA_SSL_KEY_LOCATION     | offer stream: client private key (mutual TLS)            |                    |
+| NBP_KAFKA_SSL_KEY_PASSWORD     | offer stream: passphrase of the client key (never logged) |                   |
+| NBP_KAFKA_TOPIC_PREFIX         | offer stream: prefix of every topic name (one cluster, several environments) | none |
+| NBP_KAFKA_PARTITIONS           | offer stream: partitions of topics it creates (the recipe's 6) | 6            |
+| NBP_KAFKA_REPLICATION          | offer stream: replication factor of topics it creates    | 1 (3 on a real cluster) |
+| NBP_KAFKA_GROUP                | offer stream: consumer group of the processor            | nbp-next-best-offer |
 """
 
 from __future__ import annotations
@@ -213,3 +226,60 @@ def snowflake_login_timeout() -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ConfigurationError(f"SNOWFLAKE_LOGIN_TIMEOUT {raw!r} is not a whole number of seconds")
     return int(raw)
+
+
+KAFKA_SECRET_VARIABLES = ("NBP_KAFKA_SASL_PASSWORD", "NBP_KAFKA_SSL_KEY_PASSWORD")
+_KAFKA_VARIABLES = {  # environment variable -> librdkafka property
+    "NBP_KAFKA_SECURITY_PROTOCOL": "security.protocol",
+    "NBP_KAFKA_SASL_MECHANISM": "sasl.mechanism",
+    "NBP_KAFKA_SASL_USERNAME": "sasl.username",
+    "NBP_KAFKA_SASL_PASSWORD": "sasl.password",
+    "NBP_KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
+    "NBP_KAFKA_SSL_CERT_LOCATION": "ssl.certificate.location",
+    "NBP_KAFKA_SSL_KEY_LOCATION": "ssl.key.location",
+    "NBP_KAFKA_SSL_KEY_PASSWORD": "ssl.key.password",
+}
+
+
+def kafka_bootstrap_servers() -> str | None:
+    """The Kafka cluster of the offer stream; None when the bank uses the warehouse path only."""
+    return os.environ.get("NBP_KAFKA_BOOTSTRAP_SERVERS", "").strip() or None
+
+
+def kafka_client_properties() -> dict[str, str]:
+    """Connection and security properties for every Kafka client, from NBP_KAFKA_* (secrets
+    included: callers must never print the result; stream.config.KafkaSettings redacts)."""
+    props = {prop: os.environ[name].strip() for name, prop in _KAFKA_VARIABLES.items() if _set(name)}
+    protocol = props.get("security.protocol", "PLAINTEXT").upper()
+    if protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        raise ConfigurationError(f"NBP_KAFKA_SECURITY_PROTOCOL {protocol!r}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    if protocol.startswith("SASL"):
+        props.setdefault("sasl.mechanism", "PLAIN")
+        missing = [n for n in ("NBP_KAFKA_SASL_USERNAME", "NBP_KAFKA_SASL_PASSWORD") if not _set(n)]
+        if missing:
+            raise ConfigurationError(f"NBP_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
+    props["security.protocol"] = protocol
+    return props
+
+
+def kafka_topic_prefix() -> str:
+    return os.environ.get("NBP_KAFKA_TOPIC_PREFIX", "").strip()
+
+
+def _whole(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip() or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigurationError(f"{name} {raw!r} is not a whole number >= 1")
+    return int(raw)
+
+
+def kafka_partitions() -> int:
+    return _whole("NBP_KAFKA_PARTITIONS", 6)
+
+
+def kafka_replication() -> int:
+    return _whole("NBP_KAFKA_REPLICATION", 1)
+
+
+def kafka_group() -> str:
+    return os.environ.get("NBP_KAFKA_GROUP", "").strip() or "nbp-next-best-offer"

@@ -31,6 +31,8 @@ GOVERNANCE: dict[str, tuple[tuple[str, ...], bool, str | None]] = {
     "offer_rules": ((DATA_PLATFORM,), False, "MOD-108"),
     "next_best_offer": ((DATA_PLATFORM,), True, "MOD-108"),
     "next_best_offer_lookup": ((DATA_PLATFORM,), True, "MOD-108"),
+    # the offers and rules versions published to their Kafka topics (only with NBP_KAFKA_BOOTSTRAP_SERVERS)
+    "offer_topics": ((DATA_PLATFORM,), False, "MOD-108"),
 }
 
 

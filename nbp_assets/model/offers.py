@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nbp_assets.model.offers_rules import RuleSet, assign
+from nbp_assets.model.offers_rules import RuleSet, assign_arrays
 
 DEFAULT_OFFERS_FILE = Path(__file__).with_name("default_offers.csv")
 # Bump when the join or the rule evaluation changes meaning (the rules themselves are data).
@@ -80,24 +80,33 @@ def next_best_offers(events: pd.DataFrame, versions: pd.DataFrame, rules: RuleSe
     """
     pos = version_at_event(events, versions)
     known = pos >= 0
-    hit = events[["activity_id", "party_id", "event_time", "propensity_to_buy", "activity_type"]].loc[known]
     take = pos[known]
+    every = bool(known.all())  # the usual case needs no row selection
+
+    def column(name: str, dtype=None):
+        values = events[name].to_numpy(dtype) if dtype else events[name].astype("Int64").array
+        return values if every else values[known]
+
+    event_time = column("event_time", "datetime64[ns]")
+    propensity = column("propensity_to_buy", "float64")
     income = versions["income"].astype("Int64").array.take(take)
     fico = versions["fico"].astype("Int64").array.take(take)
+    offer, version, priority = assign_arrays(rules, event_time, income, fico, propensity)
     out = pd.DataFrame({
-        "ACTIVITY_ID": pd.array(hit["activity_id"], dtype="Int64"),
-        "CUSTOMER_ID": hit["party_id"].to_numpy(object),
-        "EVENT_TIME": hit["event_time"].to_numpy("datetime64[ns]"),
-        "PROPENSITY_TO_BUY": hit["propensity_to_buy"].to_numpy("float64"),
-        "ACTIVITY_TYPE": hit["activity_type"].to_numpy(object),
-        "INCOME": pd.array(income, dtype="Int64"),
-        "FICO": pd.array(fico, dtype="Int64"),
-    })
-    decided = assign(rules, out["EVENT_TIME"], out["INCOME"], out["FICO"], out["PROPENSITY_TO_BUY"])
-    out = pd.concat([out, decided], axis=1)
-    out["CUSTOMER_VALID_FROM"] = versions["valid_from"].to_numpy("datetime64[ns]")[take]
-    out["BATCH_KEY"] = batch_key
-    return out[NBO_COLUMNS], events.loc[~known].reset_index(drop=True)
+        "ACTIVITY_ID": column("activity_id"),
+        "CUSTOMER_ID": column("party_id", object),
+        "EVENT_TIME": event_time,
+        "PROPENSITY_TO_BUY": propensity,
+        "ACTIVITY_TYPE": column("activity_type", object),
+        "INCOME": income,
+        "FICO": fico,
+        "OFFER_ID": pd.array(offer, dtype="Int64"),
+        "RULES_VERSION": pd.array(version, dtype="Int64"),
+        "RULE_PRIORITY": pd.array(priority, dtype="Int64"),
+        "CUSTOMER_VALID_FROM": versions["valid_from"].to_numpy("datetime64[ns]")[take],
+        "BATCH_KEY": np.full(len(take), batch_key, dtype=object),
+    }, columns=NBO_COLUMNS)
+    return out, (events.iloc[0:0] if every else events.loc[~known]).reset_index(drop=True)
 
 
 def lookup(nbo: pd.DataFrame, offers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -60,13 +61,27 @@ class RuleSet:
     table: pd.DataFrame
     source: str
 
-    @property
+    # Cached: the stream processor evaluates a RuleSet on every micro-batch of a few events,
+    # where recomputing these small frames each time cost more than the rule itself.
+    @cached_property
     def versions(self) -> pd.DataFrame:
         """One row per version: rules_version, valid_from, in time order."""
         return self.table.drop_duplicates("rules_version")[["rules_version", "valid_from"]].reset_index(drop=True)
 
+    @cached_property
+    def _by_version(self) -> dict[int, pd.DataFrame]:
+        return {int(v): rows.reset_index(drop=True) for v, rows in self.table.groupby("rules_version", sort=True)}
+
+    @cached_property
+    def _compiled(self) -> dict[int, "CompiledVersion"]:
+        return {v: compile_version(rows) for v, rows in self._by_version.items()}
+
+    def compiled(self, rules_version: int) -> "CompiledVersion":
+        return self._compiled[int(rules_version)]
+
     def version(self, rules_version: int) -> pd.DataFrame:
-        return self.table[self.table["rules_version"] == rules_version].reset_index(drop=True)
+        rows = self._by_version.get(int(rules_version))
+        return rows.copy() if rows is not None else self.table.iloc[0:0].reset_index(drop=True)
 
     def version_at(self, event_time: pd.Series | np.ndarray) -> np.ndarray:
         """The version in force at each event time; events before the first version use it."""
@@ -134,47 +149,86 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def _matches(rules: pd.DataFrame, values: dict[str, np.ndarray]) -> np.ndarray:
-    """(rules x inputs) boolean: does each non-ELSE rule hold for each input."""
-    n = len(next(iter(values.values())))
-    out = np.ones((len(rules), n), dtype=bool)
+def _bounds(rules: pd.DataFrame) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """(dimension, op, which rules have the bound, the bound values) for every bound used."""
+    out = []
     for dim in RULE_DIMENSIONS:
-        x = values[dim][None, :]
         for op in BOUNDS:
             bound = rules[f"{dim}_{op}"].to_numpy("float64")
             has = ~np.isnan(bound)
-            if has.any():  # NaN inputs compare False: SQL's NULL in a WHEN
-                out[has] &= _OPS[op](x, bound[has][:, None])
+            if has.any():
+                out.append((dim, op, has, bound[has][:, None]))
     return out
 
 
-def evaluate(version: pd.DataFrame, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(offer_id, priority) of the first matching rule of one version, else its ELSE."""
+def _matches(rules: pd.DataFrame, values: dict[str, np.ndarray], bounds=None) -> np.ndarray:
+    """(rules x inputs) boolean: does each non-ELSE rule hold for each input."""
+    n = len(next(iter(values.values())))
+    out = np.ones((len(rules), n), dtype=bool)
+    for dim, op, has, bound in (bounds if bounds is not None else _bounds(rules)):
+        out[has] &= _OPS[op](values[dim][None, :], bound)  # NaN inputs compare False: SQL's NULL in a WHEN
+    return out
+
+
+@dataclass(frozen=True)
+class CompiledVersion:
+    """One version's WHENs as arrays (what evaluate needs), built once per version."""
+
+    rules: pd.DataFrame  # the non-ELSE rows, in priority order
+    offers: np.ndarray  # offer_id of each WHEN, then the ELSE's
+    priorities: np.ndarray
+    bounds: list
+
+
+def compile_version(version: pd.DataFrame) -> CompiledVersion:
     rules = version[~version["is_else"]]
     fallback = version[version["is_else"]].iloc[0]
-    hit = _matches(rules, values)
+    return CompiledVersion(
+        rules=rules,
+        offers=np.append(rules["offer_id"].to_numpy("int64"), int(fallback["offer_id"])),
+        priorities=np.append(rules["priority"].to_numpy("int64"), int(fallback["priority"])),
+        bounds=_bounds(rules),
+    )
+
+
+def evaluate(version: pd.DataFrame | CompiledVersion, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(offer_id, priority) of the first matching rule of one version, else its ELSE."""
+    c = version if isinstance(version, CompiledVersion) else compile_version(version)
+    hit = _matches(c.rules, values, c.bounds)
     matched = hit.any(axis=0)
-    first = hit.argmax(axis=0) if len(rules) else np.zeros(hit.shape[1], dtype="int64")
-    offers = np.append(rules["offer_id"].to_numpy("int64"), int(fallback["offer_id"]))
-    priorities = np.append(rules["priority"].to_numpy("int64"), int(fallback["priority"]))
-    pick = np.where(matched, first, len(rules))  # past the last WHEN: the ELSE
-    return offers[pick], priorities[pick]
+    first = hit.argmax(axis=0) if len(c.rules) else np.zeros(hit.shape[1], dtype="int64")
+    pick = np.where(matched, first, len(c.rules))  # past the last WHEN: the ELSE
+    return c.offers[pick], c.priorities[pick]
+
+
+def _floats(values) -> np.ndarray:
+    """A nullable number column as float64 with NaN for NULL (NULL compares false, as in SQL)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+        return values.astype("float64")
+    return pd.array(values).astype("Float64").to_numpy("float64", na_value=np.nan)
+
+
+def assign_arrays(rules: RuleSet, event_time, income, fico, propensity) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(OFFER_ID, RULES_VERSION, RULE_PRIORITY) arrays for each event, by the version in force."""
+    version_of = rules.version_at(event_time)
+    values = {
+        "income": _floats(income),
+        "fico": _floats(fico),
+        "propensity": np.asarray(propensity, dtype="float64"),
+    }
+    offer = np.zeros(len(version_of), dtype="int64")
+    priority = np.zeros(len(version_of), dtype="int64")
+    versions = np.unique(version_of)
+    for v in versions:  # a handful of versions, never the events
+        rows = version_of == v if len(versions) > 1 else slice(None)
+        offer[rows], priority[rows] = evaluate(rules.compiled(int(v)), {k: a[rows] for k, a in values.items()})
+    return offer, version_of, priority
 
 
 def assign(rules: RuleSet, event_time: pd.Series, income: pd.Series, fico: pd.Series,
            propensity: pd.Series) -> pd.DataFrame:
     """OFFER_ID, RULES_VERSION and RULE_PRIORITY for each event, by the version in force."""
-    version_of = rules.version_at(event_time)
-    values = {
-        "income": income.astype("Float64").to_numpy("float64", na_value=np.nan),
-        "fico": fico.astype("Float64").to_numpy("float64", na_value=np.nan),
-        "propensity": propensity.to_numpy("float64"),
-    }
-    offer = np.zeros(len(version_of), dtype="int64")
-    priority = np.zeros(len(version_of), dtype="int64")
-    for v in np.unique(version_of):  # a handful of versions, never the events
-        rows = version_of == v
-        offer[rows], priority[rows] = evaluate(rules.version(int(v)), {k: a[rows] for k, a in values.items()})
+    offer, version_of, priority = assign_arrays(rules, event_time, income.array, fico.array, propensity)
     return pd.DataFrame({
         "OFFER_ID": pd.array(offer, dtype="Int64"),
         "RULES_VERSION": pd.array(version_of, dtype="Int64"),

@@ -1,0 +1,234 @@
+"""`python -m nbp_assets.offers_bench --kafka`: the processor on a real broker on this machine.
+
+Latency: a feeder produces recipe JSON events at a fixed rate (1,000 and 10,000 events/s)
+while the processor runs (its own process, `python -m nbp_assets kafka process`); a reader
+consumes NEXT_BEST_OFFER_LOOKUP. Latency = lookup consumed - event produced, per event,
+both on this process's clock; the first second of each rate is warm-up and not counted.
+Throughput: a backlog of events is produced with the processor stopped, then the processor
+is started and drains it; events/s = events / (time of the last lookup record - time of the
+first), from the records' broker timestamps (set when the processor produced them).
+Everything (broker, processor, feeder, reader) shares this machine's cores.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nbp_assets.stream import topics as t
+from nbp_assets.stream.config import KafkaSettings
+from nbp_assets.stream.topics import ensure_topics, json_lines
+
+
+def _messages(events: pd.DataFrame) -> tuple[list[bytes], list[bytes]]:
+    values = json_lines(pd.DataFrame({
+        "ACTIVITY_ID": events["activity_id"].astype("int64"), "IP_ADDRESS": events["ip_address"],
+        "CUSTOMER_ID": events["party_id"], "ACTIVITY_TYPE": events["activity_type"],
+        "PROPENSITY_TO_BUY": events["propensity_to_buy"]}))
+    return [p.encode() for p in events["party_id"].tolist()], values
+
+
+def _producer(cfg: KafkaSettings, **extra):
+    from confluent_kafka import Producer
+
+    return Producer(cfg.producer(**{"queue.buffering.max.messages": 2_000_000, **extra}))
+
+
+def produce_customers(cfg: KafkaSettings, versions: pd.DataFrame) -> None:
+    frame = pd.DataFrame({"CUSTOMER_ID": versions["party_id"], "INCOME": versions["income"],
+                          "FICO": versions["fico"],
+                          "VALID_FROM": versions["valid_from"].dt.strftime("%Y-%m-%dT%H:%M:%S")})
+    p = _producer(cfg, **{"linger.ms": 20})
+    topic = t.name(t.CUSTOMERS, cfg.topic_prefix)
+    for k, v in zip(versions["party_id"].tolist(), json_lines(frame)):
+        p.produce(topic, v, k.encode())
+    assert p.flush(60) == 0
+
+
+class Reader(threading.Thread):
+    """Consumes the lookup topic; records when each ACTIVITY_ID arrived."""
+
+    def __init__(self, cfg: KafkaSettings):
+        super().__init__(daemon=True)
+        from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+        from nbp_assets.stream.processor import _partitions
+
+        self.consumer = Consumer(cfg.consumer(None, **{"fetch.wait.max.ms": 1}))
+        topic = t.name(t.LOOKUP, cfg.topic_prefix)
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in _partitions(self.consumer, topic)])
+        self.arrived: dict[int, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            # poll() returns as soon as one message is there (consume(n, t) would wait for n or t)
+            first = self.consumer.poll(0.05)
+            if first is None:
+                continue
+            now = time.time()
+            for m in [first, *self.consumer.consume(10_000, 0)]:
+                if m.error() is None:
+                    self.arrived.setdefault(int(m.key()), now)
+        self.consumer.close()
+
+
+def _processor(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "NBP_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap_servers,
+           "NBP_KAFKA_TOPIC_PREFIX": cfg.topic_prefix, "NBP_KAFKA_GROUP": cfg.group}
+    return subprocess.Popen([sys.executable, "-m", "nbp_assets", "kafka", "process", "--report-every", "1"], env=env,
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def latency(cfg: KafkaSettings, keys, values, ids, rate: int, seconds: float) -> dict:
+    """Feed `rate` events/s for `seconds`; percentiles of produced -> lookup consumed."""
+    reader = Reader(cfg)
+    reader.start()
+    time.sleep(0.5)  # the reader's assignment settles at the end of the topic
+    p = _producer(cfg, **{"linger.ms": 1})
+    topic = t.name(t.ACTIVITY, cfg.topic_prefix)
+    n = int(rate * seconds)
+    sent = np.zeros(n)
+    start = time.time()
+    i = 0
+    while i < n:
+        due = min(n, int((time.time() - start) * rate) + 1)
+        now = time.time()
+        while i < due:
+            p.produce(topic, values[i], keys[i])
+            sent[i] = now
+            i += 1
+        p.poll(0)
+        time.sleep(0.0005)
+    p.flush(30)
+    deadline = time.time() + 30
+    wanted = set(int(x) for x in ids[:n])
+    while time.time() < deadline and len(reader.arrived.keys() & wanted) < len(wanted):
+        time.sleep(0.2)
+    reader.stop.set()
+    reader.join(5)
+    warm = sent >= start + 1.0
+    got = np.array([reader.arrived.get(int(a), np.nan) for a in ids[:n]])
+    lat = (got - sent)[warm] * 1000
+    missing = int(np.isnan(lat).sum())
+    lat = lat[~np.isnan(lat)]
+    return {"rate": rate, "events": n, "measured": len(lat), "missing": missing,
+            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
+            "max": float(lat.max()), "achieved_rate": n / (time.time() - start)}
+
+
+def drain_throughput(cfg: KafkaSettings, keys, values, log: Path) -> dict:
+    """Produce a backlog with no processor running, then time the processor draining it."""
+    topic = t.name(t.ACTIVITY, cfg.topic_prefix)
+    p = _producer(cfg, **{"linger.ms": 20})
+    for k, v in zip(keys, values):
+        try:
+            p.produce(topic, v, k)
+        except BufferError:
+            p.poll(0.1)
+            p.produce(topic, v, k)
+    assert p.flush(120) == 0
+    from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+    from nbp_assets.stream.processor import _partitions
+
+    reader = Consumer(cfg.consumer(None))
+    out = t.name(t.LOOKUP, cfg.topic_prefix)
+    reader.assign([TopicPartition(out, q, OFFSET_END) for q in _partitions(reader, out)])
+    reader.consume(1, 0.5)
+    processor = _processor(cfg, log)
+    stamps, deadline = [], time.time() + 300
+    try:
+        while len(stamps) < len(keys) and time.time() < deadline:
+            for m in reader.consume(50_000, 0.2):
+                if m.error() is None:
+                    stamps.append(m.timestamp()[1])
+    finally:
+        _stop(processor)
+        reader.close()
+    stamps = np.sort(np.array(stamps))
+    span = (stamps[-1] - stamps[0]) / 1000 if len(stamps) > 1 else float("nan")
+    return {"events": len(keys), "lookup_records": len(stamps), "seconds": span,
+            "events_per_s": len(stamps) / span if span else float("nan")}
+
+
+def run(events: pd.DataFrame, versions: pd.DataFrame, backlog: int, seconds: float,
+        bootstrap_servers: str | None = None) -> None:
+    from nbp_assets.stream.broker import start_broker
+
+    work = Path(tempfile.mkdtemp(prefix="nbo-kafka-bench-"))
+    broker = None if bootstrap_servers else start_broker(log=work / "tansu.log")
+    servers = bootstrap_servers or broker.bootstrap_servers
+    try:
+        known = events[events["party_id"] != "UNKNOWN"].reset_index(drop=True)  # waiting events have no latency
+        keys, values = _messages(known)
+        ids = known["activity_id"].astype("int64").to_numpy()
+        print(f"Kafka path: broker {'tansu (memory) pid ' + str(broker.pid) if broker else servers} on this machine, "
+              f"{os.cpu_count()} cores; processor = `python -m nbp_assets kafka process` (own process); "
+              f"{len(versions):,} customer versions; {np.mean([len(v) for v in values[:10000]]):.0f} bytes/event")
+        lat_cfg = KafkaSettings(servers, {}, f"lat{os.getpid()}_", 6, 1, f"lat{os.getpid()}")
+        ensure_topics(lat_cfg.admin(), lat_cfg.topic_prefix, 6)
+        produce_customers(lat_cfg, versions)
+        processor = _processor(lat_cfg, work / "processor-latency.log")
+        try:
+            time.sleep(1.0)
+            _wait_ready(work / "processor-latency.log")
+            offset = 0
+            for rate in (1_000, 10_000):
+                n = int(rate * seconds)
+                r = latency(lat_cfg, keys[offset:offset + n], values[offset:offset + n], ids[offset:offset + n],
+                            rate, seconds)
+                offset += n
+                print(f"    processor: {_last_status(work / 'processor-latency.log')}")
+                print(f"  {rate:>6,} events/s for {seconds:.0f} s: event produced -> lookup consumed p50 "
+                      f"{r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms "
+                      f"({r['measured']:,} measured after 1 s warm-up, {r['missing']} missing; "
+                      f"fed at {r['achieved_rate']:,.0f}/s)", flush=True)
+        finally:
+            _stop(processor)
+        thr_cfg = KafkaSettings(servers, {}, f"thr{os.getpid()}_", 6, 1, f"thr{os.getpid()}")
+        ensure_topics(thr_cfg.admin(), thr_cfg.topic_prefix, 6)
+        produce_customers(thr_cfg, versions)
+        n = min(backlog, len(keys))
+        r = drain_throughput(thr_cfg, keys[:n], values[:n], work / "processor-throughput.log")
+        size = float(np.mean([len(v) for v in values[:10000]]))
+        print(f"  sustained: a backlog of {r['events']:,} events drained at {r['events_per_s']:,.0f} events/s "
+              f"({r['events_per_s'] * size / 1e6:.1f} MB/s of recipe JSON) over {r['seconds']:.1f} s; "
+              f"{r['lookup_records']:,} lookup records", flush=True)
+        print(f"    processor: {_last_status(work / 'processor-throughput.log')}")
+        print(f"  logs: {work}")
+    finally:
+        if broker:
+            broker.stop()
+
+
+def _wait_ready(log: Path, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if log.exists() and "tables loaded" in log.read_text():
+            time.sleep(4)  # joining the consumer group
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the processor did not start: {log.read_text()[-2000:] if log.exists() else ''}")
+
+
+def _last_status(log: Path) -> str:
+    """The processor's last status line (cumulative counts and ms per batch by phase)."""
+    lines = [x for x in log.read_text().splitlines() if " events, " in x] if log.exists() else []
+    return lines[-1] if lines else "(no status line)"

@@ -1,0 +1,119 @@
+"""NEXT_BEST_OFFER_LOOKUP -> the warehouse's product_intelligence.next_best_offer_lookup, in
+micro-batches, for audit and reporting.
+
+The processor is at-least-once: after a crash it may produce an offer again, with the same
+key (ACTIVITY_ID) and value. The sink drops such duplicates: inside a micro-batch by key,
+and against the table by inserting only ACTIVITY_IDs it does not hold yet (one range query
+per batch, no row-by-row SQL). Offsets are committed after the warehouse commit, so a sink
+killed midway re-reads its batch and inserts nothing twice.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from nbp_assets.sources.offers_stream import LOOKUP_DDL, LOOKUP_TABLE
+from nbp_assets.stream import topics as t
+from nbp_assets.stream.config import KafkaSettings
+
+
+
+def sink_group(cfg: KafkaSettings) -> str:
+    """The sink's consumer group: the processor's group name + "-warehouse-sink"."""
+    return f"{cfg.group}-warehouse-sink"
+
+
+def write_new(warehouse, rows: pd.DataFrame) -> int:
+    """Insert the rows whose ACTIVITY_ID the lookup table does not hold yet; returns how many."""
+    rows = rows.drop_duplicates("ACTIVITY_ID", keep="last")
+    if rows.empty:
+        return 0
+    if warehouse.table_exists(LOOKUP_TABLE):
+        lo, hi = int(rows["ACTIVITY_ID"].min()), int(rows["ACTIVITY_ID"].max())
+        held = warehouse.query(f"SELECT ACTIVITY_ID FROM {LOOKUP_TABLE} WHERE ACTIVITY_ID BETWEEN {lo} AND {hi}")
+        rows = rows[~rows["ACTIVITY_ID"].isin(held["ACTIVITY_ID"].astype("int64"))]
+    if rows.empty:
+        return 0
+    return warehouse.replace_slice(LOOKUP_TABLE, rows[t.LOOKUP_FIELDS].reset_index(drop=True), where="FALSE",
+                                   ddl=LOOKUP_DDL)
+
+
+class Sink:
+    """One member of the sink's consumer group."""
+
+    def __init__(self, cfg: KafkaSettings, warehouse, group: str | None = None, member: bool = True):
+        """member=True joins the group (several sink processes share the partitions);
+        member=False takes every partition from the group's committed offsets without
+        joining (no rebalance wait: for the Dagster sensor's short drains; never both at once)."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        from nbp_assets.stream.processor import _partitions
+
+        self.cfg, self.warehouse = cfg, warehouse
+        self.consumer = Consumer(cfg.consumer(group or sink_group(cfg)))
+        self.assigned = False
+        topic = t.name(t.LOOKUP, cfg.topic_prefix)
+        if member:
+            self.consumer.subscribe([topic], on_assign=self._on_assign)
+        else:
+            committed = self.consumer.committed([TopicPartition(topic, p) for p in _partitions(self.consumer, topic)],
+                                                timeout=30)
+            self.consumer.assign([TopicPartition(topic, c.partition, c.offset if c.offset >= 0 else OFFSET_BEGINNING)
+                                  for c in committed])
+            self.assigned = True
+        self.received = self.inserted = 0
+
+    def _on_assign(self, consumer, partitions) -> None:
+        self.assigned = True
+
+    def batch(self, max_messages: int = 200_000, wait: float = 1.0) -> tuple[int, int]:
+        """One micro-batch: (messages read, rows inserted)."""
+        from confluent_kafka import TopicPartition
+
+        msgs = [m for m in self.consumer.consume(max_messages, wait) if m.error() is None]
+        if not msgs:
+            return 0, 0
+        values = [m.value() for m in msgs if m.value() is not None]
+        inserted = write_new(self.warehouse, t.lookup_frame(values)) if values else 0
+        last: dict[tuple[str, int], int] = {}
+        for m in msgs:
+            last[(m.topic(), m.partition())] = max(last.get((m.topic(), m.partition()), -1), m.offset())
+        self.consumer.commit(offsets=[TopicPartition(tp, p, o + 1) for (tp, p), o in last.items()],
+                             asynchronous=False)
+        self.received += len(msgs)
+        self.inserted += inserted
+        return len(msgs), inserted
+
+    def drain(self, idle_seconds: float = 2.0, max_seconds: float = 60.0) -> tuple[int, int]:
+        """Batches until nothing arrived for `idle_seconds` (or `max_seconds` passed)."""
+        started = idle_since = time.monotonic()
+        got = ins = 0
+        while time.monotonic() - started < max_seconds:
+            n, i = self.batch(wait=0.5)
+            got, ins = got + n, ins + i
+            if n or not self.assigned:  # joining the group takes seconds: not idle yet
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= idle_seconds:
+                break
+        return got, ins
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def serve(cfg: KafkaSettings, warehouse, interval: float = 5.0) -> None:
+    """The CLI's long-running sink: a micro-batch every `interval` seconds until interrupted."""
+    sink = Sink(cfg, warehouse)
+    print(f"warehouse sink: {t.name(t.LOOKUP, cfg.topic_prefix)} -> {LOOKUP_TABLE} in {warehouse.describe()}",
+          flush=True)
+    try:
+        while True:
+            n, i = sink.batch(wait=interval)
+            if n:
+                print(f"{n:,} message(s), {i:,} new row(s), {n - i:,} duplicate(s) dropped", flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sink.close()

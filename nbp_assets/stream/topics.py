@@ -1,0 +1,164 @@
+"""The recipe's topics, their creation, and the JSON messages on them.
+
+| topic | key (UTF-8 text) | value (JSON) | kind |
+|---|---|---|---|
+| CUSTOMER_ACTIVITY_STREAM | CUSTOMER_ID | ACTIVITY_ID, IP_ADDRESS, CUSTOMER_ID (optional: the key), ACTIVITY_TYPE, PROPENSITY_TO_BUY | stream; event time = the record's timestamp |
+| CUSTOMERS_TABLE | CUSTOMER_ID | the recipe's columns, optional VALID_FROM (bank-local ISO time; default the record's timestamp) | every record is a new version, all kept |
+| OFFERS_STREAM | OFFER_ID | OFFER_ID, OFFER_NAME, OFFER_URL | table: the latest per key |
+| NEXT_BEST_OFFER_RULES | rules_version | {"rules_version", "rows": [the version's rows of the rules table]} | table |
+| NEXT_BEST_OFFER | ACTIVITY_ID | the recipe's fields + EVENT_TIME, RULES_VERSION, RULE_PRIORITY, CUSTOMER_VALID_FROM | output |
+| NEXT_BEST_OFFER_LOOKUP | ACTIVITY_ID | exactly the recipe's nine fields | output |
+| NEXT_BEST_OFFER_PENDING | CUSTOMER_ID | the customer's events waiting for a record (null once offered) | the processor's changelog; partition n belongs to activity partition n |
+
+Outputs are keyed by ACTIVITY_ID: a replay after a crash produces the same key and value
+again, so every reader (and the warehouse sink) drops the duplicate by key.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+ACTIVITY = "CUSTOMER_ACTIVITY_STREAM"
+CUSTOMERS = "CUSTOMERS_TABLE"
+OFFERS = "OFFERS_STREAM"
+RULES = "NEXT_BEST_OFFER_RULES"
+NBO = "NEXT_BEST_OFFER"
+LOOKUP = "NEXT_BEST_OFFER_LOOKUP"
+PENDING = "NEXT_BEST_OFFER_PENDING"
+REJECTED = "CUSTOMER_ACTIVITY_REJECTED"  # activity messages that are not the recipe's JSON
+
+TABLE_TOPICS = (CUSTOMERS, OFFERS, RULES)
+COMPACTED = (CUSTOMERS, OFFERS, RULES, PENDING)  # CUSTOMERS_TABLE: versions are kept, see retention below
+TIMEZONE = "Europe/London"  # event times are bank-local wall time, as the activity contract says
+_ZONE = ZoneInfo(TIMEZONE)
+
+NBO_FIELDS = ["ACTIVITY_ID", "CUSTOMER_ID", "PROPENSITY_TO_BUY", "ACTIVITY_TYPE", "INCOME", "FICO", "OFFER_ID",
+              "EVENT_TIME", "RULES_VERSION", "RULE_PRIORITY", "CUSTOMER_VALID_FROM"]
+LOOKUP_FIELDS = ["OFFER_ID", "ACTIVITY_ID", "CUSTOMER_ID", "PROPENSITY_TO_BUY", "ACTIVITY_TYPE", "INCOME", "FICO",
+                 "OFFER_NAME", "OFFER_URL"]
+
+
+def name(topic: str, prefix: str = "") -> str:
+    return f"{prefix}{topic}"
+
+
+def topic_configs(topic: str) -> dict[str, str]:
+    # CUSTOMERS_TABLE keeps every version (point-in-time joins of replayed events need
+    # them): delete policy with infinite retention, not compaction, which would keep only
+    # the latest version per customer.
+    if topic == CUSTOMERS:
+        return {"cleanup.policy": "delete", "retention.ms": "-1"}
+    if topic in COMPACTED:
+        return {"cleanup.policy": "compact", "retention.ms": "-1"}
+    return {"cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000)}
+
+
+def ensure_topics(admin_conf: dict, prefix: str = "", partitions: int = 6, replication: int = 1,
+                  timeout: float = 30.0) -> list[str]:
+    """Create the recipe's topics that do not exist yet (explicitly: auto-created topics get
+    the broker's partition count, and the activity and pending topics must match). Returns
+    the topics created."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(admin_conf)
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [t for t in (ACTIVITY, CUSTOMERS, OFFERS, RULES, NBO, LOOKUP, PENDING, REJECTED)
+              if name(t, prefix) not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics([NewTopic(name(t, prefix), partitions, replication, config=topic_configs(t))
+                                   for t in wanted], operation_timeout=timeout)
+    for topic, future in futures.items():
+        try:
+            future.result()
+        except Exception as exc:  # created meanwhile by another process: fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return [name(t, prefix) for t in wanted]
+
+
+# ----------------------------------------------------------------------------- codecs
+
+
+def loads_many(values: list[bytes]) -> list:
+    """Decode many JSON messages in one parser call (a JSON array of them)."""
+    return json.loads(b"[" + b",".join(values) + b"]")
+
+
+def local_time(ms: np.ndarray | list[int]) -> np.ndarray:
+    """Kafka record timestamps (ms since epoch, UTC) as bank-local naive datetime64[ns]."""
+    ms = np.asarray(ms, dtype="int64")
+    if len(ms) and ms.max() - ms.min() < 86_400_000:
+        # A micro-batch spans less than a day (clock changes are months apart): when its first
+        # and last events have the same UTC offset, so do all between; add it, don't convert.
+        lo, hi = (datetime.fromtimestamp(int(x) / 1000, _ZONE).utcoffset() for x in (ms.min(), ms.max()))
+        if lo == hi:
+            return (ms * 1_000_000 + int(lo.total_seconds()) * 1_000_000_000).view("datetime64[ns]")
+    t = pd.to_datetime(ms, unit="ms", utc=True).tz_convert(TIMEZONE).tz_localize(None)
+    return t.to_numpy("datetime64[ns]")
+
+
+def activity_frame(records: list[dict], keys: list[bytes | None], timestamps: list[int],
+                   partitions: list[int]) -> pd.DataFrame:
+    """Activity messages as the offer model's events (activity contract column names) plus
+    CUSTOMER_ID as it came (an integer stays an integer in the outputs) and the partition."""
+    # Plain list comprehensions: for the small batches of a quiet stream, building pandas
+    # frames from records cost more than the rest of the decoding.
+    raw = [r.get("CUSTOMER_ID") for r in records]
+    raw = [c if c is not None else (k.decode() if k is not None else None) for c, k in zip(raw, keys)]
+    return pd.DataFrame({
+        "activity_id": np.array([r["ACTIVITY_ID"] for r in records], dtype="int64"),
+        "party_id": np.array([str(c) for c in raw], dtype=object),
+        "event_time": local_time(timestamps),
+        "activity_type": np.array([r["ACTIVITY_TYPE"] for r in records], dtype=object),
+        "propensity_to_buy": np.array([r["PROPENSITY_TO_BUY"] for r in records], dtype="float64"),
+        "ip_address": np.array([r.get("IP_ADDRESS") for r in records], dtype=object),
+        "customer_raw": np.array(raw, dtype=object),
+        "partition": np.asarray(partitions, dtype="int64"),
+    })
+
+
+def json_lines(frame: pd.DataFrame) -> list[bytes]:
+    """One JSON object per row, by pandas' C serialiser (no per-row Python)."""
+    if frame.empty:
+        return []
+    # 15 significant digits (pandas' most): a replayed offer must carry the same value
+    text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="ms", double_precision=15)
+    return [line.encode() for line in text.split("\n") if line]
+
+
+def _fields(frame: pd.DataFrame, fields: list[str], customer_raw: np.ndarray) -> pd.DataFrame:
+    columns = {f: frame[f].array for f in fields}
+    columns["CUSTOMER_ID"] = customer_raw
+    return pd.DataFrame(columns, columns=fields)
+
+
+def nbo_messages(nbo: pd.DataFrame, customer_raw: np.ndarray) -> list[bytes]:
+    return json_lines(_fields(nbo, NBO_FIELDS, customer_raw))
+
+
+def lookup_messages(rows: pd.DataFrame, customer_raw: np.ndarray) -> list[bytes]:
+    return json_lines(_fields(rows, LOOKUP_FIELDS, customer_raw))
+
+
+def lookup_frame(values: list[bytes]) -> pd.DataFrame:
+    """NEXT_BEST_OFFER_LOOKUP messages as the warehouse table's rows (CUSTOMER_ID as text)."""
+    frame = pd.DataFrame.from_records(loads_many(values), columns=LOOKUP_FIELDS)
+    return frame.astype({"OFFER_ID": "int64", "ACTIVITY_ID": "int64", "CUSTOMER_ID": str,
+                         "PROPENSITY_TO_BUY": "float64", "INCOME": "Int64", "FICO": "Int64"})
+
+
+def rules_message(version: pd.DataFrame) -> tuple[bytes, bytes]:
+    """(key, value) of one rules version."""
+    rows = json.loads(version.to_json(orient="records", date_format="iso"))
+    number = int(version["rules_version"].iloc[0])
+    return str(number).encode(), json.dumps({"rules_version": number, "rows": rows}).encode()
+
+
+def offer_message(offer_id: int, name_: str, url: str) -> tuple[bytes, bytes]:
+    return str(offer_id).encode(), json.dumps({"OFFER_ID": offer_id, "OFFER_NAME": name_, "OFFER_URL": url}).encode()

@@ -1,0 +1,339 @@
+"""The recipe on real Kafka topics: a tansu broker started here on a free 127.0.0.1 port
+(stopped by its pid), the stream processor, the warehouse sink.
+
+- The recipe's own INSERT data, produced as messages, gives on NEXT_BEST_OFFER_LOOKUP exactly
+  the rows the recipe's two SELECTs give when DuckDB runs them on the same data.
+- An event of an unknown customer waits, survives a restart, and is offered when the record
+  arrives; a customer's later version applies to later events only.
+- The processor killed with SIGKILL mid-stream and restarted: every event offered, none lost;
+  after the sink's dedupe exactly one warehouse row per event.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from nbp_assets.sources.offers_stream import LOOKUP_TABLE
+from nbp_assets.storage.warehouse import DuckDBWarehouse
+from nbp_assets.stream import topics as t
+from nbp_assets.stream.broker import start_broker
+from nbp_assets.stream.config import KafkaSettings
+from nbp_assets.stream.lag import consumer_lag, waiting_events
+from nbp_assets.stream.processor import Processor
+from nbp_assets.stream.sink import Sink
+from nbp_assets.stream.topics import ensure_topics
+from nbp_assets_tests.kafka_helpers import lookup_rows, produce, read_topic, settings_for, wait_for
+from nbp_assets_tests.test_offer_recipe import RECIPE_INSERTS, STAGING_DDL
+
+# The recipe's two persistent queries (their SELECTs, verbatim), run by DuckDB as the oracle.
+RECIPE_NEXT_BEST_OFFER = """
+SELECT 
+cask.ACTIVITY_ID,
+cask.CUSTOMER_ID as CUSTOMER_ID,
+cask.PROPENSITY_TO_BUY,
+cask.ACTIVITY_TYPE,
+ct.INCOME,
+ct.FICO,
+CASE  
+    WHEN ct.INCOME > 100000 AND ct.FICO < 700 AND cask.PROPENSITY_TO_BUY < 0.9 THEN 1
+    WHEN ct.INCOME < 50000 AND cask.PROPENSITY_TO_BUY < 0.9 THEN 2
+    WHEN ct.INCOME >= 50000 AND ct.FICO >= 600 AND cask.PROPENSITY_TO_BUY < 0.9 THEN 3
+    WHEN ct.INCOME > 100000 AND ct.FICO >= 700 AND cask.PROPENSITY_TO_BUY < 0.9 THEN 4
+    ELSE 5
+END AS OFFER_ID 
+FROM customer_activity_stream cask
+INNER JOIN customers ct ON cask.CUSTOMER_ID = ct.CUSTOMER_ID
+"""
+RECIPE_LOOKUP = """
+SELECT
+    nbo.OFFER_ID,
+    nbo.ACTIVITY_ID,
+    nbo.CUSTOMER_ID,
+    nbo.PROPENSITY_TO_BUY,
+    nbo.ACTIVITY_TYPE,
+    nbo.INCOME,
+    nbo.FICO,
+    ot.OFFER_NAME,
+    ot.OFFER_URL
+FROM next_best_offer nbo
+INNER JOIN OFFERS ot
+ON nbo.OFFER_ID = ot.OFFER_ID
+"""
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    b = start_broker(log=tmp_path_factory.mktemp("tansu") / "tansu.log")
+    assert b.bootstrap_servers.startswith("127.0.0.1:")
+    try:
+        yield b
+    finally:
+        b.stop()
+    assert b.process.poll() is not None
+
+
+@pytest.fixture
+def cfg(broker, request) -> KafkaSettings:
+    """Topics of their own for each test (a prefix), created with the recipe's 6 partitions."""
+    settings = settings_for(broker.bootstrap_servers, f"t{abs(hash(request.node.name)) % 10**8}_")
+    ensure_topics(settings.admin(), settings.topic_prefix, settings.partitions)
+    return settings
+
+
+def _recipe_tables() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(STAGING_DDL)
+    for statement in RECIPE_INSERTS.strip().splitlines():
+        con.execute(statement)
+    return con
+
+
+def _produce_recipe(cfg: KafkaSettings, con: duckdb.DuckDBPyConnection) -> None:
+    """The staged INSERT rows as messages: key CUSTOMER_ID / OFFER_ID, JSON values."""
+    offers = con.sql("SELECT * FROM offers ORDER BY OFFER_ID").df()
+    produce(cfg, t.OFFERS, [(str(r.OFFER_ID).encode(), {k: (int(v) if k == "OFFER_ID" else v) for k, v in r._asdict().items()})
+                            for r in offers.itertuples(index=False)])
+    customers = con.sql("SELECT * FROM customers ORDER BY CUSTOMER_ID").df()
+    produce(cfg, t.CUSTOMERS, [(str(r["CUSTOMER_ID"]).encode(), r) for r in _records(customers)])
+    activity = con.sql("SELECT * FROM customer_activity_stream ORDER BY ACTIVITY_ID").df()
+    produce(cfg, t.ACTIVITY, [(str(r["CUSTOMER_ID"]).encode(), r) for r in _records(activity)])
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+def test_recipe_inserts_as_messages_give_the_recipes_lookup_rows(cfg):
+    con = _recipe_tables()
+    _produce_recipe(cfg, con)
+    processor = Processor(cfg, log=lambda s: None)
+    processor.run(until=lambda: processor.counters.offered >= 10 or time.monotonic() - processor.counters.started > 30)
+
+    con.execute(f"CREATE TABLE next_best_offer AS {RECIPE_NEXT_BEST_OFFER}")
+    expected = con.sql(RECIPE_LOOKUP + " ORDER BY ACTIVITY_ID").df()
+    got = lookup_rows(cfg).sort_values("ACTIVITY_ID", ignore_index=True)
+    assert list(got.columns) == list(expected.columns) == t.LOOKUP_FIELDS
+    assert len(got) == len(expected) == 10
+    pd.testing.assert_frame_equal(got.astype(str), expected.astype(str), check_dtype=False)
+    assert got["CUSTOMER_ID"].map(type).eq(int).all()  # the recipe's INTEGER stays a JSON number
+    # the recipe's outcome, independently of DuckDB: nine new_savings, no_offer for activity 7 (propensity 0.97)
+    assert got.set_index("ACTIVITY_ID")["OFFER_NAME"].to_dict() == {i: "no_offer" if i == 7 else "new_savings"
+                                                                    for i in range(1, 11)}
+    nbo = pd.DataFrame([v for _, v, _ in read_topic(cfg, t.NBO)])
+    assert sorted(nbo["ACTIVITY_ID"]) == list(range(1, 11))
+    assert set(nbo.columns) == set(t.NBO_FIELDS)
+    # keyed by ACTIVITY_ID, so a replayed duplicate is recognisable by key
+    keys = [k for k, _, _ in read_topic(cfg, t.LOOKUP)]
+    assert sorted(int(k) for k in keys) == list(range(1, 11))
+
+
+def _activity(i: int, customer: str, propensity: float = 0.5) -> tuple[bytes, dict]:
+    return customer.encode(), {"ACTIVITY_ID": i, "IP_ADDRESS": "10.0.0.1", "CUSTOMER_ID": customer,
+                               "ACTIVITY_TYPE": "mobile_open", "PROPENSITY_TO_BUY": propensity}
+
+
+def _customer(customer: str, income: int | None, fico: int | None, valid_from: str | None = None) -> tuple[bytes, dict]:
+    value = {"CUSTOMER_ID": customer, "INCOME": income, "FICO": fico}
+    if valid_from:
+        value["VALID_FROM"] = valid_from
+    return customer.encode(), value
+
+
+def test_unknown_customer_waits_across_a_restart_and_versions_apply_by_event_time(cfg):
+    produce(cfg, t.CUSTOMERS, [_customer("C1", 40_000, 650, "2026-01-01T00:00:00"),
+                               _customer("C1", 150_000, 650, "2026-06-01T00:00:00")])
+    may, june = (int(pd.Timestamp(x, tz="Europe/London").timestamp() * 1000)
+                 for x in ("2026-05-31 12:00", "2026-06-01 12:00"))
+    produce(cfg, t.ACTIVITY, [_activity(1, "C1"), _activity(2, "C1"), _activity(3, "NEW")],
+            timestamps=[may, june, june])
+    first = Processor(cfg, log=lambda s: None)
+    first.run(until=lambda: first.counters.events >= 3)
+    assert (first.counters.offered, first.counters.events) == (2, 3)
+    assert waiting_events(cfg) == {"NEW": 1}
+    assert consumer_lag(cfg, cfg.group, t.name(t.ACTIVITY, cfg.topic_prefix)) == {p: 0 for p in range(6)}
+
+    # a new process: the waiting event comes back from the changelog, not from the activity topic
+    produce(cfg, t.CUSTOMERS, [_customer("NEW", 120_000, 720)])
+    second = Processor(cfg, log=lambda s: None)
+    second.run(until=lambda: second.counters.released >= 1 or time.monotonic() - second.counters.started > 30)
+    assert second.counters.events == 0 and second.counters.released == 1
+
+    offers = {v["ACTIVITY_ID"]: v for _, v, _ in read_topic(cfg, t.NBO)}
+    assert sorted(offers) == [1, 2, 3]
+    assert (offers[1]["INCOME"], offers[1]["OFFER_ID"]) == (40_000, 2)  # the May version: INCOME < 50000
+    assert (offers[2]["INCOME"], offers[2]["OFFER_ID"]) == (150_000, 1)  # the June version: > 100000, FICO < 700
+    assert offers[3]["OFFER_ID"] == 3 and offers[3]["CUSTOMER_VALID_FROM"] is not None
+    assert waiting_events(cfg) == {}  # the changelog says nothing waits any more
+
+
+def _process_cli(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "NBP_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap_servers,
+           "NBP_KAFKA_TOPIC_PREFIX": cfg.topic_prefix, "NBP_KAFKA_GROUP": cfg.group}
+    return subprocess.Popen([sys.executable, "-m", "nbp_assets", "kafka", "process", "--max-batch", "500"],
+                            env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+
+
+def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(cfg, tmp_path):
+    n = 10_000
+    produce(cfg, t.CUSTOMERS, [_customer(f"P{c}", 30_000 + 1_000 * c, 500 + c) for c in range(300)])
+    produce(cfg, t.ACTIVITY, [_activity(i, f"P{i % 300}" if i % 1000 else "LATE", (i % 100) / 100)
+                              for i in range(1, n + 1)])
+    log = tmp_path / "processor.log"
+    t0 = time.monotonic()
+    first = _process_cli(cfg, log)
+    try:
+        seen_at_kill = wait_for(lambda: (k := len(read_topic(cfg, t.LOOKUP))) >= 1_000 and k, 60,
+                                "the first offers")
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGKILL)
+    print(f"killed at {time.monotonic() - t0:.1f}s")
+    assert first.returncode == -signal.SIGKILL
+    assert seen_at_kill < n - 30  # killed mid-stream, not after it was done
+
+    produce(cfg, t.CUSTOMERS, [_customer("LATE", 20_000, 600)])  # the waiting events' customer arrives
+    second = _process_cli(cfg, log)
+    try:
+        wait_for(lambda: len({v["ACTIVITY_ID"] for _, v, _ in read_topic(cfg, t.LOOKUP)}) >= n, 90,
+                 f"all {n} events offered after the restart ({log.read_text()[-500:] if log.exists() else ''})")
+        print(f"all offered at {time.monotonic() - t0:.1f}s")
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    finally:
+        if second.poll() is None:
+            os.kill(second.pid, signal.SIGKILL)
+
+    messages = read_topic(cfg, t.LOOKUP)
+    ids = pd.Series([v["ACTIVITY_ID"] for _, v, _ in messages])
+    assert set(ids) == set(range(1, n + 1))  # none lost
+    late = [v for _, v, _ in messages if v["CUSTOMER_ID"] == "LATE"]
+    assert {v["ACTIVITY_ID"] for v in late} == set(range(1000, n + 1, 1000))
+    assert all(v["OFFER_ID"] == (2 if v["PROPENSITY_TO_BUY"] < 0.9 else 5) for v in late)  # INCOME 20000
+    duplicates = int(ids.duplicated().sum())
+    # a duplicate carries the same value as the first: safe to drop by key
+    first_seen = {}
+    for key, value, _ in messages:
+        assert int(key) == value["ACTIVITY_ID"]
+        assert first_seen.setdefault(value["ACTIVITY_ID"], value) == value
+
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "warehouse.duckdb"), temp_directory=str(tmp_path / "tmp"))
+    sink = Sink(cfg, warehouse, group=f"{cfg.topic_prefix}sink")
+    try:
+        received, inserted = sink.drain(idle_seconds=1.5)
+    finally:
+        sink.close()
+    assert received == len(messages) == n + duplicates
+    assert inserted == n
+    counts = warehouse.query(f"SELECT count(*) AS n, count(DISTINCT ACTIVITY_ID) AS ids FROM {LOOKUP_TABLE}").iloc[0]
+    assert (int(counts["n"]), int(counts["ids"])) == (n, n)
+    print(f"killed after {seen_at_kill} lookup messages; {duplicates} duplicate(s) replayed; "
+          f"{n} warehouse rows after dedupe")
+
+
+def test_sink_replay_inserts_nothing_twice(cfg, tmp_path):
+    rows = [(str(i).encode(), {"OFFER_ID": 1, "ACTIVITY_ID": i, "CUSTOMER_ID": 1, "PROPENSITY_TO_BUY": 0.4,
+                               "ACTIVITY_TYPE": "deposit", "INCOME": None, "FICO": 465, "OFFER_NAME": "new_savings",
+                               "OFFER_URL": "u"}) for i in (1, 2, 2, 3)]
+    produce(cfg, t.LOOKUP, rows)
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"), temp_directory=str(tmp_path / "tmp"))
+    # the sensor's way (no group membership), again from the committed offsets, then a second
+    # group that re-reads everything: a sink that lost its offsets inserts nothing twice
+    for group, expected in (("a", (4, 3)), ("a", (0, 0)), ("b", (4, 0))):
+        sink = Sink(cfg, warehouse, group=f"{cfg.topic_prefix}{group}", member=False)
+        try:
+            got = sink.drain(idle_seconds=1.0)
+        finally:
+            sink.close()
+        assert got == expected, group
+    table = warehouse.query(f"SELECT ACTIVITY_ID, INCOME, CUSTOMER_ID FROM {LOOKUP_TABLE} ORDER BY 1")
+    assert table["ACTIVITY_ID"].tolist() == [1, 2, 3]
+    assert table["INCOME"].isna().all() and table["CUSTOMER_ID"].tolist() == ["1", "1", "1"]
+
+
+def test_settings_never_show_secrets(monkeypatch):
+    monkeypatch.setenv("NBP_KAFKA_BOOTSTRAP_SERVERS", "broker-1:9092")
+    monkeypatch.setenv("NBP_KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
+    monkeypatch.setenv("NBP_KAFKA_SASL_USERNAME", "KEY123")
+    monkeypatch.setenv("NBP_KAFKA_SASL_PASSWORD", "s3cret-value")
+    cfg = KafkaSettings.from_env()
+    assert cfg.producer()["sasl.password"] == "s3cret-value"
+    assert cfg.producer()["partitioner"] == "murmur2_random"
+    assert "s3cret-value" not in cfg.describe() + repr(cfg)
+    monkeypatch.delenv("NBP_KAFKA_SASL_PASSWORD")
+    from nbp_assets.settings import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="NBP_KAFKA_SASL_PASSWORD"):
+        KafkaSettings.from_env()
+
+
+def test_dagster_publishes_offers_and_rules_sinks_the_lookup_and_shows_lag(cfg, tmp_path, monkeypatch):
+    import dagster as dg
+
+    from nbp_assets.assets import offers as nbo
+    from nbp_assets.assets import offers_kafka as k
+    from nbp_assets.definitions import build_definitions
+
+    monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("NBP_WAREHOUSE_PATH", raising=False)
+    monkeypatch.setenv("NBP_KAFKA_BOOTSTRAP_SERVERS", cfg.bootstrap_servers)
+    monkeypatch.setenv("NBP_KAFKA_TOPIC_PREFIX", cfg.topic_prefix)
+    monkeypatch.setenv("NBP_KAFKA_GROUP", cfg.group)
+    defs = build_definitions()
+    sensor = defs.resolve_sensor_def(k.KAFKA_SENSOR)
+    with dg.instance_for_test() as instance:
+        assert defs.resolve_job_def(nbo.TABLES_JOB).execute_in_process(instance=instance).success
+        tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=defs.resources))
+        assert [r.job_name for r in tick.run_requests] == [k.TOPICS_JOB]
+        run = defs.resolve_job_def(k.TOPICS_JOB).execute_in_process(instance=instance)
+        meta = run.asset_materializations_for_node("offer_topics")[0].metadata
+        assert (meta["offers_produced"].value, meta["rules_versions_produced"].value) == ([1, 2, 3, 4, 5], [1])
+        again = defs.resolve_job_def(k.TOPICS_JOB).execute_in_process(instance=instance)
+        meta = again.asset_materializations_for_node("offer_topics")[0].metadata
+        assert (meta["offers_produced"].value, meta["rules_versions_produced"].value) == ([], [])  # only changes
+
+        con = _recipe_tables()
+        _produce_recipe(cfg, con)
+        produce(cfg, t.ACTIVITY, [_activity(11, "NOBODY")])
+        processor = Processor(cfg, log=lambda s: None)
+        processor.run(until=lambda: processor.counters.events >= 11)
+        assert processor.state.rules.source == "NEXT_BEST_OFFER_RULES"  # the published rules, not the default
+
+        tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=tick.cursor,
+                                                            resources=defs.resources))
+        assert not tick.run_requests
+        assert "sank 10 new lookup row(s) of 10 message(s)" in tick.skip_message
+        assert "1 event(s) waiting" in tick.skip_message
+        rows = defs.resources["warehouse"].query(f"SELECT * FROM {LOOKUP_TABLE} ORDER BY ACTIVITY_ID")
+        assert rows["ACTIVITY_ID"].tolist() == list(range(1, 11))
+        health = defs.resolve_job_def(k.TOPICS_JOB).execute_in_process(instance=instance).get_asset_check_evaluations()
+        assert [(e.check_name, e.passed) for e in health] == [(k.HEALTH, False)]  # WARN: one event waits
+        assert health[0].metadata["waiting_events"].value == 1
+        assert health[0].metadata["processor_lag"].value == 0 and health[0].metadata["sink_lag"].value == 0
+
+
+def test_record_timestamps_become_london_wall_time_across_clock_changes():
+    import numpy as np
+
+    spring = int(pd.Timestamp("2026-03-29 01:00", tz="UTC").timestamp() * 1000)  # GMT -> BST
+    autumn = int(pd.Timestamp("2026-10-25 01:00", tz="UTC").timestamp() * 1000)  # BST -> GMT
+    batches = [[spring - 1, spring], [spring - 3_600_000, spring + 3_600_000], [autumn - 1, autumn],
+               [spring - 1, autumn + 1], [spring + 5, spring + 9]]
+    for ms in batches:
+        expected = pd.to_datetime(ms, unit="ms", utc=True).tz_convert("Europe/London").tz_localize(None)
+        assert (t.local_time(ms) == expected.to_numpy("datetime64[ns]")).all(), ms
+    assert str(t.local_time([spring])[0]) == "2026-03-29T02:00:00.000000000"
+    frame = t.activity_frame([{"ACTIVITY_ID": 1, "ACTIVITY_TYPE": "deposit", "PROPENSITY_TO_BUY": 0.5}],
+                             [b"C9"], [spring], [3])
+    assert (frame.at[0, "party_id"], frame.at[0, "customer_raw"], frame.at[0, "partition"]) == ("C9", "C9", 3)
+    assert np.isnan(frame.at[0, "propensity_to_buy"]) is np.False_
