@@ -334,7 +334,7 @@ def nbp_current_step(
 # ----------------------------------------------------------------------------- declarations
 
 from nbp_assets.alerts.config import fairness_config  # noqa: E402  (declarations only)
-from nbp_assets.assets.weekly_io import GROUP, PARTITION_EXPR, WEEKLY_POOL, table_metadata  # noqa: E402
+from nbp_assets.assets.weekly_io import GROUP, WEEKLY_POOL, table_metadata  # noqa: E402
 from nbp_assets.model.weights import MODEL_CODE_VERSION  # noqa: E402
 from nbp_assets.assets.weights_config import RANKING_WEIGHTS  # noqa: E402
 from nbp_assets.partitions import weekly_partitions  # noqa: E402
@@ -358,8 +358,7 @@ def _weekly(name: str, table, model, docstring_of, deps=(), code_version=None, e
         deps=list(deps),
         code_version=code_version,
         description=docstring_of.__doc__,
-        metadata={**table_metadata(table), **metadata,
-                  **({"partition_expr": PARTITION_EXPR} if table.partition_column == PARTITION_EXPR else {})},
+        metadata={**table_metadata(table), **metadata},
         check_specs=[checks.contract_spec(name, model, weekly_partitions), *(
             checks.check_spec(check, name, text, partitions_def=weekly_partitions) for check, text in extra_checks)],
         kinds={"sql", "pandera"},
@@ -399,7 +398,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
 
     @dg.asset(**_weekly("nbp_ranked", HISTORY, models.NbpRankedAsset, nbp_ranked_step,
                         deps=[scores, customers, eligibility, RANKING_WEIGHTS], code_version=model_version,
-                        extra_checks=_RANKED_CHECKS, model_version=model_version, partition_expr="evaluated_at"))
+                        extra_checks=_RANKED_CHECKS, model_version=model_version))
     def nbp_ranked(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from nbp_ranked_step(context, warehouse, weights)
 

@@ -19,7 +19,6 @@ from nbp_assets.assets import checks
 from nbp_assets.assets.weights_config import RANKING_WEIGHTS
 from nbp_assets.assets.weekly_io import (
     GROUP,
-    PARTITION_EXPR,
     WEEKLY_POOL,
     common_metadata,
     week_of,
@@ -169,7 +168,7 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         pool=WEEKLY_POOL,
         deps=["nbp_ranked", "customers", RANKING_WEIGHTS],  # model_version on every row: stale when the weights change
         code_version=model_version,
-        metadata={"partition_expr": PARTITION_EXPR, "table": REPORT_TABLE, "model_version": model_version,
+        metadata={"table": REPORT_TABLE, "model_version": model_version,
                   "dimensions": dims_text, "min_group_size": config.min_group_size},
         check_specs=[
             checks.contract_spec("fairness_report", contract, weekly_partitions),

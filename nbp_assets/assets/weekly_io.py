@@ -17,7 +17,6 @@ GROUP = "next_best_product"
 # One concurrency pool for the weekly steps: with the instance's pool limit at 1, a backfill
 # of many weeks runs one heavy step at a time (bounded memory, one DuckDB writer).
 WEEKLY_POOL = "nbp_weekly"
-PARTITION_EXPR = "week_start"
 
 
 def work_table(name: str) -> str:
