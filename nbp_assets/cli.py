@@ -30,7 +30,6 @@ from pathlib import Path
 
 from nbp_assets import settings
 
-
 # Local instance: weekly steps share one pool of one slot (see assets/weekly_io.py WEEKLY_POOL).
 # Run monitoring (done by the daemon of `dagster dev`) fails runs stuck starting, cancelling or
 # running for over 4 hours, and frees the pool slots of ended runs after a minute: a run

@@ -12,6 +12,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from nbp_assets.model.eligibility import ACTIVE, ELIGIBLE
+from nbp_assets.model.ranking import NO_SIGNAL, SCORE_DECIMALS, TOP_N
 from nbp_assets.model.signals import (
     COOLING_OFF_DAYS,
     IDLE_CASH_BUFFER_MONTHS,
@@ -22,8 +24,6 @@ from nbp_assets.model.signals import (
     SignalReport,
     WeekInputs,
 )
-from nbp_assets.model.ranking import NO_SIGNAL, SCORE_DECIMALS, TOP_N
-from nbp_assets.model.eligibility import ACTIVE, ELIGIBLE
 from nbp_assets.model.weights import ALL_SIGNALS, PENALTY_SIGNALS, POSITIVE_SIGNALS, Weights
 
 

@@ -316,4 +316,4 @@ def test_operations_alerting_is_in_the_code_location(env):
     assert checks == {"contract", "freshness_check"}
     weekly = defs.resolve_job_def("nbp_weekly_job")  # judged after the deadline, not inside the run
     assert sorted(weekly.graph.node_dict) == ["activity", "customers", "eligibility", "fairness_report", "nbp_current",
-                                              "nbp_ranked", "scores", "signals"]
+                                              "nbp_ranked", "ranking_weights", "scores", "signals"]

@@ -158,13 +158,12 @@ def test_unreadable_private_key_is_named_without_the_passphrase(env, encrypted_k
 @contextmanager
 def snowflake_server_requiring(password: str):
     """fakesnow's HTTP server, refusing logins with another password as Snowflake does (390100)."""
+    import fakesnow.server as fake
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
-
-    import fakesnow.server as fake
 
     async def login(request: Request):
         body = await request.body()  # cached: fakesnow's handler reads it again

@@ -33,7 +33,6 @@ from nbp_assets.contract.inputs import SOURCE_TABLES
 from nbp_assets.definitions import build_definitions
 from nbp_assets_tests.offer_helpers import Stream, check, materialization
 
-
 # Verbatim from the recipe.
 RECIPE_INSERTS = """
 INSERT INTO customer_activity_stream (activity_id, ip_address, customer_id, activity_type, propensity_to_buy) VALUES (1,'121.219.110.170',1,'branch_visit',0.4);

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+# The linter first: seconds, and a finding fails the run before the long suite starts.
+.venv/bin/ruff check nbp_assets nbp_assets_tests
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

@@ -335,8 +335,8 @@ def nbp_current_step(
 
 from nbp_assets.alerts.config import fairness_config  # noqa: E402  (declarations only)
 from nbp_assets.assets.weekly_io import GROUP, WEEKLY_POOL, table_metadata  # noqa: E402
-from nbp_assets.model.weights import MODEL_CODE_VERSION  # noqa: E402
 from nbp_assets.assets.weights_config import RANKING_WEIGHTS  # noqa: E402
+from nbp_assets.model.weights import MODEL_CODE_VERSION  # noqa: E402
 from nbp_assets.partitions import weekly_partitions  # noqa: E402
 
 _RANKED_CHECKS = [

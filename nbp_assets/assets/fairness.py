@@ -16,7 +16,6 @@ from nbp_assets.alerts import report as render
 from nbp_assets.alerts.config import FairnessConfig, fairness_config
 from nbp_assets.alerts.messages import alert_payload
 from nbp_assets.assets import checks
-from nbp_assets.assets.weights_config import RANKING_WEIGHTS
 from nbp_assets.assets.weekly_io import (
     GROUP,
     WEEKLY_POOL,
@@ -27,8 +26,9 @@ from nbp_assets.assets.weekly_io import (
     work_table,
     write_slice,
 )
-from nbp_assets.contract.tables import CUSTOMERS, HISTORY, PRODUCTS
+from nbp_assets.assets.weights_config import RANKING_WEIGHTS
 from nbp_assets.contract.fairness import fairness_report_model, left_out_dimensions
+from nbp_assets.contract.tables import CUSTOMERS, HISTORY, PRODUCTS
 from nbp_assets.model import fairness
 from nbp_assets.model.eligibility import ACTIVE
 from nbp_assets.model.weights import Weights

@@ -125,7 +125,7 @@ class NbpRankedAsset(_AssetModel):
 
     party_id: Series[object] = Text()
     jurisdiction: Series[object] = Text(isin=JURISDICTIONS)
-    rank: Series["int32"] = pa.Field(ge=1, le=TOP_N)
+    rank: Series["int32"] = pa.Field(ge=1, le=TOP_N)  # noqa: F821  (pandera reads the dtype name)
     product_id: Series[object] = Text()
     score: Series[float] = pa.Field(ge=0.0, le=1.0)
     primary_signal: Series[object] = Text(isin=[*POSITIVE_SIGNALS, NO_SIGNAL])

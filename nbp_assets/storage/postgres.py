@@ -32,10 +32,10 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Iterator
 
 import pandas as pd
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 

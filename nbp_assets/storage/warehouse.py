@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import dagster as dg
 import pandas as pd
@@ -23,6 +23,9 @@ import pyarrow as pa
 from pydantic import PrivateAttr
 
 from nbp_assets.contract.tables import HISTORY, Table
+
+if TYPE_CHECKING:  # imported where used: the Snowflake deployment never loads DuckDB
+    import duckdb
 
 SOURCE_SCHEMA = "nbp_source"
 WORK_SCHEMA = "nbp_work"

@@ -20,9 +20,9 @@ def _settings(args):
 
 
 def cmd_broker(args: argparse.Namespace) -> None:
-    from nbp_assets.stream.broker import start_broker
-
     import signal
+
+    from nbp_assets.stream.broker import start_broker
 
     broker = start_broker(args.port)
     print(f"tansu broker pid {broker.pid} on {broker.bootstrap_servers} (memory storage: everything is lost when "

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import signal
-from collections import deque
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +29,6 @@ import pandas as pd
 from nbp_assets.stream import topics as t
 from nbp_assets.stream.config import KafkaSettings
 from nbp_assets.stream.state import OfferState, Step
-
 
 MAX_IN_FLIGHT = 8  # batches produced but not yet acknowledged
 

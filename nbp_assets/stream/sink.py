@@ -19,7 +19,6 @@ from nbp_assets.stream import topics as t
 from nbp_assets.stream.config import KafkaSettings
 
 
-
 def sink_group(cfg: KafkaSettings) -> str:
     """The sink's consumer group: the processor's group name + "-warehouse-sink"."""
     return f"{cfg.group}-warehouse-sink"
