@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+bash scripts/browser.sh
 # The linter first: seconds, and a finding fails the run before the long suite starts.
 .venv/bin/ruff check nbp_assets nbp_assets_tests
 set +e
