@@ -8,7 +8,12 @@ bash scripts/browser.sh
 # The linter first: seconds, and a finding fails the run before the long suite starts.
 .venv/bin/ruff check nbp_assets nbp_assets_tests
 set +e
-.venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist): most tests wait on processes, servers and sensors, so two at a
+# time roughly halve the suite on this 2-core machine. Each worker starts its own PostgreSQL;
+# one given by NBP_TEST_POSTGRES_URL is shared, so then the tests run one at a time.
+workers="${NBP_TEST_WORKERS:-2}"
+if [ -n "${NBP_TEST_POSTGRES_URL:-}" ]; then workers="${NBP_TEST_WORKERS:-0}"; fi
+.venv/bin/python -m pytest -n "$workers" "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

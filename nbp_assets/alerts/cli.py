@@ -128,22 +128,23 @@ def add_parser(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = p.add_subparsers(dest="alerts_command", required=True)
     c = commands.add_parser("list", help="list alerts (open by default)")
-    c.add_argument("--status", choices=("open", "resolved", "all"), default="open")
+    c.add_argument("--status", choices=("open", "resolved", "all"), default="open",
+                   help="which alerts to list (default: open)")
     c.set_defaults(func=cmd_list)
     c = commands.add_parser("show", help="one alert, its weeks and its audit trail")
-    c.add_argument("alert_id", type=int)
+    c.add_argument("alert_id", type=int, help="the alert's number, as `alerts list` shows it (required, no default)")
     c.set_defaults(func=cmd_show)
     for name, text in (("ack", "acknowledge an alert"), ("assign", "assign an alert to someone"),
                        ("comment", "comment on an alert"), ("resolve", "resolve an alert")):
         c = commands.add_parser(name, help=text)
-        c.add_argument("alert_id", type=int)
+        c.add_argument("alert_id", type=int, help="the alert's number, as `alerts list` shows it (required, no default)")
         c.add_argument("--by", help="who is acting (default: NBP_OPERATOR, else the login name)")
         if name == "comment":
-            c.add_argument("text", nargs="+", help="the comment")
+            c.add_argument("text", nargs="+", help="the comment (required, no default)")
         else:
-            c.add_argument("--reason", required=True, help="why: recorded in the audit trail")
+            c.add_argument("--reason", required=True, help="why: recorded in the audit trail (required, no default)")
         if name == "assign":
-            c.add_argument("--to", required=True, help="whom the alert is assigned to")
+            c.add_argument("--to", required=True, help="whom the alert is assigned to (required, no default)")
         c.set_defaults(func=cmd_step)
     c = commands.add_parser("deliver", help="deliver pending alerts now, as the sensor does every minute")
     c.set_defaults(func=cmd_deliver)

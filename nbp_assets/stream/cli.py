@@ -87,7 +87,7 @@ def register(sub) -> None:
         q.add_argument("--bootstrap-servers", help="default: NBP_KAFKA_BOOTSTRAP_SERVERS")
         q.set_defaults(func=func)
         if name == "process":
-            q.add_argument("--max-batch", type=int, default=20_000, help="most events per micro-batch")
-            q.add_argument("--report-every", type=float, default=10.0, help="seconds between status lines")
+            q.add_argument("--max-batch", type=int, default=20_000, help="most events per micro-batch (default: 20000)")
+            q.add_argument("--report-every", type=float, default=10.0, help="seconds between status lines (default: 10)")
         if name == "sink":
-            q.add_argument("--interval", type=float, default=5.0, help="seconds a micro-batch waits for messages")
+            q.add_argument("--interval", type=float, default=5.0, help="seconds a micro-batch waits for messages (default: 5)")
