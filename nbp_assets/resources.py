@@ -24,6 +24,7 @@ from nbp_assets import settings
 from nbp_assets.contract.inputs import SOURCE_TABLES
 from nbp_assets.model.weights import Weights, load_weights, weights_from_frame
 from nbp_assets.ops_pools import patch_dagster_pool_wait
+from nbp_assets.redaction import redact
 from nbp_assets.settings import ConfigurationError
 from nbp_assets.storage.postgres_resource import PostgresResource
 from nbp_assets.storage.warehouse import SOURCE_SCHEMA, DuckDBWarehouse, WarehouseResource
@@ -177,8 +178,6 @@ def _check_dagster_instance() -> str:
             storage = type(instance.run_storage).__name__
     except Exception as exc:  # a bad dagster.yaml, missing privileges
         message = " ".join(str(exc).split())[:500]
-        password = urlsplit(url).password if url else None
-        if password:
-            message = message.replace(password, "***")
+        message = redact(message, [urlsplit(url).password if url else None])
         raise ConfigurationError(f"Dagster instance in DAGSTER_HOME={home} cannot be opened: {message}") from None
     return f"dagster instance: {home} ({storage}) reachable"

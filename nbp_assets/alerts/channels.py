@@ -25,6 +25,7 @@ from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from nbp_assets import redaction
 from nbp_assets.alerts import messages
 from nbp_assets.alerts.outbox import ALERT_TYPE
 
@@ -36,9 +37,9 @@ class DeliveryError(RuntimeError):
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    """A channel's error text without its secrets (nbp_assets.redaction; fragments under 4
+    characters, such as a port, are left)."""
+    return redaction.redact(text, secrets, min_length=4)
 
 
 def _url_secrets(url: str | None) -> list[str]:

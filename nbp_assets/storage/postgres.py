@@ -39,6 +39,8 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from nbp_assets.redaction import redact
+
 log = logging.getLogger(__name__)
 
 SCHEMA, TABLE = "product_intelligence", "nbp_current"
@@ -236,8 +238,7 @@ def _connect(url: str) -> psycopg.Connection:
         return psycopg.connect(url, connect_timeout=params.get("connect_timeout", 10), autocommit=True)
     except psycopg.Error as exc:
         message = str(exc).strip()
-        if params.get("password"):  # libpq does not echo it today; make sure it never will here
-            message = message.replace(params["password"], "***")
+        message = redact(message, [params.get("password")])  # libpq does not echo it today; it never will here
         raise PostgresUnavailable(f"cannot connect to PostgreSQL ({where}): {message}") from None
 
 

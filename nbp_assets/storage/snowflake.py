@@ -26,6 +26,7 @@ from pandas.api.types import (
 )
 from pydantic import PrivateAttr
 
+from nbp_assets.redaction import redact
 from nbp_assets.settings import SNOWFLAKE_CREDENTIALS, ConfigurationError
 from nbp_assets.storage.warehouse import WORK_SCHEMA, WarehouseResource, WarehouseSession
 
@@ -144,9 +145,7 @@ class SnowflakeWarehouse(WarehouseResource):
     def _login_failure(self, exc: Exception) -> str:
         sf = self.snowflake
         message = " ".join(str(exc).split()) or type(exc).__name__
-        for secret in (sf.password, sf.private_key, sf.private_key_password):
-            if secret:
-                message = message.replace(secret, "***")
+        message = redact(message, (sf.password, sf.private_key, sf.private_key_password))
         if isinstance(exc, ValueError) and (sf.private_key or sf.private_key_path):
             message = f"the private key (SNOWFLAKE_PRIVATE_KEY / _PATH / _PASSWORD) cannot be loaded: {message}"
         role = f", role {sf.role}" if sf.role else ""
