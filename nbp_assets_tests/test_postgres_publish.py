@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pytest
 
 from nbp_assets.storage import postgres as pg
+from nbp_assets.storage import postgres_server
 from nbp_assets.storage.postgres import (
     COLUMNS,
     PostgresUnavailable,
@@ -329,7 +330,7 @@ def test_unreachable_server_is_reported_without_the_password(url):
 @pytest.mark.skipif(not list(pathlib.Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")), reason="no system PostgreSQL")
 def test_system_binaries_fallback_serves_and_stops():
     data_dir = pathlib.Path(tempfile.mkdtemp(prefix="nbp-test-pg-system-"))  # see conftest: not under pytest's tmp
-    url, release = pg._start_system_server(data_dir)
+    url, release = postgres_server._start_system_server(data_dir)
     try:
         publish_current(url, frame(week(1)), week(1))
         assert current_evaluated_at(url) == week(1)

