@@ -18,7 +18,7 @@ from nbp_assets import settings
 from nbp_assets.assets import checks
 from nbp_assets.assets import offers as nbo
 from nbp_assets.model.offers import OFFER_CODE_VERSION
-from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE, MODEL_CODE_VERSION, load_weights
+from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE, load_weights
 from nbp_assets.partitions import Week, weekly_partitions
 from nbp_assets.resources import build_resources
 
@@ -66,6 +66,7 @@ CHECKS = {
         checks.SCORES: True,
         checks.MODEL_VERSION: True,
         checks.NOT_EMPTY: True,
+        checks.SUITABILITY: True,
     },
     "nbp_current": {checks.CONTRACT: True},
     "fairness_report": {checks.CONTRACT: True, checks.FAIRNESS_GAP: False},
@@ -229,8 +230,9 @@ def test_checks_are_described_and_attached_to_their_asset(defs):
 # ---------------------------------------------------------------------------- model_version
 
 
-def expected_code_versions(model_version: str) -> dict[str, str | None]:
-    code_only = {"signals": MODEL_CODE_VERSION}  # signals follow the code, not the weights
+def expected_code_versions(model_version: str, signals_version: str | None = None) -> dict[str, str | None]:
+    # signals follow the code and the suitability rule, not the other weights
+    code_only = {"signals": signals_version or load_weights(DEFAULT_WEIGHTS_FILE).signals_version}
     weekly = {name: model_version if name in MODEL_VERSIONED else code_only.get(name) for name in ASSETS}
     return weekly | OFFER_CODE_VERSIONS  # the offer rules are data: not in any code version
 
@@ -265,7 +267,7 @@ def test_changed_weights_change_the_code_version(defs, definitions_module, monke
     assert tuned_version != default_version
 
     rebuilt = definitions_module.build_definitions()
-    assert code_versions(rebuilt) == expected_code_versions(tuned_version)
+    assert code_versions(rebuilt) == expected_code_versions(tuned_version, load_weights(path).signals_version)
     # The definitions already built keep theirs.
     assert code_versions(defs) == expected_code_versions(default_version)
 

@@ -107,6 +107,9 @@ class SignalsAsset(_Weekly):
     spend_affinity: Series[float] = pa.Field(**_signal)
     cooling_off: Series[float] = pa.Field(**_signal)
     lifecycle: Series[float] = pa.Field(**_signal)
+    suitability: Series[float] = pa.Field(**_signal)
+    # MOD-040 financial health score / 100, the suitability rule's input; NULL: no MOD-040 row
+    financial_health: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
 
 
 class ScoresAsset(_Weekly):
