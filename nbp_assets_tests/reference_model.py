@@ -27,7 +27,7 @@ from nbp_assets.model.signals import (
     SignalReport,
     WeekInputs,
 )
-from nbp_assets.model.ranking import NO_SIGNAL, SCORE_DECIMALS, TOP_N
+from nbp_assets.model.ranking import NO_SIGNAL, SCORE_DECIMALS, TOP_N, contribution, factor
 from nbp_assets.model.eligibility import ACTIVE, ELIGIBLE
 from nbp_assets.model.suitability import HEALTH_SCALE, SUPPRESS
 from nbp_assets.model.weights import ALL_SIGNALS, HEALTH_THRESHOLD, PENALTY_SIGNALS, POSITIVE_SIGNALS, Weights
@@ -183,8 +183,10 @@ def score_candidates(signals: pd.DataFrame, products: pd.DataFrame, weights: Wei
     contributions = lift_w * lift_s
     base = np.minimum(contributions.sum(axis=1), 1.0)
     penalty = np.ones(len(signals))
+    factors = {}
     for name in PENALTY_SIGNALS:
-        penalty *= 1.0 - w[name].to_numpy("float64")[pos] * signals[name].to_numpy("float64")
+        factors[name] = 1.0 - w[name].to_numpy("float64")[pos] * signals[name].to_numpy("float64")
+        penalty *= factors[name]
     score = np.round(np.clip(base * penalty, 0.0, 1.0), SCORE_DECIMALS)
 
     best = contributions.argmax(axis=1)
@@ -194,6 +196,11 @@ def score_candidates(signals: pd.DataFrame, products: pd.DataFrame, weights: Wei
     out = signals.copy()
     out["score"] = score
     out["primary_signal"] = names[best]
+    # the explanation: the exact numbers the score was computed from
+    for i, name in enumerate(POSITIVE_SIGNALS):
+        out[contribution(name)] = contributions[:, i]
+    for name in PENALTY_SIGNALS:
+        out[factor(name)] = factors[name]
     return out
 
 

@@ -40,7 +40,8 @@ def test_generate_then_backfill_two_weeks_oldest_first(home, clean_postgres, cap
     main(["show", party])
     shown = capsys.readouterr().out
     assert f"{party}: current week 2026-11-09" in shown and "1. PR" in shown
-    assert "relationship_gap  signal" in shown and "x weight" in shown
+    assert "relationship_gap  signal" in shown and "-> contribution" in shown
+    assert "suitability       signal" in shown and "-> penalty factor" in shown and "reason: \"" in shown
 
     # The runs are in the persistent instance the UI reads ($NBP_HOME/dagster_home).
     with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:

@@ -121,6 +121,17 @@ class ScoresAsset(_Weekly):
     score: Series[float] = pa.Field(ge=0.0, le=1.0)
     primary_signal: Series[object] = Text(isin=[*POSITIVE_SIGNALS, NO_SIGNAL])
     model_version: Series[object] = Text(str_length={"min_value": 1})
+    # The explanation: weight x signal per lifting signal, 1 - weight x signal per penalty;
+    # score = round6(min(1, contributions summed in this order) x factors in this order).
+    relationship_gap_contribution: Series[float] = pa.Field(**_signal)
+    churn_risk_contribution: Series[float] = pa.Field(**_signal)
+    rote_uplift_contribution: Series[float] = pa.Field(**_signal)
+    idle_cash_contribution: Series[float] = pa.Field(**_signal)
+    regular_fx_contribution: Series[float] = pa.Field(**_signal)
+    spend_affinity_contribution: Series[float] = pa.Field(**_signal)
+    cooling_off_factor: Series[float] = pa.Field(**_signal)
+    lifecycle_factor: Series[float] = pa.Field(**_signal)
+    suitability_factor: Series[float] = pa.Field(**_signal)
 
 
 class NbpRankedAsset(_AssetModel):

@@ -70,7 +70,10 @@ class Weights:
 
     def as_long(self) -> pd.DataFrame:
         long = self.matrix.stack().rename("weight").reset_index()
-        return long.rename(columns={"level_1": "signal"})
+        long = long.rename(columns={"level_1": "signal"})
+        # a class without a suitability rule has no rows for it, as configured
+        inert = long["signal"].isin(list(OPTIONAL_SETTINGS)) & (long["weight"] == 0.0)
+        return long[~inert].reset_index(drop=True)
 
 
 def _has_suitability_rule(matrix: pd.DataFrame) -> bool:
