@@ -398,6 +398,10 @@ def main(argv: list[str] | None = None) -> None:
 
     alerts_cli.add_parser(sub)
 
+    from nbp_assets import simulate  # challenger simulation: its own module
+
+    simulate.add_parser(sub)
+
     p = sub.add_parser("pools", help="show which runs hold the concurrency pools' slots, and since when; "
                                      "free a dead run's slots")
     g = p.add_mutually_exclusive_group()

@@ -14,6 +14,7 @@ from nbp_assets.assets.offers import next_best_offer_definitions
 from nbp_assets.model.weights import Weights
 from nbp_assets.partitions import TIMEZONE
 from nbp_assets.resources import build_resources, deployment_weights
+from nbp_assets.simulate import simulate_definitions
 
 WEEKLY_JOB = "nbp_weekly_job"
 WEEKLY_SCHEDULE = "nbp_weekly_schedule"
@@ -52,6 +53,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         next_best_offer_definitions(),
         fairness_alert_definitions(),
         ops_alert_definitions(published),  # failed runs and checks, a week not published by Monday 09:00
+        simulate_definitions(),  # a candidate weights file ranked into the sandbox, compared with the live week
         dg.Definitions(resources=build_resources(deployment), executor=dg.in_process_executor),
     )
 

@@ -136,17 +136,9 @@ def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     })
 
 
-@in_session
-def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, weights: Weights) -> Step:
-    """The ranking signals of MOD-107 for every eligible (party, product) pair, each in
-    [0, 1]: relationship gap against same-segment peers, churn risk (retention
-    products), ROTE uplift (MOD-106, optional), idle cash, regular FX, spend affinity,
-    and the three penalties: 90-day cooling-off after a rejected offer, product
-    lifecycle (sunset / under capacity) and suitability (the customer's MOD-040 financial
-    health below the product class's threshold), with the financial health itself.
-    Products the customer already holds are dropped, and so are the products the
-    suitability rule suppresses for a customer in financial difficulty."""
-    started, week = time.perf_counter(), week_of(context)
+def week_signal_relations(warehouse: WarehouseResource, week: Week, weights: Weights):
+    """The week's signal inputs as relations (point-in-time, contract-checked in place), with
+    the suitability rule of `weights`; and the snapshots read (churn, behaviour, ROTE or None)."""
     churn = checks.fail_on_violation(lambda: src.snapshot(warehouse, "churn_health", week))
     behaviour = checks.fail_on_violation(lambda: src.snapshot(warehouse, "behaviour", week))
     rote = checks.fail_on_violation(lambda: src.snapshot(warehouse, "customer_rote", week))
@@ -162,17 +154,38 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         rote=None if rote is None else rote.relation,
         suitability=rules_relation(weights),
     )
+    return relations, churn, behaviour, rote
+
+
+def write_signals(tx, warehouse: WarehouseResource, table, week: Week, relations: SignalRelations, log):
+    """Replace the week's slice of `table` by the signals, in party shards; returns the rows,
+    the shards and the relations each shard ran with."""
+    shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
+    log.info(f"inputs checked in the warehouse; computing the signals there in {len(shards)} shard(s)")
+    per_shard = relations
+    if len(shards) > 1:
+        # the peers' share is bank-wide: computed once, read by every shard
+        tx.execute(f"CREATE OR REPLACE TEMP TABLE nbp_peers AS {peers_sql(relations)}")
+        per_shard = dataclasses.replace(relations, peers="nbp_peers")
+    rows = replace_week(tx, table, week, [signals_sql(dataclasses.replace(per_shard, parties=p)) for p in shards], log)
+    return rows, shards, per_shard
+
+
+@in_session
+def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, weights: Weights) -> Step:
+    """The ranking signals of MOD-107 for every eligible (party, product) pair, each in
+    [0, 1]: relationship gap against same-segment peers, churn risk (retention
+    products), ROTE uplift (MOD-106, optional), idle cash, regular FX, spend affinity,
+    and the three penalties: 90-day cooling-off after a rejected offer, product
+    lifecycle (sunset / under capacity) and suitability (the customer's MOD-040 financial
+    health below the product class's threshold), with the financial health itself.
+    Products the customer already holds are dropped, and so are the products the
+    suitability rule suppresses for a customer in financial difficulty."""
+    started, week = time.perf_counter(), week_of(context)
+    relations, churn, behaviour, rote = week_signal_relations(warehouse, week, weights)
     warehouse.ensure_table(SIGNALS)
     with warehouse.transaction() as tx:
-        shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
-        context.log.info(f"inputs checked in the warehouse; computing the signals there in {len(shards)} shard(s)")
-        per_shard = relations
-        if len(shards) > 1:
-            # the peers' share is bank-wide: computed once, read by every shard
-            tx.execute(f"CREATE OR REPLACE TEMP TABLE nbp_peers AS {peers_sql(relations)}")
-            per_shard = dataclasses.replace(relations, peers="nbp_peers")
-        rows = replace_week(tx, SIGNALS, week, [signals_sql(dataclasses.replace(per_shard, parties=p)) for p in shards],
-                            context.log)
+        rows, shards, per_shard = write_signals(tx, warehouse, SIGNALS, week, relations, context.log)
         memory = tx.memory_metadata()
         yield from checks.gate("signals", [checks.contract_in_warehouse(tx, SIGNALS, week_filter(SIGNALS, week), rows)])
     # per shard too: one pass would join every input on every party at once
