@@ -10,6 +10,7 @@ from nbp_assets.alerts.ops_sensors import FRESHNESS_CHECK, PUBLISHED_ASSET, ops_
 from nbp_assets.alerts.sensor import fairness_alert_definitions
 from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.assets.fairness import build_fairness_assets
+from nbp_assets.assets.monitoring import build_monitoring_assets
 from nbp_assets.assets.offers import next_best_offer_definitions
 from nbp_assets.model.weights import Weights
 from nbp_assets.partitions import TIMEZONE
@@ -24,7 +25,7 @@ WEEKLY_CRON_HOUR = 6
 
 def weekly_engine_definitions(weights: Weights) -> dg.Definitions:
     """MOD-107: the weekly next-best-product assets, their job and schedule."""
-    engine = build_engine_assets(weights) + build_fairness_assets(weights)
+    engine = build_engine_assets(weights) + build_fairness_assets(weights) + build_monitoring_assets()
     weekly_job = dg.define_asset_job(
         WEEKLY_JOB,
         # The freshness check on nbp_current runs on its own sensor, after the deadline, not in the run.

@@ -36,6 +36,8 @@ ASSETS = {
     "nbp_ranked",
     "nbp_current",
     "fairness_report",
+    "offer_outcomes",
+    "model_drift",
 }
 # (upstream, downstream)
 EDGES = {
@@ -49,6 +51,12 @@ EDGES = {
     ("nbp_ranked", "nbp_current"),
     ("nbp_ranked", "fairness_report"),
     ("customers", "fairness_report"),
+    ("nbp_ranked", "offer_outcomes"),
+    ("customers", "offer_outcomes"),
+    ("signals", "model_drift"),
+    ("scores", "model_drift"),
+    ("eligibility", "model_drift"),
+    ("customers", "model_drift"),
 }
 # Assets whose output depends on the weights: their code_version is the model_version.
 MODEL_VERSIONED = {"scores", "nbp_ranked", "nbp_current", "fairness_report"}
@@ -69,6 +77,10 @@ CHECKS = {
         checks.SUITABILITY: True,
     },
     "nbp_current": {checks.CONTRACT: True},
+    "offer_outcomes": {},
+    # drift is a warning: the week is already checked and published
+    "model_drift": {"signal_means_stable": False, "score_quantiles_stable": False,
+                    "no_eligible_product_share_stable": False},
     "fairness_report": {checks.CONTRACT: True, checks.FAIRNESS_GAP: False},
 }
 CHECK_NAMES = {  # the constants are part of the contract with sensors and the UI
