@@ -121,9 +121,12 @@ def _fairness_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     return both.sort_values(keys).reset_index(drop=True)
 
 
-def simulate_week(warehouse: WarehouseResource, week: Week, challenger: Weights, live: Weights, log) -> Simulation:
+def simulate_week(warehouse: WarehouseResource, week: Week, challenger: Weights, live: Weights, log,
+                  recompute_signals: bool = False) -> Simulation:
     """Rank `week` with `challenger` into the sandbox and compare it with the live week. The
-    week must have run live (its signals, scores and history are read, never written)."""
+    week must have run live (its signals, scores and history are read, never written). The
+    live week's signals are reused unless the challenger's suitability rule differs or
+    `recompute_signals` (a code change to try: the signals of the code running now)."""
     with warehouse.session():
         live_rows = int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(HISTORY, week)} h")) \
             if warehouse.table_exists(HISTORY.name) else 0
@@ -136,9 +139,10 @@ def simulate_week(warehouse: WarehouseResource, week: Week, challenger: Weights,
         for table in (SANDBOX_SIGNALS, SANDBOX_SCORES, SANDBOX_RANKED):
             warehouse.ensure_table(table)
         with warehouse.transaction() as tx:
-            if challenger.signals_version == live.signals_version:
+            if challenger.signals_version == live.signals_version and not recompute_signals:
                 signals = week_slice(SIGNALS, week)  # same code and suitability rule: the live signals
                 shards = party_shards(tx, engine._active(week, "party_id"), warehouse.shard_size())
+                # an earlier simulation's signals of the week must not pass for this one's
                 replace_week(tx, SANDBOX_SIGNALS, week, f"SELECT * FROM {signals} s WHERE 1 = 0")
             else:
                 relations, *_ = engine.week_signal_relations(warehouse, week, challenger)
@@ -181,7 +185,8 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
     try:
         week = Week.from_key(args.week)
-        result = simulate_week(open_warehouse(), week, load_weights(args.weights), deployment_weights(), _Say())
+        result = simulate_week(open_warehouse(), week, load_weights(args.weights), deployment_weights(), _Say(),
+                               recompute_signals=args.recompute_signals)
     except ValueError as exc:  # a bad weights file or a week that has not run: the reason, no traceback
         raise SystemExit(f"simulate: {exc}") from None
     print(result.render())
@@ -193,12 +198,15 @@ def add_parser(sub) -> None:
                                         f"({SANDBOX_SCHEMA}) and compare it with the live week, fairness included")
     p.add_argument("--weights", required=True, help="the candidate weights CSV (product_class, signal, weight)")
     p.add_argument("--week", required=True, help="a week the live model has run (Monday key, e.g. 2026-11-09)")
+    p.add_argument("--recompute-signals", action="store_true",
+                   help="compute the signals with the code running now (to try a code change), not the live week's")
     p.set_defaults(func=cmd_simulate)
 
 
 class SimulateConfig(dg.Config):
     weights_file: str
     week: str
+    recompute_signals: bool = False  # try a code change: the signals of the code deployed now
 
 
 @dg.op(description="Rank the week with the candidate weights file into the sandbox schema (never the history "
@@ -208,7 +216,7 @@ def simulate_challenger(context: dg.OpExecutionContext, config: SimulateConfig, 
     from nbp_assets.resources import deployment_weights
 
     result = simulate_week(warehouse, Week.from_key(config.week), load_weights(config.weights_file),
-                           deployment_weights(), context.log)
+                           deployment_weights(), context.log, config.recompute_signals)
     changed = result.fairness[result.fairness["breach_added"] | result.fairness["breach_removed"]]
     context.add_output_metadata({
         **{k: v for k, v in result.summary.items()},

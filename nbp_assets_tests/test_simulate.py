@@ -64,9 +64,13 @@ def no_relationship_gap(df):
     df.loc[gap, "weight"] = 0.0
 
 
-def test_the_same_weights_change_nothing(live, clean_postgres):
+@pytest.mark.parametrize("recompute_signals", [False, True])
+def test_the_same_weights_change_nothing(live, clean_postgres, recompute_signals):
     warehouse, weights = live.resources["warehouse"], load_weights()
-    result = simulate_week(warehouse, WEEK, weights, weights, LOG)
+    result = simulate_week(warehouse, WEEK, weights, weights, LOG, recompute_signals=recompute_signals)
+    sandbox_signals = warehouse.query("SELECT count(*) AS n FROM nbp_sandbox.signals")["n"].item()
+    live_signals = warehouse.query("SELECT count(*) AS n FROM nbp_work.signals")["n"].item()
+    assert sandbox_signals == (live_signals if recompute_signals else 0)
     assert result.summary["customers"] > 0
     assert result.summary["top1_changed"] == result.summary["top3_changed"] == 0
     assert (result.products["top3_change"] == 0).all() and (result.products["top1_change"] == 0).all()
