@@ -16,9 +16,10 @@ Beside the signals, financial_health (MOD-040 score / 100, NULL without a MOD-04
 kept per pair: the suitability rule's input, shown in every explanation.
 
 Which signal matters for which product is decided by the weights per product class, not
-here: this module only measures (and drops the pairs a suitability rule suppresses). It is one SQL query (`signals_sql`) over the week's input
-relations, run where the data lives (DuckDB locally, Snowflake in production). Every
-expression is written so that it gives numpy's answer bit for bit (model/sqltext.py).
+here: this module only measures (and drops the pairs a suitability rule suppresses). It is
+one SQL query (`signals_sql`) over the week's input relations, run where the data lives
+(DuckDB locally, Snowflake in production). Every expression is written so that it gives
+numpy's answer bit for bit (model/sqltext.py).
 """
 
 from __future__ import annotations
@@ -218,13 +219,12 @@ def _measured_sql(r: SignalRelations) -> str:
         "lifecycle": "p.lifecycle_penalty",
     }
     columns = ",\n    ".join(f"{round6(expr)} AS {name}" for name, expr in raw.items())
-    unsuitable = _UNSUITABLE
     return f"""WITH {_inputs_ctes(r)}
 SELECT
     k.party_id,
     k.product_id,
     {columns},
-    CASE WHEN {unsuitable} THEN 1.0e0 ELSE 0.0e0 END AS suitability,
+    {round6(f"CASE WHEN {_UNSUITABLE} THEN 1.0e0 ELSE 0.0e0 END")} AS suitability,
     a.financial_health,
     {_SUPPRESSED} AS suppressed
 FROM candidates k
