@@ -12,7 +12,7 @@ from nbp_assets.assets import checks
 from nbp_assets.assets import engine
 from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.contract.validation import ContractViolation
-from nbp_assets.model.local import compute_signals, rank_week
+from nbp_assets.model.local import rank_week
 from nbp_assets.model.suitability import suppressed_published
 from nbp_assets.model.weights import HEALTH_THRESHOLD, load_weights, weights_from_frame
 from nbp_assets.partitions import Week
