@@ -77,9 +77,9 @@ CHECKS = {
         checks.SUITABILITY: True,
     },
     "nbp_current": {checks.CONTRACT: True},
-    "offer_outcomes": {},
+    "offer_outcomes": {checks.CONTRACT: True},
     # drift is a warning: the week is already checked and published
-    "model_drift": {"signal_means_stable": False, "score_quantiles_stable": False,
+    "model_drift": {checks.CONTRACT: True, "signal_means_stable": False, "score_quantiles_stable": False,
                     "no_eligible_product_share_stable": False},
     "fairness_report": {checks.CONTRACT: True, checks.FAIRNESS_GAP: False},
 }

@@ -12,6 +12,7 @@ from nbp_assets.alerts.config import fairness_config
 from nbp_assets.assets import checks
 from nbp_assets.assets.weekly_io import GROUP, PARTITION_EXPR, WEEKLY_POOL, common_metadata, week_of, week_slice, \
     with_week, work_table, write_slice
+from nbp_assets.contract.assets import ModelDriftAsset, OfferOutcomesAsset
 from nbp_assets.contract.tables import CUSTOMERS, ELIGIBILITY, HISTORY, SCORES, SIGNALS
 from nbp_assets.model import monitoring
 from nbp_assets.model.eligibility import ACTIVE
@@ -55,7 +56,9 @@ def offer_outcomes_step(context, warehouse: WarehouseResource):
                   for by in (*monitoring.BY_MODEL, *config.dimensions)}
     rates = monitoring.outcome_rates(counts)
     gaps = monitoring.acceptance_gaps(rates, config.dimensions, config.min_group_size)
-    rows = write_slice(warehouse, "offer_outcomes", with_week(rates.copy(), week), week)
+    table = with_week(rates.copy(), week)
+    yield from checks.gate("offer_outcomes", [checks.contract_result(OfferOutcomesAsset, table, OUTCOMES_TABLE)])
+    rows = write_slice(warehouse, "offer_outcomes", table, week)
     offered = int(rates.loc[rates["by"] == "product_id", "offered"].sum())
     accepted = int(rates.loc[rates["by"] == "product_id", "accepted"].sum())
     yield dg.MaterializeResult(metadata={
@@ -88,7 +91,9 @@ def model_drift_step(context, warehouse: WarehouseResource):
             raise dg.Failure(description=f"week {week.key} has no signals in {SIGNALS.name}: run the week first")
         before = _metrics(warehouse, before_week)
     table = monitoring.drift_table(now, before)
-    rows = write_slice(warehouse, "model_drift", with_week(table.copy(), week), week)
+    written = with_week(table.copy(), week)
+    yield from checks.gate("model_drift", [checks.contract_result(ModelDriftAsset, written, DRIFT_TABLE)])
+    rows = write_slice(warehouse, "model_drift", written, week)
     for check, (kind, text) in _DRIFT_CHECKS.items():
         mine = table[table["kind"] == kind]
         drifted = mine[mine["drifted"]]
@@ -110,16 +115,17 @@ def build_monitoring_assets() -> list[dg.AssetsDefinition]:
     common = dict(group_name=GROUP, partitions_def=weekly_partitions, pool=WEEKLY_POOL, kinds={"sql", "pandas"})
 
     @dg.asset(name="offer_outcomes", deps=["nbp_ranked", "customers"], description=offer_outcomes_step.__doc__,
-              metadata={"partition_expr": PARTITION_EXPR, "dagster/table_name": OUTCOMES_TABLE}, **common)
+              metadata={"partition_expr": PARTITION_EXPR, "dagster/table_name": OUTCOMES_TABLE},
+              check_specs=[checks.contract_spec("offer_outcomes", OfferOutcomesAsset, weekly_partitions)], **common)
     def offer_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from offer_outcomes_step(context, warehouse)
 
     @dg.asset(name="model_drift", deps=["signals", "scores", "eligibility", "customers"],
               description=model_drift_step.__doc__,
               metadata={"partition_expr": PARTITION_EXPR, "dagster/table_name": DRIFT_TABLE},
-              check_specs=[checks.check_spec(name, "model_drift", text, blocking=False,
-                                             partitions_def=weekly_partitions)
-                           for name, (_, text) in _DRIFT_CHECKS.items()], **common)
+              check_specs=[checks.contract_spec("model_drift", ModelDriftAsset, weekly_partitions), *(
+                  checks.check_spec(name, "model_drift", text, blocking=False, partitions_def=weekly_partitions)
+                  for name, (_, text) in _DRIFT_CHECKS.items())], **common)
     def model_drift(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from model_drift_step(context, warehouse)
 

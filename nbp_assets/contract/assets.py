@@ -174,3 +174,36 @@ class FairnessReportAsset(_Weekly):
     breach: Series[bool]
     eligible_gap_pp: Series[float] = pa.Field(ge=0.0, le=100.0, nullable=True)
     model_version: Series[object] = Text(str_length={"min_value": 1})
+
+
+_rate = dict(ge=0.0, le=1.0)
+
+
+class OfferOutcomesAsset(_Weekly):
+    """nbp_work.offer_outcomes: per grouping (`by`) and group, the offers made in the week,
+    how many were accepted and rejected, and both rates with their 95% intervals."""
+
+    by: Series[object] = Text()
+    group: Series[object] = Text()
+    offered: Series[int] = pa.Field(ge=1)
+    accepted: Series[int] = pa.Field(ge=0)
+    rejected: Series[int] = pa.Field(ge=0)
+    acceptance_rate: Series[float] = pa.Field(**_rate)
+    acceptance_ci_low: Series[float] = pa.Field(**_rate)
+    acceptance_ci_high: Series[float] = pa.Field(**_rate)
+    rejection_rate: Series[float] = pa.Field(**_rate)
+    rejection_ci_low: Series[float] = pa.Field(**_rate)
+    rejection_ci_high: Series[float] = pa.Field(**_rate)
+
+
+class ModelDriftAsset(_Weekly):
+    """nbp_work.model_drift: each drift metric of the week, the previous week's value (NaN in
+    a first week), the change, its threshold and whether it drifted."""
+
+    metric: Series[object] = Text(unique=True)
+    kind: Series[object] = Text(isin=["signal_mean", "score_quantile", "no_eligible_share"])
+    value: Series[float] = pa.Field(nullable=True)
+    previous: Series[float] = pa.Field(nullable=True)
+    change: Series[float] = pa.Field(nullable=True)
+    threshold: Series[float] = pa.Field(gt=0.0)
+    drifted: Series[bool]

@@ -67,7 +67,8 @@ def outcome_rates(counts: dict[str, pd.DataFrame]) -> pd.DataFrame:
     columns = ["by", "group", "offered", "accepted", "rejected", "acceptance_rate", "acceptance_ci_low",
                "acceptance_ci_high", "rejection_rate", "rejection_ci_low", "rejection_ci_high"]
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=object if c in ("by", "group") else "float64") for c in columns})
+        kinds = {"by": object, "group": object, "offered": "int64", "accepted": "int64", "rejected": "int64"}
+        return pd.DataFrame({c: pd.Series(dtype=kinds.get(c, "float64")) for c in columns})
     out = pd.concat(frames, ignore_index=True).rename(columns={"grp": "group"})
     out["group"] = group_labels(out["group"])
     for c in ("offered", "accepted", "rejected"):
