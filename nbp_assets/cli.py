@@ -333,42 +333,32 @@ def _print_where_to_look(week: str) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    """A customer's current top 3 as the apps see it, with product names and what each
-    signal contributed to the score (weight x signal, from the week's nbp_work.signals)."""
+    """A customer's current top 3 as the apps see it, with product names, the reason phrase,
+    and what each signal contributed to the score and each penalty's factor, as the week
+    computed them (nbp_work.scores and nbp_work.signals)."""
     from datetime import timedelta
 
-    from nbp_assets.model.sqltext import lit, timestamp
-    from nbp_assets.model.weights import ALL_SIGNALS, PENALTY_SIGNALS
-    from nbp_assets.resources import build_resources, deployment_weights, open_warehouse
+    from nbp_assets.explain import explanation_lines, week_explanation
+    from nbp_assets.model.sqltext import timestamp
+    from nbp_assets.resources import build_resources, open_warehouse
     from nbp_assets.storage import postgres as pg
 
     rows = pg.read_current(build_resources()["postgres"].conninfo(), args.party_id)
     if rows.empty:
         raise SystemExit(f"{args.party_id}: no recommendation in the current week (product_intelligence.nbp_current)")
     week_start = rows["evaluated_at"].iloc[0] - timedelta(days=7)
-    weights = deployment_weights()
     at = f"week_start = {timestamp(week_start.to_pydatetime())}"
     with open_warehouse().session() as warehouse:
         products = warehouse.query(f"SELECT product_id, product_name, product_class FROM nbp_work.products WHERE {at}")
-        signals = warehouse.query(f"SELECT * FROM nbp_work.signals WHERE {at} AND party_id = {lit(args.party_id)}")
-    shown = rows.merge(products, on="product_id", how="left").merge(signals, on=["party_id", "product_id"], how="left")
+        explained = week_explanation(warehouse, args.party_id, week_start.to_pydatetime())
+    explained = explained.drop(columns=[c for c in ("score", "primary_signal", "model_version") if c in explained])
+    shown = rows.merge(products, on="product_id", how="left").merge(explained, on=["party_id", "product_id"], how="left")
     print(f"{args.party_id}: current week {week_start:%Y-%m-%d} (evaluated {rows['evaluated_at'].iloc[0]:%Y-%m-%d}), "
           f"model_version {rows['model_version'].iloc[0]}")
-    if rows["model_version"].iloc[0] != weights.model_version:
-        print(f"  note: contributions below use the weights in force now ({weights.model_version})")
     for row in shown.to_dict("records"):
         print(f"  {row['rank']}. {row['product_id']} {row['product_name']} ({row['product_class']}): "
               f"score {row['score']:.6f}, primary_signal {row['primary_signal']}")
-        for signal in ALL_SIGNALS:
-            value = row.get(signal)
-            if value is None or value != value:  # the week's signals are no longer in nbp_work
-                continue
-            weight = weights.matrix.at[row["product_class"], signal]
-            if signal in PENALTY_SIGNALS:  # penalties scale the score down: score x (1 - weight x signal)
-                print(f"       {signal:<17} signal {value:.6f}, penalty factor 1 - {weight:.2f} x signal = "
-                      f"{1 - weight * value:.6f}")
-            else:
-                print(f"       {signal:<17} signal {value:.6f} x weight {weight:.2f} = {value * weight:.6f}")
+        print("\n".join(explanation_lines(row)))
 
 
 def cmd_check(args: argparse.Namespace) -> None:
@@ -506,6 +496,10 @@ def main(argv: list[str] | None = None) -> None:
     from nbp_assets.alerts import cli as alerts_cli  # the alerts workflow: its own module
 
     alerts_cli.add_parser(sub)
+
+    from nbp_assets import simulate  # challenger simulation: its own module
+
+    simulate.add_parser(sub)
 
     p = sub.add_parser("pools", help="show which runs hold the concurrency pools' slots, and since when; "
                                      "free a dead run's slots")

@@ -13,12 +13,14 @@ from nbp_assets.alerts.sensor import fairness_alert_definitions
 from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.assets.fairness import build_fairness_assets
 from nbp_assets.assets.governance import govern
+from nbp_assets.assets.monitoring import build_monitoring_assets
 from nbp_assets.assets.offers import next_best_offer_definitions
 from nbp_assets.assets.offers_kafka import definitions_if_configured as kafka_offer_definitions
 from nbp_assets.assets.weights_config import build_ranking_weights
 from nbp_assets.model.weights import Weights
 from nbp_assets.partitions import TIMEZONE
 from nbp_assets.resources import build_resources, deployment_weights
+from nbp_assets.simulate import simulate_definitions
 
 WEEKLY_JOB = "nbp_weekly_job"
 WEEKLY_SCHEDULE = "nbp_weekly_schedule"
@@ -28,7 +30,8 @@ WEEKLY_CRON_HOUR = 6
 
 def weekly_engine_definitions(weights: Weights) -> dg.Definitions:
     """MOD-107: the weekly next-best-product assets, their job and schedule."""
-    engine = [build_ranking_weights(), *build_engine_assets(weights), *build_fairness_assets(weights)]
+    engine = [build_ranking_weights(), *build_engine_assets(weights), *build_fairness_assets(weights),
+              *build_monitoring_assets()]
     weekly_job = dg.define_asset_job(
         WEEKLY_JOB,
         # ranking_weights is observed first in every run: each week's scores record the
@@ -62,6 +65,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
             *kafka_offer_definitions(),  # only with NBP_KAFKA_BOOTSTRAP_SERVERS
             fairness_alert_definitions(),
             ops_alert_definitions(published),  # failed runs and checks, a week not published by Monday 09:00
+            simulate_definitions(),  # a candidate weights file ranked into the sandbox, compared with the live week
             dg.Definitions(resources=build_resources(deployment), executor=dg.in_process_executor),
         ))
 

@@ -3,6 +3,11 @@
 Kept in the tests as the reference the SQL model must equal bit for bit (same inputs and
 weights, same rows): a model_version keeps its meaning across the two implementations.
 Not used by the engine.
+
+Extended in the same spirit for the suitability rule (MOD-040 financial health, CON-006):
+`financial_health` and the `suitability` penalty signal, and the pairs a rule suppresses
+leaving the candidates. Without a rule (weights None, or a configuration without one) it is
+nbp-1.0's model unchanged: the suitability signal is 0 and its factor 1.0 is exact.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from nbp_assets.model.eligibility import ACTIVE, ELIGIBLE
-from nbp_assets.model.ranking import NO_SIGNAL, SCORE_DECIMALS, TOP_N
+from nbp_assets.model.ranking import NO_SIGNAL, SCORE_DECIMALS, TOP_N, contribution, factor
 from nbp_assets.model.signals import (
     COOLING_OFF_DAYS,
     IDLE_CASH_BUFFER_MONTHS,
@@ -24,7 +29,8 @@ from nbp_assets.model.signals import (
     SignalReport,
     WeekInputs,
 )
-from nbp_assets.model.weights import ALL_SIGNALS, PENALTY_SIGNALS, POSITIVE_SIGNALS, Weights
+from nbp_assets.model.suitability import HEALTH_SCALE, SUPPRESS
+from nbp_assets.model.weights import ALL_SIGNALS, HEALTH_THRESHOLD, PENALTY_SIGNALS, POSITIVE_SIGNALS, Weights
 
 
 def _party_lookup(parties: pd.Index, frame: pd.DataFrame) -> np.ndarray:
@@ -41,8 +47,9 @@ def _pair_codes(party_pos: np.ndarray, product_pos: np.ndarray, n_products: int)
     return party_pos.astype("int64") * n_products + product_pos.astype("int64")
 
 
-def compute_signals(inputs: WeekInputs) -> tuple[pd.DataFrame, SignalReport]:
-    """One row per candidate pair with party_id, product_id and every signal column."""
+def compute_signals(inputs: WeekInputs, weights: Weights | None = None) -> tuple[pd.DataFrame, SignalReport]:
+    """One row per candidate pair with party_id, product_id, every signal column and
+    financial_health; the suitability rule of `weights` applies (none without weights)."""
     report = SignalReport()
     cand = inputs.candidates
     products = inputs.products.reset_index(drop=True)
@@ -133,10 +140,27 @@ def compute_signals(inputs: WeekInputs) -> tuple[pd.DataFrame, SignalReport]:
     lifecycle = products["lifecycle_stage"].map(LIFECYCLE_PENALTY).fillna(0.0).to_numpy("float64")
     signals["lifecycle"] = lifecycle[product_pos]
 
+    # suitability: financial health (score / 100 at 6 dp) below the product class's threshold
+    health = np.round(_take(inputs.churn["financial_health_score"].to_numpy("float64"), churn_pos, np.nan)
+                      / HEALTH_SCALE, 6)[party_pos]
+    if weights is None:
+        threshold = penalty = np.zeros(len(cand))
+    else:
+        rule = weights.matrix.reindex(products["product_class"].to_numpy())
+        threshold = rule[HEALTH_THRESHOLD].to_numpy("float64")[product_pos]
+        penalty = rule["suitability"].to_numpy("float64")[product_pos]
+    unsuitable = (threshold > 0.0) & (penalty > 0.0) & (health < threshold)  # NaN < t is False
+    signals["suitability"] = unsuitable.astype("float64")
+
     out = pd.DataFrame({"party_id": cand["party_id"].to_numpy(), "product_id": cand["product_id"].to_numpy()})
     for name in ALL_SIGNALS:
         out[name] = np.round(signals[name], 6)
-    return out, report
+    out["financial_health"] = health
+    suppressed = unsuitable & (penalty >= SUPPRESS)
+    report.pairs_suppressed_unsuitable = int(suppressed.sum())
+    report.pairs_down_weighted_unsuitable = int((unsuitable & ~suppressed).sum())
+    report.pairs_in_cooling_off = int(out.loc[~suppressed, "cooling_off"].sum())
+    return out.loc[~suppressed].reset_index(drop=True), report
 
 
 def score_candidates(signals: pd.DataFrame, products: pd.DataFrame, weights: Weights) -> pd.DataFrame:
@@ -159,8 +183,10 @@ def score_candidates(signals: pd.DataFrame, products: pd.DataFrame, weights: Wei
     contributions = lift_w * lift_s
     base = np.minimum(contributions.sum(axis=1), 1.0)
     penalty = np.ones(len(signals))
+    factors = {}
     for name in PENALTY_SIGNALS:
-        penalty *= 1.0 - w[name].to_numpy("float64")[pos] * signals[name].to_numpy("float64")
+        factors[name] = 1.0 - w[name].to_numpy("float64")[pos] * signals[name].to_numpy("float64")
+        penalty *= factors[name]
     score = np.round(np.clip(base * penalty, 0.0, 1.0), SCORE_DECIMALS)
 
     best = contributions.argmax(axis=1)
@@ -170,6 +196,11 @@ def score_candidates(signals: pd.DataFrame, products: pd.DataFrame, weights: Wei
     out = signals.copy()
     out["score"] = score
     out["primary_signal"] = names[best]
+    # the explanation: the exact numbers the score was computed from
+    for i, name in enumerate(POSITIVE_SIGNALS):
+        out[contribution(name)] = contributions[:, i]
+    for name in PENALTY_SIGNALS:
+        out[factor(name)] = factors[name]
     return out
 
 
@@ -237,7 +268,7 @@ def rank_week(
     inputs: WeekInputs, weights: Weights, evaluated_at: datetime
 ) -> tuple[pd.DataFrame, pd.DataFrame, SignalReport]:
     """signals -> scores -> top 3 in one call; the assets run the same steps one by one."""
-    signals, report = compute_signals(inputs)
+    signals, report = compute_signals(inputs, weights)
     scored = score_candidates(signals, inputs.products, weights)
     ranked = top_products(scored, inputs.customers, weights.model_version, evaluated_at)
     return ranked, scored, report

@@ -315,5 +315,16 @@ def test_operations_alerting_is_in_the_code_location(env):
     checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys if k.asset_key == dg.AssetKey("nbp_current")}
     assert checks == {"contract", "freshness_check"}
     weekly = defs.resolve_job_def("nbp_weekly_job")  # judged after the deadline, not inside the run
-    assert sorted(weekly.graph.node_dict) == ["activity", "customers", "eligibility", "fairness_report", "nbp_current",
-                                              "nbp_ranked", "ranking_weights", "scores", "signals"]
+    assert sorted(weekly.graph.node_dict) == ["activity", "customers", "eligibility", "fairness_report", "model_drift",
+                                              "nbp_current", "nbp_ranked", "offer_outcomes", "ranking_weights", "scores",
+                                              "signals"]
+
+
+def test_an_unmeasurable_gap_is_recorded_as_null_not_refused():
+    """A breach that clears because a group emptied has no gap (NaN): the audit trail records
+    null instead of PostgreSQL refusing the whole week's alert bookkeeping."""
+    from nbp_assets.alerts.outbox import json_safe
+
+    detail = {"weeks_breached": 2, "gap_pp": float("nan"), "bounds": [float("inf"), 1.5], "nested": {"x": float("-inf")}}
+    assert json_safe(detail) == {"weeks_breached": 2, "gap_pp": None, "bounds": [None, 1.5], "nested": {"x": None}}
+    assert json_safe(0.25) == 0.25 and json_safe("text") == "text"

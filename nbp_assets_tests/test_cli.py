@@ -30,7 +30,7 @@ def test_generate_then_backfill_two_weeks_oldest_first(home, clean_postgres, cap
     out = capsys.readouterr().out
     assert "week 2026-11-02: succeeded" in out and "week 2026-11-09: succeeded" in out
     # Each week ends with its summary: checks, breaches, alerts, and what the apps got.
-    assert out.count("  checks      : 13 passed, 0 blocking failed") == 2, out
+    assert out.count("  checks      : 19 passed, 0 blocking failed") == 2, out
     assert out.count("  breaches    : ") == 2 and out.count("  alerts      : ") == 2
     assert "  nbp_current : published: first publish: week 2026-11-02" in out
     assert "  nbp_current : published: replaced week 2026-11-02 with week 2026-11-09" in out
@@ -48,7 +48,8 @@ def test_generate_then_backfill_two_weeks_oldest_first(home, clean_postgres, cap
     main(["show", party])
     shown = capsys.readouterr().out
     assert f"{party}: current week 2026-11-09" in shown and "1. PR" in shown
-    assert "relationship_gap  signal" in shown and "x weight" in shown
+    assert "relationship_gap  signal" in shown and "-> contribution" in shown
+    assert "suitability       signal" in shown and "-> penalty factor" in shown and "reason: \"" in shown
 
     # Re-running the older week does not change what the apps see, and says so.
     main(["materialize", "--week", "2026-11-02"])
@@ -90,7 +91,7 @@ def test_a_data_error_prints_its_cause_without_a_traceback(home, capsys):
     out, err = capsys.readouterr()
     assert "week 2026-11-09: FAILED" in out
     # activity's contract passed; customers failed on its input, so no check of it or below ran
-    assert "checks      : 1 passed, 0 blocking failed, 0 warning failed, 13 not run (their step did not run)" in out
+    assert "checks      : 1 passed, 0 blocking failed, 0 warning failed, 19 not run (their step did not run)" in out
     assert "failed step : customers: table 'nbp_source.customers'" in out
     assert "nbp_current : NOT published: did not run: an upstream step failed" in out
     assert "FAILED customers: table 'nbp_source.customers'" in err, err

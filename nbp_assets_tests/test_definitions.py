@@ -36,6 +36,8 @@ ASSETS = {
     "nbp_ranked",
     "nbp_current",
     "fairness_report",
+    "offer_outcomes",
+    "model_drift",
 }
 # The weights configuration: an observable source asset (data version = the weights'
 # digest), unpartitioned, observed by every weekly run.
@@ -56,6 +58,12 @@ EDGES = {
     ("nbp_ranked", "nbp_current"),
     ("nbp_ranked", "fairness_report"),
     ("customers", "fairness_report"),
+    ("nbp_ranked", "offer_outcomes"),
+    ("customers", "offer_outcomes"),
+    ("signals", "model_drift"),
+    ("scores", "model_drift"),
+    ("eligibility", "model_drift"),
+    ("customers", "model_drift"),
 }
 # Assets whose output depends on the weights: their code_version is the model_version.
 MODEL_VERSIONED = {"scores", "nbp_ranked", "nbp_current", "fairness_report"}
@@ -73,8 +81,13 @@ CHECKS = {
         checks.SCORES: True,
         checks.MODEL_VERSION: True,
         checks.NOT_EMPTY: True,
+        checks.SUITABILITY: True,
     },
     "nbp_current": {checks.CONTRACT: True},
+    "offer_outcomes": {checks.CONTRACT: True},
+    # drift is a warning: the week is already checked and published
+    "model_drift": {checks.CONTRACT: True, "signal_means_stable": False, "score_quantiles_stable": False,
+                    "no_eligible_product_share_stable": False},
     "fairness_report": {checks.CONTRACT: True, checks.FAIRNESS_GAP: False},
 }
 CHECK_NAMES = {  # the constants are part of the contract with sensors and the UI
@@ -237,8 +250,9 @@ def test_checks_are_described_and_attached_to_their_asset(defs):
 # ---------------------------------------------------------------------------- model_version
 
 
-def expected_code_versions(model_version: str) -> dict[str, str | None]:
-    code_only = {"signals": MODEL_CODE_VERSION}  # signals follow the code, not the weights
+def expected_code_versions(model_version: str, signals_version: str | None = None) -> dict[str, str | None]:
+    # signals follow the code and the suitability rule, not the other weights
+    code_only = {"signals": signals_version or load_weights(DEFAULT_WEIGHTS_FILE).signals_version}
     weekly = {name: model_version if name in MODEL_VERSIONED else code_only.get(name) for name in ASSETS}
     return weekly | OFFER_CODE_VERSIONS | {WEIGHTS_SOURCE: None}  # the weights change its data version instead  # the offer rules are data: not in any code version
 
@@ -273,7 +287,7 @@ def test_changed_weights_change_the_code_version(defs, definitions_module, monke
     assert tuned_version != default_version
 
     rebuilt = definitions_module.build_definitions()
-    assert code_versions(rebuilt) == expected_code_versions(tuned_version)
+    assert code_versions(rebuilt) == expected_code_versions(tuned_version, load_weights(path).signals_version)
     # The definitions already built keep theirs.
     assert code_versions(defs) == expected_code_versions(default_version)
 
@@ -436,7 +450,8 @@ def test_weekly_assets_show_their_table_and_columns():
 PERSONAL_DATA = {"customers", "activity", "eligibility", "signals", "scores", "nbp_ranked", "nbp_current",
                  "next_best_offer", "next_best_offer_lookup"}
 CARRY_THE_MODEL = {"ranking_weights": "MOD-107", "scores": "MOD-107", "nbp_ranked": "MOD-107",
-                   "nbp_current": "MOD-107", "fairness_report": "MOD-107", "offer_rules": "MOD-108",
+                   "nbp_current": "MOD-107", "fairness_report": "MOD-107", "offer_outcomes": "MOD-107",
+                   "model_drift": "MOD-107", "offer_rules": "MOD-108",
                    "next_best_offer": "MOD-108", "next_best_offer_lookup": "MOD-108"}
 
 

@@ -12,7 +12,7 @@ import pytest
 from nbp_assets.model.local import compute_signals, eligible_candidates, rank_week, score_candidates
 from nbp_assets.model.ranking import NO_SIGNAL
 from nbp_assets.model.signals import WeekInputs
-from nbp_assets.model.weights import ALL_SIGNALS, load_weights, model_version, weights_from_frame
+from nbp_assets.model.weights import ALL_SIGNALS, SETTINGS, load_weights, model_version, weights_from_frame
 
 EVAL_DATE = date(2026, 11, 16)
 EVALUATED_AT = datetime(2026, 11, 16)
@@ -44,6 +44,7 @@ def make_inputs(
     top_spend=None,
     rejections=(),
     rote=0.10,
+    health=70.0,
 ) -> WeekInputs:
     parties = list(parties)
     eligible = list(products["product_id"]) if eligible is None else eligible
@@ -54,7 +55,7 @@ def make_inputs(
         customers=pd.DataFrame({"party_id": parties, "segment": segment, "jurisdiction": "GB"}),
         products=products,
         holdings=pd.DataFrame(list(holdings), columns=["party_id", "product_id"]),
-        churn=pd.DataFrame({"party_id": parties, "churn_probability": churn}),
+        churn=pd.DataFrame({"party_id": parties, "churn_probability": churn, "financial_health_score": health}),
         behaviour=pd.DataFrame(
             {
                 "party_id": parties,
@@ -272,7 +273,7 @@ def test_model_version_changes_with_any_weight_and_not_with_order():
     changed.loc[cooling, "weight"] -= 0.01
     assert weights_from_frame(changed).model_version != WEIGHTS.model_version
     assert model_version(WEIGHTS.matrix).startswith("nbp-")
-    assert set(WEIGHTS.matrix.columns) == set(ALL_SIGNALS)
+    assert set(WEIGHTS.matrix.columns) == set(SETTINGS)  # the signals' weights and the suitability threshold
 
 
 def test_weights_over_one_are_rejected_with_the_class_named():

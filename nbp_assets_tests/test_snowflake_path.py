@@ -124,7 +124,7 @@ def test_both_paths_run_the_whole_week(paths):
     assert paths.snowflake_result.success, failures(paths.snowflake_result)
     materialized = {e.asset_key.to_user_string() for e in paths.snowflake_result.get_asset_materialization_events()}
     assert materialized == {"customers", "activity", "eligibility", "signals", "scores", "nbp_ranked",
-                            "nbp_current", "fairness_report"}
+                            "nbp_current", "fairness_report", "offer_outcomes", "model_drift"}
     # The weights came from the Snowflake configuration table: same content, same model_version.
     key = dg.AssetKey("nbp_ranked")
     version = paths.local.get_assets_def(key).code_versions_by_key[key]

@@ -17,7 +17,7 @@ import pytest
 from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.model import local
 from nbp_assets.model.signals import WeekInputs
-from nbp_assets.model.weights import ALL_SIGNALS, POSITIVE_SIGNALS, load_weights, weights_from_frame
+from nbp_assets.model.weights import ALL_SIGNALS, HEALTH_THRESHOLD, POSITIVE_SIGNALS, load_weights, weights_from_frame
 from nbp_assets.partitions import Week
 from nbp_assets.sources.synthetic import generate
 from nbp_assets.storage.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
@@ -120,7 +120,9 @@ def _tie_inputs(rng: np.random.Generator, n: int) -> WeekInputs:
         customers=pd.DataFrame({"party_id": parties, "segment": rng.choice(["MASS", "AFFLUENT"], n), "jurisdiction": "GB"}),
         products=products,
         holdings=cand.sample(frac=0.1, random_state=1)[["party_id", "product_id"]],
-        churn=pd.DataFrame({"party_id": parties, "churn_probability": rng.choice([0.0, 0.25, 0.5, 1.0], n)}),
+        churn=pd.DataFrame({"party_id": parties, "churn_probability": rng.choice([0.0, 0.25, 0.5, 1.0], n),
+                            # on, above and below the default rules' threshold (40)
+                            "financial_health_score": rng.choice([20.0, 39.9, 40.0, 75.0], n)}),
         behaviour=pd.DataFrame({"party_id": parties, "current_account_balance": rng.choice([0.0, 3000.0, 12000.0], n),
                                 "monthly_spend": 1000.0, "fx_active_months_6m": rng.choice([0, 3, 6], n),
                                 "top_spend_category": rng.choice(["TRAVEL", "EVERYDAY"], n)}).astype({"fx_active_months_6m": "Int64"}),
@@ -133,11 +135,16 @@ def _tie_inputs(rng: np.random.Generator, n: int) -> WeekInputs:
 def test_score_and_primary_signal_ties_give_the_reference_rows():
     rng = np.random.default_rng(7)
     inputs = _tie_inputs(rng, 400)
-    # equal weights on every lifting signal of every class: primary_signal ties everywhere
+    # equal weights on every lifting signal of every class: primary_signal ties everywhere; every
+    # class down-weights by half below health 0.5 (health 20, 39.9 below; 75 above)
     flat = weights_from_frame(pd.DataFrame(
         [(c, s, 1 / len(POSITIVE_SIGNALS) if s in POSITIVE_SIGNALS else 0.5)
-         for c in WEIGHTS.matrix.index for s in ALL_SIGNALS], columns=["product_class", "signal", "weight"]))
-    for weights in (WEIGHTS, flat):
+         for c in WEIGHTS.matrix.index for s in (*ALL_SIGNALS, HEALTH_THRESHOLD)],
+        columns=["product_class", "signal", "weight"]))
+    # and the configuration without a rule: the new parts inert, nbp-1.0's model
+    no_rule = WEIGHTS.as_long()
+    no_rule = weights_from_frame(no_rule[~no_rule["signal"].isin(["suitability", HEALTH_THRESHOLD])])
+    for weights in (WEIGHTS, flat, no_rule):
         want, want_scored, _ = ref.rank_week(inputs, weights, datetime(2026, 11, 16))
         got, got_scored, _ = local.rank_week(inputs, weights, datetime(2026, 11, 16))
         assert_same(got, want)

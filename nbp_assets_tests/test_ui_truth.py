@@ -76,7 +76,7 @@ def test_demo_ends_with_the_weeks_summary(demo):
     _, (first, latest), printed = demo
     assert f"the UI offers weeks {first} to {latest}, the weeks of this bank" in printed
     assert f"week {latest}: succeeded" in printed and f"week {first}: succeeded" in printed
-    assert printed.count("  checks      : 13 passed, 0 blocking failed") == 2, printed
+    assert printed.count("  checks      : 19 passed, 0 blocking failed") == 2, printed
     assert printed.count("  breaches    : ") == 2 and printed.count("  alerts      : ") == 2
     assert f"  nbp_current : published: first publish: week {latest}" in printed
     assert (f"  nbp_current : NOT published: skipped: week {first} is older than week {latest}, "

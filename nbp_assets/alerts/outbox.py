@@ -71,13 +71,25 @@ def connect(url: str) -> psycopg.Connection:
     return conn
 
 
+def json_safe(value):
+    """`value` with NaN and infinite floats as null: PostgreSQL's jsonb refuses them, and a gap
+    that could not be measured (a group with no customers) is unknown, not a number."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def add_event(conn, week: date | None, event: str, alert_id: int | None = None, run_id: str | None = None,
               channel: str | None = None, actor: str | None = None, **detail) -> None:
     """Append to the audit trail (never updated: see the trigger in MIGRATION)."""
     conn.execute(
         f"INSERT INTO {EVENTS} (week_start, alert_id, event, channel, run_id, actor, detail) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (week, alert_id, event, channel, run_id, actor, Jsonb(detail)),
+        (week, alert_id, event, channel, run_id, actor, Jsonb(json_safe(detail))),
     )
 
 
@@ -157,7 +169,7 @@ def record_week(
                         f"{', '.join(_COLUMNS)}, payload, created_by_run, last_seen_run, last_gap_pp, relapse_of) "
                         f"VALUES (%s, %s, %s, %s, %s, {', '.join(['%s'] * len(_COLUMNS))}, %s, %s, %s, %s, %s) "
                         "RETURNING alert_id",
-                        (week_start, week_start, *key, *[alert[c] for c in _COLUMNS], Jsonb(dict(alert)), run_id,
+                        (week_start, week_start, *key, *[alert[c] for c in _COLUMNS], Jsonb(json_safe(dict(alert))), run_id,
                          run_id, alert["gap_pp"], previous),
                     ).fetchone()["alert_id"]
                     outcome.opened.append(alert_id)

@@ -29,6 +29,7 @@ RANKS = "ranks_1_to_n"
 SCORES = "scores_in_range"
 MODEL_VERSION = "model_version_on_every_row"
 NOT_EMPTY = "week_not_empty"
+SUITABILITY = "suitability"
 FAIRNESS_GAP = "fairness_gap_within_10pp"
 
 MAX_EXAMPLE_ROWS = 10

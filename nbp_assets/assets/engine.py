@@ -33,8 +33,9 @@ from nbp_assets.contract.tables import ACTIVITY, CUSTOMERS, ELIGIBILITY, HISTORY
 from nbp_assets.model import invariants
 from nbp_assets.model.eligibility import ACTIVE, eligible_pairs_sql
 from nbp_assets.model.ranking import scores_sql, top_n_sql
-from nbp_assets.model.signals import SignalRelations, peers_sql, report_sql, signals_sql
+from nbp_assets.model.signals import SignalRelations, peers_sql, report_sql, signals_sql, suppressed_sql
 from nbp_assets.model.sqltext import lit, timestamp, within
+from nbp_assets.model.suitability import rules_relation, suppressed_published
 from nbp_assets.model.weights import ALL_SIGNALS, Weights
 from nbp_assets.partitions import Week
 from nbp_assets.sources import week_inputs as src
@@ -135,14 +136,9 @@ def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     })
 
 
-@in_session
-def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
-    """The ranking signals of MOD-107 for every eligible (party, product) pair, each in
-    [0, 1]: relationship gap against same-segment peers, churn risk (retention
-    products), ROTE uplift (MOD-106, optional), idle cash, regular FX, spend affinity,
-    and the two penalties: 90-day cooling-off after a rejected offer, and product
-    lifecycle (sunset / under capacity). Products the customer already holds are dropped."""
-    started, week = time.perf_counter(), week_of(context)
+def week_signal_relations(warehouse: WarehouseResource, week: Week, weights: Weights):
+    """The week's signal inputs as relations (point-in-time, contract-checked in place), with
+    the suitability rule of `weights`; and the snapshots read (churn, behaviour, ROTE or None)."""
     churn = checks.fail_on_violation(lambda: src.snapshot(warehouse, "churn_health", week))
     behaviour = checks.fail_on_violation(lambda: src.snapshot(warehouse, "behaviour", week))
     rote = checks.fail_on_violation(lambda: src.snapshot(warehouse, "customer_rote", week))
@@ -156,25 +152,49 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         rejections=checks.fail_on_violation(lambda: src.rejections(warehouse, week)),
         evaluation_date=week.evaluation_date,
         rote=None if rote is None else rote.relation,
+        suitability=rules_relation(weights),
     )
+    return relations, churn, behaviour, rote
+
+
+def write_signals(tx, warehouse: WarehouseResource, table, week: Week, relations: SignalRelations, log):
+    """Replace the week's slice of `table` by the signals, in party shards; returns the rows,
+    the shards and the relations each shard ran with."""
+    shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
+    log.info(f"inputs checked in the warehouse; computing the signals there in {len(shards)} shard(s)")
+    per_shard = relations
+    if len(shards) > 1:
+        # the peers' share is bank-wide: computed once, read by every shard
+        tx.execute(f"CREATE OR REPLACE TEMP TABLE nbp_peers AS {peers_sql(relations)}")
+        per_shard = dataclasses.replace(relations, peers="nbp_peers")
+    rows = replace_week(tx, table, week, [signals_sql(dataclasses.replace(per_shard, parties=p)) for p in shards], log)
+    return rows, shards, per_shard
+
+
+@in_session
+def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, weights: Weights) -> Step:
+    """The ranking signals of MOD-107 for every eligible (party, product) pair, each in
+    [0, 1]: relationship gap against same-segment peers, churn risk (retention
+    products), ROTE uplift (MOD-106, optional), idle cash, regular FX, spend affinity,
+    and the three penalties: 90-day cooling-off after a rejected offer, product
+    lifecycle (sunset / under capacity) and suitability (the customer's MOD-040 financial
+    health below the product class's threshold), with the financial health itself.
+    Products the customer already holds are dropped, and so are the products the
+    suitability rule suppresses for a customer in financial difficulty."""
+    started, week = time.perf_counter(), week_of(context)
+    relations, churn, behaviour, rote = week_signal_relations(warehouse, week, weights)
     warehouse.ensure_table(SIGNALS)
     with warehouse.transaction() as tx:
-        shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
-        context.log.info(f"inputs checked in the warehouse; computing the signals there in {len(shards)} shard(s)")
-        per_shard = relations
-        if len(shards) > 1:
-            # the peers' share is bank-wide: computed once, read by every shard
-            tx.execute(f"CREATE OR REPLACE TEMP TABLE nbp_peers AS {peers_sql(relations)}")
-            per_shard = dataclasses.replace(relations, peers="nbp_peers")
-        rows = replace_week(tx, SIGNALS, week, [signals_sql(dataclasses.replace(per_shard, parties=p)) for p in shards],
-                            context.log)
+        rows, shards, per_shard = write_signals(tx, warehouse, SIGNALS, week, relations, context.log)
         memory = tx.memory_metadata()
         yield from checks.gate("signals", [checks.contract_in_warehouse(tx, SIGNALS, week_filter(SIGNALS, week), rows)])
     # per shard too: one pass would join every input on every party at once
     report = sum(warehouse.query(report_sql(dataclasses.replace(per_shard, parties=p))).iloc[0] for p in shards)
+    suppressed = sum(int(warehouse.scalar(suppressed_sql(dataclasses.replace(per_shard, parties=p)))) for p in shards)
     stats = warehouse.query(
         "SELECT " + ", ".join(f"avg({s}) AS {s}" for s in ALL_SIGNALS)
-        + f", count(CASE WHEN cooling_off > 0 THEN 1 END) AS cooling FROM {week_slice(SIGNALS, week)} s"
+        + ", count(CASE WHEN cooling_off > 0 THEN 1 END) AS cooling"
+        + f", count(CASE WHEN suitability > 0 THEN 1 END) AS down_weighted FROM {week_slice(SIGNALS, week)} s"
     ).iloc[0]
     candidates = int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(ELIGIBILITY, week)} e"))
     if relations.dropped_signals:
@@ -190,7 +210,11 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         "parties_without_behaviour": int(report["parties_without_behaviour"]),
         "parties_without_rote": 0 if rote is None else int(report["parties_without_rote"]),
         "pairs_in_cooling_off": int(stats["cooling"] or 0),
-        "pairs_dropped_already_held": candidates - rows,
+        "pairs_dropped_already_held": candidates - rows - suppressed,
+        # the suitability rule (CON-006, MOD-040 financial health): pairs it touched
+        "pairs_suppressed_unsuitable": suppressed,
+        "pairs_down_weighted_unsuitable": int(stats["down_weighted"] or 0),
+        "suitability_rule": weights.signals_version,
         "signal_means": dg.MetadataValue.json({s: round(float(stats[s] or 0.0), 4) for s in ALL_SIGNALS}),
         **memory,
     })
@@ -221,7 +245,8 @@ def scores_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     })
 
 
-def _ranked_checks(tx, week: Week, rows: int, active: int, model_version: str) -> list[dg.AssetCheckResult]:
+def _ranked_checks(tx, week: Week, rows: int, active: int, weights: Weights, health: str) -> list[dg.AssetCheckResult]:
+    model_version = weights.model_version
     ranked = week_slice(HISTORY, week)
     eligible = week_slice(ELIGIBILITY, week, "party_id, product_id")
     pairs = int(tx.scalar(f"SELECT count(*) FROM {eligible} e"))
@@ -239,6 +264,10 @@ def _ranked_checks(tx, week: Week, rows: int, active: int, model_version: str) -
         checks.query_result(tx, checks.SCORES, invariants.bad_scores(ranked), "scores in [0, 1], 6 dp, not rising with rank"),
         checks.query_result(tx, checks.MODEL_VERSION, invariants.wrong_model_version(ranked, model_version),
                             f"model_version {model_version} on every row"),
+        checks.query_result(tx, checks.SUITABILITY,
+                            suppressed_published(ranked, health, week_slice(PRODUCTS, week), weights),
+                            "no product the suitability rule suppresses is recommended to a customer whose "
+                            "MOD-040 financial health is below its class's threshold"),
         empty,
     ]
 
@@ -253,6 +282,8 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     model_version = weights.model_version
     context.log.info("ranking the top 3 per customer in the warehouse")
     scores = week_slice(SCORES, week, "party_id, product_id, score, primary_signal")
+    # the suitability check reads MOD-040 itself, not the signals the rule produced
+    health = checks.fail_on_violation(lambda: src.snapshot(warehouse, "churn_health", week)).relation
     warehouse.ensure_table(HISTORY)
     with warehouse.transaction() as tx:
         # Nothing of the week reaches the history unless every check below passes: they run on
@@ -264,7 +295,7 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             for p in shards], context.log)
         memory = tx.memory_metadata()
         active = int(tx.scalar(f"SELECT count(*) FROM {_active(week)} a"))
-        yield from checks.gate("nbp_ranked", _ranked_checks(tx, week, rows, active, model_version))
+        yield from checks.gate("nbp_ranked", _ranked_checks(tx, week, rows, active, weights, health))
     ranked = week_slice(HISTORY, week)
     parties = int(warehouse.scalar(f"SELECT count(DISTINCT party_id) FROM {ranked} r"))
     rank1 = warehouse.counts(f"SELECT primary_signal, count(*) FROM {ranked} r WHERE rank = 1 GROUP BY 1 ORDER BY 1")
@@ -336,7 +367,6 @@ def nbp_current_step(
 from nbp_assets.alerts.config import fairness_config  # noqa: E402  (declarations only)
 from nbp_assets.assets.weekly_io import GROUP, WEEKLY_POOL, table_metadata  # noqa: E402
 from nbp_assets.assets.weights_config import RANKING_WEIGHTS  # noqa: E402
-from nbp_assets.model.weights import MODEL_CODE_VERSION  # noqa: E402
 from nbp_assets.partitions import weekly_partitions  # noqa: E402
 
 _RANKED_CHECKS = [
@@ -344,6 +374,9 @@ _RANKED_CHECKS = [
     (checks.RANKS, "Ranks are 1..n per customer, n <= 3, no product twice."),
     (checks.SCORES, "Scores in [0, 1] at 6 decimals, never rising with rank."),
     (checks.MODEL_VERSION, "model_version of this code and weights on every row."),
+    (checks.SUITABILITY, "No pair the suitability rule suppresses is recommended: a product class with a "
+                         "suppressing rule never reaches a customer whose MOD-040 financial health is below "
+                         "the class's threshold (CON-006, Consumer Duty)."),
     (checks.NOT_EMPTY, "The week has recommendations: an empty week (no active customer or no eligible pair) "
                        "fails instead of erasing the week's history."),
 ]
@@ -384,12 +417,13 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     def eligibility(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from eligibility_step(context, warehouse)
 
-    # signals do not depend on the weights, only on the code. Every asset whose rows carry
-    # model_version depends on ranking_weights: a new weights digest shows each one stale.
+    # signals depend on the code and on the suitability rule only, not on the other weights.
+    # Every asset whose rows carry model_version depends on ranking_weights: a new weights
+    # digest shows each one stale.
     @dg.asset(**_weekly("signals", SIGNALS, models.SignalsAsset, signals_step, deps=[eligibility, customers],
-                        code_version=MODEL_CODE_VERSION))
+                        code_version=weights.signals_version))
     def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        yield from signals_step(context, warehouse)
+        yield from signals_step(context, warehouse, weights)
 
     @dg.asset(**_weekly("scores", SCORES, models.ScoresAsset, scores_step, deps=[signals, RANKING_WEIGHTS],
                         code_version=model_version, model_version=model_version))

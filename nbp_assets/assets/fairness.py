@@ -54,16 +54,18 @@ def _eligible_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple
     )
 
 
-def _rate_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _rate_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...],
+                 ranked: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Active customers per group and, per product, those with it in their top 3: counted in
     the warehouse per combination of group values (one GROUP BY each, a few thousand rows),
-    then summed per dimension here, so neither the customers nor the top 3 leave it."""
+    then summed per dimension here, so neither the customers nor the top 3 leave it.
+    `ranked`: another week's top 3 to count (a challenger's, simulate.py); the history's by default."""
     dims = ", ".join(f"c.{d}" for d in dimensions)
     active = f"(SELECT * FROM {week_slice(CUSTOMERS, week)} c WHERE status = '{ACTIVE}')"
     combos = warehouse.query(f"SELECT {dims}, count(*) AS customers FROM {active} c GROUP BY {dims}")
     # count(*): a product appears at most once in a customer's top 3 (ranks_1_to_n, blocking)
     hit_combos = warehouse.query(
-        f"SELECT r.product_id, {dims}, count(*) AS recommended FROM {week_slice(HISTORY, week, 'party_id, product_id')} r "
+        f"SELECT r.product_id, {dims}, count(*) AS recommended FROM {ranked or week_slice(HISTORY, week, 'party_id, product_id')} r "
         f"JOIN {active} c ON c.party_id = r.party_id GROUP BY r.product_id, {dims}"
     )
     sizes, hits = [], []

@@ -27,6 +27,9 @@ GOVERNANCE: dict[str, tuple[tuple[str, ...], bool, str | None]] = {
     "nbp_current": ((DATA_PLATFORM,), True, "MOD-107"),
     # rates per group of customers, never a customer: not personal data
     "fairness_report": ((COMPLIANCE, DATA_PLATFORM), False, "MOD-107"),
+    # rates and drift statistics per product, group or signal: never a customer
+    "offer_outcomes": ((DATA_PLATFORM, COMPLIANCE), False, "MOD-107"),
+    "model_drift": ((DATA_PLATFORM,), False, "MOD-107"),
     "offers": ((DATA_PLATFORM,), False, None),
     "offer_rules": ((DATA_PLATFORM,), False, "MOD-108"),
     "next_best_offer": ((DATA_PLATFORM,), True, "MOD-108"),

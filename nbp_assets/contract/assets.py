@@ -107,6 +107,9 @@ class SignalsAsset(_Weekly):
     spend_affinity: Series[float] = pa.Field(**_signal)
     cooling_off: Series[float] = pa.Field(**_signal)
     lifecycle: Series[float] = pa.Field(**_signal)
+    suitability: Series[float] = pa.Field(**_signal)
+    # MOD-040 financial health score / 100, the suitability rule's input; NULL: no MOD-040 row
+    financial_health: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
 
 
 class ScoresAsset(_Weekly):
@@ -118,6 +121,17 @@ class ScoresAsset(_Weekly):
     score: Series[float] = pa.Field(ge=0.0, le=1.0)
     primary_signal: Series[object] = Text(isin=[*POSITIVE_SIGNALS, NO_SIGNAL])
     model_version: Series[object] = Text(str_length={"min_value": 1})
+    # The explanation: weight x signal per lifting signal, 1 - weight x signal per penalty;
+    # score = round6(min(1, contributions summed in this order) x factors in this order).
+    relationship_gap_contribution: Series[float] = pa.Field(**_signal)
+    churn_risk_contribution: Series[float] = pa.Field(**_signal)
+    rote_uplift_contribution: Series[float] = pa.Field(**_signal)
+    idle_cash_contribution: Series[float] = pa.Field(**_signal)
+    regular_fx_contribution: Series[float] = pa.Field(**_signal)
+    spend_affinity_contribution: Series[float] = pa.Field(**_signal)
+    cooling_off_factor: Series[float] = pa.Field(**_signal)
+    lifecycle_factor: Series[float] = pa.Field(**_signal)
+    suitability_factor: Series[float] = pa.Field(**_signal)
 
 
 class NbpRankedAsset(_AssetModel):
@@ -160,3 +174,36 @@ class FairnessReportAsset(_Weekly):
     breach: Series[bool]
     eligible_gap_pp: Series[float] = pa.Field(ge=0.0, le=100.0, nullable=True)
     model_version: Series[object] = Text(str_length={"min_value": 1})
+
+
+_rate = dict(ge=0.0, le=1.0)
+
+
+class OfferOutcomesAsset(_Weekly):
+    """nbp_work.offer_outcomes: per grouping (`by`) and group, the offers made in the week,
+    how many were accepted and rejected, and both rates with their 95% intervals."""
+
+    by: Series[object] = Text()
+    group: Series[object] = Text()
+    offered: Series[int] = pa.Field(ge=1)
+    accepted: Series[int] = pa.Field(ge=0)
+    rejected: Series[int] = pa.Field(ge=0)
+    acceptance_rate: Series[float] = pa.Field(**_rate)
+    acceptance_ci_low: Series[float] = pa.Field(**_rate)
+    acceptance_ci_high: Series[float] = pa.Field(**_rate)
+    rejection_rate: Series[float] = pa.Field(**_rate)
+    rejection_ci_low: Series[float] = pa.Field(**_rate)
+    rejection_ci_high: Series[float] = pa.Field(**_rate)
+
+
+class ModelDriftAsset(_Weekly):
+    """nbp_work.model_drift: each drift metric of the week, the previous week's value (NaN in
+    a first week), the change, its threshold and whether it drifted."""
+
+    metric: Series[object] = Text(unique=True)
+    kind: Series[object] = Text(isin=["signal_mean", "score_quantile", "no_eligible_share"])
+    value: Series[float] = pa.Field(nullable=True)
+    previous: Series[float] = pa.Field(nullable=True)
+    change: Series[float] = pa.Field(nullable=True)
+    threshold: Series[float] = pa.Field(gt=0.0)
+    drifted: Series[bool]

@@ -15,7 +15,15 @@ import pandas as pd
 
 from nbp_assets.model.eligibility import eligible_pairs_sql
 from nbp_assets.model.ranking import scores_sql, top_n_sql
-from nbp_assets.model.signals import SignalRelations, SignalReport, WeekInputs, report_sql, signals_sql
+from nbp_assets.model.signals import (
+    SignalRelations,
+    SignalReport,
+    WeekInputs,
+    report_sql,
+    signals_sql,
+    suppressed_sql,
+)
+from nbp_assets.model.suitability import rules_relation
 from nbp_assets.model.weights import ALL_SIGNALS, Weights
 
 _EMPTY_ROTE = pd.DataFrame({"party_id": pd.Series(dtype=object), "customer_rote": pd.Series(dtype="float64")})
@@ -32,17 +40,19 @@ def _duckdb(**frames: pd.DataFrame) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def _relations(inputs: WeekInputs) -> SignalRelations:
+def _relations(inputs: WeekInputs, weights: Weights | None) -> SignalRelations:
     return SignalRelations(
         candidates="candidates_in", customers="customers_in", products="products_in", holdings="holdings_in",
         churn="churn_in", behaviour="behaviour_in", rejections="rejections_in",
         evaluation_date=inputs.evaluation_date, rote=None if inputs.rote is None else "rote_in",
+        suitability=None if weights is None else rules_relation(weights),
     )
 
 
-def compute_signals(inputs: WeekInputs) -> tuple[pd.DataFrame, SignalReport]:
-    """One row per candidate pair with party_id, product_id and every signal column."""
-    relations = _relations(inputs)
+def compute_signals(inputs: WeekInputs, weights: Weights | None = None) -> tuple[pd.DataFrame, SignalReport]:
+    """One row per candidate pair with party_id, product_id, every signal column and
+    financial_health; the suitability rule of `weights` applies (none without weights)."""
+    relations = _relations(inputs, weights)
     with _duckdb(
         candidates_in=inputs.candidates, customers_in=inputs.customers, products_in=inputs.products,
         holdings_in=inputs.holdings, churn_in=inputs.churn, behaviour_in=inputs.behaviour,
@@ -50,15 +60,18 @@ def compute_signals(inputs: WeekInputs) -> tuple[pd.DataFrame, SignalReport]:
     ) as con:
         signals = con.sql(signals_sql(relations) + "\nORDER BY party_id, product_id").df()
         counts = con.sql(report_sql(relations)).df().iloc[0]
+        suppressed = int(con.sql(suppressed_sql(relations)).df().iloc[0, 0])
     report = SignalReport(
         dropped_signals=relations.dropped_signals,
         parties_without_churn=int(counts["parties_without_churn"]),
         parties_without_behaviour=int(counts["parties_without_behaviour"]),
         parties_without_rote=0 if inputs.rote is None else int(counts["parties_without_rote"]),
         pairs_in_cooling_off=int((signals["cooling_off"] > 0).sum()),
-        pairs_already_held=len(inputs.candidates) - len(signals),
+        pairs_already_held=len(inputs.candidates) - len(signals) - suppressed,
+        pairs_suppressed_unsuitable=suppressed,
+        pairs_down_weighted_unsuitable=int((signals["suitability"] > 0).sum()),
     )
-    return signals[["party_id", "product_id", *ALL_SIGNALS]], report
+    return signals[["party_id", "product_id", *ALL_SIGNALS, "financial_health"]], report
 
 
 def score_candidates(signals: pd.DataFrame, products: pd.DataFrame, weights: Weights) -> pd.DataFrame:
@@ -84,7 +97,7 @@ def rank_week(
     inputs: WeekInputs, weights: Weights, evaluated_at: datetime
 ) -> tuple[pd.DataFrame, pd.DataFrame, SignalReport]:
     """signals -> scores -> top 3 in one call; the assets run the same SQL step by step."""
-    signals, report = compute_signals(inputs)
+    signals, report = compute_signals(inputs, weights)
     scored = score_candidates(signals, inputs.products, weights)
     ranked = top_products(scored, inputs.customers, weights.model_version, evaluated_at)
     return ranked, scored, report

@@ -38,21 +38,39 @@ def weights_relation(weights: Weights) -> str:
     return f"(SELECT * FROM (VALUES\n        {rows}\n    ) AS w({names}))"
 
 
+def contribution(signal: str) -> str:
+    """The column holding a lifting signal's weighted contribution (weight x signal)."""
+    return f"{signal}_contribution"
+
+
+def factor(signal: str) -> str:
+    """The column holding a penalty's factor (1 - weight x signal)."""
+    return f"{signal}_factor"
+
+
+EXPLANATION_COLUMNS = tuple(contribution(s) for s in POSITIVE_SIGNALS) + tuple(factor(s) for s in PENALTY_SIGNALS)
+
+
 def scores_sql(signals: str, products: str, weights: Weights) -> str:
-    """party_id, product_id, score and primary_signal for every row of `signals`."""
+    """party_id, product_id, score, primary_signal and the explanation of the score: every
+    lifting signal's contribution and every penalty's factor, the exact doubles the score is
+    computed from (score = round6(min(1, contributions summed left to right) x factors))."""
     contributions = ",\n        ".join(f"w.w_{s} * s.{s} AS c_{s}" for s in POSITIVE_SIGNALS)
+    factors = ",\n        ".join(f"(1.0e0 - w.w_{s} * s.{s}) AS f_{s}" for s in PENALTY_SIGNALS)
     total = f"c_{POSITIVE_SIGNALS[0]}"
     for s in POSITIVE_SIGNALS[1:]:
         total = f"({total} + c_{s})"  # left to right: floating-point addition is not associative
-    penalty = " * ".join(f"(1.0e0 - w_{s} * {s})" for s in PENALTY_SIGNALS)
+    penalty = " * ".join(f"f_{s}" for s in PENALTY_SIGNALS)
     largest = "greatest(" + ", ".join(f"c_{s}" for s in POSITIVE_SIGNALS) + ")"
     first_largest = " ".join(f"WHEN c_{s} = {largest} THEN {lit(s)}" for s in POSITIVE_SIGNALS)
+    explained = ",\n    ".join([*(f"c_{s} AS {contribution(s)}" for s in POSITIVE_SIGNALS),
+                                 *(f"f_{s} AS {factor(s)}" for s in PENALTY_SIGNALS)])
     return f"""WITH contributions AS (
     SELECT
         s.party_id,
         s.product_id,
         {contributions},
-        {", ".join(f"w.w_{s}, s.{s}" for s in PENALTY_SIGNALS)}
+        {factors}
     FROM {signals} s
     JOIN {products} p ON p.product_id = s.product_id
     JOIN {weights_relation(weights)} w ON w.product_class = p.product_class
@@ -61,7 +79,8 @@ SELECT
     party_id,
     product_id,
     {round6(clip01(f"least({total}, 1.0e0) * {penalty}"))} AS score,
-    CASE WHEN {largest} > 0.0e0 THEN CASE {first_largest} END ELSE {lit(NO_SIGNAL)} END AS primary_signal
+    CASE WHEN {largest} > 0.0e0 THEN CASE {first_largest} END ELSE {lit(NO_SIGNAL)} END AS primary_signal,
+    {explained}
 FROM contributions"""
 
 

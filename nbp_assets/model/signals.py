@@ -10,11 +10,16 @@ The seed's ranking table, one column per signal:
 - spend_affinity: the product serves the party's top spend category.
 - cooling_off (penalty): an offer of this product was rejected within 90 days.
 - lifecycle (penalty): the product is in sunset (1.0) or under capacity (0.5).
+- suitability (penalty): the customer's financial health (MOD-040) is below the threshold of
+  the product's class (model/suitability.py); pairs the rule suppresses are not candidates.
+Beside the signals, financial_health (MOD-040 score / 100, NULL without a MOD-040 row) is
+kept per pair: the suitability rule's input, shown in every explanation.
 
 Which signal matters for which product is decided by the weights per product class, not
-here: this module only measures. It is one SQL query (`signals_sql`) over the week's input
-relations, run where the data lives (DuckDB locally, Snowflake in production). Every
-expression is written so that it gives numpy's answer bit for bit (model/sqltext.py).
+here: this module only measures (and drops the pairs a suitability rule suppresses). It is
+one SQL query (`signals_sql`) over the week's input relations, run where the data lives
+(DuckDB locally, Snowflake in production). Every expression is written so that it gives
+numpy's answer bit for bit (model/sqltext.py).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from datetime import date, timedelta
 import pandas as pd
 
 from nbp_assets.model.sqltext import clip01, dbl, lit, round6, timestamp, within
+from nbp_assets.model.suitability import HEALTH_SCALE, SUPPRESS
+from nbp_assets.model.weights import ALL_SIGNALS
 
 COOLING_OFF_DAYS = 90  # a rejection this many days or fewer before evaluation still counts
 IDLE_CASH_BUFFER_MONTHS = 3.0  # spend a current account should hold anyway
@@ -43,7 +50,7 @@ class WeekInputs:
     customers: pd.DataFrame  # party_id, segment (active customers)
     products: pd.DataFrame  # product_id, product_class, lifecycle_stage, is_retention, spend_category, target_rote
     holdings: pd.DataFrame  # party_id, product_id: open at the evaluation date
-    churn: pd.DataFrame  # party_id, churn_probability
+    churn: pd.DataFrame  # party_id, churn_probability, financial_health_score
     behaviour: pd.DataFrame  # party_id, current_account_balance, monthly_spend, fx_active_months_6m, top_spend_category
     rejections: pd.DataFrame  # party_id, product_id, outcome_at: REJECTED offers decided before evaluation
     evaluation_date: date
@@ -60,6 +67,8 @@ class SignalReport:
     parties_without_rote: int = 0
     pairs_in_cooling_off: int = 0
     pairs_already_held: int = 0
+    pairs_suppressed_unsuitable: int = 0
+    pairs_down_weighted_unsuitable: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,9 @@ class SignalRelations:
     # they are computed inline.
     parties: str | None = None
     peers: str | None = None
+    # The suitability rules (model/suitability.py rules_relation): product_class, health_below,
+    # penalty. None: no rule, the suitability signal is 0 everywhere.
+    suitability: str | None = None
 
     @property
     def dropped_signals(self) -> list[str]:
@@ -138,11 +150,17 @@ def _inputs_ctes(r: SignalRelations) -> str:
     active = f"(SELECT party_id, segment FROM {_of_shard(r.customers, r)})"
     held = _held(_of_shard(r.holdings, r), active, r.products)
     peers = _peers_ctes(r) if r.peers is None else f"peers AS (SELECT segment, product_id, share FROM {r.peers})"
+    rules = r.suitability or (
+        "(SELECT CAST(NULL AS VARCHAR) AS product_class, CAST(NULL AS DOUBLE) AS health_below, "
+        "CAST(NULL AS DOUBLE) AS penalty WHERE 1 = 0)"
+    )
     return f"""
 products AS (
-    SELECT product_id, product_class, is_retention, spend_category, target_rote,
-           CASE lifecycle_stage {lifecycle} ELSE 0.0e0 END AS lifecycle_penalty
-    FROM {r.products}
+    SELECT pr.product_id, pr.product_class, pr.is_retention, pr.spend_category, pr.target_rote,
+           CASE pr.lifecycle_stage {lifecycle} ELSE 0.0e0 END AS lifecycle_penalty,
+           coalesce(u.health_below, 0.0e0) AS health_below, coalesce(u.penalty, 0.0e0) AS suitability_penalty
+    FROM {r.products} pr
+    LEFT JOIN {rules} u ON u.product_class = pr.product_class
 ),
 {peers},
 -- cooling-off counts by calendar day: rejected from E-{COOLING_OFF_DAYS} 00:00 up to, not including, E
@@ -150,7 +168,7 @@ cooling_off AS (
     SELECT DISTINCT party_id, product_id FROM {_of_shard(r.rejections, r)}
     WHERE outcome_at >= {timestamp(cooling_from)} AND outcome_at < {timestamp(ev)}
 ),
-churn AS (SELECT party_id, churn_probability FROM {_of_shard(r.churn, r)}),
+churn AS (SELECT party_id, churn_probability, financial_health_score FROM {_of_shard(r.churn, r)}),
 behaviour AS (
     SELECT party_id, current_account_balance, monthly_spend, fx_active_months_6m, top_spend_category
     FROM {_of_shard(r.behaviour, r)}
@@ -158,7 +176,9 @@ behaviour AS (
 rote AS ({rote}),
 -- every per-party input joined once on the ~1M parties, not on the ~10M candidate pairs
 party AS (
-    SELECT a.party_id, a.segment, ch.churn_probability, b.current_account_balance, b.monthly_spend,
+    SELECT a.party_id, a.segment, ch.churn_probability,
+           {round6(f"ch.financial_health_score / {dbl(HEALTH_SCALE)}")} AS financial_health,
+           b.current_account_balance, b.monthly_spend,
            b.fx_active_months_6m, b.top_spend_category, ro.customer_rote
     FROM {active} a
     LEFT JOIN churn ch ON ch.party_id = a.party_id
@@ -174,8 +194,14 @@ candidates AS (
 )"""
 
 
-def signals_sql(r: SignalRelations) -> str:
-    """party_id, product_id and every signal (ALL_SIGNALS order), rounded to 6 dp."""
+# NULL health (no MOD-040 row) compares as unknown: not known to be in difficulty
+_UNSUITABLE = "coalesce(a.financial_health < p.health_below, FALSE)"
+_SUPPRESSED = f"({_UNSUITABLE} AND p.suitability_penalty >= {dbl(SUPPRESS)})"
+
+
+def _measured_sql(r: SignalRelations) -> str:
+    """Every candidate pair with its signals, financial_health and `suppressed` (the
+    suitability rule keeps the pair out of the ranking)."""
     idle_span = dbl(IDLE_CASH_FULL_MONTHS - IDLE_CASH_BUFFER_MONTHS)
     raw = {
         # no peer holds it: 0/customers, which is exactly 0.0
@@ -197,12 +223,33 @@ def signals_sql(r: SignalRelations) -> str:
 SELECT
     k.party_id,
     k.product_id,
-    {columns}
+    {columns},
+    {round6(f"CASE WHEN {_UNSUITABLE} THEN 1.0e0 ELSE 0.0e0 END")} AS suitability,
+    a.financial_health,
+    {_SUPPRESSED} AS suppressed
 FROM candidates k
 JOIN party a ON a.party_id = k.party_id
 JOIN products p ON p.product_id = k.product_id
 LEFT JOIN peers pr ON pr.segment = a.segment AND pr.product_id = k.product_id
 LEFT JOIN cooling_off co ON co.party_id = k.party_id AND co.product_id = k.product_id"""
+
+
+def signals_sql(r: SignalRelations) -> str:
+    """party_id, product_id, every signal (ALL_SIGNALS order, rounded to 6 dp) and
+    financial_health, for the candidates the suitability rule does not suppress."""
+    return (f"SELECT party_id, product_id, {', '.join(ALL_SIGNALS)}, financial_health\n"
+            f"FROM ({_measured_sql(r)}) m\nWHERE NOT m.suppressed")
+
+
+def suppressed_sql(r: SignalRelations) -> str:
+    """One row: how many candidate pairs the suitability rule suppressed. Only the inputs the
+    rule reads are joined (not the signals), so counting costs a fraction of the signals."""
+    return f"""WITH {_inputs_ctes(r)}
+SELECT count(*) AS pairs_suppressed_unsuitable
+FROM candidates k
+JOIN party a ON a.party_id = k.party_id
+JOIN products p ON p.product_id = k.product_id
+WHERE {_SUPPRESSED}"""
 
 
 def report_sql(r: SignalRelations) -> str:

@@ -148,6 +148,15 @@ def rejections(wh: WarehouseResource, week: Week) -> str:
                     f"outcome = 'REJECTED' AND outcome_at < {ev} AND outcome_at >= {since}")
 
 
+def offers_made(wh: WarehouseResource, week: Week) -> str:
+    """Offers made during the week (outcome monitoring); every offer made before the
+    evaluation date is checked."""
+    _require(wh, "offer_history")
+    ev = timestamp(week.evaluation_date)
+    return _checked(wh, "offer_history", f"offered_at IS NULL OR offered_at < {ev}",
+                    f"offered_at >= {timestamp(week.start)} AND offered_at < {ev}")
+
+
 def activity(wh: WarehouseResource, week: Week) -> str:
     """Activity events that happened during the week (and any without a time: they fail)."""
     _require(wh, "activity")
