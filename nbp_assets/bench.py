@@ -64,8 +64,9 @@ class StepResult:
 def run_child(args: list[str], env: dict, stdout=None) -> Child:
     """Run `python -m <args>`, wait for it with os.wait4 and return what it used."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=stdout,
-                            stderr=subprocess.STDOUT if stdout else None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args], env=env, stdout=stdout, stderr=subprocess.STDOUT if stdout else None
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen not to wait again
@@ -126,8 +127,9 @@ def read_run(dagster_home: Path, week: str, since: float):
         if not runs:
             return None, []
         run = runs[0]
-        entries = instance.all_logs(run.run_id, of_type={E.STEP_START, E.STEP_SUCCESS, E.STEP_FAILURE,
-                                                         E.ASSET_MATERIALIZATION})
+        entries = instance.all_logs(
+            run.run_id, of_type={E.STEP_START, E.STEP_SUCCESS, E.STEP_FAILURE, E.ASSET_MATERIALIZATION}
+        )
         plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
         planned = plan.step_keys_to_execute or [step.key for step in plan.steps]
     steps: dict[str, StepResult] = {}
@@ -170,7 +172,11 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+        return (
+            "| "
+            + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+            + " |"
+        )
 
     rule = "|" + "|".join("-" * (w + 1) + ("-" if i == 0 else ":") for i, w in enumerate(widths)) + "|"
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
@@ -181,8 +187,7 @@ def result_table(customers: int, steps: list[StepResult], child: Child) -> str:
     candidates = meta.get("signals", {}).get("dagster/row_count")
     current = meta.get("nbp_current", {})
     published = current.get("dagster/row_count") if current.get("published", True) else 0
-    rows = [["customers", _number(customers), "", ""],
-            ["candidate rows (signals)", _number(candidates), "", ""]]
+    rows = [["customers", _number(customers), "", ""], ["candidate rows (signals)", _number(candidates), "", ""]]
     for s in steps:
         seconds = _number(s.seconds)
         if s.failed:
@@ -191,14 +196,24 @@ def result_table(customers: int, steps: list[StepResult], child: Child) -> str:
             seconds = "skipped"
         elif s.seconds is None:
             seconds = "unfinished"
-        rows.append([f"step {s.key} s", seconds, _number(s.metadata.get("warehouse_memory_mib"), 0),
-                     _number(s.metadata.get("warehouse_spill_mib"), 0)])
-    rows += [["total wall s (materialize process)", _number(child.wall), "", ""],
-             ["CPU s (user + sys)", _number(child.cpu), "", ""],
-             ["peak RSS MiB", _number(child.rss_mib, 0), "", ""],
-             ["rows published (nbp_current)", _number(published), "", ""]]
+        rows.append(
+            [
+                f"step {s.key} s",
+                seconds,
+                _number(s.metadata.get("warehouse_memory_mib"), 0),
+                _number(s.metadata.get("warehouse_spill_mib"), 0),
+            ]
+        )
+    rows += [
+        ["total wall s (materialize process)", _number(child.wall), "", ""],
+        ["CPU s (user + sys)", _number(child.cpu), "", ""],
+        ["peak RSS MiB", _number(child.rss_mib, 0), "", ""],
+        ["rows published (nbp_current)", _number(published), "", ""],
+    ]
     table = format_table(["measure", "value", "warehouse memory MiB", "warehouse spill MiB"], rows)
-    limits = sorted({str(s.metadata["warehouse_memory_limit"]) for s in steps if "warehouse_memory_limit" in s.metadata})
+    limits = sorted(
+        {str(s.metadata["warehouse_memory_limit"]) for s in steps if "warehouse_memory_limit" in s.metadata}
+    )
     return table + (f"\nwarehouse memory limit: {', '.join(limits)}" if limits else "")
 
 
@@ -213,8 +228,9 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m nbp_assets.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m nbp_assets.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--weeks", type=int, default=1, help="weeks of history to generate (default 1)")
     parser.add_argument("--seed", type=int, default=7)
@@ -249,15 +265,33 @@ def _bench(args: argparse.Namespace, home: Path, env: dict) -> bool:
         from nbp_assets.cli import latest_closed_week
 
         customers, week = args.customers, args.week or latest_closed_week()
-        print(f"generating {customers:,} customers x {PRODUCTS} products, {args.weeks} week(s) up to {week}, "
-              f"seed {args.seed}", flush=True)
-        gen = run_child(["nbp_assets", "generate", "--customers", str(customers), "--seed", str(args.seed),
-                         "--weeks", str(args.weeks), "--end-week", week], env)
+        print(
+            f"generating {customers:,} customers x {PRODUCTS} products, {args.weeks} week(s) up to {week}, "
+            f"seed {args.seed}",
+            flush=True,
+        )
+        gen = run_child(
+            [
+                "nbp_assets",
+                "generate",
+                "--customers",
+                str(customers),
+                "--seed",
+                str(args.seed),
+                "--weeks",
+                str(args.weeks),
+                "--end-week",
+                week,
+            ],
+            env,
+        )
         if gen.returncode != 0:
             print(f"generate FAILED (exit {gen.returncode})", file=sys.stderr)
             return False
-        print(f"generate: {gen.wall:.1f} s, CPU {gen.cpu:.1f} s, peak RSS {gen.rss_mib:,.0f} MiB "
-              "(not part of the week)", flush=True)
+        print(
+            f"generate: {gen.wall:.1f} s, CPU {gen.cpu:.1f} s, peak RSS {gen.rss_mib:,.0f} MiB (not part of the week)",
+            flush=True,
+        )
 
     log = home / LOG_NAME
     print(f"materialize week {week}: python -m nbp_assets materialize --week {week}  (output: {log})", flush=True)

@@ -50,12 +50,14 @@ run_monitoring:
   free_slots_after_run_end_seconds: 60
 """
 # What earlier versions wrote: replaced by the above when found unchanged.
-_OLD_LOCAL_INSTANCE_YAMLS = ("""telemetry:
+_OLD_LOCAL_INSTANCE_YAMLS = (
+    """telemetry:
   enabled: false
 concurrency:
   pools:
     default_limit: 1
-""",)
+""",
+)
 
 
 class Refused(SystemExit):
@@ -111,13 +113,19 @@ def _write_source_chunks(chunks, customers: int, chunk_customers: int) -> str:
                 del tables, df
                 k, done = k + 1, min(done + chunk_customers, customers)
                 now = time.perf_counter()
-                print(f"  chunk {k}/{n_chunks}: {done:,} of {customers:,} customers written, "
-                      f"{now - last:.1f}s (total {now - started:.1f}s)", flush=True)
+                print(
+                    f"  chunk {k}/{n_chunks}: {done:,} of {customers:,} customers written, "
+                    f"{now - last:.1f}s (total {now - started:.1f}s)",
+                    flush=True,
+                )
                 last = now
         except BaseException:
             if rows:
-                print(f"generation stopped after {k} of {n_chunks} chunk(s): the source tables hold a partial "
-                      "bank; run generate again", file=sys.stderr)
+                print(
+                    f"generation stopped after {k} of {n_chunks} chunk(s): the source tables hold a partial "
+                    "bank; run generate again",
+                    file=sys.stderr,
+                )
             raise
         for name, n in rows.items():
             print(f"  {SOURCE_SCHEMA}.{name:<17} {n:>12,} rows")
@@ -130,11 +138,14 @@ def cmd_generate(args: argparse.Namespace) -> None:
     end_week = date.fromisoformat(args.end_week or latest_closed_week())
     chunk = getattr(args, "chunk_customers", None) or max(1, DEFAULT_CHUNK_CUSTOMER_WEEKS // args.weeks)
     started = time.perf_counter()
-    chunks = generate_chunks(args.customers, args.seed, end_week=end_week, history_weeks=args.weeks,
-                             chunk_customers=chunk)
+    chunks = generate_chunks(
+        args.customers, args.seed, end_week=end_week, history_weeks=args.weeks, chunk_customers=chunk
+    )
     where = _write_source_chunks(chunks, args.customers, chunk)
-    print(f"generated {args.customers:,} customers, {args.weeks} week(s) up to {end_week} "
-          f"(seed {args.seed}) into {where} in {time.perf_counter() - started:.1f}s")
+    print(
+        f"generated {args.customers:,} customers, {args.weeks} week(s) up to {end_week} "
+        f"(seed {args.seed}) into {where} in {time.perf_counter() - started:.1f}s"
+    )
 
 
 def cmd_load(args: argparse.Namespace) -> None:
@@ -150,13 +161,19 @@ def cmd_load(args: argparse.Namespace) -> None:
     warehouse = open_warehouse()
     weights = settings.nbp_home() / "weights.csv" if loaded.weights is not None else None
     # One transaction for all the tables (loader.store): killed midway, the previous load stays whole.
-    store(warehouse, loaded, weights, lambda name, rows: print(
-        f"  {SOURCE_SCHEMA}.{name:<17} {rows:>12,} rows  <- {loaded.files[name]}", flush=True))
+    store(
+        warehouse,
+        loaded,
+        weights,
+        lambda name, rows: print(f"  {SOURCE_SCHEMA}.{name:<17} {rows:>12,} rows  <- {loaded.files[name]}", flush=True),
+    )
     print(f"committed {len(loaded.tables)} table(s) as one unit into {warehouse.describe()}")
     if settings.first_week_file().exists():  # the demo bank's first week says nothing about this data
         settings.first_week_file().unlink()
-        print(f"  removed {settings.first_week_file()} (the demo bank's first week); the UI offers weeks from "
-              f"NBP_FIRST_WEEK, else {settings.DEFAULT_FIRST_WEEK}")
+        print(
+            f"  removed {settings.first_week_file()} (the demo bank's first week); the UI offers weeks from "
+            f"NBP_FIRST_WEEK, else {settings.DEFAULT_FIRST_WEEK}"
+        )
     if weights is not None:
         print(f"  weights -> {weights} (reload the code location to use them)")
     for name in loaded.missing_optional:
@@ -277,9 +294,11 @@ def cmd_backfill(args: argparse.Namespace) -> None:
         print(flush=True)
     failed = [s.week for s in summaries if not s.succeeded]
     warned = [s.week for s in summaries if s.failed(blocking=False)]
-    print(f"backfill {first} to {last}: {len(weeks) - len(failed)} of {len(weeks)} week(s) succeeded"
-          + (f"; failed: {', '.join(failed)}" if failed else "")
-          + (f"; warning checks failed in: {', '.join(warned)}" if warned else ""))
+    print(
+        f"backfill {first} to {last}: {len(weeks) - len(failed)} of {len(weeks)} week(s) succeeded"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+        + (f"; warning checks failed in: {', '.join(warned)}" if warned else "")
+    )
     _exit(summaries, args.fail_on_warning)
 
 
@@ -321,8 +340,10 @@ def _print_where_to_look(week: str) -> None:
     print(f"  fairness report   : same file, table nbp_work.fairness_report (week_start = '{week}'),")
     print(f"                      and {settings.nbp_home() / 'reports' / 'fairness' / (week + '.html')}")
     live = pg.current_evaluated_at(url)
-    print(f"  apps' current top3: PostgreSQL {resources['postgres'].describe()}, product_intelligence.nbp_current "
-          f"(week {pg.week_key(live) if live else 'none'}); with product names: {pg.SCHEMA}.{pg.NAMED_VIEW}")
+    print(
+        f"  apps' current top3: PostgreSQL {resources['postgres'].describe()}, product_intelligence.nbp_current "
+        f"(week {pg.week_key(live) if live else 'none'}); with product names: {pg.SCHEMA}.{pg.NAMED_VIEW}"
+    )
     print("                      connect: .venv/bin/python -m nbp_assets postgres")
     print(f"  Dagster UI        : DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -h 127.0.0.1 -p 3000")
     print("  alerts            : " + "\n                      ".join(alerts_deliver_now(url)))
@@ -352,12 +373,18 @@ def cmd_show(args: argparse.Namespace) -> None:
         products = warehouse.query(f"SELECT product_id, product_name, product_class FROM nbp_work.products WHERE {at}")
         explained = week_explanation(warehouse, args.party_id, week_start.to_pydatetime())
     explained = explained.drop(columns=[c for c in ("score", "primary_signal", "model_version") if c in explained])
-    shown = rows.merge(products, on="product_id", how="left").merge(explained, on=["party_id", "product_id"], how="left")
-    print(f"{args.party_id}: current week {week_start:%Y-%m-%d} (evaluated {rows['evaluated_at'].iloc[0]:%Y-%m-%d}), "
-          f"model_version {rows['model_version'].iloc[0]}")
+    shown = rows.merge(products, on="product_id", how="left").merge(
+        explained, on=["party_id", "product_id"], how="left"
+    )
+    print(
+        f"{args.party_id}: current week {week_start:%Y-%m-%d} (evaluated {rows['evaluated_at'].iloc[0]:%Y-%m-%d}), "
+        f"model_version {rows['model_version'].iloc[0]}"
+    )
     for row in shown.to_dict("records"):
-        print(f"  {row['rank']}. {row['product_id']} {row['product_name']} ({row['product_class']}): "
-              f"score {row['score']:.6f}, primary_signal {row['primary_signal']}")
+        print(
+            f"  {row['rank']}. {row['product_id']} {row['product_name']} ({row['product_class']}): "
+            f"score {row['score']:.6f}, primary_signal {row['primary_signal']}"
+        )
         print("\n".join(explanation_lines(row)))
 
 
@@ -390,8 +417,10 @@ def cmd_pools(args: argparse.Namespace) -> None:
                 raise SystemExit(f"no run {args.free} in the instance at {os.environ['DAGSTER_HOME']}")
             process = ops_pools.run_process(run.tags) if run is not None else None
             if process is not None and process.alive and not run.is_finished:
-                raise SystemExit(f"run {args.free} is still running ({process.text}): stop it first "
-                                 "(or wait for its step to end); its slots were not freed")
+                raise SystemExit(
+                    f"run {args.free} is still running ({process.text}): stop it first "
+                    "(or wait for its step to end); its slots were not freed"
+                )
             print(ops_pools.free_run(instance, args.free, "freed by the operator (`pools --free`)"))
         elif args.free_dead:
             if not ops_pools.free_dead_runs(instance):
@@ -409,8 +438,10 @@ def cmd_postgres(args: argparse.Namespace) -> None:
     url = resource.conninfo()  # starts the embedded server if it is not running
     params = pg.conninfo_to_dict(url)
     print(f"PostgreSQL for the apps: {resource.describe()}")
-    print(f"  tables    : {pg.SCHEMA}.{pg.TABLE} (the live week), {pg.SCHEMA}.{pg.PRODUCTS_TABLE}, "
-          f"view {pg.SCHEMA}.{pg.NAMED_VIEW} (with product names and week_start)")
+    print(
+        f"  tables    : {pg.SCHEMA}.{pg.TABLE} (the live week), {pg.SCHEMA}.{pg.PRODUCTS_TABLE}, "
+        f"view {pg.SCHEMA}.{pg.NAMED_VIEW} (with product names and week_start)"
+    )
     if settings.postgres_url():
         print(f"  read-only : connect as a member of role {pg.APP_READER_ROLE} (docs/apps.md)")
         return
@@ -421,8 +452,10 @@ def cmd_postgres(args: argparse.Namespace) -> None:
     print(f"  URL (apps): postgresql://{pg.APP_READER_ROLE}@/{database}?host={socket_dir}")
     if args.no_hold:
         return
-    print("holding the embedded server open; Ctrl-C stops holding it (it stops when no other process holds it)",
-          flush=True)
+    print(
+        "holding the embedded server open; Ctrl-C stops holding it (it stops when no other process holds it)",
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)
@@ -435,19 +468,27 @@ def _with_default(help_text: str, default: object) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m nbp_assets", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m nbp_assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add_generate_args(p: argparse.ArgumentParser, customers: int) -> None:
-        p.add_argument("--customers", type=int, default=customers, help=_with_default("customers in the bank", customers))
-        p.add_argument("--seed", type=int, default=7, help=_with_default("random seed: the same seed gives the same bank", 7))
+        p.add_argument(
+            "--customers", type=int, default=customers, help=_with_default("customers in the bank", customers)
+        )
+        p.add_argument(
+            "--seed", type=int, default=7, help=_with_default("random seed: the same seed gives the same bank", 7)
+        )
         p.add_argument("--weeks", type=int, default=8, help=_with_default("weeks of history (for backfills)", 8))
 
     def add_run_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--fail-on-warning", action="store_true",
-                       help="exit 3 when every week ran but a warning check failed, e.g. a fairness breach "
-                            "(default: off, exit 0; the breach is in the summary and has its alert)")
+        p.add_argument(
+            "--fail-on-warning",
+            action="store_true",
+            help="exit 3 when every week ran but a warning check failed, e.g. a fairness breach "
+            "(default: off, exit 0; the breach is in the summary and has its alert)",
+        )
 
     p = sub.add_parser("demo", help="generate a synthetic bank, materialize the latest closed week, show where to look")
     add_generate_args(p, 20_000)
@@ -458,9 +499,12 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("generate", help="write a synthetic bank into the local warehouse")
     add_generate_args(p, 20_000)
     p.add_argument("--end-week", help="Monday key of the last week (default: latest closed week)")
-    p.add_argument("--chunk-customers", type=int,
-                   help="customers generated and written at a time (default: 500,000 / weeks); "
-                        "memory follows the chunk, not the bank. The bank depends on it.")
+    p.add_argument(
+        "--chunk-customers",
+        type=int,
+        help="customers generated and written at a time (default: 500,000 / weeks); "
+        "memory follows the chunk, not the bank. The bank depends on it.",
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("load", help="validate and load your own CSV/Parquet files (all or nothing)")
@@ -472,22 +516,30 @@ def main(argv: list[str] | None = None) -> None:
     add_run_args(p)
     p.set_defaults(func=cmd_materialize)
 
-    p = sub.add_parser("backfill", help="run the weekly job for every week from FIRST to LAST (Monday keys), oldest first")
+    p = sub.add_parser(
+        "backfill", help="run the weekly job for every week from FIRST to LAST (Monday keys), oldest first"
+    )
     p.add_argument("first", help="Monday key of the first week, e.g. 2026-10-05 (required, no default)")
     p.add_argument("last", help="Monday key of the last week, not before FIRST (required, no default)")
     add_run_args(p)
     p.set_defaults(func=cmd_backfill)
 
-    p = sub.add_parser("show", help="a customer's current top 3 (nbp_current) with product names and each signal's "
-                       "contribution")
+    p = sub.add_parser(
+        "show", help="a customer's current top 3 (nbp_current) with product names and each signal's contribution"
+    )
     p.add_argument("party_id", help="the customer, e.g. P0000042 (required, no default)")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("postgres", help="print how to connect to the apps' PostgreSQL (owner and read-only app role); "
-                                        "holds the embedded server open until Ctrl-C")
-    p.add_argument("--no-hold", action="store_true",
-                   help="print and exit; the embedded server stops when no other process holds it "
-                        "(default: hold it until Ctrl-C)")
+    p = sub.add_parser(
+        "postgres",
+        help="print how to connect to the apps' PostgreSQL (owner and read-only app role); "
+        "holds the embedded server open until Ctrl-C",
+    )
+    p.add_argument(
+        "--no-hold",
+        action="store_true",
+        help="print and exit; the embedded server stops when no other process holds it (default: hold it until Ctrl-C)",
+    )
     p.set_defaults(func=cmd_postgres)
 
     p = sub.add_parser("check", help="validate the deployment's configuration; exit 2 with the reason if it is wrong")
@@ -501,15 +553,21 @@ def main(argv: list[str] | None = None) -> None:
 
     simulate.add_parser(sub)
 
-    p = sub.add_parser("pools", help="show which runs hold the concurrency pools' slots, and since when; "
-                                     "free a dead run's slots")
+    p = sub.add_parser(
+        "pools", help="show which runs hold the concurrency pools' slots, and since when; free a dead run's slots"
+    )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--free", metavar="RUN_ID",
-                   help="mark RUN_ID failed (if unfinished) and free its slots; refused while its process runs here "
-                        "(default: free nothing)")
-    g.add_argument("--free-dead", action="store_true",
-                   help="free the slots of every run whose process is gone, what materialize does first "
-                        "(default: off)")
+    g.add_argument(
+        "--free",
+        metavar="RUN_ID",
+        help="mark RUN_ID failed (if unfinished) and free its slots; refused while its process runs here "
+        "(default: free nothing)",
+    )
+    g.add_argument(
+        "--free-dead",
+        action="store_true",
+        help="free the slots of every run whose process is gone, what materialize does first (default: off)",
+    )
     p.set_defaults(func=cmd_pools)
 
     from nbp_assets.stream.cli import register as register_kafka  # the offer stream on Kafka (stream/cli.py)

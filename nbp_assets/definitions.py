@@ -30,8 +30,12 @@ WEEKLY_CRON_HOUR = 6
 
 def weekly_engine_definitions(weights: Weights) -> dg.Definitions:
     """MOD-107: the weekly next-best-product assets, their job and schedule."""
-    engine = [build_ranking_weights(), *build_engine_assets(weights), *build_fairness_assets(weights),
-              *build_monitoring_assets()]
+    engine = [
+        build_ranking_weights(),
+        *build_engine_assets(weights),
+        *build_fairness_assets(weights),
+        *build_monitoring_assets(),
+    ]
     weekly_job = dg.define_asset_job(
         WEEKLY_JOB,
         # ranking_weights is observed first in every run: each week's scores record the
@@ -59,15 +63,17 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
     published = next(a for a in weekly.assets if PUBLISHED_ASSET in a.keys)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)  # Definitions.map_asset_specs is a preview in 1.13
-        return _governed(dg.Definitions.merge(
-            weekly,
-            next_best_offer_definitions(),
-            *kafka_offer_definitions(),  # only with NBP_KAFKA_BOOTSTRAP_SERVERS
-            fairness_alert_definitions(),
-            ops_alert_definitions(published),  # failed runs and checks, a week not published by Monday 09:00
-            simulate_definitions(),  # a candidate weights file ranked into the sandbox, compared with the live week
-            dg.Definitions(resources=build_resources(deployment), executor=dg.in_process_executor),
-        ))
+        return _governed(
+            dg.Definitions.merge(
+                weekly,
+                next_best_offer_definitions(),
+                *kafka_offer_definitions(),  # only with NBP_KAFKA_BOOTSTRAP_SERVERS
+                fairness_alert_definitions(),
+                ops_alert_definitions(published),  # failed runs and checks, a week not published by Monday 09:00
+                simulate_definitions(),  # a candidate weights file ranked into the sandbox, compared with the live week
+                dg.Definitions(resources=build_resources(deployment), executor=dg.in_process_executor),
+            )
+        )
 
 
 def _governed(defs: dg.Definitions) -> dg.Definitions:

@@ -31,12 +31,13 @@ def explanation_lines(row: dict) -> list[str]:
     first = row.get(contribution(POSITIVE_SIGNALS[0]))
     if first is None or first != first:  # NaN: the product's row is gone from nbp_work
         return ["       (the week's explanation is no longer in nbp_work.scores)"]
-    lines = [f"       reason: \"{REASONS[row['primary_signal']]}\""]
+    lines = [f'       reason: "{REASONS[row["primary_signal"]]}"']
     for s in POSITIVE_SIGNALS:
         lines.append(f"       {s:<17} signal {row[s]:.6f} -> contribution {row[contribution(s)]:.6f}")
     for s in PENALTY_SIGNALS:
         lines.append(f"       {s:<17} signal {row[s]:.6f} -> penalty factor {row[factor(s)]:.6f}")
     health = row.get("financial_health")
-    lines.append("       financial_health  " + ("no MOD-040 score" if health is None or health != health
-                                                 else f"{health:.6f}"))
+    lines.append(
+        "       financial_health  " + ("no MOD-040 score" if health is None or health != health else f"{health:.6f}")
+    )
     return lines

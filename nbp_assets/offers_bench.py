@@ -42,37 +42,44 @@ def synthetic_stream(events: int, customers: int, seed: int) -> tuple[pd.DataFra
     year = 365 * 86_400 * 10**9
     v_from = np.concatenate([np.full(customers, start), start + year + rng.integers(0, year, second.sum())])
     income = rng.lognormal(11.0, 0.6, len(v_party)).round(-2)
-    versions = pd.DataFrame({
-        "party_id": v_party,
-        "valid_from": pd.to_datetime(v_from),
-        "income": pd.array(np.where(rng.random(len(v_party)) < 0.02, np.nan, income), dtype="Int64"),
-        "fico": pd.array(np.where(rng.random(len(v_party)) < 0.01, np.nan, rng.integers(300, 851, len(v_party))),
-                         dtype="Int64"),
-    })
+    versions = pd.DataFrame(
+        {
+            "party_id": v_party,
+            "valid_from": pd.to_datetime(v_from),
+            "income": pd.array(np.where(rng.random(len(v_party)) < 0.02, np.nan, income), dtype="Int64"),
+            "fico": pd.array(
+                np.where(rng.random(len(v_party)) < 0.01, np.nan, rng.integers(300, 851, len(v_party))), dtype="Int64"
+            ),
+        }
+    )
     who = rng.integers(0, customers, events)
     unknown = rng.random(events) < 0.01
     octets = rng.integers(1, 255, (events, 4)).astype(str)
     ip = pd.Series(octets[:, 0]).str.cat([pd.Series(octets[:, i]) for i in range(1, 4)], sep=".")
-    frame = pd.DataFrame({
-        "activity_id": pd.array(np.arange(1, events + 1), dtype="Int64"),
-        "party_id": np.where(unknown, "UNKNOWN", party[who]).astype(object),
-        "event_time": pd.to_datetime(start + year + rng.integers(0, year, events)),
-        "activity_type": TYPES[rng.integers(0, len(TYPES), events)],
-        "propensity_to_buy": rng.random(events).round(2),
-        "ip_address": ip.to_numpy(object),
-    })
+    frame = pd.DataFrame(
+        {
+            "activity_id": pd.array(np.arange(1, events + 1), dtype="Int64"),
+            "party_id": np.where(unknown, "UNKNOWN", party[who]).astype(object),
+            "event_time": pd.to_datetime(start + year + rng.integers(0, year, events)),
+            "activity_type": TYPES[rng.integers(0, len(TYPES), events)],
+            "propensity_to_buy": rng.random(events).round(2),
+            "ip_address": ip.to_numpy(object),
+        }
+    )
     return frame, versions
 
 
 def kafka_json_bytes(events: pd.DataFrame) -> int:
     """Bytes of the events as the recipe's JSON messages (pandas' serialiser, no row loop)."""
-    message = pd.DataFrame({
-        "ACTIVITY_ID": events["activity_id"].astype("int64"),
-        "IP_ADDRESS": events["ip_address"],
-        "CUSTOMER_ID": events["party_id"],
-        "ACTIVITY_TYPE": events["activity_type"],
-        "PROPENSITY_TO_BUY": events["propensity_to_buy"],
-    })
+    message = pd.DataFrame(
+        {
+            "ACTIVITY_ID": events["activity_id"].astype("int64"),
+            "IP_ADDRESS": events["ip_address"],
+            "CUSTOMER_ID": events["party_id"],
+            "ACTIVITY_TYPE": events["activity_type"],
+            "PROPENSITY_TO_BUY": events["propensity_to_buy"],
+        }
+    )
     return len(message.to_json(orient="records", lines=True).encode())
 
 
@@ -95,7 +102,11 @@ def end_to_end(events: pd.DataFrame, versions: pd.DataFrame) -> None:
     defs = build_definitions()
     wh = defs.resources["warehouse"]
     customers = versions.assign(
-        jurisdiction="GB", segment="MASS", age_band="35-44", gender="F", status="ACTIVE",
+        jurisdiction="GB",
+        segment="MASS",
+        age_band="35-44",
+        gender="F",
+        status="ACTIVE",
         valid_to=versions.sort_values("valid_from").groupby("party_id")["valid_from"].shift(-1),
     )
     wh.replace_table("nbp_source.customers", customers)
@@ -104,26 +115,38 @@ def end_to_end(events: pd.DataFrame, versions: pd.DataFrame) -> None:
         defs.resolve_job_def(nbo.TABLES_JOB).execute_in_process(instance=instance)
         started = time.perf_counter()
         result = defs.resolve_job_def(nbo.BATCH_JOB).execute_in_process(
-            instance=instance, run_config=nbo.batch_run_config("nbo-00000001"))
+            instance=instance, run_config=nbo.batch_run_config("nbo-00000001")
+        )
         wall = time.perf_counter() - started
-    steps = {m.asset_key.to_user_string(): m.materialization.metadata["seconds"].value
-             for m in result.get_asset_materialization_events()}
-    print(f"end to end (DuckDB {home}): run {'succeeded' if result.success else 'FAILED'} in {wall:.1f} s; "
-          f"next_best_offer step {steps.get('next_best_offer', float('nan')):.1f} s, "
-          f"next_best_offer_lookup step {steps.get('next_best_offer_lookup', float('nan')):.1f} s; "
-          f"{len(events) / wall:,.0f} events/s for the whole run")
+    steps = {
+        m.asset_key.to_user_string(): m.materialization.metadata["seconds"].value
+        for m in result.get_asset_materialization_events()
+    }
+    print(
+        f"end to end (DuckDB {home}): run {'succeeded' if result.success else 'FAILED'} in {wall:.1f} s; "
+        f"next_best_offer step {steps.get('next_best_offer', float('nan')):.1f} s, "
+        f"next_best_offer_lookup step {steps.get('next_best_offer_lookup', float('nan')):.1f} s; "
+        f"{len(events) / wall:,.0f} events/s for the whole run"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m nbp_assets.offers_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m nbp_assets.offers_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="timed repetitions; the best is reported")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--end-to-end", action="store_true", help="also run one micro-batch on a local DuckDB")
-    parser.add_argument("--kafka", action="store_true", help="the stream processor on a Kafka broker on this machine: "
-                        "latency at 1,000 and 10,000 events/s and the sustained throughput (stream/bench.py)")
+    parser.add_argument(
+        "--kafka",
+        action="store_true",
+        help="the stream processor on a Kafka broker on this machine: "
+        "latency at 1,000 and 10,000 events/s and the sustained throughput (stream/bench.py)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="--kafka: seconds fed at each rate")
     parser.add_argument("--bootstrap-servers", help="--kafka: an existing cluster (default: start a local tansu)")
     args = parser.parse_args(argv)
@@ -143,13 +166,19 @@ def main(argv: list[str] | None = None) -> None:
         offered, pending = offer_step(events, versions, rules, offers)
         timings.append(time.perf_counter() - started)
     best = min(timings)
-    print(f"offer step: {args.events:,} events, {args.customers:,} customers ({len(versions):,} versions), "
-          f"{os.cpu_count()} cores, one process")
+    print(
+        f"offer step: {args.events:,} events, {args.customers:,} customers ({len(versions):,} versions), "
+        f"{os.cpu_count()} cores, one process"
+    )
     print(f"  {offered:,} offered, {pending:,} pending (no customer record)")
-    print(f"  best of {args.repeat}: {best:.2f} s  ->  {args.events / best:,.0f} events/s, "
-          f"{size / best / 1e6:,.1f} MB/s of recipe JSON ({size / args.events:.0f} bytes/event)")
-    print(f"  ksqlDB guide: ~{KSQLDB_MB_PER_S:.0f} MB/s for a stream-table join on 4 cores "
-          f"= ~{KSQLDB_MB_PER_S * 1e6 / (size / args.events):,.0f} events/s at this message size")
+    print(
+        f"  best of {args.repeat}: {best:.2f} s  ->  {args.events / best:,.0f} events/s, "
+        f"{size / best / 1e6:,.1f} MB/s of recipe JSON ({size / args.events:.0f} bytes/event)"
+    )
+    print(
+        f"  ksqlDB guide: ~{KSQLDB_MB_PER_S:.0f} MB/s for a stream-table join on 4 cores "
+        f"= ~{KSQLDB_MB_PER_S * 1e6 / (size / args.events):,.0f} events/s at this message size"
+    )
     if args.end_to_end:
         end_to_end(events, versions)
 

@@ -91,7 +91,9 @@ class RunProcess:
 def run_process(tags: dict) -> RunProcess:
     host, pid = tags.get(HOST_TAG), tags.get(PID_TAG)
     if not host or not pid or not pid.isdigit():
-        return RunProcess(None, "not started by the nbp_assets CLI (UI, schedule or sensor): its process is not recorded")
+        return RunProcess(
+            None, "not started by the nbp_assets CLI (UI, schedule or sensor): its process is not recorded"
+        )
     if host != socket.gethostname():
         return RunProcess(None, f"pid {pid} on host {host}: cannot be checked from {socket.gethostname()}")
     start = _process_start(int(pid))
@@ -135,8 +137,11 @@ def pool_states(instance: dg.DagsterInstance, pools: Iterable[str] | None = None
     for key, info in storage.get_concurrency_infos(keys).items():
         assigned = {(p.run_id, p.step_key): _utc(p.assigned_timestamp) for p in info.pending_steps}
         held = [Slot(key, s.run_id, s.step_key, assigned.get((s.run_id, s.step_key))) for s in info.claimed_slots]
-        waiting = [Slot(key, p.run_id, p.step_key, _utc(p.enqueued_timestamp))
-                   for p in info.pending_steps if p.assigned_timestamp is None]
+        waiting = [
+            Slot(key, p.run_id, p.step_key, _utc(p.enqueued_timestamp))
+            for p in info.pending_steps
+            if p.assigned_timestamp is None
+        ]
         states.append(PoolState(key, info.limit, held, waiting))
     return states
 
@@ -165,8 +170,10 @@ def describe_run(instance: dg.DagsterInstance, run_id: str) -> str:
     if run is None:
         return f"run {run_id} (not in this instance's run storage)"
     week = run.tags.get("dagster/partition")
-    return (f"run {run_id} ({run.job_name}{f', week {week}' if week else ''}; status {run.status.value}; "
-            f"{run_process(run.tags).text})")
+    return (
+        f"run {run_id} ({run.job_name}{f', week {week}' if week else ''}; status {run.status.value}; "
+        f"{run_process(run.tags).text})"
+    )
 
 
 # ------------------------------------------------------------------------------- freeing
@@ -217,19 +224,26 @@ def pools_report(instance: dg.DagsterInstance) -> list[str]:
         return ["no concurrency pool has been used in this instance yet"]
     lines = []
     for state in states:
-        lines.append(f"pool {state.pool}: limit {state.limit if state.limit is not None else 'none'}, "
-                     f"{len(state.held)} slot(s) held, {len(state.waiting)} step(s) waiting")
+        lines.append(
+            f"pool {state.pool}: limit {state.limit if state.limit is not None else 'none'}, "
+            f"{len(state.held)} slot(s) held, {len(state.waiting)} step(s) waiting"
+        )
         for slot in state.held:
             run = instance.get_run_by_id(slot.run_id)
             alive = run_process(run.tags).alive if run is not None else False
-            lines.append(f"  held by step {slot.step_key} of {describe_run(instance, slot.run_id)} "
-                         f"since {_ago(slot.since)}")
+            lines.append(
+                f"  held by step {slot.step_key} of {describe_run(instance, slot.run_id)} since {_ago(slot.since)}"
+            )
             if run is None or run.is_finished or alive is False:
-                lines.append(f"    it can never give the slot back: free it with "
-                             f"`python -m nbp_assets pools --free {slot.run_id}` (or `pools --free-dead`)")
+                lines.append(
+                    f"    it can never give the slot back: free it with "
+                    f"`python -m nbp_assets pools --free {slot.run_id}` (or `pools --free-dead`)"
+                )
             elif alive is None:
-                lines.append(f"    if that run's process is gone (killed, lost host), free it with "
-                             f"`python -m nbp_assets pools --free {slot.run_id}`")
+                lines.append(
+                    f"    if that run's process is gone (killed, lost host), free it with "
+                    f"`python -m nbp_assets pools --free {slot.run_id}`"
+                )
         for slot in state.waiting:
             lines.append(f"  waiting: step {slot.step_key} of run {slot.run_id} since {_ago(slot.since)}")
     return lines
@@ -246,8 +260,14 @@ class PoolWaitReporter:
     Polls the instance from a thread, with its own instance object (storage connections are
     not shared with the run's thread)."""
 
-    def __init__(self, instance: dg.DagsterInstance, run_id: str, out: Print = _print,
-                 poll_seconds: float = 2.0, repeat_seconds: float = 60.0):
+    def __init__(
+        self,
+        instance: dg.DagsterInstance,
+        run_id: str,
+        out: Print = _print,
+        poll_seconds: float = 2.0,
+        repeat_seconds: float = 60.0,
+    ):
         self._ref = instance.get_ref() if not instance.is_ephemeral else None
         self._instance = instance
         self.run_id = run_id
@@ -286,8 +306,11 @@ class PoolWaitReporter:
     def check(self, instance: dg.DagsterInstance) -> None:
         now = time.time()
         for state in pool_states(instance):
-            mine = [s for s in state.waiting if s.run_id == self.run_id
-                    and s.since is not None and now - s.since.timestamp() >= self._poll]
+            mine = [
+                s
+                for s in state.waiting
+                if s.run_id == self.run_id and s.since is not None and now - s.since.timestamp() >= self._poll
+            ]
             holders = [h for h in state.held if h.run_id != self.run_id]
             if mine:  # a holder that can never give its slot back is freed at once
                 freed = set()
@@ -297,10 +320,15 @@ class PoolWaitReporter:
                         run is None or run.is_finished or run_process(run.tags).alive is False
                     ):
                         continue
-                    reason = ("the run had ended without giving its slots back" if run is None or run.is_finished
-                              else "its process is gone (killed while holding the slot)")
-                    self._out(f"while this run ({self.run_id}) waited for pool {state.pool}, "
-                              + free_run(instance, holder.run_id, reason))
+                    reason = (
+                        "the run had ended without giving its slots back"
+                        if run is None or run.is_finished
+                        else "its process is gone (killed while holding the slot)"
+                    )
+                    self._out(
+                        f"while this run ({self.run_id}) waited for pool {state.pool}, "
+                        + free_run(instance, holder.run_id, reason)
+                    )
                     freed.add(holder.run_id)
                 holders = [h for h in holders if h.run_id not in freed]
                 if freed:  # said enough: the step now claims the slot
@@ -312,18 +340,24 @@ class PoolWaitReporter:
                 if key == told and now - when < self._repeat:
                     continue
                 self._told[slot.step_key] = (key, now)
-                self._out(f"step {slot.step_key} of this run ({self.run_id}) is waiting for a slot of pool "
-                          f"{state.pool} (limit {state.limit}) since {_ago(slot.since)}")
+                self._out(
+                    f"step {slot.step_key} of this run ({self.run_id}) is waiting for a slot of pool "
+                    f"{state.pool} (limit {state.limit}) since {_ago(slot.since)}"
+                )
                 if not holders:
                     self._out("  no run holds a slot now: the step claims one within seconds")
                 for holder in holders:
-                    self._out(f"  held by step {holder.step_key} of {describe_run(instance, holder.run_id)} "
-                              f"since {_ago(holder.since)}")
+                    self._out(
+                        f"  held by step {holder.step_key} of {describe_run(instance, holder.run_id)} "
+                        f"since {_ago(holder.since)}"
+                    )
                     run = instance.get_run_by_id(holder.run_id)
                     if run is not None and run_process(run.tags).alive is None:
-                        self._out(f"  this run continues when that step ends. If that run's process is gone "
-                                  f"(killed, lost host), free its slot with: "
-                                  f"python -m nbp_assets pools --free {holder.run_id}")
+                        self._out(
+                            f"  this run continues when that step ends. If that run's process is gone "
+                            f"(killed, lost host), free its slot with: "
+                            f"python -m nbp_assets pools --free {holder.run_id}"
+                        )
                     else:
                         self._out("  this run continues when that step ends")
 

@@ -76,8 +76,14 @@ def breaches_of_run(alerts: Iterable[Mapping], run_id: str) -> tuple[Breach, ...
     """The week's breaches as this run evaluated them, from the compliance outbox rows of
     the week (outbox.alerts): the open alerts this run found (new, reopened or already open)."""
     return tuple(
-        Breach(int(a["alert_id"]), a["product_id"], a["dimension"], float(a["gap_pp"]),
-               a["delivered_at"] is not None, a["created_by_run"] == run_id)
+        Breach(
+            int(a["alert_id"]),
+            a["product_id"],
+            a["dimension"],
+            float(a["gap_pp"]),
+            a["delivered_at"] is not None,
+            a["created_by_run"] == run_id,
+        )
         for a in alerts
         if a["last_seen_run"] == run_id and a["status"] == "open"
     )
@@ -128,7 +134,8 @@ def render(summary: WeekSummary, threshold_pp: float, seconds: float | None = No
     lines = [f"week {s.week}: {'succeeded' if s.succeeded else 'FAILED'}{took}"]
     lines.append(
         f"  checks      : {len(passed)} passed, {len(blocking)} blocking failed{_names(blocking)}, "
-        f"{len(warning)} warning failed{_names(warning)}" + (f", {not_run} not run (their step did not run)" if not_run else "")
+        f"{len(warning)} warning failed{_names(warning)}"
+        + (f", {not_run} not run (their step did not run)" if not_run else "")
     )
     for step, cause in s.failures.items():
         lines.append(f"  failed step : {step}: {cause.splitlines()[0] if cause else ''}")
@@ -140,13 +147,17 @@ def render(summary: WeekSummary, threshold_pp: float, seconds: float | None = No
         lines.append("  alerts      : none opened")
     else:
         w = s.worst
-        lines.append(f"  breaches    : {len(s.breaches)} fairness breach(es) over {threshold_pp:g} pp; worst "
-                     f"{w.product_id} by {w.dimension}, gap {w.gap_pp:.1f} pp (alert #{w.alert_id})")
+        lines.append(
+            f"  breaches    : {len(s.breaches)} fairness breach(es) over {threshold_pp:g} pp; worst "
+            f"{w.product_id} by {w.dimension}, gap {w.gap_pp:.1f} pp (alert #{w.alert_id})"
+        )
         opened = sum(b.opened_by_this_run for b in s.breaches)
         delivered = sum(b.delivered for b in s.breaches)
-        lines.append(f"  alerts      : {opened} opened by this run, {len(s.breaches) - opened} already open; "
-                     f"{delivered} delivered, {len(s.breaches) - delivered} waiting for nbp_fairness_alert_sensor "
-                     "(compliance.fairness_alerts)")
+        lines.append(
+            f"  alerts      : {opened} opened by this run, {len(s.breaches) - opened} already open; "
+            f"{delivered} delivered, {len(s.breaches) - delivered} waiting for nbp_fairness_alert_sensor "
+            "(compliance.fairness_alerts)"
+        )
     state = {True: "published", False: "NOT published", None: "NOT published"}[s.published]
     lines.append(f"  nbp_current : {state}: {s.publish_note}")
     return lines
@@ -175,8 +186,9 @@ def summarize_run(job, result, week: str, postgres_url: str) -> WeekSummary:
     from nbp_assets.partitions import Week
 
     graph = job.asset_layer.asset_graph
-    planned = sorted((k.asset_key.to_user_string(), k.name, graph.get_check_spec(k).blocking)
-                     for k in graph.asset_check_keys)
+    planned = sorted(
+        (k.asset_key.to_user_string(), k.name, graph.get_check_spec(k).blocking) for k in graph.asset_check_keys
+    )
     evaluations: dict[tuple[str, str], bool] = {}
     failures: dict[str, str] = {}
     started: set[str] = set()  # steps that ran
@@ -190,9 +202,14 @@ def summarize_run(job, result, week: str, postgres_url: str) -> WeekSummary:
         elif event.is_step_failure:
             failures[event.step_key] = failure_cause(event.step_failure_data)
         elif event.asset_key == dg.AssetKey(CURRENT_ASSET) and event.event_type in (
-                dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_OBSERVATION):
-            recorded = (event.step_materialization_data.materialization if event.is_step_materialization
-                        else event.asset_observation_data.asset_observation)
+            dg.DagsterEventType.ASSET_MATERIALIZATION,
+            dg.DagsterEventType.ASSET_OBSERVATION,
+        ):
+            recorded = (
+                event.step_materialization_data.materialization
+                if event.is_step_materialization
+                else event.asset_observation_data.asset_observation
+            )
             publish_metadata = {k: v.value for k, v in recorded.metadata.items()}
     alerts = None
     if ("fairness_report", checks.FAIRNESS_GAP) in evaluations:  # reported only after its alerts are recorded

@@ -201,8 +201,12 @@ def check_production_env() -> None:
     elif len(credentials) > 1:
         problems.append(f"more than one Snowflake credential set ({', '.join(credentials)}): keep exactly one")
     if _set("SNOWFLAKE_PRIVATE_KEY_PATH") and not Path(os.environ["SNOWFLAKE_PRIVATE_KEY_PATH"]).is_file():
-        problems.append(f"SNOWFLAKE_PRIVATE_KEY_PATH {os.environ['SNOWFLAKE_PRIVATE_KEY_PATH']!r} is not a readable file")
-    if _set("SNOWFLAKE_PRIVATE_KEY_PASSWORD") and not (_set("SNOWFLAKE_PRIVATE_KEY") or _set("SNOWFLAKE_PRIVATE_KEY_PATH")):
+        problems.append(
+            f"SNOWFLAKE_PRIVATE_KEY_PATH {os.environ['SNOWFLAKE_PRIVATE_KEY_PATH']!r} is not a readable file"
+        )
+    if _set("SNOWFLAKE_PRIVATE_KEY_PASSWORD") and not (
+        _set("SNOWFLAKE_PRIVATE_KEY") or _set("SNOWFLAKE_PRIVATE_KEY_PATH")
+    ):
         problems.append("SNOWFLAKE_PRIVATE_KEY_PASSWORD is set but there is no private key to decrypt")
     try:
         snowflake_login_timeout()
@@ -252,7 +256,9 @@ def kafka_client_properties() -> dict[str, str]:
     props = {prop: os.environ[name].strip() for name, prop in _KAFKA_VARIABLES.items() if _set(name)}
     protocol = props.get("security.protocol", "PLAINTEXT").upper()
     if protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
-        raise ConfigurationError(f"NBP_KAFKA_SECURITY_PROTOCOL {protocol!r}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+        raise ConfigurationError(
+            f"NBP_KAFKA_SECURITY_PROTOCOL {protocol!r}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+        )
     if protocol.startswith("SASL"):
         props.setdefault("sasl.mechanism", "PLAIN")
         missing = [n for n in ("NBP_KAFKA_SASL_USERNAME", "NBP_KAFKA_SASL_PASSWORD") if not _set(n)]

@@ -12,7 +12,6 @@ CLI: `python -m nbp_assets simulate --weights new.csv --week W`; UI: the `nbp_si
 job (config: weights_file, week).
 """
 
-
 import argparse
 import dataclasses
 import sys
@@ -34,12 +33,17 @@ from nbp_assets.partitions import Week
 from nbp_assets.storage.warehouse import WarehouseResource
 
 SANDBOX_SCHEMA = "nbp_sandbox"
-SANDBOX_SIGNALS = dataclasses.replace(SIGNALS, name=f"{SANDBOX_SCHEMA}.signals",
-                                      description="A challenger's signals (simulation only).")
-SANDBOX_SCORES = dataclasses.replace(SCORES, name=f"{SANDBOX_SCHEMA}.scores",
-                                     description="A challenger's scores and explanations (simulation only).")
-SANDBOX_RANKED = dataclasses.replace(HISTORY, name=f"{SANDBOX_SCHEMA}.next_best_product",
-                                     description="A challenger's top 3 per customer (simulation only, never published).")
+SANDBOX_SIGNALS = dataclasses.replace(
+    SIGNALS, name=f"{SANDBOX_SCHEMA}.signals", description="A challenger's signals (simulation only)."
+)
+SANDBOX_SCORES = dataclasses.replace(
+    SCORES, name=f"{SANDBOX_SCHEMA}.scores", description="A challenger's scores and explanations (simulation only)."
+)
+SANDBOX_RANKED = dataclasses.replace(
+    HISTORY,
+    name=f"{SANDBOX_SCHEMA}.next_best_product",
+    description="A challenger's top 3 per customer (simulation only, never published).",
+)
 SIMULATE_JOB = "nbp_simulate_job"
 
 _GAP_COLUMNS = ["gap_pp", "breach", "gap_ci_low_pp", "gap_ci_high_pp", "eligibility_pp", "ranking_pp"]
@@ -74,19 +78,32 @@ def _ranked(table: Table, week: Week) -> str:
 
 def _changes(warehouse: WarehouseResource, live: str, challenger: str) -> dict:
     """Customers ranked, and those whose top 1 or top 3 (as a set of products) changed."""
-    customers = int(warehouse.scalar(
-        f"SELECT count(*) FROM (SELECT party_id FROM {live} l UNION SELECT party_id FROM {challenger} c) p"))
-    top1 = int(warehouse.scalar(f"""SELECT count(*) FROM (SELECT party_id, product_id FROM {live} l WHERE rank = 1) l
+    customers = int(
+        warehouse.scalar(
+            f"SELECT count(*) FROM (SELECT party_id FROM {live} l UNION SELECT party_id FROM {challenger} c) p"
+        )
+    )
+    top1 = int(
+        warehouse.scalar(f"""SELECT count(*) FROM (SELECT party_id, product_id FROM {live} l WHERE rank = 1) l
 FULL OUTER JOIN (SELECT party_id, product_id FROM {challenger} c WHERE rank = 1) c ON c.party_id = l.party_id
-WHERE l.product_id IS NULL OR c.product_id IS NULL OR l.product_id <> c.product_id"""))
-    top3 = int(warehouse.scalar(f"""SELECT count(DISTINCT coalesce(l.party_id, c.party_id)) FROM {live} l
+WHERE l.product_id IS NULL OR c.product_id IS NULL OR l.product_id <> c.product_id""")
+    )
+    top3 = int(
+        warehouse.scalar(f"""SELECT count(DISTINCT coalesce(l.party_id, c.party_id)) FROM {live} l
 FULL OUTER JOIN {challenger} c ON c.party_id = l.party_id AND c.product_id = l.product_id
-WHERE l.party_id IS NULL OR c.party_id IS NULL"""))
+WHERE l.party_id IS NULL OR c.party_id IS NULL""")
+    )
+
     def share(n: int) -> float:
         return round(n / customers, 6) if customers else 0.0
 
-    return {"customers": customers, "top1_changed": top1, "top1_changed_share": share(top1),
-            "top3_changed": top3, "top3_changed_share": share(top3)}
+    return {
+        "customers": customers,
+        "top1_changed": top1,
+        "top1_changed_share": share(top1),
+        "top3_changed": top3,
+        "top3_changed_share": share(top3),
+    }
 
 
 def _movement(warehouse: WarehouseResource, live: str, challenger: str) -> pd.DataFrame:
@@ -114,8 +131,9 @@ def _gaps(warehouse: WarehouseResource, week: Week, ranked: str) -> pd.DataFrame
 
 def _fairness_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     keys = ["product_id", "dimension"]
-    both = before[keys + _GAP_COLUMNS].merge(after[keys + _GAP_COLUMNS], on=keys, how="outer",
-                                             suffixes=("_live", "_challenger"))
+    both = before[keys + _GAP_COLUMNS].merge(
+        after[keys + _GAP_COLUMNS], on=keys, how="outer", suffixes=("_live", "_challenger")
+    )
     for side in ("live", "challenger"):
         both[f"breach_{side}"] = both[f"breach_{side}"].fillna(False).astype(bool)
     both["breach_added"] = both["breach_challenger"] & ~both["breach_live"]
@@ -123,21 +141,27 @@ def _fairness_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     return both.sort_values(keys).reset_index(drop=True)
 
 
-def simulate_week(warehouse: WarehouseResource, week: Week, challenger: Weights, live: Weights, log,
-                  recompute_signals: bool = False) -> Simulation:
+def simulate_week(
+    warehouse: WarehouseResource, week: Week, challenger: Weights, live: Weights, log, recompute_signals: bool = False
+) -> Simulation:
     """Rank `week` with `challenger` into the sandbox and compare it with the live week. The
     week must have run live (its signals, scores and history are read, never written). The
     live week's signals are reused unless the challenger's suitability rule differs or
     `recompute_signals` (a code change to try: the signals of the code running now)."""
     with warehouse.session():
-        live_rows = int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(HISTORY, week)} h")) \
-            if warehouse.table_exists(HISTORY.name) else 0
+        live_rows = (
+            int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(HISTORY, week)} h"))
+            if warehouse.table_exists(HISTORY.name)
+            else 0
+        )
         if not live_rows:
             raise ValueError(f"week {week.key} has no live ranking in {HISTORY.name}: materialize it first")
         published_version = warehouse.scalar(f"SELECT min(model_version) FROM {week_slice(HISTORY, week)} h")
         if published_version != live.model_version:
-            log.warning(f"week {week.key} was published by {published_version}; the live weights now are "
-                        f"{live.model_version}: the comparison is against the published week")
+            log.warning(
+                f"week {week.key} was published by {published_version}; the live weights now are "
+                f"{live.model_version}: the comparison is against the published week"
+            )
         for table in (SANDBOX_SIGNALS, SANDBOX_SCORES, SANDBOX_RANKED):
             warehouse.ensure_table(table)
         with warehouse.transaction() as tx:
@@ -151,13 +175,24 @@ def simulate_week(warehouse: WarehouseResource, week: Week, challenger: Weights,
                 _, shards, _ = engine.write_signals(tx, warehouse, SANDBOX_SIGNALS, week, relations, log)
                 signals = week_slice(SANDBOX_SIGNALS, week)
             scored = scores_sql(signals, week_slice(PRODUCTS, week), challenger)
-            replace_week(tx, SANDBOX_SCORES, week,
-                         f"SELECT *, {lit(challenger.model_version)} AS model_version FROM ({scored}) s")
+            replace_week(
+                tx,
+                SANDBOX_SCORES,
+                week,
+                f"SELECT *, {lit(challenger.model_version)} AS model_version FROM ({scored}) s",
+            )
             scores = week_slice(SANDBOX_SCORES, week, "party_id, product_id, score, primary_signal")
             active = engine._active(week, "party_id, jurisdiction")
-            replace_week(tx, SANDBOX_RANKED, week, [
-                top_n_sql(within(scores, p), within(active, p), challenger.model_version, week.evaluated_at)
-                for p in shards], log)
+            replace_week(
+                tx,
+                SANDBOX_RANKED,
+                week,
+                [
+                    top_n_sql(within(scores, p), within(active, p), challenger.model_version, week.evaluated_at)
+                    for p in shards
+                ],
+                log,
+            )
         live_ranked, challenger_ranked = _ranked(HISTORY, week), _ranked(SANDBOX_RANKED, week)
         summary = _changes(warehouse, live_ranked, challenger_ranked)
         products = _movement(warehouse, live_ranked, challenger_ranked)
@@ -187,8 +222,14 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
     try:
         week = Week.from_key(args.week)
-        result = simulate_week(open_warehouse(), week, load_weights(args.weights), deployment_weights(), _Say(),
-                               recompute_signals=args.recompute_signals)
+        result = simulate_week(
+            open_warehouse(),
+            week,
+            load_weights(args.weights),
+            deployment_weights(),
+            _Say(),
+            recompute_signals=args.recompute_signals,
+        )
     except ValueError as exc:  # a bad weights file or a week that has not run: the reason, no traceback
         raise SystemExit(f"simulate: {exc}") from None
     print(result.render())
@@ -196,13 +237,27 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 def add_parser(sub) -> None:
     """Register `simulate` on the CLI (nbp_assets/cli.py)."""
-    p = sub.add_parser("simulate", help="rank a week with a candidate weights file into the sandbox schema "
-                                        f"({SANDBOX_SCHEMA}) and compare it with the live week, fairness included")
-    p.add_argument("--weights", required=True, help="the candidate weights CSV (product_class, signal, weight) (required, no default)")
-    p.add_argument("--week", required=True, help="a week the live model has run (Monday key, e.g. 2026-11-09) (required, no default)")
-    p.add_argument("--recompute-signals", action="store_true",
-                   help="compute the signals with the code running now (to try a code change) "
-                        "(default: reuse the live week's signals)")
+    p = sub.add_parser(
+        "simulate",
+        help="rank a week with a candidate weights file into the sandbox schema "
+        f"({SANDBOX_SCHEMA}) and compare it with the live week, fairness included",
+    )
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="the candidate weights CSV (product_class, signal, weight) (required, no default)",
+    )
+    p.add_argument(
+        "--week",
+        required=True,
+        help="a week the live model has run (Monday key, e.g. 2026-11-09) (required, no default)",
+    )
+    p.add_argument(
+        "--recompute-signals",
+        action="store_true",
+        help="compute the signals with the code running now (to try a code change) "
+        "(default: reuse the live week's signals)",
+    )
     p.set_defaults(func=cmd_simulate)
 
 
@@ -212,28 +267,43 @@ class SimulateConfig(dg.Config):
     recompute_signals: bool = False  # try a code change: the signals of the code deployed now
 
 
-@dg.op(description="Rank the week with the candidate weights file into the sandbox schema (never the history "
-                   "or nbp_current) and report against the live model: top 1 / top 3 changes, movement per "
-                   "product, fairness gaps and breaches before and after.")
+@dg.op(
+    description="Rank the week with the candidate weights file into the sandbox schema (never the history "
+    "or nbp_current) and report against the live model: top 1 / top 3 changes, movement per "
+    "product, fairness gaps and breaches before and after."
+)
 def simulate_challenger(context: dg.OpExecutionContext, config: SimulateConfig, warehouse: WarehouseResource):
     from nbp_assets.resources import deployment_weights
 
-    result = simulate_week(warehouse, Week.from_key(config.week), load_weights(config.weights_file),
-                           deployment_weights(), context.log, config.recompute_signals)
+    result = simulate_week(
+        warehouse,
+        Week.from_key(config.week),
+        load_weights(config.weights_file),
+        deployment_weights(),
+        context.log,
+        config.recompute_signals,
+    )
     changed = result.fairness[result.fairness["breach_added"] | result.fairness["breach_removed"]]
-    context.add_output_metadata({
-        **{k: v for k, v in result.summary.items()},
-        "live_model_version": result.live_model_version,
-        "challenger_model_version": result.challenger_model_version,
-        "movement_per_product": dg.MetadataValue.md(result.products.to_markdown(index=False)),
-        "fairness_breaches_changed": dg.MetadataValue.md(changed.to_markdown(index=False) if len(changed) else "none"),
-        "fairness_gaps": dg.MetadataValue.md(result.fairness.to_markdown(index=False)),
-    })
+    context.add_output_metadata(
+        {
+            **{k: v for k, v in result.summary.items()},
+            "live_model_version": result.live_model_version,
+            "challenger_model_version": result.challenger_model_version,
+            "movement_per_product": dg.MetadataValue.md(result.products.to_markdown(index=False)),
+            "fairness_breaches_changed": dg.MetadataValue.md(
+                changed.to_markdown(index=False) if len(changed) else "none"
+            ),
+            "fairness_gaps": dg.MetadataValue.md(result.fairness.to_markdown(index=False)),
+        }
+    )
 
 
-@dg.job(name=SIMULATE_JOB, description="Challenger simulation: a candidate weights file ranked into the sandbox "
-                                       "and compared with the live week before it ships.",
-        executor_def=dg.in_process_executor)
+@dg.job(
+    name=SIMULATE_JOB,
+    description="Challenger simulation: a candidate weights file ranked into the sandbox "
+    "and compared with the live week before it ships.",
+    executor_def=dg.in_process_executor,
+)
 def simulate_job():
     simulate_challenger()
 

@@ -14,8 +14,9 @@ from nbp_assets.stream.processor import _partitions, read_to_end
 
 
 def settings_for(bootstrap: str, prefix: str, **kw) -> KafkaSettings:
-    return KafkaSettings(bootstrap, {}, prefix, partitions=kw.get("partitions", 6), replication=1,
-                         group=f"{prefix}processor")
+    return KafkaSettings(
+        bootstrap, {}, prefix, partitions=kw.get("partitions", 6), replication=1, group=f"{prefix}processor"
+    )
 
 
 def producer(cfg: KafkaSettings):
@@ -28,8 +29,9 @@ def produce(cfg: KafkaSettings, topic: str, rows: list[tuple[bytes | None, dict 
     p = producer(cfg)
     for i, (key, value) in enumerate(rows):
         kwargs = {"timestamp": timestamps[i]} if timestamps is not None else {}
-        p.produce(t.name(topic, cfg.topic_prefix), json.dumps(value).encode() if value is not None else None, key,
-                  **kwargs)
+        p.produce(
+            t.name(topic, cfg.topic_prefix), json.dumps(value).encode() if value is not None else None, key, **kwargs
+        )
         if i % 10_000 == 9_999:
             p.poll(0)
     assert p.flush(30) == 0
@@ -45,8 +47,11 @@ def read_topic(cfg: KafkaSettings, topic: str) -> list[tuple[bytes | None, dict 
     try:
         parts = [TopicPartition(name, p, OFFSET_BEGINNING) for p in _partitions(c, name)]
         c.assign(parts)
-        read_to_end(c, parts, lambda m: out.append(
-            (m.key(), json.loads(m.value()) if m.value() is not None else None, m.partition())))
+        read_to_end(
+            c,
+            parts,
+            lambda m: out.append((m.key(), json.loads(m.value()) if m.value() is not None else None, m.partition())),
+        )
     finally:
         c.close()
     return out

@@ -30,14 +30,16 @@ class Stream:
     def evaluate(self, cursor: str | None = None) -> dg.SensorResult:
         """One sensor evaluation from `cursor` (default: the saved one), nothing launched."""
         sensor = self.defs.resolve_sensor_def(nbo.SENSOR)
-        context = dg.build_sensor_context(instance=self.instance, cursor=cursor or self.cursor,
-                                          resources=self.defs.resources)
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=cursor or self.cursor, resources=self.defs.resources
+        )
         return sensor.evaluate_tick(context)
 
     def launch(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
         job = self.defs.resolve_job_def(request.job_name)
-        result = job.execute_in_process(run_config=request.run_config, tags=request.tags,
-                                        instance=self.instance, raise_on_error=False)
+        result = job.execute_in_process(
+            run_config=request.run_config, tags=request.tags, instance=self.instance, raise_on_error=False
+        )
         self.results.append(result)
         return result
 
@@ -74,7 +76,8 @@ def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 def check(result: dg.ExecuteInProcessResult, asset: str, name: str) -> dg.AssetCheckEvaluation:
-    found = [e for e in result.get_asset_check_evaluations()
-             if e.asset_key == dg.AssetKey(asset) and e.check_name == name]
+    found = [
+        e for e in result.get_asset_check_evaluations() if e.asset_key == dg.AssetKey(asset) and e.check_name == name
+    ]
     assert found, f"check {asset}:{name} did not run"
     return found[-1]

@@ -82,7 +82,10 @@ def compute_signals(inputs: WeekInputs, weights: Weights | None = None) -> tuple
     not_held = ~np.isin(cand_codes, held_codes)
     report.pairs_already_held = int((~not_held).sum())
     cand, party_pos, product_pos, cand_codes = (
-        cand.loc[not_held], party_pos[not_held], product_pos[not_held], cand_codes[not_held]
+        cand.loc[not_held],
+        party_pos[not_held],
+        product_pos[not_held],
+        cand_codes[not_held],
     )
     signals["relationship_gap"] = penetration[segment_codes[party_pos], product_pos]
 
@@ -141,8 +144,9 @@ def compute_signals(inputs: WeekInputs, weights: Weights | None = None) -> tuple
     signals["lifecycle"] = lifecycle[product_pos]
 
     # suitability: financial health (score / 100 at 6 dp) below the product class's threshold
-    health = np.round(_take(inputs.churn["financial_health_score"].to_numpy("float64"), churn_pos, np.nan)
-                      / HEALTH_SCALE, 6)[party_pos]
+    health = np.round(
+        _take(inputs.churn["financial_health_score"].to_numpy("float64"), churn_pos, np.nan) / HEALTH_SCALE, 6
+    )[party_pos]
     if weights is None:
         threshold = penalty = np.zeros(len(cand))
     else:
@@ -216,7 +220,16 @@ def top_products(
     Works on a dense customers x products score matrix: a stable sort along each row of
     columns ordered by product_id breaks score ties by product_id without a global sort.
     """
-    columns = ["party_id", "jurisdiction", "rank", "product_id", "score", "primary_signal", "model_version", "evaluated_at"]
+    columns = [
+        "party_id",
+        "jurisdiction",
+        "rank",
+        "product_id",
+        "score",
+        "primary_signal",
+        "model_version",
+        "evaluated_at",
+    ]
     if scored.empty:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _OUTPUT_DTYPES.items()})[columns]
     # sort=True makes the row-major output come out ordered by party_id, rank.
@@ -310,12 +323,17 @@ def reference_week(tables: dict[str, pd.DataFrame], evaluation_date, weights: We
         candidates=eligible_candidates(snapshot("eligibility"), customers, products["product_id"]),
         customers=customers[customers["status"] == ACTIVE].reset_index(drop=True),
         products=products,
-        holdings=holdings[(holdings["opened_on"] < ev) & (holdings["closed_on"].isna() | (holdings["closed_on"] >= ev))],
+        holdings=holdings[
+            (holdings["opened_on"] < ev) & (holdings["closed_on"].isna() | (holdings["closed_on"] >= ev))
+        ],
         churn=snapshot("churn_health"),
         behaviour=snapshot("behaviour"),
-        rejections=offers.loc[(offers["outcome"] == "REJECTED") & (offers["outcome_at"] < ev)
-                              & (offers["outcome_at"] >= ev - pd.Timedelta(days=COOLING_OFF_DAYS + 1)),
-                              ["party_id", "product_id", "outcome_at"]],
+        rejections=offers.loc[
+            (offers["outcome"] == "REJECTED")
+            & (offers["outcome_at"] < ev)
+            & (offers["outcome_at"] >= ev - pd.Timedelta(days=COOLING_OFF_DAYS + 1)),
+            ["party_id", "product_id", "outcome_at"],
+        ],
         evaluation_date=evaluation_date,
         rote=snapshot("customer_rote"),
     )

@@ -68,7 +68,9 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         if self.reply:
             return self.reply
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
+        self.messages.append(
+            (envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default))
+        )
         return "250 2.0.0 OK"
 
 
@@ -93,8 +95,14 @@ class Receiver:
 
     def body(self, path: str) -> bytes:
         if path.startswith("/api/"):  # Slack Web API answers JSON with "ok"
-            return json.dumps({"ok": self.status == 200, "channel": "C0COMPLIANCE", "ts": "1.2",
-                               **({} if self.status == 200 else {"error": "channel_not_found"})}).encode()
+            return json.dumps(
+                {
+                    "ok": self.status == 200,
+                    "channel": "C0COMPLIANCE",
+                    "ts": "1.2",
+                    **({} if self.status == 200 else {"error": "channel_not_found"}),
+                }
+            ).encode()
         return b"1" if self.status == 200 else b"unavailable"
 
     def posted(self, prefix: str) -> list[dict]:
@@ -110,7 +118,9 @@ def hook():
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             time.sleep(state.delay)
             with state.lock:
-                state.requests.append({"path": self.path, "headers": dict(self.headers), "body": body, "status": state.status})
+                state.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": body, "status": state.status}
+                )
             reply = state.body(self.path)
             # Slack's API always answers 200 and says "ok": false; a web hook answers with its status.
             self.send_response(200 if self.path.startswith("/api/") else state.status)
@@ -134,12 +144,22 @@ def hook():
 def channels_to(smtp: Inbox | None = None, hook: Receiver | None = None, **extra) -> FairnessAlertsResource:
     config: dict = {}
     if smtp:
-        config |= {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_security": "none",
-                   "smtp_from": "nbp-alerts@bank.example", "smtp_to": "compliance@bank.example, model-risk@bank.example"}
+        config |= {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "smtp_security": "none",
+            "smtp_from": "nbp-alerts@bank.example",
+            "smtp_to": "compliance@bank.example, model-risk@bank.example",
+        }
     if hook:
-        config |= {"webhook_url": f"{hook.url}/hooks/fairness", "webhook_secret": SIGNING_KEY,
-                   "slack_token": SLACK_TOKEN, "slack_channel": "#compliance-alerts", "slack_api_url": f"{hook.url}/api/",
-                   "teams_webhook_url": f"{hook.url}/teams/incoming"}
+        config |= {
+            "webhook_url": f"{hook.url}/hooks/fairness",
+            "webhook_secret": SIGNING_KEY,
+            "slack_token": SLACK_TOKEN,
+            "slack_channel": "#compliance-alerts",
+            "slack_api_url": f"{hook.url}/api/",
+            "teams_webhook_url": f"{hook.url}/teams/incoming",
+        }
     return FairnessAlertsResource(**(config | extra))
 
 
@@ -152,8 +172,11 @@ class Sensor:
         self.instance = dg.DagsterInstance.ephemeral()
 
     def tick(self) -> dg.SensorResult:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                          resources={"postgres": self.postgres, "fairness_alerts": self.channels})
+        context = dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            resources={"postgres": self.postgres, "fairness_alerts": self.channels},
+        )
         result = nbp_fairness_alert_sensor(context)
         self.cursor = result.cursor
         return result
@@ -185,9 +208,11 @@ def test_each_breach_reaches_every_channel_exactly_once(defs, smtp, hook, tmp_pa
     assert first.skip_reason.skip_message == (  # what was delivered where
         f"8 delivered this tick ({both} to e-mail via 127.0.0.1:{smtp.port} (none) to compliance@bank.example, "
         f"model-risk@bank.example; {both} to Slack channel #compliance-alerts via {hook.url}/...; {both} to Teams "
-        f"webhook {hook.url}/...; {both} to webhook {hook.url}/... (signed)); no undelivered nbp.fairness_breach alert.")
-    assert sorted((o.metadata["channel"].value, o.metadata["outcome"].value, o.partition) for o in first.asset_events) == sorted(
-        (c, "delivered", "2026-11-02") for c in ("email", "slack", "teams", "webhook") for _ in ids)
+        f"webhook {hook.url}/...; {both} to webhook {hook.url}/... (signed)); no undelivered nbp.fairness_breach alert."
+    )
+    assert sorted(
+        (o.metadata["channel"].value, o.metadata["outcome"].value, o.partition) for o in first.asset_events
+    ) == sorted((c, "delivered", "2026-11-02") for c in ("email", "slack", "teams", "webhook") for _ in ids)
     for _ in range(3):  # the daemon keeps ticking
         assert sensor.tick().skip_reason.skip_message == "no undelivered nbp.fairness_breach alert."
     assert len(smtp.messages) == 2 and len(hook.posted("/hooks/")) == 2
@@ -200,19 +225,35 @@ def test_each_breach_reaches_every_channel_exactly_once(defs, smtp, hook, tmp_pa
     assert mail["Subject"] == f"[nbp.fairness_breach] week 2026-11-02: FX by age_band, gap 70.0 pp (model {version})"
     assert mail["Message-ID"] == f"<nbp.fairness_breach.{ids[0]}@bank.example>"
     body = mail.get_content()
-    for line in (f"Alert:               #{ids[0]} (open)", "Highest rate:        25-34: 70.0% of 80 customers",
-                 "Lowest rate:         55-64: 0.0% of 80 customers", "Gap:                 70.0 pp (threshold 10 pp)",
-                 "Gap from:            ranking 70.0 pp, eligibility 0.0 pp: attributable to ranking",
-                 "Rate among eligible: 25-34: 70.0%, 55-64: 0.0%", f"Model version:       {version}",
-                 "Policies:            CON-001, CON-006"):
+    for line in (
+        f"Alert:               #{ids[0]} (open)",
+        "Highest rate:        25-34: 70.0% of 80 customers",
+        "Lowest rate:         55-64: 0.0% of 80 customers",
+        "Gap:                 70.0 pp (threshold 10 pp)",
+        "Gap from:            ranking 70.0 pp, eligibility 0.0 pp: attributable to ranking",
+        "Rate among eligible: 25-34: 70.0%, 55-64: 0.0%",
+        f"Model version:       {version}",
+        "Policies:            CON-001, CON-006",
+    ):
         assert line in body, line
 
     # The webhook: the outbox payload as JSON, signed, with an idempotency key.
     request = hook.posted("/hooks/")[1]
     sent = json.loads(request["body"])
-    assert sent == {**alerts[1]["payload"], "alert_id": ids[1], "status": "open", "resolution": None,
-                    "alert_weeks_breached": 1, "alert_last_week": "2026-11-02"}
-    assert (sent["product_id"], sent["lowest_group"], sent["lowest_rate"], sent["gap_pp"]) == ("SAV", "25-34", 0.3, 70.0)
+    assert sent == {
+        **alerts[1]["payload"],
+        "alert_id": ids[1],
+        "status": "open",
+        "resolution": None,
+        "alert_weeks_breached": 1,
+        "alert_last_week": "2026-11-02",
+    }
+    assert (sent["product_id"], sent["lowest_group"], sent["lowest_rate"], sent["gap_pp"]) == (
+        "SAV",
+        "25-34",
+        0.3,
+        70.0,
+    )
     assert request["headers"]["Idempotency-Key"] == f"nbp.fairness_breach-{ids[1]}"
     expected = hmac.new(SIGNING_KEY.encode(), request["body"], hashlib.sha256).hexdigest()
     assert request["headers"]["X-NBP-Signature"] == f"sha256={expected}"
@@ -225,13 +266,16 @@ def test_each_breach_reaches_every_channel_exactly_once(defs, smtp, hook, tmp_pa
     assert "*Gap:* 70.0 pp (threshold 10 pp)" in posted["blocks"][1]["text"]["text"]
     card = json.loads(hook.posted("/teams/")[0]["body"])["attachments"][0]
     assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
-    assert {"type": "TextBlock", "text": "**Lowest rate:** 55-64: 0.0% of 80 customers", "wrap": True} in card["content"]["body"]
+    assert {"type": "TextBlock", "text": "**Lowest rate:** 55-64: 0.0% of 80 customers", "wrap": True} in card[
+        "content"
+    ]["body"]
 
     # The outbox says so, per alert and per channel.
     assert all(a["delivered_at"] is not None for a in outbox.alerts(url))
     deliveries = rows(url, f"SELECT alert_id, channel, state, attempts FROM {outbox.DELIVERIES} ORDER BY 1, 2")
     assert [(d["alert_id"], d["channel"], d["state"], d["attempts"]) for d in deliveries] == [
-        (i, c, "delivered", 1) for i in ids for c in ("email", "slack", "teams", "webhook")]
+        (i, c, "delivered", 1) for i in ids for c in ("email", "slack", "teams", "webhook")
+    ]
 
     # The week re-run with the same result, and a daemon that restarts with no cursor: nothing new.
     assert run_report(defs, RANKING_WEEK, instance=dg.DagsterInstance.ephemeral()).success
@@ -262,13 +306,18 @@ def test_failed_delivery_stays_undelivered_is_retried_with_backoff_and_delivered
     ids = [a["alert_id"] for a in report_week(defs)]
     smtp.reply = "451 4.3.0 Mailbox temporarily unavailable"
     hook.status = 503
-    sensor = Sensor(url, channels_to(smtp, webhook_url=f"{hook.url}/hooks/fairness", retry_base_seconds=1.0,
-                                     retry_max_seconds=4.0), tmp_path)
+    sensor = Sensor(
+        url,
+        channels_to(smtp, webhook_url=f"{hook.url}/hooks/fairness", retry_base_seconds=1.0, retry_max_seconds=4.0),
+        tmp_path,
+    )
 
     first = sensor.tick()
     reason = first.skip_reason.skip_message
-    assert reason.startswith("2 nbp.fairness_breach alert(s) undelivered in compliance.fairness_alerts: "
-                             f"#{ids[0]} 2026-11-02 FX by age_band (email: 1 attempt(s), last error SMTPDataError: (451, ")
+    assert reason.startswith(
+        "2 nbp.fairness_breach alert(s) undelivered in compliance.fairness_alerts: "
+        f"#{ids[0]} 2026-11-02 FX by age_band (email: 1 attempt(s), last error SMTPDataError: (451, "
+    )
     assert "webhook: 1 attempt(s), last error DeliveryError: HTTP 503: unavailable" in reason
     assert {o.metadata["outcome"].value for o in first.asset_events} == {"delivery failed"}
     pending = rows(url, f"SELECT * FROM {outbox.UNDELIVERED} ORDER BY alert_id")
@@ -278,7 +327,9 @@ def test_failed_delivery_stays_undelivered_is_retried_with_backoff_and_delivered
     assert len(hook.requests) == 2
     time.sleep(1.05)
     sensor.tick()  # due again: second failure, next wait doubles
-    state = rows(url, f"SELECT attempts, last_attempt_at, next_attempt_at FROM {outbox.DELIVERIES} WHERE channel = 'webhook'")
+    state = rows(
+        url, f"SELECT attempts, last_attempt_at, next_attempt_at FROM {outbox.DELIVERIES} WHERE channel = 'webhook'"
+    )
     assert [s["attempts"] for s in state] == [2, 2]
     assert all(s["next_attempt_at"] - s["last_attempt_at"] == timedelta(seconds=2) for s in state)
 
@@ -288,13 +339,21 @@ def test_failed_delivery_stays_undelivered_is_retried_with_backoff_and_delivered
     assert recovered.skip_reason.skip_message == (
         f"4 delivered this tick (#{ids[0]}, #{ids[1]} to e-mail via 127.0.0.1:{smtp.port} (none) to "
         f"compliance@bank.example, model-risk@bank.example; #{ids[0]}, #{ids[1]} to webhook {hook.url}/...); "
-        "no undelivered nbp.fairness_breach alert.")
+        "no undelivered nbp.fairness_breach alert."
+    )
     sensor.tick()
     assert len(smtp.messages) == 2 and [r["status"] for r in hook.requests] == [503, 503, 503, 503, 200, 200]
-    trail = rows(url, f"SELECT alert_id, channel, event FROM {outbox.EVENTS} WHERE channel = 'webhook' ORDER BY event_id")
+    trail = rows(
+        url, f"SELECT alert_id, channel, event FROM {outbox.EVENTS} WHERE channel = 'webhook' ORDER BY event_id"
+    )
     assert [(t["alert_id"], t["event"]) for t in trail] == [
-        (ids[0], "delivery_failed"), (ids[1], "delivery_failed"), (ids[0], "delivery_failed"),
-        (ids[1], "delivery_failed"), (ids[0], "delivered"), (ids[1], "delivered")]
+        (ids[0], "delivery_failed"),
+        (ids[1], "delivery_failed"),
+        (ids[0], "delivery_failed"),
+        (ids[1], "delivery_failed"),
+        (ids[0], "delivered"),
+        (ids[1], "delivered"),
+    ]
 
 
 def test_backoff_doubles_up_to_the_cap(clean_compliance, hook):
@@ -332,8 +391,9 @@ def test_rerun_that_no_longer_breaches_resolves_and_a_relapse_is_a_new_alert(def
     assert evaluation.passed and evaluation.metadata["resolved_alert_ids"].value == ids
     resolved = outbox.alerts(url)
     assert [(a["alert_id"], a["status"]) for a in resolved] == [(i, "resolved") for i in ids]
-    assert resolved[0]["resolution"] == (f"re-evaluated by run {result.run_id} with model_version "
-                                         f"{resolved[0]['model_version']}: gap now 0.0 pp")
+    assert resolved[0]["resolution"] == (
+        f"re-evaluated by run {result.run_id} with model_version {resolved[0]['model_version']}: gap now 0.0 pp"
+    )
     assert resolved[0]["resolved_by_run"] == result.run_id and resolved[0]["resolved_at"] is not None
     assert sensor.tick().skip_reason.skip_message == "no undelivered nbp.fairness_breach alert."
     assert len(hook.requests) == 2  # a resolution is recorded, not sent
@@ -347,7 +407,9 @@ def test_rerun_that_no_longer_breaches_resolves_and_a_relapse_is_a_new_alert(def
     sensor.tick()
     sensor.tick()
     assert [json.loads(r["body"])["alert_id"] for r in hook.requests] == ids + new
-    events = [e["event"] for e in rows(url, f"SELECT event FROM {outbox.EVENTS} WHERE alert_id = {ids[0]} ORDER BY event_id")]
+    events = [
+        e["event"] for e in rows(url, f"SELECT event FROM {outbox.EVENTS} WHERE alert_id = {ids[0]} ORDER BY event_id")
+    ]
     assert events == ["opened", "delivered", "week_cleared", "resolved"]
     assert run_report(defs, RANKING_WEEK).success  # re-run, same result: nothing new
     assert len(outbox.alerts(url)) == 4
@@ -382,7 +444,8 @@ def test_without_a_channel_alerts_wait_visibly_until_one_is_configured(defs, hoo
         "No alert channel is configured (set one of NBP_ALERT_MAILDIR, NBP_ALERT_SMTP_HOST, NBP_ALERT_WEBHOOK_URL, NBP_ALERT_SLACK_TOKEN, "
         "NBP_ALERT_TEAMS_WEBHOOK_URL): 2 nbp.fairness_breach alert(s) wait undelivered in compliance.fairness_alerts: "
         f"#{ids[0]} 2026-11-02 FX by age_band (no configured channel); #{ids[1]} 2026-11-02 SAV by age_band "
-        "(no configured channel).")
+        "(no configured channel)."
+    )
     assert rows(url, f"SELECT count(*) AS n FROM {outbox.DELIVERIES}")[0]["n"] == 0
     assert len(rows(url, f"SELECT * FROM {outbox.UNDELIVERED}")) == 2
     # A channel configured later takes the backlog.
@@ -394,17 +457,24 @@ def test_secrets_stay_out_of_the_outbox_and_the_sensor_message(clean_compliance,
     url = clean_compliance
     outbox.record_week(url, date(2026, 11, 2), "m1", [sample_alert()], {}, "run-1")
     closed = free_port()  # nothing listens: the HTTP libraries quote the URL in their errors
-    resource = FairnessAlertsResource(webhook_url=f"http://127.0.0.1:{closed}/hooks/T0KEN-SECRET-PATH",
-                                      teams_webhook_url=f"http://127.0.0.1:{closed}/webhookb2/TEAMS-SECRET?sig=abc123")
+    resource = FairnessAlertsResource(
+        webhook_url=f"http://127.0.0.1:{closed}/hooks/T0KEN-SECRET-PATH",
+        teams_webhook_url=f"http://127.0.0.1:{closed}/webhookb2/TEAMS-SECRET?sig=abc123",
+    )
     result = Sensor(url, resource, tmp_path).tick()
     errors = [d["last_error"] for d in rows(url, f"SELECT last_error FROM {outbox.DELIVERIES}")]
     assert len(errors) == 2 and all("ConnectionError" in e or "Connection" in e for e in errors)
-    everything = json.dumps(errors) + result.skip_reason.skip_message + json.dumps(
-        [e["detail"] for e in rows(url, f"SELECT detail FROM {outbox.EVENTS}")])
+    everything = (
+        json.dumps(errors)
+        + result.skip_reason.skip_message
+        + json.dumps([e["detail"] for e in rows(url, f"SELECT detail FROM {outbox.EVENTS}")])
+    )
     for secret in ("T0KEN-SECRET-PATH", "TEAMS-SECRET", "abc123"):
         assert secret not in everything
     assert "***" in everything
-    assert WebhookChannel(f"http://127.0.0.1:{closed}/hooks/T0KEN").describe() == f"webhook http://127.0.0.1:{closed}/..."
+    assert (
+        WebhookChannel(f"http://127.0.0.1:{closed}/hooks/T0KEN").describe() == f"webhook http://127.0.0.1:{closed}/..."
+    )
 
 
 def test_smtp_login_against_a_real_server():
@@ -420,7 +490,9 @@ def test_smtp_login_against_a_real_server():
             return "250 OK"
 
     port = free_port()
-    controller = Controller(Keep(), hostname="127.0.0.1", port=port, authenticator=authenticator, auth_require_tls=False)
+    controller = Controller(
+        Keep(), hostname="127.0.0.1", port=port, authenticator=authenticator, auth_require_tls=False
+    )
     controller.start()
     try:
         good = EmailChannel("127.0.0.1", port, "nbp@bank.example", ["c@bank.example"], "none", "nbp", "s3cret-pw")
@@ -461,12 +533,18 @@ def test_channel_configuration_is_checked():
 
 
 def test_resource_from_environment_keeps_secrets_as_env_vars(monkeypatch):
-    environ = {"NBP_ALERT_SMTP_HOST": "mail.bank.example", "NBP_ALERT_SMTP_PORT": "2525",
-               "NBP_ALERT_SMTP_PASSWORD": "pw-123456", "NBP_ALERT_SLACK_TOKEN": SLACK_TOKEN,
-               "NBP_ALERT_RETRY_BASE_SECONDS": "30"}
+    environ = {
+        "NBP_ALERT_SMTP_HOST": "mail.bank.example",
+        "NBP_ALERT_SMTP_PORT": "2525",
+        "NBP_ALERT_SMTP_PASSWORD": "pw-123456",
+        "NBP_ALERT_SLACK_TOKEN": SLACK_TOKEN,
+        "NBP_ALERT_RETRY_BASE_SECONDS": "30",
+    }
     resource = FairnessAlertsResource.from_env(environ)
     assert resource.smtp_port == 2525 and resource.retry_base_seconds == 30.0
-    assert resource.smtp_password == dg.EnvVar("NBP_ALERT_SMTP_PASSWORD") and resource.slack_token == dg.EnvVar("NBP_ALERT_SLACK_TOKEN")
+    assert resource.smtp_password == dg.EnvVar("NBP_ALERT_SMTP_PASSWORD") and resource.slack_token == dg.EnvVar(
+        "NBP_ALERT_SLACK_TOKEN"
+    )
     with pytest.raises(ValueError, match="NBP_ALERT_SMTP_PORT='smtp'"):
         FairnessAlertsResource.from_env({"NBP_ALERT_SMTP_PORT": "smtp"})
 
@@ -483,8 +561,10 @@ def test_sensor_is_in_the_code_location(defs):
 def test_concurrent_writers_and_deliverers_never_duplicate(clean_compliance, hook):
     url = clean_compliance
     alerts = [sample_alert(product=p) for p in ("SAV", "CARD", "LOAN", "FX")]
-    writers = [threading.Thread(target=outbox.record_week, args=(url, date(2026, 11, 2), "m1", alerts, {}, f"run-{i}"))
-               for i in range(3)]
+    writers = [
+        threading.Thread(target=outbox.record_week, args=(url, date(2026, 11, 2), "m1", alerts, {}, f"run-{i}"))
+        for i in range(3)
+    ]
     for t in writers:
         t.start()
     for t in writers:
@@ -498,14 +578,36 @@ def test_concurrent_writers_and_deliverers_never_duplicate(clean_compliance, hoo
         t.start()
     for t in deliverers:
         t.join()
-    assert sorted(json.loads(r["body"])["alert_id"] for r in hook.requests) == [a["alert_id"] for a in outbox.alerts(url)]
+    assert sorted(json.loads(r["body"])["alert_id"] for r in hook.requests) == [
+        a["alert_id"] for a in outbox.alerts(url)
+    ]
     assert len(results) == 4 and all(r.delivered for r in results)
 
 
 def sample_alert(product: str = "SAV", dimension: str = "age_band") -> dict:
     return messages.alert_payload(
-        {"product_id": product, "dimension": dimension, "highest_group": "55-64", "highest_rate": 1.0,
-         "highest_customers": 80, "lowest_group": "25-34", "lowest_rate": 0.3, "lowest_customers": 80, "gap_pp": 70.0,
-         "highest_eligible_rate": 1.0, "lowest_eligible_rate": 0.3, "highest_eligible_share": 1.0,
-         "lowest_eligible_share": 1.0, "eligibility_pp": 0.0, "ranking_pp": 70.0},
-        "2026-11-02", "m1", 10.0, "run-1", 1, 1, "/reports/fairness/2026-11-02.html")
+        {
+            "product_id": product,
+            "dimension": dimension,
+            "highest_group": "55-64",
+            "highest_rate": 1.0,
+            "highest_customers": 80,
+            "lowest_group": "25-34",
+            "lowest_rate": 0.3,
+            "lowest_customers": 80,
+            "gap_pp": 70.0,
+            "highest_eligible_rate": 1.0,
+            "lowest_eligible_rate": 0.3,
+            "highest_eligible_share": 1.0,
+            "lowest_eligible_share": 1.0,
+            "eligibility_pp": 0.0,
+            "ranking_pp": 70.0,
+        },
+        "2026-11-02",
+        "m1",
+        10.0,
+        "run-1",
+        1,
+        1,
+        "/reports/fairness/2026-11-02.html",
+    )

@@ -19,8 +19,9 @@ partitions = dg.WeeklyPartitionsDefinition(start_date="2026-11-02", day_offset=1
 
 @dg.asset(partitions_def=partitions)
 def signals() -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={"dagster/row_count": 4_321, "warehouse_memory_mib": 12.5,
-                                          "warehouse_spill_mib": 0.0})
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": 4_321, "warehouse_memory_mib": 12.5, "warehouse_spill_mib": 0.0}
+    )
 
 
 @dg.asset(partitions_def=partitions, deps=[signals])
@@ -36,8 +37,9 @@ def fairness_report() -> None:
 def test_read_run_gives_step_times_metadata_and_the_failure(tmp_path):
     since = time.time()
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        result = dg.materialize([signals, nbp_current, fairness_report], partition_key=WEEK, instance=instance,
-                                raise_on_error=False)
+        result = dg.materialize(
+            [signals, nbp_current, fairness_report], partition_key=WEEK, instance=instance, raise_on_error=False
+        )
     assert not result.success
 
     status, steps = read_run(tmp_path, WEEK, since)

@@ -11,20 +11,33 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # pip's own lines, as a first install writes them (abridged)
-PIP_OUTPUT = "\n".join(
-    ["Obtaining file:///work/nbp", "  Installing build dependencies: started",
-     "  Installing build dependencies: finished with status 'done'"]
-    + [f"Collecting package{i}>=1.0" for i in range(1, 46)]
-    + ["Building wheels for collected packages: nbp_assets",
-       "Installing collected packages: a, b, c, d",
-       "Successfully installed a-1 b-2 c-3 d-4"]
-) + "\n"
+PIP_OUTPUT = (
+    "\n".join(
+        [
+            "Obtaining file:///work/nbp",
+            "  Installing build dependencies: started",
+            "  Installing build dependencies: finished with status 'done'",
+        ]
+        + [f"Collecting package{i}>=1.0" for i in range(1, 46)]
+        + [
+            "Building wheels for collected packages: nbp_assets",
+            "Installing collected packages: a, b, c, d",
+            "Successfully installed a-1 b-2 c-3 d-4",
+        ]
+    )
+    + "\n"
+)
 
 
 @pytest.mark.skipif(shutil.which("awk") is None, reason="no awk")
 def test_pip_output_becomes_a_few_progress_lines():
-    done = subprocess.run(["awk", "-f", str(REPO_ROOT / "scripts" / "pip-progress.awk")],
-                          input=PIP_OUTPUT, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["awk", "-f", str(REPO_ROOT / "scripts" / "pip-progress.awk")],
+        input=PIP_OUTPUT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lines = [line.split("] ", 1)[1] for line in done.stdout.splitlines()]
     assert lines == [
         "preparing the project's build (pip fetches its build tools)",

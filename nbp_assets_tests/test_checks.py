@@ -49,7 +49,9 @@ def offending(sql_of, frame: pd.DataFrame, *args, **frames) -> pd.DataFrame:
 
 def test_invariants_find_the_offending_rows():
     eligible = pd.DataFrame({"party_id": ["P1", "P1"], "product_id": ["A", "B"]})
-    assert offending(invariants.outside_eligibility, ranked(), "eligible_in", eligible_in=eligible)["party_id"].tolist() == ["P2"]
+    assert offending(invariants.outside_eligibility, ranked(), "eligible_in", eligible_in=eligible)[
+        "party_id"
+    ].tolist() == ["P2"]
     assert offending(invariants.bad_ranks, ranked(rank=(1, 3)))["party_id"].tolist() == ["P1"]
     assert offending(invariants.bad_ranks, ranked(product_id=(1, "A")))["party_id"].tolist() == ["P1"]
     assert offending(invariants.bad_ranks, ranked(rank=(2, 2)))["party_id"].tolist() == ["P2"]  # starts at 2
@@ -63,7 +65,9 @@ def test_invariants_find_the_offending_rows():
     assert offending(invariants.bad_scores, ranked(score=(2, 0.1234567)))["party_id"].tolist() == ["P2"]
     assert offending(invariants.bad_scores, ranked(score=(0, 1.5)))["party_id"].tolist() == ["P1"]
     assert offending(invariants.bad_scores, ranked()).empty
-    assert offending(invariants.wrong_model_version, ranked(model_version=(0, "other")), "nbp-1.0+wabc")["rank"].tolist() == [1]
+    assert offending(invariants.wrong_model_version, ranked(model_version=(0, "other")), "nbp-1.0+wabc")[
+        "rank"
+    ].tolist() == [1]
 
 
 def test_gate_records_results_then_stops_before_the_write():

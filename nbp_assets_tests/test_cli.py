@@ -49,13 +49,15 @@ def test_generate_then_backfill_two_weeks_oldest_first(home, clean_postgres, cap
     shown = capsys.readouterr().out
     assert f"{party}: current week 2026-11-09" in shown and "1. PR" in shown
     assert "relationship_gap  signal" in shown and "-> contribution" in shown
-    assert "suitability       signal" in shown and "-> penalty factor" in shown and "reason: \"" in shown
+    assert "suitability       signal" in shown and "-> penalty factor" in shown and 'reason: "' in shown
 
     # Re-running the older week does not change what the apps see, and says so.
     main(["materialize", "--week", "2026-11-02"])
     out = capsys.readouterr().out
-    assert ("  nbp_current : NOT published: skipped: week 2026-11-02 is older than week 2026-11-09, "
-            "which the apps already see") in out, out
+    assert (
+        "  nbp_current : NOT published: skipped: week 2026-11-02 is older than week 2026-11-09, "
+        "which the apps already see"
+    ) in out, out
     assert str(pg.current_evaluated_at(clean_postgres).date()) == "2026-11-16"
 
     # The runs are in the persistent instance the UI reads ($NBP_HOME/dagster_home) ...
@@ -68,7 +70,9 @@ def test_generate_then_backfill_two_weeks_oldest_first(home, clean_postgres, cap
         observed = instance.fetch_observations(current, limit=5).records
     assert parts == {"2026-11-02", "2026-11-09"}
     assert latest.dagster_event.partition == "2026-11-09"
-    assert [(o.partition_key, o.asset_observation.metadata["published"].value) for o in observed] == [("2026-11-02", False)]
+    assert [(o.partition_key, o.asset_observation.metadata["published"].value) for o in observed] == [
+        ("2026-11-02", False)
+    ]
 
 
 def test_materialize_unknown_week_is_refused(tmp_path, monkeypatch):
@@ -84,7 +88,8 @@ def test_a_data_error_prints_its_cause_without_a_traceback(home, capsys):
     main(["generate", "--customers", "200", "--seed", "3", "--weeks", "1", "--end-week", "2026-11-09"])
     DuckDBWarehouse(database=str(home / "warehouse.duckdb")).query(
         "UPDATE nbp_source.customers SET status = lower(status) WHERE party_id IN "
-        "(SELECT party_id FROM nbp_source.customers ORDER BY party_id LIMIT 2) RETURNING party_id")
+        "(SELECT party_id FROM nbp_source.customers ORDER BY party_id LIMIT 2) RETURNING party_id"
+    )
     with pytest.raises(SystemExit) as exit_:
         main(["materialize", "--week", "2026-11-09"])
     assert exit_.value.code == 1  # a week failed
@@ -160,9 +165,16 @@ def test_postgres_prints_how_apps_connect_and_holds_the_embedded_server(tmp_path
     import psycopg
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBP_")} | {
-        "NBP_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "nbp_assets", "postgres"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+        "NBP_HOME": str(tmp_path / "home"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbp_assets", "postgres"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         lines, deadline = [], time.monotonic() + 180
         while not any(line.startswith("holding") for line in lines):
@@ -183,7 +195,9 @@ def test_postgres_prints_how_apps_connect_and_holds_the_embedded_server(tmp_path
                 app.execute("CREATE TABLE product_intelligence.scratch (i int)")
         if shutil.which("psql"):  # the very command printed, as a person would paste it
             command = printed["apps"].split("   ")[0].split() + ["-Atc", "SELECT current_user"]
-            assert subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip() == "nbp_app_reader"
+            assert (
+                subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip() == "nbp_app_reader"
+            )
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)

@@ -44,9 +44,20 @@ SNOWFLAKE_ENV = {
     "SNOWFLAKE_WAREHOUSE": "NBP_WH",
     "SNOWFLAKE_DATABASE": "NBP_TEST",
 }
-UNSET = ("NBP_DEPLOYMENT", "NBP_WEIGHTS_FILE", "NBP_WEIGHTS_TABLE", "NBP_WAREHOUSE_PATH", "NBP_POSTGRES_URL",
-         "SNOWFLAKE_ROLE", "SNOWFLAKE_PRIVATE_KEY", "SNOWFLAKE_PRIVATE_KEY_PATH", "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
-         "SNOWFLAKE_LOGIN_TIMEOUT", "DAGSTER_HOME", "DAGSTER_POSTGRES_URL")
+UNSET = (
+    "NBP_DEPLOYMENT",
+    "NBP_WEIGHTS_FILE",
+    "NBP_WEIGHTS_TABLE",
+    "NBP_WAREHOUSE_PATH",
+    "NBP_POSTGRES_URL",
+    "SNOWFLAKE_ROLE",
+    "SNOWFLAKE_PRIVATE_KEY",
+    "SNOWFLAKE_PRIVATE_KEY_PATH",
+    "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
+    "SNOWFLAKE_LOGIN_TIMEOUT",
+    "DAGSTER_HOME",
+    "DAGSTER_POSTGRES_URL",
+)
 
 
 @pytest.fixture
@@ -62,8 +73,9 @@ def env(monkeypatch, tmp_path):
 
 def python(*args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in UNSET}
-    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=clean | env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, env=clean | env, capture_output=True, text=True, timeout=120
+    )
 
 
 def init_failure(result: dg.ExecuteInProcessResult) -> str:
@@ -108,7 +120,10 @@ def test_missing_settings_are_listed_together(env):
         build_definitions()  # what loading the code location does
     message = str(raised.value)
     assert "missing environment variables: SNOWFLAKE_ACCOUNT, SNOWFLAKE_WAREHOUSE, NBP_POSTGRES_URL" in message
-    assert "no Snowflake credential: set one of SNOWFLAKE_PASSWORD, SNOWFLAKE_PRIVATE_KEY, SNOWFLAKE_PRIVATE_KEY_PATH" in message
+    assert (
+        "no Snowflake credential: set one of SNOWFLAKE_PASSWORD, SNOWFLAKE_PRIVATE_KEY, SNOWFLAKE_PRIVATE_KEY_PATH"
+        in message
+    )
     assert "SNOWFLAKE_USER" not in message and "SNOWFLAKE_DATABASE" not in message  # those are set
 
 
@@ -135,10 +150,15 @@ def encrypted_key() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(KEY_PASSPHRASE.encode()),
-    ).decode()
+    return (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(KEY_PASSPHRASE.encode()),
+        )
+        .decode()
+    )
 
 
 def test_unreadable_private_key_is_named_without_the_passphrase(env, encrypted_key):
@@ -170,12 +190,22 @@ def snowflake_server_requiring(password: str):
         if request.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
         if json.loads(body)["data"].get("PASSWORD") != password:
-            return JSONResponse({"data": None, "code": "390100", "success": False,
-                                 "message": "Incorrect username or password was specified."})
+            return JSONResponse(
+                {
+                    "data": None,
+                    "code": "390100",
+                    "success": False,
+                    "message": "Incorrect username or password was specified.",
+                }
+            )
         return await fake.login_request(request)
 
-    app = Starlette(routes=[Route("/session/v1/login-request", login, methods=["POST"]),
-                            *[r for r in fake.app.routes if getattr(r, "path", "") != "/session/v1/login-request"]])
+    app = Starlette(
+        routes=[
+            Route("/session/v1/login-request", login, methods=["POST"]),
+            *[r for r in fake.app.routes if getattr(r, "path", "") != "/session/v1/login-request"],
+        ]
+    )
     with closing(socket.socket()) as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -187,8 +217,13 @@ def snowflake_server_requiring(password: str):
         time.sleep(0.05)
     assert server.started, "fakesnow server did not start"
     try:
-        yield {"host": "127.0.0.1", "port": port, "protocol": "http", "network_timeout": 5,
-               "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False}}
+        yield {
+            "host": "127.0.0.1",
+            "port": port,
+            "protocol": "http",
+            "network_timeout": 5,
+            "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+        }
     finally:
         server.should_exit = True
         thread.join(10)
@@ -215,7 +250,9 @@ def test_unreachable_snowflake_is_named_by_account_and_host(env):
     with pytest.raises(ConfigurationError) as raised:
         snowflake_warehouse(resolved=True, host="127.0.0.1", port=port, protocol="http").query("SELECT 1")
     message = str(raised.value)
-    assert message.startswith(f"cannot log in to Snowflake account nbp-test-account as user NBP_ENGINE (host 127.0.0.1:{port}")
+    assert message.startswith(
+        f"cannot log in to Snowflake account nbp-test-account as user NBP_ENGINE (host 127.0.0.1:{port}"
+    )
     assert "Could not connect to Snowflake backend" in message and PASSWORD not in message
 
 
@@ -254,15 +291,19 @@ def test_unreachable_postgres_stops_the_run_before_anything_is_written(env, fake
         warehouse = open_warehouse("production")
         with pytest.raises(PostgresUnavailable) as raised:
             check_deployment("production")
-        result = build_definitions("production").resolve_job_def(WEEKLY_JOB).execute_in_process(
-            partition_key=WEEK.key, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        result = (
+            build_definitions("production")
+            .resolve_job_def(WEEKLY_JOB)
+            .execute_in_process(partition_key=WEEK.key, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
         )
         assert nothing_written(warehouse)
     assert "cannot connect to PostgreSQL (host=127.0.0.1 port=1 dbname=nbp_apps)" in str(raised.value)
     assert not result.success
     text = init_failure(result)
-    assert text.startswith("nbp_assets.storage.postgres.PostgresUnavailable: cannot connect to PostgreSQL "
-                           "(host=127.0.0.1 port=1 dbname=nbp_apps)")
+    assert text.startswith(
+        "nbp_assets.storage.postgres.PostgresUnavailable: cannot connect to PostgreSQL "
+        "(host=127.0.0.1 port=1 dbname=nbp_apps)"
+    )
     assert not result.get_step_success_events()
     for shown in (str(raised.value), text):
         assert "Pg-Secret-55" not in shown and PASSWORD not in shown
@@ -281,8 +322,12 @@ def test_missing_upstream_table_is_named_before_anything_is_written(env, fake_ba
         try:
             with pytest.raises(ConfigurationError, match=r"required table\(s\) missing .*: nbp_source\.behaviour;"):
                 check_deployment("production")
-            result = build_definitions("production").resolve_job_def(WEEKLY_JOB).execute_in_process(
-                partition_key=WEEK.key, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+            result = (
+                build_definitions("production")
+                .resolve_job_def(WEEKLY_JOB)
+                .execute_in_process(
+                    partition_key=WEEK.key, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+                )
             )
             assert not result.success
             assert init_failure(result) == (
@@ -302,7 +347,9 @@ def test_missing_weights_table_stops_the_code_location_loading(env, fake_bank):
     env.setenv("NBP_POSTGRES_URL", "postgresql://unused@127.0.0.1:1/unused")
     env.setenv("NBP_WEIGHTS_TABLE", "nbp_config.weights_v2")
     with fakesnow.patch(db_path=fake_bank):
-        with pytest.raises(ConfigurationError, match="weights configuration table nbp_config.weights_v2 does not exist"):
+        with pytest.raises(
+            ConfigurationError, match="weights configuration table nbp_config.weights_v2 does not exist"
+        ):
             build_definitions("production")
 
 

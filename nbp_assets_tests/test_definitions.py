@@ -86,8 +86,12 @@ CHECKS = {
     "nbp_current": {checks.CONTRACT: True},
     "offer_outcomes": {checks.CONTRACT: True},
     # drift is a warning: the week is already checked and published
-    "model_drift": {checks.CONTRACT: True, "signal_means_stable": False, "score_quantiles_stable": False,
-                    "no_eligible_product_share_stable": False},
+    "model_drift": {
+        checks.CONTRACT: True,
+        "signal_means_stable": False,
+        "score_quantiles_stable": False,
+        "no_eligible_product_share_stable": False,
+    },
     "fairness_report": {checks.CONTRACT: True, checks.FAIRNESS_GAP: False},
 }
 CHECK_NAMES = {  # the constants are part of the contract with sensors and the UI
@@ -114,8 +118,12 @@ OFFER_CHECKS = {
     "next_best_offer": {checks.CONTRACT: True, "every_event_offered_once": True, "events_waiting_for_customer": False},
     "next_best_offer_lookup": {checks.CONTRACT: True, "every_offer_found": True},
 }
-OFFER_CODE_VERSIONS = {"offers": None, "offer_rules": OFFER_CODE_VERSION, "next_best_offer": OFFER_CODE_VERSION,
-                       "next_best_offer_lookup": OFFER_CODE_VERSION}
+OFFER_CODE_VERSIONS = {
+    "offers": None,
+    "offer_rules": OFFER_CODE_VERSION,
+    "next_best_offer": OFFER_CODE_VERSION,
+    "next_best_offer_lookup": OFFER_CODE_VERSION,
+}
 OFFER_JOBS = {
     "next_best_offer_job": {"next_best_offer", "next_best_offer_lookup"},
     "offer_tables_job": {"offers", "offer_rules"},
@@ -206,7 +214,8 @@ def test_every_asset_is_described_and_grouped(defs):
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
     assert set(specs) == ASSETS | OFFER_ASSETS | {WEIGHTS_SOURCE}
     assert {k: s.group_name for k, s in specs.items()} == (
-        dict.fromkeys(ASSETS | {WEIGHTS_SOURCE}, GROUP) | dict.fromkeys(OFFER_ASSETS, OFFER_GROUP))
+        dict.fromkeys(ASSETS | {WEIGHTS_SOURCE}, GROUP) | dict.fromkeys(OFFER_ASSETS, OFFER_GROUP)
+    )
     undescribed = sorted(k for k, s in specs.items() if not (s.description or "").strip())
     assert undescribed == []
 
@@ -254,7 +263,9 @@ def expected_code_versions(model_version: str, signals_version: str | None = Non
     # signals follow the code and the suitability rule, not the other weights
     code_only = {"signals": signals_version or load_weights(DEFAULT_WEIGHTS_FILE).signals_version}
     weekly = {name: model_version if name in MODEL_VERSIONED else code_only.get(name) for name in ASSETS}
-    return weekly | OFFER_CODE_VERSIONS | {WEIGHTS_SOURCE: None}  # the weights change its data version instead  # the offer rules are data: not in any code version
+    return (
+        weekly | OFFER_CODE_VERSIONS | {WEIGHTS_SOURCE: None}
+    )  # the weights change its data version instead  # the offer rules are data: not in any code version
 
 
 def code_versions(defs) -> dict[str, str | None]:
@@ -267,7 +278,9 @@ def test_code_version_is_the_model_version_of_the_loaded_weights(defs):
     assert weights.model_version.startswith("nbp-1.0+w")
     assert code_versions(defs) == expected_code_versions(weights.model_version)
     for name in sorted(MODEL_VERSIONED - {"nbp_current"}):
-        assert defs.resolve_assets_def(name).metadata_by_key[dg.AssetKey(name)]["model_version"] == weights.model_version
+        assert (
+            defs.resolve_assets_def(name).metadata_by_key[dg.AssetKey(name)]["model_version"] == weights.model_version
+        )
     assert defs.resolve_job_def(JOB).tags["model_version"] == weights.model_version
 
 
@@ -361,7 +374,11 @@ def test_offer_sensor_snapshot(defs):
     assert {j.name for j in sensor.jobs} == set(OFFER_JOBS)
     assert "next_best_offer_sensor" in {s.name for s in defs.sensors}
     assert (nbo.GROUP, nbo.BATCH_JOB, nbo.TABLES_JOB, nbo.SENSOR) == (
-        OFFER_GROUP, "next_best_offer_job", "offer_tables_job", "next_best_offer_sensor")
+        OFFER_GROUP,
+        "next_best_offer_job",
+        "offer_tables_job",
+        "next_best_offer_sensor",
+    )
 
 
 def test_schedule_snapshot(defs):
@@ -430,8 +447,10 @@ def test_weekly_assets_show_their_table_and_columns():
     from nbp_assets.definitions import build_definitions
 
     specs = {s.key.path[-1]: s for s in build_definitions("local").resolve_all_asset_specs()}
-    declared = {t.name: t for t in (tables.CUSTOMERS, tables.ACTIVITY, tables.ELIGIBILITY, tables.SIGNALS,
-                                    tables.SCORES, tables.HISTORY)}
+    declared = {
+        t.name: t
+        for t in (tables.CUSTOMERS, tables.ACTIVITY, tables.ELIGIBILITY, tables.SIGNALS, tables.SCORES, tables.HISTORY)
+    }
     for asset, table in TABLES.items():
         meta = specs[asset].metadata
         assert meta["dagster/table_name"] == table
@@ -439,20 +458,44 @@ def test_weekly_assets_show_their_table_and_columns():
         assert columns == declared[table].column_types()
         assert specs[asset].description and len(specs[asset].description) > 80  # business meaning, for the UI
     history = {c.name: c.type for c in specs["nbp_ranked"].metadata["dagster/column_schema"].columns}
-    assert history == {"party_id": "VARCHAR", "jurisdiction": "VARCHAR", "rank": "INTEGER", "product_id": "VARCHAR",
-                       "score": "DECIMAL(8,6)", "primary_signal": "VARCHAR", "model_version": "VARCHAR",
-                       "evaluated_at": "TIMESTAMP"}
+    assert history == {
+        "party_id": "VARCHAR",
+        "jurisdiction": "VARCHAR",
+        "rank": "INTEGER",
+        "product_id": "VARCHAR",
+        "score": "DECIMAL(8,6)",
+        "primary_signal": "VARCHAR",
+        "model_version": "VARCHAR",
+        "evaluated_at": "TIMESTAMP",
+    }
 
 
 # ---------------------------------------------------------------------------- governance
 
 
-PERSONAL_DATA = {"customers", "activity", "eligibility", "signals", "scores", "nbp_ranked", "nbp_current",
-                 "next_best_offer", "next_best_offer_lookup"}
-CARRY_THE_MODEL = {"ranking_weights": "MOD-107", "scores": "MOD-107", "nbp_ranked": "MOD-107",
-                   "nbp_current": "MOD-107", "fairness_report": "MOD-107", "offer_outcomes": "MOD-107",
-                   "model_drift": "MOD-107", "offer_rules": "MOD-108",
-                   "next_best_offer": "MOD-108", "next_best_offer_lookup": "MOD-108"}
+PERSONAL_DATA = {
+    "customers",
+    "activity",
+    "eligibility",
+    "signals",
+    "scores",
+    "nbp_ranked",
+    "nbp_current",
+    "next_best_offer",
+    "next_best_offer_lookup",
+}
+CARRY_THE_MODEL = {
+    "ranking_weights": "MOD-107",
+    "scores": "MOD-107",
+    "nbp_ranked": "MOD-107",
+    "nbp_current": "MOD-107",
+    "fairness_report": "MOD-107",
+    "offer_outcomes": "MOD-107",
+    "model_drift": "MOD-107",
+    "offer_rules": "MOD-108",
+    "next_best_offer": "MOD-108",
+    "next_best_offer_lookup": "MOD-108",
+}
 
 
 def test_every_asset_has_owners_and_says_if_it_holds_personal_data(defs):
@@ -460,7 +503,8 @@ def test_every_asset_has_owners_and_says_if_it_holds_personal_data(defs):
     assert {k for k, s in specs.items() if not s.owners} == set()
     assert specs["fairness_report"].owners == ["team:compliance", "team:data-platform"]
     assert {k: s.tags.get("personal_data") for k, s in specs.items()} == {
-        k: "yes" if k in PERSONAL_DATA else "no" for k in specs}
+        k: "yes" if k in PERSONAL_DATA else "no" for k in specs
+    }
     assert {k: s.tags["model"] for k, s in specs.items() if "model" in s.tags} == CARRY_THE_MODEL
 
 

@@ -19,18 +19,23 @@ PRODUCTS = ["SAV", "CARD", "MORT"]  # MORT is recommended to nobody
 
 
 def customers() -> pd.DataFrame:
-    return pd.DataFrame({
-        "party_id": ["P1", "P2", "P3", "P4", "P5"],
-        "jurisdiction": ["GB", "GB", "IE", "IE", "IE"],
-        "age_band": ["18-24", "25-34", "18-24", "25-34", "18-24"],
-        "segment": ["MASS", "MASS", "AFFLUENT", "MASS", "AFFLUENT"],
-    })
+    return pd.DataFrame(
+        {
+            "party_id": ["P1", "P2", "P3", "P4", "P5"],
+            "jurisdiction": ["GB", "GB", "IE", "IE", "IE"],
+            "age_band": ["18-24", "25-34", "18-24", "25-34", "18-24"],
+            "segment": ["MASS", "MASS", "AFFLUENT", "MASS", "AFFLUENT"],
+        }
+    )
 
 
 def ranked() -> pd.DataFrame:
     rows = [
-        ("P1", "SAV"), ("P1", "CARD"), ("P1", "FX"),  # FX is not a reported product
-        ("P2", "SAV"), ("P2", "CARD"),
+        ("P1", "SAV"),
+        ("P1", "CARD"),
+        ("P1", "FX"),  # FX is not a reported product
+        ("P2", "SAV"),
+        ("P2", "CARD"),
         ("P3", "SAV"),
         ("P4", "CARD"),
         # P5 got no recommendation at all but still counts in its groups.
@@ -70,11 +75,20 @@ def test_gaps_match_hand_computation():
     got = gaps.set_index(["product_id", "dimension"])
 
     assert got.loc[("SAV", "jurisdiction")].to_dict() == {
-        "highest_group": "GB", "highest_rate": 1.0, "lowest_group": "IE", "lowest_rate": 1 / 3,
-        "gap_pp": 66.6667, "breach": True,
-        "highest_customers": 2, "lowest_customers": 3, "groups": 2, "judged_groups": 2,
+        "highest_group": "GB",
+        "highest_rate": 1.0,
+        "lowest_group": "IE",
+        "lowest_rate": 1 / 3,
+        "gap_pp": 66.6667,
+        "breach": True,
+        "highest_customers": 2,
+        "lowest_customers": 3,
+        "groups": 2,
+        "judged_groups": 2,
         # 2 of 2 against 1 of 3: a 66.7 pp breach that its own interval cannot tell from noise
-        "gap_ci_low_pp": -13.53, "gap_ci_high_pp": 93.8508, "clear_breach": False,
+        "gap_ci_low_pp": -13.53,
+        "gap_ci_high_pp": 93.8508,
+        "clear_breach": False,
     }
     assert got.loc[("SAV", "age_band"), "gap_pp"] == 16.6667
     assert got.loc[("SAV", "age_band"), "highest_group"] == "18-24"
@@ -111,19 +125,27 @@ def test_a_product_twice_in_one_top3_counts_once():
 
 
 def gaps_from(rates: list[float]) -> pd.DataFrame:
-    return pd.DataFrame({
-        "product_id": "SAV", "dimension": "segment",
-        "group": [f"G{i}" for i in range(len(rates))],
-        "customers": 1_000_000, "recommended": 0, "rate": rates,
-    })
+    return pd.DataFrame(
+        {
+            "product_id": "SAV",
+            "dimension": "segment",
+            "group": [f"G{i}" for i in range(len(rates))],
+            "customers": 1_000_000,
+            "recommended": 0,
+            "rate": rates,
+        }
+    )
 
 
-@pytest.mark.parametrize(("high", "low", "gap", "breach"), [
-    (0.2, 0.1, 10.0, False),  # exactly the threshold; 0.2 - 0.1 is 10.000000000000002 in floats
-    (0.600001, 0.5, 10.0001, True),
-    (0.6, 0.5, 10.0, False),  # 0.6 - 0.5 is 9.999999999999998 in floats
-    (0.35, 0.25, 10.0, False),
-])
+@pytest.mark.parametrize(
+    ("high", "low", "gap", "breach"),
+    [
+        (0.2, 0.1, 10.0, False),  # exactly the threshold; 0.2 - 0.1 is 10.000000000000002 in floats
+        (0.600001, 0.5, 10.0001, True),
+        (0.6, 0.5, 10.0, False),  # 0.6 - 0.5 is 9.999999999999998 in floats
+        (0.35, 0.25, 10.0, False),
+    ],
+)
 def test_threshold_is_strict(high, low, gap, breach):
     gaps = fairness_gaps(gaps_from([low, high]))
     assert gaps.gap_pp.tolist() == [gap]
@@ -179,16 +201,20 @@ def test_scale_many_customers():
     """Correct counts on a large population (speed is the benchmark's business, not a test's)."""
     rng = np.random.default_rng(0)
     n, products = 200_000, [f"PRD{i:03d}" for i in range(40)]
-    people = pd.DataFrame({
-        "party_id": np.char.add("P", np.arange(n).astype(str)).astype(object),
-        "jurisdiction": rng.choice(["GB", "IE", "JE", "GG", "IM"], n).astype(object),
-        "age_band": rng.choice(["18-24", "25-34", "35-44", "45-54", "55-64", "65+"], n).astype(object),
-        "segment": rng.choice(["MASS", "MASS_AFFLUENT", "AFFLUENT", "PRIVATE"], n).astype(object),
-    })
-    top3 = pd.DataFrame({
-        "party_id": np.repeat(people.party_id.to_numpy(), 3),
-        "product_id": np.asarray(products, dtype=object)[rng.integers(0, 40, 3 * n)],
-    })
+    people = pd.DataFrame(
+        {
+            "party_id": np.char.add("P", np.arange(n).astype(str)).astype(object),
+            "jurisdiction": rng.choice(["GB", "IE", "JE", "GG", "IM"], n).astype(object),
+            "age_band": rng.choice(["18-24", "25-34", "35-44", "45-54", "55-64", "65+"], n).astype(object),
+            "segment": rng.choice(["MASS", "MASS_AFFLUENT", "AFFLUENT", "PRIVATE"], n).astype(object),
+        }
+    )
+    top3 = pd.DataFrame(
+        {
+            "party_id": np.repeat(people.party_id.to_numpy(), 3),
+            "product_id": np.asarray(products, dtype=object)[rng.integers(0, 40, 3 * n)],
+        }
+    )
     rates = recommendation_rates(people, top3, products)
     gaps = fairness_gaps(rates)
 

@@ -42,25 +42,31 @@ def gap_row(gaps: pd.DataFrame, product: str, dimension: str) -> dict:
     return row.iloc[0].to_dict()
 
 
-@pytest.mark.parametrize(("k", "n", "low", "high"), [
-    # Newcombe (1998), Statistics in Medicine 17:857, table I, method 3 (Wilson score, no correction)
-    (81, 263, 0.2553, 0.3662),
-    (15, 148, 0.0624, 0.1605),
-    (0, 20, 0.0, 0.1611),
-    (1, 29, 0.0061, 0.1718),
-    (29, 29, 0.8830, 1.0),
-])
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [
+        # Newcombe (1998), Statistics in Medicine 17:857, table I, method 3 (Wilson score, no correction)
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+        (29, 29, 0.8830, 1.0),
+    ],
+)
 def test_wilson_interval_matches_published_values(k, n, low, high):
     lo, hi = wilson_interval([k], [n])
     assert round(lo[0], 4) == low and round(hi[0], 4) == high
 
 
-@pytest.mark.parametrize("k1, n1, k2, n2, low, high", [
-    # Newcombe (1998), Statistics in Medicine 17:873, table II, method 10 (hybrid score, no correction)
-    (56, 70, 48, 80, 0.0524, 0.3339),
-    (9, 10, 3, 10, 0.1705, 0.8090),
-    (5, 56, 0, 29, -0.0381, 0.1926),
-])
+@pytest.mark.parametrize(
+    "k1, n1, k2, n2, low, high",
+    [
+        # Newcombe (1998), Statistics in Medicine 17:873, table II, method 10 (hybrid score, no correction)
+        (56, 70, 48, 80, 0.0524, 0.3339),
+        (9, 10, 3, 10, 0.1705, 0.8090),
+        (5, 56, 0, 29, -0.0381, 0.1926),
+    ],
+)
 def test_gap_interval_matches_published_values(k1, n1, k2, n2, low, high):
     lo, hi = difference_interval([k1], [n1], [k2], [n2])
     assert round(lo[0], 4) == low and round(hi[0], 4) == high
@@ -130,7 +136,12 @@ def test_gap_caused_by_the_ranking():
     gaps = fairness_gaps(recommendation_rates(customers, ranked, ["SAV"], ["age_band"], elig), min_group_size=30)
     assert list(gaps.columns) == GAP_COLUMNS + GAP_DETAIL_COLUMNS + ATTRIBUTION_COLUMNS
     row = gap_row(gaps, "SAV", "age_band")
-    assert (row["highest_group"], row["highest_rate"], row["lowest_group"], row["lowest_rate"]) == ("55-64", 1.0, "25-34", 0.25)
+    assert (row["highest_group"], row["highest_rate"], row["lowest_group"], row["lowest_rate"]) == (
+        "55-64",
+        1.0,
+        "25-34",
+        0.25,
+    )
     assert (row["gap_pp"], row["ranking_pp"], row["eligibility_pp"], row["eligible_gap_pp"]) == (75.0, 75.0, 0.0, 75.0)
     assert (row["highest_eligible_share"], row["lowest_eligible_share"]) == (1.0, 1.0)
 
@@ -144,7 +155,9 @@ def test_gap_caused_only_by_eligibility():
     assert rates[["group", "eligible", "eligible_rate"]].values.tolist() == [["GB", 40, 1.0], ["IE", 10, 1.0]]
     row = gap_row(fairness_gaps(rates, min_group_size=30), "MORT", "jurisdiction")
     assert (row["gap_pp"], row["breach"], row["eligibility_pp"], row["ranking_pp"]) == (75.0, True, 75.0, 0.0)
-    assert row["eligible_gap_pp"] != row["eligible_gap_pp"]  # IE has 10 eligible: below 30, its eligible rate is not judged
+    assert (
+        row["eligible_gap_pp"] != row["eligible_gap_pp"]
+    )  # IE has 10 eligible: below 30, its eligible rate is not judged
     assert attributable_to(row["eligibility_pp"], row["ranking_pp"], 10.0) == "eligibility"
 
 
@@ -177,13 +190,15 @@ def test_count_eligible_ignores_duplicates_and_unknown_parties():
 
 
 def test_gap_history_counts_breached_weeks():
-    history = pd.DataFrame({
-        "week_start": pd.to_datetime(["2026-10-26", "2026-11-02", "2026-11-09", "2026-11-09"]),
-        "product_id": ["SAV", "SAV", "SAV", "CARD"],
-        "dimension": "age_band",
-        "gap_pp": [12.0, 9.5, 30.0, 1.0],
-        "breach": [True, False, True, False],
-    })
+    history = pd.DataFrame(
+        {
+            "week_start": pd.to_datetime(["2026-10-26", "2026-11-02", "2026-11-09", "2026-11-09"]),
+            "product_id": ["SAV", "SAV", "SAV", "CARD"],
+            "dimension": "age_band",
+            "gap_pp": [12.0, 9.5, 30.0, 1.0],
+            "breach": [True, False, True, False],
+        }
+    )
     weeks = ["2026-10-19", "2026-10-26", "2026-11-02", "2026-11-09"]
     wide = gap_history(history, weeks)
     assert wide.columns.tolist() == ["product_id", "dimension", *weeks, "weeks_reported", "weeks_breached"]
@@ -193,26 +208,45 @@ def test_gap_history_counts_breached_weeks():
     assert wide[wide.product_id == "CARD"][["weeks_reported", "weeks_breached"]].values.tolist() == [[1, 0]]
 
 
-@pytest.mark.parametrize(("eligibility", "ranking", "expected"), [
-    (57.1, 0.0, "eligibility"),
-    (0.0, 70.0, "ranking"),
-    (15.0, 15.0, "ranking and eligibility"),
-    (6.0, 6.0, "ranking and eligibility combined"),
-    (None, None, None),
-])
+@pytest.mark.parametrize(
+    ("eligibility", "ranking", "expected"),
+    [
+        (57.1, 0.0, "eligibility"),
+        (0.0, 70.0, "ranking"),
+        (15.0, 15.0, "ranking and eligibility"),
+        (6.0, 6.0, "ranking and eligibility combined"),
+        (None, None, None),
+    ],
+)
 def test_attribution_names_what_would_breach_alone(eligibility, ranking, expected):
     assert attributable_to(eligibility, ranking, 10.0) == expected
 
 
 def test_alert_payload_is_plain_json():
-    row = {"product_id": "SAV", "dimension": "age_band", "highest_group": "55-64", "highest_rate": np.float64(1.0),
-           "highest_customers": np.int64(80), "lowest_group": "25-34", "lowest_rate": np.float64(0.3),
-           "lowest_customers": np.int64(80), "gap_pp": np.float64(70.0),
-           "highest_eligible_rate": 1.0, "lowest_eligible_rate": 0.3, "highest_eligible_share": 1.0,
-           "lowest_eligible_share": 1.0, "eligibility_pp": 0.0, "ranking_pp": 70.0}
+    row = {
+        "product_id": "SAV",
+        "dimension": "age_band",
+        "highest_group": "55-64",
+        "highest_rate": np.float64(1.0),
+        "highest_customers": np.int64(80),
+        "lowest_group": "25-34",
+        "lowest_rate": np.float64(0.3),
+        "lowest_customers": np.int64(80),
+        "gap_pp": np.float64(70.0),
+        "highest_eligible_rate": 1.0,
+        "lowest_eligible_rate": 0.3,
+        "highest_eligible_share": 1.0,
+        "lowest_eligible_share": 1.0,
+        "eligibility_pp": 0.0,
+        "ranking_pp": 70.0,
+    }
     alert = alert_payload(row, "2026-11-02", "nbp-1.0+wabc", 10.0, "run1", np.int64(3), 4, "/r/2026-11-02.html")
     assert json.loads(json.dumps(alert)) == alert
-    assert alert["attributable_to"] == "ranking" and alert["weeks_breached"] == 3 and alert["type"] == "nbp.fairness_breach"
+    assert (
+        alert["attributable_to"] == "ranking"
+        and alert["weeks_breached"] == 3
+        and alert["type"] == "nbp.fairness_breach"
+    )
 
 
 # ---------------------------------------------------------------------------- configuration
@@ -223,21 +257,32 @@ def test_default_configuration():
 
 
 def test_configuration_from_environment():
-    config = fairness_config({"NBP_FAIRNESS_DIMENSIONS": " jurisdiction, age_band,segment ,gender",
-                              "NBP_FAIRNESS_MIN_GROUP": "50", "NBP_FAIRNESS_HISTORY_WEEKS": "12",
-                              "NBP_FAIRNESS_BLOCKS_PUBLISH": "TRUE"})
+    config = fairness_config(
+        {
+            "NBP_FAIRNESS_DIMENSIONS": " jurisdiction, age_band,segment ,gender",
+            "NBP_FAIRNESS_MIN_GROUP": "50",
+            "NBP_FAIRNESS_HISTORY_WEEKS": "12",
+            "NBP_FAIRNESS_BLOCKS_PUBLISH": "TRUE",
+        }
+    )
     assert config == FairnessConfig(("jurisdiction", "age_band", "segment", "gender"), 50, 12, True)
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"NBP_FAIRNESS_DIMENSIONS": "jurisdiction,nationality"}, "'nationality' is not a column of the customers asset"),
-    ({"NBP_FAIRNESS_DIMENSIONS": "income"}, "'income' is numeric"),
-    ({"NBP_FAIRNESS_DIMENSIONS": "gender,gender"}, "names a dimension twice"),
-    ({"NBP_FAIRNESS_DIMENSIONS": " , "}, "is empty"),
-    ({"NBP_FAIRNESS_MIN_GROUP": "0"}, "NBP_FAIRNESS_MIN_GROUP=0 is outside"),
-    ({"NBP_FAIRNESS_MIN_GROUP": "thirty"}, "not a whole number"),
-    ({"NBP_FAIRNESS_BLOCKS_PUBLISH": "maybe"}, "expected true or false"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"NBP_FAIRNESS_DIMENSIONS": "jurisdiction,nationality"},
+            "'nationality' is not a column of the customers asset",
+        ),
+        ({"NBP_FAIRNESS_DIMENSIONS": "income"}, "'income' is numeric"),
+        ({"NBP_FAIRNESS_DIMENSIONS": "gender,gender"}, "names a dimension twice"),
+        ({"NBP_FAIRNESS_DIMENSIONS": " , "}, "is empty"),
+        ({"NBP_FAIRNESS_MIN_GROUP": "0"}, "NBP_FAIRNESS_MIN_GROUP=0 is outside"),
+        ({"NBP_FAIRNESS_MIN_GROUP": "thirty"}, "not a whole number"),
+        ({"NBP_FAIRNESS_BLOCKS_PUBLISH": "maybe"}, "expected true or false"),
+    ],
+)
 def test_bad_configuration_is_named(env, message):
     with pytest.raises(ValueError, match=message):
         fairness_config(env)
@@ -246,13 +291,26 @@ def test_bad_configuration_is_named(env, message):
 def test_contract_follows_the_configured_dimensions():
     assert validate_dimensions(["gender"]) == ("gender",)
     model = fairness_report_model(["jurisdiction", "gender"])
-    frame = pd.DataFrame({
-        "week_start": pd.to_datetime(["2026-11-09"] * 2), "product_id": ["SAV", "SAV"],
-        "dimension": ["gender", "age_band"], "group": ["F", "18-24"], "customers": [40, 40],
-        "recommended": [10, 10], "rate": [0.25, 0.25], "ci_low": [0.14, 0.14], "ci_high": [0.4, 0.4],
-        "judged": [True, True], "eligible": [40, 40], "eligible_rate": [0.25, 0.25], "gap_pp": [0.0, 0.0],
-        "breach": [False, False], "eligible_gap_pp": [0.0, 0.0], "model_version": ["m", "m"],
-    })
+    frame = pd.DataFrame(
+        {
+            "week_start": pd.to_datetime(["2026-11-09"] * 2),
+            "product_id": ["SAV", "SAV"],
+            "dimension": ["gender", "age_band"],
+            "group": ["F", "18-24"],
+            "customers": [40, 40],
+            "recommended": [10, 10],
+            "rate": [0.25, 0.25],
+            "ci_low": [0.14, 0.14],
+            "ci_high": [0.4, 0.4],
+            "judged": [True, True],
+            "eligible": [40, 40],
+            "eligible_rate": [0.25, 0.25],
+            "gap_pp": [0.0, 0.0],
+            "breach": [False, False],
+            "eligible_gap_pp": [0.0, 0.0],
+            "model_version": ["m", "m"],
+        }
+    )
     with pytest.raises(ContractViolation, match="age_band"):
         validate(model, frame, table="fairness_report")
     validate(model, frame.iloc[:1], table="fairness_report")

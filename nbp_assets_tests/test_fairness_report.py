@@ -36,11 +36,21 @@ pytestmark = pytest.mark.integration
 RANKING_WEEK = Week.from_key("2026-11-02")
 ELIGIBILITY_WEEK = Week.from_key("2026-11-09")
 PRODUCTS = {"CARD": "CARD", "FX": "FX_WALLET", "LOAN": "LENDING", "MORT": "MORTGAGE", "SAV": "SAVINGS"}
-NAMES = {"CARD": "Cashback Card", "FX": "Travel Wallet", "LOAN": "Personal Loan", "MORT": "Home Mortgage",
-         "SAV": "Easy Saver"}
+NAMES = {
+    "CARD": "Cashback Card",
+    "FX": "Travel Wallet",
+    "LOAN": "Personal Loan",
+    "MORT": "Home Mortgage",
+    "SAV": "Easy Saver",
+}
 # product class -> (the one lifting signal, its weight): SAV rides on idle cash alone.
-BIASED_LIFT = {"SAVINGS": ("idle_cash", 1.0), "CARD": ("relationship_gap", 0.6), "LENDING": ("relationship_gap", 0.5),
-               "FX_WALLET": ("relationship_gap", 0.4), "MORTGAGE": ("relationship_gap", 0.7)}
+BIASED_LIFT = {
+    "SAVINGS": ("idle_cash", 1.0),
+    "CARD": ("relationship_gap", 0.6),
+    "LENDING": ("relationship_gap", 0.5),
+    "FX_WALLET": ("relationship_gap", 0.4),
+    "MORTGAGE": ("relationship_gap", 0.7),
+}
 
 
 def weights_frame(lift: dict = BIASED_LIFT) -> pd.DataFrame:
@@ -53,9 +63,15 @@ def weights_frame(lift: dict = BIASED_LIFT) -> pd.DataFrame:
 
 def bank_customers() -> pd.DataFrame:
     """170 customers; `r` (0-9) picks fixed shares of every cell, so every other dimension stays balanced."""
-    rows = [(j, a, s, g, r, "ACTIVE") for j, a, s, g, r in itertools.product(
-        ["GB", "IE"], ["25-34", "55-64"], ["MASS", "AFFLUENT"], ["F", "M"], range(10))]
-    rows += [(j, "65+", s, g, 0, "ACTIVE") for j, s, g in itertools.product(["GB", "IE"], ["MASS", "AFFLUENT"], ["F", "M"])]
+    rows = [
+        (j, a, s, g, r, "ACTIVE")
+        for j, a, s, g, r in itertools.product(
+            ["GB", "IE"], ["25-34", "55-64"], ["MASS", "AFFLUENT"], ["F", "M"], range(10)
+        )
+    ]
+    rows += [
+        (j, "65+", s, g, 0, "ACTIVE") for j, s, g in itertools.product(["GB", "IE"], ["MASS", "AFFLUENT"], ["F", "M"])
+    ]
     rows += [("GB", "25-34", "MASS", "F", 0, "DORMANT"), ("IE", "55-64", "MASS", "M", 0, "DORMANT")]
     df = pd.DataFrame(rows, columns=["jurisdiction", "age_band", "segment", "gender", "r", "status"])
     df.insert(0, "party_id", [f"C{i:04d}" for i in range(len(df))])
@@ -79,40 +95,65 @@ def ranking_bias_pairs(customers: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series
 
 def eligibility_only_pairs(customers: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     pairs = customers[["party_id"]].merge(pd.DataFrame({"product_id": ["SAV", "CARD"]}), how="cross")
-    mort = customers.loc[(customers["jurisdiction"] == "GB") | (customers["r"] < 4), ["party_id"]].assign(product_id="MORT")
+    mort = customers.loc[(customers["jurisdiction"] == "GB") | (customers["r"] < 4), ["party_id"]].assign(
+        product_id="MORT"
+    )
     return pd.concat([pairs, mort], ignore_index=True), pd.Series(False, index=customers["party_id"])
 
 
-def write_week(defs: dg.Definitions, week: Week, scenario=ranking_bias_pairs, lift: dict = BIASED_LIFT,
-               customers: pd.DataFrame | None = None) -> pd.DataFrame:
+def write_week(
+    defs: dg.Definitions,
+    week: Week,
+    scenario=ranking_bias_pairs,
+    lift: dict = BIASED_LIFT,
+    customers: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Write the week's customers, eligibility and the real ranking's top 3 to the warehouse."""
     warehouse = defs.resources["warehouse"]
     customers = bank_customers() if customers is None else customers
-    register = pd.DataFrame({
-        "product_id": list(PRODUCTS), "product_name": [NAMES[p] for p in PRODUCTS], "product_class": list(PRODUCTS.values()),
-        "lifecycle_stage": "MATURE", "is_retention": False, "spend_category": None, "target_rote": 0.1,
-        "valid_from": pd.Timestamp("2024-01-01"), "valid_to": pd.NaT,
-    })
+    register = pd.DataFrame(
+        {
+            "product_id": list(PRODUCTS),
+            "product_name": [NAMES[p] for p in PRODUCTS],
+            "product_class": list(PRODUCTS.values()),
+            "lifecycle_stage": "MATURE",
+            "is_retention": False,
+            "spend_category": None,
+            "target_rote": 0.1,
+            "valid_from": pd.Timestamp("2024-01-01"),
+            "valid_to": pd.NaT,
+        }
+    )
     warehouse.replace_table(f"{SOURCE_SCHEMA}.product_register", register)
     week_start = pd.Timestamp(week.start)
-    people = customers.drop(columns=["r"]).assign(income=pd.array([50_000] * len(customers), dtype="Int64"),
-                                                  fico=pd.array([700] * len(customers), dtype="Int64"))
+    people = customers.drop(columns=["r"]).assign(
+        income=pd.array([50_000] * len(customers), dtype="Int64"), fico=pd.array([700] * len(customers), dtype="Int64")
+    )
     people.insert(0, "week_start", week_start)
     warehouse.replace_slice("nbp_work.customers", people, where=f"week_start = {sql_date(week.start)}")
     pairs, idle = scenario(customers)  # dormant customers' pairs stay in: the report must ignore them
-    eligibility = pairs.assign(week_start=week_start, snapshot_date=pd.Timestamp(week.evaluation_date) - pd.Timedelta(days=1))
-    warehouse.replace_slice("nbp_work.eligibility", eligibility[["week_start", "snapshot_date", "party_id", "product_id"]],
-                            where=f"week_start = {sql_date(week.start)}")
+    eligibility = pairs.assign(
+        week_start=week_start, snapshot_date=pd.Timestamp(week.evaluation_date) - pd.Timedelta(days=1)
+    )
+    warehouse.replace_slice(
+        "nbp_work.eligibility",
+        eligibility[["week_start", "snapshot_date", "party_id", "product_id"]],
+        where=f"week_start = {sql_date(week.start)}",
+    )
     # the week's product register, as the eligibility step keeps it
-    warehouse.replace_slice("nbp_work.products", register.drop(columns=["valid_from", "valid_to"]).assign(
-        week_start=week_start), where=f"week_start = {sql_date(week.start)}")
+    warehouse.replace_slice(
+        "nbp_work.products",
+        register.drop(columns=["valid_from", "valid_to"]).assign(week_start=week_start),
+        where=f"week_start = {sql_date(week.start)}",
+    )
     weights = weights_from_frame(weights_frame(lift))
     active = customers[customers["status"] == "ACTIVE"]
     candidates = pairs[pairs["party_id"].isin(active["party_id"])]
     scored = score_candidates(_signals(candidates, idle), register, weights)
     ranked = top_products(scored, active, weights.model_version, week.evaluated_at)
-    warehouse.replace_slice(HISTORY_TABLE, ranked, where=f"evaluated_at = {sql_date(week.evaluated_at)}",
-                            ddl=HISTORY_DDL, key=HISTORY_KEY)
+    warehouse.replace_slice(
+        HISTORY_TABLE, ranked, where=f"evaluated_at = {sql_date(week.evaluated_at)}", ddl=HISTORY_DDL, key=HISTORY_KEY
+    )
     return ranked
 
 
@@ -135,9 +176,18 @@ def env(tmp_path, monkeypatch, clean_compliance):
     monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NBP_POSTGRES_URL", clean_compliance)
     monkeypatch.setenv("NBP_WEIGHTS_FILE", str(path))
-    for name in ("NBP_DEPLOYMENT", "NBP_WAREHOUSE_PATH", "NBP_FAIRNESS_DIMENSIONS", "NBP_FAIRNESS_MIN_GROUP",
-                 "NBP_FAIRNESS_HISTORY_WEEKS", "NBP_FAIRNESS_BLOCKS_PUBLISH", "NBP_ALERT_SMTP_HOST",
-                 "NBP_ALERT_WEBHOOK_URL", "NBP_ALERT_SLACK_TOKEN", "NBP_ALERT_TEAMS_WEBHOOK_URL"):
+    for name in (
+        "NBP_DEPLOYMENT",
+        "NBP_WAREHOUSE_PATH",
+        "NBP_FAIRNESS_DIMENSIONS",
+        "NBP_FAIRNESS_MIN_GROUP",
+        "NBP_FAIRNESS_HISTORY_WEEKS",
+        "NBP_FAIRNESS_BLOCKS_PUBLISH",
+        "NBP_ALERT_SMTP_HOST",
+        "NBP_ALERT_WEBHOOK_URL",
+        "NBP_ALERT_SLACK_TOKEN",
+        "NBP_ALERT_TEAMS_WEBHOOK_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -147,17 +197,23 @@ def defs(env) -> dg.Definitions:
     return build_definitions()
 
 
-def run_report(defs: dg.Definitions, week: Week, instance: dg.DagsterInstance | None = None,
-               assets: tuple[str, ...] = ("fairness_report",)) -> dg.ExecuteInProcessResult:
+def run_report(
+    defs: dg.Definitions,
+    week: Week,
+    instance: dg.DagsterInstance | None = None,
+    assets: tuple[str, ...] = ("fairness_report",),
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [defs.resolve_assets_def(a) for a in assets], partition_key=week.key,  # resources bound by defs
-        instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        [defs.resolve_assets_def(a) for a in assets],
+        partition_key=week.key,  # resources bound by defs
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
     )
 
 
 def report_rows(defs: dg.Definitions, week: Week) -> pd.DataFrame:
     return defs.resources["warehouse"].query(
-        f"SELECT * FROM nbp_work.fairness_report WHERE week_start = {sql_date(week.start)} ORDER BY product_id, dimension, \"group\""
+        f'SELECT * FROM nbp_work.fairness_report WHERE week_start = {sql_date(week.start)} ORDER BY product_id, dimension, "group"'
     )
 
 
@@ -177,22 +233,61 @@ def materialization(result: dg.ExecuteInProcessResult) -> dict:
 
 # The two alerts the biased weights must raise, field by field.
 SAV_AGE = {
-    "product_id": "SAV", "dimension": "age_band", "highest_group": "55-64", "highest_rate": 1.0, "highest_customers": 80,
-    "lowest_group": "25-34", "lowest_rate": 0.3, "lowest_customers": 80, "gap_pp": 70.0, "threshold_pp": 10.0,
-    "highest_eligible_rate": 1.0, "lowest_eligible_rate": 0.3, "highest_eligible_share": 1.0,
-    "lowest_eligible_share": 1.0, "eligibility_pp": 0.0, "ranking_pp": 70.0, "attributable_to": "ranking",
+    "product_id": "SAV",
+    "dimension": "age_band",
+    "highest_group": "55-64",
+    "highest_rate": 1.0,
+    "highest_customers": 80,
+    "lowest_group": "25-34",
+    "lowest_rate": 0.3,
+    "lowest_customers": 80,
+    "gap_pp": 70.0,
+    "threshold_pp": 10.0,
+    "highest_eligible_rate": 1.0,
+    "lowest_eligible_rate": 0.3,
+    "highest_eligible_share": 1.0,
+    "lowest_eligible_share": 1.0,
+    "eligibility_pp": 0.0,
+    "ranking_pp": 70.0,
+    "attributable_to": "ranking",
 }
 FX_AGE = {
-    "product_id": "FX", "dimension": "age_band", "highest_group": "25-34", "highest_rate": 0.7, "highest_customers": 80,
-    "lowest_group": "55-64", "lowest_rate": 0.0, "lowest_customers": 80, "gap_pp": 70.0, "threshold_pp": 10.0,
-    "highest_eligible_rate": 0.7, "lowest_eligible_rate": 0.0, "highest_eligible_share": 1.0,
-    "lowest_eligible_share": 1.0, "eligibility_pp": 0.0, "ranking_pp": 70.0, "attributable_to": "ranking",
+    "product_id": "FX",
+    "dimension": "age_band",
+    "highest_group": "25-34",
+    "highest_rate": 0.7,
+    "highest_customers": 80,
+    "lowest_group": "55-64",
+    "lowest_rate": 0.0,
+    "lowest_customers": 80,
+    "gap_pp": 70.0,
+    "threshold_pp": 10.0,
+    "highest_eligible_rate": 0.7,
+    "lowest_eligible_rate": 0.0,
+    "highest_eligible_share": 1.0,
+    "lowest_eligible_share": 1.0,
+    "eligibility_pp": 0.0,
+    "ranking_pp": 70.0,
+    "attributable_to": "ranking",
 }
 MORT_JURISDICTION = {
-    "product_id": "MORT", "dimension": "jurisdiction", "highest_group": "GB", "highest_rate": 1.0, "highest_customers": 84,
-    "lowest_group": "IE", "lowest_rate": 0.428571, "lowest_customers": 84, "gap_pp": 57.1429, "threshold_pp": 10.0,
-    "highest_eligible_rate": 1.0, "lowest_eligible_rate": 1.0, "highest_eligible_share": 1.0,
-    "lowest_eligible_share": 0.428571, "eligibility_pp": 57.1429, "ranking_pp": 0.0, "attributable_to": "eligibility",
+    "product_id": "MORT",
+    "dimension": "jurisdiction",
+    "highest_group": "GB",
+    "highest_rate": 1.0,
+    "highest_customers": 84,
+    "lowest_group": "IE",
+    "lowest_rate": 0.428571,
+    "lowest_customers": 84,
+    "gap_pp": 57.1429,
+    "threshold_pp": 10.0,
+    "highest_eligible_rate": 1.0,
+    "lowest_eligible_rate": 1.0,
+    "highest_eligible_share": 1.0,
+    "lowest_eligible_share": 0.428571,
+    "eligibility_pp": 57.1429,
+    "ranking_pp": 0.0,
+    "attributable_to": "eligibility",
 }
 
 
@@ -200,10 +295,17 @@ def assert_alert(alert: dict, expected: dict, week: Week, defs: dg.Definitions) 
     payload = alert["payload"]
     assert {k: payload[k] for k in expected} == expected
     assert payload["type"] == "nbp.fairness_breach" and payload["week"] == week.key
-    assert payload["model_version"] == alert["model_version"] == defs.resolve_assets_def("fairness_report").metadata_by_key[
-        dg.AssetKey("fairness_report")]["model_version"]
+    assert (
+        payload["model_version"]
+        == alert["model_version"]
+        == defs.resolve_assets_def("fairness_report").metadata_by_key[dg.AssetKey("fairness_report")]["model_version"]
+    )
     assert payload["policies"] == ["CON-001", "CON-006"]
-    assert (alert["week_start"], alert["product_id"], alert["dimension"]) == (week.start, expected["product_id"], expected["dimension"])
+    assert (alert["week_start"], alert["product_id"], alert["dimension"]) == (
+        week.start,
+        expected["product_id"],
+        expected["dimension"],
+    )
     assert float(alert["gap_pp"]) == expected["gap_pp"] and alert["status"] == "open" and alert["delivered_at"] is None
 
 
@@ -228,7 +330,13 @@ def test_weights_that_deny_a_group_raise_exactly_the_ranking_alerts(defs):
     # 5 products x (2 jurisdictions + 3 age bands + 2 segments); the dormant are in no denominator
     assert len(rows) == 5 * 7
     young = row(rows, "SAV", "age_band", "25-34")
-    assert (young["customers"], young["recommended"], young["rate"], young["eligible"], young["eligible_rate"]) == (80, 24, 0.3, 80, 0.3)
+    assert (young["customers"], young["recommended"], young["rate"], young["eligible"], young["eligible_rate"]) == (
+        80,
+        24,
+        0.3,
+        80,
+        0.3,
+    )
     assert (round(young["ci_low"], 4), round(young["ci_high"], 4)) == (0.2106, 0.4077)
     assert young["judged"] and young["breach"] and young["gap_pp"] == 70.0 and young["eligible_gap_pp"] == 70.0
     oldest = row(rows, "SAV", "age_band", "65+")  # 0 of 8: would be a 100 pp gap if it were judged
@@ -248,7 +356,13 @@ def test_weights_that_deny_a_group_raise_exactly_the_ranking_alerts(defs):
     html = open(meta["report_html"], encoding="utf-8").read()
     assert meta["report_html"].endswith(f"reports/fairness/{RANKING_WEEK.key}.html")
     assert "<svg" in html and "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
-    for text in ("week 2026-11-02", f"#{alerts[1]['alert_id']} (new)", "55-64 100.0% of 80", "30.0% [21.1%-40.8%]", "BREACH"):
+    for text in (
+        "week 2026-11-02",
+        f"#{alerts[1]['alert_id']} (new)",
+        "55-64 100.0% of 80",
+        "30.0% [21.1%-40.8%]",
+        "BREACH",
+    ):
         assert text in html, text
 
 
@@ -284,7 +398,10 @@ def test_a_persisting_breach_is_one_alert_whose_weeks_grow(defs):
         write_week(defs, week)
         assert run_report(defs, week).success
     alerts = outbox.alerts(url)
-    assert [(a["product_id"], a["status"], a["weeks_breached"]) for a in alerts] == [("FX", "open", 2), ("SAV", "open", 2)]
+    assert [(a["product_id"], a["status"], a["weeks_breached"]) for a in alerts] == [
+        ("FX", "open", 2),
+        ("SAV", "open", 2),
+    ]
     latest_html = materialization(run_report(defs, weeks[2]))["report_html"]  # a re-run counts its week once
     assert [a["weeks_breached"] for a in outbox.alerts(url)] == [2, 2]
     assert trend_row(latest_html, "SAV", "age_band")[-4:] == ["", "70.0", "70.0", "2 of 2"]
@@ -293,9 +410,12 @@ def test_a_persisting_breach_is_one_alert_whose_weeks_grow(defs):
     backfill = materialization(run_report(defs, weeks[0]))
     assert backfill["later_reports_refreshed"] == ["2026-10-26", "2026-11-02"]
     alerts = outbox.alerts(url)
-    assert [(a["alert_id"], a["weeks_breached"], a["week_start"].isoformat(), a["last_week"].isoformat())
-            for a in alerts] == [(alerts[0]["alert_id"], 3, "2026-10-26", "2026-11-02"),
-                                 (alerts[1]["alert_id"], 3, "2026-10-26", "2026-11-02")]
+    assert [
+        (a["alert_id"], a["weeks_breached"], a["week_start"].isoformat(), a["last_week"].isoformat()) for a in alerts
+    ] == [
+        (alerts[0]["alert_id"], 3, "2026-10-26", "2026-11-02"),
+        (alerts[1]["alert_id"], 3, "2026-10-26", "2026-11-02"),
+    ]
     assert trend_row(latest_html, "SAV", "age_band")[-4:] == ["70.0", "70.0", "70.0", "3 of 3"]
     assert "Refreshed after week 2026-10-19" in open(latest_html, encoding="utf-8").read()
 
@@ -317,15 +437,18 @@ def test_a_persisting_breach_is_one_alert_whose_weeks_grow(defs):
     assert run_report(defs, ELIGIBILITY_WEEK).success
     relapsed = [a for a in outbox.alerts(url) if a["status"] == "open" and a["product_id"] in ("FX", "SAV")]
     assert [(a["product_id"], a["weeks_breached"], a["relapse_of"]) for a in relapsed] == [
-        ("FX", 1, after["FX"]["alert_id"]), ("SAV", 1, after["SAV"]["alert_id"])]
+        ("FX", 1, after["FX"]["alert_id"]),
+        ("SAV", 1, after["SAV"]["alert_id"]),
+    ]
 
 
 def test_report_names_products_judges_the_gaps_uncertainty_and_says_what_was_left_out(defs):
     write_week(defs, RANKING_WEEK)
     meta = materialization(run_report(defs, RANKING_WEEK))
     assert meta["dimensions_judged"] == "jurisdiction, age_band, segment"
-    assert meta["dimensions_left_out"].startswith("gender (off by default: gender is judged only when "
-                                                  "NBP_FAIRNESS_DIMENSIONS names it)")
+    assert meta["dimensions_left_out"].startswith(
+        "gender (off by default: gender is judged only when NBP_FAIRNESS_DIMENSIONS names it)"
+    )
     assert "| SAV       | Easy Saver" in meta["gaps"] and "| FX        | Travel Wallet" in meta["rates"]
     # SAV by age: 24 of 80 against 80 of 80: the gap's interval (Newcombe) stays far above 10 pp.
     sav = next(line for line in meta["gaps"].splitlines() if "| SAV " in line and "age_band" in line)
@@ -333,10 +456,20 @@ def test_report_names_products_judges_the_gaps_uncertainty_and_says_what_was_lef
     alert = next(a for a in outbox.alerts(defs.resources["postgres"].url) if a["product_id"] == "SAV")
     payload = alert["payload"]
     assert (payload["product_name"], payload["gap_ci_low_pp"], payload["gap_ci_high_pp"], payload["clear_breach"]) == (
-        "Easy Saver", 58.2976, 78.9354, True)
+        "Easy Saver",
+        58.2976,
+        78.9354,
+        True,
+    )
     html = open(meta["report_html"], encoding="utf-8").read()
-    for text in ("dimensions left out", "gender (off by default", "Easy Saver", "clear of uncertainty",
-                 '<section id="alert-workflow">', f"#{alert['alert_id']}: audit trail"):
+    for text in (
+        "dimensions left out",
+        "gender (off by default",
+        "Easy Saver",
+        "clear of uncertainty",
+        '<section id="alert-workflow">',
+        f"#{alert['alert_id']}: audit trail",
+    ):
         assert text in html, text
 
 
@@ -348,7 +481,10 @@ def test_configured_dimensions_and_minimum_group(env):
     assert run_report(defs, RANKING_WEEK).success
     rows = report_rows(defs, RANKING_WEEK)
     assert sorted(rows["dimension"].unique()) == ["age_band", "gender", "jurisdiction", "segment"]
-    assert row(rows, "SAV", "gender", "F")["customers"] == 84 and not rows.loc[rows["dimension"] == "gender", "breach"].any()
+    assert (
+        row(rows, "SAV", "gender", "F")["customers"] == 84
+        and not rows.loc[rows["dimension"] == "gender", "breach"].any()
+    )
     alerts = {(a["product_id"], a["dimension"]): a["payload"] for a in outbox.alerts(defs.resources["postgres"].url)}
     assert set(alerts) == {("SAV", "age_band"), ("FX", "age_band")}
     # Judged from 5 customers up, the 65+ group (8) now sets the gaps.
@@ -362,9 +498,19 @@ def test_configured_dimensions_and_minimum_group(env):
 
 def test_report_table_written_before_these_columns_is_widened(defs):
     warehouse = defs.resources["warehouse"]
-    old = pd.DataFrame({"week_start": [pd.Timestamp("2026-10-26")], "product_id": ["SAV"], "dimension": ["segment"],
-                        "group": ["MASS"], "customers": [10], "recommended": [1], "rate": [0.1], "gap_pp": [0.0],
-                        "breach": [False]})
+    old = pd.DataFrame(
+        {
+            "week_start": [pd.Timestamp("2026-10-26")],
+            "product_id": ["SAV"],
+            "dimension": ["segment"],
+            "group": ["MASS"],
+            "customers": [10],
+            "recommended": [1],
+            "rate": [0.1],
+            "gap_pp": [0.0],
+            "breach": [False],
+        }
+    )
     warehouse.replace_table("nbp_work.fairness_report", old)
     write_week(defs, RANKING_WEEK)
     assert run_report(defs, RANKING_WEEK).success
@@ -377,7 +523,10 @@ def test_report_table_written_before_these_columns_is_widened(defs):
 
 def test_publishing_is_not_blocked_by_default(defs):
     graph = defs.resolve_asset_graph()
-    assert graph.get(dg.AssetKey("nbp_current")).parent_keys == {dg.AssetKey("nbp_ranked"), dg.AssetKey("ranking_weights")}
+    assert graph.get(dg.AssetKey("nbp_current")).parent_keys == {
+        dg.AssetKey("nbp_ranked"),
+        dg.AssetKey("ranking_weights"),
+    }
     write_week(defs, RANKING_WEEK)
     result = run_report(defs, RANKING_WEEK, assets=("fairness_report", "nbp_current"))
     assert result.success and not gap_check(result).passed
@@ -388,7 +537,10 @@ def test_breach_blocks_publishing_when_configured(env):
     env.setenv("NBP_FAIRNESS_BLOCKS_PUBLISH", "true")
     defs = build_definitions()
     assert defs.resolve_asset_graph().get(dg.AssetKey("nbp_current")).parent_keys == {
-        dg.AssetKey("nbp_ranked"), dg.AssetKey("ranking_weights"), dg.AssetKey("fairness_report")}
+        dg.AssetKey("nbp_ranked"),
+        dg.AssetKey("ranking_weights"),
+        dg.AssetKey("fairness_report"),
+    }
     spec = next(s for s in defs.resolve_assets_def("fairness_report").check_specs if s.name == checks.FAIRNESS_GAP)
     assert spec.blocking and "stops nbp_current" in spec.description
     url = defs.resources["postgres"].url

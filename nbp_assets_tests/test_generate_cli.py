@@ -16,8 +16,21 @@ def test_generate_writes_every_chunk_and_reports_progress(tmp_path, monkeypatch,
     monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("NBP_WAREHOUSE_PATH", raising=False)
     monkeypatch.delenv("NBP_DEPLOYMENT", raising=False)
-    main(["generate", "--customers", "700", "--seed", "5", "--weeks", "2", "--end-week", "2026-11-09",
-          "--chunk-customers", "300"])
+    main(
+        [
+            "generate",
+            "--customers",
+            "700",
+            "--seed",
+            "5",
+            "--weeks",
+            "2",
+            "--end-week",
+            "2026-11-09",
+            "--chunk-customers",
+            "300",
+        ]
+    )
     out = capsys.readouterr().out
     assert "chunk 1/3: 300 of 700 customers" in out and "chunk 3/3: 700 of 700 customers" in out
 
@@ -28,5 +41,7 @@ def test_generate_writes_every_chunk_and_reports_progress(tmp_path, monkeypatch,
         written = warehouse.query(f"SELECT * FROM {SOURCE_SCHEMA}.{table}")
         assert len(written) == len(expected), table
         assert list(written.columns) == list(expected.columns), table
-    ids = warehouse.query(f"SELECT count(DISTINCT activity_id) AS n, max(activity_id) AS top FROM {SOURCE_SCHEMA}.activity")
+    ids = warehouse.query(
+        f"SELECT count(DISTINCT activity_id) AS n, max(activity_id) AS top FROM {SOURCE_SCHEMA}.activity"
+    )
     assert int(ids["n"].iloc[0]) == int(ids["top"].iloc[0]) == sum(len(c["activity"]) for c in chunks)

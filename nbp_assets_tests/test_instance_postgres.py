@@ -110,7 +110,9 @@ def test_check_command_verifies_the_instance_storage(production_instance_home, t
     monkeypatch.setenv("NBP_HOME", str(tmp_path / "nbp"))
     monkeypatch.setenv("NBP_POSTGRES_URL", postgres_url)
     monkeypatch.delenv("NBP_DEPLOYMENT", raising=False)
-    assert check_deployment("local")[-1] == f"dagster instance: {production_instance_home} (PostgresRunStorage) reachable"
+    assert (
+        check_deployment("local")[-1] == f"dagster instance: {production_instance_home} (PostgresRunStorage) reachable"
+    )
 
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", "postgresql://dagster:Dg-Secret-4@127.0.0.1:1/dagster")
     with pytest.raises(ConfigurationError, match=r"DAGSTER_POSTGRES_URL must start with postgresql\+psycopg2://"):
@@ -120,6 +122,8 @@ def test_check_command_verifies_the_instance_storage(production_instance_home, t
     with pytest.raises(ConfigurationError) as raised:
         check_deployment("local")
     message = str(raised.value)
-    assert message.startswith("Dagster instance storage (DAGSTER_POSTGRES_URL): cannot connect to PostgreSQL "
-                              "(host=127.0.0.1 port=1 dbname=dagster)")
+    assert message.startswith(
+        "Dagster instance storage (DAGSTER_POSTGRES_URL): cannot connect to PostgreSQL "
+        "(host=127.0.0.1 port=1 dbname=dagster)"
+    )
     assert "Dg-Secret-4" not in message

@@ -82,8 +82,7 @@ CHILD = textwrap.dedent("""
 
 
 def child_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NBP_WAREHOUSE_PATH", "NBP_DEPLOYMENT", "NBP_WEIGHTS_FILE")}
+    env = {k: v for k, v in os.environ.items() if k not in ("NBP_WAREHOUSE_PATH", "NBP_DEPLOYMENT", "NBP_WEIGHTS_FILE")}
     env.update(NBP_HOME=str(home), NBP_DUCKDB_THREADS="1", PYTHONPATH=str(REPO))
     return env
 
@@ -172,7 +171,11 @@ def loaded_home(tmp_path: Path, old_folder: Path, monkeypatch) -> Path:
 def start_load(home: Path, folder: Path, marker: Path, stop_at: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, str(folder), str(marker), stop_at],
-        cwd=REPO, env=child_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=child_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -195,11 +198,14 @@ def sigkill(child: subprocess.Popen) -> None:
     assert child.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("stop_at, survivor", [
-    ("first-table", "old"),  # killed with one table written: before the fix, that table was new
-    ("commit", "old"),       # every table written, not committed
-    ("committed", "new"),    # killed right after the commit: the new set is durable
-])
+@pytest.mark.parametrize(
+    "stop_at, survivor",
+    [
+        ("first-table", "old"),  # killed with one table written: before the fix, that table was new
+        ("commit", "old"),  # every table written, not committed
+        ("committed", "new"),  # killed right after the commit: the new set is durable
+    ],
+)
 def test_killed_load_leaves_the_old_set_or_the_new_set(tmp_path, monkeypatch, banks, expected, stop_at, survivor):
     old_folder, new_folder = banks
     old, new = expected
@@ -286,8 +292,12 @@ def snowflake(monkeypatch):
     fakesnow = pytest.importorskip("fakesnow")
     from nbp_assets.resources import snowflake_warehouse
 
-    for var in ("SNOWFLAKE_PRIVATE_KEY", "SNOWFLAKE_PRIVATE_KEY_PATH", "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
-                "SNOWFLAKE_ROLE"):
+    for var in (
+        "SNOWFLAKE_PRIVATE_KEY",
+        "SNOWFLAKE_PRIVATE_KEY_PATH",
+        "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
+        "SNOWFLAKE_ROLE",
+    ):
         monkeypatch.delenv(var, raising=False)
     for var, value in SNOWFLAKE_ENV.items():
         monkeypatch.setenv(var, value)
@@ -298,7 +308,8 @@ def snowflake(monkeypatch):
 def row_counts(warehouse) -> dict[str, int | None]:
     return {
         name: int(warehouse.query(f"SELECT count(*) AS n FROM {SOURCE_SCHEMA}.{name}")["n"].iloc[0])
-        if warehouse.table_exists(f"{SOURCE_SCHEMA}.{name}") else None
+        if warehouse.table_exists(f"{SOURCE_SCHEMA}.{name}")
+        else None
         for name in SOURCE_TABLES
     }
 

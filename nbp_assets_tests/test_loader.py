@@ -17,76 +17,94 @@ D = pd.Timestamp
 def valid_tables() -> dict[str, pd.DataFrame]:
     """A tiny but complete bank: 3 customers, 3 products, a few rows in every other table."""
     return {
-        "customers": pd.DataFrame({
-            "party_id": ["C1", "C2", "C3"],
-            "jurisdiction": ["GB", "IE", "JE"],
-            "segment": ["MASS", "AFFLUENT", "PRIVATE"],
-            "age_band": ["18-24", "35-44", "65+"],
-            "gender": ["F", None, "M"],
-            "status": ["ACTIVE", "ACTIVE", "DORMANT"],
-            "income": pd.array([25000, None, 180000], dtype="Int64"),
-            "fico": pd.array([640, 720, None], dtype="Int64"),
-            "valid_from": [D("2024-01-01")] * 3,
-            "valid_to": [pd.NaT, pd.NaT, D("2025-06-30")],
-        }),
-        "product_register": pd.DataFrame({
-            "product_id": ["SAV1", "CARD1", "FX1"],
-            "product_name": ["Easy Saver", "Cashback Card", "Travel Wallet"],
-            "product_class": ["SAVINGS", "CARD", "FX_WALLET"],
-            "lifecycle_stage": ["MATURE", "GROWTH", "LAUNCH"],
-            "is_retention": [True, False, False],
-            "spend_category": [None, "EVERYDAY", "TRAVEL"],
-            "target_rote": [0.12, 0.2, -0.05],
-            "valid_from": [D("2024-01-01")] * 3,
-            "valid_to": [pd.NaT] * 3,
-        }),
-        "holdings": pd.DataFrame({
-            "party_id": ["C1", "C2"],
-            "product_id": ["CARD1", "SAV1"],
-            "opened_on": [D("2024-02-01"), D("2024-03-15")],
-            "closed_on": [pd.NaT, D("2024-09-30")],
-        }),
-        "eligibility": pd.DataFrame({
-            "as_of_date": [D("2025-01-05")] * 4,
-            "party_id": ["C1", "C1", "C2", "C3"],
-            "product_id": ["SAV1", "FX1", "CARD1", "SAV1"],
-            "eligibility_status": ["ELIGIBLE", "INELIGIBLE", "ELIGIBLE", "REFERRED"],
-        }),
-        "churn_health": pd.DataFrame({
-            "as_of_date": [D("2025-01-05")] * 3,
-            "party_id": ["C1", "C2", "C3"],
-            "churn_probability": [0.1, 0.55, 0.9],
-            "financial_health_score": [62.5, 80.0, 15.0],
-        }),
-        "customer_rote": pd.DataFrame({
-            "as_of_date": [D("2025-01-05")] * 2,
-            "party_id": ["C1", "C2"],
-            "customer_rote": [0.08, -0.02],
-        }),
-        "offer_history": pd.DataFrame({
-            "offer_id": ["O1", "O2"],
-            "party_id": ["C1", "C3"],
-            "product_id": ["SAV1", "FX1"],
-            "offered_at": [D("2024-11-02 09:30:00"), D("2024-12-01 14:00:00")],
-            "outcome": ["REJECTED", "PENDING"],
-            "outcome_at": [D("2024-11-03 10:00:00"), pd.NaT],
-        }),
-        "behaviour": pd.DataFrame({
-            "as_of_date": [D("2025-01-05")] * 3,
-            "party_id": ["C1", "C2", "C3"],
-            "current_account_balance": [1200.0, 45000.0, 0.0],
-            "monthly_spend": [900.0, 3100.0, 50.0],
-            "fx_active_months_6m": pd.array([0, 4, 6], dtype="Int64"),
-            "top_spend_category": ["EVERYDAY", "TRAVEL", None],
-        }),
-        "activity": pd.DataFrame({
-            "activity_id": pd.array([1, 2, 3], dtype="Int64"),
-            "party_id": ["C1", "C1", "C2"],
-            "event_time": [D("2025-01-01 08:00:00"), D("2025-01-02 12:30:00"), D("2025-01-03 18:45:00")],
-            "activity_type": ["LOGIN", "VIEW_PRODUCT", "LOGIN"],
-            "propensity_to_buy": [0.2, 0.7, 0.4],
-            "ip_address": ["10.0.0.1", None, "10.0.0.2"],
-        }),
+        "customers": pd.DataFrame(
+            {
+                "party_id": ["C1", "C2", "C3"],
+                "jurisdiction": ["GB", "IE", "JE"],
+                "segment": ["MASS", "AFFLUENT", "PRIVATE"],
+                "age_band": ["18-24", "35-44", "65+"],
+                "gender": ["F", None, "M"],
+                "status": ["ACTIVE", "ACTIVE", "DORMANT"],
+                "income": pd.array([25000, None, 180000], dtype="Int64"),
+                "fico": pd.array([640, 720, None], dtype="Int64"),
+                "valid_from": [D("2024-01-01")] * 3,
+                "valid_to": [pd.NaT, pd.NaT, D("2025-06-30")],
+            }
+        ),
+        "product_register": pd.DataFrame(
+            {
+                "product_id": ["SAV1", "CARD1", "FX1"],
+                "product_name": ["Easy Saver", "Cashback Card", "Travel Wallet"],
+                "product_class": ["SAVINGS", "CARD", "FX_WALLET"],
+                "lifecycle_stage": ["MATURE", "GROWTH", "LAUNCH"],
+                "is_retention": [True, False, False],
+                "spend_category": [None, "EVERYDAY", "TRAVEL"],
+                "target_rote": [0.12, 0.2, -0.05],
+                "valid_from": [D("2024-01-01")] * 3,
+                "valid_to": [pd.NaT] * 3,
+            }
+        ),
+        "holdings": pd.DataFrame(
+            {
+                "party_id": ["C1", "C2"],
+                "product_id": ["CARD1", "SAV1"],
+                "opened_on": [D("2024-02-01"), D("2024-03-15")],
+                "closed_on": [pd.NaT, D("2024-09-30")],
+            }
+        ),
+        "eligibility": pd.DataFrame(
+            {
+                "as_of_date": [D("2025-01-05")] * 4,
+                "party_id": ["C1", "C1", "C2", "C3"],
+                "product_id": ["SAV1", "FX1", "CARD1", "SAV1"],
+                "eligibility_status": ["ELIGIBLE", "INELIGIBLE", "ELIGIBLE", "REFERRED"],
+            }
+        ),
+        "churn_health": pd.DataFrame(
+            {
+                "as_of_date": [D("2025-01-05")] * 3,
+                "party_id": ["C1", "C2", "C3"],
+                "churn_probability": [0.1, 0.55, 0.9],
+                "financial_health_score": [62.5, 80.0, 15.0],
+            }
+        ),
+        "customer_rote": pd.DataFrame(
+            {
+                "as_of_date": [D("2025-01-05")] * 2,
+                "party_id": ["C1", "C2"],
+                "customer_rote": [0.08, -0.02],
+            }
+        ),
+        "offer_history": pd.DataFrame(
+            {
+                "offer_id": ["O1", "O2"],
+                "party_id": ["C1", "C3"],
+                "product_id": ["SAV1", "FX1"],
+                "offered_at": [D("2024-11-02 09:30:00"), D("2024-12-01 14:00:00")],
+                "outcome": ["REJECTED", "PENDING"],
+                "outcome_at": [D("2024-11-03 10:00:00"), pd.NaT],
+            }
+        ),
+        "behaviour": pd.DataFrame(
+            {
+                "as_of_date": [D("2025-01-05")] * 3,
+                "party_id": ["C1", "C2", "C3"],
+                "current_account_balance": [1200.0, 45000.0, 0.0],
+                "monthly_spend": [900.0, 3100.0, 50.0],
+                "fx_active_months_6m": pd.array([0, 4, 6], dtype="Int64"),
+                "top_spend_category": ["EVERYDAY", "TRAVEL", None],
+            }
+        ),
+        "activity": pd.DataFrame(
+            {
+                "activity_id": pd.array([1, 2, 3], dtype="Int64"),
+                "party_id": ["C1", "C1", "C2"],
+                "event_time": [D("2025-01-01 08:00:00"), D("2025-01-02 12:30:00"), D("2025-01-03 18:45:00")],
+                "activity_type": ["LOGIN", "VIEW_PRODUCT", "LOGIN"],
+                "propensity_to_buy": [0.2, 0.7, 0.4],
+                "ip_address": ["10.0.0.1", None, "10.0.0.2"],
+            }
+        ),
     }
 
 
@@ -393,8 +411,7 @@ def test_version_ending_before_it_starts_is_rejected(tmp_path, table, key, key_v
     block = block_of(load_error(tmp_path), f"{table}.{fmt}")
     assert f"[table '{table}']" in block
     assert "column 'valid_to': valid_to must not be before valid_from [1 row(s)]" in block
-    assert (f"row 3: {key}={key_value!r}, valid_from='2024-03-01T00:00:00', valid_to='2024-01-15T00:00:00'"
-            in block)
+    assert f"row 3: {key}={key_value!r}, valid_from='2024-03-01T00:00:00', valid_to='2024-01-15T00:00:00'" in block
 
 
 @pytest.mark.parametrize("table, key, key_value", VERSIONED)
@@ -403,7 +420,8 @@ def test_overlapping_versions_are_rejected(tmp_path, table, key, key_value):
     # rows 3-5: an open-ended version, then one starting inside it, then a clean later one
     # that still overlaps the open-ended first (it is never closed).
     tables[table] = _with_versions(
-        table, key, [("2024-01-01", None), ("2024-06-01", "2024-09-01"), ("2024-09-01", None)], key_value)
+        table, key, [("2024-01-01", None), ("2024-06-01", "2024-09-01"), ("2024-09-01", None)], key_value
+    )
     write(tmp_path, tables)
 
     block = block_of(load_error(tmp_path), f"{table}.csv")
@@ -419,7 +437,8 @@ def test_consecutive_versions_load(tmp_path, table, key, key_value):
     # valid_to is exclusive: a version may end the day the next one starts. Rows are in any order.
     tables = valid_tables()
     tables[table] = _with_versions(
-        table, key, [("2024-09-01", None), ("2024-01-01", "2024-06-01"), ("2024-06-01", "2024-09-01")], key_value)
+        table, key, [("2024-09-01", None), ("2024-01-01", "2024-06-01"), ("2024-06-01", "2024-09-01")], key_value
+    )
     write(tmp_path, tables)
 
     loaded = load_directory(tmp_path)
@@ -471,23 +490,29 @@ def test_next_steps_name_the_latest_week_the_snapshots_cover():
     ]
     # The latest week every required snapshot covers: behaviour stops a week earlier.
     tables["behaviour"] = tables["behaviour"][tables["behaviour"]["as_of_date"] < D("2026-11-15")]
-    assert next_steps(tables, latest_closed="2026-11-16")[0] == "next: python -m nbp_assets materialize --week 2026-11-02"
+    assert (
+        next_steps(tables, latest_closed="2026-11-16")[0] == "next: python -m nbp_assets materialize --week 2026-11-02"
+    )
     # Never a week that has not closed yet.
-    assert next_steps(tables, latest_closed="2026-10-26")[0] == "next: python -m nbp_assets materialize --week 2026-10-26"
+    assert (
+        next_steps(tables, latest_closed="2026-10-26")[0] == "next: python -m nbp_assets materialize --week 2026-10-26"
+    )
 
 
 def test_next_steps_one_week_and_before_the_first_week():
     from nbp_assets.sources.loader import next_steps
 
     assert next_steps(_snapshots("2026-11-15"), latest_closed="2026-11-16") == [
-        "next: python -m nbp_assets materialize --week 2026-11-09"]
+        "next: python -m nbp_assets materialize --week 2026-11-09"
+    ]
     # Snapshots from before the first week: no week can use them (a week's snapshot is from that week).
     (line,) = next_steps(valid_tables(), latest_closed="2026-11-16")
     assert line.startswith("next: no week can be ranked on these files")
     assert "2025-01-05" in line and "2025-01-06" in line
     # A folder starting before the first week: its history is clipped to the weeks that can run.
     assert next_steps(_snapshots("2024-12-29", "2025-01-05", "2025-01-12"), latest_closed="2026-11-16") == [
-        "next: python -m nbp_assets materialize --week 2025-01-06"]
+        "next: python -m nbp_assets materialize --week 2025-01-06"
+    ]
 
 
 def test_next_steps_without_snapshots_say_what_is_missing():

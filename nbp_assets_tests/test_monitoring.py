@@ -28,12 +28,19 @@ def warehouse(tmp_path):
 
 
 def _customers(week: Week, n: int) -> pd.DataFrame:
-    return pd.DataFrame({
-        "week_start": pd.Timestamp(week.start), "party_id": [f"P{i:03d}" for i in range(n)],
-        "jurisdiction": ["GB" if i % 2 else "IE" for i in range(n)], "segment": "MASS", "age_band": "25-34",
-        "gender": None, "status": "ACTIVE", "income": pd.array([50_000] * n, dtype="Int64"),
-        "fico": pd.array([700] * n, dtype="Int64"),
-    })
+    return pd.DataFrame(
+        {
+            "week_start": pd.Timestamp(week.start),
+            "party_id": [f"P{i:03d}" for i in range(n)],
+            "jurisdiction": ["GB" if i % 2 else "IE" for i in range(n)],
+            "segment": "MASS",
+            "age_band": "25-34",
+            "gender": None,
+            "status": "ACTIVE",
+            "income": pd.array([50_000] * n, dtype="Int64"),
+            "fico": pd.array([700] * n, dtype="Int64"),
+        }
+    )
 
 
 def _materialize(warehouse, name):
@@ -45,21 +52,44 @@ def test_outcome_rates_by_rank_signal_and_group_show_who_accepted_less(warehouse
     customers = _customers(WEEK, 80)
     warehouse.replace_table("nbp_work.customers", customers)
     # the top 3 current during the week: published at its Monday (the previous week's ranking)
-    ranked = pd.DataFrame({"party_id": customers["party_id"], "jurisdiction": customers["jurisdiction"], "rank": 1,
-                           "product_id": "SAV", "score": 0.5, "primary_signal": "idle_cash", "model_version": "m1",
-                           "evaluated_at": MON})
+    ranked = pd.DataFrame(
+        {
+            "party_id": customers["party_id"],
+            "jurisdiction": customers["jurisdiction"],
+            "rank": 1,
+            "product_id": "SAV",
+            "score": 0.5,
+            "primary_signal": "idle_cash",
+            "model_version": "m1",
+            "evaluated_at": MON,
+        }
+    )
     warehouse.replace_table(HISTORY_TABLE, ranked)
     # IE (even parties) accept 30 of 40 offers, GB 10 of 40; one extra offer is outside the
     # top 3, one is answered only after the evaluation date (pending then), one before the week
     day = pd.Timedelta(days=1)
     parties = customers["party_id"].tolist()
     outcome = ["ACCEPTED" if (i % 2 == 0 and i < 60) or (i % 2 == 1 and i < 20) else "REJECTED" for i in range(80)]
-    offers = pd.DataFrame({"offer_id": [f"O{i}" for i in range(80)], "party_id": parties, "product_id": "SAV",
-                           "offered_at": MON + day, "outcome": outcome, "outcome_at": MON + 2 * day})
-    extra = pd.DataFrame({"offer_id": ["X1", "X2", "X3"], "party_id": ["P000", "P001", "P002"],
-                          "product_id": ["CARD", "SAV", "SAV"], "offered_at": [MON + day, MON + day, MON - day],
-                          "outcome": ["ACCEPTED", "ACCEPTED", "ACCEPTED"],
-                          "outcome_at": [MON + 2 * day, MON + 8 * day, MON]})
+    offers = pd.DataFrame(
+        {
+            "offer_id": [f"O{i}" for i in range(80)],
+            "party_id": parties,
+            "product_id": "SAV",
+            "offered_at": MON + day,
+            "outcome": outcome,
+            "outcome_at": MON + 2 * day,
+        }
+    )
+    extra = pd.DataFrame(
+        {
+            "offer_id": ["X1", "X2", "X3"],
+            "party_id": ["P000", "P001", "P002"],
+            "product_id": ["CARD", "SAV", "SAV"],
+            "offered_at": [MON + day, MON + day, MON - day],
+            "outcome": ["ACCEPTED", "ACCEPTED", "ACCEPTED"],
+            "outcome_at": [MON + 2 * day, MON + 8 * day, MON],
+        }
+    )
     warehouse.replace_table(f"{SOURCE_SCHEMA}.offer_history", pd.concat([offers, extra], ignore_index=True))
     assert _materialize(warehouse, "offer_outcomes").success
     rates = warehouse.query("SELECT * FROM nbp_work.offer_outcomes").set_index(["by", "group"])
@@ -77,15 +107,17 @@ def test_outcome_rates_by_rank_signal_and_group_show_who_accepted_less(warehouse
 
 def _model_week(warehouse, week: Week, n: int, idle: float, score: float, eligible: int):
     customers = _customers(week, n)
-    pairs = pd.DataFrame({"week_start": pd.Timestamp(week.start), "party_id": customers["party_id"][:eligible],
-                          "product_id": "SAV"})
+    pairs = pd.DataFrame(
+        {"week_start": pd.Timestamp(week.start), "party_id": customers["party_id"][:eligible], "product_id": "SAV"}
+    )
     signals = pairs.copy()
     for s in ALL_SIGNALS:
         signals[s] = idle if s == "idle_cash" else 0.1
     scores = pairs.assign(score=score)
     for name, df in (("customers", customers), ("eligibility", pairs), ("signals", signals), ("scores", scores)):
-        warehouse.append_table(f"nbp_work.{name}", df) if warehouse.table_exists(f"nbp_work.{name}") \
-            else warehouse.replace_table(f"nbp_work.{name}", df)
+        warehouse.append_table(f"nbp_work.{name}", df) if warehouse.table_exists(
+            f"nbp_work.{name}"
+        ) else warehouse.replace_table(f"nbp_work.{name}", df)
 
 
 def _checks(result):
@@ -118,8 +150,16 @@ def test_the_first_week_has_nothing_to_drift_from(warehouse):
 
 def test_a_week_without_offers_writes_an_empty_slice(warehouse):
     warehouse.replace_table("nbp_work.customers", _customers(WEEK, 10))
-    offers = pd.DataFrame({"offer_id": ["O1"], "party_id": ["P001"], "product_id": ["SAV"],
-                           "offered_at": [MON - pd.Timedelta(days=3)], "outcome": ["ACCEPTED"], "outcome_at": [MON]})
+    offers = pd.DataFrame(
+        {
+            "offer_id": ["O1"],
+            "party_id": ["P001"],
+            "product_id": ["SAV"],
+            "offered_at": [MON - pd.Timedelta(days=3)],
+            "outcome": ["ACCEPTED"],
+            "outcome_at": [MON],
+        }
+    )
     warehouse.replace_table(f"{SOURCE_SCHEMA}.offer_history", offers)  # made the week before
     result = _materialize(warehouse, "offer_outcomes")
     assert result.success

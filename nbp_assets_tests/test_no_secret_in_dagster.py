@@ -149,8 +149,12 @@ def test_probe_run_stores_and_shows_no_postgres_password(env, tmp_path):
         assert result.success
         assert result.output_for_node("touch_postgres")  # the run connected through the URL
         run = instance.get_run_by_id(result.run_id)
-        shown = [_repository_snapshot(probe.defs), str(run.run_config), str(run.tags),
-                 str(instance.get_job_snapshot(run.job_snapshot_id))]
+        shown = [
+            _repository_snapshot(probe.defs),
+            str(run.run_config),
+            str(run.tags),
+            str(instance.get_job_snapshot(run.job_snapshot_id)),
+        ]
         shown += [str(entry) for entry in instance.all_logs(run.run_id)]
         ui = _ui_resources(instance, tmp_path / "probe_defs.py")
 

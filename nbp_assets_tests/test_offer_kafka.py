@@ -100,8 +100,14 @@ def _recipe_tables() -> duckdb.DuckDBPyConnection:
 def _produce_recipe(cfg: KafkaSettings, con: duckdb.DuckDBPyConnection) -> None:
     """The staged INSERT rows as messages: key CUSTOMER_ID / OFFER_ID, JSON values."""
     offers = con.sql("SELECT * FROM offers ORDER BY OFFER_ID").df()
-    produce(cfg, t.OFFERS, [(str(r.OFFER_ID).encode(), {k: (int(v) if k == "OFFER_ID" else v) for k, v in r._asdict().items()})
-                            for r in offers.itertuples(index=False)])
+    produce(
+        cfg,
+        t.OFFERS,
+        [
+            (str(r.OFFER_ID).encode(), {k: (int(v) if k == "OFFER_ID" else v) for k, v in r._asdict().items()})
+            for r in offers.itertuples(index=False)
+        ],
+    )
     customers = con.sql("SELECT * FROM customers ORDER BY CUSTOMER_ID").df()
     produce(cfg, t.CUSTOMERS, [(str(r["CUSTOMER_ID"]).encode(), r) for r in _records(customers)])
     activity = con.sql("SELECT * FROM customer_activity_stream ORDER BY ACTIVITY_ID").df()
@@ -126,8 +132,9 @@ def test_recipe_inserts_as_messages_give_the_recipes_lookup_rows(cfg):
     pd.testing.assert_frame_equal(got.astype(str), expected.astype(str), check_dtype=False)
     assert got["CUSTOMER_ID"].map(type).eq(int).all()  # the recipe's INTEGER stays a JSON number
     # the recipe's outcome, independently of DuckDB: nine new_savings, no_offer for activity 7 (propensity 0.97)
-    assert got.set_index("ACTIVITY_ID")["OFFER_NAME"].to_dict() == {i: "no_offer" if i == 7 else "new_savings"
-                                                                    for i in range(1, 11)}
+    assert got.set_index("ACTIVITY_ID")["OFFER_NAME"].to_dict() == {
+        i: "no_offer" if i == 7 else "new_savings" for i in range(1, 11)
+    }
     nbo = pd.DataFrame([v for _, v, _ in read_topic(cfg, t.NBO)])
     assert sorted(nbo["ACTIVITY_ID"]) == list(range(1, 11))
     assert set(nbo.columns) == set(t.NBO_FIELDS)
@@ -137,8 +144,13 @@ def test_recipe_inserts_as_messages_give_the_recipes_lookup_rows(cfg):
 
 
 def _activity(i: int, customer: str, propensity: float = 0.5) -> tuple[bytes, dict]:
-    return customer.encode(), {"ACTIVITY_ID": i, "IP_ADDRESS": "10.0.0.1", "CUSTOMER_ID": customer,
-                               "ACTIVITY_TYPE": "mobile_open", "PROPENSITY_TO_BUY": propensity}
+    return customer.encode(), {
+        "ACTIVITY_ID": i,
+        "IP_ADDRESS": "10.0.0.1",
+        "CUSTOMER_ID": customer,
+        "ACTIVITY_TYPE": "mobile_open",
+        "PROPENSITY_TO_BUY": propensity,
+    }
 
 
 def _customer(customer: str, income: int | None, fico: int | None, valid_from: str | None = None) -> tuple[bytes, dict]:
@@ -149,12 +161,17 @@ def _customer(customer: str, income: int | None, fico: int | None, valid_from: s
 
 
 def test_unknown_customer_waits_across_a_restart_and_versions_apply_by_event_time(cfg):
-    produce(cfg, t.CUSTOMERS, [_customer("C1", 40_000, 650, "2026-01-01T00:00:00"),
-                               _customer("C1", 150_000, 650, "2026-06-01T00:00:00")])
-    may, june = (int(pd.Timestamp(x, tz="Europe/London").timestamp() * 1000)
-                 for x in ("2026-05-31 12:00", "2026-06-01 12:00"))
-    produce(cfg, t.ACTIVITY, [_activity(1, "C1"), _activity(2, "C1"), _activity(3, "NEW")],
-            timestamps=[may, june, june])
+    produce(
+        cfg,
+        t.CUSTOMERS,
+        [_customer("C1", 40_000, 650, "2026-01-01T00:00:00"), _customer("C1", 150_000, 650, "2026-06-01T00:00:00")],
+    )
+    may, june = (
+        int(pd.Timestamp(x, tz="Europe/London").timestamp() * 1000) for x in ("2026-05-31 12:00", "2026-06-01 12:00")
+    )
+    produce(
+        cfg, t.ACTIVITY, [_activity(1, "C1"), _activity(2, "C1"), _activity(3, "NEW")], timestamps=[may, june, june]
+    )
     first = Processor(cfg, log=lambda s: None)
     first.run(until=lambda: first.counters.events >= 3)
     assert (first.counters.offered, first.counters.events) == (2, 3)
@@ -176,23 +193,31 @@ def test_unknown_customer_waits_across_a_restart_and_versions_apply_by_event_tim
 
 
 def _process_cli(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "NBP_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap_servers,
-           "NBP_KAFKA_TOPIC_PREFIX": cfg.topic_prefix, "NBP_KAFKA_GROUP": cfg.group}
-    return subprocess.Popen([sys.executable, "-m", "nbp_assets", "kafka", "process", "--max-batch", "500"],
-                            env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "NBP_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap_servers,
+        "NBP_KAFKA_TOPIC_PREFIX": cfg.topic_prefix,
+        "NBP_KAFKA_GROUP": cfg.group,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "nbp_assets", "kafka", "process", "--max-batch", "500"],
+        env=env,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(cfg, tmp_path):
     n = 10_000
     produce(cfg, t.CUSTOMERS, [_customer(f"P{c}", 30_000 + 1_000 * c, 500 + c) for c in range(300)])
-    produce(cfg, t.ACTIVITY, [_activity(i, f"P{i % 300}" if i % 1000 else "LATE", (i % 100) / 100)
-                              for i in range(1, n + 1)])
+    produce(
+        cfg, t.ACTIVITY, [_activity(i, f"P{i % 300}" if i % 1000 else "LATE", (i % 100) / 100) for i in range(1, n + 1)]
+    )
     log = tmp_path / "processor.log"
     t0 = time.monotonic()
     first = _process_cli(cfg, log)
     try:
-        seen_at_kill = wait_for(lambda: (k := len(read_topic(cfg, t.LOOKUP))) >= 1_000 and k, 60,
-                                "the first offers")
+        seen_at_kill = wait_for(lambda: (k := len(read_topic(cfg, t.LOOKUP))) >= 1_000 and k, 60, "the first offers")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
     finally:
@@ -205,8 +230,11 @@ def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(c
     produce(cfg, t.CUSTOMERS, [_customer("LATE", 20_000, 600)])  # the waiting events' customer arrives
     second = _process_cli(cfg, log)
     try:
-        wait_for(lambda: len({v["ACTIVITY_ID"] for _, v, _ in read_topic(cfg, t.LOOKUP)}) >= n, 90,
-                 f"all {n} events offered after the restart ({log.read_text()[-500:] if log.exists() else ''})")
+        wait_for(
+            lambda: len({v["ACTIVITY_ID"] for _, v, _ in read_topic(cfg, t.LOOKUP)}) >= n,
+            90,
+            f"all {n} events offered after the restart ({log.read_text()[-500:] if log.exists() else ''})",
+        )
         print(f"all offered at {time.monotonic() - t0:.1f}s")
         second.send_signal(signal.SIGTERM)
         second.wait(30)
@@ -237,14 +265,30 @@ def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(c
     assert inserted == n
     counts = warehouse.query(f"SELECT count(*) AS n, count(DISTINCT ACTIVITY_ID) AS ids FROM {LOOKUP_TABLE}").iloc[0]
     assert (int(counts["n"]), int(counts["ids"])) == (n, n)
-    print(f"killed after {seen_at_kill} lookup messages; {duplicates} duplicate(s) replayed; "
-          f"{n} warehouse rows after dedupe")
+    print(
+        f"killed after {seen_at_kill} lookup messages; {duplicates} duplicate(s) replayed; "
+        f"{n} warehouse rows after dedupe"
+    )
 
 
 def test_sink_replay_inserts_nothing_twice(cfg, tmp_path):
-    rows = [(str(i).encode(), {"OFFER_ID": 1, "ACTIVITY_ID": i, "CUSTOMER_ID": 1, "PROPENSITY_TO_BUY": 0.4,
-                               "ACTIVITY_TYPE": "deposit", "INCOME": None, "FICO": 465, "OFFER_NAME": "new_savings",
-                               "OFFER_URL": "u"}) for i in (1, 2, 2, 3)]
+    rows = [
+        (
+            str(i).encode(),
+            {
+                "OFFER_ID": 1,
+                "ACTIVITY_ID": i,
+                "CUSTOMER_ID": 1,
+                "PROPENSITY_TO_BUY": 0.4,
+                "ACTIVITY_TYPE": "deposit",
+                "INCOME": None,
+                "FICO": 465,
+                "OFFER_NAME": "new_savings",
+                "OFFER_URL": "u",
+            },
+        )
+        for i in (1, 2, 2, 3)
+    ]
     produce(cfg, t.LOOKUP, rows)
     warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"), temp_directory=str(tmp_path / "tmp"))
     # the sensor's way (no group membership), again from the committed offsets, then a second
@@ -309,8 +353,9 @@ def test_dagster_publishes_offers_and_rules_sinks_the_lookup_and_shows_lag(cfg, 
         processor.run(until=lambda: processor.counters.events >= 11)
         assert processor.state.rules.source == "NEXT_BEST_OFFER_RULES"  # the published rules, not the default
 
-        tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=tick.cursor,
-                                                            resources=defs.resources))
+        tick = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=tick.cursor, resources=defs.resources)
+        )
         assert not tick.run_requests
         assert "sank 10 new lookup row(s) of 10 message(s)" in tick.skip_message
         assert "1 event(s) waiting" in tick.skip_message
@@ -327,13 +372,19 @@ def test_record_timestamps_become_london_wall_time_across_clock_changes():
 
     spring = int(pd.Timestamp("2026-03-29 01:00", tz="UTC").timestamp() * 1000)  # GMT -> BST
     autumn = int(pd.Timestamp("2026-10-25 01:00", tz="UTC").timestamp() * 1000)  # BST -> GMT
-    batches = [[spring - 1, spring], [spring - 3_600_000, spring + 3_600_000], [autumn - 1, autumn],
-               [spring - 1, autumn + 1], [spring + 5, spring + 9]]
+    batches = [
+        [spring - 1, spring],
+        [spring - 3_600_000, spring + 3_600_000],
+        [autumn - 1, autumn],
+        [spring - 1, autumn + 1],
+        [spring + 5, spring + 9],
+    ]
     for ms in batches:
         expected = pd.to_datetime(ms, unit="ms", utc=True).tz_convert("Europe/London").tz_localize(None)
         assert (t.local_time(ms) == expected.to_numpy("datetime64[ns]")).all(), ms
     assert str(t.local_time([spring])[0]) == "2026-03-29T02:00:00.000000000"
-    frame = t.activity_frame([{"ACTIVITY_ID": 1, "ACTIVITY_TYPE": "deposit", "PROPENSITY_TO_BUY": 0.5}],
-                             [b"C9"], [spring], [3])
+    frame = t.activity_frame(
+        [{"ACTIVITY_ID": 1, "ACTIVITY_TYPE": "deposit", "PROPENSITY_TO_BUY": 0.5}], [b"C9"], [spring], [3]
+    )
     assert (frame.at[0, "party_id"], frame.at[0, "customer_raw"], frame.at[0, "partition"]) == ("C9", "C9", 3)
     assert np.isnan(frame.at[0, "propensity_to_buy"]) is np.False_

@@ -100,17 +100,19 @@ EVENTS = [  # ACTIVITY_ID, CUSTOMER_ID, PROPENSITY_TO_BUY, ACTIVITY_TYPE, OFFER_
 
 
 def expected_lookup() -> pd.DataFrame:
-    return pd.DataFrame({
-        "OFFER_ID": [e[4] for e in EVENTS],
-        "ACTIVITY_ID": [e[0] for e in EVENTS],
-        "CUSTOMER_ID": [e[1] for e in EVENTS],
-        "PROPENSITY_TO_BUY": [e[2] for e in EVENTS],
-        "ACTIVITY_TYPE": [e[3] for e in EVENTS],
-        "INCOME": [CUSTOMER[e[1]][0] for e in EVENTS],
-        "FICO": [CUSTOMER[e[1]][1] for e in EVENTS],
-        "OFFER_NAME": [e[5] for e in EVENTS],
-        "OFFER_URL": [URL[e[5]] for e in EVENTS],
-    })
+    return pd.DataFrame(
+        {
+            "OFFER_ID": [e[4] for e in EVENTS],
+            "ACTIVITY_ID": [e[0] for e in EVENTS],
+            "CUSTOMER_ID": [e[1] for e in EVENTS],
+            "PROPENSITY_TO_BUY": [e[2] for e in EVENTS],
+            "ACTIVITY_TYPE": [e[3] for e in EVENTS],
+            "INCOME": [CUSTOMER[e[1]][0] for e in EVENTS],
+            "FICO": [CUSTOMER[e[1]][1] for e in EVENTS],
+            "OFFER_NAME": [e[5] for e in EVENTS],
+            "OFFER_URL": [URL[e[5]] for e in EVENTS],
+        }
+    )
 
 
 def write_recipe_files(folder: Path) -> None:
@@ -151,8 +153,17 @@ def test_recipe_example_gives_exactly_the_recipes_offers(recipe):
     assert materialization(tables_run, "offers")["source"] == "nbp_source.offers"  # the loaded file
 
     lookup = recipe.lookup()
-    assert list(lookup.columns) == ["OFFER_ID", "ACTIVITY_ID", "CUSTOMER_ID", "PROPENSITY_TO_BUY", "ACTIVITY_TYPE",
-                                    "INCOME", "FICO", "OFFER_NAME", "OFFER_URL"]
+    assert list(lookup.columns) == [
+        "OFFER_ID",
+        "ACTIVITY_ID",
+        "CUSTOMER_ID",
+        "PROPENSITY_TO_BUY",
+        "ACTIVITY_TYPE",
+        "INCOME",
+        "FICO",
+        "OFFER_NAME",
+        "OFFER_URL",
+    ]
     pd.testing.assert_frame_equal(lookup, expected_lookup())
 
     offers = recipe.offers()

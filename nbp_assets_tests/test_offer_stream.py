@@ -48,22 +48,33 @@ def customers_frame(rows) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["party_id", "valid_from", "income", "fico"])
     starts = pd.to_datetime(df["valid_from"])
     following = starts.groupby(df["party_id"]).shift(-1)
-    return pd.DataFrame({
-        "party_id": df["party_id"], "jurisdiction": "GB", "segment": "MASS", "age_band": "35-44", "gender": "F",
-        "status": "ACTIVE", "income": pd.array(df["income"], dtype="Int64"), "fico": pd.array(df["fico"], dtype="Int64"),
-        "valid_from": starts, "valid_to": following,
-    })
+    return pd.DataFrame(
+        {
+            "party_id": df["party_id"],
+            "jurisdiction": "GB",
+            "segment": "MASS",
+            "age_band": "35-44",
+            "gender": "F",
+            "status": "ACTIVE",
+            "income": pd.array(df["income"], dtype="Int64"),
+            "fico": pd.array(df["fico"], dtype="Int64"),
+            "valid_from": starts,
+            "valid_to": following,
+        }
+    )
 
 
 def events_frame(rows) -> pd.DataFrame:
-    return pd.DataFrame({
-        "activity_id": pd.array([r[0] for r in rows], dtype="Int64"),
-        "party_id": [r[1] for r in rows],
-        "event_time": pd.to_datetime([r[2] for r in rows]),
-        "activity_type": "deposit",
-        "propensity_to_buy": [float(r[3]) for r in rows],
-        "ip_address": "10.0.0.1",
-    })
+    return pd.DataFrame(
+        {
+            "activity_id": pd.array([r[0] for r in rows], dtype="Int64"),
+            "party_id": [r[1] for r in rows],
+            "event_time": pd.to_datetime([r[2] for r in rows]),
+            "activity_type": "deposit",
+            "propensity_to_buy": [float(r[3]) for r in rows],
+            "ip_address": "10.0.0.1",
+        }
+    )
 
 
 def land(s: Stream, table: str, frame: pd.DataFrame) -> None:
@@ -81,8 +92,10 @@ def offer_stream(tmp_path, monkeypatch):
     defs = build_definitions()
     defs.resources["warehouse"].replace_table("nbp_source.customers", customers_frame(CUSTOMERS))
     with duckdb.connect(defs.resources["warehouse"].database) as con:  # the connector's landing table
-        con.execute("CREATE TABLE nbp_source.activity (activity_id BIGINT, party_id VARCHAR, event_time TIMESTAMP, "
-                    "activity_type VARCHAR, propensity_to_buy DOUBLE, ip_address VARCHAR)")
+        con.execute(
+            "CREATE TABLE nbp_source.activity (activity_id BIGINT, party_id VARCHAR, event_time TIMESTAMP, "
+            "activity_type VARCHAR, propensity_to_buy DOUBLE, ip_address VARCHAR)"
+        )
     with dg.instance_for_test() as instance:
         yield Stream(defs, instance)
 
@@ -106,7 +119,9 @@ def test_events_land_and_each_gets_exactly_one_offer_in_micro_batches(offer_stre
     assert offered(s) == {e[0]: e[4] for e in EVENTS}
     rows = s.offers()
     assert rows.groupby("BATCH_KEY")["ACTIVITY_ID"].apply(list).to_dict() == {
-        "nbo-00000001": [1, 2, 3, 4], "nbo-00000002": [5, 6, 7]}
+        "nbo-00000001": [1, 2, 3, 4],
+        "nbo-00000002": [5, 6, 7],
+    }
     # Point in time: each C1 event got the version valid at its own moment.
     assert rows.loc[rows["ACTIVITY_ID"].isin([1, 2]), "INCOME"].tolist() == [120_000, 40_000]
     assert rows["CUSTOMER_VALID_FROM"].tolist()[:2] == [T("2026-01-01"), T("2026-06-01")]
@@ -125,8 +140,11 @@ def test_restarted_sensor_repeats_its_run_key_and_a_repeated_batch_replaces_its_
     # The daemon died before saving the cursor: the next tick starts from the old one and
     # asks for the same batch under the same run_key, which Dagster launches only once.
     again = s.evaluate(before_crash).run_requests[0]
-    assert (again.run_key, again.run_config) == (request.run_key, request.run_config) == (
-        "nbo-00000001", nbo.batch_run_config("nbo-00000001"))
+    assert (
+        (again.run_key, again.run_config)
+        == (request.run_key, request.run_config)
+        == ("nbo-00000001", nbo.batch_run_config("nbo-00000001"))
+    )
 
     first = s.launch(request)
     rows = s.offers()
@@ -156,7 +174,11 @@ def test_unknown_customer_waits_then_gets_the_offer_of_its_first_record(offer_st
     assert s.drain() == ["nbo-00000002"]
     row = s.offers().set_index("ACTIVITY_ID").loc[20]
     assert (row["OFFER_ID"], row["INCOME"], row["CUSTOMER_VALID_FROM"], row["BATCH_KEY"]) == (
-        2, 30_000, T("2026-11-20"), "nbo-00000002")
+        2,
+        30_000,
+        T("2026-11-20"),
+        "nbo-00000002",
+    )
     assert s.sql(f"SELECT count(*) AS n FROM {stream.PENDING_TABLE}")["n"].item() == 0
     assert len(s.lookup()) == 2
 
@@ -177,7 +199,10 @@ def test_a_run_that_dies_after_offering_is_healed_by_the_next_batch(offer_stream
     assert s.launch(dg.RunRequest(job_name=nbo.TABLES_JOB)).success  # an operator re-publishes the offers
     monkeypatch.setattr(nbo, "RETRY_AFTER_SECONDS", 0)
     assert s.drain() == ["nbo-00000002"]
-    assert materialization(s.results[-1], "next_best_offer_lookup")["batches_rebuilt"] == ["nbo-00000001", "nbo-00000002"]
+    assert materialization(s.results[-1], "next_best_offer_lookup")["batches_rebuilt"] == [
+        "nbo-00000001",
+        "nbo-00000002",
+    ]
     assert s.lookup()["ACTIVITY_ID"].tolist() == s.offers()["ACTIVITY_ID"].tolist() == [e[0] for e in EVENTS]
 
 
@@ -203,8 +228,10 @@ def test_rules_are_data_versioned_by_time_and_published_versions_are_frozen(offe
     # Version 2 from 2026-12-01: the recipe's CASE with WHEN 3 and WHEN 4 swapped.
     v2 = recipe.assign(rules_version=2, valid_from="2026-12-01")
     v2.loc[v2["offer_id"] == 3, "priority"], v2.loc[v2["offer_id"] == 4, "priority"] = 4, 3
-    s.warehouse.replace_table("nbp_source.offer_rules", pd.concat([recipe, v2]).assign(
-        valid_from=lambda d: pd.to_datetime(d["valid_from"], format="ISO8601")))
+    s.warehouse.replace_table(
+        "nbp_source.offer_rules",
+        pd.concat([recipe, v2]).assign(valid_from=lambda d: pd.to_datetime(d["valid_from"], format="ISO8601")),
+    )
     land(s, "activity", events_frame([EVENTS[5], (30, "C5", "2026-12-01 09:00:00", 0.5, 4)]))
     keys = s.drain()
     assert keys[0].startswith("offer-tables-") and keys[1:] == ["nbo-00000001"]
@@ -218,14 +245,18 @@ def test_rules_are_data_versioned_by_time_and_published_versions_are_frozen(offe
     published = s.sql(f"SELECT * FROM {stream.RULES_TABLE} ORDER BY rules_version, priority")
     edited = pd.concat([recipe.assign(offer_id=lambda d: d["offer_id"].where(d["priority"] != 1, 2)), v2])
     third = recipe.assign(rules_version=3, valid_from="2026-12-01 08:00:00")
-    s.warehouse.replace_table("nbp_source.offer_rules", pd.concat([edited, third]).assign(
-        valid_from=lambda d: pd.to_datetime(d["valid_from"], format="ISO8601")))
+    s.warehouse.replace_table(
+        "nbp_source.offer_rules",
+        pd.concat([edited, third]).assign(valid_from=lambda d: pd.to_datetime(d["valid_from"], format="ISO8601")),
+    )
     s.tick()
     blocked = s.results[-1]
     assert not blocked.success
     problems = check(blocked, "offer_rules", nbo.RULES_HISTORY)
     assert problems.passed is False and "2 row(s)" in problems.description
-    pd.testing.assert_frame_equal(s.sql(f"SELECT * FROM {stream.RULES_TABLE} ORDER BY rules_version, priority"), published)
+    pd.testing.assert_frame_equal(
+        s.sql(f"SELECT * FROM {stream.RULES_TABLE} ORDER BY rules_version, priority"), published
+    )
 
 
 def test_one_batch_at_a_time(offer_stream):

@@ -107,8 +107,13 @@ def test_a_killed_materialize_does_not_wedge_the_next(tmp_path, monkeypatch, cle
     # 1. A materialize holds the slot of pool nbp_weekly, and is killed (SIGKILL) in it.
     first_log = tmp_path / "first.log"
     with open(first_log, "w") as out:
-        first = subprocess.Popen([sys.executable, "-c", HANG_AFTER_CLAIM, "materialize"],
-                                 env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+        first = subprocess.Popen(
+            [sys.executable, "-c", HANG_AFTER_CLAIM, "materialize"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         slot = _wait_for_held_slot(dagster_home, first, first_log)
     finally:
@@ -131,8 +136,9 @@ def test_a_killed_materialize_does_not_wedge_the_next(tmp_path, monkeypatch, cle
 
     # 3. The next materialize frees it, says so, and completes (a wedge fails at the timeout).
     try:
-        second = subprocess.run([*cli, "materialize"], env=env, cwd=REPO_ROOT,
-                                capture_output=True, text=True, timeout=120)
+        second = subprocess.run(
+            [*cli, "materialize"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+        )
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"the second materialize hung:\n{(exc.stdout or b'')[-3000:]!r}") from None
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
@@ -238,7 +244,10 @@ def test_a_waiting_step_names_the_holder_and_frees_it_when_its_process_dies(tmp_
     assert time.monotonic() - started < 40, text
     # While it waited: which step of which run holds the slot, since when, its process.
     assert f"step light of this run ({result.run_id}) is waiting for a slot of pool {POOL} (limit 1)" in text
-    assert f"held by step heavy of run {slot.run_id} (small; status STARTED; pid {holder.pid} on this host: running) since " in text
+    assert (
+        f"held by step heavy of run {slot.run_id} (small; status STARTED; pid {holder.pid} on this host: running) since "
+        in text
+    )
     # Then the holder was killed: freed by the waiting run itself, which then ran.
     assert f"freed the pool slots of run {slot.run_id}" in text and "marked FAILURE" in text
     with dg.DagsterInstance.get() as instance:
@@ -255,12 +264,15 @@ def test_pools_free_refuses_a_live_run_and_frees_a_foreign_one(tmp_path, monkeyp
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     with dg.DagsterInstance.get() as instance:
         live = instance.create_run_for_job(light_job, tags=ops_pools.process_tags())  # this process
-        foreign = instance.create_run_for_job(light_job, tags={ops_pools.HOST_TAG: "another-host", ops_pools.PID_TAG: "1"})
+        foreign = instance.create_run_for_job(
+            light_job, tags={ops_pools.HOST_TAG: "another-host", ops_pools.PID_TAG: "1"}
+        )
         storage = instance.event_log_storage
         storage.initialize_concurrency_limit_to_default(POOL)
         for run in (live, foreign):  # live claims the one slot; foreign queues behind it
-            instance.report_dagster_event(DagsterEvent(DagsterEventType.RUN_START.value, job_name=run.job_name),
-                                          run_id=run.run_id)
+            instance.report_dagster_event(
+                DagsterEvent(DagsterEventType.RUN_START.value, job_name=run.job_name), run_id=run.run_id
+            )
             storage.claim_concurrency_slot(POOL, run.run_id, "light")
         assert ops_pools.free_dead_runs(instance, out=lambda line: None) == []  # neither is provably dead
 

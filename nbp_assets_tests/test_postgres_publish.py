@@ -71,9 +71,12 @@ def table_state(url: str) -> tuple[int, list, list[str]]:
         rows, weeks = conn.execute(
             "SELECT count(*), array_agg(DISTINCT evaluated_at) FROM product_intelligence.nbp_current"
         ).fetchone()
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'product_intelligence' ORDER BY 1"
-        )]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'product_intelligence' ORDER BY 1"
+            )
+        ]
     return rows, weeks, tables
 
 
@@ -177,13 +180,26 @@ def _other_week(df):
         (_other_week, "evaluated_at"),
         (_null_product, "product_id"),
         (_duplicate_rank, "party_id, rank"),
-        (lambda df: df.assign(party_id=df["party_id"].where(df.index != 9, "P" * 1_000_000)), "party_id.*longer than 64"),
+        (
+            lambda df: df.assign(party_id=df["party_id"].where(df.index != 9, "P" * 1_000_000)),
+            "party_id.*longer than 64",
+        ),
         (lambda df: df.assign(model_version="v" * 129), "model_version.*longer than 128"),
         (lambda df: df.assign(jurisdiction=df["jurisdiction"].where(df.index != 3, "")), "jurisdiction.*empty"),
         (lambda df: df.assign(rank=df["rank"].astype("float64")), "rank has type double"),
     ],
-    ids=["empty", "missing-column", "extra-column", "mixed-weeks", "null", "duplicate-rank", "1MB-party-id",
-         "long-model-version", "empty-string", "float-rank"],
+    ids=[
+        "empty",
+        "missing-column",
+        "extra-column",
+        "mixed-weeks",
+        "null",
+        "duplicate-rank",
+        "1MB-party-id",
+        "long-model-version",
+        "empty-string",
+        "float-rank",
+    ],
 )
 def test_bad_frames_are_refused_and_the_live_week_stays(clean_postgres, spoil, message):
     publish_current(clean_postgres, frame(week(1)), week(1))
@@ -218,9 +234,11 @@ def test_readers_never_see_a_mix_of_weeks_or_an_empty_table(clean_postgres):
         with psycopg.connect(clean_postgres, autocommit=True) as conn:
             while not stop.is_set():
                 try:
-                    seen.append(conn.execute(
-                        "SELECT count(*), count(DISTINCT evaluated_at) FROM product_intelligence.nbp_current"
-                    ).fetchone())
+                    seen.append(
+                        conn.execute(
+                            "SELECT count(*), count(DISTINCT evaluated_at) FROM product_intelligence.nbp_current"
+                        ).fetchone()
+                    )
                 except psycopg.Error as exc:
                     errors.append(exc)
 
@@ -351,26 +369,30 @@ def arrow_batches(df: pd.DataFrame, size: int, schema: pa.Schema | None = None) 
     return table.to_batches(max_chunksize=size)
 
 
-_WAREHOUSE_TYPES = pa.schema([  # Snowflake/DuckDB-like: other column order, wide types, decimal score, seconds
-    ("evaluated_at", pa.timestamp("s")),
-    ("score", pa.decimal128(8, 6)),
-    ("party_id", pa.large_string()),
-    ("rank", pa.int64()),
-    ("product_id", pa.large_string()),
-    ("jurisdiction", pa.string()),
-    ("primary_signal", pa.large_string()),
-    ("model_version", pa.string()),
-])
+_WAREHOUSE_TYPES = pa.schema(
+    [  # Snowflake/DuckDB-like: other column order, wide types, decimal score, seconds
+        ("evaluated_at", pa.timestamp("s")),
+        ("score", pa.decimal128(8, 6)),
+        ("party_id", pa.large_string()),
+        ("rank", pa.int64()),
+        ("product_id", pa.large_string()),
+        ("jurisdiction", pa.string()),
+        ("primary_signal", pa.large_string()),
+        ("model_version", pa.string()),
+    ]
+)
 
 
-_SNOWFLAKE_TYPES = pa.schema([  # fetch_arrow_batches(): Tables, the smallest int for NUMBER(38,0), milliseconds
-    *((c, pa.string()) for c in ["party_id", "jurisdiction"]),
-    ("rank", pa.int8()),
-    *((c, pa.string()) for c in ["product_id"]),
-    ("score", pa.float64()),
-    *((c, pa.string()) for c in ["primary_signal", "model_version"]),
-    ("evaluated_at", pa.timestamp("ms")),
-])
+_SNOWFLAKE_TYPES = pa.schema(
+    [  # fetch_arrow_batches(): Tables, the smallest int for NUMBER(38,0), milliseconds
+        *((c, pa.string()) for c in ["party_id", "jurisdiction"]),
+        ("rank", pa.int8()),
+        *((c, pa.string()) for c in ["product_id"]),
+        ("score", pa.float64()),
+        *((c, pa.string()) for c in ["primary_signal", "model_version"]),
+        ("evaluated_at", pa.timestamp("ms")),
+    ]
+)
 
 
 def _from_duckdb(df: pd.DataFrame):
@@ -433,9 +455,22 @@ def _set(batch: pa.RecordBatch, column: str, row: int, value) -> pa.RecordBatch:
         (lambda b: b.set_column(7, "evaluated_at", b.column(7).cast(pa.timestamp("us", "UTC"))), "zone-naive"),
         (lambda b: b.set_column(2, "rank", b.column(2).cast(pa.float64())), "rank has type double"),
     ],
-    ids=["null", "id-65-chars", "id-1MB", "long-product", "long-signal", "empty-string", "wrong-week", "rank-0",
-         "score-overflow", "score-nan", "duplicate-key-across-batches", "missing-column", "zoned-timestamp",
-         "float-rank"],
+    ids=[
+        "null",
+        "id-65-chars",
+        "id-1MB",
+        "long-product",
+        "long-signal",
+        "empty-string",
+        "wrong-week",
+        "rank-0",
+        "score-overflow",
+        "score-nan",
+        "duplicate-key-across-batches",
+        "missing-column",
+        "zoned-timestamp",
+        "float-rank",
+    ],
 )
 def test_a_bad_batch_in_the_middle_fails_and_the_live_week_stays(clean_postgres, spoil, message):
     publish_current(clean_postgres, frame(week(1)), week(1))
@@ -540,8 +575,10 @@ def test_a_reader_idle_in_transaction_delays_the_swap_but_not_the_apps(clean_pos
             while not stop.is_set():
                 begun = time.monotonic()
                 try:
-                    conn.execute("SELECT product_id FROM product_intelligence.nbp_current"
-                                 " WHERE party_id = 'P000007' AND rank = 1").fetchall()
+                    conn.execute(
+                        "SELECT product_id FROM product_intelligence.nbp_current"
+                        " WHERE party_id = 'P000007' AND rank = 1"
+                    ).fetchall()
                 except psycopg.Error as exc:
                     errors.append(exc)
                 waits.append(time.monotonic() - begun)
@@ -551,8 +588,15 @@ def test_a_reader_idle_in_transaction_delays_the_swap_but_not_the_apps(clean_pos
     release.start()
     reader.start()
     try:
-        result = publish_current(clean_postgres, frame(week(2)), week(2), lock_timeout=lock_timeout,
-                                 lock_attempts=8, lock_backoff=0.2, lock_backoff_cap=1.0)
+        result = publish_current(
+            clean_postgres,
+            frame(week(2)),
+            week(2),
+            lock_timeout=lock_timeout,
+            lock_attempts=8,
+            lock_backoff=0.2,
+            lock_backoff_cap=1.0,
+        )
     finally:
         stop.set()
         reader.join()
@@ -574,8 +618,9 @@ def test_a_reader_that_never_lets_go_fails_the_publish_and_nothing_changes(clean
     try:
         begun = time.monotonic()
         with pytest.raises(pg.LiveTableBusy) as raised:
-            publish_current(clean_postgres, frame(week(2)), week(2), lock_timeout=0.2, lock_attempts=3,
-                            lock_backoff=0.1)
+            publish_current(
+                clean_postgres, frame(week(2)), week(2), lock_timeout=0.2, lock_attempts=3, lock_backoff=0.1
+            )
         elapsed = time.monotonic() - begun
         message = str(raised.value)
         assert f"pid {stuck.info.backend_pid}" in message
@@ -594,7 +639,9 @@ def test_apps_read_the_named_view_with_the_read_only_role(clean_postgres):
     from nbp_assets.storage.postgres import APP_READER_ROLE, read_named
 
     with psycopg.connect(clean_postgres) as conn:
-        if not conn.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
+        if not conn.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()[
+            0
+        ]:
             pytest.skip("the test database user may not create roles")
     df = frame(week(2))
     products = pd.DataFrame({"product_id": sorted(df["product_id"].unique())})

@@ -49,9 +49,7 @@ def make_inputs(
     parties = list(parties)
     eligible = list(products["product_id"]) if eligible is None else eligible
     return WeekInputs(
-        candidates=pd.DataFrame(
-            [(p, prod) for p in parties for prod in eligible], columns=["party_id", "product_id"]
-        ),
+        candidates=pd.DataFrame([(p, prod) for p in parties for prod in eligible], columns=["party_id", "product_id"]),
         customers=pd.DataFrame({"party_id": parties, "segment": segment, "jurisdiction": "GB"}),
         products=products,
         holdings=pd.DataFrame(list(holdings), columns=["party_id", "product_id"]),
@@ -168,7 +166,9 @@ def test_cooling_off_window_is_90_days(days, cooled):
     # SAV_B wins on relationship gap (4 of 4 peers) unless cooled; SAV_A has a little lift.
     holdings = [(p, "SAV_B") for p in peers] + [("Q0", "SAV_A")]
     inputs = make_inputs(
-        parties=["P1", *peers], holdings=holdings, eligible=["SAV_A", "SAV_B"],
+        parties=["P1", *peers],
+        holdings=holdings,
+        eligible=["SAV_A", "SAV_B"],
         rejections=[("P1", "SAV_B", rejected_on)],
     )
     signals, report = compute_signals(inputs)
@@ -225,7 +225,14 @@ def test_top3_shape_ranks_and_versions():
     inputs = make_inputs(parties=["P1", "P2"], churn=0.5, fx_months=3, balance=9000.0)
     ranked, _, _ = rank_week(inputs, WEIGHTS, EVALUATED_AT)
     assert list(ranked.columns) == [
-        "party_id", "jurisdiction", "rank", "product_id", "score", "primary_signal", "model_version", "evaluated_at",
+        "party_id",
+        "jurisdiction",
+        "rank",
+        "product_id",
+        "score",
+        "primary_signal",
+        "model_version",
+        "evaluated_at",
     ]
     assert ranked.groupby("party_id")["rank"].apply(list).tolist() == [[1, 2, 3], [1, 2, 3]]
     for _, grp in ranked.groupby("party_id"):
@@ -252,8 +259,9 @@ def test_ties_broken_by_product_id_and_output_is_deterministic():
     ranked, _, _ = rank_week(inputs, WEIGHTS, EVALUATED_AT)
     assert ranked["product_id"].tolist() == ["A_SAV", "M_SAV", "Z_SAV"]
     assert (ranked["primary_signal"] == NO_SIGNAL).all()
-    again, _, _ = rank_week(make_inputs(products=products, eligible=["Z_SAV", "A_SAV", "M_SAV"], churn=0.0),
-                            WEIGHTS, EVALUATED_AT)
+    again, _, _ = rank_week(
+        make_inputs(products=products, eligible=["Z_SAV", "A_SAV", "M_SAV"], churn=0.0), WEIGHTS, EVALUATED_AT
+    )
     pd.testing.assert_frame_equal(ranked, again)
 
 

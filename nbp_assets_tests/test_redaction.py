@@ -12,4 +12,7 @@ def test_every_secret_is_masked_longest_first_and_absent_ones_are_ignored():
 
 
 def test_channels_leave_fragments_too_short_to_be_secrets():
-    assert channel_redact("POST https://hooks.example/T0K3N port 25", ["T0K3N", "25"]) == "POST https://hooks.example/*** port 25"
+    assert (
+        channel_redact("POST https://hooks.example/T0K3N port 25", ["T0K3N", "25"])
+        == "POST https://hooks.example/*** port 25"
+    )

@@ -12,13 +12,25 @@ from nbp_assets.run_summary import (
     week_summary,
 )
 
-PLANNED = [("nbp_current", "contract", True), ("nbp_ranked", "contract", True),
-           ("nbp_ranked", "eligibility_gate", True), ("fairness_report", "fairness_gap_within_10pp", False)]
+PLANNED = [
+    ("nbp_current", "contract", True),
+    ("nbp_ranked", "contract", True),
+    ("nbp_ranked", "eligibility_gate", True),
+    ("fairness_report", "fairness_gap_within_10pp", False),
+]
 
 
 def alert(alert_id, product, dimension, gap, created_by="run-2", seen_by="run-2", status="open", delivered=None):
-    return {"alert_id": alert_id, "product_id": product, "dimension": dimension, "gap_pp": gap,
-            "created_by_run": created_by, "last_seen_run": seen_by, "status": status, "delivered_at": delivered}
+    return {
+        "alert_id": alert_id,
+        "product_id": product,
+        "dimension": dimension,
+        "gap_pp": gap,
+        "created_by_run": created_by,
+        "last_seen_run": seen_by,
+        "status": status,
+        "delivered_at": delivered,
+    }
 
 
 def test_a_week_with_breaches_says_how_many_the_worst_and_its_alerts():
@@ -29,10 +41,21 @@ def test_a_week_with_breaches_says_how_many_the_worst_and_its_alerts():
         alert(4, "PR009", "segment", 55.0, seen_by="run-1"),  # an earlier run's breach, not found now
         alert(5, "PR010", "segment", 60.0, status="resolved"),
     ]
-    evaluations = {("nbp_current", "contract"): True, ("nbp_ranked", "contract"): True,
-                   ("nbp_ranked", "eligibility_gate"): True, ("fairness_report", "fairness_gap_within_10pp"): False}
-    summary = week_summary("2026-11-09", True, PLANNED, evaluations, alerts, "run-2",
-                           (True, "replaced week 2026-11-02 with week 2026-11-09"))
+    evaluations = {
+        ("nbp_current", "contract"): True,
+        ("nbp_ranked", "contract"): True,
+        ("nbp_ranked", "eligibility_gate"): True,
+        ("fairness_report", "fairness_gap_within_10pp"): False,
+    }
+    summary = week_summary(
+        "2026-11-09",
+        True,
+        PLANNED,
+        evaluations,
+        alerts,
+        "run-2",
+        (True, "replaced week 2026-11-02 with week 2026-11-09"),
+    )
 
     assert render(summary, 10, seconds=12.34) == [
         "week 2026-11-09: succeeded in 12.3s",
@@ -54,8 +77,10 @@ def test_a_failed_week_says_what_failed_what_did_not_run_and_why_nothing_was_pub
 
     lines = render(summary, 10)
     assert lines[0] == "week 2026-11-09: FAILED"
-    assert lines[1] == ("  checks      : 1 passed, 1 blocking failed (nbp_ranked:eligibility_gate), 0 warning failed, "
-                        "2 not run (their step did not run)")
+    assert lines[1] == (
+        "  checks      : 1 passed, 1 blocking failed (nbp_ranked:eligibility_gate), 0 warning failed, "
+        "2 not run (their step did not run)"
+    )
     assert "  failed step : nbp_ranked: nbp_ranked: 1 blocking check(s) failed; nothing was written." in lines
     assert "  breaches    : unknown: fairness_report did not run" in lines
     assert lines[-1] == "  nbp_current : NOT published: did not run: an upstream step failed"
@@ -65,7 +90,9 @@ def test_a_failed_week_says_what_failed_what_did_not_run_and_why_nothing_was_pub
 
 
 def test_an_older_week_that_was_not_published_says_why():
-    skipped = {"published": False, "outcome": "skipped: week 2026-11-02 is older than week 2026-11-09, "
-                                               "which the apps already see"}
+    skipped = {
+        "published": False,
+        "outcome": "skipped: week 2026-11-02 is older than week 2026-11-09, which the apps already see",
+    }
     assert publish_outcome(skipped, None, ran=True) == (False, skipped["outcome"])
     assert publish_outcome(None, "PostgreSQL is down", ran=True) == (False, "step failed: PostgreSQL is down")

@@ -39,8 +39,8 @@ def live(tmp_path, monkeypatch, clean_postgres):
     # (kept for the whole test session) is left to the fairness tests
     published = [dg.AssetKey(k) for k in ("customers", "eligibility", "signals", "scores", "nbp_ranked", "nbp_current")]
     result = defs.resolve_job_def(WEEKLY_JOB).execute_in_process(
-        partition_key=WEEK.key, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-        asset_selection=published)
+        partition_key=WEEK.key, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, asset_selection=published
+    )
     assert result.success
     return defs
 
@@ -84,7 +84,8 @@ def test_the_same_weights_change_nothing(live, clean_postgres, recompute_signals
 
 
 def test_a_challenger_is_ranked_into_the_sandbox_and_leaves_history_and_nbp_current_byte_identical(
-        live, clean_postgres, tmp_path):
+    live, clean_postgres, tmp_path
+):
     warehouse, weights = live.resources["warehouse"], load_weights()
     before = fingerprint(live, clean_postgres)
     challenger = load_weights(candidate(tmp_path, no_relationship_gap))
@@ -117,8 +118,11 @@ def test_a_stricter_suitability_rule_recomputes_the_signals_in_the_sandbox(live,
     assert warehouse.query("SELECT count(*) AS n FROM nbp_work.signals")["n"].item() == live_signals
     sandbox_signals = warehouse.query("SELECT count(*) AS n FROM nbp_sandbox.signals")["n"].item()
     assert 0 < sandbox_signals < live_signals  # more pairs suppressed
-    cards = result.products[result.products["product_id"].isin(
-        warehouse.query("SELECT product_id FROM nbp_work.products WHERE product_class = 'CARD'")["product_id"])]
+    cards = result.products[
+        result.products["product_id"].isin(
+            warehouse.query("SELECT product_id FROM nbp_work.products WHERE product_class = 'CARD'")["product_id"]
+        )
+    ]
     assert (cards["top3_change"] <= 0).all() and cards["top3_change"].sum() < 0
 
 
@@ -130,7 +134,8 @@ def test_the_cli_and_the_ui_job_run_the_simulation(live, clean_postgres, tmp_pat
     assert "top1_changed_share" in out and "movement per product" in out and "fairness gaps before and after" in out
     result = live.resolve_job_def(SIMULATE_JOB).execute_in_process(
         run_config={"ops": {"simulate_challenger": {"config": {"weights_file": path, "week": WEEK.key}}}},
-        instance=dg.DagsterInstance.ephemeral())
+        instance=dg.DagsterInstance.ephemeral(),
+    )
     assert result.success
     assert fingerprint(live, clean_postgres) == before
 

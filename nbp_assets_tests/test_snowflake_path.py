@@ -80,8 +80,15 @@ def paths(postgres_url, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NBP_HOME", str(tmp_path_factory.mktemp("home")))
         mp.setenv("NBP_POSTGRES_URL", postgres_url)
-        for var in ("NBP_DEPLOYMENT", "NBP_WEIGHTS_FILE", "NBP_WEIGHTS_TABLE", "NBP_WAREHOUSE_PATH",
-                    "SNOWFLAKE_PRIVATE_KEY", "SNOWFLAKE_PRIVATE_KEY_PATH", "SNOWFLAKE_PRIVATE_KEY_PASSWORD"):
+        for var in (
+            "NBP_DEPLOYMENT",
+            "NBP_WEIGHTS_FILE",
+            "NBP_WEIGHTS_TABLE",
+            "NBP_WAREHOUSE_PATH",
+            "SNOWFLAKE_PRIVATE_KEY",
+            "SNOWFLAKE_PRIVATE_KEY_PATH",
+            "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
+        ):
             mp.delenv(var, raising=False)
         for var, value in SNOWFLAKE_ENV.items():
             mp.setenv(var, value)
@@ -108,8 +115,13 @@ def paths(postgres_url, tmp_path_factory):
                 logging.getLogger().removeHandler(records)
                 logging.getLogger().setLevel(previous_level)
             yield SimpleNamespace(
-                local=local, local_result=local_result, production=production, snowflake_result=snowflake_result,
-                warehouse=warehouse, instance=instance, log_messages=records.messages,
+                local=local,
+                local_result=local_result,
+                production=production,
+                snowflake_result=snowflake_result,
+                warehouse=warehouse,
+                instance=instance,
+                log_messages=records.messages,
                 connect_calls=snowflake.connector.connect.call_args_list,  # fakesnow's patch records them
             )
 
@@ -123,8 +135,18 @@ def test_both_paths_run_the_whole_week(paths):
     assert paths.local_result.success, failures(paths.local_result)
     assert paths.snowflake_result.success, failures(paths.snowflake_result)
     materialized = {e.asset_key.to_user_string() for e in paths.snowflake_result.get_asset_materialization_events()}
-    assert materialized == {"customers", "activity", "eligibility", "signals", "scores", "nbp_ranked",
-                            "nbp_current", "fairness_report", "offer_outcomes", "model_drift"}
+    assert materialized == {
+        "customers",
+        "activity",
+        "eligibility",
+        "signals",
+        "scores",
+        "nbp_ranked",
+        "nbp_current",
+        "fairness_report",
+        "offer_outcomes",
+        "model_drift",
+    }
     # The weights came from the Snowflake configuration table: same content, same model_version.
     key = dg.AssetKey("nbp_ranked")
     version = paths.local.get_assets_def(key).code_versions_by_key[key]
@@ -154,8 +176,16 @@ def test_history_table_has_the_seeds_ddl(paths):
         "WHERE table_schema = 'PRODUCT_INTELLIGENCE' AND table_name = 'NEXT_BEST_PRODUCT' ORDER BY ordinal_position"
     )
     types = dict(zip(columns["column_name"], columns["data_type"]))
-    assert list(types) == ["PARTY_ID", "JURISDICTION", "RANK", "PRODUCT_ID", "SCORE", "PRIMARY_SIGNAL",
-                           "MODEL_VERSION", "EVALUATED_AT"]
+    assert list(types) == [
+        "PARTY_ID",
+        "JURISDICTION",
+        "RANK",
+        "PRODUCT_ID",
+        "SCORE",
+        "PRIMARY_SIGNAL",
+        "MODEL_VERSION",
+        "EVALUATED_AT",
+    ]
     assert types["SCORE"] == "NUMBER"
     score = columns[columns["column_name"] == "SCORE"].iloc[0]
     assert (score["numeric_precision"], score["numeric_scale"]) == (8, 6)
@@ -169,8 +199,10 @@ def test_history_table_has_the_seeds_ddl(paths):
 def test_rerun_replaces_the_week_and_backfill_adds_its_own(paths):
     history_at = f"TIMESTAMP '{WEEK.evaluated_at:%Y-%m-%d %H:%M:%S}'"
     before = week_rows(paths.warehouse, HISTORY_TABLE, "evaluated_at", history_at)
-    work_before = {t: len(week_rows(paths.warehouse, f"{WORK_SCHEMA}.{t}", "week_start", f"DATE '{WEEK.key}'"))
-                   for t in WORK_TABLES}
+    work_before = {
+        t: len(week_rows(paths.warehouse, f"{WORK_SCHEMA}.{t}", "week_start", f"DATE '{WEEK.key}'"))
+        for t in WORK_TABLES
+    }
 
     rerun = run_week(paths.production, WEEK, paths.instance)
     assert rerun.success, failures(rerun)
@@ -202,8 +234,11 @@ def test_credentials_come_from_the_environment_and_are_never_shown(paths):
     repository = serialize_value(RepositorySnap.from_def(paths.production.get_repository_def()))
     assert "SNOWFLAKE_PASSWORD" in repository and "NBP_POSTGRES_URL" in repository
     run = paths.instance.get_run_by_id(paths.snowflake_result.run_id)
-    shown = [repository, serialize_value(run.run_config),
-             serialize_value(paths.instance.get_job_snapshot(run.job_snapshot_id))]
+    shown = [
+        repository,
+        serialize_value(run.run_config),
+        serialize_value(paths.instance.get_job_snapshot(run.job_snapshot_id)),
+    ]
     shown += [serialize_value(entry) for entry in paths.instance.all_logs(run.run_id)]
     shown += paths.log_messages
     assert len(shown) > 50

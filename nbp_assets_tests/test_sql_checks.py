@@ -99,12 +99,24 @@ def test_where_clause_limits_what_is_judged(wh):
 
 def test_type_drift_is_named_not_an_engine_error(wh):
     """Text in a numeric column and a zone-aware timestamp, written straight into the warehouse."""
-    churn = pd.DataFrame({"as_of_date": pd.to_datetime(["2026-11-08"] * 2), "party_id": ["P1", "P2"],
-                          "churn_probability": ["0.2", "high"], "financial_health_score": [50.0, 60.0]})
+    churn = pd.DataFrame(
+        {
+            "as_of_date": pd.to_datetime(["2026-11-08"] * 2),
+            "party_id": ["P1", "P2"],
+            "churn_probability": ["0.2", "high"],
+            "financial_health_score": [50.0, 60.0],
+        }
+    )
     wh.replace_table("src.t", churn)
     with pytest.raises(ContractViolation) as err:
-        check_in_warehouse(wh.query, ChurnHealthInput, "src.t", "as_of_date = DATE '2026-11-08'",
-                           wh.column_types("src.t"), source="test")
+        check_in_warehouse(
+            wh.query,
+            ChurnHealthInput,
+            "src.t",
+            "as_of_date = DATE '2026-11-08'",
+            wh.column_types("src.t"),
+            source="test",
+        )
     (violation,) = err.value.violations
     assert violation.column == "churn_probability" and "a number, found VARCHAR" in violation.check
     assert violation.failing_rows == 1 and violation.examples[0]["churn_probability"] == "high"
@@ -116,19 +128,22 @@ def test_type_drift_is_named_not_an_engine_error(wh):
         check_in_warehouse(wh.query, CustomersInput, "src.t", "TRUE", wh.column_types("src.t"), source="test")
 
 
-@pytest.mark.parametrize("dtype, sql_type, problem", [
-    ("datetime64[ns]", "TIMESTAMP_NTZ", None),  # Snowflake's zone-naive timestamp
-    ("datetime64[ns]", "TIMESTAMP", None),
-    ("datetime64[ns]", "DATE", None),
-    ("datetime64[ns]", "TIMESTAMP_TZ", "zone-aware"),
-    ("datetime64[ns]", "TIMESTAMP_LTZ", "zone-aware"),
-    ("datetime64[ns]", "TIMESTAMP WITH TIME ZONE", "zone-aware"),
-    ("float64", "NUMBER", None),
-    ("float64", "TEXT", "a number"),
-    ("Int64", "BIGINT", None),
-    ("bool", "VARCHAR", "a boolean"),
-    ("str", "NUMBER", None),  # numeric ids are read as text
-])
+@pytest.mark.parametrize(
+    "dtype, sql_type, problem",
+    [
+        ("datetime64[ns]", "TIMESTAMP_NTZ", None),  # Snowflake's zone-naive timestamp
+        ("datetime64[ns]", "TIMESTAMP", None),
+        ("datetime64[ns]", "DATE", None),
+        ("datetime64[ns]", "TIMESTAMP_TZ", "zone-aware"),
+        ("datetime64[ns]", "TIMESTAMP_LTZ", "zone-aware"),
+        ("datetime64[ns]", "TIMESTAMP WITH TIME ZONE", "zone-aware"),
+        ("float64", "NUMBER", None),
+        ("float64", "TEXT", "a number"),
+        ("Int64", "BIGINT", None),
+        ("bool", "VARCHAR", "a boolean"),
+        ("str", "NUMBER", None),  # numeric ids are read as text
+    ],
+)
 def test_engine_types_of_both_warehouses(dtype, sql_type, problem):
     from nbp_assets.contract.sql_checks import _type_problem
 

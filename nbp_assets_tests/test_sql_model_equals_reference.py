@@ -44,8 +44,9 @@ def sql_week(tmp_path, tables: dict[str, pd.DataFrame], weights=WEIGHTS) -> pd.D
 
 def assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
     assert len(want) > 0
-    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True),
-                                  check_exact=True, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True), want.reset_index(drop=True), check_exact=True, check_dtype=False
+    )
 
 
 @pytest.mark.parametrize("seed", [3, 17])
@@ -70,17 +71,34 @@ def _boundary_bank() -> dict[str, pd.DataFrame]:
     new["status"] = ["DORMANT", "ACTIVE"]
     t["customers"] = pd.concat([cust, new], ignore_index=True)
     # holdings opened / closed on E and E-1
-    h = pd.DataFrame({"party_id": [p1, p1, p2, p2], "product_id": products[:2] + products[2:4],
-                      "opened_on": [E, E - DAY, E - 30 * DAY, E - 30 * DAY], "closed_on": [pd.NaT, pd.NaT, E, E - DAY]})
+    h = pd.DataFrame(
+        {
+            "party_id": [p1, p1, p2, p2],
+            "product_id": products[:2] + products[2:4],
+            "opened_on": [E, E - DAY, E - 30 * DAY, E - 30 * DAY],
+            "closed_on": [pd.NaT, pd.NaT, E, E - DAY],
+        }
+    )
     t["holdings"] = pd.concat([t["holdings"], h], ignore_index=True)
     # rejections 89, 90 and 91 days before E (and one on E itself)
     when = [E - 89 * DAY + pd.Timedelta(hours=23), E - 90 * DAY, E - 91 * DAY + pd.Timedelta(hours=23, minutes=59), E]
-    o = pd.DataFrame({"offer_id": [f"XO{i}" for i in range(4)], "party_id": [p3] * 4, "product_id": products[4:8],
-                      "offered_at": [w - 5 * DAY for w in when], "outcome": "REJECTED", "outcome_at": when})
+    o = pd.DataFrame(
+        {
+            "offer_id": [f"XO{i}" for i in range(4)],
+            "party_id": [p3] * 4,
+            "product_id": products[4:8],
+            "offered_at": [w - 5 * DAY for w in when],
+            "outcome": "REJECTED",
+            "outcome_at": when,
+        }
+    )
     t["offer_history"] = pd.concat([t["offer_history"], o], ignore_index=True)
     # a snapshot dated E is not yet visible: a copy of the latest with everything changed
-    for name, col, value in (("churn_health", "churn_probability", 0.99), ("behaviour", "monthly_spend", 1.0),
-                             ("customer_rote", "customer_rote", -0.9)):
+    for name, col, value in (
+        ("churn_health", "churn_probability", 0.99),
+        ("behaviour", "monthly_spend", 1.0),
+        ("customer_rote", "customer_rote", -0.9),
+    ):
         snap = t[name][t[name]["as_of_date"] == t[name]["as_of_date"].max()].copy()
         snap["as_of_date"], snap[col] = E, value
         t[name] = pd.concat([t[name], snap], ignore_index=True)
@@ -103,30 +121,49 @@ def test_rote_absent_gives_the_reference_rows(tmp_path):
 
 def _tie_inputs(rng: np.random.Generator, n: int) -> WeekInputs:
     """Signals drawn from few values, so score ties and primary_signal ties are common."""
-    products = pd.DataFrame({
-        "product_id": [f"PR{i:02d}" for i in range(8)],
-        "product_class": ["SAVINGS", "SAVINGS", "CARD", "CARD", "LENDING", "FX_WALLET", "SAVINGS", "CARD"],
-        "lifecycle_stage": ["MATURE", "MATURE", "SUNSET", "MATURE", "UNDER_CAPACITY", "MATURE", "MATURE", "MATURE"],
-        "is_retention": [True, True, False, False, True, False, True, False],
-        "spend_category": [None, None, "TRAVEL", "TRAVEL", None, "TRAVEL", None, "EVERYDAY"],
-        "target_rote": [0.1, 0.1, 0.15, 0.15, 0.2, 0.1, 0.1, 0.12],
-    })
+    products = pd.DataFrame(
+        {
+            "product_id": [f"PR{i:02d}" for i in range(8)],
+            "product_class": ["SAVINGS", "SAVINGS", "CARD", "CARD", "LENDING", "FX_WALLET", "SAVINGS", "CARD"],
+            "lifecycle_stage": ["MATURE", "MATURE", "SUNSET", "MATURE", "UNDER_CAPACITY", "MATURE", "MATURE", "MATURE"],
+            "is_retention": [True, True, False, False, True, False, True, False],
+            "spend_category": [None, None, "TRAVEL", "TRAVEL", None, "TRAVEL", None, "EVERYDAY"],
+            "target_rote": [0.1, 0.1, 0.15, 0.15, 0.2, 0.1, 0.1, 0.12],
+        }
+    )
     parties = [f"C{i:04d}" for i in range(n)]
     pick = rng.random((n, len(products))) < 0.8
-    cand = pd.DataFrame([(p, q) for i, p in enumerate(parties) for j, q in enumerate(products["product_id"]) if pick[i, j]],
-                        columns=["party_id", "product_id"])
+    cand = pd.DataFrame(
+        [(p, q) for i, p in enumerate(parties) for j, q in enumerate(products["product_id"]) if pick[i, j]],
+        columns=["party_id", "product_id"],
+    )
     return WeekInputs(
         candidates=cand,
-        customers=pd.DataFrame({"party_id": parties, "segment": rng.choice(["MASS", "AFFLUENT"], n), "jurisdiction": "GB"}),
+        customers=pd.DataFrame(
+            {"party_id": parties, "segment": rng.choice(["MASS", "AFFLUENT"], n), "jurisdiction": "GB"}
+        ),
         products=products,
         holdings=cand.sample(frac=0.1, random_state=1)[["party_id", "product_id"]],
-        churn=pd.DataFrame({"party_id": parties, "churn_probability": rng.choice([0.0, 0.25, 0.5, 1.0], n),
-                            # on, above and below the default rules' threshold (40)
-                            "financial_health_score": rng.choice([20.0, 39.9, 40.0, 75.0], n)}),
-        behaviour=pd.DataFrame({"party_id": parties, "current_account_balance": rng.choice([0.0, 3000.0, 12000.0], n),
-                                "monthly_spend": 1000.0, "fx_active_months_6m": rng.choice([0, 3, 6], n),
-                                "top_spend_category": rng.choice(["TRAVEL", "EVERYDAY"], n)}).astype({"fx_active_months_6m": "Int64"}),
-        rejections=cand.sample(frac=0.05, random_state=2).assign(outcome_at=pd.Timestamp(WEEK.evaluation_date) - 10 * DAY),
+        churn=pd.DataFrame(
+            {
+                "party_id": parties,
+                "churn_probability": rng.choice([0.0, 0.25, 0.5, 1.0], n),
+                # on, above and below the default rules' threshold (40)
+                "financial_health_score": rng.choice([20.0, 39.9, 40.0, 75.0], n),
+            }
+        ),
+        behaviour=pd.DataFrame(
+            {
+                "party_id": parties,
+                "current_account_balance": rng.choice([0.0, 3000.0, 12000.0], n),
+                "monthly_spend": 1000.0,
+                "fx_active_months_6m": rng.choice([0, 3, 6], n),
+                "top_spend_category": rng.choice(["TRAVEL", "EVERYDAY"], n),
+            }
+        ).astype({"fx_active_months_6m": "Int64"}),
+        rejections=cand.sample(frac=0.05, random_state=2).assign(
+            outcome_at=pd.Timestamp(WEEK.evaluation_date) - 10 * DAY
+        ),
         evaluation_date=WEEK.evaluation_date,
         rote=pd.DataFrame({"party_id": parties, "customer_rote": rng.choice([0.0, 0.05, 0.1], n)}),
     )
@@ -137,10 +174,16 @@ def test_score_and_primary_signal_ties_give_the_reference_rows():
     inputs = _tie_inputs(rng, 400)
     # equal weights on every lifting signal of every class: primary_signal ties everywhere; every
     # class down-weights by half below health 0.5 (health 20, 39.9 below; 75 above)
-    flat = weights_from_frame(pd.DataFrame(
-        [(c, s, 1 / len(POSITIVE_SIGNALS) if s in POSITIVE_SIGNALS else 0.5)
-         for c in WEIGHTS.matrix.index for s in (*ALL_SIGNALS, HEALTH_THRESHOLD)],
-        columns=["product_class", "signal", "weight"]))
+    flat = weights_from_frame(
+        pd.DataFrame(
+            [
+                (c, s, 1 / len(POSITIVE_SIGNALS) if s in POSITIVE_SIGNALS else 0.5)
+                for c in WEIGHTS.matrix.index
+                for s in (*ALL_SIGNALS, HEALTH_THRESHOLD)
+            ],
+            columns=["product_class", "signal", "weight"],
+        )
+    )
     # and the configuration without a rule: the new parts inert, nbp-1.0's model
     no_rule = WEIGHTS.as_long()
     no_rule = weights_from_frame(no_rule[~no_rule["signal"].isin(["suitability", HEALTH_THRESHOLD])])
@@ -149,8 +192,12 @@ def test_score_and_primary_signal_ties_give_the_reference_rows():
         got, got_scored, _ = local.rank_week(inputs, weights, datetime(2026, 11, 16))
         assert_same(got, want)
         key = ["party_id", "product_id"]
-        pd.testing.assert_frame_equal(got_scored.sort_values(key).reset_index(drop=True),
-                                      want_scored.sort_values(key).reset_index(drop=True), check_exact=True, check_dtype=False)
+        pd.testing.assert_frame_equal(
+            got_scored.sort_values(key).reset_index(drop=True),
+            want_scored.sort_values(key).reset_index(drop=True),
+            check_exact=True,
+            check_dtype=False,
+        )
         ties = want_scored.groupby("party_id")["score"].apply(lambda s: s.duplicated().any()).sum()
         assert ties > 10  # the ties this test is about really occur
 

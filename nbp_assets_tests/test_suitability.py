@@ -23,14 +23,16 @@ from nbp_assets_tests.test_ranking_model import EVALUATED_AT, make_inputs
 WEIGHTS = load_weights()
 WEEK = Week.from_key("2026-11-09")
 
-PRODUCTS = pd.DataFrame({
-    "product_id": ["LOAN", "CARD", "SAV"],
-    "product_class": ["LENDING", "CARD", "SAVINGS"],
-    "lifecycle_stage": ["MATURE"] * 3,
-    "is_retention": [False, False, False],
-    "spend_category": [None, None, None],
-    "target_rote": [0.30, 0.30, 0.30],  # every product lifts (rote_uplift), so every score is > 0
-})
+PRODUCTS = pd.DataFrame(
+    {
+        "product_id": ["LOAN", "CARD", "SAV"],
+        "product_class": ["LENDING", "CARD", "SAVINGS"],
+        "lifecycle_stage": ["MATURE"] * 3,
+        "is_retention": [False, False, False],
+        "spend_category": [None, None, None],
+        "target_rote": [0.30, 0.30, 0.30],  # every product lifts (rote_uplift), so every score is > 0
+    }
+)
 
 
 def _without_rule(weights=WEIGHTS):
@@ -73,15 +75,19 @@ def test_a_customer_without_a_health_score_is_not_touched():
 
 
 def test_the_sql_rule_equals_the_reference_rule():
-    inputs = make_inputs(products=PRODUCTS, parties=[f"P{i}" for i in range(6)], rote=0.0,
-                         health=[0.0, 39.9, 40.0, 40.1, 99.0, 100.0])
+    inputs = make_inputs(
+        products=PRODUCTS, parties=[f"P{i}" for i in range(6)], rote=0.0, health=[0.0, 39.9, 40.0, 40.1, 99.0, 100.0]
+    )
     for weights in (WEIGHTS, _without_rule()):
         want, _, want_report = ref.rank_week(inputs, weights, EVALUATED_AT)
         got, _, got_report = rank_week(inputs, weights, EVALUATED_AT)
-        pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), check_exact=True,
-                                      check_dtype=False)
+        pd.testing.assert_frame_equal(
+            got.reset_index(drop=True), want.reset_index(drop=True), check_exact=True, check_dtype=False
+        )
         assert (got_report.pairs_suppressed_unsuitable, got_report.pairs_down_weighted_unsuitable) == (
-            want_report.pairs_suppressed_unsuitable, want_report.pairs_down_weighted_unsuitable)
+            want_report.pairs_suppressed_unsuitable,
+            want_report.pairs_down_weighted_unsuitable,
+        )
 
 
 def test_the_rule_is_part_of_model_version_and_a_configuration_without_it_keeps_nbp_1_0s():
@@ -109,9 +115,19 @@ def test_half_a_rule_is_rejected_with_the_class_named():
 def test_the_check_finds_a_suppressed_pair_published_and_nothing_else():
     con = duckdb.connect()
     con.register("products_in", PRODUCTS)
-    con.register("health_in", pd.DataFrame({"party_id": ["P1", "P2", "P3"], "financial_health_score": [39.9, 40.0, 10.0]}))
-    con.register("ranked_in", pd.DataFrame({"party_id": ["P1", "P1", "P2", "P3", "P4"], "rank": [1, 2, 1, 1, 1],
-                                            "product_id": ["LOAN", "CARD", "LOAN", "SAV", "LOAN"]}))
+    con.register(
+        "health_in", pd.DataFrame({"party_id": ["P1", "P2", "P3"], "financial_health_score": [39.9, 40.0, 10.0]})
+    )
+    con.register(
+        "ranked_in",
+        pd.DataFrame(
+            {
+                "party_id": ["P1", "P1", "P2", "P3", "P4"],
+                "rank": [1, 2, 1, 1, 1],
+                "product_id": ["LOAN", "CARD", "LOAN", "SAV", "LOAN"],
+            }
+        ),
+    )
     bad = con.sql(suppressed_published("ranked_in", "health_in", "products_in", WEIGHTS)).df()
     # P1's loan (39.9 < 40) only: P1's card is down-weighted, not suppressed; P2 sits on the
     # threshold; P3 got savings; P4 has no MOD-040 row
@@ -161,11 +177,15 @@ def test_with_the_default_weights_only_customers_in_difficulty_see_a_change():
     with_rule = ref.reference_week(tables, WEEK.evaluation_date, WEIGHTS).drop(columns="model_version")
     without = ref.reference_week(tables, WEEK.evaluation_date, _without_rule()).drop(columns="model_version")
     health = tables["churn_health"]
-    health = health[health["as_of_date"] == health.loc[health["as_of_date"] < pd.Timestamp(WEEK.evaluation_date),
-                                                       "as_of_date"].max()]
+    health = health[
+        health["as_of_date"]
+        == health.loc[health["as_of_date"] < pd.Timestamp(WEEK.evaluation_date), "as_of_date"].max()
+    ]
     poor = set(health.loc[health["financial_health_score"] / 100 < 0.40, "party_id"])
     changed = set(pd.concat([with_rule, without]).drop_duplicates(keep=False)["party_id"])
     assert changed and changed <= poor
     key = ["party_id", "rank"]
-    pd.testing.assert_frame_equal(with_rule[~with_rule["party_id"].isin(poor)].sort_values(key).reset_index(drop=True),
-                                  without[~without["party_id"].isin(poor)].sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        with_rule[~with_rule["party_id"].isin(poor)].sort_values(key).reset_index(drop=True),
+        without[~without["party_id"].isin(poor)].sort_values(key).reset_index(drop=True),
+    )

@@ -69,7 +69,9 @@ def test_tables_reference_only_existing_parties_and_products(bank):
     assert (per_party == len(products)).all()
     customers = bank["customers"]
     for as_of, grp in elig.groupby("as_of_date"):
-        live = customers[(customers["valid_from"] <= as_of) & (customers["valid_to"].isna() | (customers["valid_to"] > as_of))]
+        live = customers[
+            (customers["valid_from"] <= as_of) & (customers["valid_to"].isna() | (customers["valid_to"] > as_of))
+        ]
         assert set(grp["party_id"]) == set(live.loc[live["status"] == "ACTIVE", "party_id"]), as_of
 
 
@@ -183,9 +185,11 @@ def test_offers_and_behaviour_carry_the_signals_the_ranking_needs(bank):
     travel = beh["top_spend_category"] == "TRAVEL"
     assert beh.loc[travel, "fx_active_months_6m"].mean() > 2 * beh.loc[~travel, "fx_active_months_6m"].mean()
     activity = bank["activity"]
-    assert activity["activity_type"].isin(
-        {"branch_visit", "deposit", "web_open", "mobile_open", "new_account", "fx_payment", "card_payment"}
-    ).all()
+    assert (
+        activity["activity_type"]
+        .isin({"branch_visit", "deposit", "web_open", "mobile_open", "new_account", "fx_payment", "card_payment"})
+        .all()
+    )
     assert (activity["activity_type"] == "new_account").any()
     per_party_month = activity.groupby("party_id").size() / (HISTORY_WEEKS * 7 / 30.4)
     assert per_party_month.median() <= 6

@@ -79,8 +79,9 @@ def test_demo_ends_with_the_weeks_summary(demo):
     assert printed.count("  checks      : 19 passed, 0 blocking failed") == 2, printed
     assert printed.count("  breaches    : ") == 2 and printed.count("  alerts      : ") == 2
     assert f"  nbp_current : published: first publish: week {latest}" in printed
-    assert (f"  nbp_current : NOT published: skipped: week {first} is older than week {latest}, "
-            "which the apps already see") in printed
+    assert (
+        f"  nbp_current : NOT published: skipped: week {first} is older than week {latest}, which the apps already see"
+    ) in printed
 
 
 def test_the_ui_offers_exactly_the_weeks_of_the_demo_bank(server, demo):
@@ -92,11 +93,15 @@ def test_the_ui_offers_exactly_the_weeks_of_the_demo_bank(server, demo):
 
 def test_nbp_current_latest_materialization_is_the_live_week(server, demo):
     _, (first, latest), _ = demo
-    current = node(server, "nbp_current", """
+    current = node(
+        server,
+        "nbp_current",
+        """
         assetMaterializations(limit: 1) { partition }
         assetObservations(limit: 5) { partition metadataEntries {
             label ... on BoolMetadataEntry { boolValue } ... on TextMetadataEntry { text } } }
-        partitionStats { numMaterialized numPartitions }""")
+        partitionStats { numMaterialized numPartitions }""",
+    )
     assert [m["partition"] for m in current["assetMaterializations"]] == [latest]
     # The older week's run is on record, as an observation the UI does not take for the live week.
     (observed,) = current["assetObservations"]
@@ -110,7 +115,9 @@ def test_nbp_current_latest_materialization_is_the_live_week(server, demo):
 
 def test_owners_and_tags_are_in_the_ui(server):
     nodes = server.graphql("""{ assetNodes { assetKey { path }
-        owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } } tags { key value } } }""")["assetNodes"]
+        owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } } tags { key value } } }""")[
+        "assetNodes"
+    ]
     owners = {"/".join(n["assetKey"]["path"]): [o.get("team") or o.get("email") for o in n["owners"]] for n in nodes}
     tags = {"/".join(n["assetKey"]["path"]): {t["key"]: t["value"] for t in n["tags"]} for n in nodes}
     assert [k for k, v in owners.items() if not v] == []
@@ -121,10 +128,12 @@ def test_owners_and_tags_are_in_the_ui(server):
 
 
 def latest_fairness_check(server) -> dict:
-    executions = server.graphql("""query ($key: AssetKeyInput!, $check: String!) {
+    executions = server.graphql(
+        """query ($key: AssetKeyInput!, $check: String!) {
         assetCheckExecutions(assetKey: $key, checkName: $check, limit: 1) {
           partition status evaluation { success partition description } } }""",
-                                {"key": {"path": ["fairness_report"]}, "check": FAIRNESS_CHECK})
+        {"key": {"path": ["fairness_report"]}, "check": FAIRNESS_CHECK},
+    )
     (latest,) = executions["assetCheckExecutions"]
     return latest
 
@@ -146,9 +155,21 @@ def chromium() -> str | None:
 def page_text(browser: str, url: str, profile: Path, budget_ms: int) -> list[str]:
     """The page's visible text, line by line, after its scripts ran for `budget_ms` of virtual time."""
     done = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=60,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            f"--virtual-time-budget={budget_ms}",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     text = re.sub(r"<script.*?</script>|<style.*?</style>", "", done.stdout, flags=re.S)
@@ -182,8 +203,13 @@ def test_a_weights_change_shows_every_asset_that_carries_the_model_stale(server,
     def stale() -> dict[str, tuple[str, list]]:
         out = {}
         for name in [*governed, "signals"]:
-            found = node(server, name, "staleStatus(partition: $partition) staleCauses(partition: $partition) "
-                                       "{ key { path } reason category }", latest)
+            found = node(
+                server,
+                name,
+                "staleStatus(partition: $partition) staleCauses(partition: $partition) "
+                "{ key { path } reason category }",
+                latest,
+            )
             out[name] = (found["staleStatus"], [(c["key"]["path"][0], c["reason"]) for c in found["staleCauses"]])
         return out
 
@@ -199,4 +225,5 @@ def test_a_weights_change_shows_every_asset_that_carries_the_model_stale(server,
         assert observe.resolve_job_def("observe").execute_in_process(instance=instance).success
 
     assert stale() == {name: ("STALE", [(RANKING_WEIGHTS, "has a new data version")]) for name in governed} | {
-        "signals": ("FRESH", [])}  # the signals do not depend on the weights
+        "signals": ("FRESH", [])
+    }  # the signals do not depend on the weights

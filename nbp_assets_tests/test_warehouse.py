@@ -49,9 +49,25 @@ def test_history_ddl_comes_from_its_declaration(tmp_path):
         "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
         "WHERE table_schema = 'product_intelligence' AND table_name = 'next_best_product' ORDER BY ordinal_position"
     )
-    assert cols["column_name"].tolist() == ["party_id", "jurisdiction", "rank", "product_id", "score",
-                                            "primary_signal", "model_version", "evaluated_at"]
-    assert cols["data_type"].tolist() == ["VARCHAR", "VARCHAR", "INTEGER", "VARCHAR", "DECIMAL(8,6)",
-                                          "VARCHAR", "VARCHAR", "TIMESTAMP"]
+    assert cols["column_name"].tolist() == [
+        "party_id",
+        "jurisdiction",
+        "rank",
+        "product_id",
+        "score",
+        "primary_signal",
+        "model_version",
+        "evaluated_at",
+    ]
+    assert cols["data_type"].tolist() == [
+        "VARCHAR",
+        "VARCHAR",
+        "INTEGER",
+        "VARCHAR",
+        "DECIMAL(8,6)",
+        "VARCHAR",
+        "VARCHAR",
+        "TIMESTAMP",
+    ]
     assert set(cols["is_nullable"]) == {"NO"}
     assert HISTORY_KEY == ("party_id", "rank", "evaluated_at")

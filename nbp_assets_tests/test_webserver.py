@@ -91,8 +91,10 @@ def free_port() -> int:
 
 
 def webserver_executable() -> Path:
-    for candidate in (REPO_ROOT / ".venv" / "bin" / "dagster-webserver",
-                      Path(sys.executable).with_name("dagster-webserver")):
+    for candidate in (
+        REPO_ROOT / ".venv" / "bin" / "dagster-webserver",
+        Path(sys.executable).with_name("dagster-webserver"),
+    ):
         if candidate.exists():
             return candidate
     pytest.fail("dagster-webserver is not installed next to this Python")
@@ -191,7 +193,9 @@ def running_webserver(tmp: Path, nbp_home: Path, dagster_home: Path) -> Iterator
             time.sleep(0.5)
         # The location may still be loading when the HTTP server is already up.
         while True:
-            entries = server.graphql("{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }")
+            entries = server.graphql(
+                "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+            )
             statuses = {e["name"]: e["loadStatus"] for e in entries["workspaceOrError"].get("locationEntries", [])}
             if statuses and "LOADING" not in statuses.values():
                 break
@@ -239,10 +243,12 @@ def test_code_location_loaded_without_error(webserver, ui):
     assert location is not None, webserver.explain(f"no location and no error: {entry}")
     if location["__typename"] == "PythonError":
         chain = [location] + [link["error"] for link in location["errorChain"]]
-        pytest.fail(webserver.explain(
-            f"code location {LOCATION} failed to load:\n"
-            + "\n".join(f"{e['message']}{''.join(e['stack'])}" for e in reversed(chain))
-        ))
+        pytest.fail(
+            webserver.explain(
+                f"code location {LOCATION} failed to load:\n"
+                + "\n".join(f"{e['message']}{''.join(e['stack'])}" for e in reversed(chain))
+            )
+        )
     assert location["__typename"] == "RepositoryLocation"
     assert entry["loadStatus"] == "LOADED"
     assert [r["name"] for r in location["repositories"]] == ["__repository__"]
@@ -266,9 +272,11 @@ def test_assets_are_described_grouped_and_partitioned(ui):
     undescribed = sorted(k for k, n in nodes.items() if not (n["description"] or "").strip())
     assert undescribed == []
     assert {k: n["groupName"] for k, n in nodes.items()} == (
-        dict.fromkeys(ASSETS | {WEIGHTS_SOURCE}, "next_best_product") | dict.fromkeys(OFFER_ASSETS, "next_best_offer"))
+        dict.fromkeys(ASSETS | {WEIGHTS_SOURCE}, "next_best_product") | dict.fromkeys(OFFER_ASSETS, "next_best_offer")
+    )
     assert {k: n["isPartitioned"] for k, n in nodes.items()} == (
-        dict.fromkeys(ASSETS, True) | dict.fromkeys(OFFER_ASSETS | {WEIGHTS_SOURCE}, False))
+        dict.fromkeys(ASSETS, True) | dict.fromkeys(OFFER_ASSETS | {WEIGHTS_SOURCE}, False)
+    )
     assert nodes[WEIGHTS_SOURCE]["isObservable"] and not nodes[WEIGHTS_SOURCE]["isMaterializable"]
 
 

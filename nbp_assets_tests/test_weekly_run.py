@@ -50,7 +50,10 @@ def wh(defs: dg.Definitions, sql: str) -> pd.DataFrame:
 
 
 def history(defs, week: Week) -> pd.DataFrame:
-    return wh(defs, f"SELECT * FROM {HISTORY_TABLE} WHERE evaluated_at = TIMESTAMP '{week.evaluated_at:%Y-%m-%d %H:%M:%S}' ORDER BY party_id, rank")
+    return wh(
+        defs,
+        f"SELECT * FROM {HISTORY_TABLE} WHERE evaluated_at = TIMESTAMP '{week.evaluated_at:%Y-%m-%d %H:%M:%S}' ORDER BY party_id, rank",
+    )
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -73,8 +76,11 @@ def test_whole_week_lands_in_warehouse_and_postgres(bank):
     assert (current["score"].astype(float).round(6) == ranked["score"].astype(float).round(6)).all()
 
     # Eligibility gate against the raw MOD-105 snapshot the week used.
-    snap = wh(bank, f"SELECT party_id, product_id FROM {SOURCE_SCHEMA}.eligibility "
-                    f"WHERE eligibility_status = 'ELIGIBLE' AND as_of_date = DATE '{WEEK.evaluation_date - timedelta(days=1)}'")
+    snap = wh(
+        bank,
+        f"SELECT party_id, product_id FROM {SOURCE_SCHEMA}.eligibility "
+        f"WHERE eligibility_status = 'ELIGIBLE' AND as_of_date = DATE '{WEEK.evaluation_date - timedelta(days=1)}'",
+    )
     allowed = set(zip(snap["party_id"], snap["product_id"]))
     assert set(zip(ranked["party_id"], ranked["product_id"])) <= allowed
 
@@ -95,7 +101,16 @@ def test_whole_week_lands_in_warehouse_and_postgres(bank):
 
     # Every asset's contract check ran and passed.
     evaluations = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
-    for asset in ["customers", "activity", "eligibility", "signals", "scores", "nbp_ranked", "nbp_current", "fairness_report"]:
+    for asset in [
+        "customers",
+        "activity",
+        "eligibility",
+        "signals",
+        "scores",
+        "nbp_ranked",
+        "nbp_current",
+        "fairness_report",
+    ]:
         assert evaluations[(asset, "contract")] is True, asset
 
 
@@ -113,9 +128,14 @@ def test_rerun_replaces_and_backfill_never_overwrites_newer_current(bank):
     # Not published, and recorded as an observation, not a materialization: nbp_current's
     # latest materialization (what the UI shows) stays the week the apps see.
     assert not backfill.asset_materializations_for_node("nbp_current")
-    observed = [{k: v.value for k, v in o.metadata.items()} for o in backfill.asset_observations_for_node("nbp_current")]
+    observed = [
+        {k: v.value for k, v in o.metadata.items()} for o in backfill.asset_observations_for_node("nbp_current")
+    ]
     assert [(o["published"], o["week"]) for o in observed] == [(False, PREVIOUS.key)]
-    assert observed[0]["outcome"] == f"skipped: week {PREVIOUS.key} is older than week {WEEK.key}, which the apps already see"
+    assert (
+        observed[0]["outcome"]
+        == f"skipped: week {PREVIOUS.key} is older than week {WEEK.key}, which the apps already see"
+    )
     assert instance.get_latest_materialization_event(dg.AssetKey("nbp_current")).dagster_event.partition == WEEK.key
     url = bank.resources["postgres"].conninfo()
     assert pg.current_evaluated_at(url) == WEEK.evaluated_at
@@ -130,8 +150,11 @@ def assert_check_results_per_week(instance: dg.DagsterInstance, runs: int) -> No
     assert len(instance.get_runs()) == runs
     for run in instance.get_runs():
         week = run.tags["dagster/partition"]
-        checks_run = [e.get_dagster_event().asset_check_evaluation_data for e in instance.all_logs(run.run_id)
-                      if e.is_dagster_event and e.get_dagster_event().event_type_value == "ASSET_CHECK_EVALUATION"]
+        checks_run = [
+            e.get_dagster_event().asset_check_evaluation_data
+            for e in instance.all_logs(run.run_id)
+            if e.is_dagster_event and e.get_dagster_event().event_type_value == "ASSET_CHECK_EVALUATION"
+        ]
         assert {c.check_name for c in checks_run} >= {"contract", "eligibility_gate", "fairness_gap_within_10pp"}
         assert {c.partition for c in checks_run} == {week}
 
@@ -141,11 +164,15 @@ def test_backfill_reads_inputs_as_of_its_own_week(bank):
     elig = wh(bank, f"SELECT DISTINCT snapshot_date FROM nbp_work.eligibility WHERE week_start = DATE '{PREVIOUS.key}'")
     assert [d.date() for d in elig["snapshot_date"]] == [PREVIOUS.evaluation_date - timedelta(days=1)]
     # A customer who joined after the old week closed is not in the old week's population.
-    joined = wh(bank, f"SELECT party_id FROM {SOURCE_SCHEMA}.customers WHERE valid_from >= DATE '{PREVIOUS.evaluation_date}'")
+    joined = wh(
+        bank, f"SELECT party_id FROM {SOURCE_SCHEMA}.customers WHERE valid_from >= DATE '{PREVIOUS.evaluation_date}'"
+    )
     old_week = wh(bank, f"SELECT party_id FROM nbp_work.customers WHERE week_start = DATE '{PREVIOUS.key}'")
     assert len(joined) > 0
     newcomers = set(joined["party_id"]) - set(
-        wh(bank, f"SELECT party_id FROM {SOURCE_SCHEMA}.customers WHERE valid_from < DATE '{PREVIOUS.evaluation_date}'")["party_id"]
+        wh(
+            bank, f"SELECT party_id FROM {SOURCE_SCHEMA}.customers WHERE valid_from < DATE '{PREVIOUS.evaluation_date}'"
+        )["party_id"]
     )
     assert newcomers and not (newcomers & set(old_week["party_id"]))
 
@@ -159,8 +186,13 @@ def test_bad_input_fails_clearly_and_publishes_nothing(bank, tmp_path):
     # Corrupt MOD-040's latest snapshot: a churn probability of 1.7 for one party.
     path = bank.resources["warehouse"].database
     with duckdb.connect(path) as con:
-        victim = con.execute(f"SELECT party_id, as_of_date FROM {SOURCE_SCHEMA}.churn_health ORDER BY as_of_date DESC, party_id LIMIT 1").fetchone()
-        con.execute(f"UPDATE {SOURCE_SCHEMA}.churn_health SET churn_probability = 1.7 WHERE party_id = ? AND as_of_date = ?", list(victim))
+        victim = con.execute(
+            f"SELECT party_id, as_of_date FROM {SOURCE_SCHEMA}.churn_health ORDER BY as_of_date DESC, party_id LIMIT 1"
+        ).fetchone()
+        con.execute(
+            f"UPDATE {SOURCE_SCHEMA}.churn_health SET churn_probability = 1.7 WHERE party_id = ? AND as_of_date = ?",
+            list(victim),
+        )
 
     result = run_week(bank, WEEK)
     assert not result.success

@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/browser.sh
-# The linter first: seconds, and a finding fails the run before the long suite starts.
+# The linter and the formatter first: seconds, and a finding fails the run before the long
+# suite starts (`.venv/bin/ruff format nbp_assets nbp_assets_tests` fixes the formatting).
 .venv/bin/ruff check nbp_assets nbp_assets_tests
+.venv/bin/ruff format --check nbp_assets nbp_assets_tests
 set +e
 # Two workers (pytest-xdist): most tests wait on processes, servers and sensors, so two at a
 # time roughly halve the suite on this 2-core machine. Each worker starts its own PostgreSQL;

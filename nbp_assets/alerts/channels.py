@@ -133,12 +133,23 @@ class MaildirChannel:
 class EmailChannel:
     name = "email"
 
-    def __init__(self, host: str, port: int | None, sender: str, recipients: list[str], security: str = "starttls",
-                 user: str | None = None, password: str | None = None, timeout: float = 10.0):
+    def __init__(
+        self,
+        host: str,
+        port: int | None,
+        sender: str,
+        recipients: list[str],
+        security: str = "starttls",
+        user: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+    ):
         if security not in SMTP_SECURITY:
             raise ValueError(f"NBP_ALERT_SMTP_SECURITY={security!r}: expected one of {', '.join(SMTP_SECURITY)}")
         if not sender or not recipients:
-            raise ValueError("e-mail alerts need NBP_ALERT_SMTP_FROM and NBP_ALERT_SMTP_TO as well as NBP_ALERT_SMTP_HOST")
+            raise ValueError(
+                "e-mail alerts need NBP_ALERT_SMTP_FROM and NBP_ALERT_SMTP_TO as well as NBP_ALERT_SMTP_HOST"
+            )
         self.host, self.sender, self.recipients, self.security = host, sender, recipients, security
         self.port = port or {"starttls": 587, "ssl": 465, "none": 25}[security]
         self.user, self.password, self.timeout = user, password, timeout

@@ -43,8 +43,9 @@ def refresh_reports(url: str, alert_id: int) -> list[str]:
         alerts = workflow.alerts_of_week(url, week)
         steps = workflow.trail(url, [a["alert_id"] for a in alerts])
         path = report.html_path(week.isoformat())
-        if report.replace_section(path, report.WORKFLOW_SECTION,
-                                  report.workflow_section(alerts, steps, workflow.describe_step)):
+        if report.replace_section(
+            path, report.WORKFLOW_SECTION, report.workflow_section(alerts, steps, workflow.describe_step)
+        ):
             refreshed.append(str(path))
     return refreshed
 
@@ -53,9 +54,11 @@ def _line(a: dict) -> str:
     ack = f"ack {a['acknowledged_by']}" if a["acknowledged_at"] else "not acknowledged"
     name = (a["payload"] or {}).get("product_name")
     product = f"{a['product_id']} ({name})" if name else a["product_id"]
-    return (f"#{a['alert_id']:<5} {a['status']:<8} {product} by {a['dimension']}, model {a['model_version']}: "
-            f"{a['weeks_breached']} week(s) {a['week_start']}..{a['last_week']}, last gap {float(a['last_gap_pp']):.1f} pp; "
-            f"{ack}; assignee {a['assignee'] or '-'}; {'delivered' if a['delivered_at'] else 'NOT delivered'}")
+    return (
+        f"#{a['alert_id']:<5} {a['status']:<8} {product} by {a['dimension']}, model {a['model_version']}: "
+        f"{a['weeks_breached']} week(s) {a['week_start']}..{a['last_week']}, last gap {float(a['last_gap_pp']):.1f} pp; "
+        f"{ack}; assignee {a['assignee'] or '-'}; {'delivered' if a['delivered_at'] else 'NOT delivered'}"
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -72,9 +75,11 @@ def cmd_show(args: argparse.Namespace) -> None:
     except workflow.WorkflowError as exc:
         raise SystemExit(str(exc)) from None
     print(_line(a))
-    print(f"  highest {a['highest_group']} {a['highest_rate']:.1%} of {a['highest_customers']}, lowest "
-          f"{a['lowest_group']} {a['lowest_rate']:.1%} of {a['lowest_customers']} (first week); "
-          f"attributable to {a['attributable_to']}")
+    print(
+        f"  highest {a['highest_group']} {a['highest_rate']:.1%} of {a['highest_customers']}, lowest "
+        f"{a['lowest_group']} {a['lowest_rate']:.1%} of {a['lowest_customers']} (first week); "
+        f"attributable to {a['attributable_to']}"
+    )
     print(f"  weeks breached: {', '.join(str(w) for w in workflow.weeks_of(url, a['alert_id']))}")
     if a["resolution"]:
         print(f"  resolution: {a['resolution']}")
@@ -85,9 +90,13 @@ def cmd_show(args: argparse.Namespace) -> None:
 
 def cmd_step(args: argparse.Namespace) -> None:
     url = _postgres_url()
-    step = workflow.Action(args.alert_id, STEP[args.alerts_command], args.by or settings.operator_name(),
-                           args.reason if args.alerts_command != "comment" else " ".join(args.text),
-                           getattr(args, "to", None))
+    step = workflow.Action(
+        args.alert_id,
+        STEP[args.alerts_command],
+        args.by or settings.operator_name(),
+        args.reason if args.alerts_command != "comment" else " ".join(args.text),
+        getattr(args, "to", None),
+    )
     try:
         alert = workflow.take(url, step)
     except workflow.WorkflowError as exc:
@@ -107,8 +116,9 @@ def deliver_now(url: str) -> list[str]:
 
     resource = _channels()
     channels = resource.channels()
-    attempts = deliver_due(url, channels, retry_base_seconds=resource.retry_base_seconds,
-                           retry_max_seconds=resource.retry_max_seconds)
+    attempts = deliver_due(
+        url, channels, retry_base_seconds=resource.retry_base_seconds, retry_max_seconds=resource.retry_max_seconds
+    )
     with connect(url) as conn:
         pending = undelivered(conn)
     lines = [summary(pending, channels, attempts)]
@@ -124,20 +134,31 @@ def cmd_deliver(args: argparse.Namespace) -> None:
 
 def add_parser(sub) -> None:
     """Register `alerts` on the main CLI's subcommands."""
-    p = sub.add_parser("alerts", help="compliance's alert workflow: list, show, ack, assign, comment, resolve, deliver",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "alerts",
+        help="compliance's alert workflow: list, show, ack, assign, comment, resolve, deliver",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = p.add_subparsers(dest="alerts_command", required=True)
     c = commands.add_parser("list", help="list alerts (open by default)")
-    c.add_argument("--status", choices=("open", "resolved", "all"), default="open",
-                   help="which alerts to list (default: open)")
+    c.add_argument(
+        "--status", choices=("open", "resolved", "all"), default="open", help="which alerts to list (default: open)"
+    )
     c.set_defaults(func=cmd_list)
     c = commands.add_parser("show", help="one alert, its weeks and its audit trail")
     c.add_argument("alert_id", type=int, help="the alert's number, as `alerts list` shows it (required, no default)")
     c.set_defaults(func=cmd_show)
-    for name, text in (("ack", "acknowledge an alert"), ("assign", "assign an alert to someone"),
-                       ("comment", "comment on an alert"), ("resolve", "resolve an alert")):
+    for name, text in (
+        ("ack", "acknowledge an alert"),
+        ("assign", "assign an alert to someone"),
+        ("comment", "comment on an alert"),
+        ("resolve", "resolve an alert"),
+    ):
         c = commands.add_parser(name, help=text)
-        c.add_argument("alert_id", type=int, help="the alert's number, as `alerts list` shows it (required, no default)")
+        c.add_argument(
+            "alert_id", type=int, help="the alert's number, as `alerts list` shows it (required, no default)"
+        )
         c.add_argument("--by", help="who is acting (default: NBP_OPERATOR, else the login name)")
         if name == "comment":
             c.add_argument("text", nargs="+", help="the comment (required, no default)")

@@ -75,8 +75,11 @@ def deliver_due(
                 (clock(), list(channels)),
             )
         while channels and len(attempts) < max_attempts and time.monotonic() - started < budget_seconds:
-            state = ("a.status, a.resolution, a.weeks_breached, a.last_week" if kind == "fairness"
-                     else "'open' AS status, NULL AS resolution")
+            state = (
+                "a.status, a.resolution, a.weeks_breached, a.last_week"
+                if kind == "fairness"
+                else "'open' AS status, NULL AS resolution"
+            )
             with conn.transaction():
                 row = conn.execute(
                     f"SELECT d.alert_id, d.channel, d.attempts, a.week_start, a.payload, {state} "
@@ -89,13 +92,24 @@ def deliver_due(
                 if row is None:
                     break
                 tried.append(f"{row['alert_id']}/{row['channel']}")
-                attempts.append(_attempt(conn, row, channels[row["channel"]], secrets, clock(),
-                                         retry_base_seconds, retry_max_seconds, kind))
+                attempts.append(
+                    _attempt(
+                        conn,
+                        row,
+                        channels[row["channel"]],
+                        secrets,
+                        clock(),
+                        retry_base_seconds,
+                        retry_max_seconds,
+                        kind,
+                    )
+                )
     return attempts
 
 
-def _attempt(conn, row: Mapping, channel, secrets: list[str], at: datetime, base: float, cap: float,
-             kind: str) -> Attempt:
+def _attempt(
+    conn, row: Mapping, channel, secrets: list[str], at: datetime, base: float, cap: float, kind: str
+) -> Attempt:
     alerts_table, deliveries_table = TABLES[kind]
     alert = {**row["payload"], "alert_id": row["alert_id"], "status": row["status"], "resolution": row["resolution"]}
     if kind == "fairness":  # the alert as it stands: how many weeks it has breached so far
@@ -114,8 +128,17 @@ def _attempt(conn, row: Mapping, channel, secrets: list[str], at: datetime, base
             "WHERE alert_id = %s AND channel = %s",
             (count, at, error, retry_at, row["alert_id"], row["channel"]),
         )
-        outbox.add_event(conn, row["week_start"], f"{prefix}delivery_failed", trail_id, channel=row["channel"],
-                         attempt=count, error=error, next_attempt_at=retry_at.isoformat(), **ids)
+        outbox.add_event(
+            conn,
+            row["week_start"],
+            f"{prefix}delivery_failed",
+            trail_id,
+            channel=row["channel"],
+            attempt=count,
+            error=error,
+            next_attempt_at=retry_at.isoformat(),
+            **ids,
+        )
         return Attempt(row["alert_id"], row["week_start"], row["channel"], False, count, error, retry_at, kind)
     note = redact(note, secrets) if note else None
     conn.execute(
@@ -123,8 +146,18 @@ def _attempt(conn, row: Mapping, channel, secrets: list[str], at: datetime, base
         "last_error = %s WHERE alert_id = %s AND channel = %s",
         (count, at, at, note, row["alert_id"], row["channel"]),
     )
-    conn.execute(f"UPDATE {alerts_table} SET delivered_at = coalesce(delivered_at, %s) WHERE alert_id = %s",
-                 (at, row["alert_id"]))
-    outbox.add_event(conn, row["week_start"], f"{prefix}delivered", trail_id, channel=row["channel"], attempt=count,
-                     **ids, **({"note": note} if note else {}))
+    conn.execute(
+        f"UPDATE {alerts_table} SET delivered_at = coalesce(delivered_at, %s) WHERE alert_id = %s",
+        (at, row["alert_id"]),
+    )
+    outbox.add_event(
+        conn,
+        row["week_start"],
+        f"{prefix}delivered",
+        trail_id,
+        channel=row["channel"],
+        attempt=count,
+        **ids,
+        **({"note": note} if note else {}),
+    )
     return Attempt(row["alert_id"], row["week_start"], row["channel"], True, count, kind=kind)

@@ -38,8 +38,15 @@ def attributable_to(eligibility_pp: float | None, ranking_pp: float | None, thre
 
 
 def alert_payload(
-    gap: Mapping, week: str, model_version: str, threshold_pp: float, run_id: str,
-    weeks_breached: int, weeks_reported: int, report_html: str, product_name: str | None = None,
+    gap: Mapping,
+    week: str,
+    model_version: str,
+    threshold_pp: float,
+    run_id: str,
+    weeks_breached: int,
+    weeks_reported: int,
+    report_html: str,
+    product_name: str | None = None,
 ) -> dict:
     """The alert for one breaching row of fairness_gaps, in plain JSON types."""
     eligibility_pp, ranking_pp = _num(gap.get("eligibility_pp")), _num(gap.get("ranking_pp"))
@@ -88,8 +95,10 @@ def is_fairness(alert: Mapping) -> bool:
 def subject(alert: Mapping) -> str:
     if not is_fairness(alert):  # an operations alert carries its own one-line summary
         return f"[{alert['type']}] {alert['summary']}"
-    return (f"[{ALERT_TYPE}] week {alert['week']}: {alert['product_id']} by {alert['dimension']}, "
-            f"gap {alert['gap_pp']:.1f} pp (model {alert['model_version']})")
+    return (
+        f"[{ALERT_TYPE}] week {alert['week']}: {alert['product_id']} by {alert['dimension']}, "
+        f"gap {alert['gap_pp']:.1f} pp (model {alert['model_version']})"
+    )
 
 
 def facts(alert: Mapping) -> list[tuple[str, str]]:
@@ -99,29 +108,59 @@ def facts(alert: Mapping) -> list[tuple[str, str]]:
         return head + [(str(label), str(value)) for label, value in alert["facts"]]
     lines = [
         ("Week", str(alert["week"])),
-        ("Product", f"{alert['product_id']} {alert['product_name']}" if alert.get("product_name")
-                    else str(alert["product_id"])),
+        (
+            "Product",
+            f"{alert['product_id']} {alert['product_name']}" if alert.get("product_name") else str(alert["product_id"]),
+        ),
         ("Dimension", str(alert["dimension"])),
-        ("Highest rate", f"{alert['highest_group']}: {_pct(alert['highest_rate'])} of {alert['highest_customers']} customers"),
-        ("Lowest rate", f"{alert['lowest_group']}: {_pct(alert['lowest_rate'])} of {alert['lowest_customers']} customers"),
+        (
+            "Highest rate",
+            f"{alert['highest_group']}: {_pct(alert['highest_rate'])} of {alert['highest_customers']} customers",
+        ),
+        (
+            "Lowest rate",
+            f"{alert['lowest_group']}: {_pct(alert['lowest_rate'])} of {alert['lowest_customers']} customers",
+        ),
         ("Gap", f"{alert['gap_pp']:.1f} pp (threshold {alert['threshold_pp']:.0f} pp)"),
     ]
     if alert.get("gap_ci_low_pp") is not None:
-        lines.append(("Gap 95% interval", f"{alert['gap_ci_low_pp']:.1f} to {alert['gap_ci_high_pp']:.1f} pp: "
-                      + ("clear of the threshold" if alert.get("clear_breach")
-                         else "reaches the threshold, the breach may be sampling noise")))
+        lines.append(
+            (
+                "Gap 95% interval",
+                f"{alert['gap_ci_low_pp']:.1f} to {alert['gap_ci_high_pp']:.1f} pp: "
+                + (
+                    "clear of the threshold"
+                    if alert.get("clear_breach")
+                    else "reaches the threshold, the breach may be sampling noise"
+                ),
+            )
+        )
     if alert.get("ranking_pp") is not None:
         lines += [
-            ("Rate among eligible", f"{alert['highest_group']}: {_pct(alert['highest_eligible_rate'])}, "
-                                    f"{alert['lowest_group']}: {_pct(alert['lowest_eligible_rate'])}"),
-            ("Share eligible", f"{alert['highest_group']}: {_pct(alert['highest_eligible_share'])}, "
-                               f"{alert['lowest_group']}: {_pct(alert['lowest_eligible_share'])}"),
-            ("Gap from", f"ranking {alert['ranking_pp']:.1f} pp, eligibility {alert['eligibility_pp']:.1f} pp: "
-                         f"attributable to {alert['attributable_to']}"),
+            (
+                "Rate among eligible",
+                f"{alert['highest_group']}: {_pct(alert['highest_eligible_rate'])}, "
+                f"{alert['lowest_group']}: {_pct(alert['lowest_eligible_rate'])}",
+            ),
+            (
+                "Share eligible",
+                f"{alert['highest_group']}: {_pct(alert['highest_eligible_share'])}, "
+                f"{alert['lowest_group']}: {_pct(alert['lowest_eligible_share'])}",
+            ),
+            (
+                "Gap from",
+                f"ranking {alert['ranking_pp']:.1f} pp, eligibility {alert['eligibility_pp']:.1f} pp: "
+                f"attributable to {alert['attributable_to']}",
+            ),
         ]
     if alert.get("alert_weeks_breached") is not None:
-        lines.append(("Weeks breached", f"{alert['alert_weeks_breached']} so far under this alert "
-                                        f"(first {alert['week']}, latest {alert.get('alert_last_week')})"))
+        lines.append(
+            (
+                "Weeks breached",
+                f"{alert['alert_weeks_breached']} so far under this alert "
+                f"(first {alert['week']}, latest {alert.get('alert_last_week')})",
+            )
+        )
     lines += [
         ("Recent weeks", f"breached {alert['weeks_breached']} of the last {alert['weeks_reported']} reported"),
         ("Model version", str(alert["model_version"])),
@@ -146,9 +185,17 @@ def text(alert: Mapping) -> str:
 def slack_blocks(alert: Mapping) -> list[dict]:
     lines = "\n".join(f"*{label}:* {value}" for label, value in facts(alert))
     return [
-        {"type": "header", "text": {"type": "plain_text", "text": (
-            f"{ALERT_TYPE}: {alert['product_id']} by {alert['dimension']}" if is_fairness(alert)
-            else f"{alert['type']}: {alert['summary']}")[:150]}},
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": (
+                    f"{ALERT_TYPE}: {alert['product_id']} by {alert['dimension']}"
+                    if is_fairness(alert)
+                    else f"{alert['type']}: {alert['summary']}"
+                )[:150],
+            },
+        },
         {"type": "section", "text": {"type": "mrkdwn", "text": lines[:3000]}},
     ]
 
@@ -161,7 +208,9 @@ def teams_payload(alert: Mapping, legacy: bool) -> dict:
 
     if legacy:
         card = Card()
-        card.add_attachment("<br>".join(f"<b>{html.escape(label)}:</b> {html.escape(value)}" for label, value in facts(alert)))
+        card.add_attachment(
+            "<br>".join(f"<b>{html.escape(label)}:</b> {html.escape(value)}" for label, value in facts(alert))
+        )
         card.attachments[0]["content"]["title"] = subject(alert)
         return card.payload
     card = AdaptiveCard()

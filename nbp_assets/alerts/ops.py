@@ -37,8 +37,13 @@ class StepFailure:
 def checks_named_in(message: str) -> tuple[str, ...]:
     """The checks Dagster names when blocking checks stop a step: after a first line,
     one line per asset, `asset: check_a,check_b`."""
-    return tuple(c.strip() for line in message.strip().splitlines()[1:] if ":" in line
-                 for c in line.split(":", 1)[1].split(",") if c.strip())
+    return tuple(
+        c.strip()
+        for line in message.strip().splitlines()[1:]
+        if ":" in line
+        for c in line.split(":", 1)[1].split(",")
+        if c.strip()
+    )
 
 
 def publish_deadline(week_start: date) -> datetime:
@@ -51,8 +56,11 @@ def week_due(now: datetime, first_week: date) -> date | None:
     local = now.astimezone(LONDON)
     monday = local.date() - timedelta(days=local.weekday())
     # This Monday's deadline covers the week that started a week earlier.
-    due = monday - timedelta(days=7) if local >= datetime.combine(monday, PUBLISH_DEADLINE, tzinfo=LONDON) \
+    due = (
+        monday - timedelta(days=7)
+        if local >= datetime.combine(monday, PUBLISH_DEADLINE, tzinfo=LONDON)
         else monday - timedelta(days=14)
+    )
     return due if due >= first_week else None
 
 
@@ -69,20 +77,33 @@ def late_week(now: datetime, published: Collection[str], first_week: date) -> da
 
 def week_late_alert(week_start: date, now: datetime, last_published: str | None) -> dict:
     deadline = publish_deadline(week_start)
-    summary = (f"week {week_start} was not published by {deadline:%a %Y-%m-%d %H:%M} {deadline.tzname()}: "
-               f"the apps still read week {last_published or '(none)'}")
-    return _alert(WEEK_LATE, f"{WEEK_LATE}:{week_start}", summary, week_start, None, [
-        ("Week", str(week_start)),
-        ("Deadline", f"{deadline:%Y-%m-%d %H:%M %Z} (Monday 09:00 Europe/London)"),
-        ("Noticed at", f"{now.astimezone(LONDON):%Y-%m-%d %H:%M %Z}"),
-        ("Latest week in nbp_current", last_published or "(none)"),
-        ("Action", "Look for a failed or missing run of nbp_weekly_job for the week (Dagster UI, Runs), fix it "
-                   f"and materialize it: python -m nbp_assets materialize --week {week_start}"),
-    ])
+    summary = (
+        f"week {week_start} was not published by {deadline:%a %Y-%m-%d %H:%M} {deadline.tzname()}: "
+        f"the apps still read week {last_published or '(none)'}"
+    )
+    return _alert(
+        WEEK_LATE,
+        f"{WEEK_LATE}:{week_start}",
+        summary,
+        week_start,
+        None,
+        [
+            ("Week", str(week_start)),
+            ("Deadline", f"{deadline:%Y-%m-%d %H:%M %Z} (Monday 09:00 Europe/London)"),
+            ("Noticed at", f"{now.astimezone(LONDON):%Y-%m-%d %H:%M %Z}"),
+            ("Latest week in nbp_current", last_published or "(none)"),
+            (
+                "Action",
+                "Look for a failed or missing run of nbp_weekly_job for the week (Dagster UI, Runs), fix it "
+                f"and materialize it: python -m nbp_assets materialize --week {week_start}",
+            ),
+        ],
+    )
 
 
-def run_failure_alert(run_id: str, job: str, week: str | None, failures: Sequence[StepFailure],
-                      run_url: str | None = None) -> dict:
+def run_failure_alert(
+    run_id: str, job: str, week: str | None, failures: Sequence[StepFailure], run_url: str | None = None
+) -> dict:
     """A failed run; a blocking check's failure is told as such (it needs a data fix, not a rerun)."""
     checks = [c for f in failures for c in f.failed_checks]
     kind = CHECK_FAILED if checks else RUN_FAILED
@@ -90,18 +111,32 @@ def run_failure_alert(run_id: str, job: str, week: str | None, failures: Sequenc
     where = f"week {week}" if week else f"job {job}"
     summary = f"{where}: {what}; the steps after it did not run, the apps keep the last published week"
     lines = [("Run", run_id), ("Job", job), ("Week", week or "(not partitioned)")]
-    lines += [(f"Failed step {f.step}", f.cause[:1000]) for f in failures] or [("Cause", "see the run in the Dagster UI")]
-    lines.append(("Action", "Fix the data or the code the failure names, then re-run the week"
-                  + (f": python -m nbp_assets materialize --week {week}" if week else "")))
+    lines += [(f"Failed step {f.step}", f.cause[:1000]) for f in failures] or [
+        ("Cause", "see the run in the Dagster UI")
+    ]
+    lines.append(
+        (
+            "Action",
+            "Fix the data or the code the failure names, then re-run the week"
+            + (f": python -m nbp_assets materialize --week {week}" if week else ""),
+        )
+    )
     if run_url:
         lines.append(("Dagster run", run_url))
     return _alert(kind, f"run:{run_id}", summary, date.fromisoformat(week) if week else None, run_id, lines)
 
 
-def _alert(kind: str, key: str, summary: str, week: date | None, run_id: str | None,
-           facts: list[tuple[str, str]]) -> dict:
-    return {"type": kind, "dedupe_key": key, "summary": summary, "week": str(week) if week else None,
-            "run_id": run_id, "facts": [list(f) for f in facts]}
+def _alert(
+    kind: str, key: str, summary: str, week: date | None, run_id: str | None, facts: list[tuple[str, str]]
+) -> dict:
+    return {
+        "type": kind,
+        "dedupe_key": key,
+        "summary": summary,
+        "week": str(week) if week else None,
+        "run_id": run_id,
+        "facts": [list(f) for f in facts],
+    }
 
 
 def record(url: str, alert: Mapping) -> tuple[int, bool]:
@@ -115,12 +150,15 @@ def record(url: str, alert: Mapping) -> tuple[int, bool]:
         ).fetchone()
         if row is not None:
             return row["alert_id"], True
-        return conn.execute(f"SELECT alert_id FROM {outbox.OPS_ALERTS} WHERE dedupe_key = %s",
-                            (alert["dedupe_key"],)).fetchone()["alert_id"], False
+        return conn.execute(
+            f"SELECT alert_id FROM {outbox.OPS_ALERTS} WHERE dedupe_key = %s", (alert["dedupe_key"],)
+        ).fetchone()["alert_id"], False
 
 
 def undelivered(url: str) -> list[dict]:
     with outbox.connect(url) as conn:
         outbox.ensure_schema(conn)
-        return conn.execute(f"SELECT alert_id, alert_type, summary FROM {outbox.OPS_ALERTS} "
-                            "WHERE delivered_at IS NULL ORDER BY alert_id").fetchall()
+        return conn.execute(
+            f"SELECT alert_id, alert_type, summary FROM {outbox.OPS_ALERTS} "
+            "WHERE delivered_at IS NULL ORDER BY alert_id"
+        ).fetchall()

@@ -60,8 +60,13 @@ def step_failures(context: dg.RunFailureSensorContext) -> list[ops.StepFailure]:
 
 def _deliver(postgres: PostgresResource, alerts: FairnessAlertsResource) -> tuple[list[Attempt], dict]:
     channels = alerts.channels()
-    attempts = deliver_due(postgres.conninfo(), channels, kind="ops", retry_base_seconds=alerts.retry_base_seconds,
-                           retry_max_seconds=alerts.retry_max_seconds)
+    attempts = deliver_due(
+        postgres.conninfo(),
+        channels,
+        kind="ops",
+        retry_base_seconds=alerts.retry_base_seconds,
+        retry_max_seconds=alerts.retry_max_seconds,
+    )
     return attempts, channels
 
 
@@ -72,8 +77,11 @@ def ops_summary(recorded: list[str], attempts: list[Attempt], channels: dict, pe
         parts.append(f"delivered {delivered_where(attempts, channels)}")
     if pending:
         waiting = "; ".join(f"#{p['alert_id']} {p['alert_type']}: {p['summary']}" for p in pending[:5])
-        parts.append(f"{len(pending)} operations alert(s) undelivered"
-                     + ("" if channels else " (no alert channel is configured)") + f": {waiting}")
+        parts.append(
+            f"{len(pending)} operations alert(s) undelivered"
+            + ("" if channels else " (no alert channel is configured)")
+            + f": {waiting}"
+        )
     return ". ".join(parts) + "." if parts else "no operations alert pending."
 
 
@@ -91,9 +99,10 @@ def nbp_run_failure_alert_sensor(
     alert = ops.run_failure_alert(run.run_id, run.job_name, run.tags.get("dagster/partition"), step_failures(context))
     alert_id, new = ops.record(postgres.conninfo(), alert)
     attempts, channels = _deliver(postgres, fairness_alerts)
-    context.log.warning(f"{alert['type']} #{alert_id}{'' if new else ' (already recorded)'}: {alert['summary']}"
-                        + (f"; delivered {delivered_where(attempts, channels)}" if any(a.delivered for a in attempts)
-                           else ""))
+    context.log.warning(
+        f"{alert['type']} #{alert_id}{'' if new else ' (already recorded)'}: {alert['summary']}"
+        + (f"; delivered {delivered_where(attempts, channels)}" if any(a.delivered for a in attempts) else "")
+    )
 
 
 @dg.sensor(
@@ -103,8 +112,9 @@ def nbp_run_failure_alert_sensor(
     description="Tells operations when the week that closed has not been published to nbp_current by Monday "
     "09:00 Europe/London, and delivers pending operations alerts (failed runs and checks) with back-off.",
 )
-def nbp_ops_alert_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource,
-                         fairness_alerts: FairnessAlertsResource) -> dg.SkipReason:
+def nbp_ops_alert_sensor(
+    context: dg.SensorEvaluationContext, postgres: PostgresResource, fairness_alerts: FairnessAlertsResource
+) -> dg.SkipReason:
     url = postgres.conninfo()
     published = context.instance.get_materialized_partitions(PUBLISHED_ASSET)
     now = datetime.now(timezone.utc)
@@ -130,10 +140,17 @@ def ops_alert_definitions(published_asset: dg.AssetsDefinition | None = None) ->
         # asset as a whole, not "was the latest weekly partition materialized by the deadline".
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", dg.SupersessionWarning)
-            with_freshness = list(dg.build_time_partition_freshness_checks(
-                assets=[published_asset], deadline_cron=ops.PUBLISH_DEADLINE_CRON, timezone=TIMEZONE))
-            sensors.append(dg.build_sensor_for_freshness_checks(
-                freshness_checks=with_freshness, name="nbp_freshness_checks_sensor",
-                default_status=dg.DefaultSensorStatus.RUNNING))
+            with_freshness = list(
+                dg.build_time_partition_freshness_checks(
+                    assets=[published_asset], deadline_cron=ops.PUBLISH_DEADLINE_CRON, timezone=TIMEZONE
+                )
+            )
+            sensors.append(
+                dg.build_sensor_for_freshness_checks(
+                    freshness_checks=with_freshness,
+                    name="nbp_freshness_checks_sensor",
+                    default_status=dg.DefaultSensorStatus.RUNNING,
+                )
+            )
     # The channels (resource fairness_alerts) come with the fairness alert sensor's definitions.
     return dg.Definitions(asset_checks=with_freshness, sensors=sensors)

@@ -48,8 +48,17 @@ from nbp_assets.alerts.schema import (  # noqa: F401  the outbox's names, used b
 from nbp_assets.storage import postgres as pg
 
 _COLUMNS = [
-    "highest_group", "highest_rate", "highest_customers", "lowest_group", "lowest_rate",
-    "lowest_customers", "gap_pp", "threshold_pp", "eligibility_pp", "ranking_pp", "attributable_to",
+    "highest_group",
+    "highest_rate",
+    "highest_customers",
+    "lowest_group",
+    "lowest_rate",
+    "lowest_customers",
+    "gap_pp",
+    "threshold_pp",
+    "eligibility_pp",
+    "ranking_pp",
+    "attributable_to",
 ]
 
 
@@ -83,8 +92,16 @@ def json_safe(value):
     return value
 
 
-def add_event(conn, week: date | None, event: str, alert_id: int | None = None, run_id: str | None = None,
-              channel: str | None = None, actor: str | None = None, **detail) -> None:
+def add_event(
+    conn,
+    week: date | None,
+    event: str,
+    alert_id: int | None = None,
+    run_id: str | None = None,
+    channel: str | None = None,
+    actor: str | None = None,
+    **detail,
+) -> None:
     """Append to the audit trail (never updated: see the trigger in MIGRATION)."""
     conn.execute(
         f"INSERT INTO {EVENTS} (week_start, alert_id, event, channel, run_id, actor, detail) "
@@ -94,8 +111,11 @@ def add_event(conn, week: date | None, event: str, alert_id: int | None = None, 
 
 
 def _gap_text(gap: float | None) -> str:
-    return "not judged (fewer than two groups of the minimum size, or dimension no longer configured)" \
-        if gap is None or (isinstance(gap, float) and math.isnan(gap)) else f"gap now {gap:.1f} pp"
+    return (
+        "not judged (fewer than two groups of the minimum size, or dimension no longer configured)"
+        if gap is None or (isinstance(gap, float) and math.isnan(gap))
+        else f"gap now {gap:.1f} pp"
+    )
 
 
 def _add_week(conn, alert_id: int, week_start: date, gap_pp: float, run_id: str) -> tuple[bool, int]:
@@ -103,7 +123,8 @@ def _add_week(conn, alert_id: int, week_start: date, gap_pp: float, run_id: str)
     new = conn.execute(
         f"INSERT INTO {WEEKS} (alert_id, week_start, gap_pp, run_id) VALUES (%s, %s, %s, %s) "
         "ON CONFLICT (alert_id, week_start) DO UPDATE SET gap_pp = EXCLUDED.gap_pp, run_id = EXCLUDED.run_id, "
-        "seen_at = now() RETURNING (xmax = 0) AS inserted", (alert_id, week_start, gap_pp, run_id),
+        "seen_at = now() RETURNING (xmax = 0) AS inserted",
+        (alert_id, week_start, gap_pp, run_id),
     ).fetchone()["inserted"]
     return new, _recount(conn, alert_id)
 
@@ -112,7 +133,8 @@ def _recount(conn, alert_id: int) -> int:
     return conn.execute(
         f"UPDATE {ALERTS} a SET weeks_breached = w.n, last_week = coalesce(w.last, a.last_week) FROM "
         f"(SELECT count(*) AS n, max(week_start) AS last FROM {WEEKS} WHERE alert_id = %s) w "
-        "WHERE a.alert_id = %s RETURNING a.weeks_breached", (alert_id, alert_id),
+        "WHERE a.alert_id = %s RETURNING a.weeks_breached",
+        (alert_id, alert_id),
     ).fetchone()["weeks_breached"]
 
 
@@ -147,7 +169,8 @@ def record_week(
                 (r["product_id"], r["dimension"], r["model_version"]): r
                 for r in conn.execute(
                     f"SELECT alert_id, product_id, dimension, model_version, last_week FROM {ALERTS} "
-                    "WHERE status = 'open' FOR UPDATE")
+                    "WHERE status = 'open' FOR UPDATE"
+                )
             }
             found: dict[tuple[str, str, str], int] = {}
             for alert in alerts:
@@ -157,36 +180,66 @@ def record_week(
                     judged = conn.execute(
                         f"SELECT a.alert_id FROM {ALERTS} a JOIN {WEEKS} w ON w.alert_id = a.alert_id "
                         "WHERE a.product_id = %s AND a.dimension = %s AND a.model_version = %s AND w.week_start = %s "
-                        "ORDER BY a.alert_id DESC LIMIT 1", (*key, week_start)).fetchone()
+                        "ORDER BY a.alert_id DESC LIMIT 1",
+                        (*key, week_start),
+                    ).fetchone()
                     if judged is not None:  # re-run of a week a resolved alert already counted
                         outcome.alert_ids[key[:2]] = judged["alert_id"]
                         continue
                     previous = conn.execute(
                         f"SELECT max(alert_id) AS a FROM {ALERTS} WHERE product_id = %s AND dimension = %s "
-                        "AND model_version = %s", key).fetchone()["a"]
+                        "AND model_version = %s",
+                        key,
+                    ).fetchone()["a"]
                     alert_id = conn.execute(
                         f"INSERT INTO {ALERTS} (week_start, last_week, product_id, dimension, model_version, "
                         f"{', '.join(_COLUMNS)}, payload, created_by_run, last_seen_run, last_gap_pp, relapse_of) "
                         f"VALUES (%s, %s, %s, %s, %s, {', '.join(['%s'] * len(_COLUMNS))}, %s, %s, %s, %s, %s) "
                         "RETURNING alert_id",
-                        (week_start, week_start, *key, *[alert[c] for c in _COLUMNS], Jsonb(json_safe(dict(alert))), run_id,
-                         run_id, alert["gap_pp"], previous),
+                        (
+                            week_start,
+                            week_start,
+                            *key,
+                            *[alert[c] for c in _COLUMNS],
+                            Jsonb(json_safe(dict(alert))),
+                            run_id,
+                            run_id,
+                            alert["gap_pp"],
+                            previous,
+                        ),
                     ).fetchone()["alert_id"]
                     outcome.opened.append(alert_id)
                     if previous is not None:
                         outcome.relapsed[alert_id] = previous
-                    add_event(conn, week_start, "opened", alert_id, run_id, gap_pp=alert["gap_pp"],
-                              **({"relapse_of": previous} if previous is not None else {}))
+                    add_event(
+                        conn,
+                        week_start,
+                        "opened",
+                        alert_id,
+                        run_id,
+                        gap_pp=alert["gap_pp"],
+                        **({"relapse_of": previous} if previous is not None else {}),
+                    )
                     _add_week(conn, alert_id, week_start, alert["gap_pp"], run_id)
                     outcome.weeks_breached[alert_id] = 1
                 else:
                     alert_id = row["alert_id"]
-                    conn.execute(f"UPDATE {ALERTS} SET last_seen_at = now(), last_seen_run = %s, last_gap_pp = %s "
-                                 "WHERE alert_id = %s", (run_id, alert["gap_pp"], alert_id))
+                    conn.execute(
+                        f"UPDATE {ALERTS} SET last_seen_at = now(), last_seen_run = %s, last_gap_pp = %s "
+                        "WHERE alert_id = %s",
+                        (run_id, alert["gap_pp"], alert_id),
+                    )
                     new, weeks = _add_week(conn, alert_id, week_start, alert["gap_pp"], run_id)
                     if new:
-                        add_event(conn, week_start, "week_added", alert_id, run_id, gap_pp=alert["gap_pp"],
-                                  weeks_breached=weeks)
+                        add_event(
+                            conn,
+                            week_start,
+                            "week_added",
+                            alert_id,
+                            run_id,
+                            gap_pp=alert["gap_pp"],
+                            weeks_breached=weeks,
+                        )
                     outcome.still_open.append(alert_id)
                     outcome.weeks_breached[alert_id] = weeks
                 found[key] = alert_id
@@ -196,30 +249,53 @@ def record_week(
                     continue
                 alert_id = row["alert_id"]
                 if version == model_version:
-                    cleared = conn.execute(f"DELETE FROM {WEEKS} WHERE alert_id = %s AND week_start = %s RETURNING 1",
-                                           (alert_id, week_start)).fetchone()
+                    cleared = conn.execute(
+                        f"DELETE FROM {WEEKS} WHERE alert_id = %s AND week_start = %s RETURNING 1",
+                        (alert_id, week_start),
+                    ).fetchone()
                     if cleared:
                         weeks = _recount(conn, alert_id)
-                        add_event(conn, week_start, "week_cleared", alert_id, run_id, weeks_breached=weeks,
-                                  gap_pp=gaps_now.get((product, dimension)))
-                    last = conn.execute(f"SELECT max(week_start) AS w FROM {WEEKS} WHERE alert_id = %s",
-                                        (alert_id,)).fetchone()["w"]
+                        add_event(
+                            conn,
+                            week_start,
+                            "week_cleared",
+                            alert_id,
+                            run_id,
+                            weeks_breached=weeks,
+                            gap_pp=gaps_now.get((product, dimension)),
+                        )
+                    last = conn.execute(
+                        f"SELECT max(week_start) AS w FROM {WEEKS} WHERE alert_id = %s", (alert_id,)
+                    ).fetchone()["w"]
                 else:
                     last = row["last_week"]
                 if last is not None and week_start < last:
                     continue  # an older week: the breach persists in later weeks
                 successor = found.get((product, dimension, model_version))
-                why = (f"re-evaluated by run {run_id} with model_version {model_version}: "
-                       + (f"still over the threshold, now alert #{successor}" if successor
-                          else _gap_text(gaps_now.get((product, dimension)))))
+                why = f"re-evaluated by run {run_id} with model_version {model_version}: " + (
+                    f"still over the threshold, now alert #{successor}"
+                    if successor
+                    else _gap_text(gaps_now.get((product, dimension)))
+                )
                 conn.execute(
                     f"UPDATE {ALERTS} SET status = 'resolved', resolved_at = now(), resolved_by_run = %s, "
-                    "resolution = %s WHERE alert_id = %s", (run_id, why, alert_id),
+                    "resolution = %s WHERE alert_id = %s",
+                    (run_id, why, alert_id),
                 )
                 outcome.resolved.append(alert_id)
                 add_event(conn, week_start, "resolved", alert_id, run_id, resolution=why)
-            add_event(conn, week_start, "evaluated", None, run_id, model_version=model_version, breaches=len(alerts),
-                      opened=outcome.opened, still_open=outcome.still_open, resolved=outcome.resolved)
+            add_event(
+                conn,
+                week_start,
+                "evaluated",
+                None,
+                run_id,
+                model_version=model_version,
+                breaches=len(alerts),
+                opened=outcome.opened,
+                still_open=outcome.still_open,
+                resolved=outcome.resolved,
+            )
     return outcome
 
 
@@ -234,7 +310,8 @@ def alerts(url: str, week_start: date | None = None) -> list[dict]:
 def events_after(conn: psycopg.Connection, event_id: int, limit: int = 50) -> list[dict]:
     return conn.execute(
         f"SELECT e.*, a.product_id, a.dimension FROM {EVENTS} e LEFT JOIN {ALERTS} a ON a.alert_id = e.alert_id "
-        "WHERE e.event_id > %s ORDER BY e.event_id LIMIT %s", (event_id, limit)
+        "WHERE e.event_id > %s ORDER BY e.event_id LIMIT %s",
+        (event_id, limit),
     ).fetchall()
 
 

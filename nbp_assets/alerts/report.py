@@ -44,22 +44,31 @@ def gaps_table(gaps: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
     """Per product and dimension: who is best and worst served, the gap with its 95%
     interval, whether the breach is clear of that uncertainty, and where the gap comes from."""
     has_eligibility = "ranking_pp" in gaps.columns
-    table = pd.DataFrame({
-        "product": gaps["product_id"],
-        "name": _names(gaps["product_id"], names),
-        "dimension": gaps["dimension"],
-        "highest (n)": [f"{g} {_pct(r)} ({n})" if pd.notna(r) else "" for g, r, n in
-                        zip(gaps["highest_group"], gaps["highest_rate"], gaps["highest_customers"])],
-        "lowest (n)": [f"{g} {_pct(r)} ({n})" if pd.notna(r) else "" for g, r, n in
-                       zip(gaps["lowest_group"], gaps["lowest_rate"], gaps["lowest_customers"])],
-        "gap pp": gaps["gap_pp"].map(pp),
-    })
+    table = pd.DataFrame(
+        {
+            "product": gaps["product_id"],
+            "name": _names(gaps["product_id"], names),
+            "dimension": gaps["dimension"],
+            "highest (n)": [
+                f"{g} {_pct(r)} ({n})" if pd.notna(r) else ""
+                for g, r, n in zip(gaps["highest_group"], gaps["highest_rate"], gaps["highest_customers"])
+            ],
+            "lowest (n)": [
+                f"{g} {_pct(r)} ({n})" if pd.notna(r) else ""
+                for g, r, n in zip(gaps["lowest_group"], gaps["lowest_rate"], gaps["lowest_customers"])
+            ],
+            "gap pp": gaps["gap_pp"].map(pp),
+        }
+    )
     if "gap_ci_low_pp" in gaps.columns:
-        table["gap 95% CI pp"] = [f"{pp(lo)} to {pp(hi)}" if pd.notna(lo) else "" for lo, hi in
-                                  zip(gaps["gap_ci_low_pp"], gaps["gap_ci_high_pp"])]
+        table["gap 95% CI pp"] = [
+            f"{pp(lo)} to {pp(hi)}" if pd.notna(lo) else ""
+            for lo, hi in zip(gaps["gap_ci_low_pp"], gaps["gap_ci_high_pp"])
+        ]
         table["clear of uncertainty"] = [
             ("yes" if clear else "no: interval reaches the threshold") if breach else ""
-            for breach, clear in zip(gaps["breach"], gaps["clear_breach"])]
+            for breach, clear in zip(gaps["breach"], gaps["clear_breach"])
+        ]
     if has_eligibility:
         table["eligible-rate gap pp"] = gaps["eligible_gap_pp"].map(pp)
         table["from ranking pp"] = gaps["ranking_pp"].map(pp)
@@ -71,16 +80,19 @@ def gaps_table(gaps: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
 
 def rates_table(rows: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
     """Per product, dimension and group: size, rate with its 95% interval, rate among eligible."""
-    table = pd.DataFrame({
-        "product": rows["product_id"],
-        "name": _names(rows["product_id"], names),
-        "dimension": rows["dimension"],
-        "group": rows["group"],
-        "customers": rows["customers"],
-        "recommended": rows["recommended"],
-        "rate [95% CI]": [f"{_pct(r)} [{_pct(lo)}-{_pct(hi)}]" for r, lo, hi in
-                          zip(rows["rate"], rows["ci_low"], rows["ci_high"])],
-    })
+    table = pd.DataFrame(
+        {
+            "product": rows["product_id"],
+            "name": _names(rows["product_id"], names),
+            "dimension": rows["dimension"],
+            "group": rows["group"],
+            "customers": rows["customers"],
+            "recommended": rows["recommended"],
+            "rate [95% CI]": [
+                f"{_pct(r)} [{_pct(lo)}-{_pct(hi)}]" for r, lo, hi in zip(rows["rate"], rows["ci_low"], rows["ci_high"])
+            ],
+        }
+    )
     if "eligible" in rows.columns:
         table["eligible"] = rows["eligible"]
         table["rate among eligible"] = rows["eligible_rate"].map(_pct)
@@ -100,13 +112,17 @@ def history_table(history: pd.DataFrame, weeks: Sequence[str], names: dict | Non
 TREND_SECTION = "gap-trend"
 
 
-def trend_section(history: pd.DataFrame, weeks: Sequence[str], threshold_pp: float, names: dict | None = None,
-                  note: str = "") -> str:
+def trend_section(
+    history: pd.DataFrame, weeks: Sequence[str], threshold_pp: float, names: dict | None = None, note: str = ""
+) -> str:
     """The gap of each product over the last weeks; refreshed in place when an older week
     is backfilled, so a later week's report shows the trend as it now stands."""
     chart = history_chart_svg(history, weeks, threshold_pp, "Gap per week (pp)") if len(history) else ""
-    body = (f'<p class="note">{html.escape(note)}</p>' if note else "") + chart + _html_table(
-        history_table(history, weeks, names), history["weeks_breached"] > 0 if len(history) else None)
+    body = (
+        (f'<p class="note">{html.escape(note)}</p>' if note else "")
+        + chart
+        + _html_table(history_table(history, weeks, names), history["weeks_breached"] > 0 if len(history) else None)
+    )
     return section(TREND_SECTION, f"Gap over the last {len(weeks)} weeks", body)
 
 
@@ -127,34 +143,44 @@ def gap_chart_svg(gaps: pd.DataFrame, threshold_pp: float, title: str) -> str:
     x = lambda gap: left + width * min(max(gap, 0.0), 100.0) / 100.0  # noqa: E731
     parts = [f'<text x="10" y="18" font-size="13" font-weight="bold">{html.escape(title)}</text>']
     for i, dim in enumerate(dims):
-        parts.append(f'<rect x="{left + i * 110}" y="26" width="10" height="8" fill="{PALETTE[i % len(PALETTE)]}"/>'
-                     f'<text x="{left + i * 110 + 14}" y="34" font-size="10">{html.escape(dim)}</text>')
+        parts.append(
+            f'<rect x="{left + i * 110}" y="26" width="10" height="8" fill="{PALETTE[i % len(PALETTE)]}"/>'
+            f'<text x="{left + i * 110 + 14}" y="34" font-size="10">{html.escape(dim)}</text>'
+        )
     lookup = gaps.set_index(["product_id", "dimension"])
     y = top
     for product in products:
-        parts.append(f'<text x="{left - 6}" y="{y + len(dims) * bar / 2 + 4}" font-size="11" text-anchor="end">'
-                     f'{html.escape(str(product))}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + len(dims) * bar / 2 + 4}" font-size="11" text-anchor="end">'
+            f"{html.escape(str(product))}</text>"
+        )
         for i, dim in enumerate(dims):
             if (product, dim) in lookup.index:
                 row = lookup.loc[(product, dim)]
                 gap = row["gap_pp"]
                 if pd.notna(gap):
                     stroke = ' stroke="#cc0000" stroke-width="1.5"' if row["breach"] else ""
-                    parts.append(f'<rect x="{left}" y="{y + i * bar}" width="{x(gap) - left:.1f}" height="{bar - 1}" '
-                                 f'fill="{PALETTE[i % len(PALETTE)]}"{stroke}><title>{html.escape(str(product))} '
-                                 f'{html.escape(dim)}: {gap:.1f} pp</title></rect>')
+                    parts.append(
+                        f'<rect x="{left}" y="{y + i * bar}" width="{x(gap) - left:.1f}" height="{bar - 1}" '
+                        f'fill="{PALETTE[i % len(PALETTE)]}"{stroke}><title>{html.escape(str(product))} '
+                        f"{html.escape(dim)}: {gap:.1f} pp</title></rect>"
+                    )
         y += len(dims) * bar + gap_between
     for tick in (0, 25, 50, 75, 100):
         parts.append(f'<text x="{x(tick):.1f}" y="{y + 14}" font-size="10" text-anchor="middle">{tick}</text>')
-    parts.append(f'<line x1="{x(threshold_pp):.1f}" y1="{top - 4}" x2="{x(threshold_pp):.1f}" y2="{y}" '
-                 f'stroke="#cc0000" stroke-dasharray="4 3"/>'
-                 f'<text x="{x(threshold_pp) + 3:.1f}" y="{top - 6}" font-size="10" fill="#cc0000">'
-                 f'{threshold_pp:g} pp</text>'
-                 f'<text x="{left + width / 2}" y="{y + 26}" font-size="10" text-anchor="middle">gap, percentage points</text>')
+    parts.append(
+        f'<line x1="{x(threshold_pp):.1f}" y1="{top - 4}" x2="{x(threshold_pp):.1f}" y2="{y}" '
+        f'stroke="#cc0000" stroke-dasharray="4 3"/>'
+        f'<text x="{x(threshold_pp) + 3:.1f}" y="{top - 6}" font-size="10" fill="#cc0000">'
+        f"{threshold_pp:g} pp</text>"
+        f'<text x="{left + width / 2}" y="{y + 26}" font-size="10" text-anchor="middle">gap, percentage points</text>'
+    )
     return _svg(max(left + width + 30, left + 110 * len(dims)), height, parts)
 
 
-def history_chart_svg(history: pd.DataFrame, weeks: Sequence[str], threshold_pp: float, title: str, series: int = 8) -> str:
+def history_chart_svg(
+    history: pd.DataFrame, weeks: Sequence[str], threshold_pp: float, title: str, series: int = 8
+) -> str:
     """Lines: the gap of the products/dimensions that breached in the window, week by week."""
     hot = history[history["weeks_breached"] > 0].copy()
     if hot.empty:
@@ -166,30 +192,41 @@ def history_chart_svg(history: pd.DataFrame, weeks: Sequence[str], threshold_pp:
     top_pp = max(20.0, math.ceil((0.0 if pd.isna(peak) else float(peak)) / 10) * 10)
     px = lambda i: left + (width * i / max(1, len(weeks) - 1))  # noqa: E731
     py = lambda gap: top + plot_h - plot_h * gap / top_pp  # noqa: E731
-    parts = [f'<text x="10" y="18" font-size="13" font-weight="bold">{html.escape(title)}</text>',
-             f'<line x1="{left}" y1="{py(threshold_pp):.1f}" x2="{left + width}" y2="{py(threshold_pp):.1f}" '
-             f'stroke="#cc0000" stroke-dasharray="4 3"/>']
+    parts = [
+        f'<text x="10" y="18" font-size="13" font-weight="bold">{html.escape(title)}</text>',
+        f'<line x1="{left}" y1="{py(threshold_pp):.1f}" x2="{left + width}" y2="{py(threshold_pp):.1f}" '
+        f'stroke="#cc0000" stroke-dasharray="4 3"/>',
+    ]
     for tick in range(0, int(top_pp) + 1, max(10, int(top_pp) // 5 // 10 * 10)):
         parts.append(f'<text x="{left - 6}" y="{py(tick) + 3:.1f}" font-size="10" text-anchor="end">{tick}</text>')
     for i, week in enumerate(weeks):
-        parts.append(f'<text x="{px(i):.1f}" y="{top + plot_h + 14}" font-size="9" text-anchor="middle">{week[5:]}</text>')
+        parts.append(
+            f'<text x="{px(i):.1f}" y="{top + plot_h + 14}" font-size="9" text-anchor="middle">{week[5:]}</text>'
+        )
     for n, (_, row) in enumerate(hot.iterrows()):
         colour = PALETTE[n % len(PALETTE)]
         points = [(px(i), py(float(row[w]))) for i, w in enumerate(weeks) if pd.notna(row.get(w))]
         label = f"{row['product_id']} / {row['dimension']}"
         if len(points) > 1:
-            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="'
-                         + " ".join(f"{a:.1f},{b:.1f}" for a, b in points) + f'"><title>{html.escape(label)}</title></polyline>')
+            parts.append(
+                f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="'
+                + " ".join(f"{a:.1f},{b:.1f}" for a, b in points)
+                + f'"><title>{html.escape(label)}</title></polyline>'
+            )
         parts += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.5" fill="{colour}"/>' for a, b in points]
-        parts.append(f'<text x="{left + width + 8}" y="{top + 12 * n + 8}" font-size="10" fill="{colour}">'
-                     f'{html.escape(label)}</text>')
+        parts.append(
+            f'<text x="{left + width + 8}" y="{top + 12 * n + 8}" font-size="10" fill="{colour}">'
+            f"{html.escape(label)}</text>"
+        )
     return _svg(left + width + 190, top + plot_h + 30, parts)
 
 
 def _svg(width: float, height: float, parts: list[str]) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-            f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif">'
-            f'<rect width="100%" height="100%" fill="white"/>{"".join(parts)}</svg>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif">'
+        f'<rect width="100%" height="100%" fill="white"/>{"".join(parts)}</svg>'
+    )
 
 
 def md_image(svg: str, alt: str) -> str:
@@ -214,9 +251,17 @@ def _html_table(table: pd.DataFrame, highlight: pd.Series | None = None) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def render_html(meta: dict, gaps: pd.DataFrame, rows: pd.DataFrame, history: pd.DataFrame,
-                weeks: Sequence[str], alerts: pd.DataFrame, threshold_pp: float, workflow: str = "",
-                names: dict | None = None) -> str:
+def render_html(
+    meta: dict,
+    gaps: pd.DataFrame,
+    rows: pd.DataFrame,
+    history: pd.DataFrame,
+    weeks: Sequence[str],
+    alerts: pd.DataFrame,
+    threshold_pp: float,
+    workflow: str = "",
+    names: dict | None = None,
+) -> str:
     week = meta["week"]
     info = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
     breaches = gaps[gaps["breach"]]
@@ -270,20 +315,34 @@ def workflow_section(alerts: Sequence[dict], steps: Sequence[dict], describe) ->
     weeks breached, resolution) and each alert's audit trail: who did what, when and why."""
     if not alerts:
         return section(WORKFLOW_SECTION, "Alert workflow", "<p>no alert counts this week</p>")
-    table = pd.DataFrame([{
-        "alert": f"#{a['alert_id']}", "product": a["product_id"], "dimension": a["dimension"],
-        "status": a["status"], "weeks breached": a["weeks_breached"],
-        "first / latest week": f"{a['week_start']} / {a['last_week']}",
-        "assignee": a["assignee"] or "",
-        "acknowledged": f"{a['acknowledged_by']} {a['acknowledged_at']:%Y-%m-%d %H:%M}" if a["acknowledged_at"] else "",
-        "resolution": a["resolution"] or "",
-    } for a in alerts])
+    table = pd.DataFrame(
+        [
+            {
+                "alert": f"#{a['alert_id']}",
+                "product": a["product_id"],
+                "dimension": a["dimension"],
+                "status": a["status"],
+                "weeks breached": a["weeks_breached"],
+                "first / latest week": f"{a['week_start']} / {a['last_week']}",
+                "assignee": a["assignee"] or "",
+                "acknowledged": f"{a['acknowledged_by']} {a['acknowledged_at']:%Y-%m-%d %H:%M}"
+                if a["acknowledged_at"]
+                else "",
+                "resolution": a["resolution"] or "",
+            }
+            for a in alerts
+        ]
+    )
     trails = "".join(
         f"<h3>Alert #{a['alert_id']}: audit trail</h3><ul>"
         + "".join(f"<li>{html.escape(describe(e))}</li>" for e in steps if e["alert_id"] == a["alert_id"])
-        + "</ul>" for a in alerts)
-    note = ('<p class="note">Acknowledge, assign, comment and resolve with <code>python -m nbp_assets alerts ...</code>; '
-            'each action is recorded with who, when and why, and refreshes this section.</p>')
+        + "</ul>"
+        for a in alerts
+    )
+    note = (
+        '<p class="note">Acknowledge, assign, comment and resolve with <code>python -m nbp_assets alerts ...</code>; '
+        "each action is recorded with who, when and why, and refreshes this section.</p>"
+    )
     return section(WORKFLOW_SECTION, "Alert workflow", note + _html_table(table) + trails)
 
 

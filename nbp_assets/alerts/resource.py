@@ -37,7 +37,9 @@ PLAIN_VARIABLES = {
     "retry_base_seconds": "NBP_ALERT_RETRY_BASE_SECONDS",
     "retry_max_seconds": "NBP_ALERT_RETRY_MAX_SECONDS",
 }
-CHANNEL_SWITCHES = "NBP_ALERT_MAILDIR, NBP_ALERT_SMTP_HOST, NBP_ALERT_WEBHOOK_URL, NBP_ALERT_SLACK_TOKEN, NBP_ALERT_TEAMS_WEBHOOK_URL"
+CHANNEL_SWITCHES = (
+    "NBP_ALERT_MAILDIR, NBP_ALERT_SMTP_HOST, NBP_ALERT_WEBHOOK_URL, NBP_ALERT_SLACK_TOKEN, NBP_ALERT_TEAMS_WEBHOOK_URL"
+)
 
 
 class FairnessAlertsResource(dg.ConfigurableResource):
@@ -69,12 +71,22 @@ class FairnessAlertsResource(dg.ConfigurableResource):
             found["maildir"] = MaildirChannel(self.maildir)
         if self.smtp_host:
             recipients = [r.strip() for r in (self.smtp_to or "").split(",") if r.strip()]
-            found["email"] = EmailChannel(self.smtp_host, self.smtp_port, self.smtp_from or "", recipients,
-                                          self.smtp_security, self.smtp_user, self.smtp_password, self.timeout_seconds)
+            found["email"] = EmailChannel(
+                self.smtp_host,
+                self.smtp_port,
+                self.smtp_from or "",
+                recipients,
+                self.smtp_security,
+                self.smtp_user,
+                self.smtp_password,
+                self.timeout_seconds,
+            )
         if self.webhook_url:
             found["webhook"] = WebhookChannel(self.webhook_url, self.webhook_secret, self.timeout_seconds)
         if self.slack_token:
-            found["slack"] = SlackChannel(self.slack_token, self.slack_channel, self.slack_api_url, self.timeout_seconds)
+            found["slack"] = SlackChannel(
+                self.slack_token, self.slack_channel, self.slack_api_url, self.timeout_seconds
+            )
         if self.teams_webhook_url:
             found["teams"] = TeamsChannel(self.teams_webhook_url, self.timeout_seconds)
         return found

@@ -92,9 +92,18 @@ DDL = [
 # alerts. Every statement is idempotent: a database of any earlier version is brought
 # up to date in place, its alerts kept.
 MIGRATION = [
-    *(f"ALTER TABLE {ALERTS} ADD COLUMN IF NOT EXISTS {column}" for column in (
-        "last_week DATE", "weeks_breached INTEGER NOT NULL DEFAULT 1", "relapse_of BIGINT",
-        "assignee TEXT", "acknowledged_at TIMESTAMPTZ", "acknowledged_by TEXT", "resolved_by TEXT")),
+    *(
+        f"ALTER TABLE {ALERTS} ADD COLUMN IF NOT EXISTS {column}"
+        for column in (
+            "last_week DATE",
+            "weeks_breached INTEGER NOT NULL DEFAULT 1",
+            "relapse_of BIGINT",
+            "assignee TEXT",
+            "acknowledged_at TIMESTAMPTZ",
+            "acknowledged_by TEXT",
+            "resolved_by TEXT",
+        )
+    ),
     f"UPDATE {ALERTS} SET last_week = week_start WHERE last_week IS NULL",
     f"ALTER TABLE {ALERTS} DROP CONSTRAINT IF EXISTS fairness_alerts_once",
     f"""CREATE TABLE IF NOT EXISTS {WEEKS} (
@@ -158,6 +167,7 @@ MIGRATION = [
 # The last object MIGRATION creates: present = the schema is up to date.
 _UP_TO_DATE = OPS_DELIVERIES
 
+
 def ensure_schema(conn: psycopg.Connection) -> None:
     """Create the outbox, or bring an earlier version up to date (idempotent, serialised)."""
     if conn.execute("SELECT to_regclass(%s) AS v", (_UP_TO_DATE,)).fetchone()["v"] is not None:
@@ -165,7 +175,9 @@ def ensure_schema(conn: psycopg.Connection) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
         # Checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when it exists.
-        if not conn.execute("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s) AS e", (SCHEMA,)).fetchone()["e"]:
+        if not conn.execute("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s) AS e", (SCHEMA,)).fetchone()[
+            "e"
+        ]:
             conn.execute(f"CREATE SCHEMA {SCHEMA}")
         if conn.execute("SELECT to_regclass(%s) AS v", (_UP_TO_DATE,)).fetchone()["v"] is None:
             for statement in DDL + MIGRATION:

@@ -38,15 +38,19 @@ def describe_event(event: dict) -> str:
     else:
         what = f"week {event['week_start']}"
     delivered = f"via {event.get('channel')} (attempt {detail.get('attempt')})"
-    failed = (f"via {event.get('channel')} (attempt {detail.get('attempt')}): {detail.get('error')}; "
-              f"next attempt {detail.get('next_attempt_at')}")
+    failed = (
+        f"via {event.get('channel')} (attempt {detail.get('attempt')}): {detail.get('error')}; "
+        f"next attempt {detail.get('next_attempt_at')}"
+    )
     extra = {
         "opened": f"gap {detail.get('gap_pp')} pp",
         "week_added": f"gap {detail.get('gap_pp')} pp, {detail.get('weeks_breached')} week(s) breached",
         "week_cleared": f"no longer breaches, {detail.get('weeks_breached')} week(s) breached",
         "resolved": detail.get("reason") or detail.get("resolution", ""),
-        "delivered": delivered, "ops_delivered": delivered,
-        "delivery_failed": failed, "ops_delivery_failed": failed,
+        "delivered": delivered,
+        "ops_delivered": delivered,
+        "delivery_failed": failed,
+        "ops_delivery_failed": failed,
         "evaluated": f"{detail.get('breaches')} breach(es), model_version {detail.get('model_version')}",
         "assigned": f"to {detail.get('assignee')}: {detail.get('reason')}",
     }.get(event["event"], detail.get("reason", ""))
@@ -72,8 +76,9 @@ def delivered_where(attempts: list[Attempt], channels: dict) -> str:
     for a in attempts:
         if a.delivered:
             by_channel.setdefault(a.channel, []).append(a.alert_id)
-    return "; ".join(f"{id_list(ids)} to {channels[c].describe() if c in channels else c}"
-                     for c, ids in sorted(by_channel.items()))
+    return "; ".join(
+        f"{id_list(ids)} to {channels[c].describe() if c in channels else c}" for c, ids in sorted(by_channel.items())
+    )
 
 
 def summary(pending: list[dict], channels: dict, attempts: list[Attempt]) -> str:
@@ -85,26 +90,41 @@ def summary(pending: list[dict], channels: dict, attempts: list[Attempt]) -> str
         return f"{done}no undelivered nbp.fairness_breach alert."
     listed = []
     for alert in pending[:MAX_LISTED]:
-        why = "; ".join(
-            f"{d['channel']}: {d['attempts']} attempt(s), last error {d['last_error'] or 'none yet'}, next {d['next_attempt_at']}"
-            for d in alert["deliveries"] if d["channel"] in channels
-        ) or "no configured channel"
-        listed.append(f"#{alert['alert_id']} {alert['week_start']} {alert['product_id']} by {alert['dimension']} ({why})")
+        why = (
+            "; ".join(
+                f"{d['channel']}: {d['attempts']} attempt(s), last error {d['last_error'] or 'none yet'}, next {d['next_attempt_at']}"
+                for d in alert["deliveries"]
+                if d["channel"] in channels
+            )
+            or "no configured channel"
+        )
+        listed.append(
+            f"#{alert['alert_id']} {alert['week_start']} {alert['product_id']} by {alert['dimension']} ({why})"
+        )
     more = f" and {len(pending) - MAX_LISTED} more" if len(pending) > MAX_LISTED else ""
     where = f"in {outbox.ALERTS}"
     if not channels:
-        return (f"No alert channel is configured (set one of {CHANNEL_SWITCHES}): {len(pending)} "
-                f"nbp.fairness_breach alert(s) wait undelivered {where}: {'; '.join(listed)}{more}.")
+        return (
+            f"No alert channel is configured (set one of {CHANNEL_SWITCHES}): {len(pending)} "
+            f"nbp.fairness_breach alert(s) wait undelivered {where}: {'; '.join(listed)}{more}."
+        )
     return f"{done}{len(pending)} nbp.fairness_breach alert(s) undelivered {where}: {'; '.join(listed)}{more}."
 
 
 def _observation(attempt: Attempt) -> dg.AssetObservation:
     outcome = "delivered" if attempt.delivered else "delivery failed"
-    metadata = {"alert_id": attempt.alert_id, "channel": attempt.channel, "outcome": outcome, "attempt": attempt.attempts}
+    metadata = {
+        "alert_id": attempt.alert_id,
+        "channel": attempt.channel,
+        "outcome": outcome,
+        "attempt": attempt.attempts,
+    }
     if not attempt.delivered:
         metadata |= {"error": attempt.error or "", "next_attempt_at": str(attempt.next_attempt_at)}
     return dg.AssetObservation(
-        asset_key=FAIRNESS_ASSET, partition=attempt.week_start.isoformat(), metadata=metadata,
+        asset_key=FAIRNESS_ASSET,
+        partition=attempt.week_start.isoformat(),
+        metadata=metadata,
         description=f"nbp.fairness_breach alert #{attempt.alert_id} {outcome} via {attempt.channel}",
     )
 
@@ -122,14 +142,21 @@ def nbp_fairness_alert_sensor(
 ) -> dg.SensorResult:
     url = postgres.conninfo()
     channels = fairness_alerts.channels()
-    attempts = deliver_due(url, channels, retry_base_seconds=fairness_alerts.retry_base_seconds,
-                           retry_max_seconds=fairness_alerts.retry_max_seconds)
+    attempts = deliver_due(
+        url,
+        channels,
+        retry_base_seconds=fairness_alerts.retry_base_seconds,
+        retry_max_seconds=fairness_alerts.retry_max_seconds,
+    )
     with outbox.connect(url) as conn:
         events = outbox.events_after(conn, int(context.cursor or 0), limit=200)
         pending = outbox.undelivered(conn)
     for event in events:
-        log = context.log.warning if event["event"] in ("opened", "delivery_failed", "ops_delivery_failed") \
+        log = (
+            context.log.warning
+            if event["event"] in ("opened", "delivery_failed", "ops_delivery_failed")
             else context.log.info
+        )
         log(describe_event(event))
     text = summary(pending, channels, attempts)
     (context.log.warning if pending else context.log.info)(text)

@@ -50,20 +50,27 @@ def take(url: str, step: Action) -> dict:
             if row is None:
                 raise WorkflowError(f"no alert #{step.alert_id} in {ALERTS}")
             if row["status"] == "resolved" and step.action != "commented":
-                raise WorkflowError(f"alert #{step.alert_id} is already resolved ({row['resolution']}); "
-                                    "it takes comments only")
+                raise WorkflowError(
+                    f"alert #{step.alert_id} is already resolved ({row['resolution']}); it takes comments only"
+                )
             if step.action == "acknowledged":
                 if row["acknowledged_at"] is not None:
-                    raise WorkflowError(f"alert #{step.alert_id} was already acknowledged by "
-                                        f"{row['acknowledged_by']} at {row['acknowledged_at']:%Y-%m-%d %H:%M %Z}")
-                conn.execute(f"UPDATE {ALERTS} SET acknowledged_at = now(), acknowledged_by = %s WHERE alert_id = %s",
-                             (step.actor, step.alert_id))
+                    raise WorkflowError(
+                        f"alert #{step.alert_id} was already acknowledged by "
+                        f"{row['acknowledged_by']} at {row['acknowledged_at']:%Y-%m-%d %H:%M %Z}"
+                    )
+                conn.execute(
+                    f"UPDATE {ALERTS} SET acknowledged_at = now(), acknowledged_by = %s WHERE alert_id = %s",
+                    (step.actor, step.alert_id),
+                )
             elif step.action == "assigned":
                 conn.execute(f"UPDATE {ALERTS} SET assignee = %s WHERE alert_id = %s", (step.assignee, step.alert_id))
             elif step.action == "resolved":
                 conn.execute(
                     f"UPDATE {ALERTS} SET status = 'resolved', resolved_at = now(), resolved_by = %s, resolution = %s "
-                    "WHERE alert_id = %s", (step.actor, f"resolved by {step.actor}: {step.reason}", step.alert_id))
+                    "WHERE alert_id = %s",
+                    (step.actor, f"resolved by {step.actor}: {step.reason}", step.alert_id),
+                )
             detail = {"reason": step.reason} | ({"assignee": step.assignee} if step.action == "assigned" else {})
             if step.action == "assigned" and row["assignee"]:
                 detail["previous_assignee"] = row["assignee"]
@@ -76,8 +83,9 @@ def listing(url: str, status: str = "open") -> list[dict]:
     where = "" if status == "all" else "WHERE status = %s"
     with outbox.connect(url) as conn:
         outbox.ensure_schema(conn)
-        return conn.execute(f"SELECT * FROM {ALERTS} {where} ORDER BY alert_id DESC",
-                            () if status == "all" else (status,)).fetchall()
+        return conn.execute(
+            f"SELECT * FROM {ALERTS} {where} ORDER BY alert_id DESC", () if status == "all" else (status,)
+        ).fetchall()
 
 
 def alert(url: str, alert_id: int) -> dict:
@@ -93,14 +101,19 @@ def trail(url: str, alert_ids: list[int]) -> list[dict]:
     """The audit trail of these alerts, oldest first."""
     with outbox.connect(url) as conn:
         outbox.ensure_schema(conn)
-        return conn.execute(f"SELECT * FROM {EVENTS} WHERE alert_id = ANY(%s) ORDER BY event_id",
-                            (list(alert_ids),)).fetchall()
+        return conn.execute(
+            f"SELECT * FROM {EVENTS} WHERE alert_id = ANY(%s) ORDER BY event_id", (list(alert_ids),)
+        ).fetchall()
 
 
 def weeks_of(url: str, alert_id: int) -> list[date]:
     with outbox.connect(url) as conn:
-        return [r["week_start"] for r in conn.execute(
-            f"SELECT week_start FROM {WEEKS} WHERE alert_id = %s ORDER BY week_start", (alert_id,))]
+        return [
+            r["week_start"]
+            for r in conn.execute(
+                f"SELECT week_start FROM {WEEKS} WHERE alert_id = %s ORDER BY week_start", (alert_id,)
+            )
+        ]
 
 
 def alerts_of_week(url: str, week_start: date) -> list[dict]:
@@ -109,7 +122,9 @@ def alerts_of_week(url: str, week_start: date) -> list[dict]:
         outbox.ensure_schema(conn)
         return conn.execute(
             f"SELECT a.* FROM {ALERTS} a WHERE EXISTS (SELECT FROM {WEEKS} w WHERE w.alert_id = a.alert_id "
-            "AND w.week_start = %s) ORDER BY a.alert_id", (week_start,)).fetchall()
+            "AND w.week_start = %s) ORDER BY a.alert_id",
+            (week_start,),
+        ).fetchall()
 
 
 def describe_step(event: dict) -> str:
@@ -118,12 +133,16 @@ def describe_step(event: dict) -> str:
     why = detail.get("reason") or detail.get("resolution") or ""
     extra = {
         "assigned": f" to {detail.get('assignee')}",
-        "opened": f" (gap {detail.get('gap_pp')} pp" + (f", relapse of #{detail['relapse_of']})" if detail.get("relapse_of") else ")"),
+        "opened": f" (gap {detail.get('gap_pp')} pp"
+        + (f", relapse of #{detail['relapse_of']})" if detail.get("relapse_of") else ")"),
         "week_added": f" (week {event.get('week_start')}, gap {detail.get('gap_pp')} pp, {detail.get('weeks_breached')} week(s))",
         "week_cleared": f" (week {event.get('week_start')} no longer breaches, {detail.get('weeks_breached')} week(s))",
         "delivered": f" via {event.get('channel')}",
         "delivery_failed": f" via {event.get('channel')}: {detail.get('error')}",
     }.get(event["event"], "")
     who = event.get("actor") or (f"run {event['run_id']}" if event.get("run_id") else None)
-    return (f"{event['at']:%Y-%m-%d %H:%M:%S %Z}  {event['event']}{extra}" + (f" by {who}" if who else "")
-            + (f": {why}" if why else ""))
+    return (
+        f"{event['at']:%Y-%m-%d %H:%M:%S %Z}  {event['event']}{extra}"
+        + (f" by {who}" if who else "")
+        + (f": {why}" if why else "")
+    )

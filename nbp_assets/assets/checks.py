@@ -36,22 +36,31 @@ MAX_EXAMPLE_ROWS = 10
 T = TypeVar("T")
 
 
-def check_spec(name: str, asset: str, description: str, blocking: bool = True,
-               partitions_def: dg.PartitionsDefinition | None = None) -> dg.AssetCheckSpec:
+def check_spec(
+    name: str,
+    asset: str,
+    description: str,
+    blocking: bool = True,
+    partitions_def: dg.PartitionsDefinition | None = None,
+) -> dg.AssetCheckSpec:
     """partitions_def: a weekly asset's checks are recorded per week, so the UI answers "did
     week X pass the eligibility gate?" (a preview feature in Dagster 1.13, pinned here)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, description=description,
-                                 partitions_def=partitions_def)
+        return dg.AssetCheckSpec(
+            name, asset=asset, blocking=blocking, description=description, partitions_def=partitions_def
+        )
 
 
 def contract_spec(
     asset: str, model: type[pa.DataFrameModel], partitions_def: dg.PartitionsDefinition | None = None
 ) -> dg.AssetCheckSpec:
-    return check_spec(CONTRACT, asset,
-                      f"pandera model {model.__name__}: every column, type and range this table promises.",
-                      partitions_def=partitions_def)
+    return check_spec(
+        CONTRACT,
+        asset,
+        f"pandera model {model.__name__}: every column, type and range this table promises.",
+        partitions_def=partitions_def,
+    )
 
 
 def _violation_result(exc: ContractViolation) -> dg.AssetCheckResult:
@@ -140,9 +149,10 @@ def fail_on_violation(fn: Callable[[], T]) -> T:
     except ContractViolation as exc:
         raise dg.Failure(
             description=exc.render(),
-            metadata={"table": exc.table, "failure_cases": dg.MetadataValue.md(exc.failure_table().to_markdown(index=False))},
+            metadata={
+                "table": exc.table,
+                "failure_cases": dg.MetadataValue.md(exc.failure_table().to_markdown(index=False)),
+            },
         ) from None
     except MissingInput as exc:
         raise dg.Failure(description=str(exc)) from None
-
-

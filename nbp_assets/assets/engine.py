@@ -10,7 +10,6 @@ the week's slice inside the warehouse, checks it there and commits only if every
 check passed. Only counts, examples and metadata come back to Python.
 """
 
-
 import dataclasses
 import functools
 import time
@@ -71,14 +70,20 @@ def customers_step(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     with warehouse.transaction() as tx:
         rows = replace_week(tx, CUSTOMERS, week, f"SELECT * FROM {relation} c")
         memory = tx.memory_metadata()
-        yield from checks.gate("customers", [checks.contract_in_warehouse(tx, CUSTOMERS, week_filter(CUSTOMERS, week), rows)])
-    by_status = warehouse.counts(f"SELECT status, count(*) FROM {week_slice(CUSTOMERS, week)} c GROUP BY status ORDER BY status")
-    yield dg.MaterializeResult(metadata={
-        **common_metadata(week, rows, CUSTOMERS.name, started),
-        "by_status": dg.MetadataValue.json(by_status),
-        "active_customers": by_status.get(ACTIVE, 0),
-        **memory,
-    })
+        yield from checks.gate(
+            "customers", [checks.contract_in_warehouse(tx, CUSTOMERS, week_filter(CUSTOMERS, week), rows)]
+        )
+    by_status = warehouse.counts(
+        f"SELECT status, count(*) FROM {week_slice(CUSTOMERS, week)} c GROUP BY status ORDER BY status"
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, CUSTOMERS.name, started),
+            "by_status": dg.MetadataValue.json(by_status),
+            "active_customers": by_status.get(ACTIVE, 0),
+            **memory,
+        }
+    )
 
 
 @in_session
@@ -91,12 +96,18 @@ def activity_step(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     warehouse.ensure_table(ACTIVITY)
     with warehouse.transaction() as tx:
         rows = replace_week(tx, ACTIVITY, week, f"SELECT * FROM {relation} a")
-        yield from checks.gate("activity", [checks.contract_in_warehouse(tx, ACTIVITY, week_filter(ACTIVITY, week), rows)])
-    by_type = warehouse.counts(f"SELECT activity_type, count(*) FROM {week_slice(ACTIVITY, week)} a GROUP BY 1 ORDER BY 1")
-    yield dg.MaterializeResult(metadata={
-        **common_metadata(week, rows, ACTIVITY.name, started),
-        "by_activity_type": dg.MetadataValue.json(by_type),
-    })
+        yield from checks.gate(
+            "activity", [checks.contract_in_warehouse(tx, ACTIVITY, week_filter(ACTIVITY, week), rows)]
+        )
+    by_type = warehouse.counts(
+        f"SELECT activity_type, count(*) FROM {week_slice(ACTIVITY, week)} a GROUP BY 1 ORDER BY 1"
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, ACTIVITY.name, started),
+            "by_activity_type": dg.MetadataValue.json(by_type),
+        }
+    )
 
 
 @in_session
@@ -116,8 +127,12 @@ def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     with warehouse.transaction() as tx:
         # The week's product register is kept beside the gate: every later step reads it from here.
         n_products = replace_week(tx, PRODUCTS, week, f"SELECT * FROM {products} p")
-        rows = replace_week(tx, ELIGIBILITY, week,
-                            f"SELECT {timestamp(snap.as_of_date.date())} AS snapshot_date, party_id, product_id FROM ({pairs}) g")
+        rows = replace_week(
+            tx,
+            ELIGIBILITY,
+            week,
+            f"SELECT {timestamp(snap.as_of_date.date())} AS snapshot_date, party_id, product_id FROM ({pairs}) g",
+        )
         memory = tx.memory_metadata()
         # One contract check for the step: the product register's if it fails, else the gate's.
         contract = checks.contract_in_warehouse(tx, PRODUCTS, week_filter(PRODUCTS, week), n_products)
@@ -125,15 +140,17 @@ def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             contract = checks.contract_in_warehouse(tx, ELIGIBILITY, week_filter(ELIGIBILITY, week), rows)
         yield from checks.gate("eligibility", [contract])
     status_counts = src.eligibility_status_counts(warehouse, snap.as_of_date)
-    yield dg.MaterializeResult(metadata={
-        **common_metadata(week, rows, ELIGIBILITY.name, started),
-        "snapshot_date": snap.as_of_date.date().isoformat(),
-        "snapshot_age_days": (week.evaluation_date - snap.as_of_date.date()).days,
-        "snapshot_status_counts": dg.MetadataValue.json(status_counts),
-        "eligible_pairs_dropped_inactive_or_unregistered": status_counts.get("ELIGIBLE", 0) - rows,
-        "registered_products": n_products,
-        **memory,
-    })
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, ELIGIBILITY.name, started),
+            "snapshot_date": snap.as_of_date.date().isoformat(),
+            "snapshot_age_days": (week.evaluation_date - snap.as_of_date.date()).days,
+            "snapshot_status_counts": dg.MetadataValue.json(status_counts),
+            "eligible_pairs_dropped_inactive_or_unregistered": status_counts.get("ELIGIBLE", 0) - rows,
+            "registered_products": n_products,
+            **memory,
+        }
+    )
 
 
 def week_signal_relations(warehouse: WarehouseResource, week: Week, weights: Weights):
@@ -192,32 +209,37 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     report = sum(warehouse.query(report_sql(dataclasses.replace(per_shard, parties=p))).iloc[0] for p in shards)
     suppressed = sum(int(warehouse.scalar(suppressed_sql(dataclasses.replace(per_shard, parties=p)))) for p in shards)
     stats = warehouse.query(
-        "SELECT " + ", ".join(f"avg({s}) AS {s}" for s in ALL_SIGNALS)
+        "SELECT "
+        + ", ".join(f"avg({s}) AS {s}" for s in ALL_SIGNALS)
         + ", count(CASE WHEN cooling_off > 0 THEN 1 END) AS cooling"
         + f", count(CASE WHEN suitability > 0 THEN 1 END) AS down_weighted FROM {week_slice(SIGNALS, week)} s"
     ).iloc[0]
     candidates = int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(ELIGIBILITY, week)} e"))
     if relations.dropped_signals:
         context.log.warning(f"signals dropped for week {week.key}: {relations.dropped_signals} (input absent)")
-    yield dg.MaterializeResult(metadata={
-        **common_metadata(week, rows, SIGNALS.name, started),
-        "shards": len(shards),
-        "dropped_signals": ", ".join(relations.dropped_signals) or "none",
-        "customer_rote_input": "absent: rote_uplift dropped" if rote is None else rote.as_of_date.date().isoformat(),
-        "churn_snapshot": churn.as_of_date.date().isoformat(),
-        "behaviour_snapshot": behaviour.as_of_date.date().isoformat(),
-        "parties_without_churn": int(report["parties_without_churn"]),
-        "parties_without_behaviour": int(report["parties_without_behaviour"]),
-        "parties_without_rote": 0 if rote is None else int(report["parties_without_rote"]),
-        "pairs_in_cooling_off": int(stats["cooling"] or 0),
-        "pairs_dropped_already_held": candidates - rows - suppressed,
-        # the suitability rule (CON-006, MOD-040 financial health): pairs it touched
-        "pairs_suppressed_unsuitable": suppressed,
-        "pairs_down_weighted_unsuitable": int(stats["down_weighted"] or 0),
-        "suitability_rule": weights.signals_version,
-        "signal_means": dg.MetadataValue.json({s: round(float(stats[s] or 0.0), 4) for s in ALL_SIGNALS}),
-        **memory,
-    })
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, SIGNALS.name, started),
+            "shards": len(shards),
+            "dropped_signals": ", ".join(relations.dropped_signals) or "none",
+            "customer_rote_input": "absent: rote_uplift dropped"
+            if rote is None
+            else rote.as_of_date.date().isoformat(),
+            "churn_snapshot": churn.as_of_date.date().isoformat(),
+            "behaviour_snapshot": behaviour.as_of_date.date().isoformat(),
+            "parties_without_churn": int(report["parties_without_churn"]),
+            "parties_without_behaviour": int(report["parties_without_behaviour"]),
+            "parties_without_rote": 0 if rote is None else int(report["parties_without_rote"]),
+            "pairs_in_cooling_off": int(stats["cooling"] or 0),
+            "pairs_dropped_already_held": candidates - rows - suppressed,
+            # the suitability rule (CON-006, MOD-040 financial health): pairs it touched
+            "pairs_suppressed_unsuitable": suppressed,
+            "pairs_down_weighted_unsuitable": int(stats["down_weighted"] or 0),
+            "suitability_rule": weights.signals_version,
+            "signal_means": dg.MetadataValue.json({s: round(float(stats[s] or 0.0), 4) for s in ALL_SIGNALS}),
+            **memory,
+        }
+    )
 
 
 @in_session
@@ -235,14 +257,18 @@ def scores_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         rows = replace_week(tx, SCORES, week, f"SELECT *, {lit(model_version)} AS model_version FROM ({scored}) s")
         memory = tx.memory_metadata()
         yield from checks.gate("scores", [checks.contract_in_warehouse(tx, SCORES, week_filter(SCORES, week), rows)])
-    stats = warehouse.query(f"SELECT min(score) AS lo, avg(score) AS mean, max(score) AS hi FROM {week_slice(SCORES, week)} s")
-    yield dg.MaterializeResult(metadata={
-        **common_metadata(week, rows, SCORES.name, started),
-        "model_version": model_version,
-        "weights_source": weights.source,
-        "score_range": dg.MetadataValue.json({k: round(float(v or 0.0), 6) for k, v in stats.iloc[0].items()}),
-        **memory,
-    })
+    stats = warehouse.query(
+        f"SELECT min(score) AS lo, avg(score) AS mean, max(score) AS hi FROM {week_slice(SCORES, week)} s"
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, SCORES.name, started),
+            "model_version": model_version,
+            "weights_source": weights.source,
+            "score_range": dg.MetadataValue.json({k: round(float(v or 0.0), 6) for k, v in stats.iloc[0].items()}),
+            **memory,
+        }
+    )
 
 
 def _ranked_checks(tx, week: Week, rows: int, active: int, weights: Weights, health: str) -> list[dg.AssetCheckResult]:
@@ -251,23 +277,38 @@ def _ranked_checks(tx, week: Week, rows: int, active: int, weights: Weights, hea
     eligible = week_slice(ELIGIBILITY, week, "party_id, product_id")
     pairs = int(tx.scalar(f"SELECT count(*) FROM {eligible} e"))
     empty = checks.query_result(
-        tx, checks.NOT_EMPTY, f"SELECT {active} AS active_customers, {pairs} AS eligible_pairs WHERE {rows} = 0",
+        tx,
+        checks.NOT_EMPTY,
+        f"SELECT {active} AS active_customers, {pairs} AS eligible_pairs WHERE {rows} = 0",
         f"the week has recommendations (an empty week never replaces history): {active} active customers, "
         f"{pairs} eligible pairs",
     )
     return [
         checks.contract_in_warehouse(tx, HISTORY, week_filter(HISTORY, week), rows),
-        checks.query_result(tx, checks.ELIGIBILITY_GATE, invariants.outside_eligibility(ranked, eligible),
-                            "every product recommended is ELIGIBLE for the party",
-                            invariants.outside_eligibility_count(ranked, eligible)),
+        checks.query_result(
+            tx,
+            checks.ELIGIBILITY_GATE,
+            invariants.outside_eligibility(ranked, eligible),
+            "every product recommended is ELIGIBLE for the party",
+            invariants.outside_eligibility_count(ranked, eligible),
+        ),
         checks.query_result(tx, checks.RANKS, invariants.bad_ranks(ranked), "ranks 1..n, at most 3 per customer"),
-        checks.query_result(tx, checks.SCORES, invariants.bad_scores(ranked), "scores in [0, 1], 6 dp, not rising with rank"),
-        checks.query_result(tx, checks.MODEL_VERSION, invariants.wrong_model_version(ranked, model_version),
-                            f"model_version {model_version} on every row"),
-        checks.query_result(tx, checks.SUITABILITY,
-                            suppressed_published(ranked, health, week_slice(PRODUCTS, week), weights),
-                            "no product the suitability rule suppresses is recommended to a customer whose "
-                            "MOD-040 financial health is below its class's threshold"),
+        checks.query_result(
+            tx, checks.SCORES, invariants.bad_scores(ranked), "scores in [0, 1], 6 dp, not rising with rank"
+        ),
+        checks.query_result(
+            tx,
+            checks.MODEL_VERSION,
+            invariants.wrong_model_version(ranked, model_version),
+            f"model_version {model_version} on every row",
+        ),
+        checks.query_result(
+            tx,
+            checks.SUITABILITY,
+            suppressed_published(ranked, health, week_slice(PRODUCTS, week), weights),
+            "no product the suitability rule suppresses is recommended to a customer whose "
+            "MOD-040 financial health is below its class's threshold",
+        ),
         empty,
     ]
 
@@ -289,10 +330,21 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         # Nothing of the week reaches the history unless every check below passes: they run on
         # the uncommitted rows, and a failure rolls the replace back.
         shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
-        rows = replace_week(tx, HISTORY, week, [
-            top_n_sql(within(scores, p), within(_active(week, "party_id, jurisdiction"), p), model_version,
-                      week.evaluated_at)
-            for p in shards], context.log)
+        rows = replace_week(
+            tx,
+            HISTORY,
+            week,
+            [
+                top_n_sql(
+                    within(scores, p),
+                    within(_active(week, "party_id, jurisdiction"), p),
+                    model_version,
+                    week.evaluated_at,
+                )
+                for p in shards
+            ],
+            context.log,
+        )
         memory = tx.memory_metadata()
         active = int(tx.scalar(f"SELECT count(*) FROM {_active(week)} a"))
         yield from checks.gate("nbp_ranked", _ranked_checks(tx, week, rows, active, weights, health))
@@ -300,21 +352,25 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     parties = int(warehouse.scalar(f"SELECT count(DISTINCT party_id) FROM {ranked} r"))
     rank1 = warehouse.counts(f"SELECT primary_signal, count(*) FROM {ranked} r WHERE rank = 1 GROUP BY 1 ORDER BY 1")
     sample = warehouse.query(f"SELECT * FROM {ranked} r ORDER BY party_id, rank LIMIT 10")
-    yield dg.MaterializeResult(metadata={
-        **common_metadata(week, rows, HISTORY.name, started),
-        "model_version": model_version,
-        "evaluated_at": week.evaluated_at.isoformat(sep=" "),
-        "customers_ranked": parties,
-        "shards": len(shards),
-        "active_customers_without_eligible_product": active - parties,
-        "rank1_primary_signal": dg.MetadataValue.json(rank1),
-        "preview": dg.MetadataValue.md(sample.to_markdown(index=False)),
-        **memory,
-    })
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, HISTORY.name, started),
+            "model_version": model_version,
+            "evaluated_at": week.evaluated_at.isoformat(sep=" "),
+            "customers_ranked": parties,
+            "shards": len(shards),
+            "active_customers_without_eligible_product": active - parties,
+            "rank1_primary_signal": dg.MetadataValue.json(rank1),
+            "preview": dg.MetadataValue.md(sample.to_markdown(index=False)),
+            **memory,
+        }
+    )
 
 
-PUBLISH_COLUMNS = ("party_id, jurisdiction, CAST(rank AS INTEGER) AS rank, product_id, CAST(score AS DOUBLE) AS score, "
-                   "primary_signal, model_version, evaluated_at")
+PUBLISH_COLUMNS = (
+    "party_id, jurisdiction, CAST(rank AS INTEGER) AS rank, product_id, CAST(score AS DOUBLE) AS score, "
+    "primary_signal, model_version, evaluated_at"
+)
 
 
 @in_session
@@ -340,7 +396,9 @@ def nbp_current_step(
         contract = checks.contract_in_warehouse(tx, HISTORY, week_filter(HISTORY, week), rows, models.NbpCurrentAsset)
     yield from checks.gate("nbp_current", [contract])
     context.log.info(f"publishing {rows:,} rows to {postgres.describe()}, streamed from the warehouse")
-    batches = warehouse.record_batches(f"SELECT {PUBLISH_COLUMNS} FROM {HISTORY.name} WHERE {week_filter(HISTORY, week)}")
+    batches = warehouse.record_batches(
+        f"SELECT {PUBLISH_COLUMNS} FROM {HISTORY.name} WHERE {week_filter(HISTORY, week)}"
+    )
     products = warehouse.query(f"SELECT {', '.join(pg.PRODUCT_COLUMNS)} FROM {week_slice(PRODUCTS, week)} p")
     result = pg.publish_current(postgres.conninfo(), batches, week.evaluated_at, products=products)
     context.log.info(f"nbp_current: {result.reason}")
@@ -374,11 +432,17 @@ _RANKED_CHECKS = [
     (checks.RANKS, "Ranks are 1..n per customer, n <= 3, no product twice."),
     (checks.SCORES, "Scores in [0, 1] at 6 decimals, never rising with rank."),
     (checks.MODEL_VERSION, "model_version of this code and weights on every row."),
-    (checks.SUITABILITY, "No pair the suitability rule suppresses is recommended: a product class with a "
-                         "suppressing rule never reaches a customer whose MOD-040 financial health is below "
-                         "the class's threshold (CON-006, Consumer Duty)."),
-    (checks.NOT_EMPTY, "The week has recommendations: an empty week (no active customer or no eligible pair) "
-                       "fails instead of erasing the week's history."),
+    (
+        checks.SUITABILITY,
+        "No pair the suitability rule suppresses is recommended: a product class with a "
+        "suppressing rule never reaches a customer whose MOD-040 financial health is below "
+        "the class's threshold (CON-006, Consumer Duty).",
+    ),
+    (
+        checks.NOT_EMPTY,
+        "The week has recommendations: an empty week (no active customer or no eligible pair) "
+        "fails instead of erasing the week's history.",
+    ),
 ]
 
 
@@ -392,8 +456,10 @@ def _weekly(name: str, table, model, docstring_of, deps=(), code_version=None, e
         code_version=code_version,
         description=docstring_of.__doc__,
         metadata={**table_metadata(table), **metadata},
-        check_specs=[checks.contract_spec(name, model, weekly_partitions), *(
-            checks.check_spec(check, name, text, partitions_def=weekly_partitions) for check, text in extra_checks)],
+        check_specs=[
+            checks.contract_spec(name, model, weekly_partitions),
+            *(checks.check_spec(check, name, text, partitions_def=weekly_partitions) for check, text in extra_checks),
+        ],
         kinds={"sql", "pandera"},
     )
     return spec
@@ -420,26 +486,58 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     # signals depend on the code and on the suitability rule only, not on the other weights.
     # Every asset whose rows carry model_version depends on ranking_weights: a new weights
     # digest shows each one stale.
-    @dg.asset(**_weekly("signals", SIGNALS, models.SignalsAsset, signals_step, deps=[eligibility, customers],
-                        code_version=weights.signals_version))
+    @dg.asset(
+        **_weekly(
+            "signals",
+            SIGNALS,
+            models.SignalsAsset,
+            signals_step,
+            deps=[eligibility, customers],
+            code_version=weights.signals_version,
+        )
+    )
     def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from signals_step(context, warehouse, weights)
 
-    @dg.asset(**_weekly("scores", SCORES, models.ScoresAsset, scores_step, deps=[signals, RANKING_WEIGHTS],
-                        code_version=model_version, model_version=model_version))
+    @dg.asset(
+        **_weekly(
+            "scores",
+            SCORES,
+            models.ScoresAsset,
+            scores_step,
+            deps=[signals, RANKING_WEIGHTS],
+            code_version=model_version,
+            model_version=model_version,
+        )
+    )
     def scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from scores_step(context, warehouse, weights)
 
-    @dg.asset(**_weekly("nbp_ranked", HISTORY, models.NbpRankedAsset, nbp_ranked_step,
-                        deps=[scores, customers, eligibility, RANKING_WEIGHTS], code_version=model_version,
-                        extra_checks=_RANKED_CHECKS, model_version=model_version))
+    @dg.asset(
+        **_weekly(
+            "nbp_ranked",
+            HISTORY,
+            models.NbpRankedAsset,
+            nbp_ranked_step,
+            deps=[scores, customers, eligibility, RANKING_WEIGHTS],
+            code_version=model_version,
+            extra_checks=_RANKED_CHECKS,
+            model_version=model_version,
+        )
+    )
     def nbp_ranked(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from nbp_ranked_step(context, warehouse, weights)
 
-    current = _weekly("nbp_current", HISTORY, models.NbpCurrentAsset, nbp_current_step,
-                      # NBP_FAIRNESS_BLOCKS_PUBLISH=true: publish only after this week's fairness check (docs/fairness.md).
-                      deps=[nbp_ranked, RANKING_WEIGHTS, *(["fairness_report"] if blocks_publish else [])],
-                      code_version=model_version, model_version=model_version)
+    current = _weekly(
+        "nbp_current",
+        HISTORY,
+        models.NbpCurrentAsset,
+        nbp_current_step,
+        # NBP_FAIRNESS_BLOCKS_PUBLISH=true: publish only after this week's fairness check (docs/fairness.md).
+        deps=[nbp_ranked, RANKING_WEIGHTS, *(["fairness_report"] if blocks_publish else [])],
+        code_version=model_version,
+        model_version=model_version,
+    )
     current["metadata"]["dagster/table_name"] = "postgres: product_intelligence.nbp_current"
     current["metadata"].pop("key")
     current["kinds"] = {"postgres"}

@@ -54,8 +54,9 @@ def _eligible_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple
     )
 
 
-def _rate_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...],
-                 ranked: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _rate_counts(
+    warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...], ranked: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Active customers per group and, per product, those with it in their top 3: counted in
     the warehouse per combination of group values (one GROUP BY each, a few thousand rows),
     then summed per dimension here, so neither the customers nor the top 3 leave it.
@@ -70,10 +71,16 @@ def _rate_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple[str
     )
     sizes, hits = [], []
     for d in dimensions:
-        sizes.append(combos.assign(dimension=d, group=fairness.group_labels(combos[d]))
-                     .groupby(["dimension", "group"], as_index=False)["customers"].sum())
-        hits.append(hit_combos.assign(dimension=d, group=fairness.group_labels(hit_combos[d]))
-                    .groupby(["product_id", "dimension", "group"], as_index=False)["recommended"].sum())
+        sizes.append(
+            combos.assign(dimension=d, group=fairness.group_labels(combos[d]))
+            .groupby(["dimension", "group"], as_index=False)["customers"]
+            .sum()
+        )
+        hits.append(
+            hit_combos.assign(dimension=d, group=fairness.group_labels(hit_combos[d]))
+            .groupby(["product_id", "dimension", "group"], as_index=False)["recommended"]
+            .sum()
+        )
     return pd.concat(sizes, ignore_index=True), pd.concat(hits, ignore_index=True)
 
 
@@ -99,7 +106,9 @@ def _write_report(warehouse: WarehouseResource, df: pd.DataFrame, week: Week) ->
             old = warehouse.query(f"SELECT * FROM {REPORT_TABLE}")
             nullable = {"bool": "boolean", "int64": "Int64", "object": "string"}  # typed even when all empty
             for column in missing:
-                old[column] = pd.Series(None, index=old.index, dtype=nullable.get(str(df[column].dtype), df[column].dtype))
+                old[column] = pd.Series(
+                    None, index=old.index, dtype=nullable.get(str(df[column].dtype), df[column].dtype)
+                )
             warehouse.replace_table(REPORT_TABLE, old)
     write_slice(warehouse, "fairness_report", df, week)
 
@@ -110,20 +119,24 @@ def _alerts_table(alerts: list[dict], outcome: outbox.RecordOutcome) -> pd.DataF
     rows = []
     for a in alerts:
         alert_id = outcome.alert_ids.get((a["product_id"], a["dimension"]))
-        rows.append({
-            "alert": f"#{alert_id} ({state.get(alert_id, 'resolved earlier')})", "product": a["product_id"],
-            "name": a.get("product_name") or "", "dimension": a["dimension"],
-            "highest": f"{a['highest_group']} {a['highest_rate'] * 100:.1f}% of {a['highest_customers']}",
-            "lowest": f"{a['lowest_group']} {a['lowest_rate'] * 100:.1f}% of {a['lowest_customers']}",
-            "gap pp": render.pp(a["gap_pp"]),
-            "gap 95% CI pp": f"{render.pp(a['gap_ci_low_pp'])} to {render.pp(a['gap_ci_high_pp'])}",
-            "clear of uncertainty": "yes" if a["clear_breach"] else "no",
-            "from ranking pp": render.pp(a["ranking_pp"]),
-            "from eligibility pp": render.pp(a["eligibility_pp"]),
-            "attributable to": a["attributable_to"],
-            "weeks breached (alert)": outcome.weeks_breached.get(alert_id, ""),
-            "recent weeks breached": f"{a['weeks_breached']} of {a['weeks_reported']}",
-        })
+        rows.append(
+            {
+                "alert": f"#{alert_id} ({state.get(alert_id, 'resolved earlier')})",
+                "product": a["product_id"],
+                "name": a.get("product_name") or "",
+                "dimension": a["dimension"],
+                "highest": f"{a['highest_group']} {a['highest_rate'] * 100:.1f}% of {a['highest_customers']}",
+                "lowest": f"{a['lowest_group']} {a['lowest_rate'] * 100:.1f}% of {a['lowest_customers']}",
+                "gap pp": render.pp(a["gap_pp"]),
+                "gap 95% CI pp": f"{render.pp(a['gap_ci_low_pp'])} to {render.pp(a['gap_ci_high_pp'])}",
+                "clear of uncertainty": "yes" if a["clear_breach"] else "no",
+                "from ranking pp": render.pp(a["ranking_pp"]),
+                "from eligibility pp": render.pp(a["eligibility_pp"]),
+                "attributable to": a["attributable_to"],
+                "weeks breached (alert)": outcome.weeks_breached.get(alert_id, ""),
+                "recent weeks breached": f"{a['weeks_breached']} of {a['weeks_reported']}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -132,24 +145,29 @@ def _workflow_html(url: str, week: Week) -> str:
     return render.workflow_section(alerts, workflow.trail(url, [a["alert_id"] for a in alerts]), workflow.describe_step)
 
 
-def _refresh_later_trends(warehouse: WarehouseResource, week: Week, config: FairnessConfig, threshold: float,
-                          names: dict) -> list[str]:
+def _refresh_later_trends(
+    warehouse: WarehouseResource, week: Week, config: FairnessConfig, threshold: float, names: dict
+) -> list[str]:
     """A backfilled (or re-run) week changes the trend every later report shows: rewrite the
     trend section of the reports of the later weeks whose window holds this week."""
     if not warehouse.table_exists(REPORT_TABLE):
         return []
     later = warehouse.query(
         f"SELECT DISTINCT week_start FROM {REPORT_TABLE} WHERE week_start > {sql_date(week.start)} "
-        f"AND week_start < {sql_date(week.start + timedelta(weeks=config.history_weeks))} ORDER BY week_start")
+        f"AND week_start < {sql_date(week.start + timedelta(weeks=config.history_weeks))} ORDER BY week_start"
+    )
     refreshed = []
     for start in pd.to_datetime(later["week_start"]).dt.date:
         other = Week(start)
-        gaps = warehouse.query(f"SELECT DISTINCT product_id, dimension, gap_pp, breach FROM {REPORT_TABLE} "
-                               f"WHERE week_start = {sql_date(other.start)}")
+        gaps = warehouse.query(
+            f"SELECT DISTINCT product_id, dimension, gap_pp, breach FROM {REPORT_TABLE} "
+            f"WHERE week_start = {sql_date(other.start)}"
+        )
         weeks, history = _history(warehouse, other, gaps, config)
         note = f"Refreshed after week {week.key} was (re-)evaluated."
-        if render.replace_section(report_path(other), render.TREND_SECTION,
-                                  render.trend_section(history, weeks, threshold, names, note)):
+        if render.replace_section(
+            report_path(other), render.TREND_SECTION, render.trend_section(history, weeks, threshold, names, note)
+        ):
             refreshed.append(other.key)
     return refreshed
 
@@ -161,8 +179,11 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
     dims_text = ", ".join(config.dimensions)
     threshold = fairness.BREACH_THRESHOLD_PP
     severity = dg.AssetCheckSeverity.ERROR if config.blocks_publish else dg.AssetCheckSeverity.WARN
-    publish_note = ("A failure also stops nbp_current from publishing the week (NBP_FAIRNESS_BLOCKS_PUBLISH=true)."
-                    if config.blocks_publish else "It does not stop nbp_current (NBP_FAIRNESS_BLOCKS_PUBLISH=false).")
+    publish_note = (
+        "A failure also stops nbp_current from publishing the week (NBP_FAIRNESS_BLOCKS_PUBLISH=true)."
+        if config.blocks_publish
+        else "It does not stop nbp_current (NBP_FAIRNESS_BLOCKS_PUBLISH=false)."
+    )
 
     @dg.asset(
         group_name=GROUP,
@@ -170,12 +191,18 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         pool=WEEKLY_POOL,
         deps=["nbp_ranked", "customers", RANKING_WEIGHTS],  # model_version on every row: stale when the weights change
         code_version=model_version,
-        metadata={"table": REPORT_TABLE, "model_version": model_version,
-                  "dimensions": dims_text, "min_group_size": config.min_group_size},
+        metadata={
+            "table": REPORT_TABLE,
+            "model_version": model_version,
+            "dimensions": dims_text,
+            "min_group_size": config.min_group_size,
+        },
         check_specs=[
             checks.contract_spec("fairness_report", contract, weekly_partitions),
             checks.check_spec(
-                checks.FAIRNESS_GAP, "fairness_report", blocking=config.blocks_publish,
+                checks.FAIRNESS_GAP,
+                "fairness_report",
+                blocking=config.blocks_publish,
                 partitions_def=weekly_partitions,
                 description=f"No product's recommendation rate differs by more than {threshold:g} percentage points "
                 f"between the groups of {dims_text} with at least {config.min_group_size} customers (CON-001). "
@@ -211,9 +238,16 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
             html_path = report_path(week)
             breaches = gaps[gaps["breach"]]
             alerts = [
-                alert_payload(row, week.key, model_version, threshold, context.run.run_id,
-                              *counts.loc[(row["product_id"], row["dimension"])], str(html_path),
-                              product_name=names.get(row["product_id"]))
+                alert_payload(
+                    row,
+                    week.key,
+                    model_version,
+                    threshold,
+                    context.run.run_id,
+                    *counts.loc[(row["product_id"], row["dimension"])],
+                    str(html_path),
+                    product_name=names.get(row["product_id"]),
+                )
                 for row in breaches.to_dict("records")
             ]
             # Recorded before the check is reported and the report written: a breach the UI
@@ -226,7 +260,8 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
                 check_name=checks.FAIRNESS_GAP,
                 passed=breaches.empty,
                 severity=severity,
-                description=f"no product over the {threshold:g} pp gap" if breaches.empty
+                description=f"no product over the {threshold:g} pp gap"
+                if breaches.empty
                 else f"nbp.fairness_breach: {len(breaches)} product/dimension gap(s) over {threshold:g} pp, "
                 f"alert(s) {', '.join(f'#{i}' for i in outcome.alert_ids.values())} in {outbox.ALERTS}",
                 metadata={
@@ -240,12 +275,22 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
             _write_report(warehouse, df, week)
             left_out = left_out_dimensions(config.dimensions)
             left_out_text = "; ".join(f"{d} ({why})" for d, why in left_out.items()) or "none"
-            meta = {"week": week.key, "model_version": model_version, "dimensions judged": dims_text,
-                    "dimensions left out": left_out_text,
-                    "minimum group size": config.min_group_size, "threshold": f"{threshold:g} pp",
-                    "Dagster run": context.run.run_id, "alert outbox": outbox.ALERTS}
-            render.write_html(html_path, render.render_html(meta, gaps, df, history, weeks, alerts_table, threshold,
-                                                            _workflow_html(url, week), names))
+            meta = {
+                "week": week.key,
+                "model_version": model_version,
+                "dimensions judged": dims_text,
+                "dimensions left out": left_out_text,
+                "minimum group size": config.min_group_size,
+                "threshold": f"{threshold:g} pp",
+                "Dagster run": context.run.run_id,
+                "alert outbox": outbox.ALERTS,
+            }
+            render.write_html(
+                html_path,
+                render.render_html(
+                    meta, gaps, df, history, weeks, alerts_table, threshold, _workflow_html(url, week), names
+                ),
+            )
             refreshed = _refresh_later_trends(warehouse, week, config, threshold, names)
             yield dg.MaterializeResult(
                 metadata={
@@ -254,10 +299,17 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
                     "breaches": len(breaches),
                     "alerts": dg.MetadataValue.md(render.markdown(alerts_table)),
                     "resolved_alerts": dg.MetadataValue.json(outcome.resolved),
-                    "gap_chart": dg.MetadataValue.md(render.md_image(
-                        render.gap_chart_svg(gaps, threshold, f"Gap per product and dimension, week {week.key}"), "gap chart")),
-                    "gaps": dg.MetadataValue.md(render.markdown(
-                        render.gaps_table(gaps.sort_values("gap_pp", ascending=False, kind="stable"), names))),
+                    "gap_chart": dg.MetadataValue.md(
+                        render.md_image(
+                            render.gap_chart_svg(gaps, threshold, f"Gap per product and dimension, week {week.key}"),
+                            "gap chart",
+                        )
+                    ),
+                    "gaps": dg.MetadataValue.md(
+                        render.markdown(
+                            render.gaps_table(gaps.sort_values("gap_pp", ascending=False, kind="stable"), names)
+                        )
+                    ),
                     "gap_history": dg.MetadataValue.md(render.markdown(render.history_table(history, weeks, names))),
                     "rates": dg.MetadataValue.md(render.markdown(render.rates_table(df, names))),
                     "dimensions_judged": dims_text,

@@ -35,12 +35,20 @@ SIGNAL_DRIFT = "signal_means_stable"
 SCORE_DRIFT = "score_quantiles_stable"
 NO_ELIGIBLE_DRIFT = "no_eligible_product_share_stable"
 _DRIFT_CHECKS = {
-    SIGNAL_DRIFT: ("signal_mean", f"No signal's mean moved by more than {monitoring.SIGNAL_MEAN_DRIFT:g} "
-                                  "since the previous week."),
-    SCORE_DRIFT: ("score_quantile", f"The score's 10/50/90 % quantiles moved by at most "
-                                    f"{monitoring.SCORE_QUANTILE_DRIFT:g} since the previous week."),
-    NO_ELIGIBLE_DRIFT: ("no_eligible_share", f"The share of active customers without an eligible product moved by "
-                                             f"at most {monitoring.NO_ELIGIBLE_SHARE_DRIFT * 100:g} points."),
+    SIGNAL_DRIFT: (
+        "signal_mean",
+        f"No signal's mean moved by more than {monitoring.SIGNAL_MEAN_DRIFT:g} since the previous week.",
+    ),
+    SCORE_DRIFT: (
+        "score_quantile",
+        f"The score's 10/50/90 % quantiles moved by at most "
+        f"{monitoring.SCORE_QUANTILE_DRIFT:g} since the previous week.",
+    ),
+    NO_ELIGIBLE_DRIFT: (
+        "no_eligible_share",
+        f"The share of active customers without an eligible product moved by "
+        f"at most {monitoring.NO_ELIGIBLE_SHARE_DRIFT * 100:g} points.",
+    ),
 }
 
 
@@ -54,14 +62,19 @@ def offer_outcomes_step(context, warehouse: WarehouseResource):
     with warehouse.session():
         offers = checks.fail_on_violation(lambda: src.offers_made(warehouse, week))
         current_then = Week.from_key(monitoring.previous_week(week.start).isoformat())  # published at the week's start
-        ranked = (week_slice(HISTORY, current_then, "party_id, product_id, rank, primary_signal, model_version")
-                  if warehouse.table_exists(HISTORY.name) else
-                  "(SELECT CAST(NULL AS VARCHAR) AS party_id, CAST(NULL AS VARCHAR) AS product_id, 0 AS rank, "
-                  "CAST(NULL AS VARCHAR) AS primary_signal, CAST(NULL AS VARCHAR) AS model_version WHERE 1 = 0)")
-        made = monitoring.offers_sql(offers, ranked, week_slice(CUSTOMERS, week), week.start, week.evaluation_date,
-                                     config.dimensions)
-        counts = {by: warehouse.query(monitoring.outcome_counts_sql(made, by))
-                  for by in (*monitoring.BY_MODEL, *config.dimensions)}
+        ranked = (
+            week_slice(HISTORY, current_then, "party_id, product_id, rank, primary_signal, model_version")
+            if warehouse.table_exists(HISTORY.name)
+            else "(SELECT CAST(NULL AS VARCHAR) AS party_id, CAST(NULL AS VARCHAR) AS product_id, 0 AS rank, "
+            "CAST(NULL AS VARCHAR) AS primary_signal, CAST(NULL AS VARCHAR) AS model_version WHERE 1 = 0)"
+        )
+        made = monitoring.offers_sql(
+            offers, ranked, week_slice(CUSTOMERS, week), week.start, week.evaluation_date, config.dimensions
+        )
+        counts = {
+            by: warehouse.query(monitoring.outcome_counts_sql(made, by))
+            for by in (*monitoring.BY_MODEL, *config.dimensions)
+        }
     rates = monitoring.outcome_rates(counts)
     gaps = monitoring.acceptance_gaps(rates, config.dimensions, config.min_group_size)
     table = with_week(rates.copy(), week)
@@ -69,21 +82,26 @@ def offer_outcomes_step(context, warehouse: WarehouseResource):
     rows = write_slice(warehouse, "offer_outcomes", table, week)
     offered = int(rates.loc[rates["by"] == "product_id", "offered"].sum())
     accepted = int(rates.loc[rates["by"] == "product_id", "accepted"].sum())
-    yield dg.MaterializeResult(metadata={
-        **common_metadata(week, rows, OUTCOMES_TABLE, started),
-        "offers": offered,
-        "acceptance_rate": round(accepted / offered, 4) if offered else 0.0,
-        "acceptance_gap_by_dimension": dg.MetadataValue.md(gaps.to_markdown(index=False)),
-        "by_rank": dg.MetadataValue.md(rates[rates["by"] == "rank"].to_markdown(index=False)),
-    })
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, OUTCOMES_TABLE, started),
+            "offers": offered,
+            "acceptance_rate": round(accepted / offered, 4) if offered else 0.0,
+            "acceptance_gap_by_dimension": dg.MetadataValue.md(gaps.to_markdown(index=False)),
+            "by_rank": dg.MetadataValue.md(rates[rates["by"] == "rank"].to_markdown(index=False)),
+        }
+    )
 
 
 def _metrics(warehouse: WarehouseResource, week: Week):
     if int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(SIGNALS, week)} s")) == 0:
         return None
     active = f"(SELECT party_id FROM {week_slice(CUSTOMERS, week)} c WHERE status = {lit(ACTIVE)})"
-    return warehouse.query(monitoring.drift_metrics_sql(
-        week_slice(SIGNALS, week), week_slice(SCORES, week), active, week_slice(ELIGIBILITY, week))).iloc[0]
+    return warehouse.query(
+        monitoring.drift_metrics_sql(
+            week_slice(SIGNALS, week), week_slice(SCORES, week), active, week_slice(ELIGIBILITY, week)
+        )
+    ).iloc[0]
 
 
 def model_drift_step(context, warehouse: WarehouseResource):
@@ -106,34 +124,52 @@ def model_drift_step(context, warehouse: WarehouseResource):
         mine = table[table["kind"] == kind]
         drifted = mine[mine["drifted"]]
         yield dg.AssetCheckResult(
-            check_name=check, passed=drifted.empty, severity=dg.AssetCheckSeverity.WARN,
+            check_name=check,
+            passed=drifted.empty,
+            severity=dg.AssetCheckSeverity.WARN,
             description=(text if before is not None else f"{text} (no previous week to compare with)")
-            if drifted.empty else f"{len(drifted)} metric(s) drifted: " + ", ".join(drifted["metric"]),
+            if drifted.empty
+            else f"{len(drifted)} metric(s) drifted: " + ", ".join(drifted["metric"]),
             metadata={"metrics": dg.MetadataValue.md(mine.to_markdown(index=False))},
         )
-    yield dg.MaterializeResult(metadata={
-        **common_metadata(week, rows, DRIFT_TABLE, started),
-        "previous_week": before_week.key if before is not None else "none",
-        "drifted": int(table["drifted"].sum()),
-        "drift": dg.MetadataValue.md(table.to_markdown(index=False)),
-    })
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, DRIFT_TABLE, started),
+            "previous_week": before_week.key if before is not None else "none",
+            "drifted": int(table["drifted"].sum()),
+            "drift": dg.MetadataValue.md(table.to_markdown(index=False)),
+        }
+    )
 
 
 def build_monitoring_assets() -> list[dg.AssetsDefinition]:
     common = dict(group_name=GROUP, partitions_def=weekly_partitions, pool=WEEKLY_POOL, kinds={"sql", "pandas"})
 
-    @dg.asset(name="offer_outcomes", deps=["nbp_ranked", "customers"], description=offer_outcomes_step.__doc__,
-              metadata={"dagster/table_name": OUTCOMES_TABLE},
-              check_specs=[checks.contract_spec("offer_outcomes", OfferOutcomesAsset, weekly_partitions)], **common)
+    @dg.asset(
+        name="offer_outcomes",
+        deps=["nbp_ranked", "customers"],
+        description=offer_outcomes_step.__doc__,
+        metadata={"dagster/table_name": OUTCOMES_TABLE},
+        check_specs=[checks.contract_spec("offer_outcomes", OfferOutcomesAsset, weekly_partitions)],
+        **common,
+    )
     def offer_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from offer_outcomes_step(context, warehouse)
 
-    @dg.asset(name="model_drift", deps=["signals", "scores", "eligibility", "customers"],
-              description=model_drift_step.__doc__,
-              metadata={"dagster/table_name": DRIFT_TABLE},
-              check_specs=[checks.contract_spec("model_drift", ModelDriftAsset, weekly_partitions), *(
-                  checks.check_spec(name, "model_drift", text, blocking=False, partitions_def=weekly_partitions)
-                  for name, (_, text) in _DRIFT_CHECKS.items())], **common)
+    @dg.asset(
+        name="model_drift",
+        deps=["signals", "scores", "eligibility", "customers"],
+        description=model_drift_step.__doc__,
+        metadata={"dagster/table_name": DRIFT_TABLE},
+        check_specs=[
+            checks.contract_spec("model_drift", ModelDriftAsset, weekly_partitions),
+            *(
+                checks.check_spec(name, "model_drift", text, blocking=False, partitions_def=weekly_partitions)
+                for name, (_, text) in _DRIFT_CHECKS.items()
+            ),
+        ],
+        **common,
+    )
     def model_drift(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from model_drift_step(context, warehouse)
 

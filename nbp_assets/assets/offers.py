@@ -92,22 +92,31 @@ def _coverage_result(rules: offers_rules.RuleSet, offer_ids: pd.Series) -> dg.As
     newest = reports[rules.current_version]
     issues = [f"offer {o} can never be given" for o in newest.unreachable_offers] + [
         f"rule priority {r.priority} (offer {r.offer_id}) "
-        + (f"is never reached: rule(s) {r.shadowed_by} take every input it matches" if r.shadowed_by
-           else "matches no possible input")
+        + (
+            f"is never reached: rule(s) {r.shadowed_by} take every input it matches"
+            if r.shadowed_by
+            else "matches no possible input"
+        )
         for r in newest.unreachable_rules.itertuples()
     ]
     summary = {
-        str(v): {"unreachable_offers": c.unreachable_offers,
-                 "unreachable_rules": c.unreachable_rules["priority"].tolist(), "uncovered_inputs": c.uncovered}
+        str(v): {
+            "unreachable_offers": c.unreachable_offers,
+            "unreachable_rules": c.unreachable_rules["priority"].tolist(),
+            "uncovered_inputs": c.uncovered,
+        }
         for v, c in reports.items()
     }
     return dg.AssetCheckResult(
         check_name=RULES_COVERAGE,
         passed=newest.clean,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(f"rules version {newest.rules_version}: every rule and offer reachable, every input covered"
-                     if newest.clean else f"rules version {newest.rules_version}: " + "; ".join(
-                         issues + [f"{len(newest.uncovered)} input region(s) only the ELSE covers"])),
+        description=(
+            f"rules version {newest.rules_version}: every rule and offer reachable, every input covered"
+            if newest.clean
+            else f"rules version {newest.rules_version}: "
+            + "; ".join(issues + [f"{len(newest.uncovered)} input region(s) only the ELSE covers"])
+        ),
         metadata={
             "rules_version": newest.rules_version,
             "unreachable_offers": dg.MetadataValue.json(newest.unreachable_offers),
@@ -134,8 +143,14 @@ def _history_problems(wh: WarehouseResource, rules: offers_rules.RuleSet) -> pd.
         fresh = rules.versions[~rules.versions["rules_version"].isin(old["rules_version"])]
         if pd.notna(last):
             early = fresh[fresh["valid_from"] <= pd.Timestamp(last)]
-            problems.append(pd.DataFrame({"rules_version": early["rules_version"],
-                                          "problem": f"starts at or before an event already offered ({last})"}))
+            problems.append(
+                pd.DataFrame(
+                    {
+                        "rules_version": early["rules_version"],
+                        "problem": f"starts at or before an event already offered ({last})",
+                    }
+                )
+            )
     return pd.concat(problems, ignore_index=True)
 
 
@@ -165,13 +180,21 @@ def build_offer_assets() -> list[dg.AssetsDefinition]:
         metadata={"table": stream.RULES_TABLE},
         check_specs=[
             checks.contract_spec("offer_rules", OfferRulesAsset),
-            dg.AssetCheckSpec(RULES_HISTORY, asset="offer_rules", blocking=True,
-                              description="A published rules version is never edited, and a new one starts after "
-                              "the last offered event, so replaying any event gives the offer it first got."),
-            dg.AssetCheckSpec(RULES_COVERAGE, asset="offer_rules", blocking=False,
-                              description="Exact analysis of the newest version over every possible INCOME, FICO "
-                              "and PROPENSITY_TO_BUY: offers and rules no input can reach, and the inputs no "
-                              "WHEN covers (they get the ELSE offer)."),
+            dg.AssetCheckSpec(
+                RULES_HISTORY,
+                asset="offer_rules",
+                blocking=True,
+                description="A published rules version is never edited, and a new one starts after "
+                "the last offered event, so replaying any event gives the offer it first got.",
+            ),
+            dg.AssetCheckSpec(
+                RULES_COVERAGE,
+                asset="offer_rules",
+                blocking=False,
+                description="Exact analysis of the newest version over every possible INCOME, FICO "
+                "and PROPENSITY_TO_BUY: offers and rules no input can reach, and the inputs no "
+                "WHEN covers (they get the ELSE offer).",
+            ),
         ],
         kinds={"pandas", "pandera"},
     )
@@ -185,22 +208,31 @@ def build_offer_assets() -> list[dg.AssetsDefinition]:
         rules = checks.fail_on_violation(lambda: inputs.rules(warehouse, offer_ids))
         df = rules.table.astype({"description": object})
         coverage = _coverage_result(rules, offer_ids)
-        yield from checks.gate("offer_rules", [
-            checks.contract_result(OfferRulesAsset, df, stream.RULES_TABLE),
-            checks.rows_result(RULES_HISTORY, _history_problems(warehouse, rules),
-                               "published versions unchanged; new versions start after the last offered event"),
-            coverage,
-        ])
+        yield from checks.gate(
+            "offer_rules",
+            [
+                checks.contract_result(OfferRulesAsset, df, stream.RULES_TABLE),
+                checks.rows_result(
+                    RULES_HISTORY,
+                    _history_problems(warehouse, rules),
+                    "published versions unchanged; new versions start after the last offered event",
+                ),
+                coverage,
+            ],
+        )
         warehouse.replace_table(stream.RULES_TABLE, df)
         current = rules.version(rules.current_version)
-        yield dg.MaterializeResult(metadata={
-            "source": rules.source,
-            "versions": dg.MetadataValue.json({str(v): str(t) for v, t in rules.versions.itertuples(index=False)}),
-            "current_version": rules.current_version,
-            "current_rule": dg.MetadataValue.md("\n".join(
-                f"    {offers_rules.describe_rule(r)}" for _, r in current.iterrows())),
-            "dagster/row_count": len(df),
-        })
+        yield dg.MaterializeResult(
+            metadata={
+                "source": rules.source,
+                "versions": dg.MetadataValue.json({str(v): str(t) for v, t in rules.versions.itertuples(index=False)}),
+                "current_version": rules.current_version,
+                "current_rule": dg.MetadataValue.md(
+                    "\n".join(f"    {offers_rules.describe_rule(r)}" for _, r in current.iterrows())
+                ),
+                "dagster/row_count": len(df),
+            }
+        )
 
     @dg.asset(
         group_name=GROUP,
@@ -209,13 +241,21 @@ def build_offer_assets() -> list[dg.AssetsDefinition]:
         metadata={"table": stream.NBO_TABLE, "pending_table": stream.PENDING_TABLE},
         check_specs=[
             checks.contract_spec("next_best_offer", NextBestOfferAsset),
-            dg.AssetCheckSpec(EVERY_EVENT_ONCE, asset="next_best_offer", blocking=True,
-                              description="Every event the batch took gets exactly one offer row: none twice, "
-                              "none lost, none an earlier run of this batch offered and this one dropped."),
-            dg.AssetCheckSpec(WAITING, asset="next_best_offer", blocking=False,
-                              description="Events whose customer has no record yet: the recipe's INNER JOIN "
-                              "gives them no offer. They wait in next_best_offer_pending and are offered "
-                              "when the record arrives."),
+            dg.AssetCheckSpec(
+                EVERY_EVENT_ONCE,
+                asset="next_best_offer",
+                blocking=True,
+                description="Every event the batch took gets exactly one offer row: none twice, "
+                "none lost, none an earlier run of this batch offered and this one dropped.",
+            ),
+            dg.AssetCheckSpec(
+                WAITING,
+                asset="next_best_offer",
+                blocking=False,
+                description="Events whose customer has no record yet: the recipe's INNER JOIN "
+                "gives them no offer. They wait in next_best_offer_pending and are offered "
+                "when the record arrives.",
+            ),
         ],
         kinds={"pandas", "pandera"},
     )
@@ -236,34 +276,47 @@ def build_offer_assets() -> list[dg.AssetsDefinition]:
         previous = stream.previous_rows(warehouse, batch)
         pending = checks.fail_on_violation(lambda: stream.pending_events(warehouse))
         waiting = dg.AssetCheckResult(
-            check_name=WAITING, passed=pending.empty, severity=dg.AssetCheckSeverity.WARN,
-            description="no event waits for a customer record" if pending.empty else
-            f"{len(pending)} event(s) of {pending['party_id'].nunique()} unknown customer(s) wait in {stream.PENDING_TABLE}",
+            check_name=WAITING,
+            passed=pending.empty,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="no event waits for a customer record"
+            if pending.empty
+            else f"{len(pending)} event(s) of {pending['party_id'].nunique()} unknown customer(s) wait in {stream.PENDING_TABLE}",
             metadata={"pending_events": len(pending), "examples": _preview(pending)},
         )
-        bad = unaccounted(events["activity_id"].astype("int64"), df.astype({"ACTIVITY_ID": "int64"}),
-                          unknown["activity_id"].astype("int64"), previous["ACTIVITY_ID"].astype("int64"))
-        yield from checks.gate("next_best_offer", [
-            checks.contract_result(NextBestOfferAsset, df, stream.NBO_TABLE),
-            checks.rows_result(EVERY_EVENT_ONCE, bad, "every event taken is offered exactly once or pending"),
-            waiting,
-        ])
+        bad = unaccounted(
+            events["activity_id"].astype("int64"),
+            df.astype({"ACTIVITY_ID": "int64"}),
+            unknown["activity_id"].astype("int64"),
+            previous["ACTIVITY_ID"].astype("int64"),
+        )
+        yield from checks.gate(
+            "next_best_offer",
+            [
+                checks.contract_result(NextBestOfferAsset, df, stream.NBO_TABLE),
+                checks.rows_result(EVERY_EVENT_ONCE, bad, "every event taken is offered exactly once or pending"),
+                waiting,
+            ],
+        )
         stream.write_offers(warehouse, batch, df)
         stream.write_pending(warehouse, pending, batch)
-        yield dg.MaterializeResult(metadata={
-            "batch": batch,
-            "dagster/row_count": len(df),
-            "events_new": new,
-            "events_replayed": replayed,
-            "replayed_offers_changed": changed_on_replay(previous, df),
-            "pending_events": len(pending),
-            "offers_by_id": dg.MetadataValue.json(
-                {str(k): int(v) for k, v in df["OFFER_ID"].value_counts().sort_index().items()}),
-            "rules_versions": dg.MetadataValue.json(sorted(int(v) for v in df["RULES_VERSION"].unique())),
-            "seconds": round(seconds := time.perf_counter() - started, 2),
-            "events_per_second": round(len(events) / seconds),
-            "preview": _preview(df),
-        })
+        yield dg.MaterializeResult(
+            metadata={
+                "batch": batch,
+                "dagster/row_count": len(df),
+                "events_new": new,
+                "events_replayed": replayed,
+                "replayed_offers_changed": changed_on_replay(previous, df),
+                "pending_events": len(pending),
+                "offers_by_id": dg.MetadataValue.json(
+                    {str(k): int(v) for k, v in df["OFFER_ID"].value_counts().sort_index().items()}
+                ),
+                "rules_versions": dg.MetadataValue.json(sorted(int(v) for v in df["RULES_VERSION"].unique())),
+                "seconds": round(seconds := time.perf_counter() - started, 2),
+                "events_per_second": round(len(events) / seconds),
+                "preview": _preview(df),
+            }
+        )
 
     @dg.asset(
         group_name=GROUP,
@@ -272,9 +325,13 @@ def build_offer_assets() -> list[dg.AssetsDefinition]:
         metadata={"table": stream.LOOKUP_TABLE},
         check_specs=[
             checks.contract_spec("next_best_offer_lookup", NextBestOfferLookupAsset),
-            dg.AssetCheckSpec(EVERY_OFFER_FOUND, asset="next_best_offer_lookup", blocking=True,
-                              description="Every OFFER_ID given is in the offers table: the recipe's final INNER "
-                              "JOIN drops no offer."),
+            dg.AssetCheckSpec(
+                EVERY_OFFER_FOUND,
+                asset="next_best_offer_lookup",
+                blocking=True,
+                description="Every OFFER_ID given is in the offers table: the recipe's final INNER "
+                "JOIN drops no offer.",
+            ),
         ],
         kinds={"pandas", "pandera"},
     )
@@ -286,18 +343,23 @@ def build_offer_assets() -> list[dg.AssetsDefinition]:
         offers_df = _published_offers(warehouse)
         keys = stream.lookup_batches(warehouse, batch)
         df, missing = lookup(as_offers(stream.offer_rows(warehouse, keys)), offers_df)
-        yield from checks.gate("next_best_offer_lookup", [
-            checks.contract_result(NextBestOfferLookupAsset, df, stream.LOOKUP_TABLE),
-            checks.rows_result(EVERY_OFFER_FOUND, missing, "every OFFER_ID is in the offers table"),
-        ])
+        yield from checks.gate(
+            "next_best_offer_lookup",
+            [
+                checks.contract_result(NextBestOfferLookupAsset, df, stream.LOOKUP_TABLE),
+                checks.rows_result(EVERY_OFFER_FOUND, missing, "every OFFER_ID is in the offers table"),
+            ],
+        )
         stream.write_lookup(warehouse, df, keys)
-        yield dg.MaterializeResult(metadata={
-            "batch": batch,
-            "batches_rebuilt": dg.MetadataValue.json(keys),
-            "dagster/row_count": len(df),
-            "seconds": round(time.perf_counter() - started, 2),
-            "preview": _preview(df),
-        })
+        yield dg.MaterializeResult(
+            metadata={
+                "batch": batch,
+                "batches_rebuilt": dg.MetadataValue.json(keys),
+                "dagster/row_count": len(df),
+                "seconds": round(time.perf_counter() - started, 2),
+                "preview": _preview(df),
+            }
+        )
 
     return [offers, offer_rules, next_best_offer, next_best_offer_lookup]
 
@@ -334,8 +396,12 @@ def batch_run_config(key: str) -> dict:
 
 def _blocking_run(instance: dg.DagsterInstance) -> dg.RunRecord | None:
     """A run of either job still in progress (and not stuck), which the next batch must wait for."""
-    busy = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-            dg.DagsterRunStatus.CANCELING]
+    busy = [
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+        dg.DagsterRunStatus.CANCELING,
+    ]
     horizon = time.time() - STUCK_AFTER_SECONDS
     for job in (BATCH_JOB, TABLES_JOB):
         for record in instance.get_run_records(dg.RunsFilter(job_name=job, statuses=busy), limit=5):
@@ -353,7 +419,9 @@ def _recent_failure(instance: dg.DagsterInstance) -> dg.RunRecord | None:
     return None
 
 
-def evaluate_stream(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult | dg.SkipReason:
+def evaluate_stream(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
     cursor = StreamCursor.parse(context.cursor)
     busy = _blocking_run(context.instance)
     if busy:
@@ -361,16 +429,19 @@ def evaluate_stream(context: dg.SensorEvaluationContext, warehouse: WarehouseRes
     digest = inputs.digest(warehouse)
     if digest != cursor.tables:
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(job_name=TABLES_JOB, run_key=f"offer-tables-{digest}",
-                                        tags={"nbo/tables_digest": digest})],
+            run_requests=[
+                dg.RunRequest(job_name=TABLES_JOB, run_key=f"offer-tables-{digest}", tags={"nbo/tables_digest": digest})
+            ],
             cursor=replace(cursor, tables=digest, seen=None).dump(),
         )
     if not (warehouse.table_exists(stream.OFFERS_TABLE) and warehouse.table_exists(stream.RULES_TABLE)):
         return dg.SkipReason(f"offers and rules not published: see the last {TABLES_JOB} run")
     fingerprint = stream.fingerprint(warehouse)
     if fingerprint == cursor.seen:
-        return dg.SkipReason(f"nothing new since batch {batch_key(cursor.batch)}; "
-                             f"{cursor.pending} event(s) waiting for a customer record")
+        return dg.SkipReason(
+            f"nothing new since batch {batch_key(cursor.batch)}; "
+            f"{cursor.pending} event(s) waiting for a customer record"
+        )
     todo = stream.backlog(warehouse)
     if not (todo["ready"] or todo["lookup_gap"]):
         return dg.SensorResult(
@@ -383,10 +454,18 @@ def evaluate_stream(context: dg.SensorEvaluationContext, warehouse: WarehouseRes
     n = cursor.batch + 1
     key = batch_key(n)
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(
-            job_name=BATCH_JOB, run_key=key, run_config=batch_run_config(key),
-            tags={"nbo/batch": key, "nbo/ready_events": str(todo["ready"]), "nbo/pending_events": str(todo["pending"])},
-        )],
+        run_requests=[
+            dg.RunRequest(
+                job_name=BATCH_JOB,
+                run_key=key,
+                run_config=batch_run_config(key),
+                tags={
+                    "nbo/batch": key,
+                    "nbo/ready_events": str(todo["ready"]),
+                    "nbo/pending_events": str(todo["pending"]),
+                },
+            )
+        ],
         cursor=replace(cursor, batch=n, seen=None, landed=fingerprint[0], max_activity_id=fingerprint[1]).dump(),
     )
 

@@ -92,8 +92,10 @@ def table_metadata(table: Table) -> dict:
     return {
         "dagster/table_name": table.name,
         "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name, sql_type, constraints=dg.TableColumnConstraints(nullable=table.nullable(name)))
-                     for name, sql_type in table.column_types().items()]
+            columns=[
+                dg.TableColumn(name, sql_type, constraints=dg.TableColumnConstraints(nullable=table.nullable(name)))
+                for name, sql_type in table.column_types().items()
+            ]
         ),
         "key": ", ".join(table.key),
     }

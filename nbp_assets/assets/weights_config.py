@@ -45,14 +45,19 @@ def build_ranking_weights() -> dg.AssetsDefinition:
     that it carries owners like every other asset (observable_source_asset cannot)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)  # multi_observable_source_asset is beta in 1.13
-        return dg.multi_observable_source_asset(name=RANKING_WEIGHTS, specs=[dg.AssetSpec(
-            RANKING_WEIGHTS,
-            group_name=GROUP,
-            description=(
-                "The ranking weights configuration in force: per product class, the weight of each signal "
-                "(NBP_WEIGHTS_FILE or $NBP_HOME/weights.csv locally, the NBP_WEIGHTS_TABLE configuration table in "
-                "production). Every weekly run observes it first and records the weights' digest as its data "
-                "version: after a change, scores, nbp_ranked, nbp_current and fairness_report show as stale "
-                "for the weeks computed before, until re-run (reload the code location too, so the runs use the new weights)."
-            ),
-        )])(_observe_weights)
+        return dg.multi_observable_source_asset(
+            name=RANKING_WEIGHTS,
+            specs=[
+                dg.AssetSpec(
+                    RANKING_WEIGHTS,
+                    group_name=GROUP,
+                    description=(
+                        "The ranking weights configuration in force: per product class, the weight of each signal "
+                        "(NBP_WEIGHTS_FILE or $NBP_HOME/weights.csv locally, the NBP_WEIGHTS_TABLE configuration table in "
+                        "production). Every weekly run observes it first and records the weights' digest as its data "
+                        "version: after a change, scores, nbp_ranked, nbp_current and fairness_report show as stale "
+                        "for the weeks computed before, until re-run (reload the code location too, so the runs use the new weights)."
+                    ),
+                )
+            ],
+        )(_observe_weights)

@@ -27,11 +27,15 @@ def validate_dimensions(dimensions: Sequence[str]) -> tuple[str, ...]:
         raise ValueError(f"NBP_FAIRNESS_DIMENSIONS is empty: name at least one of {', '.join(allowed)}")
     for name in dimensions:
         if name in numeric:
-            raise ValueError(f"NBP_FAIRNESS_DIMENSIONS: {name!r} is numeric; band it into a text column of "
-                             f"the customer master first. Usable columns: {', '.join(allowed)}")
+            raise ValueError(
+                f"NBP_FAIRNESS_DIMENSIONS: {name!r} is numeric; band it into a text column of "
+                f"the customer master first. Usable columns: {', '.join(allowed)}"
+            )
         if name not in allowed:
-            raise ValueError(f"NBP_FAIRNESS_DIMENSIONS: {name!r} is not a column of the customers asset "
-                             f"(nbp_work.customers). Usable columns: {', '.join(allowed)}")
+            raise ValueError(
+                f"NBP_FAIRNESS_DIMENSIONS: {name!r} is not a column of the customers asset "
+                f"(nbp_work.customers). Usable columns: {', '.join(allowed)}"
+            )
     if len(set(dimensions)) != len(dimensions):
         raise ValueError(f"NBP_FAIRNESS_DIMENSIONS names a dimension twice: {', '.join(dimensions)}")
     return tuple(dimensions)
@@ -46,8 +50,11 @@ LEFT_OUT_BECAUSE = {
 
 def left_out_dimensions(dimensions: Sequence[str]) -> dict[str, str]:
     """The usable dimensions not judged this week, each with why."""
-    return {name: LEFT_OUT_BECAUSE.get(name, "not named in NBP_FAIRNESS_DIMENSIONS")
-            for name in dimension_columns() if name not in dimensions}
+    return {
+        name: LEFT_OUT_BECAUSE.get(name, "not named in NBP_FAIRNESS_DIMENSIONS")
+        for name in dimension_columns()
+        if name not in dimensions
+    }
 
 
 def fairness_report_model(dimensions: Sequence[str]) -> type[FairnessReportAsset]:

@@ -63,7 +63,9 @@ def predicates(model: type[pa.DataFrameModel]) -> list[tuple[str, str, str]]:
         if not column.nullable:
             out.append((name, "not_nullable", f"{name} IS NULL"))
         for check in column.checks:
-            out.append((name, f"{check.name}({check.statistics})", f"{name} IS NOT NULL AND ({_check_sql(name, check)})"))
+            out.append(
+                (name, f"{check.name}({check.statistics})", f"{name} IS NOT NULL AND ({_check_sql(name, check)})")
+            )
     return out
 
 
@@ -143,7 +145,8 @@ def check_in_warehouse(
 
     preds = predicates(model)
     counts = query(
-        "SELECT " + ", ".join(f"count(CASE WHEN {p} THEN 1 END) AS c{i}" for i, (_, _, p) in enumerate(preds))
+        "SELECT "
+        + ", ".join(f"count(CASE WHEN {p} THEN 1 END) AS c{i}" for i, (_, _, p) in enumerate(preds))
         + f" FROM {table} WHERE {where}"
     ).iloc[0]
     id_cols = [c for c in ("party_id", "product_id", "as_of_date", "activity_id") if c in present_columns]
@@ -158,16 +161,20 @@ def check_in_warehouse(
         # Grouping 20M rows by one 64-bit hash is several times cheaper than by the text
         # columns; equal keys hash equally, so no group here means no duplicate. Only on a
         # hash collision (or a real duplicate) does the exact query run.
-        if not int(query(
-            f"SELECT count(*) AS n FROM (SELECT hash({cols}) AS h FROM {table} WHERE {where} "
-            f"GROUP BY hash({cols}) HAVING count(*) > 1) d"
-        )["n"].iloc[0]):
+        if not int(
+            query(
+                f"SELECT count(*) AS n FROM (SELECT hash({cols}) AS h FROM {table} WHERE {where} "
+                f"GROUP BY hash({cols}) HAVING count(*) > 1) d"
+            )["n"].iloc[0]
+        ):
             continue
         dupes = query(
             f"SELECT {cols}, count(*) AS copies FROM {table} WHERE {where} GROUP BY {cols} HAVING count(*) > 1"
         )
         if len(dupes):
-            violations.append(Violation(" + ".join(key), "unique", int(dupes["copies"].sum()), _records(dupes.head(MAX_EXAMPLES))))
+            violations.append(
+                Violation(" + ".join(key), "unique", int(dupes["copies"].sum()), _records(dupes.head(MAX_EXAMPLES)))
+            )
     if violations:
         raise ContractViolation(table, violations, source)
 

@@ -70,14 +70,26 @@ def _work(name: str, model, key: tuple[str, ...], description: str) -> Table:
 
 CUSTOMERS = _work("customers", models.CustomersAsset, ("party_id",), "Customers as of the week's close, all statuses.")
 ACTIVITY = _work("activity", models.ActivityAsset, ("activity_id",), "The week's activity events.")
-PRODUCTS = _work("products", models.ProductsAsset, ("product_id",),
-                 "The product register in force at the week's evaluation date, read once per week.")
-ELIGIBILITY = _work("eligibility", models.EligibilityAsset, ("party_id", "product_id"),
-                    "ELIGIBLE pairs of active customers and registered products.")
+PRODUCTS = _work(
+    "products",
+    models.ProductsAsset,
+    ("product_id",),
+    "The product register in force at the week's evaluation date, read once per week.",
+)
+ELIGIBILITY = _work(
+    "eligibility",
+    models.EligibilityAsset,
+    ("party_id", "product_id"),
+    "ELIGIBLE pairs of active customers and registered products.",
+)
 SIGNALS = _work("signals", models.SignalsAsset, ("party_id", "product_id"), "Ranking signals per candidate pair.")
 SCORES = _work("scores", models.ScoresAsset, ("party_id", "product_id"), "Score and primary_signal per candidate pair.")
 # The seed's DDL: NUMBER(8,6) (DECIMAL(8,6) is the same type in both engines) and TIMESTAMP_NTZ.
 HISTORY = Table(
-    "product_intelligence.next_best_product", models.NbpRankedAsset, ("party_id", "rank", "evaluated_at"),
-    "evaluated_at", "Weekly next-best-product history: top 3 per active customer.", {"score": "DECIMAL(8,6)"},
+    "product_intelligence.next_best_product",
+    models.NbpRankedAsset,
+    ("party_id", "rank", "evaluated_at"),
+    "evaluated_at",
+    "Weekly next-best-product history: top 3 per active customer.",
+    {"score": "DECIMAL(8,6)"},
 )

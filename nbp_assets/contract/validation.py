@@ -39,8 +39,7 @@ class ContractViolation(ValueError):
                 lines.append(f"  - column '{v.column}': {MISSING_COLUMN}")
                 continue
             lines.append(
-                f"  - column '{v.column}': {v.check} failed on {v.failing_rows} row(s); "
-                f"examples: {v.examples}"
+                f"  - column '{v.column}': {v.check} failed on {v.failing_rows} row(s); examples: {v.examples}"
             )
         return "\n".join(lines)
 
@@ -95,9 +94,7 @@ def validate(model: type[pa.DataFrameModel], df: pd.DataFrame, table: str, sourc
     except pa_errors.SchemaErrors as exc:
         raise _violation_from(exc, df, table, source) from None
     except pa_errors.SchemaError as exc:  # non-lazy paths (e.g. dataframe-level coercion)
-        raise ContractViolation(
-            table, [Violation(str(exc.schema.name or "?"), str(exc), 0, [])], source
-        ) from None
+        raise ContractViolation(table, [Violation(str(exc.schema.name or "?"), str(exc), 0, [])], source) from None
 
 
 def _violation_from(exc: pa_errors.SchemaErrors, df: pd.DataFrame, table: str, source: str | None) -> ContractViolation:

@@ -39,14 +39,32 @@ UNKNOWN_GROUP = "(unknown)"
 RATE_COLUMNS = ["product_id", "dimension", "group", "customers", "recommended", "rate", "ci_low", "ci_high"]
 ELIGIBLE_COLUMNS = ["eligible", "eligible_rate"]
 GAP_COLUMNS = [
-    "product_id", "dimension", "highest_group", "highest_rate",
-    "lowest_group", "lowest_rate", "gap_pp", "breach",
+    "product_id",
+    "dimension",
+    "highest_group",
+    "highest_rate",
+    "lowest_group",
+    "lowest_rate",
+    "gap_pp",
+    "breach",
 ]
-GAP_DETAIL_COLUMNS = ["highest_customers", "lowest_customers", "groups", "judged_groups",
-                      "gap_ci_low_pp", "gap_ci_high_pp", "clear_breach"]
+GAP_DETAIL_COLUMNS = [
+    "highest_customers",
+    "lowest_customers",
+    "groups",
+    "judged_groups",
+    "gap_ci_low_pp",
+    "gap_ci_high_pp",
+    "clear_breach",
+]
 ATTRIBUTION_COLUMNS = [
-    "highest_eligible_share", "lowest_eligible_share", "highest_eligible_rate", "lowest_eligible_rate",
-    "eligible_gap_pp", "eligibility_pp", "ranking_pp",
+    "highest_eligible_share",
+    "lowest_eligible_share",
+    "highest_eligible_rate",
+    "lowest_eligible_rate",
+    "eligible_gap_pp",
+    "eligibility_pp",
+    "ranking_pp",
 ]
 KEYS = ["product_id", "dimension"]
 
@@ -88,8 +106,10 @@ def group_labels(column: pd.Series) -> pd.Series:
 def count_eligible(customers: pd.DataFrame, pairs: pd.DataFrame, dimensions: Sequence[str]) -> pd.DataFrame:
     """Eligible (party, product) pairs counted per product and combination of dimension
     values: the shape the warehouse returns from one GROUP BY, so 20M pairs never leave it."""
-    joined = pairs[["party_id", "product_id"]].drop_duplicates().merge(
-        customers[["party_id", *dimensions]], on="party_id", how="inner"
+    joined = (
+        pairs[["party_id", "product_id"]]
+        .drop_duplicates()
+        .merge(customers[["party_id", *dimensions]], on="party_id", how="inner")
     )
     counts = joined.groupby(["product_id", *dimensions], dropna=False).size()
     return counts.rename("eligible").reset_index()
@@ -133,8 +153,12 @@ def recommendation_rates(
         hits.append(joined.groupby(["product_id", "dimension", "group"]).size().rename("recommended").reset_index())
     return rates_from_counts(
         pd.concat(sizes, ignore_index=True) if sizes else pd.DataFrame(columns=["dimension", "group", "customers"]),
-        pd.concat(hits, ignore_index=True) if hits else pd.DataFrame(columns=["product_id", "dimension", "group", "recommended"]),
-        list(product_index), dimensions, eligible,
+        pd.concat(hits, ignore_index=True)
+        if hits
+        else pd.DataFrame(columns=["product_id", "dimension", "group", "recommended"]),
+        list(product_index),
+        dimensions,
+        eligible,
     )
 
 
@@ -159,19 +183,28 @@ def rates_from_counts(
         groups = sorted(str(g) for g in size.index)
         n_groups = len(groups)
         hit = hits[hits["dimension"] == dimension].set_index(["product_id", "group"])["recommended"]
-        index = pd.MultiIndex.from_arrays([np.repeat(product_index.to_numpy(dtype=object), n_groups),
-                                           np.tile(np.asarray(groups, dtype=object), n_products)])
-        frame = pd.DataFrame({
-            "_product": np.repeat(np.arange(n_products), n_groups),
-            "product_id": np.repeat(product_index.to_numpy(dtype=object), n_groups),
-            "dimension": dimension,
-            "group": np.tile(np.asarray(groups, dtype=object), n_products),
-            "customers": np.tile(size.reindex(groups).to_numpy(), n_products).astype(np.int64),
-            "recommended": hit.reindex(index, fill_value=0).to_numpy().astype(np.int64),
-        })
+        index = pd.MultiIndex.from_arrays(
+            [
+                np.repeat(product_index.to_numpy(dtype=object), n_groups),
+                np.tile(np.asarray(groups, dtype=object), n_products),
+            ]
+        )
+        frame = pd.DataFrame(
+            {
+                "_product": np.repeat(np.arange(n_products), n_groups),
+                "product_id": np.repeat(product_index.to_numpy(dtype=object), n_groups),
+                "dimension": dimension,
+                "group": np.tile(np.asarray(groups, dtype=object), n_products),
+                "customers": np.tile(size.reindex(groups).to_numpy(), n_products).astype(np.int64),
+                "recommended": hit.reindex(index, fill_value=0).to_numpy().astype(np.int64),
+            }
+        )
         if eligible is not None:
-            by_group = eligible.assign(group=group_labels(eligible[dimension])).groupby(
-                ["product_id", "group"], dropna=False)["eligible"].sum()
+            by_group = (
+                eligible.assign(group=group_labels(eligible[dimension]))
+                .groupby(["product_id", "group"], dropna=False)["eligible"]
+                .sum()
+            )
             frame["eligible"] = by_group.reindex(index, fill_value=0).to_numpy().astype(np.int64)
         frames.append(frame)
     columns = RATE_COLUMNS + (ELIGIBLE_COLUMNS if eligible is not None else [])
@@ -224,18 +257,28 @@ def fairness_gaps(
     extra = ["eligible", "eligible_rate"] if with_eligibility else []
     judged = rates[rates["customers"] >= min_group_size]
     pairs = rates[KEYS].drop_duplicates().sort_values(KEYS, kind="stable")
-    counts = pd.DataFrame({
-        "groups": rates.groupby(KEYS).size(),
-        "judged_groups": judged.groupby(KEYS).size(),
-    }).fillna(0).astype(np.int64).reset_index()
-    gaps = (pairs.merge(_extreme(judged, True, "highest", extra), on=KEYS, how="left")
-            .merge(_extreme(judged, False, "lowest", extra), on=KEYS, how="left")
-            .merge(counts, on=KEYS, how="left"))
+    counts = (
+        pd.DataFrame(
+            {
+                "groups": rates.groupby(KEYS).size(),
+                "judged_groups": judged.groupby(KEYS).size(),
+            }
+        )
+        .fillna(0)
+        .astype(np.int64)
+        .reset_index()
+    )
+    gaps = (
+        pairs.merge(_extreme(judged, True, "highest", extra), on=KEYS, how="left")
+        .merge(_extreme(judged, False, "lowest", extra), on=KEYS, how="left")
+        .merge(counts, on=KEYS, how="left")
+    )
     comparable = gaps["judged_groups"] >= 2
     gaps["gap_pp"] = ((gaps["highest_rate"] - gaps["lowest_rate"]) * 100).round(4).where(comparable)
     gaps["breach"] = (gaps["gap_pp"] > threshold_pp).fillna(False).astype(bool)
-    low, high = difference_interval(gaps["highest_recommended"], gaps["highest_customers"],
-                                    gaps["lowest_recommended"], gaps["lowest_customers"])
+    low, high = difference_interval(
+        gaps["highest_recommended"], gaps["highest_customers"], gaps["lowest_recommended"], gaps["lowest_customers"]
+    )
     gaps["gap_ci_low_pp"] = pd.Series(low * 100, index=gaps.index).round(4).where(comparable)
     gaps["gap_ci_high_pp"] = pd.Series(high * 100, index=gaps.index).round(4).where(comparable)
     gaps["clear_breach"] = (gaps["gap_ci_low_pp"] > threshold_pp).fillna(False).astype(bool)

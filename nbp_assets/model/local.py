@@ -42,9 +42,15 @@ def _duckdb(**frames: pd.DataFrame) -> Iterator[duckdb.DuckDBPyConnection]:
 
 def _relations(inputs: WeekInputs, weights: Weights | None) -> SignalRelations:
     return SignalRelations(
-        candidates="candidates_in", customers="customers_in", products="products_in", holdings="holdings_in",
-        churn="churn_in", behaviour="behaviour_in", rejections="rejections_in",
-        evaluation_date=inputs.evaluation_date, rote=None if inputs.rote is None else "rote_in",
+        candidates="candidates_in",
+        customers="customers_in",
+        products="products_in",
+        holdings="holdings_in",
+        churn="churn_in",
+        behaviour="behaviour_in",
+        rejections="rejections_in",
+        evaluation_date=inputs.evaluation_date,
+        rote=None if inputs.rote is None else "rote_in",
         suitability=None if weights is None else rules_relation(weights),
     )
 
@@ -54,9 +60,14 @@ def compute_signals(inputs: WeekInputs, weights: Weights | None = None) -> tuple
     financial_health; the suitability rule of `weights` applies (none without weights)."""
     relations = _relations(inputs, weights)
     with _duckdb(
-        candidates_in=inputs.candidates, customers_in=inputs.customers, products_in=inputs.products,
-        holdings_in=inputs.holdings, churn_in=inputs.churn, behaviour_in=inputs.behaviour,
-        rejections_in=inputs.rejections, rote_in=_EMPTY_ROTE if inputs.rote is None else inputs.rote,
+        candidates_in=inputs.candidates,
+        customers_in=inputs.customers,
+        products_in=inputs.products,
+        holdings_in=inputs.holdings,
+        churn_in=inputs.churn,
+        behaviour_in=inputs.behaviour,
+        rejections_in=inputs.rejections,
+        rote_in=_EMPTY_ROTE if inputs.rote is None else inputs.rote,
     ) as con:
         signals = con.sql(signals_sql(relations) + "\nORDER BY party_id, product_id").df()
         counts = con.sql(report_sql(relations)).df().iloc[0]
@@ -86,8 +97,9 @@ def top_products(
 ) -> pd.DataFrame:
     """The top 3 products per customer in the seed's next_best_product shape."""
     with _duckdb(scores_in=scored, customers_in=customers) as con:
-        ranked = con.sql(top_n_sql("scores_in", "customers_in", model_version, evaluated_at)
-                         + "\nORDER BY party_id, rank").df()
+        ranked = con.sql(
+            top_n_sql("scores_in", "customers_in", model_version, evaluated_at) + "\nORDER BY party_id, rank"
+        ).df()
     ranked["rank"] = ranked["rank"].astype("int32")
     ranked["evaluated_at"] = ranked["evaluated_at"].astype("datetime64[ns]")
     return ranked

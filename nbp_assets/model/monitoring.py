@@ -64,8 +64,19 @@ FROM ({offers}) o GROUP BY CAST({by} AS VARCHAR)"""
 def outcome_rates(counts: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """by, group, offered, accepted, rejected, the two rates and their 95% intervals."""
     frames = [df.assign(by=by) for by, df in counts.items() if len(df)]
-    columns = ["by", "group", "offered", "accepted", "rejected", "acceptance_rate", "acceptance_ci_low",
-               "acceptance_ci_high", "rejection_rate", "rejection_ci_low", "rejection_ci_high"]
+    columns = [
+        "by",
+        "group",
+        "offered",
+        "accepted",
+        "rejected",
+        "acceptance_rate",
+        "acceptance_ci_low",
+        "acceptance_ci_high",
+        "rejection_rate",
+        "rejection_ci_low",
+        "rejection_ci_high",
+    ]
     if not frames:
         kinds = {"by": object, "group": object, "offered": "int64", "accepted": "int64", "rejected": "int64"}
         return pd.DataFrame({c: pd.Series(dtype=kinds.get(c, "float64")) for c in columns})
@@ -91,8 +102,14 @@ def acceptance_gaps(rates: pd.DataFrame, dimensions, min_offers: int) -> pd.Data
             rows.append({"dimension": d, "highest": None, "lowest": None, "gap_pp": np.nan})
             continue
         lo, hi = judged.iloc[0], judged.iloc[-1]
-        rows.append({"dimension": d, "highest": hi["group"], "lowest": lo["group"],
-                     "gap_pp": round((hi["acceptance_rate"] - lo["acceptance_rate"]) * 100, 4)})
+        rows.append(
+            {
+                "dimension": d,
+                "highest": hi["group"],
+                "lowest": lo["group"],
+                "gap_pp": round((hi["acceptance_rate"] - lo["acceptance_rate"]) * 100, 4),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -102,7 +119,8 @@ def drift_metrics_sql(signals: str, scores: str, active: str, eligible: str) -> 
     means = ", ".join(f"(SELECT avg({s}) FROM {signals} s) AS mean_{s}" for s in ALL_SIGNALS)
     quantiles = ", ".join(
         f"(SELECT percentile_cont({q}) WITHIN GROUP (ORDER BY score) FROM {scores} q) AS score_p{int(q * 100)}"
-        for q in SCORE_QUANTILES)
+        for q in SCORE_QUANTILES
+    )
     return f"""SELECT {means}, {quantiles},
        (SELECT count(*) FROM {active} a
         WHERE NOT EXISTS (SELECT 1 FROM {eligible} e WHERE e.party_id = a.party_id)) AS without_eligible,
@@ -115,14 +133,26 @@ def drift_table(now: pd.Series, before: pd.Series | None) -> pd.DataFrame:
     metrics = [(f"mean_{s}", "signal_mean", SIGNAL_MEAN_DRIFT) for s in ALL_SIGNALS]
     metrics += [(f"score_p{int(q * 100)}", "score_quantile", SCORE_QUANTILE_DRIFT) for q in SCORE_QUANTILES]
     rows = []
-    for metric, kind, threshold in [*metrics, ("no_eligible_product_share", "no_eligible_share", NO_ELIGIBLE_SHARE_DRIFT)]:
+    for metric, kind, threshold in [
+        *metrics,
+        ("no_eligible_product_share", "no_eligible_share", NO_ELIGIBLE_SHARE_DRIFT),
+    ]:
         value = share(now) if kind == "no_eligible_share" else now[metric]
         previous = None if before is None else (share(before) if kind == "no_eligible_share" else before[metric])
         value = np.nan if value is None or pd.isna(value) else float(value)
         previous = np.nan if previous is None or pd.isna(previous) else float(previous)
         change = value - previous
-        rows.append({"metric": metric, "kind": kind, "value": value, "previous": previous, "change": change,
-                     "threshold": threshold, "drifted": bool(abs(change) > threshold) if change == change else False})
+        rows.append(
+            {
+                "metric": metric,
+                "kind": kind,
+                "value": value,
+                "previous": previous,
+                "change": change,
+                "threshold": threshold,
+                "drifted": bool(abs(change) > threshold) if change == change else False,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -23,18 +23,44 @@ OFFER_CODE_VERSION = "nbo-1.0"
 
 # The recipe's NEXT_BEST_OFFER stream, then our lineage columns.
 NBO_COLUMNS = [
-    "ACTIVITY_ID", "CUSTOMER_ID", "EVENT_TIME", "PROPENSITY_TO_BUY", "ACTIVITY_TYPE", "INCOME", "FICO",
-    "OFFER_ID", "RULES_VERSION", "RULE_PRIORITY", "CUSTOMER_VALID_FROM", "BATCH_KEY",
+    "ACTIVITY_ID",
+    "CUSTOMER_ID",
+    "EVENT_TIME",
+    "PROPENSITY_TO_BUY",
+    "ACTIVITY_TYPE",
+    "INCOME",
+    "FICO",
+    "OFFER_ID",
+    "RULES_VERSION",
+    "RULE_PRIORITY",
+    "CUSTOMER_VALID_FROM",
+    "BATCH_KEY",
 ]
 NBO_DTYPES = {
-    "ACTIVITY_ID": "Int64", "CUSTOMER_ID": object, "EVENT_TIME": "datetime64[ns]", "PROPENSITY_TO_BUY": "float64",
-    "ACTIVITY_TYPE": object, "INCOME": "Int64", "FICO": "Int64", "OFFER_ID": "Int64", "RULES_VERSION": "Int64",
-    "RULE_PRIORITY": "Int64", "CUSTOMER_VALID_FROM": "datetime64[ns]", "BATCH_KEY": object,
+    "ACTIVITY_ID": "Int64",
+    "CUSTOMER_ID": object,
+    "EVENT_TIME": "datetime64[ns]",
+    "PROPENSITY_TO_BUY": "float64",
+    "ACTIVITY_TYPE": object,
+    "INCOME": "Int64",
+    "FICO": "Int64",
+    "OFFER_ID": "Int64",
+    "RULES_VERSION": "Int64",
+    "RULE_PRIORITY": "Int64",
+    "CUSTOMER_VALID_FROM": "datetime64[ns]",
+    "BATCH_KEY": object,
 }
 # The recipe's NEXT_BEST_OFFER_LOOKUP, exactly.
 LOOKUP_COLUMNS = [
-    "OFFER_ID", "ACTIVITY_ID", "CUSTOMER_ID", "PROPENSITY_TO_BUY", "ACTIVITY_TYPE", "INCOME", "FICO",
-    "OFFER_NAME", "OFFER_URL",
+    "OFFER_ID",
+    "ACTIVITY_ID",
+    "CUSTOMER_ID",
+    "PROPENSITY_TO_BUY",
+    "ACTIVITY_TYPE",
+    "INCOME",
+    "FICO",
+    "OFFER_NAME",
+    "OFFER_URL",
 ]
 
 
@@ -53,8 +79,9 @@ def version_at_event(events: pd.DataFrame, versions: pd.DataFrame) -> np.ndarray
         return np.full(len(events), -1, dtype="int64")
     codes, _ = pd.factorize(pd.concat([versions["party_id"], events["party_id"]], ignore_index=True))
     v_code, e_code = codes[:nv].astype("int64"), codes[nv:].astype("int64")
-    times = np.concatenate([versions["valid_from"].to_numpy("datetime64[ns]"),
-                            events["event_time"].to_numpy("datetime64[ns]")]).view("int64")
+    times = np.concatenate(
+        [versions["valid_from"].to_numpy("datetime64[ns]"), events["event_time"].to_numpy("datetime64[ns]")]
+    ).view("int64")
     # One sortable integer per (party, time): party code major, rank of the time minor.
     ranks = np.unique(times, return_inverse=True)[1].astype("int64") + 1
     width = int(ranks.max(initial=0)) + 1
@@ -70,8 +97,9 @@ def version_at_event(events: pd.DataFrame, versions: pd.DataFrame) -> np.ndarray
     return np.where(pos >= 0, order[np.maximum(pos, 0)], -1)
 
 
-def next_best_offers(events: pd.DataFrame, versions: pd.DataFrame, rules: RuleSet, batch_key: str
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def next_best_offers(
+    events: pd.DataFrame, versions: pd.DataFrame, rules: RuleSet, batch_key: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(offers, pending): the NEXT_BEST_OFFER rows of events whose customer is known, and
     the events whose customer has no record yet.
 
@@ -92,20 +120,23 @@ def next_best_offers(events: pd.DataFrame, versions: pd.DataFrame, rules: RuleSe
     income = versions["income"].astype("Int64").array.take(take)
     fico = versions["fico"].astype("Int64").array.take(take)
     offer, version, priority = assign_arrays(rules, event_time, income, fico, propensity)
-    out = pd.DataFrame({
-        "ACTIVITY_ID": column("activity_id"),
-        "CUSTOMER_ID": column("party_id", object),
-        "EVENT_TIME": event_time,
-        "PROPENSITY_TO_BUY": propensity,
-        "ACTIVITY_TYPE": column("activity_type", object),
-        "INCOME": income,
-        "FICO": fico,
-        "OFFER_ID": pd.array(offer, dtype="Int64"),
-        "RULES_VERSION": pd.array(version, dtype="Int64"),
-        "RULE_PRIORITY": pd.array(priority, dtype="Int64"),
-        "CUSTOMER_VALID_FROM": versions["valid_from"].to_numpy("datetime64[ns]")[take],
-        "BATCH_KEY": np.full(len(take), batch_key, dtype=object),
-    }, columns=NBO_COLUMNS)
+    out = pd.DataFrame(
+        {
+            "ACTIVITY_ID": column("activity_id"),
+            "CUSTOMER_ID": column("party_id", object),
+            "EVENT_TIME": event_time,
+            "PROPENSITY_TO_BUY": propensity,
+            "ACTIVITY_TYPE": column("activity_type", object),
+            "INCOME": income,
+            "FICO": fico,
+            "OFFER_ID": pd.array(offer, dtype="Int64"),
+            "RULES_VERSION": pd.array(version, dtype="Int64"),
+            "RULE_PRIORITY": pd.array(priority, dtype="Int64"),
+            "CUSTOMER_VALID_FROM": versions["valid_from"].to_numpy("datetime64[ns]")[take],
+            "BATCH_KEY": np.full(len(take), batch_key, dtype=object),
+        },
+        columns=NBO_COLUMNS,
+    )
     return out, (events.iloc[0:0] if every else events.loc[~known]).reset_index(drop=True)
 
 
@@ -117,8 +148,9 @@ def lookup(nbo: pd.DataFrame, offers: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
     out = nbo[LOOKUP_COLUMNS[:7]]
     if not found.all():  # the usual case needs no row selection
         out, at = out.loc[found], at[found]
-    out = out.assign(OFFER_NAME=offers["offer_name"].to_numpy(object)[at],
-                     OFFER_URL=offers["offer_url"].to_numpy(object)[at])
+    out = out.assign(
+        OFFER_NAME=offers["offer_name"].to_numpy(object)[at], OFFER_URL=offers["offer_url"].to_numpy(object)[at]
+    )
     return out.reset_index(drop=True), nbo.loc[~found]
 
 
@@ -129,8 +161,12 @@ def unaccounted(claimed: pd.Series, offered: pd.DataFrame, pending: pd.Series, p
     ids = offered["ACTIVITY_ID"]
     problems = [
         pd.DataFrame({"ACTIVITY_ID": ids[ids.duplicated(keep=False)], "problem": "offered twice"}),
-        pd.DataFrame({"ACTIVITY_ID": claimed[~claimed.isin(ids) & ~claimed.isin(pending)],
-                      "problem": "taken by the batch but neither offered nor pending"}),
+        pd.DataFrame(
+            {
+                "ACTIVITY_ID": claimed[~claimed.isin(ids) & ~claimed.isin(pending)],
+                "problem": "taken by the batch but neither offered nor pending",
+            }
+        ),
         pd.DataFrame({"ACTIVITY_ID": previous[~previous.isin(ids)], "problem": "offered by an earlier run, lost now"}),
     ]
     return pd.concat(problems, ignore_index=True)
@@ -142,4 +178,6 @@ def changed_on_replay(previous: pd.DataFrame, offers: pd.DataFrame) -> int:
         return 0
     now = offers[["ACTIVITY_ID", "OFFER_ID", "RULES_VERSION"]].astype("int64")
     both = previous.astype("int64").merge(now, on="ACTIVITY_ID", suffixes=("", "_now"))
-    return int(((both["OFFER_ID"] != both["OFFER_ID_now"]) | (both["RULES_VERSION"] != both["RULES_VERSION_now"])).sum())
+    return int(
+        ((both["OFFER_ID"] != both["OFFER_ID_now"]) | (both["RULES_VERSION"] != both["RULES_VERSION_now"])).sum()
+    )

@@ -130,20 +130,39 @@ def _problems(df: pd.DataFrame, offer_ids: pd.Series | None) -> list[Violation]:
         for a, b in (("gt", "ge"), ("lt", "le")):
             both = bounded[f"{dim}_{a}"] & bounded[f"{dim}_{b}"]
             flag(df[both], f"{dim}_{a}", f"set {dim}_{a} or {dim}_{b}, not both")
-    flag(df[by_version["valid_from"].transform("nunique") != 1].drop_duplicates("rules_version"), "valid_from",
-         "all rows of a version share one valid_from")
+    flag(
+        df[by_version["valid_from"].transform("nunique") != 1].drop_duplicates("rules_version"),
+        "valid_from",
+        "all rows of a version share one valid_from",
+    )
     starts = by_version["valid_from"].first()
     not_later = starts.index[(starts.diff() <= pd.Timedelta(0)).to_numpy()]
-    flag(df[df["rules_version"].isin(not_later)].drop_duplicates("rules_version"), "valid_from",
-         "a later version must start strictly later")
+    flag(
+        df[df["rules_version"].isin(not_later)].drop_duplicates("rules_version"),
+        "valid_from",
+        "a later version must start strictly later",
+    )
     if offer_ids is not None:
         flag(df[~df["offer_id"].isin(offer_ids)], "offer_id", "offer_id must exist in offers")
     return problems
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: (None if pd.isna(v) else v.isoformat() if isinstance(v, pd.Timestamp) else v.item()
-                 if hasattr(v, "item") else v) for k, v in row.items()} for row in frame.to_dict("records")]
+    return [
+        {
+            k: (
+                None
+                if pd.isna(v)
+                else v.isoformat()
+                if isinstance(v, pd.Timestamp)
+                else v.item()
+                if hasattr(v, "item")
+                else v
+            )
+            for k, v in row.items()
+        }
+        for row in frame.to_dict("records")
+    ]
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -165,7 +184,7 @@ def _matches(rules: pd.DataFrame, values: dict[str, np.ndarray], bounds=None) ->
     """(rules x inputs) boolean: does each non-ELSE rule hold for each input."""
     n = len(next(iter(values.values())))
     out = np.ones((len(rules), n), dtype=bool)
-    for dim, op, has, bound in (bounds if bounds is not None else _bounds(rules)):
+    for dim, op, has, bound in bounds if bounds is not None else _bounds(rules):
         out[has] &= _OPS[op](values[dim][None, :], bound)  # NaN inputs compare False: SQL's NULL in a WHEN
     return out
 
@@ -225,15 +244,19 @@ def assign_arrays(rules: RuleSet, event_time, income, fico, propensity) -> tuple
     return offer, version_of, priority
 
 
-def assign(rules: RuleSet, event_time: pd.Series, income: pd.Series, fico: pd.Series,
-           propensity: pd.Series) -> pd.DataFrame:
+def assign(
+    rules: RuleSet, event_time: pd.Series, income: pd.Series, fico: pd.Series, propensity: pd.Series
+) -> pd.DataFrame:
     """OFFER_ID, RULES_VERSION and RULE_PRIORITY for each event, by the version in force."""
     offer, version_of, priority = assign_arrays(rules, event_time, income.array, fico.array, propensity)
-    return pd.DataFrame({
-        "OFFER_ID": pd.array(offer, dtype="Int64"),
-        "RULES_VERSION": pd.array(version_of, dtype="Int64"),
-        "RULE_PRIORITY": pd.array(priority, dtype="Int64"),
-    }, index=event_time.index)
+    return pd.DataFrame(
+        {
+            "OFFER_ID": pd.array(offer, dtype="Int64"),
+            "RULES_VERSION": pd.array(version_of, dtype="Int64"),
+            "RULE_PRIORITY": pd.array(priority, dtype="Int64"),
+        },
+        index=event_time.index,
+    )
 
 
 # ----------------------------------------------------------------------------- coverage
@@ -288,8 +311,10 @@ def coverage(version: pd.DataFrame, offer_ids: pd.Series | list[int]) -> Coverag
     """Exact reachability of every rule and offer, and the inputs only the ELSE catches."""
     rules = version[~version["is_else"]].reset_index(drop=True)
     fallback = version[version["is_else"]].iloc[0]
-    pieces = {d: _pieces(rules[[f"{d}_{op}" for op in BOUNDS]].to_numpy("float64").ravel(), DOMAINS[d])
-              for d in RULE_DIMENSIONS}
+    pieces = {
+        d: _pieces(rules[[f"{d}_{op}" for op in BOUNDS]].to_numpy("float64").ravel(), DOMAINS[d])
+        for d in RULE_DIMENSIONS
+    }
     grid = np.meshgrid(*[np.arange(len(pieces[d])) for d in RULE_DIMENSIONS], indexing="ij")
     cells = np.stack([g.ravel() for g in grid], axis=1)  # one row per combination of pieces
     values = {d: np.array([p.value for p in pieces[d]])[cells[:, i]] for i, d in enumerate(RULE_DIMENSIONS)}
@@ -301,9 +326,12 @@ def coverage(version: pd.DataFrame, offer_ids: pd.Series | list[int]) -> Coverag
     unreachable = []
     for r in np.flatnonzero(~won):  # a handful of rules
         takers = sorted({int(rules.at[w, "priority"]) for w in winner[hit[r]]})
-        unreachable.append({"priority": int(rules.at[r, "priority"]), "offer_id": int(rules.at[r, "offer_id"]),
-                            "shadowed_by": takers})
-    reached = set(rules["offer_id"].to_numpy()[won].tolist()) | ({int(fallback["offer_id"])} if (~matched).any() else set())
+        unreachable.append(
+            {"priority": int(rules.at[r, "priority"]), "offer_id": int(rules.at[r, "offer_id"]), "shadowed_by": takers}
+        )
+    reached = set(rules["offer_id"].to_numpy()[won].tolist()) | (
+        {int(fallback["offer_id"])} if (~matched).any() else set()
+    )
     return Coverage(
         rules_version=int(version["rules_version"].iloc[0]),
         unreachable_rules=pd.DataFrame(unreachable, columns=["priority", "offer_id", "shadowed_by"]),
@@ -321,14 +349,14 @@ def _merge(cells: np.ndarray) -> list[tuple[tuple[int, int], ...]]:
         for d in range(cells.shape[1]):
             groups: dict[tuple, list] = {}
             for r in regions:
-                groups.setdefault(r[:d] + r[d + 1:], []).append(r)
+                groups.setdefault(r[:d] + r[d + 1 :], []).append(r)
             regions = []
             for members in groups.values():
                 members.sort(key=lambda r: r[d][0])
                 current = members[0]
                 for r in members[1:]:
                     if r[d][0] == current[d][1] + 1:
-                        current = current[:d] + ((current[d][0], r[d][1]),) + current[d + 1:]
+                        current = current[:d] + ((current[d][0], r[d][1]),) + current[d + 1 :]
                         changed = True
                     else:
                         regions.append(current)
@@ -373,6 +401,10 @@ def describe_rule(rule: pd.Series) -> str:
     """A rule row as the WHEN it stands for."""
     if rule["is_else"]:
         return f"ELSE {int(rule['offer_id'])}"
-    conds = [f"{DOMAINS[d].column} {_SYMBOL[op]} {_num(rule[f'{d}_{op}'])}"
-             for d in RULE_DIMENSIONS for op in BOUNDS if pd.notna(rule[f"{d}_{op}"])]
+    conds = [
+        f"{DOMAINS[d].column} {_SYMBOL[op]} {_num(rule[f'{d}_{op}'])}"
+        for d in RULE_DIMENSIONS
+        for op in BOUNDS
+        if pd.notna(rule[f"{d}_{op}"])
+    ]
     return f"WHEN {' AND '.join(conds) or 'TRUE'} THEN {int(rule['offer_id'])}"

@@ -63,8 +63,12 @@ def scores_sql(signals: str, products: str, weights: Weights) -> str:
     penalty = " * ".join(f"f_{s}" for s in PENALTY_SIGNALS)
     largest = "greatest(" + ", ".join(f"c_{s}" for s in POSITIVE_SIGNALS) + ")"
     first_largest = " ".join(f"WHEN c_{s} = {largest} THEN {lit(s)}" for s in POSITIVE_SIGNALS)
-    explained = ",\n    ".join([*(f"c_{s} AS {contribution(s)}" for s in POSITIVE_SIGNALS),
-                                 *(f"f_{s} AS {factor(s)}" for s in PENALTY_SIGNALS)])
+    explained = ",\n    ".join(
+        [
+            *(f"c_{s} AS {contribution(s)}" for s in POSITIVE_SIGNALS),
+            *(f"f_{s} AS {factor(s)}" for s in PENALTY_SIGNALS),
+        ]
+    )
     return f"""WITH contributions AS (
     SELECT
         s.party_id,

@@ -107,9 +107,11 @@ def _of_shard(relation: str, r: SignalRelations) -> str:
 
 def _held(holdings: str, active: str, products: str) -> str:
     """Open holdings of active customers in registered products, once per pair."""
-    return (f"(SELECT DISTINCT h.party_id, h.product_id FROM {holdings} h "
-            f"JOIN {active} a ON a.party_id = h.party_id "
-            f"JOIN (SELECT product_id FROM {products}) p ON p.product_id = h.product_id)")
+    return (
+        f"(SELECT DISTINCT h.party_id, h.product_id FROM {holdings} h "
+        f"JOIN {active} a ON a.party_id = h.party_id "
+        f"JOIN (SELECT product_id FROM {products}) p ON p.product_id = h.product_id)"
+    )
 
 
 def _peers_ctes(r: SignalRelations) -> str:
@@ -141,7 +143,8 @@ def _inputs_ctes(r: SignalRelations) -> str:
     cooling_from = ev - timedelta(days=COOLING_OFF_DAYS)
     lifecycle = " ".join(f"WHEN {lit(k)} THEN {dbl(v)}" for k, v in LIFECYCLE_PENALTY.items())
     rote = (
-        f"SELECT party_id, customer_rote FROM {_of_shard(r.rote, r)}" if r.rote
+        f"SELECT party_id, customer_rote FROM {_of_shard(r.rote, r)}"
+        if r.rote
         else "SELECT CAST(NULL AS VARCHAR) AS party_id, CAST(NULL AS DOUBLE) AS customer_rote WHERE 1 = 0"
     )
     # The active customers and the held pairs are written inline wherever they are used,
@@ -208,7 +211,8 @@ def _measured_sql(r: SignalRelations) -> str:
         "relationship_gap": "coalesce(pr.share, 0.0e0)",
         "churn_risk": "CASE WHEN p.is_retention THEN coalesce(a.churn_probability, 0.0e0) ELSE 0.0e0 END",
         "rote_uplift": "CASE WHEN a.customer_rote IS NULL THEN 0.0e0 ELSE "
-        + clip01(f"(p.target_rote - a.customer_rote) / {dbl(ROTE_UPLIFT_SCALE)}") + " END",
+        + clip01(f"(p.target_rote - a.customer_rote) / {dbl(ROTE_UPLIFT_SCALE)}")
+        + " END",
         "idle_cash": clip01(
             f"(coalesce(a.current_account_balance, 0.0e0) / greatest(coalesce(a.monthly_spend, 0.0e0), "
             f"{dbl(MIN_MONTHLY_SPEND)}) - {dbl(IDLE_CASH_BUFFER_MONTHS)}) / {idle_span}"
@@ -237,8 +241,10 @@ LEFT JOIN cooling_off co ON co.party_id = k.party_id AND co.product_id = k.produ
 def signals_sql(r: SignalRelations) -> str:
     """party_id, product_id, every signal (ALL_SIGNALS order, rounded to 6 dp) and
     financial_health, for the candidates the suitability rule does not suppress."""
-    return (f"SELECT party_id, product_id, {', '.join(ALL_SIGNALS)}, financial_health\n"
-            f"FROM ({_measured_sql(r)}) m\nWHERE NOT m.suppressed")
+    return (
+        f"SELECT party_id, product_id, {', '.join(ALL_SIGNALS)}, financial_health\n"
+        f"FROM ({_measured_sql(r)}) m\nWHERE NOT m.suppressed"
+    )
 
 
 def suppressed_sql(r: SignalRelations) -> str:

@@ -90,7 +90,9 @@ def model_version(matrix: pd.DataFrame) -> str:
     """Code version + a digest of the weights, stable under row/column order. Without a
     suitability rule the digest covers nbp-1.0's columns only: such a configuration ranks
     exactly as before the rule existed, so it keeps its model_version."""
-    columns = list(SETTINGS) if _has_suitability_rule(matrix) else [s for s in ALL_SIGNALS if s not in OPTIONAL_SETTINGS]
+    columns = (
+        list(SETTINGS) if _has_suitability_rule(matrix) else [s for s in ALL_SIGNALS if s not in OPTIONAL_SETTINGS]
+    )
     return f"{MODEL_CODE_VERSION}+w{_digest(matrix, columns)}"
 
 
@@ -107,8 +109,9 @@ def weights_from_frame(df: pd.DataFrame, source: str = "weights") -> Weights:
     unknown = df.loc[~df["signal"].isin(SETTINGS)]
     if len(unknown):
         problems.append(
-            Violation("signal", f"signal must be one of {list(SETTINGS)}", len(unknown),
-                      unknown.head(5).to_dict("records"))
+            Violation(
+                "signal", f"signal must be one of {list(SETTINGS)}", len(unknown), unknown.head(5).to_dict("records")
+            )
         )
     matrix = df.pivot(index="product_class", columns="signal", values="weight")
     matrix = matrix.reindex(columns=list(SETTINGS))
@@ -117,31 +120,54 @@ def weights_from_frame(df: pd.DataFrame, source: str = "weights") -> Weights:
     missing_classes = sorted(set(PRODUCT_CLASSES) - set(matrix.index))
     if missing_classes:
         problems.append(
-            Violation("product_class", "every product class needs weights", len(missing_classes),
-                      [{"product_class": c} for c in missing_classes[:5]])
+            Violation(
+                "product_class",
+                "every product class needs weights",
+                len(missing_classes),
+                [{"product_class": c} for c in missing_classes[:5]],
+            )
         )
     gaps = matrix[matrix.isna().any(axis=1)]
     if len(gaps):
         problems.append(
-            Violation("signal", "every class needs a weight for every signal", len(gaps),
-                      [{"product_class": c, "missing": [s for s in ALL_SIGNALS if pd.isna(gaps.at[c, s])]}
-                       for c in gaps.index[:5]])
+            Violation(
+                "signal",
+                "every class needs a weight for every signal",
+                len(gaps),
+                [
+                    {"product_class": c, "missing": [s for s in ALL_SIGNALS if pd.isna(gaps.at[c, s])]}
+                    for c in gaps.index[:5]
+                ],
+            )
         )
     half_rules = matrix[(matrix["suitability"] > 0.0) != (matrix[HEALTH_THRESHOLD] > 0.0)]
     if len(half_rules):
         problems.append(
-            Violation("signal", f"a suitability rule needs both a suitability weight and a {HEALTH_THRESHOLD} "
-                      "above 0 (or neither)", len(half_rules),
-                      [{"product_class": c, "suitability": matrix.at[c, "suitability"],
-                        HEALTH_THRESHOLD: matrix.at[c, HEALTH_THRESHOLD]} for c in half_rules.index[:5]])
+            Violation(
+                "signal",
+                f"a suitability rule needs both a suitability weight and a {HEALTH_THRESHOLD} above 0 (or neither)",
+                len(half_rules),
+                [
+                    {
+                        "product_class": c,
+                        "suitability": matrix.at[c, "suitability"],
+                        HEALTH_THRESHOLD: matrix.at[c, HEALTH_THRESHOLD],
+                    }
+                    for c in half_rules.index[:5]
+                ],
+            )
         )
     if not problems:
         sums = matrix[list(POSITIVE_SIGNALS)].sum(axis=1)
         over = sums[sums > 1.0 + 1e-9]
         if len(over):
             problems.append(
-                Violation("weight", "positive-signal weights of a class must sum to <= 1", len(over),
-                          [{"product_class": c, "sum": round(float(s), 6)} for c, s in over.head(5).items()])
+                Violation(
+                    "weight",
+                    "positive-signal weights of a class must sum to <= 1",
+                    len(over),
+                    [{"product_class": c, "sum": round(float(s), 6)} for c, s in over.head(5).items()],
+                )
             )
     if problems:
         raise ContractViolation("weights", problems, source)

@@ -150,8 +150,12 @@ def load_directory(path: str | Path) -> LoadedInputs:
     )
 
 
-def store(warehouse, loaded: LoadedInputs, weights_file: Path | None = None,
-          progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+def store(
+    warehouse,
+    loaded: LoadedInputs,
+    weights_file: Path | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
     """Write a checked folder to the warehouse's source schema as one unit; rows per table.
 
     All its tables are replaced in one warehouse transaction (`replace_tables`), and an
@@ -204,8 +208,10 @@ def next_steps(tables: dict[str, pd.DataFrame], latest_closed: str) -> list[str]
     for name in REQUIRED_SNAPSHOTS:
         dates = tables[name]["as_of_date"].dropna() if name in tables else pd.Series(dtype="datetime64[ns]")
         if dates.empty:
-            return [f"next: no week can be ranked yet: {name} has no snapshot (a week needs one of each of "
-                    f"{', '.join(REQUIRED_SNAPSHOTS)} dated before its evaluation date)"]
+            return [
+                f"next: no week can be ranked yet: {name} has no snapshot (a week needs one of each of "
+                f"{', '.join(REQUIRED_SNAPSHOTS)} dated before its evaluation date)"
+            ]
         firsts.append(dates.min().date())
         lasts.append(dates.max().date())
 
@@ -214,8 +220,10 @@ def next_steps(tables: dict[str, pd.DataFrame], latest_closed: str) -> list[str]
         return min(max(monday, FIRST_WEEK), latest_closed)
 
     if min(lasts) < date.fromisoformat(FIRST_WEEK):
-        return [f"next: no week can be ranked on these files: their latest snapshots (up to {min(lasts)}) "
-                f"are from before the first week the engine runs ({FIRST_WEEK})"]
+        return [
+            f"next: no week can be ranked on these files: their latest snapshots (up to {min(lasts)}) "
+            f"are from before the first week the engine runs ({FIRST_WEEK})"
+        ]
     first, last = week(max(firsts)), week(min(lasts))
     lines = [f"next: python -m nbp_assets materialize --week {last}"]
     if first < last:
@@ -234,21 +242,33 @@ def _find_files(folder: Path, problems: list[ContractViolation]) -> tuple[dict[s
         present = [c for c in candidates if c.is_file()]
         if len(present) > 1:
             # Two versions of one table: picking either silently could rank on stale data.
-            problems.append(_file_problem(table, " and ".join(map(str, present)), "(file)",
-                                          "both a CSV and a Parquet file exist; keep exactly one"))
+            problems.append(
+                _file_problem(
+                    table,
+                    " and ".join(map(str, present)),
+                    "(file)",
+                    "both a CSV and a Parquet file exist; keep exactly one",
+                )
+            )
         elif present:
             files[table] = present[0]
         elif required:
-            problems.append(_file_problem(table, str(folder), "(file)",
-                                          f"required table is missing: expected "
-                                          f"{candidates[0].name} or {candidates[1].name}"))
+            problems.append(
+                _file_problem(
+                    table,
+                    str(folder),
+                    "(file)",
+                    f"required table is missing: expected {candidates[0].name} or {candidates[1].name}",
+                )
+            )
         elif table != WEIGHTS_TABLE and table not in OFFER_SOURCE_TABLES:  # absent: the recipe's own
             missing_optional.append(table)
     return files, missing_optional
 
 
-def _load_table(table: str, model: type[pa.DataFrameModel], file: Path, problems: list[ContractViolation]
-                ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+def _load_table(
+    table: str, model: type[pa.DataFrameModel], file: Path, problems: list[ContractViolation]
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """(validated frame or None, best-effort typed frame or None if unreadable).
 
     Problems are appended to `problems`; the typed frame still serves referential checks
@@ -335,8 +355,9 @@ def _missing_columns(raw: pd.DataFrame, schema: pa.DataFrameSchema) -> list[Viol
     ]
 
 
-def _to_declared_types(raw: pd.DataFrame, schema: pa.DataFrameSchema
-                       ) -> tuple[pd.DataFrame, list[Violation], pd.Series]:
+def _to_declared_types(
+    raw: pd.DataFrame, schema: pa.DataFrameSchema
+) -> tuple[pd.DataFrame, list[Violation], pd.Series]:
     """Convert text columns to the contract's dtypes strictly; report what does not parse."""
     typed = raw.copy()
     violations: list[Violation] = []
@@ -392,9 +413,13 @@ def _parse_text(series: pd.Series, kind: str) -> tuple[pd.Series, pd.Series, str
     ok = text.str.fullmatch(_ISO_DATETIME_TEXT)
     # The format check alone lets through 2024-02-30 and years beyond datetime64[ns].
     converted = pd.to_datetime(text.where(ok), format="ISO8601", errors="coerce")
-    return converted, present & converted.isna(), (
-        "ISO date or timestamp without time zone expected (YYYY-MM-DD[ HH:MM[:SS]]), "
-        "between 1677-09-22 and 2262-04-11; leave open-ended dates empty"
+    return (
+        converted,
+        present & converted.isna(),
+        (
+            "ISO date or timestamp without time zone expected (YYYY-MM-DD[ HH:MM[:SS]]), "
+            "between 1677-09-22 and 2262-04-11; leave open-ended dates empty"
+        ),
     )
 
 
@@ -433,8 +458,12 @@ def _without_noise(violations: list[Violation]) -> list[Violation]:
     if key_columns:
         first = next(i for i, v in enumerate(kept) if v.check == "multiple_fields_uniqueness")
         dup = kept[first]
-        kept[first] = Violation(" + ".join(key_columns), "duplicate key: these columns must be unique together",
-                                dup.failing_rows, dup.examples)
+        kept[first] = Violation(
+            " + ".join(key_columns),
+            "duplicate key: these columns must be unique together",
+            dup.failing_rows,
+            dup.examples,
+        )
     return kept
 
 
@@ -456,8 +485,12 @@ def _reference_problems(tables: dict[str, pd.DataFrame], files: dict[str, Path])
         orphan = ids.notna() & ~ids.isin(_as_text(tables[referenced][column]).unique())
         if orphan.any():
             by_table.setdefault(table, []).append(
-                Violation(column, f"{column} must exist in {referenced} ({files[referenced].name})",
-                          int(orphan.sum()), _examples(frame, orphan, column))
+                Violation(
+                    column,
+                    f"{column} must exist in {referenced} ({files[referenced].name})",
+                    int(orphan.sum()),
+                    _examples(frame, orphan, column),
+                )
             )
     return [ContractViolation(t, v, str(files[t])) for t, v in by_table.items()]
 
@@ -490,18 +523,29 @@ def _version_violations(versions: pd.DataFrame, key: str) -> list[Violation]:
     backwards = start.notna() & end.notna() & (end < start)
     violations = []
     if backwards.any():
-        violations.append(Violation("valid_to", "valid_to must not be before valid_from", int(backwards.sum()),
-                                    _examples(versions, backwards, "valid_to", shown)))
+        violations.append(
+            Violation(
+                "valid_to",
+                "valid_to must not be before valid_from",
+                int(backwards.sum()),
+                _examples(versions, backwards, "valid_to", shown),
+            )
+        )
 
     # Left out: rows already reported (backwards, or no key or start), empty versions (valid on
     # no day), and repeated (key, valid_from), which the contract reports as a duplicate key.
     candidates = versions[
-        versions[key].notna() & start.notna() & ~backwards & ~(end == start)
+        versions[key].notna()
+        & start.notna()
+        & ~backwards
+        & ~(end == start)
         & ~versions.duplicated([key, "valid_from"], keep=False)
     ]
-    v = candidates[[key, "valid_from"]].assign(
-        _end=candidates["valid_to"].fillna(pd.Timestamp.max), _row=candidates.index
-    ).sort_values([key, "valid_from"], kind="stable")
+    v = (
+        candidates[[key, "valid_from"]]
+        .assign(_end=candidates["valid_to"].fillna(pd.Timestamp.max), _row=candidates.index)
+        .sort_values([key, "valid_from"], kind="stable")
+    )
     group = v[key].ne(v[key].shift()).cumsum()
     latest_end = v.groupby(group)["_end"].cummax()
     later = (v["valid_from"] < latest_end.groupby(group).shift()).to_numpy()
@@ -510,12 +554,15 @@ def _version_violations(versions: pd.DataFrame, key: str) -> list[Violation]:
     earlier = holder.groupby(group).shift()[later]
     overlapping = versions.index.isin(v["_row"][later]) | versions.index.isin(earlier)
     if overlapping.any():
-        violations.append(Violation(
-            "valid_from + valid_to",
-            f"overlapping versions of the same {key}: at most one may be valid on any day (a version is "
-            "valid from valid_from up to, not including, valid_to; an empty valid_to means still valid)",
-            int(overlapping.sum()), _examples(versions, pd.Series(overlapping, index=versions.index), key, shown),
-        ))
+        violations.append(
+            Violation(
+                "valid_from + valid_to",
+                f"overlapping versions of the same {key}: at most one may be valid on any day (a version is "
+                "valid from valid_from up to, not including, valid_to; an empty valid_to means still valid)",
+                int(overlapping.sum()),
+                _examples(versions, pd.Series(overlapping, index=versions.index), key, shown),
+            )
+        )
     return violations
 
 

@@ -26,8 +26,9 @@ ACTIVITY_SOURCE = f"{SOURCE_SCHEMA}.activity"
 CUSTOMERS_SOURCE = f"{SOURCE_SCHEMA}.customers"
 
 
-def read(wh: WarehouseResource, model: type[pa.DataFrameModel], table: str, where: str = "TRUE",
-         order_by: str | None = None) -> pd.DataFrame:
+def read(
+    wh: WarehouseResource, model: type[pa.DataFrameModel], table: str, where: str = "TRUE", order_by: str | None = None
+) -> pd.DataFrame:
     """Rows of a source table matching `where`, checked against the contract in the warehouse."""
     check_in_warehouse(wh.query, model, table, where, wh.column_names(table), source=wh.describe())
     cols = ", ".join(model.to_schema().columns)

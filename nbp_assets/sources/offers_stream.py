@@ -144,13 +144,17 @@ def previous_rows(wh: WarehouseResource, batch_key: str) -> pd.DataFrame:
     """The rows batch `batch_key` wrote last time (empty on its first run)."""
     if not wh.table_exists(NBO_TABLE):
         return pd.DataFrame(columns=["ACTIVITY_ID", "OFFER_ID", "RULES_VERSION"])
-    return wh.query(f"SELECT ACTIVITY_ID, OFFER_ID, RULES_VERSION FROM {NBO_TABLE} WHERE BATCH_KEY = {literal(batch_key)}")
+    return wh.query(
+        f"SELECT ACTIVITY_ID, OFFER_ID, RULES_VERSION FROM {NBO_TABLE} WHERE BATCH_KEY = {literal(batch_key)}"
+    )
 
 
 def write_offers(wh: WarehouseResource, batch_key: str, df: pd.DataFrame) -> int:
     key = literal(batch_key)
     return wh.replace_slice(
-        NBO_TABLE, df, ddl=NBO_DDL,
+        NBO_TABLE,
+        df,
+        ddl=NBO_DDL,
         where=f"BATCH_KEY = {key} OR ACTIVITY_ID IN (SELECT ACTIVITY_ID FROM {CLAIMS_TABLE} WHERE BATCH_KEY = {key})",
     )
 
@@ -168,16 +172,19 @@ def write_pending(wh: WarehouseResource, pending: pd.DataFrame, batch_key: str) 
     if wh.table_exists(PENDING_TABLE) and len(pending):
         before = wh.query(f"SELECT ACTIVITY_ID, FIRST_SEEN_BATCH FROM {PENDING_TABLE}")
         seen = pd.Series(before["FIRST_SEEN_BATCH"].to_numpy(object), index=before["ACTIVITY_ID"].astype("int64"))
-        first_seen = pd.Series(seen.reindex(pending["activity_id"].astype("int64")).to_numpy(object),
-                               index=pending.index).fillna(batch_key)
-    table = pd.DataFrame({
-        "ACTIVITY_ID": pending["activity_id"].astype("int64").to_numpy(),
-        "CUSTOMER_ID": pending["party_id"].to_numpy(object),
-        "EVENT_TIME": pending["event_time"].to_numpy("datetime64[ns]"),
-        "ACTIVITY_TYPE": pending["activity_type"].to_numpy(object),
-        "PROPENSITY_TO_BUY": pending["propensity_to_buy"].to_numpy("float64"),
-        "FIRST_SEEN_BATCH": first_seen.to_numpy(object),
-    })
+        first_seen = pd.Series(
+            seen.reindex(pending["activity_id"].astype("int64")).to_numpy(object), index=pending.index
+        ).fillna(batch_key)
+    table = pd.DataFrame(
+        {
+            "ACTIVITY_ID": pending["activity_id"].astype("int64").to_numpy(),
+            "CUSTOMER_ID": pending["party_id"].to_numpy(object),
+            "EVENT_TIME": pending["event_time"].to_numpy("datetime64[ns]"),
+            "ACTIVITY_TYPE": pending["activity_type"].to_numpy(object),
+            "PROPENSITY_TO_BUY": pending["propensity_to_buy"].to_numpy("float64"),
+            "FIRST_SEEN_BATCH": first_seen.to_numpy(object),
+        }
+    )
     wh.replace_slice(PENDING_TABLE, table, where="TRUE", ddl=PENDING_DDL)
     return table
 
@@ -208,7 +215,9 @@ def offer_rows(wh: WarehouseResource, batch_keys: list[str]) -> pd.DataFrame:
 def write_lookup(wh: WarehouseResource, df: pd.DataFrame, batch_keys: list[str]) -> int:
     keys = ", ".join(literal(k) for k in batch_keys)
     return wh.replace_slice(
-        LOOKUP_TABLE, df, ddl=LOOKUP_DDL,
+        LOOKUP_TABLE,
+        df,
+        ddl=LOOKUP_DDL,
         where=f"ACTIVITY_ID IN (SELECT ACTIVITY_ID FROM {NBO_TABLE} WHERE BATCH_KEY IN ({keys}))",
     )
 

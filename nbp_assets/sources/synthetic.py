@@ -116,49 +116,270 @@ class _Product:
 # Ordered so that any prefix of 8 covers all eight classes; 12 add SUNSET, UNDER_CAPACITY
 # and the first retention product.
 _CATALOGUE: tuple[_Product, ...] = (
-    _Product("Everyday Current Account", "CURRENT_ACCOUNT", "MATURE", False, "EVERYDAY", 0.08, 9_000,
-             (0, 0, 0, 0), "open", eligible_base=0.97, close_rate=0.0, offer_weight=0.2),
-    _Product("Easy Access Saver", "SAVINGS", "MATURE", False, None, 0.09, 8_000,
-             (0.40, 0.55, 0.65, 0.65), "open", close_rate=0.06),
-    _Product("Cashback Credit Card", "CARD", "GROWTH", False, "EVERYDAY", 0.18, 2_500,
-             (0.28, 0.38, 0.42, 0.38), "credit", fico_min=600, income_min=14_000, offer_weight=1.4),
-    _Product("Personal Loan", "LENDING", "MATURE", False, None, 0.16, 7_000,
-             (0.10, 0.11, 0.07, 0.03), "credit", fico_min=630, income_min=18_000, close_rate=0.20),
-    _Product("Residential Mortgage", "MORTGAGE", "MATURE", False, "HOME", 0.12, 9_000,
-             (0.07, 0.22, 0.35, 0.40), "credit", fico_min=670, income_min=38_000, senior_factor=0.3,
-             close_rate=0.04),
-    _Product("Stocks & Shares ISA", "INVESTMENT", "GROWTH", False, None, 0.14, 3_000,
-             (0.04, 0.15, 0.40, 0.55), "open", gb_only=True, eligible_base=0.88, offer_weight=1.3),
-    _Product("Home Insurance", "INSURANCE", "MATURE", False, "HOME", 0.20, 6_000,
-             (0.10, 0.20, 0.30, 0.35), "open", eligible_base=0.86, close_rate=0.08),
-    _Product("Multi-Currency Wallet", "FX_WALLET", "LAUNCH", False, "TRAVEL", 0.11, 120,
-             (0.02, 0.05, 0.10, 0.20), "open", eligible_base=0.84, close_rate=0.01, offer_weight=1.6),
-    _Product("Loyalty Saver", "SAVINGS", "GROWTH", True, None, 0.07, 1_500,
-             (0.05, 0.08, 0.10, 0.10), "open", min_tenure_days=365, eligible_base=0.88, offer_weight=1.2),
-    _Product("Travel Rewards Card", "CARD", "GROWTH", False, "TRAVEL", 0.17, 1_800,
-             (0.03, 0.08, 0.20, 0.35), "credit", fico_min=640, income_min=30_000, offer_weight=1.3),
-    _Product("1-Year Fixed Rate Bond", "SAVINGS", "SUNSET", False, None, 0.05, 6_500,
-             (0.05, 0.10, 0.12, 0.10), "open", eligible_base=0.75, close_rate=0.45, offer_weight=0.3),
-    _Product("Car Finance", "LENDING", "UNDER_CAPACITY", False, "LEISURE", 0.15, 2_200,
-             (0.05, 0.07, 0.05, 0.02), "credit", fico_min=650, income_min=22_000, close_rate=0.15,
-             previous_stage="GROWTH", offer_weight=0.8),
-    _Product("Premier Current Account", "CURRENT_ACCOUNT", "MATURE", False, "EVERYDAY", 0.12, 5_000,
-             (0, 0, 0, 0), "premier", close_rate=0.0),
-    _Product("Cash ISA", "SAVINGS", "MATURE", False, None, 0.09, 8_500,
-             (0.12, 0.20, 0.25, 0.20), "open", gb_only=True, eligible_base=0.88, close_rate=0.05),
-    _Product("Managed Portfolio", "INVESTMENT", "MATURE", False, None, 0.19, 4_000,
-             (0.0, 0.02, 0.15, 0.50), "wealth"),
-    _Product("Life Cover", "INSURANCE", "MATURE", False, "FAMILY", 0.22, 5_500,
-             (0.06, 0.12, 0.20, 0.25), "open", eligible_base=0.85, senior_factor=0.4),
-    _Product("Loyalty Rewards Card", "CARD", "GROWTH", True, "EVERYDAY", 0.10, 900,
-             (0.02, 0.04, 0.05, 0.04), "credit", fico_min=600, income_min=14_000, min_tenure_days=730),
-    _Product("Buy-to-Let Mortgage", "MORTGAGE", "LAUNCH", False, "HOME", 0.13, 150,
-             (0.0, 0.02, 0.08, 0.20), "credit", fico_min=700, income_min=75_000, senior_factor=0.5,
-             close_rate=0.0),
-    _Product("Travel Insurance", "INSURANCE", "GROWTH", False, "TRAVEL", 0.21, 3_500,
-             (0.04, 0.08, 0.15, 0.25), "open", eligible_base=0.85, close_rate=0.10),
-    _Product("Home Improvement Loan", "LENDING", "MATURE", False, "HOME", 0.15, 4_500,
-             (0.02, 0.04, 0.05, 0.03), "credit", fico_min=660, income_min=30_000, close_rate=0.20),
+    _Product(
+        "Everyday Current Account",
+        "CURRENT_ACCOUNT",
+        "MATURE",
+        False,
+        "EVERYDAY",
+        0.08,
+        9_000,
+        (0, 0, 0, 0),
+        "open",
+        eligible_base=0.97,
+        close_rate=0.0,
+        offer_weight=0.2,
+    ),
+    _Product(
+        "Easy Access Saver",
+        "SAVINGS",
+        "MATURE",
+        False,
+        None,
+        0.09,
+        8_000,
+        (0.40, 0.55, 0.65, 0.65),
+        "open",
+        close_rate=0.06,
+    ),
+    _Product(
+        "Cashback Credit Card",
+        "CARD",
+        "GROWTH",
+        False,
+        "EVERYDAY",
+        0.18,
+        2_500,
+        (0.28, 0.38, 0.42, 0.38),
+        "credit",
+        fico_min=600,
+        income_min=14_000,
+        offer_weight=1.4,
+    ),
+    _Product(
+        "Personal Loan",
+        "LENDING",
+        "MATURE",
+        False,
+        None,
+        0.16,
+        7_000,
+        (0.10, 0.11, 0.07, 0.03),
+        "credit",
+        fico_min=630,
+        income_min=18_000,
+        close_rate=0.20,
+    ),
+    _Product(
+        "Residential Mortgage",
+        "MORTGAGE",
+        "MATURE",
+        False,
+        "HOME",
+        0.12,
+        9_000,
+        (0.07, 0.22, 0.35, 0.40),
+        "credit",
+        fico_min=670,
+        income_min=38_000,
+        senior_factor=0.3,
+        close_rate=0.04,
+    ),
+    _Product(
+        "Stocks & Shares ISA",
+        "INVESTMENT",
+        "GROWTH",
+        False,
+        None,
+        0.14,
+        3_000,
+        (0.04, 0.15, 0.40, 0.55),
+        "open",
+        gb_only=True,
+        eligible_base=0.88,
+        offer_weight=1.3,
+    ),
+    _Product(
+        "Home Insurance",
+        "INSURANCE",
+        "MATURE",
+        False,
+        "HOME",
+        0.20,
+        6_000,
+        (0.10, 0.20, 0.30, 0.35),
+        "open",
+        eligible_base=0.86,
+        close_rate=0.08,
+    ),
+    _Product(
+        "Multi-Currency Wallet",
+        "FX_WALLET",
+        "LAUNCH",
+        False,
+        "TRAVEL",
+        0.11,
+        120,
+        (0.02, 0.05, 0.10, 0.20),
+        "open",
+        eligible_base=0.84,
+        close_rate=0.01,
+        offer_weight=1.6,
+    ),
+    _Product(
+        "Loyalty Saver",
+        "SAVINGS",
+        "GROWTH",
+        True,
+        None,
+        0.07,
+        1_500,
+        (0.05, 0.08, 0.10, 0.10),
+        "open",
+        min_tenure_days=365,
+        eligible_base=0.88,
+        offer_weight=1.2,
+    ),
+    _Product(
+        "Travel Rewards Card",
+        "CARD",
+        "GROWTH",
+        False,
+        "TRAVEL",
+        0.17,
+        1_800,
+        (0.03, 0.08, 0.20, 0.35),
+        "credit",
+        fico_min=640,
+        income_min=30_000,
+        offer_weight=1.3,
+    ),
+    _Product(
+        "1-Year Fixed Rate Bond",
+        "SAVINGS",
+        "SUNSET",
+        False,
+        None,
+        0.05,
+        6_500,
+        (0.05, 0.10, 0.12, 0.10),
+        "open",
+        eligible_base=0.75,
+        close_rate=0.45,
+        offer_weight=0.3,
+    ),
+    _Product(
+        "Car Finance",
+        "LENDING",
+        "UNDER_CAPACITY",
+        False,
+        "LEISURE",
+        0.15,
+        2_200,
+        (0.05, 0.07, 0.05, 0.02),
+        "credit",
+        fico_min=650,
+        income_min=22_000,
+        close_rate=0.15,
+        previous_stage="GROWTH",
+        offer_weight=0.8,
+    ),
+    _Product(
+        "Premier Current Account",
+        "CURRENT_ACCOUNT",
+        "MATURE",
+        False,
+        "EVERYDAY",
+        0.12,
+        5_000,
+        (0, 0, 0, 0),
+        "premier",
+        close_rate=0.0,
+    ),
+    _Product(
+        "Cash ISA",
+        "SAVINGS",
+        "MATURE",
+        False,
+        None,
+        0.09,
+        8_500,
+        (0.12, 0.20, 0.25, 0.20),
+        "open",
+        gb_only=True,
+        eligible_base=0.88,
+        close_rate=0.05,
+    ),
+    _Product("Managed Portfolio", "INVESTMENT", "MATURE", False, None, 0.19, 4_000, (0.0, 0.02, 0.15, 0.50), "wealth"),
+    _Product(
+        "Life Cover",
+        "INSURANCE",
+        "MATURE",
+        False,
+        "FAMILY",
+        0.22,
+        5_500,
+        (0.06, 0.12, 0.20, 0.25),
+        "open",
+        eligible_base=0.85,
+        senior_factor=0.4,
+    ),
+    _Product(
+        "Loyalty Rewards Card",
+        "CARD",
+        "GROWTH",
+        True,
+        "EVERYDAY",
+        0.10,
+        900,
+        (0.02, 0.04, 0.05, 0.04),
+        "credit",
+        fico_min=600,
+        income_min=14_000,
+        min_tenure_days=730,
+    ),
+    _Product(
+        "Buy-to-Let Mortgage",
+        "MORTGAGE",
+        "LAUNCH",
+        False,
+        "HOME",
+        0.13,
+        150,
+        (0.0, 0.02, 0.08, 0.20),
+        "credit",
+        fico_min=700,
+        income_min=75_000,
+        senior_factor=0.5,
+        close_rate=0.0,
+    ),
+    _Product(
+        "Travel Insurance",
+        "INSURANCE",
+        "GROWTH",
+        False,
+        "TRAVEL",
+        0.21,
+        3_500,
+        (0.04, 0.08, 0.15, 0.25),
+        "open",
+        eligible_base=0.85,
+        close_rate=0.10,
+    ),
+    _Product(
+        "Home Improvement Loan",
+        "LENDING",
+        "MATURE",
+        False,
+        "HOME",
+        0.15,
+        4_500,
+        (0.02, 0.04, 0.05, 0.03),
+        "credit",
+        fico_min=660,
+        income_min=30_000,
+        close_rate=0.20,
+    ),
 )
 _EVERYDAY_CA, _PREMIER_CA = 0, 12  # catalogue positions of the two current accounts
 
@@ -172,9 +393,17 @@ def _catalogue(n: int) -> list[_Product]:
     for k in range(n - len(out)):
         t = templates[k % len(templates)]
         series = 2 + k // len(templates)
-        out.append(replace(t, name=f"{t.name} (series {series})", stage="LAUNCH", retention=False,
-                           previous_stage=None, launched_days_before_window=60 + 7 * (k % 10),
-                           held=tuple(h * 0.25 for h in t.held)))
+        out.append(
+            replace(
+                t,
+                name=f"{t.name} (series {series})",
+                stage="LAUNCH",
+                retention=False,
+                previous_stage=None,
+                launched_days_before_window=60 + 7 * (k % 10),
+                held=tuple(h * 0.25 for h in t.held),
+            )
+        )
     return out
 
 
@@ -205,7 +434,9 @@ def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
     return codes.view(f"U{len(prefix) + width}").ravel().astype(object)
 
 
-def _choice(rng: np.random.Generator, cum: np.ndarray, rows: np.ndarray | None = None, n: int | None = None) -> np.ndarray:
+def _choice(
+    rng: np.random.Generator, cum: np.ndarray, rows: np.ndarray | None = None, n: int | None = None
+) -> np.ndarray:
     """Categorical draws: cum is a cumulative-probability vector, or a matrix indexed by rows."""
     if rows is None:
         u = rng.random(n)
@@ -269,8 +500,9 @@ class _Bank:
 # ----------------------------------------------------------------------------- tables
 
 
-def _customers(rng: np.random.Generator, n: int, ws: int, ee: int, history_weeks: int,
-               ids: _IdStart) -> tuple[_Bank, pd.DataFrame]:
+def _customers(
+    rng: np.random.Generator, n: int, ws: int, ee: int, history_weeks: int, ids: _IdStart
+) -> tuple[_Bank, pd.DataFrame]:
     party_id = _ids("P", np.arange(ids.party, ids.party + n), ids.party_width)
 
     seg0 = _choice(rng, np.cumsum(_SEGMENT_SHARE), n=n)
@@ -340,10 +572,26 @@ def _customers(rng: np.random.Generator, n: int, ws: int, ee: int, history_weeks
         + rng.normal(0.0, 7.0, n)
     )
     bank = _Bank(
-        party_id=party_id, join=join, seg0=seg0, seg1=seg1, status0=status0, status1=status1,
-        income0=income0, income1=income1, fico=fico, change=change, end=end, juris=juris, age=age,
-        spend=spend, months=months, category=category, fx_months=fx_months, health=health,
-        churn_noise=rng.normal(0.0, 0.6, n), rote=_ROTE_MEAN[seg0] + rng.normal(0.0, 0.03, n),
+        party_id=party_id,
+        join=join,
+        seg0=seg0,
+        seg1=seg1,
+        status0=status0,
+        status1=status1,
+        income0=income0,
+        income1=income1,
+        fico=fico,
+        change=change,
+        end=end,
+        juris=juris,
+        age=age,
+        spend=spend,
+        months=months,
+        category=category,
+        fx_months=fx_months,
+        health=health,
+        churn_noise=rng.normal(0.0, 0.6, n),
+        rote=_ROTE_MEAN[seg0] + rng.normal(0.0, 0.03, n),
         engagement=np.exp(rng.normal(0.0, 0.5, n)),
     )
 
@@ -384,11 +632,17 @@ def _product_register(catalogue: list[_Product], ws: int, ee: int) -> tuple[np.n
     records = []
     for i, p in enumerate(catalogue):
         base = {
-            "product_id": product_id[i], "product_name": p.name, "product_class": p.product_class,
-            "is_retention": p.retention, "spend_category": p.spend_category, "target_rote": p.target_rote,
+            "product_id": product_id[i],
+            "product_name": p.name,
+            "product_class": p.product_class,
+            "is_retention": p.retention,
+            "spend_category": p.spend_category,
+            "target_rote": p.target_rote,
         }
         if p.previous_stage:
-            records.append({**base, "lifecycle_stage": p.previous_stage, "valid_from": launch[i], "valid_to": change_day})
+            records.append(
+                {**base, "lifecycle_stage": p.previous_stage, "valid_from": launch[i], "valid_to": change_day}
+            )
             records.append({**base, "lifecycle_stage": p.stage, "valid_from": change_day, "valid_to": _NAT})
         else:
             records.append({**base, "lifecycle_stage": p.stage, "valid_from": launch[i], "valid_to": _NAT})
@@ -396,13 +650,25 @@ def _product_register(catalogue: list[_Product], ws: int, ee: int) -> tuple[np.n
     df["valid_from"] = _dates(df["valid_from"].to_numpy(np.int64))
     df["valid_to"] = _dates(df["valid_to"].to_numpy(np.int64))
     df["is_retention"] = df["is_retention"].astype(bool)
-    df = df[["product_id", "product_name", "product_class", "lifecycle_stage", "is_retention",
-             "spend_category", "target_rote", "valid_from", "valid_to"]]
+    df = df[
+        [
+            "product_id",
+            "product_name",
+            "product_class",
+            "lifecycle_stage",
+            "is_retention",
+            "spend_category",
+            "target_rote",
+            "valid_from",
+            "valid_to",
+        ]
+    ]
     return product_id, launch, df
 
 
-def _eligibility_probabilities(catalogue: list[_Product], bank: _Bank, attrs: dict[str, np.ndarray],
-                               day: int) -> tuple[np.ndarray, np.ndarray]:
+def _eligibility_probabilities(
+    catalogue: list[_Product], bank: _Bank, attrs: dict[str, np.ndarray], day: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(P(ELIGIBLE), P(REFERRED)) per party and product, as N x P float32 matrices."""
     n, n_products = len(bank.join), len(catalogue)
     p_eligible = np.empty((n, n_products), dtype=np.float32)
@@ -443,8 +709,9 @@ def _eligibility_probabilities(catalogue: list[_Product], bank: _Bank, attrs: di
     return p_eligible, p_referred
 
 
-def _holdings(rng: np.random.Generator, catalogue: list[_Product], bank: _Bank, launch: np.ndarray,
-              ws: int, ee: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _holdings(
+    rng: np.random.Generator, catalogue: list[_Product], bank: _Bank, launch: np.ndarray, ws: int, ee: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(party, product, opened_on, closed_on) arrays of the customers' own product history."""
     n, n_products = len(bank.join), len(catalogue)
     held_p = np.array([p.held for p in catalogue], dtype=np.float32).T[bank.seg0]  # N x P
@@ -482,7 +749,11 @@ def _holdings(rng: np.random.Generator, catalogue: list[_Product], bank: _Bank, 
     close_rate = np.array([p.close_rate for p in catalogue])[product]
     closes = (rng.random(len(party)) < close_rate) & ~is_primary
     close_lo = opened + 30
-    closed = np.where(closes & (close_lo < ee), close_lo + (rng.random(len(party)) * np.maximum(ee - close_lo, 1)).astype(np.int64), _NAT)
+    closed = np.where(
+        closes & (close_lo < ee),
+        close_lo + (rng.random(len(party)) * np.maximum(ee - close_lo, 1)).astype(np.int64),
+        _NAT,
+    )
     closed = np.where(closed != _NAT, np.minimum(closed, ee - 1), _NAT)
     # Customers who left closed everything still open on the day they left.
     leaver = bank.end[party] < ee
@@ -490,8 +761,14 @@ def _holdings(rng: np.random.Generator, catalogue: list[_Product], bank: _Bank, 
     return party, product, opened, closed
 
 
-def _offers(rng: np.random.Generator, catalogue: list[_Product], bank: _Bank, held_codes: np.ndarray,
-            p_eligible: np.ndarray, ee: int) -> tuple[np.ndarray, ...]:
+def _offers(
+    rng: np.random.Generator,
+    catalogue: list[_Product],
+    bank: _Bank,
+    held_codes: np.ndarray,
+    p_eligible: np.ndarray,
+    ee: int,
+) -> tuple[np.ndarray, ...]:
     """Offers (party, product, offered_s, outcome code, outcome_s) over the offer window."""
     n, n_products = len(bank.join), len(catalogue)
     m = int(n * OFFERS_PER_CUSTOMER * 1.6) + 10
@@ -515,7 +792,9 @@ def _offers(rng: np.random.Generator, catalogue: list[_Product], bank: _Bank, he
 
     u = rng.random(k)
     accept_p = 0.08 + 0.10 * (bank.seg0[party] >= 2)
-    outcome = np.where(u < accept_p, 1, np.where(u < accept_p + 0.52, 2, 3)).astype(np.int8)  # ACCEPTED/REJECTED/EXPIRED
+    outcome = np.where(u < accept_p, 1, np.where(u < accept_p + 0.52, 2, 3)).astype(
+        np.int8
+    )  # ACCEPTED/REJECTED/EXPIRED
     delay = np.minimum(rng.exponential(4.0 * DAY_S, k), (OFFER_EXPIRY_DAYS - 1) * DAY_S).astype(np.int64) + 600
     outcome_s = np.where(outcome == 3, offered_s + OFFER_EXPIRY_DAYS * DAY_S, offered_s + delay)
     pending = outcome_s >= ee * DAY_S
@@ -526,8 +805,9 @@ def _offers(rng: np.random.Generator, catalogue: list[_Product], bank: _Bank, he
     return party[order], product[order], offered_s[order], outcome[order], outcome_s[order]
 
 
-def _activity(rng: np.random.Generator, bank: _Bank, new_party: np.ndarray, new_day: np.ndarray,
-              ws: int, ee: int, first_id: int) -> pd.DataFrame:
+def _activity(
+    rng: np.random.Generator, bank: _Bank, new_party: np.ndarray, new_day: np.ndarray, ws: int, ee: int, first_id: int
+) -> pd.DataFrame:
     n = len(bank.join)
     start = np.maximum(ws, bank.join)
     stop = np.minimum(ee, bank.end)
@@ -556,15 +836,29 @@ def _activity(rng: np.random.Generator, bank: _Bank, new_party: np.ndarray, new_
     party = np.concatenate([party, new_party])
     e = len(party)
 
-    a = 1.5 + 0.6 * bank.seg0[party] + 2.0 * (kind == ACTIVITY_TYPES.index("new_account")) + 0.8 * (kind == ACTIVITY_TYPES.index("branch_visit"))
+    a = (
+        1.5
+        + 0.6 * bank.seg0[party]
+        + 2.0 * (kind == ACTIVITY_TYPES.index("new_account"))
+        + 0.8 * (kind == ACTIVITY_TYPES.index("branch_visit"))
+    )
     propensity = np.round(rng.beta(a, 4.0), 3)
 
     # IP addresses: a home address per customer, mobile ones from a shared pool; none in branch.
     octet = np.array([str(i) for i in range(256)], dtype=object)
     pool_size = 1 << 16
-    first = np.array([2, 5, 31, 51, 62, 77, 78, 79, 80, 81, 82, 86, 87, 90, 92, 109, 151, 176, 185, 212, 213], dtype=np.int64)
-    pool = (octet[first[rng.integers(0, len(first), pool_size)]] + "." + octet[rng.integers(0, 256, pool_size)] + "."
-            + octet[rng.integers(0, 256, pool_size)] + "." + octet[rng.integers(1, 255, pool_size)])
+    first = np.array(
+        [2, 5, 31, 51, 62, 77, 78, 79, 80, 81, 82, 86, 87, 90, 92, 109, 151, 176, 185, 212, 213], dtype=np.int64
+    )
+    pool = (
+        octet[first[rng.integers(0, len(first), pool_size)]]
+        + "."
+        + octet[rng.integers(0, 256, pool_size)]
+        + "."
+        + octet[rng.integers(0, 256, pool_size)]
+        + "."
+        + octet[rng.integers(1, 255, pool_size)]
+    )
     home = rng.integers(0, pool_size, n)
     mobile = rng.random(e) < 0.25
     ip = pool[np.where(mobile, rng.integers(0, pool_size, e), home[party])]
@@ -639,8 +933,9 @@ def generate(
     on or after end_week + 7 days (the end week's evaluation date). It is the whole bank in
     memory: the single chunk of generate_chunks(..., chunk_customers=customers).
     """
-    (tables,) = generate_chunks(customers, seed, end_week=end_week, history_weeks=history_weeks,
-                                products=products, chunk_customers=customers)
+    (tables,) = generate_chunks(
+        customers, seed, end_week=end_week, history_weeks=history_weeks, products=products, chunk_customers=customers
+    )
     return tables
 
 
@@ -676,22 +971,33 @@ def generate_chunks(
     catalogue = _catalogue(products)
     ws = _day(end_week) - (history_weeks - 1) * 7  # Monday the window starts
     ee = _day(end_week) + 7  # evaluation date of the end week: exclusive upper bound
-    ids = _IdStart(party_width=max(7, len(str(customers))),
-                   offer_width=max(9, len(str(int(customers * OFFERS_PER_CUSTOMER)))))
+    ids = _IdStart(
+        party_width=max(7, len(str(customers))), offer_width=max(9, len(str(int(customers * OFFERS_PER_CUSTOMER))))
+    )
     return _chunks(customers, seed, catalogue, ws, ee, history_weeks, chunk_customers, ids)
 
 
-def _chunks(customers: int, seed: int, catalogue: list[_Product], ws: int, ee: int, history_weeks: int,
-            chunk_customers: int, ids: _IdStart) -> Iterator[dict[str, pd.DataFrame]]:
+def _chunks(
+    customers: int,
+    seed: int,
+    catalogue: list[_Product],
+    ws: int,
+    ee: int,
+    history_weeks: int,
+    chunk_customers: int,
+    ids: _IdStart,
+) -> Iterator[dict[str, pd.DataFrame]]:
     product_id, launch, products_df = _product_register(catalogue, ws, ee)
     dtypes: dict[str, pd.Series] = {}
     for k, first in enumerate(range(0, customers, chunk_customers)):
         root = np.random.SeedSequence(seed) if k == 0 else np.random.SeedSequence(seed, spawn_key=(_CHUNK_STREAM, k))
         ids = replace(ids, party=first + 1)
-        tables = _chunk(min(chunk_customers, customers - first), root, catalogue, product_id, launch,
-                        ws, ee, history_weeks, ids)
-        ids = replace(ids, activity=ids.activity + len(tables["activity"]),
-                      offer=ids.offer + len(tables["offer_history"]))
+        tables = _chunk(
+            min(chunk_customers, customers - first), root, catalogue, product_id, launch, ws, ee, history_weeks, ids
+        )
+        ids = replace(
+            ids, activity=ids.activity + len(tables["activity"]), offer=ids.offer + len(tables["offer_history"])
+        )
         if k == 0:
             tables = {"customers": tables.pop("customers"), "product_register": products_df, **tables}
             dtypes = {name: df.dtypes for name, df in tables.items()}
@@ -706,8 +1012,17 @@ def _check_dtypes(k: int, tables: dict[str, pd.DataFrame], dtypes: dict[str, pd.
             raise RuntimeError(f"chunk {k}: {name} has dtypes {dict(df.dtypes)}, chunk 0 had {dict(dtypes[name])}")
 
 
-def _chunk(customers: int, root: np.random.SeedSequence, catalogue: list[_Product], product_id: np.ndarray,
-           launch: np.ndarray, ws: int, ee: int, history_weeks: int, ids: _IdStart) -> dict[str, pd.DataFrame]:
+def _chunk(
+    customers: int,
+    root: np.random.SeedSequence,
+    catalogue: list[_Product],
+    product_id: np.ndarray,
+    launch: np.ndarray,
+    ws: int,
+    ee: int,
+    history_weeks: int,
+    ids: _IdStart,
+) -> dict[str, pd.DataFrame]:
     """Every table but product_register for `customers` customers, drawn from `root`'s streams."""
     n_products = len(catalogue)
     rng_customers, rng_holdings, rng_weekly, rng_offers, rng_activity = (
@@ -720,7 +1035,9 @@ def _chunk(customers: int, root: np.random.SeedSequence, catalogue: list[_Produc
     n_held = np.bincount(h_party[h_closed == _NAT], minlength=customers)
 
     # Weekly snapshots.
-    snapshots: dict[str, list[dict[str, np.ndarray]]] = {t: [] for t in ("eligibility", "churn_health", "customer_rote", "behaviour")}
+    snapshots: dict[str, list[dict[str, np.ndarray]]] = {
+        t: [] for t in ("eligibility", "churn_health", "customer_rote", "behaviour")
+    }
     draw = rng_weekly.random((customers, n_products), dtype=np.float32)  # persistent per-pair draw
     first_p_eligible = None
     for week in range(history_weeks):
@@ -737,8 +1054,12 @@ def _chunk(customers: int, root: np.random.SeedSequence, catalogue: list[_Produc
         active = np.flatnonzero(exists & (status == 0))
         # Build the id columns straight from the object arrays: one pass each at 20M rows.
         snapshots["eligibility"].append(
-            {"day": as_of, "party_id": np.repeat(bank.party_id[active], n_products),
-             "product_id": np.tile(product_id, len(active)), "status": code[active].ravel()}
+            {
+                "day": as_of,
+                "party_id": np.repeat(bank.party_id[active], n_products),
+                "product_id": np.tile(product_id, len(active)),
+                "status": code[active].ravel(),
+            }
         )
         del code, p_referred
 
@@ -752,19 +1073,32 @@ def _chunk(customers: int, root: np.random.SeedSequence, catalogue: list[_Produc
         fx = np.clip(bank.fx_months[served] + (rng_weekly.random(k) < 0.08) * rng_weekly.choice([-1, 1], k), 0, 6)
         category = np.where(spend > 0, bank.category[served], -1)  # -1 -> None (no spend)
         snapshots["behaviour"].append(
-            {"day": as_of, "party": served, "balance": np.round(balance, 2), "spend": np.round(spend, 2),
-             "fx": fx, "category": category}
+            {
+                "day": as_of,
+                "party": served,
+                "balance": np.round(balance, 2),
+                "spend": np.round(spend, 2),
+                "fx": fx,
+                "category": category,
+            }
         )
         health = np.clip(bank.health[served] - 10.0 * dormant + rng_weekly.normal(0.0, 1.5, k), 0.0, 100.0)
         logit = (
-            -2.3 - 0.06 * (health - 50.0) + 1.8 * dormant + 0.7 * (balance < 250.0)
-            + 0.5 * (n_held[served] <= 1) + bank.churn_noise[served] + rng_weekly.normal(0.0, 0.1, k)
+            -2.3
+            - 0.06 * (health - 50.0)
+            + 1.8 * dormant
+            + 0.7 * (balance < 250.0)
+            + 0.5 * (n_held[served] <= 1)
+            + bank.churn_noise[served]
+            + rng_weekly.normal(0.0, 0.1, k)
         )
         snapshots["churn_health"].append(
             {"day": as_of, "party": served, "churn": np.round(_sigmoid(logit), 4), "health": np.round(health, 1)}
         )
         rote = bank.rote[served] + 0.008 * (np.minimum(n_held[served], 6) - 2) + rng_weekly.normal(0.0, 0.003, k)
-        snapshots["customer_rote"].append({"day": as_of, "party": served, "rote": np.round(np.clip(rote, -1.0, 1.0), 4)})
+        snapshots["customer_rote"].append(
+            {"day": as_of, "party": served, "rote": np.round(np.clip(rote, -1.0, 1.0), 4)}
+        )
 
     def stacked(table: str, key: str) -> np.ndarray:
         parts = [s[key] for s in snapshots[table]]

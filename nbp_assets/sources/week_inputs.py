@@ -64,8 +64,12 @@ def _versions(wh: WarehouseResource, name: str, week: Week, key: str) -> str:
     _require(wh, name)
     ev = day(week.evaluation_date)
     table = _table(name)
-    relation = _checked(wh, name, f"valid_from IS NULL OR valid_from < {ev}",
-                        f"valid_from < {ev} AND (valid_to IS NULL OR valid_to >= {ev})")
+    relation = _checked(
+        wh,
+        name,
+        f"valid_from IS NULL OR valid_from < {ev}",
+        f"valid_from < {ev} AND (valid_to IS NULL OR valid_to >= {ev})",
+    )
     problems = []
     backwards = wh.query(
         f"SELECT {key}, valid_from, valid_to FROM {table} WHERE valid_from < {ev} AND valid_to < valid_from "
@@ -78,12 +82,17 @@ def _versions(wh: WarehouseResource, name: str, week: Week, key: str) -> str:
         f"SELECT {key}, count(*) AS versions FROM {relation} v GROUP BY {key} HAVING count(*) > 1 ORDER BY {key} LIMIT 5"
     )
     if len(overlaps):
-        n = int(wh.scalar(f"SELECT count(*) FROM (SELECT {key} FROM {relation} v GROUP BY {key} HAVING count(*) > 1) d"))
-        problems.append(Violation(
-            f"{key}, valid_from, valid_to",
-            f"one version per {key} on {week.evaluation_date - timedelta(days=1)} (versions overlap)",
-            n, overlaps.to_dict("records"),
-        ))
+        n = int(
+            wh.scalar(f"SELECT count(*) FROM (SELECT {key} FROM {relation} v GROUP BY {key} HAVING count(*) > 1) d")
+        )
+        problems.append(
+            Violation(
+                f"{key}, valid_from, valid_to",
+                f"one version per {key} on {week.evaluation_date - timedelta(days=1)} (versions overlap)",
+                n,
+                overlaps.to_dict("records"),
+            )
+        )
     if problems:
         raise ContractViolation(table, problems, wh.describe())
     return relation
@@ -134,8 +143,12 @@ def holdings(wh: WarehouseResource, week: Week) -> str:
     """Products held (open) at the evaluation date; every holding opened before it is checked."""
     _require(wh, "holdings")
     ev = day(week.evaluation_date)
-    return _checked(wh, "holdings", f"opened_on IS NULL OR opened_on < {ev}",
-                    f"opened_on < {ev} AND (closed_on IS NULL OR closed_on >= {ev})")
+    return _checked(
+        wh,
+        "holdings",
+        f"opened_on IS NULL OR opened_on < {ev}",
+        f"opened_on < {ev} AND (closed_on IS NULL OR closed_on >= {ev})",
+    )
 
 
 def rejections(wh: WarehouseResource, week: Week) -> str:
@@ -144,8 +157,12 @@ def rejections(wh: WarehouseResource, week: Week) -> str:
     _require(wh, "offer_history")
     ev = timestamp(week.evaluation_date)
     since = timestamp(week.evaluation_date - timedelta(days=COOLING_OFF_DAYS + 1))
-    return _checked(wh, "offer_history", f"offered_at IS NULL OR offered_at < {ev}",
-                    f"outcome = 'REJECTED' AND outcome_at < {ev} AND outcome_at >= {since}")
+    return _checked(
+        wh,
+        "offer_history",
+        f"offered_at IS NULL OR offered_at < {ev}",
+        f"outcome = 'REJECTED' AND outcome_at < {ev} AND outcome_at >= {since}",
+    )
 
 
 def offers_made(wh: WarehouseResource, week: Week) -> str:
@@ -153,8 +170,12 @@ def offers_made(wh: WarehouseResource, week: Week) -> str:
     evaluation date is checked."""
     _require(wh, "offer_history")
     ev = timestamp(week.evaluation_date)
-    return _checked(wh, "offer_history", f"offered_at IS NULL OR offered_at < {ev}",
-                    f"offered_at >= {timestamp(week.start)} AND offered_at < {ev}")
+    return _checked(
+        wh,
+        "offer_history",
+        f"offered_at IS NULL OR offered_at < {ev}",
+        f"offered_at >= {timestamp(week.start)} AND offered_at < {ev}",
+    )
 
 
 def activity(wh: WarehouseResource, week: Week) -> str:

@@ -207,7 +207,9 @@ def _batches(rows: pd.DataFrame | Iterable[pa.RecordBatch]) -> Iterator[pa.Recor
                 _check_columns(item.schema.names)
             yield from item.to_batches()
         else:
-            raise TypeError(f"publish_current needs a DataFrame or an iterable of pyarrow.RecordBatch, got an item {type(item)}")
+            raise TypeError(
+                f"publish_current needs a DataFrame or an iterable of pyarrow.RecordBatch, got an item {type(item)}"
+            )
         del item  # let go of this batch before the source produces the next one
 
 
@@ -313,13 +315,22 @@ def publish_current(
     def result(published: bool, previous: datetime | None, reason: str) -> PublishResult:
         log.info("nbp_current: %s in %.1f s", reason, time.monotonic() - started)
         return PublishResult(
-            published, loaded if published else 0, evaluated_at, previous, reason, time.monotonic() - started,
-            lock_wait_seconds=lock_wait, lock_retries=lock_retries,
+            published,
+            loaded if published else 0,
+            evaluated_at,
+            previous,
+            reason,
+            time.monotonic() - started,
+            lock_wait_seconds=lock_wait,
+            lock_retries=lock_retries,
         )
 
     def skipped(previous: datetime) -> PublishResult:
-        return result(False, previous, f"skipped: week {_week(evaluated_at)} is older than week {_week(previous)}, "
-                      "which the apps already see")
+        return result(
+            False,
+            previous,
+            f"skipped: week {_week(evaluated_at)} is older than week {_week(previous)}, which the apps already see",
+        )
 
     with connect(url) as conn:
         # Checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
@@ -344,9 +355,12 @@ def publish_current(
                 # One week has one model_version and one evaluated_at: the stage table fills them
                 # from column defaults, so COPY carries half the bytes (~40% faster at 3M rows).
                 model_version = first.column("model_version")[0].as_py()
-                conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN model_version SET DEFAULT {}, "
-                                     "ALTER COLUMN evaluated_at SET DEFAULT {}").format(
-                    stage, sql.Literal(model_version), sql.Literal(evaluated_at)))
+                conn.execute(
+                    sql.SQL(
+                        "ALTER TABLE {} ALTER COLUMN model_version SET DEFAULT {}, "
+                        "ALTER COLUMN evaluated_at SET DEFAULT {}"
+                    ).format(stage, sql.Literal(model_version), sql.Literal(evaluated_at))
+                )
             stream, first = (_prepend(first, batches) if first is not None else iter(())), None
             columns = sql.SQL(", ").join(map(sql.Identifier, _COPIED))
             copy_in = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(stage, columns)
@@ -362,13 +376,18 @@ def publish_current(
                     del batch  # one batch at a time: gone before the next is fetched
             if loaded == 0:
                 raise ValueError(_EMPTY)
-            conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN model_version DROP DEFAULT, "
-                                 "ALTER COLUMN evaluated_at DROP DEFAULT").format(stage))
+            conn.execute(
+                sql.SQL(
+                    "ALTER TABLE {} ALTER COLUMN model_version DROP DEFAULT, ALTER COLUMN evaluated_at DROP DEFAULT"
+                ).format(stage)
+            )
             # The key is built by one sort of the week: with PostgreSQL's default 64MB it spills
             # to disk at millions of rows. A session setting any role may change.
             conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
             try:
-                conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (party_id, rank)").format(stage, stage_pk))
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (party_id, rank)").format(stage, stage_pk)
+                )
             except psycopg.errors.UniqueViolation as exc:
                 detail = exc.diag.message_detail or str(exc)  # "Key (party_id, rank)=(P000004, 1) is duplicated."
                 raise ValueError(
@@ -381,14 +400,17 @@ def publish_current(
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
             live_exists = _exists(conn, "SELECT FROM pg_tables WHERE schemaname = %s AND tablename = %s", SCHEMA, TABLE)
             if live_exists:
-                lock_wait, lock_retries = _lock_live(conn, lock_timeout, lock_attempts, lock_backoff, lock_backoff_cap, previous)
+                lock_wait, lock_retries = _lock_live(
+                    conn, lock_timeout, lock_attempts, lock_backoff, lock_backoff_cap, previous
+                )
                 previous = _live_week(conn)
                 if previous is not None and previous > evaluated_at:
                     raise psycopg.Rollback(tx)  # a newer week went live while we loaded
                 # a new table starts without grants: carry over the apps' SELECT (and any other grant)
                 for grantee, privilege in conn.execute(
                     "SELECT grantee, privilege_type FROM information_schema.table_privileges"
-                    " WHERE table_schema = %s AND table_name = %s AND grantee <> current_user", (SCHEMA, TABLE)
+                    " WHERE table_schema = %s AND table_name = %s AND grantee <> current_user",
+                    (SCHEMA, TABLE),
                 ).fetchall():
                     to = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
                     conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privilege), stage, to))
@@ -413,8 +435,12 @@ def publish_current(
 
 
 def _replace_products(conn: psycopg.Connection, products: pd.DataFrame | None) -> None:
-    conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (product_id VARCHAR PRIMARY KEY, "
-                         "product_name VARCHAR NOT NULL, product_class VARCHAR NOT NULL)").format(_PRODUCTS))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (product_id VARCHAR PRIMARY KEY, "
+            "product_name VARCHAR NOT NULL, product_class VARCHAR NOT NULL)"
+        ).format(_PRODUCTS)
+    )
     if products is None:
         return
     missing = sorted(set(PRODUCT_COLUMNS) - set(products.columns))
@@ -422,8 +448,10 @@ def _replace_products(conn: psycopg.Connection, products: pd.DataFrame | None) -
         raise ValueError(f"cannot publish nbp_current: the product register lacks {missing}")
     conn.execute(sql.SQL("DELETE FROM {}").format(_PRODUCTS))  # a handful of rows: DELETE keeps grants and the view
     with conn.cursor() as cur:
-        cur.executemany(sql.SQL("INSERT INTO {} (product_id, product_name, product_class) VALUES (%s, %s, %s)")
-                        .format(_PRODUCTS), products[PRODUCT_COLUMNS].itertuples(index=False, name=None))
+        cur.executemany(
+            sql.SQL("INSERT INTO {} (product_id, product_name, product_class) VALUES (%s, %s, %s)").format(_PRODUCTS),
+            products[PRODUCT_COLUMNS].itertuples(index=False, name=None),
+        )
 
 
 def _may_create_roles(conn: psycopg.Connection) -> bool:
@@ -436,8 +464,11 @@ def _grant_app_reader(conn: psycopg.Connection, objects: bool = True) -> None:
     role = sql.Identifier(APP_READER_ROLE)
     if not _exists(conn, "SELECT FROM pg_roles WHERE rolname = %s", APP_READER_ROLE):
         if not _may_create_roles(conn):
-            log.warning("role %s does not exist and this user cannot create it: the apps' grants were not made "
-                        "(see docs/apps.md)", APP_READER_ROLE)
+            log.warning(
+                "role %s does not exist and this user cannot create it: the apps' grants were not made "
+                "(see docs/apps.md)",
+                APP_READER_ROLE,
+            )
             return
         # LOGIN without a password: it can log in only where the server trusts the connection
         # (the embedded server's socket); a DBA sets a password or adds member roles elsewhere.
@@ -453,7 +484,9 @@ def ensure_app_reader(url: str) -> bool:
     the schema only); False if the role is missing and this user may not create it."""
     with connect(url) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))  # publishers create it under the same lock
-        if not _exists(conn, "SELECT FROM pg_roles WHERE rolname = %s", APP_READER_ROLE) and not _may_create_roles(conn):
+        if not _exists(conn, "SELECT FROM pg_roles WHERE rolname = %s", APP_READER_ROLE) and not _may_create_roles(
+            conn
+        ):
             return False
         if not _exists(conn, "SELECT FROM pg_namespace WHERE nspname = %s", SCHEMA):
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
@@ -468,8 +501,9 @@ def read_named(url: str, party_id: str, user: str | None = None) -> list[dict]:
 
     params = conninfo_to_dict(url) | ({"user": user} if user else {})
     with psycopg.connect(**params, row_factory=dict_row) as conn:
-        return conn.execute(sql.SQL("SELECT * FROM {} WHERE party_id = %s ORDER BY rank").format(_VIEW),
-                            (party_id,)).fetchall()
+        return conn.execute(
+            sql.SQL("SELECT * FROM {} WHERE party_id = %s ORDER BY rank").format(_VIEW), (party_id,)
+        ).fetchall()
 
 
 def _lock_live(
@@ -492,8 +526,12 @@ def _lock_live(
             if attempt == attempts:
                 break
             delay = min(cap, backoff * 2 ** (attempt - 1))
-            log.warning("nbp_current: a reader holds the live table; swap attempt %d of %d retries in %.1f s",
-                        attempt, attempts, delay)
+            log.warning(
+                "nbp_current: a reader holds the live table; swap attempt %d of %d retries in %.1f s",
+                attempt,
+                attempts,
+                delay,
+            )
             time.sleep(delay)
     waited = time.monotonic() - first
     live = f"week {_week(live_week)}" if live_week is not None else "the week they saw before"
@@ -537,8 +575,13 @@ def _prepend(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[
 
 def _one_model_version(batch: pa.RecordBatch, model_version: str, offset: int) -> None:
     if batch.num_rows:
-        _rows_problem(batch, "model_version", pc.not_equal(batch.column("model_version"), model_version),
-                      f"a model_version other than the week's first row ({model_version})", offset)
+        _rows_problem(
+            batch,
+            "model_version",
+            pc.not_equal(batch.column("model_version"), model_version),
+            f"a model_version other than the week's first row ({model_version})",
+            offset,
+        )
 
 
 def _csv_chunk(batch: pa.RecordBatch) -> bytes:

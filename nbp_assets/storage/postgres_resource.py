@@ -1,6 +1,5 @@
 """Dagster resource for the PostgreSQL that serves nbp_current to the apps."""
 
-
 from pathlib import Path
 from typing import Any, Optional
 

@@ -103,7 +103,9 @@ def _start_system_server(data_dir: pathlib.Path) -> tuple[str, Callable[[], None
             rc = subprocess.run(cmd, stdout=out, stderr=out, user=uid, group=gid).returncode
             if rc and check:
                 out.seek(0)
-                raise PostgresUnavailable(f"{args[0]} failed on {pgdata}: {out.read().decode(errors='replace')[-2000:]}")
+                raise PostgresUnavailable(
+                    f"{args[0]} failed on {pgdata}: {out.read().decode(errors='replace')[-2000:]}"
+                )
             return rc
 
     lock = data_dir / ".system.lock"

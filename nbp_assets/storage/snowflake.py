@@ -247,9 +247,13 @@ class SnowflakeWarehouse(WarehouseResource):
 
     def table_exists(self, qualified_name: str) -> bool:
         schema, name = _split(qualified_name)
-        return bool(self._names(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name = %s", schema, name
-        ))
+        return bool(
+            self._names(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+                schema,
+                name,
+            )
+        )
 
     def column_types(self, qualified_name: str) -> dict[str, str]:
         schema, name = _split(qualified_name)
@@ -268,7 +272,9 @@ class SnowflakeWarehouse(WarehouseResource):
         """Every table in required_tables visible to this login, else one error naming the missing ones."""
         present: dict[str, set[str]] = {}
         for schema in sorted({_split(t)[0] for t in self.required_tables}):  # one query per schema
-            present[schema] = self._names("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", schema)
+            present[schema] = self._names(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", schema
+            )
         missing = [t for t in self.required_tables if _split(t)[1] not in present[_split(t)[0]]]
         if missing:
             raise MissingTables(
@@ -320,7 +326,8 @@ class SnowflakeWarehouse(WarehouseResource):
                 self._ensure_schema(cursor, schema)
                 if not self.table_exists(table):
                     cursor.execute(
-                        ddl.format(number="NUMBER(8,6)", timestamp="TIMESTAMP_NTZ") if ddl
+                        ddl.format(number="NUMBER(8,6)", timestamp="TIMESTAMP_NTZ")
+                        if ddl
                         else f"CREATE TABLE IF NOT EXISTS {table} ({columns_ddl(df)})"
                     )
                 with self._staged(conn, df) as stage:
@@ -362,8 +369,9 @@ class SnowflakeWarehouse(WarehouseResource):
                 cursor.close()
         return len(df)
 
-    def replace_tables(self, tables: dict[str, pd.DataFrame], remove: tuple[str, ...] = (),
-                       progress=None) -> dict[str, int]:
+    def replace_tables(
+        self, tables: dict[str, pd.DataFrame], remove: tuple[str, ...] = (), progress=None
+    ) -> dict[str, int]:
         """Replace several tables, and empty `remove`, as one unit: readers, and the warehouse
         after a client killed at any moment, have all the old rows or all the new ones.
 
@@ -381,13 +389,17 @@ class SnowflakeWarehouse(WarehouseResource):
         and NULL can mean something (valid_to NULL = still current).
         `progress(table, rows)` is called as each table is written, before the commit."""
         present = {table: self.column_names(table) for table in tables}
-        lacking = {table: [c for c in df.columns if c.lower() not in present[table]]
-                   for table, df in tables.items() if present[table]}
+        lacking = {
+            table: [c for c in df.columns if c.lower() not in present[table]]
+            for table, df in tables.items()
+            if present[table]
+        }
         lacking = {table: columns for table, columns in lacking.items() if columns}
         if lacking:
-            raise RuntimeError(f"{self.describe()}: nothing was written; existing table(s) lack columns the load "
-                               "writes (add them, or drop the table): "
-                               + "; ".join(f"{t}: {', '.join(c)}" for t, c in lacking.items()))
+            raise RuntimeError(
+                f"{self.describe()}: nothing was written; existing table(s) lack columns the load "
+                "writes (add them, or drop the table): " + "; ".join(f"{t}: {', '.join(c)}" for t, c in lacking.items())
+            )
         with self._connection() as conn, ExitStack() as stack:
             cursor = conn.cursor()
             stack.callback(cursor.close)

@@ -74,8 +74,11 @@ class _DuckDBSession(WarehouseSession):
         used = self.scalar("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()")
         spilled = self.scalar("SELECT coalesce(sum(size), 0) FROM duckdb_temporary_files()")
         limit = self.scalar("SELECT current_setting('memory_limit')")
-        return {"warehouse_memory_mib": round(float(used) / 2**20, 1),
-                "warehouse_spill_mib": round(float(spilled) / 2**20, 1), "warehouse_memory_limit": str(limit)}
+        return {
+            "warehouse_memory_mib": round(float(used) / 2**20, 1),
+            "warehouse_spill_mib": round(float(spilled) / 2**20, 1),
+            "warehouse_memory_limit": str(limit),
+        }
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -122,7 +125,6 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def _ensure_schema(self, tx: WarehouseSession, schema: str) -> None:
         tx.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-
 
     def query(self, sql: str) -> pd.DataFrame:
         raise NotImplementedError
@@ -268,7 +270,6 @@ class DuckDBWarehouse(WarehouseResource):
             reader = con.sql(sql).to_arrow_reader(rows_per_batch)
             yield from reader
 
-
     def query(self, sql: str) -> pd.DataFrame:
         with self._connect() as con:
             return con.sql(sql).df()
@@ -333,8 +334,9 @@ class DuckDBWarehouse(WarehouseResource):
             con.unregister("incoming")
         return len(df)
 
-    def replace_tables(self, tables: dict[str, pd.DataFrame], remove: tuple[str, ...] = (),
-                       progress=None) -> dict[str, int]:
+    def replace_tables(
+        self, tables: dict[str, pd.DataFrame], remove: tuple[str, ...] = (), progress=None
+    ) -> dict[str, int]:
         """Replace several tables, and drop `remove`, as one unit: a single transaction on one
         connection (DuckDB's DDL is transactional), so readers, and the file after a process
         killed at any moment, have all the old tables or all the new ones, never a mix.

@@ -29,10 +29,17 @@ from nbp_assets.stream.topics import ensure_topics, json_lines
 
 
 def _messages(events: pd.DataFrame) -> tuple[list[bytes], list[bytes]]:
-    values = json_lines(pd.DataFrame({
-        "ACTIVITY_ID": events["activity_id"].astype("int64"), "IP_ADDRESS": events["ip_address"],
-        "CUSTOMER_ID": events["party_id"], "ACTIVITY_TYPE": events["activity_type"],
-        "PROPENSITY_TO_BUY": events["propensity_to_buy"]}))
+    values = json_lines(
+        pd.DataFrame(
+            {
+                "ACTIVITY_ID": events["activity_id"].astype("int64"),
+                "IP_ADDRESS": events["ip_address"],
+                "CUSTOMER_ID": events["party_id"],
+                "ACTIVITY_TYPE": events["activity_type"],
+                "PROPENSITY_TO_BUY": events["propensity_to_buy"],
+            }
+        )
+    )
     return [p.encode() for p in events["party_id"].tolist()], values
 
 
@@ -43,9 +50,14 @@ def _producer(cfg: KafkaSettings, **extra):
 
 
 def produce_customers(cfg: KafkaSettings, versions: pd.DataFrame) -> None:
-    frame = pd.DataFrame({"CUSTOMER_ID": versions["party_id"], "INCOME": versions["income"],
-                          "FICO": versions["fico"],
-                          "VALID_FROM": versions["valid_from"].dt.strftime("%Y-%m-%dT%H:%M:%S")})
+    frame = pd.DataFrame(
+        {
+            "CUSTOMER_ID": versions["party_id"],
+            "INCOME": versions["income"],
+            "FICO": versions["fico"],
+            "VALID_FROM": versions["valid_from"].dt.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+    )
     p = _producer(cfg, **{"linger.ms": 20})
     topic = t.name(t.CUSTOMERS, cfg.topic_prefix)
     for k, v in zip(versions["party_id"].tolist(), json_lines(frame)):
@@ -82,10 +94,18 @@ class Reader(threading.Thread):
 
 
 def _processor(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "NBP_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap_servers,
-           "NBP_KAFKA_TOPIC_PREFIX": cfg.topic_prefix, "NBP_KAFKA_GROUP": cfg.group}
-    return subprocess.Popen([sys.executable, "-m", "nbp_assets", "kafka", "process", "--report-every", "1"], env=env,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "NBP_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap_servers,
+        "NBP_KAFKA_TOPIC_PREFIX": cfg.topic_prefix,
+        "NBP_KAFKA_GROUP": cfg.group,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "nbp_assets", "kafka", "process", "--report-every", "1"],
+        env=env,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -128,9 +148,16 @@ def latency(cfg: KafkaSettings, keys, values, ids, rate: int, seconds: float) ->
     lat = (got - sent)[warm] * 1000
     missing = int(np.isnan(lat).sum())
     lat = lat[~np.isnan(lat)]
-    return {"rate": rate, "events": n, "measured": len(lat), "missing": missing,
-            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
-            "max": float(lat.max()), "achieved_rate": n / (time.time() - start)}
+    return {
+        "rate": rate,
+        "events": n,
+        "measured": len(lat),
+        "missing": missing,
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "max": float(lat.max()),
+        "achieved_rate": n / (time.time() - start),
+    }
 
 
 def drain_throughput(cfg: KafkaSettings, keys, values, log: Path) -> dict:
@@ -164,12 +191,17 @@ def drain_throughput(cfg: KafkaSettings, keys, values, log: Path) -> dict:
         reader.close()
     stamps = np.sort(np.array(stamps))
     span = (stamps[-1] - stamps[0]) / 1000 if len(stamps) > 1 else float("nan")
-    return {"events": len(keys), "lookup_records": len(stamps), "seconds": span,
-            "events_per_s": len(stamps) / span if span else float("nan")}
+    return {
+        "events": len(keys),
+        "lookup_records": len(stamps),
+        "seconds": span,
+        "events_per_s": len(stamps) / span if span else float("nan"),
+    }
 
 
-def run(events: pd.DataFrame, versions: pd.DataFrame, backlog: int, seconds: float,
-        bootstrap_servers: str | None = None) -> None:
+def run(
+    events: pd.DataFrame, versions: pd.DataFrame, backlog: int, seconds: float, bootstrap_servers: str | None = None
+) -> None:
     from nbp_assets.stream.broker import start_broker
 
     work = Path(tempfile.mkdtemp(prefix="nbo-kafka-bench-"))
@@ -179,9 +211,11 @@ def run(events: pd.DataFrame, versions: pd.DataFrame, backlog: int, seconds: flo
         known = events[events["party_id"] != "UNKNOWN"].reset_index(drop=True)  # waiting events have no latency
         keys, values = _messages(known)
         ids = known["activity_id"].astype("int64").to_numpy()
-        print(f"Kafka path: broker {'tansu (memory) pid ' + str(broker.pid) if broker else servers} on this machine, "
-              f"{os.cpu_count()} cores; processor = `python -m nbp_assets kafka process` (own process); "
-              f"{len(versions):,} customer versions; {np.mean([len(v) for v in values[:10000]]):.0f} bytes/event")
+        print(
+            f"Kafka path: broker {'tansu (memory) pid ' + str(broker.pid) if broker else servers} on this machine, "
+            f"{os.cpu_count()} cores; processor = `python -m nbp_assets kafka process` (own process); "
+            f"{len(versions):,} customer versions; {np.mean([len(v) for v in values[:10000]]):.0f} bytes/event"
+        )
         lat_cfg = KafkaSettings(servers, {}, f"lat{os.getpid()}_", 6, 1, f"lat{os.getpid()}")
         ensure_topics(lat_cfg.admin(), lat_cfg.topic_prefix, 6)
         produce_customers(lat_cfg, versions)
@@ -192,14 +226,23 @@ def run(events: pd.DataFrame, versions: pd.DataFrame, backlog: int, seconds: flo
             offset = 0
             for rate in (1_000, 10_000):
                 n = int(rate * seconds)
-                r = latency(lat_cfg, keys[offset:offset + n], values[offset:offset + n], ids[offset:offset + n],
-                            rate, seconds)
+                r = latency(
+                    lat_cfg,
+                    keys[offset : offset + n],
+                    values[offset : offset + n],
+                    ids[offset : offset + n],
+                    rate,
+                    seconds,
+                )
                 offset += n
                 print(f"    processor: {_last_status(work / 'processor-latency.log')}")
-                print(f"  {rate:>6,} events/s for {seconds:.0f} s: event produced -> lookup consumed p50 "
-                      f"{r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms "
-                      f"({r['measured']:,} measured after 1 s warm-up, {r['missing']} missing; "
-                      f"fed at {r['achieved_rate']:,.0f}/s)", flush=True)
+                print(
+                    f"  {rate:>6,} events/s for {seconds:.0f} s: event produced -> lookup consumed p50 "
+                    f"{r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms "
+                    f"({r['measured']:,} measured after 1 s warm-up, {r['missing']} missing; "
+                    f"fed at {r['achieved_rate']:,.0f}/s)",
+                    flush=True,
+                )
         finally:
             _stop(processor)
         thr_cfg = KafkaSettings(servers, {}, f"thr{os.getpid()}_", 6, 1, f"thr{os.getpid()}")
@@ -208,9 +251,12 @@ def run(events: pd.DataFrame, versions: pd.DataFrame, backlog: int, seconds: flo
         n = min(backlog, len(keys))
         r = drain_throughput(thr_cfg, keys[:n], values[:n], work / "processor-throughput.log")
         size = float(np.mean([len(v) for v in values[:10000]]))
-        print(f"  sustained: a backlog of {r['events']:,} events drained at {r['events_per_s']:,.0f} events/s "
-              f"({r['events_per_s'] * size / 1e6:.1f} MB/s of recipe JSON) over {r['seconds']:.1f} s; "
-              f"{r['lookup_records']:,} lookup records", flush=True)
+        print(
+            f"  sustained: a backlog of {r['events']:,} events drained at {r['events_per_s']:,.0f} events/s "
+            f"({r['events_per_s'] * size / 1e6:.1f} MB/s of recipe JSON) over {r['seconds']:.1f} s; "
+            f"{r['lookup_records']:,} lookup records",
+            flush=True,
+        )
         print(f"    processor: {_last_status(work / 'processor-throughput.log')}")
         print(f"  logs: {work}")
     finally:

@@ -68,12 +68,25 @@ def start_broker(port: int | None = None, log: Path | None = None, timeout: floa
     """Start tansu listening on 127.0.0.1:`port` (a free one by default); returns once it accepts."""
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if k not in ("LISTENER_URL", "STORAGE_ENGINE", "ADVERTISED_LISTENER_URL")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("LISTENER_URL", "STORAGE_ENGINE", "ADVERTISED_LISTENER_URL")
+    }
     out = open(log, "ab") if log else subprocess.DEVNULL
     process = subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
     )
     broker = Broker(process.pid, port, process)
     deadline = time.monotonic() + timeout

@@ -25,8 +25,11 @@ def cmd_broker(args: argparse.Namespace) -> None:
     from nbp_assets.stream.broker import start_broker
 
     broker = start_broker(args.port)
-    print(f"tansu broker pid {broker.pid} on {broker.bootstrap_servers} (memory storage: everything is lost when "
-          f"it stops)\n  export NBP_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}", flush=True)
+    print(
+        f"tansu broker pid {broker.pid} on {broker.bootstrap_servers} (memory storage: everything is lost when "
+        f"it stops)\n  export NBP_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}",
+        flush=True,
+    )
     stop = []
     # SIGTERM too: started in the background (no job control) a process ignores SIGINT
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -79,15 +82,21 @@ def register(sub) -> None:
     b = ks.add_parser("broker", help="run a local tansu broker on 127.0.0.1 (dev/test only)")
     b.add_argument("--port", type=int, default=None, help="default: a free port")
     b.set_defaults(func=cmd_broker)
-    for name, func, text in (("topics", cmd_topics, "create the recipe's missing topics"),
-                             ("process", cmd_process, "run the stream processor until SIGTERM/SIGINT"),
-                             ("sink", cmd_sink, "run the warehouse sink until interrupted"),
-                             ("status", cmd_status, "consumer lag and waiting events")):
+    for name, func, text in (
+        ("topics", cmd_topics, "create the recipe's missing topics"),
+        ("process", cmd_process, "run the stream processor until SIGTERM/SIGINT"),
+        ("sink", cmd_sink, "run the warehouse sink until interrupted"),
+        ("status", cmd_status, "consumer lag and waiting events"),
+    ):
         q = ks.add_parser(name, help=text)
         q.add_argument("--bootstrap-servers", help="default: NBP_KAFKA_BOOTSTRAP_SERVERS")
         q.set_defaults(func=func)
         if name == "process":
             q.add_argument("--max-batch", type=int, default=20_000, help="most events per micro-batch (default: 20000)")
-            q.add_argument("--report-every", type=float, default=10.0, help="seconds between status lines (default: 10)")
+            q.add_argument(
+                "--report-every", type=float, default=10.0, help="seconds between status lines (default: 10)"
+            )
         if name == "sink":
-            q.add_argument("--interval", type=float, default=5.0, help="seconds a micro-batch waits for messages (default: 5)")
+            q.add_argument(
+                "--interval", type=float, default=5.0, help="seconds a micro-batch waits for messages (default: 5)"
+            )

@@ -30,10 +30,18 @@ class KafkaSettings:
     def from_env(cls, bootstrap_servers: str | None = None) -> "KafkaSettings":
         servers = bootstrap_servers or settings.kafka_bootstrap_servers()
         if not servers:
-            raise ConfigurationError("NBP_KAFKA_BOOTSTRAP_SERVERS is not set: the offer stream needs a Kafka cluster "
-                                     "(for a local one: python -m nbp_assets kafka broker)")
-        return cls(servers, settings.kafka_client_properties(), settings.kafka_topic_prefix(),
-                   settings.kafka_partitions(), settings.kafka_replication(), settings.kafka_group())
+            raise ConfigurationError(
+                "NBP_KAFKA_BOOTSTRAP_SERVERS is not set: the offer stream needs a Kafka cluster "
+                "(for a local one: python -m nbp_assets kafka broker)"
+            )
+        return cls(
+            servers,
+            settings.kafka_client_properties(),
+            settings.kafka_topic_prefix(),
+            settings.kafka_partitions(),
+            settings.kafka_replication(),
+            settings.kafka_group(),
+        )
 
     def describe(self) -> str:
         shown = {k: ("***" if k in _SECRET_PROPERTIES else v) for k, v in self.client.items()}
@@ -46,13 +54,27 @@ class KafkaSettings:
         # acks=all + idempotence: an acknowledged offer is on every in-sync replica, and a
         # librdkafka retry never writes it twice. murmur2_random: Java's (and ksqlDB's)
         # partitioner, so a key lands where every other Kafka client puts it.
-        return {**self.common(), "acks": "all", "enable.idempotence": True, "partitioner": "murmur2_random",
-                "linger.ms": 2, "compression.type": "lz4", **extra}
+        return {
+            **self.common(),
+            "acks": "all",
+            "enable.idempotence": True,
+            "partitioner": "murmur2_random",
+            "linger.ms": 2,
+            "compression.type": "lz4",
+            **extra,
+        }
 
     def consumer(self, group: str | None = None, **extra) -> dict:
-        conf = {**self.common(), "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                # a restarted processor rejoins in seconds, not the default ~45 s
-                "session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "fetch.wait.max.ms": 5, **extra}
+        conf = {
+            **self.common(),
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            # a restarted processor rejoins in seconds, not the default ~45 s
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+            "fetch.wait.max.ms": 5,
+            **extra,
+        }
         if group is not None:
             conf["group.id"] = group
         else:  # table readers are assigned partitions: no group, nothing committed

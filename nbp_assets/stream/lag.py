@@ -21,8 +21,7 @@ def consumer_lag(cfg: KafkaSettings, group: str, topic: str) -> dict[int, int]:
     try:
         parts = _partitions(probe, topic)
         committed = probe.committed([TopicPartition(topic, p) for p in parts], timeout=30)
-        start = [TopicPartition(topic, c.partition, c.offset if c.offset >= 0 else OFFSET_BEGINNING)
-                 for c in committed]
+        start = [TopicPartition(topic, c.partition, c.offset if c.offset >= 0 else OFFSET_BEGINNING) for c in committed]
         probe.assign(start)
         lag = {p: 0 for p in parts}
 
@@ -65,8 +64,11 @@ def table_state(cfg: KafkaSettings, topic: str) -> dict[bytes, object]:
     try:
         parts = [TopicPartition(name, p, OFFSET_BEGINNING) for p in _partitions(reader, name)]
         reader.assign(parts)
-        read_to_end(reader, parts, lambda m: latest.__setitem__(
-            m.key(), json.loads(m.value()) if m.value() is not None else None))
+        read_to_end(
+            reader,
+            parts,
+            lambda m: latest.__setitem__(m.key(), json.loads(m.value()) if m.value() is not None else None),
+        )
     finally:
         reader.close()
     return latest

@@ -64,8 +64,9 @@ class Counters:
     rejected: int = 0
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
-    seconds: dict = field(default_factory=lambda: {"wait": 0.0, "tables": 0.0, "decode": 0.0, "offer": 0.0,
-                                                   "produce": 0.0})
+    seconds: dict = field(
+        default_factory=lambda: {"wait": 0.0, "tables": 0.0, "decode": 0.0, "offer": 0.0, "produce": 0.0}
+    )
 
     def timing(self) -> str:
         """Mean milliseconds per batch in each phase (where a batch's time goes)."""
@@ -120,8 +121,9 @@ class TableReader:
         self.cfg, self.state, self.log = cfg, state, log
         self.names = {t.name(x, cfg.topic_prefix): x for x in t.TABLE_TOPICS}
         self.consumer = Consumer(cfg.consumer(None, **{"enable.partition.eof": True}))
-        self.assigned = [TopicPartition(n, p, OFFSET_BEGINNING) for n in self.names
-                         for p in _partitions(self.consumer, n)]
+        self.assigned = [
+            TopicPartition(n, p, OFFSET_BEGINNING) for n in self.names for p in _partitions(self.consumer, n)
+        ]
         self.consumer.assign(self.assigned)
         self.arrived: set[str] = set()  # customers with waiting events whose record arrived
 
@@ -160,13 +162,18 @@ class TableReader:
         if not msgs:
             return
         values = t.loads_many([m.value() for m in msgs])
-        parties = [str(v.get("CUSTOMER_ID", m.key().decode())) if v.get("CUSTOMER_ID") is not None
-                   else m.key().decode() for v, m in zip(values, msgs)]
+        parties = [
+            str(v.get("CUSTOMER_ID", m.key().decode())) if v.get("CUSTOMER_ID") is not None else m.key().decode()
+            for v, m in zip(values, msgs)
+        ]
         stamp = t.local_time([m.timestamp()[1] for m in msgs]).view("int64")
-        given = pd.to_datetime(pd.Series([v.get("VALID_FROM") for v in values], dtype=object)).to_numpy("datetime64[ns]")
+        given = pd.to_datetime(pd.Series([v.get("VALID_FROM") for v in values], dtype=object)).to_numpy(
+            "datetime64[ns]"
+        )
         valid_from = np.where(np.isnat(given), stamp, given.view("int64"))
         self.arrived |= self.state.add_customer_versions(
-            parties, valid_from.tolist(), [v.get("INCOME") for v in values], [v.get("FICO") for v in values])
+            parties, valid_from.tolist(), [v.get("INCOME") for v in values], [v.get("FICO") for v in values]
+        )
 
     def close(self) -> None:
         self.consumer.close()
@@ -179,8 +186,7 @@ class Processor:
         from confluent_kafka import Consumer, Producer
 
         self.cfg, self.max_batch, self.log = cfg, max_batch, log
-        self.topic = {x: t.name(x, cfg.topic_prefix) for x in
-                      (t.ACTIVITY, t.NBO, t.LOOKUP, t.PENDING, t.REJECTED)}
+        self.topic = {x: t.name(x, cfg.topic_prefix) for x in (t.ACTIVITY, t.NBO, t.LOOKUP, t.PENDING, t.REJECTED)}
         self.state = OfferState()
         self.counters = Counters()
         self.stopping = threading.Event()
@@ -211,8 +217,13 @@ class Processor:
         try:
             assigned = [TopicPartition(self.topic[t.PENDING], p, OFFSET_BEGINNING) for p in parts]
             reader.assign(assigned)
-            read_to_end(reader, assigned, lambda m: self.state.restore_pending(
-                m.key().decode(), m.partition(), json.loads(m.value()) if m.value() is not None else None))
+            read_to_end(
+                reader,
+                assigned,
+                lambda m: self.state.restore_pending(
+                    m.key().decode(), m.partition(), json.loads(m.value()) if m.value() is not None else None
+                ),
+            )
         finally:
             reader.close()
 
@@ -223,8 +234,10 @@ class Processor:
 
         ensure_topics(self.cfg.admin(), self.cfg.topic_prefix, self.cfg.partitions, self.cfg.replication)
         n = self.tables.catch_up()
-        self.log(f"tables loaded from {n:,} record(s): {len(self.state.customers):,} customers, "
-                 f"{len(self.state.offers)} offers, rules version {self.state.rules.current_version}")
+        self.log(
+            f"tables loaded from {n:,} record(s): {len(self.state.customers):,} customers, "
+            f"{len(self.state.offers)} offers, rules version {self.state.rules.current_version}"
+        )
         self.consumer.subscribe([self.topic[t.ACTIVITY]], on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def run(self, until=None) -> Counters:
@@ -282,8 +295,9 @@ class Processor:
         try:
             records = t.loads_many([m.value() for m in msgs])
             good, rejected = msgs, []
-            frame = t.activity_frame(records, [m.key() for m in good], [m.timestamp()[1] for m in good],
-                                     [m.partition() for m in good])
+            frame = t.activity_frame(
+                records, [m.key() for m in good], [m.timestamp()[1] for m in good], [m.partition() for m in good]
+            )
         except (ValueError, TypeError, KeyError):  # one bad message: sort them one by one
             good, records, rejected = [], [], []
             for m in msgs:
@@ -294,8 +308,9 @@ class Processor:
                     records.append(r)
                 except (ValueError, TypeError, KeyError, AttributeError):
                     rejected.append(m)
-            frame = t.activity_frame(records, [m.key() for m in good], [m.timestamp()[1] for m in good],
-                                     [m.partition() for m in good])
+            frame = t.activity_frame(
+                records, [m.key() for m in good], [m.timestamp()[1] for m in good], [m.partition() for m in good]
+            )
         return frame, rejected
 
     def _produce(self, step: Step, released: pd.DataFrame | None, rejected: list, offsets: dict) -> None:
@@ -306,11 +321,15 @@ class Processor:
         def produce(topic, value, key, **kw):
             batch.outstanding += 1
             self.producer.produce(topic, value, key, on_delivery=delivered, **kw)
+
         keys = [str(i).encode() for i in step.nbo["ACTIVITY_ID"].astype("int64").tolist()]
         for topic, values, ks in (
             (self.topic[t.NBO], t.nbo_messages(step.nbo, step.nbo_customer), keys),
-            (self.topic[t.LOOKUP], t.lookup_messages(step.lookup, step.lookup_customer),
-             [str(i).encode() for i in step.lookup["ACTIVITY_ID"].astype("int64").tolist()]),
+            (
+                self.topic[t.LOOKUP],
+                t.lookup_messages(step.lookup, step.lookup_customer),
+                [str(i).encode() for i in step.lookup["ACTIVITY_ID"].astype("int64").tolist()],
+            ),
         ):
             for k, v in zip(ks, values):
                 try:
@@ -332,8 +351,10 @@ class Processor:
         for m in rejected:
             produce(self.topic[t.REJECTED], m.value(), m.key())
         if len(step.unmatched_offers):
-            self.log(f"{len(step.unmatched_offers)} offer(s) name an OFFER_ID missing from OFFERS_STREAM: "
-                     "in NEXT_BEST_OFFER, not in the lookup")
+            self.log(
+                f"{len(step.unmatched_offers)} offer(s) name an OFFER_ID missing from OFFERS_STREAM: "
+                "in NEXT_BEST_OFFER, not in the lookup"
+            )
         self.producer.poll(0)  # hands the batch to librdkafka's sender without waiting for it
         if len(self.in_flight) > MAX_IN_FLIGHT:  # bounds what a crash replays
             self._settle(wait=True)
@@ -351,14 +372,16 @@ class Processor:
         while self.in_flight and self.in_flight[0].outstanding == 0:
             done = self.in_flight.popleft()
             if done.failures:
-                raise RuntimeError(f"output not acknowledged ({done.failures[:3]}): offsets not committed, "
-                                   "the batch will be replayed")
+                raise RuntimeError(
+                    f"output not acknowledged ({done.failures[:3]}): offsets not committed, the batch will be replayed"
+                )
             offsets.update(done.offsets)
         if wait and self.in_flight:
             raise RuntimeError(f"{len(self.in_flight)} batch(es) not acknowledged within 60 s: offsets not committed")
         if offsets:
-            self.consumer.commit(offsets=[TopicPartition(tp, p, o) for (tp, p), o in offsets.items()],
-                                 asynchronous=not wait)
+            self.consumer.commit(
+                offsets=[TopicPartition(tp, p, o) for (tp, p), o in offsets.items()], asynchronous=not wait
+            )
 
     def stop(self, *_) -> None:
         self.stopping.set()
@@ -387,9 +410,12 @@ def serve(cfg: KafkaSettings, max_batch: int = 20_000, report_every: float = 10.
     def status() -> bool:
         if time.monotonic() - last[0] >= report_every:
             c = processor.counters
-            print(f"{c.events:,} events, {c.offered:,} offered, {c.released:,} released after their customer "
-                  f"arrived, {processor.state.pending_count:,} waiting, {c.rejected:,} rejected; {c.batches:,} "
-                  f"batches; {c.timing()}", flush=True)
+            print(
+                f"{c.events:,} events, {c.offered:,} offered, {c.released:,} released after their customer "
+                f"arrived, {processor.state.pending_count:,} waiting, {c.rejected:,} rejected; {c.batches:,} "
+                f"batches; {c.timing()}",
+                flush=True,
+            )
             last[0] = time.monotonic()
         return False
 

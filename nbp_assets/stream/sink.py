@@ -35,8 +35,9 @@ def write_new(warehouse, rows: pd.DataFrame) -> int:
         rows = rows[~rows["ACTIVITY_ID"].isin(held["ACTIVITY_ID"].astype("int64"))]
     if rows.empty:
         return 0
-    return warehouse.replace_slice(LOOKUP_TABLE, rows[t.LOOKUP_FIELDS].reset_index(drop=True), where="FALSE",
-                                   ddl=LOOKUP_DDL)
+    return warehouse.replace_slice(
+        LOOKUP_TABLE, rows[t.LOOKUP_FIELDS].reset_index(drop=True), where="FALSE", ddl=LOOKUP_DDL
+    )
 
 
 class Sink:
@@ -57,10 +58,12 @@ class Sink:
         if member:
             self.consumer.subscribe([topic], on_assign=self._on_assign)
         else:
-            committed = self.consumer.committed([TopicPartition(topic, p) for p in _partitions(self.consumer, topic)],
-                                                timeout=30)
-            self.consumer.assign([TopicPartition(topic, c.partition, c.offset if c.offset >= 0 else OFFSET_BEGINNING)
-                                  for c in committed])
+            committed = self.consumer.committed(
+                [TopicPartition(topic, p) for p in _partitions(self.consumer, topic)], timeout=30
+            )
+            self.consumer.assign(
+                [TopicPartition(topic, c.partition, c.offset if c.offset >= 0 else OFFSET_BEGINNING) for c in committed]
+            )
             self.assigned = True
         self.received = self.inserted = 0
 
@@ -79,8 +82,7 @@ class Sink:
         last: dict[tuple[str, int], int] = {}
         for m in msgs:
             last[(m.topic(), m.partition())] = max(last.get((m.topic(), m.partition()), -1), m.offset())
-        self.consumer.commit(offsets=[TopicPartition(tp, p, o + 1) for (tp, p), o in last.items()],
-                             asynchronous=False)
+        self.consumer.commit(offsets=[TopicPartition(tp, p, o + 1) for (tp, p), o in last.items()], asynchronous=False)
         self.received += len(msgs)
         self.inserted += inserted
         return len(msgs), inserted
@@ -105,8 +107,9 @@ class Sink:
 def serve(cfg: KafkaSettings, warehouse, interval: float = 5.0) -> None:
     """The CLI's long-running sink: a micro-batch every `interval` seconds until interrupted."""
     sink = Sink(cfg, warehouse)
-    print(f"warehouse sink: {t.name(t.LOOKUP, cfg.topic_prefix)} -> {LOOKUP_TABLE} in {warehouse.describe()}",
-          flush=True)
+    print(
+        f"warehouse sink: {t.name(t.LOOKUP, cfg.topic_prefix)} -> {LOOKUP_TABLE} in {warehouse.describe()}", flush=True
+    )
     try:
         while True:
             n, i = sink.batch(wait=interval)

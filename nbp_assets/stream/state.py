@@ -18,8 +18,16 @@ from nbp_assets.model.offers import DEFAULT_OFFERS_FILE, lookup, next_best_offer
 from nbp_assets.model.offers_rules import RuleSet, load_rules, rules_from_frame
 
 BATCH_KEY = "kafka"  # BATCH_KEY of the model's rows; not on the topics
-EVENT_COLUMNS = ["activity_id", "party_id", "event_time", "activity_type", "propensity_to_buy", "ip_address",
-                 "customer_raw", "partition"]
+EVENT_COLUMNS = [
+    "activity_id",
+    "party_id",
+    "event_time",
+    "activity_type",
+    "propensity_to_buy",
+    "ip_address",
+    "customer_raw",
+    "partition",
+]
 
 
 @dataclass
@@ -38,7 +46,9 @@ class Step:
 class OfferState:
     """Tables and waiting events of one processor."""
 
-    customers: dict[str, list[tuple[int, object, object]]] = field(default_factory=dict)  # party -> (valid_from ns, income, fico)
+    customers: dict[str, list[tuple[int, object, object]]] = field(
+        default_factory=dict
+    )  # party -> (valid_from ns, income, fico)
     offers: dict[int, tuple[str, str]] = field(default_factory=dict)
     rules_rows: dict[int, list[dict]] = field(default_factory=dict)
     pending: dict[str, tuple[int, list[dict]]] = field(default_factory=dict)  # party -> (activity partition, events)
@@ -98,8 +108,13 @@ class OfferState:
         if self._offers_frame is None:
             if self.offers:
                 ids = sorted(self.offers)
-                self._offers_frame = pd.DataFrame({"offer_id": ids, "offer_name": [self.offers[i][0] for i in ids],
-                                                   "offer_url": [self.offers[i][1] for i in ids]})
+                self._offers_frame = pd.DataFrame(
+                    {
+                        "offer_id": ids,
+                        "offer_name": [self.offers[i][0] for i in ids],
+                        "offer_url": [self.offers[i][1] for i in ids],
+                    }
+                )
             else:
                 self._offers_frame = pd.read_csv(DEFAULT_OFFERS_FILE)
         return self._offers_frame
@@ -141,12 +156,14 @@ class OfferState:
         """Every version of these customers, as the model's customer versions."""
         rows = [(p, *v) for p in parties for v in self.customers.get(p, ())]
         party, valid_from, income, fico = (list(c) for c in zip(*rows)) if rows else ([], [], [], [])
-        return pd.DataFrame({
-            "party_id": np.array(party, dtype=object),
-            "valid_from": np.array(valid_from, dtype="int64").view("datetime64[ns]"),
-            "income": pd.array(income, dtype="Int64"),
-            "fico": pd.array(fico, dtype="Int64"),
-        })
+        return pd.DataFrame(
+            {
+                "party_id": np.array(party, dtype=object),
+                "valid_from": np.array(valid_from, dtype="int64").view("datetime64[ns]"),
+                "income": pd.array(income, dtype="Int64"),
+                "fico": pd.array(fico, dtype="Int64"),
+            }
+        )
 
     def step(self, events: pd.DataFrame) -> Step:
         """Offer every event whose customer is known (joined to the version valid at its
@@ -158,8 +175,9 @@ class OfferState:
         known = np.fromiter((p in customers for p in parties), dtype=bool, count=len(events))
         every = bool(known.all())
         versions = self._versions(list(dict.fromkeys(p for p, k in zip(parties, known) if k)))
-        nbo, unknown = next_best_offers(events if every else events[known].reset_index(drop=True), versions,
-                                        self.rules, BATCH_KEY)
+        nbo, unknown = next_best_offers(
+            events if every else events[known].reset_index(drop=True), versions, self.rules, BATCH_KEY
+        )
         assert unknown.empty  # every event passed in has a customer version
         nbo_customer = events["customer_raw"].to_numpy(object)[known]
         rows, unmatched = lookup(nbo, self.offers_frame)
@@ -167,8 +185,9 @@ class OfferState:
         changed = set()
         waiting = events[~known]
         if len(waiting):
-            records = waiting.assign(event_time=waiting["event_time"].to_numpy("datetime64[ns]").view("int64")
-                                     ).to_dict("records")
+            records = waiting.assign(event_time=waiting["event_time"].to_numpy("datetime64[ns]").view("int64")).to_dict(
+                "records"
+            )
             for r in records:
                 partition, queued = self.pending.setdefault(r["party_id"], (int(r["partition"]), []))
                 if not any(q["activity_id"] == r["activity_id"] for q in queued):  # a replayed wait

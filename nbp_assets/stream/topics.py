@@ -37,10 +37,30 @@ COMPACTED = (CUSTOMERS, OFFERS, RULES, PENDING)  # CUSTOMERS_TABLE: versions are
 TIMEZONE = "Europe/London"  # event times are bank-local wall time, as the activity contract says
 _ZONE = ZoneInfo(TIMEZONE)
 
-NBO_FIELDS = ["ACTIVITY_ID", "CUSTOMER_ID", "PROPENSITY_TO_BUY", "ACTIVITY_TYPE", "INCOME", "FICO", "OFFER_ID",
-              "EVENT_TIME", "RULES_VERSION", "RULE_PRIORITY", "CUSTOMER_VALID_FROM"]
-LOOKUP_FIELDS = ["OFFER_ID", "ACTIVITY_ID", "CUSTOMER_ID", "PROPENSITY_TO_BUY", "ACTIVITY_TYPE", "INCOME", "FICO",
-                 "OFFER_NAME", "OFFER_URL"]
+NBO_FIELDS = [
+    "ACTIVITY_ID",
+    "CUSTOMER_ID",
+    "PROPENSITY_TO_BUY",
+    "ACTIVITY_TYPE",
+    "INCOME",
+    "FICO",
+    "OFFER_ID",
+    "EVENT_TIME",
+    "RULES_VERSION",
+    "RULE_PRIORITY",
+    "CUSTOMER_VALID_FROM",
+]
+LOOKUP_FIELDS = [
+    "OFFER_ID",
+    "ACTIVITY_ID",
+    "CUSTOMER_ID",
+    "PROPENSITY_TO_BUY",
+    "ACTIVITY_TYPE",
+    "INCOME",
+    "FICO",
+    "OFFER_NAME",
+    "OFFER_URL",
+]
 
 
 def name(topic: str, prefix: str = "") -> str:
@@ -58,8 +78,9 @@ def topic_configs(topic: str) -> dict[str, str]:
     return {"cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000)}
 
 
-def ensure_topics(admin_conf: dict, prefix: str = "", partitions: int = 6, replication: int = 1,
-                  timeout: float = 30.0) -> list[str]:
+def ensure_topics(
+    admin_conf: dict, prefix: str = "", partitions: int = 6, replication: int = 1, timeout: float = 30.0
+) -> list[str]:
     """Create the recipe's topics that do not exist yet (explicitly: auto-created topics get
     the broker's partition count, and the activity and pending topics must match). Returns
     the topics created."""
@@ -67,12 +88,17 @@ def ensure_topics(admin_conf: dict, prefix: str = "", partitions: int = 6, repli
 
     admin = AdminClient(admin_conf)
     existing = set(admin.list_topics(timeout=timeout).topics)
-    wanted = [t for t in (ACTIVITY, CUSTOMERS, OFFERS, RULES, NBO, LOOKUP, PENDING, REJECTED)
-              if name(t, prefix) not in existing]
+    wanted = [
+        t
+        for t in (ACTIVITY, CUSTOMERS, OFFERS, RULES, NBO, LOOKUP, PENDING, REJECTED)
+        if name(t, prefix) not in existing
+    ]
     if not wanted:
         return []
-    futures = admin.create_topics([NewTopic(name(t, prefix), partitions, replication, config=topic_configs(t))
-                                   for t in wanted], operation_timeout=timeout)
+    futures = admin.create_topics(
+        [NewTopic(name(t, prefix), partitions, replication, config=topic_configs(t)) for t in wanted],
+        operation_timeout=timeout,
+    )
     for topic, future in futures.items():
         try:
             future.result()
@@ -103,24 +129,27 @@ def local_time(ms: np.ndarray | list[int]) -> np.ndarray:
     return t.to_numpy("datetime64[ns]")
 
 
-def activity_frame(records: list[dict], keys: list[bytes | None], timestamps: list[int],
-                   partitions: list[int]) -> pd.DataFrame:
+def activity_frame(
+    records: list[dict], keys: list[bytes | None], timestamps: list[int], partitions: list[int]
+) -> pd.DataFrame:
     """Activity messages as the offer model's events (activity contract column names) plus
     CUSTOMER_ID as it came (an integer stays an integer in the outputs) and the partition."""
     # Plain list comprehensions: for the small batches of a quiet stream, building pandas
     # frames from records cost more than the rest of the decoding.
     raw = [r.get("CUSTOMER_ID") for r in records]
     raw = [c if c is not None else (k.decode() if k is not None else None) for c, k in zip(raw, keys)]
-    return pd.DataFrame({
-        "activity_id": np.array([r["ACTIVITY_ID"] for r in records], dtype="int64"),
-        "party_id": np.array([str(c) for c in raw], dtype=object),
-        "event_time": local_time(timestamps),
-        "activity_type": np.array([r["ACTIVITY_TYPE"] for r in records], dtype=object),
-        "propensity_to_buy": np.array([r["PROPENSITY_TO_BUY"] for r in records], dtype="float64"),
-        "ip_address": np.array([r.get("IP_ADDRESS") for r in records], dtype=object),
-        "customer_raw": np.array(raw, dtype=object),
-        "partition": np.asarray(partitions, dtype="int64"),
-    })
+    return pd.DataFrame(
+        {
+            "activity_id": np.array([r["ACTIVITY_ID"] for r in records], dtype="int64"),
+            "party_id": np.array([str(c) for c in raw], dtype=object),
+            "event_time": local_time(timestamps),
+            "activity_type": np.array([r["ACTIVITY_TYPE"] for r in records], dtype=object),
+            "propensity_to_buy": np.array([r["PROPENSITY_TO_BUY"] for r in records], dtype="float64"),
+            "ip_address": np.array([r.get("IP_ADDRESS") for r in records], dtype=object),
+            "customer_raw": np.array(raw, dtype=object),
+            "partition": np.asarray(partitions, dtype="int64"),
+        }
+    )
 
 
 def json_lines(frame: pd.DataFrame) -> list[bytes]:
@@ -149,8 +178,16 @@ def lookup_messages(rows: pd.DataFrame, customer_raw: np.ndarray) -> list[bytes]
 def lookup_frame(values: list[bytes]) -> pd.DataFrame:
     """NEXT_BEST_OFFER_LOOKUP messages as the warehouse table's rows (CUSTOMER_ID as text)."""
     frame = pd.DataFrame.from_records(loads_many(values), columns=LOOKUP_FIELDS)
-    return frame.astype({"OFFER_ID": "int64", "ACTIVITY_ID": "int64", "CUSTOMER_ID": str,
-                         "PROPENSITY_TO_BUY": "float64", "INCOME": "Int64", "FICO": "Int64"})
+    return frame.astype(
+        {
+            "OFFER_ID": "int64",
+            "ACTIVITY_ID": "int64",
+            "CUSTOMER_ID": str,
+            "PROPENSITY_TO_BUY": "float64",
+            "INCOME": "Int64",
+            "FICO": "Int64",
+        }
+    )
 
 
 def rules_message(version: pd.DataFrame) -> tuple[bytes, bytes]:
