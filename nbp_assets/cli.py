@@ -570,9 +570,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.set_defaults(func=cmd_pools)
 
-    from nbp_assets.stream.cli import register as register_kafka  # the offer stream on Kafka (stream/cli.py)
+    from nbp_assets.stream import cli as kafka_cli  # the offer stream on Kafka: its own module
 
-    register_kafka(sub)
+    kafka_cli.add_parser(sub)
 
     args = parser.parse_args(argv)
     try:

@@ -252,7 +252,11 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
             ]
             # Recorded before the check is reported and the report written: a breach the UI
             # shows always has its alert, and a failure here fails the step visibly.
-            gaps_now = {(r["product_id"], r["dimension"]): r["gap_pp"] for r in gaps.to_dict("records")}
+            # a gap that could not be measured (NaN in the frame) is None, as record_week declares
+            gaps_now = {
+                (r["product_id"], r["dimension"]): None if pd.isna(r["gap_pp"]) else r["gap_pp"]
+                for r in gaps.to_dict("records")
+            }
             url = postgres.conninfo()
             outcome = outbox.record_week(url, week.start, model_version, alerts, gaps_now, context.run.run_id)
             alerts_table = _alerts_table(alerts, outcome)

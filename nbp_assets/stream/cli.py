@@ -76,7 +76,7 @@ def cmd_status(args: argparse.Namespace) -> None:
     print(f"events waiting for a customer record: {sum(waiting.values()):,} of {len(waiting):,} customer(s)")
 
 
-def register(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("kafka", help="the next-best-offer stream on Kafka: broker (dev), topics, process, sink, status")
     ks = p.add_subparsers(dest="kafka_command", required=True)
     b = ks.add_parser("broker", help="run a local tansu broker on 127.0.0.1 (dev/test only)")

@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from nbp_assets.model.offers import LOOKUP_COLUMNS
+
 ACTIVITY = "CUSTOMER_ACTIVITY_STREAM"
 CUSTOMERS = "CUSTOMERS_TABLE"
 OFFERS = "OFFERS_STREAM"
@@ -50,17 +52,8 @@ NBO_FIELDS = [
     "RULE_PRIORITY",
     "CUSTOMER_VALID_FROM",
 ]
-LOOKUP_FIELDS = [
-    "OFFER_ID",
-    "ACTIVITY_ID",
-    "CUSTOMER_ID",
-    "PROPENSITY_TO_BUY",
-    "ACTIVITY_TYPE",
-    "INCOME",
-    "FICO",
-    "OFFER_NAME",
-    "OFFER_URL",
-]
+# the recipe's NEXT_BEST_OFFER_LOOKUP fields: the same columns as the warehouse lookup table
+LOOKUP_FIELDS = LOOKUP_COLUMNS
 
 
 def name(topic: str, prefix: str = "") -> str:
