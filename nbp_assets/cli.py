@@ -211,12 +211,12 @@ def materialize_week(week: str):
 
 
 def _summarize(job, result, week: str, seconds: float):
-    from nbp_assets.model.fairness import BREACH_THRESHOLD_PP
+    from nbp_assets.fairness.config import fairness_config
     from nbp_assets.resources import build_resources
     from nbp_assets.run_summary import render, summarize_run
 
     summary = summarize_run(job, result, week, build_resources()["postgres"].conninfo())
-    print("\n".join(render(summary, BREACH_THRESHOLD_PP, seconds)), flush=True)
+    print("\n".join(render(summary, fairness_config().threshold_pp, seconds)), flush=True)
     return summary
 
 

@@ -29,6 +29,10 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | SNOWFLAKE_WAREHOUSE            | production: virtual warehouse that runs the queries      | required           |
 | SNOWFLAKE_DATABASE             | production: database holding nbp_source, nbp_work, product_intelligence, nbp_config | required |
 | SNOWFLAKE_LOGIN_TIMEOUT        | production: seconds to wait for a Snowflake login        | 60                 |
+| NBP_FAIRNESS_DIMENSIONS        | comma-separated customer columns the fairness rates are cut by | jurisdiction,age_band,segment |
+| NBP_FAIRNESS_MIN_GROUP         | groups with fewer active customers are listed, not judged | 30               |
+| NBP_FAIRNESS_HISTORY_WEEKS     | weeks of gap history in the fairness report (this week included) | 8         |
+| NBP_FAIRNESS_BLOCKS_PUBLISH    | true: a fairness breach stops nbp_current from publishing the week | false   |
 | NBP_KAFKA_BOOTSTRAP_SERVERS    | offer stream: Kafka bootstrap servers (host:port,...); set = the Kafka path is on | unset |
 | NBP_KAFKA_SECURITY_PROTOCOL    | offer stream: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL  | PLAINTEXT          |
 | NBP_KAFKA_SASL_MECHANISM       | offer stream: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512       | PLAIN (with SASL)  |
@@ -289,3 +293,49 @@ def kafka_replication() -> int:
 
 def kafka_group() -> str:
     return os.environ.get("NBP_KAFKA_GROUP", "").strip() or "nbp-next-best-offer"
+
+
+# Fairness monitoring (defaults and the meaning of each value: fairness/config.py). None:
+# not set. A bad value raises ValueError naming the variable, when the definitions load.
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def _bounded(environ: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def env_flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise ValueError(f"{name}={raw!r}: expected true or false")
+    return raw in _TRUE
+
+
+def fairness_dimensions(environ: Mapping[str, str] | None = None) -> tuple[str, ...] | None:
+    raw = _environ(environ).get("NBP_FAIRNESS_DIMENSIONS", "").strip()
+    return tuple(d.strip() for d in raw.split(",") if d.strip()) if raw else None
+
+
+def fairness_min_group(environ: Mapping[str, str] | None = None) -> int | None:
+    return _bounded(_environ(environ), "NBP_FAIRNESS_MIN_GROUP", 1, 1_000_000)
+
+
+def fairness_history_weeks(environ: Mapping[str, str] | None = None) -> int | None:
+    return _bounded(_environ(environ), "NBP_FAIRNESS_HISTORY_WEEKS", 1, 104)
+
+
+def fairness_blocks_publish(environ: Mapping[str, str] | None = None) -> bool:
+    return env_flag(_environ(environ), "NBP_FAIRNESS_BLOCKS_PUBLISH")

@@ -101,7 +101,7 @@ CHECK_NAMES = {  # the constants are part of the contract with sensors and the U
     "SCORES": "scores_in_range",
     "MODEL_VERSION": "model_version_on_every_row",
     "NOT_EMPTY": "week_not_empty",
-    "FAIRNESS_GAP": "fairness_gap_within_10pp",
+    "FAIRNESS_GAP": "fairness_gap_within_threshold",
 }
 # The next-best-offer recipe (issue 5): its own group, unpartitioned, driven by a sensor.
 OFFER_GROUP = "next_best_offer"

@@ -1,87 +1,15 @@
-"""What an nbp.fairness_breach alert says, and how each channel's message is shaped.
-
-One payload (a flat JSON object, stored in the outbox and posted as-is to the webhook),
-rendered as an e-mail subject and text, Slack Block Kit blocks, and a Teams card.
+"""How each channel's message is shaped: an e-mail subject and text, Slack Block Kit
+blocks and a Teams card, from an alert's payload (a flat JSON object, stored in the outbox
+and posted as-is to the webhook). What a fairness alert carries is fairness/alert.py's.
 """
 
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Mapping
-from typing import Any
 
 from nbp_assets.alerts.outbox import ALERT_TYPE
-
-POLICIES = ["CON-001", "CON-006"]
-ACTION = "Model review by compliance (MOD-107 fairness monitoring)."
-
-
-def _num(value: Any, digits: int = 4) -> float | None:
-    """A plain float for JSON, None for missing (None, NaN, pandas NA)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else round(number, digits)
-
-
-def attributable_to(eligibility_pp: float | None, ranking_pp: float | None, threshold_pp: float) -> str | None:
-    """Which part of the gap would breach on its own: the ranking (a model review), the
-    eligibility matrix (a CON-006 / MOD-105 review), both, or only the two combined."""
-    if eligibility_pp is None or ranking_pp is None:
-        return None
-    ranking, eligibility = ranking_pp > threshold_pp, eligibility_pp > threshold_pp
-    if ranking and eligibility:
-        return "ranking and eligibility"
-    return "ranking" if ranking else "eligibility" if eligibility else "ranking and eligibility combined"
-
-
-def alert_payload(
-    gap: Mapping,
-    week: str,
-    model_version: str,
-    threshold_pp: float,
-    run_id: str,
-    weeks_breached: int,
-    weeks_reported: int,
-    report_html: str,
-    product_name: str | None = None,
-) -> dict:
-    """The alert for one breaching row of fairness_gaps, in plain JSON types."""
-    eligibility_pp, ranking_pp = _num(gap.get("eligibility_pp")), _num(gap.get("ranking_pp"))
-    return {
-        "type": ALERT_TYPE,
-        "week": week,
-        "product_id": str(gap["product_id"]),
-        "product_name": product_name,
-        "dimension": str(gap["dimension"]),
-        "model_version": model_version,
-        "highest_group": str(gap["highest_group"]),
-        "highest_rate": _num(gap["highest_rate"], 6),
-        "highest_customers": int(gap["highest_customers"]),
-        "lowest_group": str(gap["lowest_group"]),
-        "lowest_rate": _num(gap["lowest_rate"], 6),
-        "lowest_customers": int(gap["lowest_customers"]),
-        "gap_pp": _num(gap["gap_pp"]),
-        "gap_ci_low_pp": _num(gap.get("gap_ci_low_pp")),
-        "gap_ci_high_pp": _num(gap.get("gap_ci_high_pp")),
-        "clear_breach": bool(gap["clear_breach"]) if gap.get("clear_breach") is not None else None,
-        "threshold_pp": float(threshold_pp),
-        "highest_eligible_rate": _num(gap.get("highest_eligible_rate"), 6),
-        "lowest_eligible_rate": _num(gap.get("lowest_eligible_rate"), 6),
-        "highest_eligible_share": _num(gap.get("highest_eligible_share"), 6),
-        "lowest_eligible_share": _num(gap.get("lowest_eligible_share"), 6),
-        "eligibility_pp": eligibility_pp,
-        "ranking_pp": ranking_pp,
-        "attributable_to": attributable_to(eligibility_pp, ranking_pp, threshold_pp),
-        "weeks_breached": int(weeks_breached),
-        "weeks_reported": int(weeks_reported),
-        "policies": POLICIES,
-        "action": ACTION,
-        "evaluated_by_run": run_id,
-        "report_html": report_html,
-    }
+from nbp_assets.fairness.alert import ACTION, POLICIES
 
 
 def _pct(rate: float | None) -> str:
