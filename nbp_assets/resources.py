@@ -15,7 +15,6 @@ login, that every required upstream table is visible and that PostgreSQL answers
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -33,18 +32,6 @@ from nbp_assets.storage.warehouse import SOURCE_SCHEMA, DuckDBWarehouse, Warehou
 # for the nbp_weekly pool slot then sleeps instead of spinning a core, and stops on Ctrl-C/SIGTERM.
 patch_dagster_pool_wait()
 
-# SnowflakeResource field -> environment variable
-_SNOWFLAKE_FIELDS = {
-    "account": "SNOWFLAKE_ACCOUNT",
-    "user": "SNOWFLAKE_USER",
-    "password": "SNOWFLAKE_PASSWORD",
-    "private_key": "SNOWFLAKE_PRIVATE_KEY",
-    "private_key_path": "SNOWFLAKE_PRIVATE_KEY_PATH",
-    "private_key_password": "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
-    "role": "SNOWFLAKE_ROLE",
-    "warehouse": "SNOWFLAKE_WAREHOUSE",
-    "database": "SNOWFLAKE_DATABASE",
-}
 WEIGHTS_COLUMNS = ("product_class", "signal", "weight")
 
 
@@ -71,9 +58,7 @@ def snowflake_warehouse(resolved: bool = False, **connection_args) -> WarehouseR
     from nbp_assets.storage.snowflake import SnowflakeWarehouse
 
     fields = {
-        field: os.environ[var] if resolved else dg.EnvVar(var)
-        for field, var in _SNOWFLAKE_FIELDS.items()
-        if os.environ.get(var, "").strip()
+        field: value if resolved else dg.EnvVar(var) for field, (var, value) in settings.snowflake_settings().items()
     }
     resource = SnowflakeResource(
         **fields,
@@ -88,7 +73,7 @@ def build_resources(deployment: str | None = None) -> dict:
     if deployment == "local":
         # NBP_POSTGRES_URL, when set, is passed as a reference too: its password must not reach
         # Dagster's run storage or the UI (unset: the embedded server, whose URL has no secret).
-        url = dg.EnvVar("NBP_POSTGRES_URL") if settings.postgres_url() else None
+        url = dg.EnvVar(settings.POSTGRES_URL_VARIABLE) if settings.postgres_url() else None
         return {
             "warehouse": DuckDBWarehouse(database=str(settings.warehouse_path())),
             "postgres": PostgresResource(url=url, data_dir=str(settings.postgres_data_dir())),
@@ -96,7 +81,9 @@ def build_resources(deployment: str | None = None) -> dict:
     settings.check_production_env()
     return {
         "warehouse": snowflake_warehouse(),
-        "postgres": ServerPostgres(url=dg.EnvVar("NBP_POSTGRES_URL"), data_dir=str(settings.postgres_data_dir())),
+        "postgres": ServerPostgres(
+            url=dg.EnvVar(settings.POSTGRES_URL_VARIABLE), data_dir=str(settings.postgres_data_dir())
+        ),
     }
 
 
@@ -160,10 +147,10 @@ def check_deployment(deployment: str | None = None) -> list[str]:
 def _check_dagster_instance() -> str:
     from nbp_assets.storage.postgres import PostgresUnavailable, check_connection
 
-    home = os.environ.get("DAGSTER_HOME")
+    home = settings.dagster_home()
     if not home:
         return "dagster instance: DAGSTER_HOME not set (the CLI uses $NBP_HOME/dagster_home)"
-    url = os.environ.get("DAGSTER_POSTGRES_URL", "")
+    url = settings.dagster_postgres_url()
     if url:
         if not url.startswith("postgresql+psycopg2://"):
             # SQLAlchemy 2 maps postgresql:// to psycopg 3, on which Dagster's NOTIFY fails

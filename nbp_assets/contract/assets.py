@@ -22,8 +22,7 @@ from nbp_assets.contract.inputs import (
     PRODUCT_CLASSES,
     SEGMENTS,
 )
-from nbp_assets.model.ranking import NO_SIGNAL, TOP_N
-from nbp_assets.model.weights import POSITIVE_SIGNALS
+from nbp_assets.contract.signals import NO_SIGNAL, POSITIVE_SIGNALS, TOP_N
 
 
 @extensions.register_check_method(statistics=["skipna"], check_type="vectorized")
