@@ -28,6 +28,7 @@ from pydantic import PrivateAttr
 
 from nbp_assets.redaction import redact
 from nbp_assets.settings import SNOWFLAKE_CREDENTIALS, ConfigurationError
+from nbp_assets.storage.schemas import create_schema_if_missing
 from nbp_assets.storage.warehouse import WORK_SCHEMA, WarehouseResource, WarehouseSession
 
 # snowflake.connector.constants.FIELD_TYPES codes, as found in cursor.description
@@ -285,11 +286,7 @@ class SnowflakeWarehouse(WarehouseResource):
     # ------------------------------------------------------------------ writes
 
     def _ensure_schema(self, cursor, schema: str) -> None:
-        # Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE SCHEMA privilege even when
-        # the schema exists, and production schemas are created by the DBA.
-        cursor.execute("SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s", (schema.upper(),))
-        if cursor.fetchone()[0] == 0:
-            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        create_schema_if_missing(cursor, schema, "snowflake")
 
     @contextmanager
     def _staged(self, conn, df: pd.DataFrame) -> Iterator[str]:
