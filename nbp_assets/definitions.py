@@ -58,7 +58,8 @@ def weekly_engine_definitions(weights: Weights) -> dg.Definitions:
 
 
 def build_definitions(deployment: str | None = None) -> dg.Definitions:
-    weights = deployment_weights(deployment)  # production: the Snowflake weights configuration table
+    # production: the Snowflake weights configuration table, read when a run starts (no login here)
+    weights = deployment_weights(deployment, deferred=True)
     weekly = weekly_engine_definitions(weights)
     published = next(a for a in weekly.assets if PUBLISHED_ASSET in a.keys)
     with warnings.catch_warnings():

@@ -545,6 +545,6 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
 
     @dg.asset(**current)
     def nbp_current(context: dg.AssetExecutionContext, warehouse: WarehouseResource, postgres: PostgresResource):
-        yield from nbp_current_step(context, warehouse, postgres, model_version, blocks_publish)
+        yield from nbp_current_step(context, warehouse, postgres, weights.model_version, blocks_publish)
 
     return [customers, activity, eligibility, signals, scores, nbp_ranked, nbp_current]

@@ -219,6 +219,8 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         ranking. Groups below the minimum size are listed, not judged. A gap above the threshold (10 points)
         is a breach: an nbp.fairness_breach alert in the compliance outbox. Also the gap of
         each product over the last weeks, and the whole report as an HTML file per week."""
+        # The weights this run ranked with (production reads them when the run starts).
+        model_version = weights.model_version
         with warehouse.session():  # one connection (DuckDB) or login (Snowflake) for the step
             started, week = time.perf_counter(), week_of(context)
             sizes, hits = _rate_counts(warehouse, week, config.dimensions)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import ExitStack, contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import dagster as dg
 import pandas as pd
@@ -102,6 +102,11 @@ class _SnowflakeSession(WarehouseSession):
         return _frame(self.cursor)
 
 
+# What a run needs read once it has logged in, registered by whoever put it off until then
+# (resources.py: the weights table), so that loading the definitions never logs in.
+RUN_START_HOOKS: list[Callable[["SnowflakeWarehouse"], None]] = []
+
+
 class SnowflakeWarehouse(WarehouseResource):
     """The bank's Snowflake warehouse: upstream inputs (nbp_source), the weekly work tables
     (nbp_work) and the next-best-product history (product_intelligence). Credentials come
@@ -127,6 +132,8 @@ class SnowflakeWarehouse(WarehouseResource):
             return
         try:
             self.check_required_tables()
+            for hook in RUN_START_HOOKS:
+                hook(self)
         except Exception:
             self.teardown_after_execution(context)
             raise
