@@ -8,7 +8,7 @@
 - config: what is judged (NBP_FAIRNESS_*: dimensions, minimum group size, weeks of
   history, whether a breach stops nbp_current), with its defaults.
 - guard: that stop, as nbp_current applies it before publishing.
-- alert: what an nbp.fairness_breach alert carries to compliance.
+- alert: what an nbp.fairness_breach alert carries to compliance and how it reads.
 - report: the weekly review report (markdown and chart for the UI, standalone HTML).
 - asset: the fairness_report asset and its check, wiring the above together.
 Delivery of the alerts (outbox, channels, workflow) is the alerts package's. See docs/fairness.md.

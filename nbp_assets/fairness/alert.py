@@ -1,5 +1,6 @@
-"""What an nbp.fairness_breach alert carries: one flat JSON payload per breaching product
-and dimension, stored in the compliance outbox and sent as-is to every channel."""
+"""What an nbp.fairness_breach alert carries and says: one flat JSON payload per breaching
+product and dimension, stored in the compliance outbox and sent as-is to every channel,
+and its subject and label/value lines, which every channel (alerts/messages.py) lays out."""
 
 from __future__ import annotations
 
@@ -68,3 +69,90 @@ def alert_payload(
         "evaluated_by_run": run_id,
         "report_html": report_html,
     }
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate * 100:.1f}%"
+
+
+def headline(alert: Mapping) -> str:
+    return f"{ALERT_TYPE}: {alert['product_id']} by {alert['dimension']}"
+
+
+def subject(alert: Mapping) -> str:
+    return (
+        f"[{ALERT_TYPE}] week {alert['week']}: {alert['product_id']} by {alert['dimension']}, "
+        f"gap {alert['gap_pp']:.1f} pp (model {alert['model_version']})"
+    )
+
+
+def facts(alert: Mapping) -> list[tuple[str, str]]:
+    """The alert as label/value lines, shared by every channel."""
+    lines = [
+        ("Week", str(alert["week"])),
+        (
+            "Product",
+            f"{alert['product_id']} {alert['product_name']}" if alert.get("product_name") else str(alert["product_id"]),
+        ),
+        ("Dimension", str(alert["dimension"])),
+        (
+            "Highest rate",
+            f"{alert['highest_group']}: {_pct(alert['highest_rate'])} of {alert['highest_customers']} customers",
+        ),
+        (
+            "Lowest rate",
+            f"{alert['lowest_group']}: {_pct(alert['lowest_rate'])} of {alert['lowest_customers']} customers",
+        ),
+        ("Gap", f"{alert['gap_pp']:.1f} pp (threshold {alert['threshold_pp']:.0f} pp)"),
+    ]
+    if alert.get("gap_ci_low_pp") is not None:
+        lines.append(
+            (
+                "Gap 95% interval",
+                f"{alert['gap_ci_low_pp']:.1f} to {alert['gap_ci_high_pp']:.1f} pp: "
+                + (
+                    "clear of the threshold"
+                    if alert.get("clear_breach")
+                    else "reaches the threshold, the breach may be sampling noise"
+                ),
+            )
+        )
+    if alert.get("ranking_pp") is not None:
+        lines += [
+            (
+                "Rate among eligible",
+                f"{alert['highest_group']}: {_pct(alert['highest_eligible_rate'])}, "
+                f"{alert['lowest_group']}: {_pct(alert['lowest_eligible_rate'])}",
+            ),
+            (
+                "Share eligible",
+                f"{alert['highest_group']}: {_pct(alert['highest_eligible_share'])}, "
+                f"{alert['lowest_group']}: {_pct(alert['lowest_eligible_share'])}",
+            ),
+            (
+                "Gap from",
+                f"ranking {alert['ranking_pp']:.1f} pp, eligibility {alert['eligibility_pp']:.1f} pp: "
+                f"attributable to {alert['attributable_to']}",
+            ),
+        ]
+    if alert.get("alert_weeks_breached") is not None:
+        lines.append(
+            (
+                "Weeks breached",
+                f"{alert['alert_weeks_breached']} so far under this alert "
+                f"(first {alert['week']}, latest {alert.get('alert_last_week')})",
+            )
+        )
+    lines += [
+        ("Recent weeks", f"breached {alert['weeks_breached']} of the last {alert['weeks_reported']} reported"),
+        ("Model version", str(alert["model_version"])),
+        ("Policies", ", ".join(alert.get("policies", POLICIES))),
+        ("Action", str(alert.get("action", ACTION))),
+    ]
+    if alert.get("alert_id") is not None:
+        lines.insert(0, ("Alert", f"#{alert['alert_id']} ({alert.get('status', 'open')})"))
+    if alert.get("resolution"):
+        lines.append(("Resolved", str(alert["resolution"])))
+    if alert.get("report_html"):
+        lines.append(("Report", str(alert["report_html"])))
+    return lines
