@@ -33,6 +33,9 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_FAIRNESS_MIN_GROUP         | groups with fewer active customers are listed, not judged | 30               |
 | NBP_FAIRNESS_HISTORY_WEEKS     | weeks of gap history in the fairness report (this week included) | 8         |
 | NBP_FAIRNESS_BLOCKS_PUBLISH    | true: a fairness breach stops nbp_current from publishing the week | false   |
+| NBP_ALERT_SMTP_*, NBP_ALERT_WEBHOOK_*, NBP_ALERT_SLACK_*, NBP_ALERT_TEAMS_WEBHOOK_URL, NBP_ALERT_RETRY_* | alert channels (PLAIN_VARIABLES, SECRET_VARIABLES below; docs/fairness.md) | off |
+| DAGSTER_HOME                   | Dagster's instance folder (the CLI: $NBP_HOME/dagster_home) | Dagster's        |
+| DAGSTER_POSTGRES_URL           | Dagster's own storage in PostgreSQL (deploy/dagster.yaml; `check` tests it) | unset |
 | NBP_KAFKA_BOOTSTRAP_SERVERS    | offer stream: Kafka bootstrap servers (host:port,...); set = the Kafka path is on | unset |
 | NBP_KAFKA_SECURITY_PROTOCOL    | offer stream: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL  | PLAINTEXT          |
 | NBP_KAFKA_SASL_MECHANISM       | offer stream: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512       | PLAIN (with SASL)  |
