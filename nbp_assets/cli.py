@@ -71,12 +71,12 @@ class Refused(SystemExit):
 
 def _ensure_dagster_home() -> str:
     """Persist runs under $NBP_HOME so `dagster dev` shows what the CLI materialized."""
-    home = os.environ.get("DAGSTER_HOME") or str(settings.nbp_home() / "dagster_home")
+    home = settings.dagster_home() or str(settings.nbp_home() / "dagster_home")
     os.makedirs(home, exist_ok=True)
     yaml = os.path.join(home, "dagster.yaml")
     if not os.path.exists(yaml) or Path(yaml).read_text() in _OLD_LOCAL_INSTANCE_YAMLS:
         Path(yaml).write_text(LOCAL_INSTANCE_YAML)
-    os.environ["DAGSTER_HOME"] = home
+    settings.use_dagster_home(home)
     return home
 
 
@@ -211,12 +211,12 @@ def materialize_week(week: str):
 
 
 def _summarize(job, result, week: str, seconds: float):
-    from nbp_assets.model.fairness import BREACH_THRESHOLD_PP
+    from nbp_assets.fairness.config import fairness_config
     from nbp_assets.resources import build_resources
     from nbp_assets.run_summary import render, summarize_run
 
     summary = summarize_run(job, result, week, build_resources()["postgres"].conninfo())
-    print("\n".join(render(summary, BREACH_THRESHOLD_PP, seconds)), flush=True)
+    print("\n".join(render(summary, fairness_config().threshold_pp, seconds)), flush=True)
     return summary
 
 
@@ -345,7 +345,7 @@ def _print_where_to_look(week: str) -> None:
         f"(week {pg.week_key(live) if live else 'none'}); with product names: {pg.SCHEMA}.{pg.NAMED_VIEW}"
     )
     print("                      connect: .venv/bin/python -m nbp_assets postgres")
-    print(f"  Dagster UI        : DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -h 127.0.0.1 -p 3000")
+    print(f"  Dagster UI        : DAGSTER_HOME={settings.dagster_home()} .venv/bin/dagster dev -h 127.0.0.1 -p 3000")
     print("  alerts            : " + "\n                      ".join(alerts_deliver_now(url)))
     if len(week_rows):
         sample = week_rows["party_id"].iloc[0]
@@ -414,7 +414,7 @@ def cmd_pools(args: argparse.Namespace) -> None:
         if args.free:
             run = instance.get_run_by_id(args.free)
             if run is None and args.free not in ops_pools.holding_run_ids(instance):
-                raise SystemExit(f"no run {args.free} in the instance at {os.environ['DAGSTER_HOME']}")
+                raise SystemExit(f"no run {args.free} in the instance at {settings.dagster_home()}")
             process = ops_pools.run_process(run.tags) if run is not None else None
             if process is not None and process.alive and not run.is_finished:
                 raise SystemExit(

@@ -11,12 +11,12 @@ import dagster as dg
 from nbp_assets.alerts.ops_sensors import FRESHNESS_CHECK, PUBLISHED_ASSET, ops_alert_definitions
 from nbp_assets.alerts.sensor import fairness_alert_definitions
 from nbp_assets.assets.engine import build_engine_assets
-from nbp_assets.assets.fairness import build_fairness_assets
 from nbp_assets.assets.governance import govern
 from nbp_assets.assets.monitoring import build_monitoring_assets
 from nbp_assets.assets.offers import next_best_offer_definitions
 from nbp_assets.assets.offers_kafka import definitions_if_configured as kafka_offer_definitions
 from nbp_assets.assets.weights_config import build_ranking_weights
+from nbp_assets.fairness.asset import build_fairness_assets
 from nbp_assets.model.weights import Weights
 from nbp_assets.partitions import TIMEZONE
 from nbp_assets.resources import build_resources, deployment_weights
@@ -58,7 +58,8 @@ def weekly_engine_definitions(weights: Weights) -> dg.Definitions:
 
 
 def build_definitions(deployment: str | None = None) -> dg.Definitions:
-    weights = deployment_weights(deployment)  # production: the Snowflake weights configuration table
+    # production: the Snowflake weights configuration table, read when a run starts (no login here)
+    weights = deployment_weights(deployment, deferred=True)
     weekly = weekly_engine_definitions(weights)
     published = next(a for a in weekly.assets if PUBLISHED_ASSET in a.keys)
     with warnings.catch_warnings():

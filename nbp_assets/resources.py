@@ -7,6 +7,8 @@
   NBP_POSTGRES_URL, weights from the Snowflake weights configuration table. Settings are
   dg.EnvVar references that Dagster resolves when a run starts, so the UI shows variable
   names, never values. Snowflake libraries are imported only when these are built.
+  Loading the definitions does not log in to Snowflake: the weights table is read when a
+  run starts (DeferredWeights), so the code location loads while Snowflake is down.
 
 A production run checks, before its first step writes anything, that Snowflake accepts the
 login, that every required upstream table is visible and that PostgreSQL answers.
@@ -15,14 +17,14 @@ login, that every required upstream table is visible and that PostgreSQL answers
 
 from __future__ import annotations
 
-import os
+import weakref
 from urllib.parse import urlsplit
 
 import dagster as dg
 
 from nbp_assets import settings
 from nbp_assets.contract.inputs import SOURCE_TABLES
-from nbp_assets.model.weights import Weights, load_weights, weights_from_frame
+from nbp_assets.model.weights import MODEL_CODE_VERSION, Weights, load_weights, weights_from_frame
 from nbp_assets.ops_pools import patch_dagster_pool_wait
 from nbp_assets.redaction import redact
 from nbp_assets.settings import ConfigurationError
@@ -33,18 +35,6 @@ from nbp_assets.storage.warehouse import SOURCE_SCHEMA, DuckDBWarehouse, Warehou
 # for the nbp_weekly pool slot then sleeps instead of spinning a core, and stops on Ctrl-C/SIGTERM.
 patch_dagster_pool_wait()
 
-# SnowflakeResource field -> environment variable
-_SNOWFLAKE_FIELDS = {
-    "account": "SNOWFLAKE_ACCOUNT",
-    "user": "SNOWFLAKE_USER",
-    "password": "SNOWFLAKE_PASSWORD",
-    "private_key": "SNOWFLAKE_PRIVATE_KEY",
-    "private_key_path": "SNOWFLAKE_PRIVATE_KEY_PATH",
-    "private_key_password": "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
-    "role": "SNOWFLAKE_ROLE",
-    "warehouse": "SNOWFLAKE_WAREHOUSE",
-    "database": "SNOWFLAKE_DATABASE",
-}
 WEIGHTS_COLUMNS = ("product_class", "signal", "weight")
 
 
@@ -71,9 +61,7 @@ def snowflake_warehouse(resolved: bool = False, **connection_args) -> WarehouseR
     from nbp_assets.storage.snowflake import SnowflakeWarehouse
 
     fields = {
-        field: os.environ[var] if resolved else dg.EnvVar(var)
-        for field, var in _SNOWFLAKE_FIELDS.items()
-        if os.environ.get(var, "").strip()
+        field: value if resolved else dg.EnvVar(var) for field, (var, value) in settings.snowflake_settings().items()
     }
     resource = SnowflakeResource(
         **fields,
@@ -88,7 +76,7 @@ def build_resources(deployment: str | None = None) -> dict:
     if deployment == "local":
         # NBP_POSTGRES_URL, when set, is passed as a reference too: its password must not reach
         # Dagster's run storage or the UI (unset: the embedded server, whose URL has no secret).
-        url = dg.EnvVar("NBP_POSTGRES_URL") if settings.postgres_url() else None
+        url = dg.EnvVar(settings.POSTGRES_URL_VARIABLE) if settings.postgres_url() else None
         return {
             "warehouse": DuckDBWarehouse(database=str(settings.warehouse_path())),
             "postgres": PostgresResource(url=url, data_dir=str(settings.postgres_data_dir())),
@@ -96,7 +84,9 @@ def build_resources(deployment: str | None = None) -> dict:
     settings.check_production_env()
     return {
         "warehouse": snowflake_warehouse(),
-        "postgres": ServerPostgres(url=dg.EnvVar("NBP_POSTGRES_URL"), data_dir=str(settings.postgres_data_dir())),
+        "postgres": ServerPostgres(
+            url=dg.EnvVar(settings.POSTGRES_URL_VARIABLE), data_dir=str(settings.postgres_data_dir())
+        ),
     }
 
 
@@ -122,12 +112,64 @@ def read_weights(warehouse: WarehouseResource, table: str) -> Weights:
     return weights_from_frame(frame, source=f"{warehouse.describe()}, table {table}")
 
 
-def deployment_weights(deployment: str | None = None) -> Weights:
-    """The ranking weights in force: the CSV locally, the configuration table in production."""
+def deployment_weights(deployment: str | None = None, deferred: bool = False) -> Weights:
+    """The ranking weights in force: the CSV locally, the configuration table in production
+    (deferred: read when a run starts, not now; for the definitions)."""
     if settings.deployment(deployment) == "local":
         return load_weights(settings.weights_file())
+    if deferred:
+        return DeferredWeights(settings.weights_table())  # type: ignore[return-value]  (reads as Weights)
     with open_warehouse("production").session() as warehouse:
         return read_weights(warehouse, settings.weights_table())
+
+
+_DEFERRED: "weakref.WeakSet[DeferredWeights]" = weakref.WeakSet()
+
+
+def _read_deferred_weights(warehouse: WarehouseResource) -> None:
+    for weights in list(_DEFERRED):
+        weights.read(warehouse)
+
+
+class DeferredWeights:
+    """The production ranking weights, read from the configuration table when a run starts
+    (after its Snowflake login, with the same session) rather than when the definitions load.
+
+    Until a run has read them, model_version and signals_version name the table instead of
+    a digest of its content: the assets' code versions then stay the same when the weights
+    change, and a change shows instead through ranking_weights' data version, which every
+    run observes first. Within a run every step sees the weights the run read."""
+
+    def __init__(self, table: str):
+        from nbp_assets.storage import snowflake
+
+        self.table = table
+        self._weights: Weights | None = None
+        _DEFERRED.add(self)
+        if _read_deferred_weights not in snowflake.RUN_START_HOOKS:
+            snowflake.RUN_START_HOOKS.append(_read_deferred_weights)
+
+    def read(self, warehouse: WarehouseResource) -> None:
+        self._weights = read_weights(warehouse, self.table)
+
+    def _read(self) -> Weights:
+        if self._weights is None:  # asked for the weights themselves outside a run: read them now
+            with open_warehouse("production").session() as warehouse:
+                self.read(warehouse)
+        return self._weights
+
+    @property
+    def model_version(self) -> str:
+        return self._weights.model_version if self._weights else f"{MODEL_CODE_VERSION}+w@{self.table}"
+
+    @property
+    def signals_version(self) -> str:
+        return self._weights.signals_version if self._weights else f"{MODEL_CODE_VERSION}+s@{self.table}"
+
+    def __getattr__(self, name: str):  # matrix, source, has_suitability_rule, as_long
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._read(), name)
 
 
 def check_deployment(deployment: str | None = None) -> list[str]:
@@ -160,10 +202,10 @@ def check_deployment(deployment: str | None = None) -> list[str]:
 def _check_dagster_instance() -> str:
     from nbp_assets.storage.postgres import PostgresUnavailable, check_connection
 
-    home = os.environ.get("DAGSTER_HOME")
+    home = settings.dagster_home()
     if not home:
         return "dagster instance: DAGSTER_HOME not set (the CLI uses $NBP_HOME/dagster_home)"
-    url = os.environ.get("DAGSTER_POSTGRES_URL", "")
+    url = settings.dagster_postgres_url()
     if url:
         if not url.startswith("postgresql+psycopg2://"):
             # SQLAlchemy 2 maps postgresql:// to psycopg 3, on which Dagster's NOTIFY fails

@@ -29,6 +29,13 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | SNOWFLAKE_WAREHOUSE            | production: virtual warehouse that runs the queries      | required           |
 | SNOWFLAKE_DATABASE             | production: database holding nbp_source, nbp_work, product_intelligence, nbp_config | required |
 | SNOWFLAKE_LOGIN_TIMEOUT        | production: seconds to wait for a Snowflake login        | 60                 |
+| NBP_FAIRNESS_DIMENSIONS        | comma-separated customer columns the fairness rates are cut by | jurisdiction,age_band,segment |
+| NBP_FAIRNESS_MIN_GROUP         | groups with fewer active customers are listed, not judged | 30               |
+| NBP_FAIRNESS_HISTORY_WEEKS     | weeks of gap history in the fairness report (this week included) | 8         |
+| NBP_FAIRNESS_BLOCKS_PUBLISH    | true: a fairness breach stops nbp_current from publishing the week | false   |
+| NBP_ALERT_SMTP_*, NBP_ALERT_WEBHOOK_*, NBP_ALERT_SLACK_*, NBP_ALERT_TEAMS_WEBHOOK_URL, NBP_ALERT_RETRY_* | alert channels (PLAIN_VARIABLES, SECRET_VARIABLES below; docs/fairness.md) | off |
+| DAGSTER_HOME                   | Dagster's instance folder (the CLI: $NBP_HOME/dagster_home) | Dagster's        |
+| DAGSTER_POSTGRES_URL           | Dagster's own storage in PostgreSQL (deploy/dagster.yaml; `check` tests it) | unset |
 | NBP_KAFKA_BOOTSTRAP_SERVERS    | offer stream: Kafka bootstrap servers (host:port,...); set = the Kafka path is on | unset |
 | NBP_KAFKA_SECURITY_PROTOCOL    | offer stream: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL  | PLAINTEXT          |
 | NBP_KAFKA_SASL_MECHANISM       | offer stream: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512       | PLAIN (with SASL)  |
@@ -51,8 +58,6 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-
-from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE
 
 DEPLOYMENTS = ("local", "production")
 
@@ -118,18 +123,19 @@ def max_snapshot_age_days() -> int:
 
 
 def postgres_url() -> str | None:
-    return os.environ.get("NBP_POSTGRES_URL") or None
+    return os.environ.get(POSTGRES_URL_VARIABLE) or None
 
 
 def postgres_data_dir() -> Path:
     return nbp_home() / "postgres"
 
 
-def weights_file() -> Path:
+def weights_file() -> Path | None:
+    """The local weights CSV; None: the packaged default (model.weights.load_weights reads it)."""
     if os.environ.get("NBP_WEIGHTS_FILE"):
         return Path(os.environ["NBP_WEIGHTS_FILE"]).resolve()
     local = nbp_home() / "weights.csv"
-    return local if local.exists() else DEFAULT_WEIGHTS_FILE
+    return local if local.exists() else None
 
 
 _OFF = {"off", "none", "false", "0", "no"}
@@ -289,3 +295,123 @@ def kafka_replication() -> int:
 
 def kafka_group() -> str:
     return os.environ.get("NBP_KAFKA_GROUP", "").strip() or "nbp-next-best-offer"
+
+
+# Fairness monitoring (defaults and the meaning of each value: fairness/config.py). None:
+# not set. A bad value raises ValueError naming the variable, when the definitions load.
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def _bounded(environ: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def env_flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise ValueError(f"{name}={raw!r}: expected true or false")
+    return raw in _TRUE
+
+
+def fairness_dimensions(environ: Mapping[str, str] | None = None) -> tuple[str, ...] | None:
+    raw = _environ(environ).get("NBP_FAIRNESS_DIMENSIONS", "").strip()
+    return tuple(d.strip() for d in raw.split(",") if d.strip()) if raw else None
+
+
+def fairness_min_group(environ: Mapping[str, str] | None = None) -> int | None:
+    return _bounded(_environ(environ), "NBP_FAIRNESS_MIN_GROUP", 1, 1_000_000)
+
+
+def fairness_history_weeks(environ: Mapping[str, str] | None = None) -> int | None:
+    return _bounded(_environ(environ), "NBP_FAIRNESS_HISTORY_WEEKS", 1, 104)
+
+
+def fairness_blocks_publish(environ: Mapping[str, str] | None = None) -> bool:
+    return env_flag(_environ(environ), "NBP_FAIRNESS_BLOCKS_PUBLISH")
+
+
+# Alert channels (alerts/resource.py): resource field -> environment variable. Secrets go
+# to Dagster as dg.EnvVar references (their names), never as values.
+SECRET_VARIABLES = {
+    "smtp_password": "NBP_ALERT_SMTP_PASSWORD",
+    "webhook_url": "NBP_ALERT_WEBHOOK_URL",
+    "webhook_secret": "NBP_ALERT_WEBHOOK_SECRET",
+    "slack_token": "NBP_ALERT_SLACK_TOKEN",
+    "teams_webhook_url": "NBP_ALERT_TEAMS_WEBHOOK_URL",
+}
+PLAIN_VARIABLES = {
+    "smtp_host": "NBP_ALERT_SMTP_HOST",
+    "smtp_port": "NBP_ALERT_SMTP_PORT",
+    "smtp_security": "NBP_ALERT_SMTP_SECURITY",
+    "smtp_from": "NBP_ALERT_SMTP_FROM",
+    "smtp_to": "NBP_ALERT_SMTP_TO",
+    "smtp_user": "NBP_ALERT_SMTP_USER",
+    "slack_channel": "NBP_ALERT_SLACK_CHANNEL",
+    "slack_api_url": "NBP_ALERT_SLACK_API_URL",
+    "retry_base_seconds": "NBP_ALERT_RETRY_BASE_SECONDS",
+    "retry_max_seconds": "NBP_ALERT_RETRY_MAX_SECONDS",
+}
+CHANNEL_SWITCHES = (
+    "NBP_ALERT_MAILDIR, NBP_ALERT_SMTP_HOST, NBP_ALERT_WEBHOOK_URL, NBP_ALERT_SLACK_TOKEN, NBP_ALERT_TEAMS_WEBHOOK_URL"
+)
+
+
+def alert_channel_settings(environ: Mapping[str, str] | None = None) -> tuple[dict, dict[str, str]]:
+    """The alert channels' plain settings that are set (numbers parsed), and the secret
+    ones that are set, as field -> variable name."""
+    environ = _environ(environ)
+    plain: dict = {field: environ[var] for field, var in PLAIN_VARIABLES.items() if environ.get(var)}
+    for field, kind in (("smtp_port", int), ("retry_base_seconds", float), ("retry_max_seconds", float)):
+        if field in plain:
+            try:
+                plain[field] = kind(plain[field])
+            except ValueError:
+                raise ValueError(f"{PLAIN_VARIABLES[field]}={plain[field]!r} is not a number") from None
+    return plain, {field: var for field, var in SECRET_VARIABLES.items() if environ.get(var)}
+
+
+# Snowflake (resources.py): SnowflakeResource field -> environment variable.
+SNOWFLAKE_FIELDS = {
+    "account": "SNOWFLAKE_ACCOUNT",
+    "user": "SNOWFLAKE_USER",
+    "password": "SNOWFLAKE_PASSWORD",
+    "private_key": "SNOWFLAKE_PRIVATE_KEY",
+    "private_key_path": "SNOWFLAKE_PRIVATE_KEY_PATH",
+    "private_key_password": "SNOWFLAKE_PRIVATE_KEY_PASSWORD",
+    "role": "SNOWFLAKE_ROLE",
+    "warehouse": "SNOWFLAKE_WAREHOUSE",
+    "database": "SNOWFLAKE_DATABASE",
+}
+POSTGRES_URL_VARIABLE = "NBP_POSTGRES_URL"
+
+
+def snowflake_settings() -> dict[str, tuple[str, str]]:
+    """The SNOWFLAKE_* variables that are set: field -> (variable name, value)."""
+    return {field: (var, os.environ[var]) for field, var in SNOWFLAKE_FIELDS.items() if _set(var)}
+
+
+# Dagster's own instance (read by Dagster itself too; here for the CLI and `check`).
+def dagster_home() -> str | None:
+    return os.environ.get("DAGSTER_HOME") or None
+
+
+def use_dagster_home(home: str) -> None:
+    """Point Dagster (this process and the runs it launches) at this instance folder."""
+    os.environ["DAGSTER_HOME"] = home
+
+
+def dagster_postgres_url() -> str:
+    return os.environ.get("DAGSTER_POSTGRES_URL", "")

@@ -6,7 +6,7 @@ The challenger's signals, scores and top 3 go to `nbp_sandbox` only; the history
 (product_intelligence.next_best_product), nbp_work and PostgreSQL's nbp_current are only
 read. The report: share of customers whose top 1 / top 3 changed, movement per product, and
 each product's fairness gaps before and after with the breaches the change would add or
-remove (eligibility / ranking split and 95% intervals, model/fairness.py's statistics).
+remove (eligibility / ranking split and 95% intervals, fairness/maths.py's statistics).
 
 CLI: `python -m nbp_assets simulate --weights new.csv --week W`; UI: the `nbp_simulate_job`
 job (config: weights_file, week).
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
-from nbp_assets.alerts.config import fairness_config
 from nbp_assets.assets import engine
-from nbp_assets.assets import fairness as fairness_asset
 from nbp_assets.assets.weekly_io import party_shards, replace_week, week_slice
 from nbp_assets.contract.tables import HISTORY, PRODUCTS, SCORES, SIGNALS, Table
-from nbp_assets.model import fairness
+from nbp_assets.fairness import asset as fairness_asset
+from nbp_assets.fairness import maths as fairness
+from nbp_assets.fairness.config import fairness_config
 from nbp_assets.model.ranking import scores_sql, top_n_sql
 from nbp_assets.model.sqltext import lit, within
 from nbp_assets.model.weights import Weights, load_weights
@@ -126,7 +126,7 @@ def _gaps(warehouse: WarehouseResource, week: Week, ranked: str) -> pd.DataFrame
     products = warehouse.query(f"SELECT product_id FROM {week_slice(PRODUCTS, week)} p")["product_id"]
     eligible = fairness_asset._eligible_counts(warehouse, week, config.dimensions)
     rates = fairness.rates_from_counts(sizes, hits, sorted(products), config.dimensions, eligible)
-    return fairness.fairness_gaps(rates, fairness.BREACH_THRESHOLD_PP, config.min_group_size)
+    return fairness.fairness_gaps(rates, config.threshold_pp, config.min_group_size)
 
 
 def _fairness_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:

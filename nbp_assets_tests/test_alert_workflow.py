@@ -277,7 +277,7 @@ def test_a_failed_weekly_run_notifies_the_same_channels_once(env, tmp_path):
     ]
     assert sent[0]["alert_type"] == "nbp.blocking_check_failed"
     assert sent[0]["summary"] == (
-        "week 2026-11-02: blocking check(s) fairness_gap_within_10pp failed; the steps "
+        "week 2026-11-02: blocking check(s) fairness_gap_within_threshold failed; the steps "
         "after it did not run, the apps keep the last published week"
     )
     subject = re.sub(r"\s+", " ", str(mail[0]["Subject"]))  # long headers are folded
@@ -336,8 +336,8 @@ def test_alert_ids_are_listed_compactly():
 def test_a_blocking_check_failure_is_told_as_such():
     assert ops.checks_named_in(
         "2 blocking asset checks failed with ERROR severity:\nnbp_ranked: ranks_1_to_n,"
-        "eligibility_gate\nfairness_report: fairness_gap_within_10pp"
-    ) == ("ranks_1_to_n", "eligibility_gate", "fairness_gap_within_10pp")
+        "eligibility_gate\nfairness_report: fairness_gap_within_threshold"
+    ) == ("ranks_1_to_n", "eligibility_gate", "fairness_gap_within_threshold")
     failed = ops.run_failure_alert(
         "r1",
         "nbp_weekly_job",

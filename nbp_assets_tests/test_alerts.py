@@ -30,6 +30,7 @@ from nbp_assets.alerts.delivery import backoff_seconds, deliver_due
 from nbp_assets.alerts.resource import FairnessAlertsResource
 from nbp_assets.alerts.sensor import SENSOR_NAME, nbp_fairness_alert_sensor
 from nbp_assets.definitions import build_definitions
+from nbp_assets.fairness.alert import alert_payload
 from nbp_assets.storage.postgres_resource import PostgresResource
 from nbp_assets_tests.test_fairness_report import (  # noqa: F401  fixtures: clean_compliance, env, defs
     BIASED_LIFT,
@@ -387,7 +388,9 @@ def test_rerun_that_no_longer_breaches_resolves_and_a_relapse_is_a_new_alert(def
     write_week(defs, RANKING_WEEK, everyone_idle)  # corrected data: SAV for all, FX for none
     result = run_report(defs, RANKING_WEEK)
     assert result.success
-    evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "fairness_gap_within_10pp")
+    evaluation = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "fairness_gap_within_threshold"
+    )
     assert evaluation.passed and evaluation.metadata["resolved_alert_ids"].value == ids
     resolved = outbox.alerts(url)
     assert [(a["alert_id"], a["status"]) for a in resolved] == [(i, "resolved") for i in ids]
@@ -585,7 +588,7 @@ def test_concurrent_writers_and_deliverers_never_duplicate(clean_compliance, hoo
 
 
 def sample_alert(product: str = "SAV", dimension: str = "age_band") -> dict:
-    return messages.alert_payload(
+    return alert_payload(
         {
             "product_id": product,
             "dimension": dimension,

@@ -26,7 +26,13 @@ import pytest
 from nbp_assets.definitions import WEEKLY_JOB, build_definitions
 from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE
 from nbp_assets.partitions import Week
-from nbp_assets.resources import build_resources, check_deployment, open_warehouse, snowflake_warehouse
+from nbp_assets.resources import (
+    build_resources,
+    check_deployment,
+    deployment_weights,
+    open_warehouse,
+    snowflake_warehouse,
+)
 from nbp_assets.settings import ConfigurationError
 from nbp_assets.sources.synthetic import generate
 from nbp_assets.storage.postgres import PostgresUnavailable
@@ -168,7 +174,7 @@ def test_unreadable_private_key_is_named_without_the_passphrase(env, encrypted_k
     env.setenv("SNOWFLAKE_PRIVATE_KEY_PASSWORD", "not-" + passphrase)
     env.setenv("NBP_POSTGRES_URL", "postgresql://nbp@127.0.0.1:1/nbp")
     with pytest.raises(ConfigurationError) as raised:
-        build_definitions("production")  # the weights table is read at load: the login is tried there
+        deployment_weights("production")  # reading the weights table logs in
     message = str(raised.value)
     assert "cannot log in to Snowflake account nbp-test-account as user NBP_ENGINE" in message
     assert "private key" in message and "SNOWFLAKE_PRIVATE_KEY" in message
@@ -341,16 +347,56 @@ def test_missing_upstream_table_is_named_before_anything_is_written(env, fake_ba
 
 
 @pytest.mark.integration
-def test_missing_weights_table_stops_the_code_location_loading(env, fake_bank):
+def test_missing_weights_table_stops_the_run_before_anything_is_written(env, fake_bank, postgres_url):
     import fakesnow
 
-    env.setenv("NBP_POSTGRES_URL", "postgresql://unused@127.0.0.1:1/unused")
+    env.setenv("NBP_POSTGRES_URL", postgres_url)
     env.setenv("NBP_WEIGHTS_TABLE", "nbp_config.weights_v2")
+    missing = "weights configuration table nbp_config.weights_v2 does not exist"
     with fakesnow.patch(db_path=fake_bank):
-        with pytest.raises(
-            ConfigurationError, match="weights configuration table nbp_config.weights_v2 does not exist"
-        ):
+        warehouse = open_warehouse("production")
+        with pytest.raises(ConfigurationError, match=missing):
+            deployment_weights("production")
+        # The definitions load without reading it; the run reads it first, and stops there.
+        result = (
             build_definitions("production")
+            .resolve_job_def(WEEKLY_JOB)
+            .execute_in_process(partition_key=WEEK.key, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        )
+        assert not result.success
+        assert missing in init_failure(result)
+        assert not result.get_step_success_events()
+        assert nothing_written(warehouse)
+
+
+@pytest.mark.integration
+def test_production_definitions_load_while_snowflake_is_unreachable(env, postgres_url, monkeypatch):
+    """Loading the code location never logs in to Snowflake: with an account that cannot be
+    reached, the production definitions load (UI, schedules and sensors stay up); the first
+    login is a run's, and that run fails before any step, naming the account."""
+    import snowflake.connector
+
+    attempts = []
+
+    def unreachable(*args, **kwargs):
+        attempts.append(kwargs)
+        raise snowflake.connector.errors.OperationalError("Could not connect to Snowflake backend")
+
+    monkeypatch.setattr(snowflake.connector, "connect", unreachable)
+    env.setenv("SNOWFLAKE_ACCOUNT", "nbp-unreachable-account")
+    env.setenv("NBP_POSTGRES_URL", postgres_url)
+    defs = build_definitions("production")
+    job = defs.resolve_job_def(WEEKLY_JOB)
+    key = dg.AssetKey("nbp_ranked")
+    assert defs.resolve_assets_def(key).code_versions_by_key[key] == "nbp-1.0+w@nbp_config.nbp_weights"
+    assert attempts == []
+
+    result = job.execute_in_process(
+        partition_key=WEEK.key, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    assert not result.success and attempts
+    assert "cannot log in to Snowflake account nbp-unreachable-account as user NBP_ENGINE" in init_failure(result)
+    assert not result.get_step_success_events()
 
 
 @pytest.mark.integration
@@ -363,7 +409,7 @@ def test_key_pair_login_sends_the_decrypted_key_and_no_password(env, fake_bank, 
     env.setenv("SNOWFLAKE_PRIVATE_KEY_PASSWORD", KEY_PASSPHRASE)
     env.setenv("NBP_POSTGRES_URL", "postgresql://unused@127.0.0.1:1/unused")
     with fakesnow.patch(db_path=fake_bank):
-        build_definitions("production")  # logs in to read the weights table
+        deployment_weights("production")  # logs in to read the weights table
         [login] = [call.kwargs for call in snowflake.connector.connect.call_args_list]
     assert "password" not in login and login["user"] == "NBP_ENGINE"
     assert isinstance(login["private_key"], bytes) and login["private_key"][:1] == b"0"  # DER, decrypted

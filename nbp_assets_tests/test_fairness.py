@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbp_assets.model.fairness import (
+from nbp_assets.fairness.maths import (
     BREACH_THRESHOLD_PP,
     GAP_COLUMNS,
     GAP_DETAIL_COLUMNS,

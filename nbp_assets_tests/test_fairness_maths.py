@@ -9,14 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbp_assets.alerts.config import FairnessConfig, fairness_config
-from nbp_assets.alerts.messages import alert_payload, attributable_to
-from nbp_assets.contract.fairness import fairness_report_model, left_out_dimensions, validate_dimensions
 from nbp_assets.contract.validation import ContractViolation, validate
-from nbp_assets.model.fairness import (
+from nbp_assets.fairness.alert import alert_payload
+from nbp_assets.fairness.config import FairnessConfig, fairness_config
+from nbp_assets.fairness.contract import fairness_report_model, left_out_dimensions, validate_dimensions
+from nbp_assets.fairness.maths import (
     ATTRIBUTION_COLUMNS,
     GAP_COLUMNS,
     GAP_DETAIL_COLUMNS,
+    attributable_to,
     count_eligible,
     difference_interval,
     fairness_gaps,

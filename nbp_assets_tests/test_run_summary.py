@@ -16,7 +16,7 @@ PLANNED = [
     ("nbp_current", "contract", True),
     ("nbp_ranked", "contract", True),
     ("nbp_ranked", "eligibility_gate", True),
-    ("fairness_report", "fairness_gap_within_10pp", False),
+    ("fairness_report", "fairness_gap_within_threshold", False),
 ]
 
 
@@ -45,7 +45,7 @@ def test_a_week_with_breaches_says_how_many_the_worst_and_its_alerts():
         ("nbp_current", "contract"): True,
         ("nbp_ranked", "contract"): True,
         ("nbp_ranked", "eligibility_gate"): True,
-        ("fairness_report", "fairness_gap_within_10pp"): False,
+        ("fairness_report", "fairness_gap_within_threshold"): False,
     }
     summary = week_summary(
         "2026-11-09",
@@ -59,7 +59,7 @@ def test_a_week_with_breaches_says_how_many_the_worst_and_its_alerts():
 
     assert render(summary, 10, seconds=12.34) == [
         "week 2026-11-09: succeeded in 12.3s",
-        "  checks      : 3 passed, 0 blocking failed, 1 warning failed (fairness_report:fairness_gap_within_10pp)",
+        "  checks      : 3 passed, 0 blocking failed, 1 warning failed (fairness_report:fairness_gap_within_threshold)",
         "  breaches    : 3 fairness breach(es) over 10 pp; worst PR007 by age_band, gap 31.2 pp (alert #2)",
         "  alerts      : 2 opened by this run, 1 already open; 1 delivered, 2 waiting for nbp_fairness_alert_sensor "
         "(compliance.fairness_alerts)",

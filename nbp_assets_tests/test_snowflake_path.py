@@ -147,11 +147,13 @@ def test_both_paths_run_the_whole_week(paths):
         "offer_outcomes",
         "model_drift",
     }
-    # The weights came from the Snowflake configuration table: same content, same model_version.
+    # The weights came from the Snowflake configuration table, read when the run started (not
+    # when the definitions loaded, which name the table instead): same content, same model_version.
     key = dg.AssetKey("nbp_ranked")
     version = paths.local.get_assets_def(key).code_versions_by_key[key]
-    assert paths.production.get_assets_def(key).code_versions_by_key[key] == version
+    assert paths.production.get_assets_def(key).code_versions_by_key[key] == "nbp-1.0+w@nbp_config.nbp_weights"
     meta = paths.snowflake_result.asset_materializations_for_node("scores")[-1].metadata
+    assert meta["model_version"].value == version
     assert "table nbp_config.nbp_weights" in meta["weights_source"].value
 
 

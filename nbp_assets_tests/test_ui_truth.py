@@ -27,7 +27,7 @@ from nbp_assets_tests.test_webserver import running_webserver
 
 pytestmark = pytest.mark.integration
 
-FAIRNESS_CHECK = "fairness_gap_within_10pp"
+FAIRNESS_CHECK = "fairness_gap_within_threshold"
 # Debian's package (apt-get install -y chromium); the other names are the same browser elsewhere.
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

@@ -155,7 +155,7 @@ def assert_check_results_per_week(instance: dg.DagsterInstance, runs: int) -> No
             for e in instance.all_logs(run.run_id)
             if e.is_dagster_event and e.get_dagster_event().event_type_value == "ASSET_CHECK_EVALUATION"
         ]
-        assert {c.check_name for c in checks_run} >= {"contract", "eligibility_gate", "fairness_gap_within_10pp"}
+        assert {c.check_name for c in checks_run} >= {"contract", "eligibility_gate", "fairness_gap_within_threshold"}
         assert {c.partition for c in checks_run} == {week}
 
 

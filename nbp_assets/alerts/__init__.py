@@ -1,8 +1,8 @@
-"""Fairness monitoring that compliance acts on (MOD-107, CON-001 / CON-006).
+"""Alert delivery: the PostgreSQL outbox, the channels and the workflow on top of them.
 
-- config: which dimensions are judged, minimum group size, history window, and whether
-  a breach blocks publishing nbp_current (environment variables, read at load); guard:
-  that block, as nbp_current applies it.
+What a fairness alert says and when it is raised is the fairness folder's
+(nbp_assets/fairness/); this package keeps it, delivers it and lets people act on it.
+
 - outbox, schema: the PostgreSQL tables compliance queries: every nbp.fairness_breach
   alert (one per product, dimension and model_version, with the weeks it breached), its
   delivery per channel and an append-only audit trail; schema creates and migrates them.
@@ -10,10 +10,9 @@
   (`python -m nbp_assets alerts ...`), every action in the audit trail.
 - ops, ops_sensors: operations alerts (failed runs and blocking checks, a week not
   published by Monday 09:00 London), to the same channels.
-- messages, channels: what an alert says, and local Maildir / e-mail / webhook / Slack /
-  Teams delivery.
+- messages, channels: how an alert is worded per channel, and local Maildir / e-mail /
+  webhook / Slack / Teams delivery.
 - delivery, sensor: the sensor that delivers pending alerts with back-off and reports
   undelivered ones; resource: the channels' configuration.
-- report: the weekly review report (markdown and chart for the UI, standalone HTML).
 See docs/fairness.md.
 """

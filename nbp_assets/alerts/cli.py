@@ -19,7 +19,8 @@ import argparse
 import sys
 
 from nbp_assets import settings
-from nbp_assets.alerts import report, workflow
+from nbp_assets.alerts import workflow
+from nbp_assets.fairness import report
 
 STEP = {"ack": "acknowledged", "assign": "assigned", "comment": "commented", "resolve": "resolved"}
 

@@ -1,7 +1,7 @@
 """Where nbp.fairness_breach alerts go: the channels' configuration, as a Dagster resource.
 
-Read from the environment when the definitions load (docs/fairness.md lists every
-variable); passwords, tokens and webhook URLs are passed as dg.EnvVar, so the UI shows
+Read from the environment by settings.alert_channel_settings when the definitions load
+(docs/fairness.md lists every variable); passwords, tokens and webhook URLs are passed as dg.EnvVar, so the UI shows
 the variable's name, never its value. A channel is on when its first variable is set;
 The local channel (a Maildir under $NBP_HOME) is on by default in the local deployment;
 none at all = alerts stay in the outbox, and the sensor says so on every tick.
@@ -9,7 +9,6 @@ none at all = alerts stay in the outbox, and the sensor says so on every tick.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Optional
 
@@ -17,29 +16,6 @@ import dagster as dg
 
 from nbp_assets import settings
 from nbp_assets.alerts.channels import EmailChannel, MaildirChannel, SlackChannel, TeamsChannel, WebhookChannel
-
-SECRET_VARIABLES = {
-    "smtp_password": "NBP_ALERT_SMTP_PASSWORD",
-    "webhook_url": "NBP_ALERT_WEBHOOK_URL",
-    "webhook_secret": "NBP_ALERT_WEBHOOK_SECRET",
-    "slack_token": "NBP_ALERT_SLACK_TOKEN",
-    "teams_webhook_url": "NBP_ALERT_TEAMS_WEBHOOK_URL",
-}
-PLAIN_VARIABLES = {
-    "smtp_host": "NBP_ALERT_SMTP_HOST",
-    "smtp_port": "NBP_ALERT_SMTP_PORT",
-    "smtp_security": "NBP_ALERT_SMTP_SECURITY",
-    "smtp_from": "NBP_ALERT_SMTP_FROM",
-    "smtp_to": "NBP_ALERT_SMTP_TO",
-    "smtp_user": "NBP_ALERT_SMTP_USER",
-    "slack_channel": "NBP_ALERT_SLACK_CHANNEL",
-    "slack_api_url": "NBP_ALERT_SLACK_API_URL",
-    "retry_base_seconds": "NBP_ALERT_RETRY_BASE_SECONDS",
-    "retry_max_seconds": "NBP_ALERT_RETRY_MAX_SECONDS",
-}
-CHANNEL_SWITCHES = (
-    "NBP_ALERT_MAILDIR, NBP_ALERT_SMTP_HOST, NBP_ALERT_WEBHOOK_URL, NBP_ALERT_SLACK_TOKEN, NBP_ALERT_TEAMS_WEBHOOK_URL"
-)
 
 
 class FairnessAlertsResource(dg.ConfigurableResource):
@@ -96,17 +72,8 @@ class FairnessAlertsResource(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "FairnessAlertsResource":
-        environ = os.environ if environ is None else environ
-        values: dict = {field: environ[var] for field, var in PLAIN_VARIABLES.items() if environ.get(var)}
-        for field, kind in (("smtp_port", int), ("retry_base_seconds", float), ("retry_max_seconds", float)):
-            if field in values:
-                try:
-                    values[field] = kind(values[field])
-                except ValueError:
-                    raise ValueError(f"{PLAIN_VARIABLES[field]}={values[field]!r} is not a number") from None
-        for field, var in SECRET_VARIABLES.items():
-            if environ.get(var):
-                values[field] = dg.EnvVar(var)
+        plain, secret = settings.alert_channel_settings(environ)
+        values: dict = {**plain, **{field: dg.EnvVar(var) for field, var in secret.items()}}
         maildir = settings.alert_maildir(environ)
         if maildir is not None:
             values["maildir"] = str(maildir)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import psycopg
 
+from nbp_assets.storage.schemas import create_schema_if_missing
+
 SCHEMA = "compliance"
 ALERTS = f"{SCHEMA}.fairness_alerts"
 WEEKS = f"{SCHEMA}.fairness_alert_weeks"
@@ -174,11 +176,7 @@ def ensure_schema(conn: psycopg.Connection) -> None:
         return
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
-        # Checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when it exists.
-        if not conn.execute("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s) AS e", (SCHEMA,)).fetchone()[
-            "e"
-        ]:
-            conn.execute(f"CREATE SCHEMA {SCHEMA}")
+        create_schema_if_missing(conn, SCHEMA, "postgres")
         if conn.execute("SELECT to_regclass(%s) AS v", (_UP_TO_DATE,)).fetchone()["v"] is None:
             for statement in DDL + MIGRATION:
                 conn.execute(statement)

@@ -2,7 +2,7 @@
 
 customers -> eligibility -> signals -> scores -> nbp_ranked -> nbp_current
 activity (the week's events, checked and kept per week; the next-best-offer assets read the same landing table in micro-batches)
-fairness_report lives in assets/fairness.py.
+fairness_report lives in fairness/asset.py.
 
 Every asset is partitioned by bank week (see partitions.py). Each step is one module-level
 function: it renders the model's SQL (nbp_assets.model) over the week's inputs, replaces
@@ -17,7 +17,6 @@ from typing import Iterator
 
 import dagster as dg
 
-from nbp_assets.alerts.guard import publish_blocked_reason
 from nbp_assets.assets import checks
 from nbp_assets.assets.weekly_io import (
     common_metadata,
@@ -29,6 +28,7 @@ from nbp_assets.assets.weekly_io import (
 )
 from nbp_assets.contract import assets as models
 from nbp_assets.contract.tables import ACTIVITY, CUSTOMERS, ELIGIBILITY, HISTORY, PRODUCTS, SCORES, SIGNALS
+from nbp_assets.fairness.guard import publish_blocked_reason
 from nbp_assets.model import invariants
 from nbp_assets.model.eligibility import ACTIVE, eligible_pairs_sql
 from nbp_assets.model.ranking import scores_sql, top_n_sql
@@ -422,9 +422,9 @@ def nbp_current_step(
 
 # ----------------------------------------------------------------------------- declarations
 
-from nbp_assets.alerts.config import fairness_config  # noqa: E402  (declarations only)
 from nbp_assets.assets.weekly_io import GROUP, WEEKLY_POOL, table_metadata  # noqa: E402
 from nbp_assets.assets.weights_config import RANKING_WEIGHTS  # noqa: E402
+from nbp_assets.fairness.config import fairness_config  # noqa: E402  (declarations only)
 from nbp_assets.partitions import weekly_partitions  # noqa: E402
 
 _RANKED_CHECKS = [
@@ -545,6 +545,6 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
 
     @dg.asset(**current)
     def nbp_current(context: dg.AssetExecutionContext, warehouse: WarehouseResource, postgres: PostgresResource):
-        yield from nbp_current_step(context, warehouse, postgres, model_version, blocks_publish)
+        yield from nbp_current_step(context, warehouse, postgres, weights.model_version, blocks_publish)
 
     return [customers, activity, eligibility, signals, scores, nbp_ranked, nbp_current]

@@ -8,7 +8,6 @@ import time
 
 import dagster as dg
 
-from nbp_assets.alerts.config import fairness_config
 from nbp_assets.assets import checks
 from nbp_assets.assets.weekly_io import (
     GROUP,
@@ -22,6 +21,7 @@ from nbp_assets.assets.weekly_io import (
 )
 from nbp_assets.contract.assets import ModelDriftAsset, OfferOutcomesAsset
 from nbp_assets.contract.tables import CUSTOMERS, ELIGIBILITY, HISTORY, SCORES, SIGNALS
+from nbp_assets.fairness.config import fairness_config
 from nbp_assets.model import monitoring
 from nbp_assets.model.eligibility import ACTIVE
 from nbp_assets.model.sqltext import lit

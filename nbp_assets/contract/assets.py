@@ -22,9 +22,7 @@ from nbp_assets.contract.inputs import (
     PRODUCT_CLASSES,
     SEGMENTS,
 )
-from nbp_assets.model.fairness import DEFAULT_DIMENSIONS
-from nbp_assets.model.ranking import NO_SIGNAL, TOP_N
-from nbp_assets.model.weights import POSITIVE_SIGNALS
+from nbp_assets.contract.signals import NO_SIGNAL, POSITIVE_SIGNALS, TOP_N
 
 
 @extensions.register_check_method(statistics=["skipna"], check_type="vectorized")
@@ -43,11 +41,11 @@ class _AssetModel(pa.DataFrameModel):
         coerce = False  # the engine produced these frames: a wrong dtype is a bug, not data
 
 
-class _Weekly(_AssetModel):
+class Weekly(_AssetModel):
     week_start: Series[pa.DateTime]
 
 
-class CustomersAsset(_Weekly):
+class CustomersAsset(Weekly):
     """Customers as they stood at the week's evaluation date (all statuses)."""
 
     party_id: Series[object] = Text(unique=True)
@@ -60,7 +58,7 @@ class CustomersAsset(_Weekly):
     fico: Series[pd.Int64Dtype] = pa.Field(ge=300, le=850, nullable=True)
 
 
-class ActivityAsset(_Weekly):
+class ActivityAsset(Weekly):
     """Customer activity events of the week (the next-best-offer recipe's stream)."""
 
     activity_id: Series[pd.Int64Dtype] = pa.Field(unique=True)
@@ -71,7 +69,7 @@ class ActivityAsset(_Weekly):
     ip_address: Series[object] = Text(nullable=True)
 
 
-class ProductsAsset(_Weekly):
+class ProductsAsset(Weekly):
     """The product register as in force at the week's evaluation date (one version per product)."""
 
     product_id: Series[object] = Text(unique=True)
@@ -83,7 +81,7 @@ class ProductsAsset(_Weekly):
     target_rote: Series[float] = pa.Field(ge=-1.0, le=1.0)
 
 
-class EligibilityAsset(_Weekly):
+class EligibilityAsset(Weekly):
     """ELIGIBLE (party, product) pairs of active customers: the only rankable pairs."""
 
     snapshot_date: Series[pa.DateTime]
@@ -94,7 +92,7 @@ class EligibilityAsset(_Weekly):
 _signal = dict(ge=0.0, le=1.0, nullable=False)
 
 
-class SignalsAsset(_Weekly):
+class SignalsAsset(Weekly):
     """Every ranking signal, each in [0, 1], per eligible (party, product) pair."""
 
     party_id: Series[object] = Text()
@@ -112,7 +110,7 @@ class SignalsAsset(_Weekly):
     financial_health: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
 
 
-class ScoresAsset(_Weekly):
+class ScoresAsset(Weekly):
     """The weighted score of every candidate pair and the signal that contributed most
     (the signals themselves stay in nbp_work.signals, keyed the same way)."""
 
@@ -151,35 +149,10 @@ class NbpCurrentAsset(NbpRankedAsset):
     """product_intelligence.nbp_current in PostgreSQL: the current week's top 3."""
 
 
-class FairnessReportAsset(_Weekly):
-    """nbp_work.fairness_report: per product, dimension and group, the recommendation rate
-    with its 95% interval, the rate among eligible customers, whether the group was large
-    enough to be judged, and the product/dimension's gap and breach. Dimensions other
-    than the defaults are checked by `contract.fairness.fairness_report_model`."""
-
-    product_id: Series[object] = Text()
-    dimension: Series[object] = Text(isin=list(DEFAULT_DIMENSIONS))
-    group: Series[object] = Text()
-    customers: Series[int] = pa.Field(ge=1)
-    recommended: Series[int] = pa.Field(ge=0)
-    rate: Series[float] = pa.Field(ge=0.0, le=1.0)
-    ci_low: Series[float] = pa.Field(ge=0.0, le=1.0)
-    ci_high: Series[float] = pa.Field(ge=0.0, le=1.0)
-    judged: Series[bool]
-    eligible: Series[int] = pa.Field(ge=0)
-    # NaN when nobody in the group is eligible; above 1 only if the CON-006 gate leaked.
-    eligible_rate: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
-    # NaN when fewer than two groups of the dimension are large enough to judge.
-    gap_pp: Series[float] = pa.Field(ge=0.0, le=100.0, nullable=True)
-    breach: Series[bool]
-    eligible_gap_pp: Series[float] = pa.Field(ge=0.0, le=100.0, nullable=True)
-    model_version: Series[object] = Text(str_length={"min_value": 1})
-
-
 _rate = dict(ge=0.0, le=1.0)
 
 
-class OfferOutcomesAsset(_Weekly):
+class OfferOutcomesAsset(Weekly):
     """nbp_work.offer_outcomes: per grouping (`by`) and group, the offers made in the week,
     how many were accepted and rejected, and both rates with their 95% intervals."""
 
@@ -196,7 +169,7 @@ class OfferOutcomesAsset(_Weekly):
     rejection_ci_high: Series[float] = pa.Field(**_rate)
 
 
-class ModelDriftAsset(_Weekly):
+class ModelDriftAsset(Weekly):
     """nbp_work.model_drift: each drift metric of the week, the previous week's value (NaN in
     a first week), the change, its threshold and whether it drifted."""
 

@@ -7,7 +7,7 @@ Monday). Each offer of a (party, product) in that top 3 takes the row's rank,
 primary_signal and model_version; offers of other products are counted as
 `not_recommended`. An outcome decided before W's evaluation date counts; a later one is
 still pending for that week. Rates are acceptance and rejection among the offers, with
-Wilson 95% intervals (model/fairness.py), per product, rank, primary_signal, model_version
+Wilson 95% intervals (fairness/maths.py), per product, rank, primary_signal, model_version
 and per group of each fairness dimension.
 
 Drift (docs/monitoring.md): each signal's mean, the score's 10/50/90 % quantiles over the
@@ -22,7 +22,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from nbp_assets.model.fairness import group_labels, wilson_interval
+from nbp_assets.fairness.maths import group_labels, wilson_interval
 from nbp_assets.model.sqltext import timestamp
 from nbp_assets.model.weights import ALL_SIGNALS
 

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from nbp_assets.contract.signals import NO_SIGNAL, TOP_N
 from nbp_assets.model.sqltext import clip01, dbl, lit, round6, timestamp
 from nbp_assets.model.weights import ALL_SIGNALS, PENALTY_SIGNALS, POSITIVE_SIGNALS, Weights
 
-TOP_N = 3
-NO_SIGNAL = "none"
 SCORE_DECIMALS = 6
 
 

@@ -14,26 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from nbp_assets.contract.inputs import PRODUCT_CLASSES, WeightsInput
+from nbp_assets.contract.signals import PENALTY_SIGNALS, POSITIVE_SIGNALS
 from nbp_assets.contract.validation import ContractViolation, Violation, validate
 
 # Bump when the scoring code changes meaning (signals, formula, tie-break).
 MODEL_CODE_VERSION = "nbp-1.0"
 
-# Signals that lift a product; their weights per class must sum to at most 1, so a score
-# built from [0, 1] signals stays in [0, 1] without clipping hiding anything.
-POSITIVE_SIGNALS = (
-    "relationship_gap",
-    "churn_risk",
-    "rote_uplift",
-    "idle_cash",
-    "regular_fx",
-    "spend_affinity",
-)
-# Signals that push a product down: score is multiplied by (1 - weight * signal).
-# `suitability` is the suitability rule's (model/suitability.py): 1.0 when the customer's
-# financial health is below the product class's threshold; a weight of 1.0 suppresses the
-# pair instead (it is never ranked), so its factor is only ever applied below 1.
-PENALTY_SIGNALS = ("cooling_off", "lifecycle", "suitability")
 ALL_SIGNALS = POSITIVE_SIGNALS + PENALTY_SIGNALS
 # The suitability rule's other setting per class: the financial health (MOD-040 score / 100)
 # below which the class's products are unsuitable for the customer. 0 for a class: no rule.

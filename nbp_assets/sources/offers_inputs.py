@@ -10,30 +10,20 @@ from __future__ import annotations
 import hashlib
 
 import pandas as pd
-import pandera.pandas as pa
 
 from nbp_assets.contract.inputs import ActivityInput, CustomersInput
 from nbp_assets.contract.offers import OffersInput
-from nbp_assets.contract.sql_checks import check_in_warehouse, coerce_types
+from nbp_assets.contract.sql_checks import coerce_types
 from nbp_assets.contract.validation import validate
 from nbp_assets.model.offers import DEFAULT_OFFERS_FILE
 from nbp_assets.model.offers_rules import DEFAULT_RULES_FILE, RuleSet, rules_from_frame
+from nbp_assets.sources.reader import read
 from nbp_assets.storage.warehouse import SOURCE_SCHEMA, WarehouseResource
 
 OFFERS_SOURCE = f"{SOURCE_SCHEMA}.offers"
 RULES_SOURCE = f"{SOURCE_SCHEMA}.offer_rules"
 ACTIVITY_SOURCE = f"{SOURCE_SCHEMA}.activity"
 CUSTOMERS_SOURCE = f"{SOURCE_SCHEMA}.customers"
-
-
-def read(
-    wh: WarehouseResource, model: type[pa.DataFrameModel], table: str, where: str = "TRUE", order_by: str | None = None
-) -> pd.DataFrame:
-    """Rows of a source table matching `where`, checked against the contract in the warehouse."""
-    check_in_warehouse(wh.query, model, table, where, wh.column_names(table), source=wh.describe())
-    cols = ", ".join(model.to_schema().columns)
-    order = f" ORDER BY {order_by}" if order_by else ""
-    return coerce_types(model, wh.query(f"SELECT {cols} FROM {table} WHERE {where}{order}"))
 
 
 def offers(wh: WarehouseResource) -> tuple[pd.DataFrame, str]:

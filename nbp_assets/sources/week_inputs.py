@@ -17,11 +17,11 @@ import pandas as pd
 
 from nbp_assets import settings
 from nbp_assets.contract.inputs import SOURCE_TABLES
-from nbp_assets.contract.sql_checks import check_in_warehouse
 from nbp_assets.contract.validation import ContractViolation, Violation
 from nbp_assets.model.signals import COOLING_OFF_DAYS
 from nbp_assets.model.sqltext import day, timestamp
 from nbp_assets.partitions import Week
+from nbp_assets.sources.reader import checked_relation
 from nbp_assets.storage.warehouse import SOURCE_SCHEMA, WarehouseResource
 
 
@@ -50,10 +50,7 @@ def _require(wh: WarehouseResource, name: str) -> None:
 def _checked(wh: WarehouseResource, name: str, depends_on: str, where: str) -> str:
     """Check every row the week depends on (`depends_on`), return the rows it uses (`where`)."""
     model, _ = SOURCE_TABLES[name]
-    table = _table(name)
-    check_in_warehouse(wh.query, model, table, depends_on, wh.column_types(table), source=wh.describe())
-    cols = ", ".join(model.to_schema().columns)
-    return f"(SELECT {cols} FROM {table} WHERE {where})"
+    return checked_relation(wh, model, _table(name), depends_on, where)
 
 
 def _versions(wh: WarehouseResource, name: str, week: Week, key: str) -> str:

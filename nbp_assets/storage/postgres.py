@@ -32,6 +32,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from nbp_assets.redaction import redact
+from nbp_assets.storage.schemas import create_schema_if_missing
 
 log = logging.getLogger(__name__)
 
@@ -333,12 +334,10 @@ def publish_current(
         )
 
     with connect(url) as conn:
-        # Checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
-        # schema exists. Under the lock: concurrent first publishers would race on it.
+        # Under the lock: concurrent first publishers would race on it.
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-            if not _exists(conn, "SELECT FROM pg_namespace WHERE nspname = %s", SCHEMA):
-                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
+            create_schema_if_missing(conn, SCHEMA, "postgres")
         previous = _live_week(conn)
         if previous is not None and previous > evaluated_at:
             return skipped(previous)  # answer early rather than load millions of rows; re-checked under the lock
@@ -488,8 +487,7 @@ def ensure_app_reader(url: str) -> bool:
             conn
         ):
             return False
-        if not _exists(conn, "SELECT FROM pg_namespace WHERE nspname = %s", SCHEMA):
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
+        create_schema_if_missing(conn, SCHEMA, "postgres")
         live = _exists(conn, "SELECT FROM pg_views WHERE schemaname = %s AND viewname = %s", SCHEMA, NAMED_VIEW)
         _grant_app_reader(conn, objects=live)
         return True

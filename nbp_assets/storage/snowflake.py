@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import ExitStack, contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import dagster as dg
 import pandas as pd
@@ -28,6 +28,7 @@ from pydantic import PrivateAttr
 
 from nbp_assets.redaction import redact
 from nbp_assets.settings import SNOWFLAKE_CREDENTIALS, ConfigurationError
+from nbp_assets.storage.schemas import create_schema_if_missing
 from nbp_assets.storage.warehouse import WORK_SCHEMA, WarehouseResource, WarehouseSession
 
 # snowflake.connector.constants.FIELD_TYPES codes, as found in cursor.description
@@ -101,6 +102,11 @@ class _SnowflakeSession(WarehouseSession):
         return _frame(self.cursor)
 
 
+# What a run needs read once it has logged in, registered by whoever put it off until then
+# (resources.py: the weights table), so that loading the definitions never logs in.
+RUN_START_HOOKS: list[Callable[["SnowflakeWarehouse"], None]] = []
+
+
 class SnowflakeWarehouse(WarehouseResource):
     """The bank's Snowflake warehouse: upstream inputs (nbp_source), the weekly work tables
     (nbp_work) and the next-best-product history (product_intelligence). Credentials come
@@ -126,6 +132,8 @@ class SnowflakeWarehouse(WarehouseResource):
             return
         try:
             self.check_required_tables()
+            for hook in RUN_START_HOOKS:
+                hook(self)
         except Exception:
             self.teardown_after_execution(context)
             raise
@@ -285,11 +293,7 @@ class SnowflakeWarehouse(WarehouseResource):
     # ------------------------------------------------------------------ writes
 
     def _ensure_schema(self, cursor, schema: str) -> None:
-        # Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE SCHEMA privilege even when
-        # the schema exists, and production schemas are created by the DBA.
-        cursor.execute("SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s", (schema.upper(),))
-        if cursor.fetchone()[0] == 0:
-            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        create_schema_if_missing(cursor, schema, "snowflake")
 
     @contextmanager
     def _staged(self, conn, df: pd.DataFrame) -> Iterator[str]:

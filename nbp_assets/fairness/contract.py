@@ -1,13 +1,45 @@
-"""The fairness report's contract for the configured dimensions (NBP_FAIRNESS_DIMENSIONS)."""
+"""What the fairness report promises its readers, and which customer columns it may be cut by
+(NBP_FAIRNESS_DIMENSIONS)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandera.pandas as pa
 from pandera.typing import Series
 
-from nbp_assets.contract.assets import CustomersAsset, FairnessReportAsset, Text
-from nbp_assets.model.fairness import DEFAULT_DIMENSIONS
+from nbp_assets.contract.assets import CustomersAsset, Text, Weekly
+
+# Beside the weekly tables of contract/tables.py; written whole per week, so no Table declaration.
+REPORT_TABLE = "nbp_work.fairness_report"
+# Judged unless NBP_FAIRNESS_DIMENSIONS names others.
+DEFAULT_DIMENSIONS = ("jurisdiction", "age_band", "segment")
+
+
+class FairnessReportAsset(Weekly):
+    """nbp_work.fairness_report: per product, dimension and group, the recommendation rate
+    with its 95% interval, the rate among eligible customers, whether the group was large
+    enough to be judged, and the product/dimension's gap and breach. Dimensions other
+    than the defaults are checked by `fairness_report_model`."""
+
+    product_id: Series[object] = Text()
+    dimension: Series[object] = Text(isin=list(DEFAULT_DIMENSIONS))
+    group: Series[object] = Text()
+    customers: Series[int] = pa.Field(ge=1)
+    recommended: Series[int] = pa.Field(ge=0)
+    rate: Series[float] = pa.Field(ge=0.0, le=1.0)
+    ci_low: Series[float] = pa.Field(ge=0.0, le=1.0)
+    ci_high: Series[float] = pa.Field(ge=0.0, le=1.0)
+    judged: Series[bool]
+    eligible: Series[int] = pa.Field(ge=0)
+    # NaN when nobody in the group is eligible; above 1 only if the CON-006 gate leaked.
+    eligible_rate: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+    # NaN when fewer than two groups of the dimension are large enough to judge.
+    gap_pp: Series[float] = pa.Field(ge=0.0, le=100.0, nullable=True)
+    breach: Series[bool]
+    eligible_gap_pp: Series[float] = pa.Field(ge=0.0, le=100.0, nullable=True)
+    model_version: Series[object] = Text(str_length={"min_value": 1})
+
 
 # Text columns of the customers asset a report can be cut by. party_id would make one
 # group per customer; numeric columns (income, fico) must be banded upstream first.

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from nbp_assets.assets.weekly_io import work_table
+from nbp_assets.fairness.contract import REPORT_TABLE
 from nbp_assets.partitions import Week
 from nbp_assets.storage.warehouse import WarehouseResource, sql_date
-
-REPORT_TABLE = work_table("fairness_report")
 
 
 def publish_blocked_reason(warehouse: WarehouseResource, week: Week, model_version: str) -> str | None:

@@ -1,7 +1,7 @@
 """CON-001 fairness monitoring of the weekly ranking: the fairness_report asset and its check.
 
-Wiring only: the maths is in model/fairness.py, the compliance outbox in alerts/outbox.py,
-the review report's tables, charts and HTML in alerts/report.py.
+Wiring only: the maths is in maths.py, what an alert carries in alert.py, the review
+report's tables, charts and HTML in report.py; the compliance outbox is alerts/outbox.py.
 """
 
 import time
@@ -12,9 +12,6 @@ import dagster as dg
 import pandas as pd
 
 from nbp_assets.alerts import outbox, workflow
-from nbp_assets.alerts import report as render
-from nbp_assets.alerts.config import FairnessConfig, fairness_config
-from nbp_assets.alerts.messages import alert_payload
 from nbp_assets.assets import checks
 from nbp_assets.assets.weekly_io import (
     GROUP,
@@ -27,16 +24,17 @@ from nbp_assets.assets.weekly_io import (
     write_slice,
 )
 from nbp_assets.assets.weights_config import RANKING_WEIGHTS
-from nbp_assets.contract.fairness import fairness_report_model, left_out_dimensions
 from nbp_assets.contract.tables import CUSTOMERS, HISTORY, PRODUCTS
-from nbp_assets.model import fairness
+from nbp_assets.fairness import maths as fairness
+from nbp_assets.fairness import report as render
+from nbp_assets.fairness.alert import alert_payload
+from nbp_assets.fairness.config import FairnessConfig, fairness_config
+from nbp_assets.fairness.contract import REPORT_TABLE, fairness_report_model, left_out_dimensions
 from nbp_assets.model.eligibility import ACTIVE
 from nbp_assets.model.weights import Weights
 from nbp_assets.partitions import Week, weekly_partitions
 from nbp_assets.storage.postgres_resource import PostgresResource
 from nbp_assets.storage.warehouse import WarehouseResource, sql_date
-
-REPORT_TABLE = work_table("fairness_report")
 
 
 def report_path(week: Week) -> Path:
@@ -177,7 +175,7 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
     config = config or fairness_config()
     contract = fairness_report_model(config.dimensions)
     dims_text = ", ".join(config.dimensions)
-    threshold = fairness.BREACH_THRESHOLD_PP
+    threshold = config.threshold_pp
     severity = dg.AssetCheckSeverity.ERROR if config.blocks_publish else dg.AssetCheckSeverity.WARN
     publish_note = (
         "A failure also stops nbp_current from publishing the week (NBP_FAIRNESS_BLOCKS_PUBLISH=true)."
@@ -218,9 +216,11 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         (jurisdiction, age band and segment by default), with a 95% confidence interval,
         the rate among the customers eligible for it, and the gap between the highest and
         lowest group, split into the part due to eligibility and the part due to the
-        ranking. Groups below the minimum size are listed, not judged. A gap above 10 points
+        ranking. Groups below the minimum size are listed, not judged. A gap above the threshold (10 points)
         is a breach: an nbp.fairness_breach alert in the compliance outbox. Also the gap of
         each product over the last weeks, and the whole report as an HTML file per week."""
+        # The weights this run ranked with (production reads them when the run starts).
+        model_version = weights.model_version
         with warehouse.session():  # one connection (DuckDB) or login (Snowflake) for the step
             started, week = time.perf_counter(), week_of(context)
             sizes, hits = _rate_counts(warehouse, week, config.dimensions)

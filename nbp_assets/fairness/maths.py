@@ -28,7 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-DEFAULT_DIMENSIONS = ("jurisdiction", "age_band", "segment")
+from nbp_assets.fairness.contract import DEFAULT_DIMENSIONS
+
 BREACH_THRESHOLD_PP = 10.0
 DEFAULT_MIN_GROUP_SIZE = 30
 Z_95 = 1.959963984540054
@@ -334,3 +335,14 @@ def gap_history(history: pd.DataFrame, weeks: Sequence[str]) -> pd.DataFrame:
     wide["weeks_breached"] = wide["weeks_breached"].fillna(0).astype(np.int64)
     wide.columns.name = None
     return wide.reset_index().sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+
+def attributable_to(eligibility_pp: float | None, ranking_pp: float | None, threshold_pp: float) -> str | None:
+    """Which part of the gap would breach on its own: the ranking (a model review), the
+    eligibility matrix (a CON-006 / MOD-105 review), both, or only the two combined."""
+    if eligibility_pp is None or ranking_pp is None:
+        return None
+    ranking, eligibility = ranking_pp > threshold_pp, eligibility_pp > threshold_pp
+    if ranking and eligibility:
+        return "ranking and eligibility"
+    return "ranking" if ranking else "eligibility" if eligibility else "ranking and eligibility combined"

@@ -1,0 +1,158 @@
+"""What an nbp.fairness_breach alert carries and says: one flat JSON payload per breaching
+product and dimension, stored in the compliance outbox and sent as-is to every channel,
+and its subject and label/value lines, which every channel (alerts/messages.py) lays out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from nbp_assets.alerts.outbox import ALERT_TYPE
+from nbp_assets.fairness.maths import attributable_to
+
+POLICIES = ["CON-001", "CON-006"]
+ACTION = "Model review by compliance (MOD-107 fairness monitoring)."
+
+
+def _num(value: Any, digits: int = 4) -> float | None:
+    """A plain float for JSON, None for missing (None, NaN, pandas NA)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else round(number, digits)
+
+
+def alert_payload(
+    gap: Mapping,
+    week: str,
+    model_version: str,
+    threshold_pp: float,
+    run_id: str,
+    weeks_breached: int,
+    weeks_reported: int,
+    report_html: str,
+    product_name: str | None = None,
+) -> dict:
+    """The alert for one breaching row of fairness_gaps, in plain JSON types."""
+    eligibility_pp, ranking_pp = _num(gap.get("eligibility_pp")), _num(gap.get("ranking_pp"))
+    return {
+        "type": ALERT_TYPE,
+        "week": week,
+        "product_id": str(gap["product_id"]),
+        "product_name": product_name,
+        "dimension": str(gap["dimension"]),
+        "model_version": model_version,
+        "highest_group": str(gap["highest_group"]),
+        "highest_rate": _num(gap["highest_rate"], 6),
+        "highest_customers": int(gap["highest_customers"]),
+        "lowest_group": str(gap["lowest_group"]),
+        "lowest_rate": _num(gap["lowest_rate"], 6),
+        "lowest_customers": int(gap["lowest_customers"]),
+        "gap_pp": _num(gap["gap_pp"]),
+        "gap_ci_low_pp": _num(gap.get("gap_ci_low_pp")),
+        "gap_ci_high_pp": _num(gap.get("gap_ci_high_pp")),
+        "clear_breach": bool(gap["clear_breach"]) if gap.get("clear_breach") is not None else None,
+        "threshold_pp": float(threshold_pp),
+        "highest_eligible_rate": _num(gap.get("highest_eligible_rate"), 6),
+        "lowest_eligible_rate": _num(gap.get("lowest_eligible_rate"), 6),
+        "highest_eligible_share": _num(gap.get("highest_eligible_share"), 6),
+        "lowest_eligible_share": _num(gap.get("lowest_eligible_share"), 6),
+        "eligibility_pp": eligibility_pp,
+        "ranking_pp": ranking_pp,
+        "attributable_to": attributable_to(eligibility_pp, ranking_pp, threshold_pp),
+        "weeks_breached": int(weeks_breached),
+        "weeks_reported": int(weeks_reported),
+        "policies": POLICIES,
+        "action": ACTION,
+        "evaluated_by_run": run_id,
+        "report_html": report_html,
+    }
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate * 100:.1f}%"
+
+
+def headline(alert: Mapping) -> str:
+    return f"{ALERT_TYPE}: {alert['product_id']} by {alert['dimension']}"
+
+
+def subject(alert: Mapping) -> str:
+    return (
+        f"[{ALERT_TYPE}] week {alert['week']}: {alert['product_id']} by {alert['dimension']}, "
+        f"gap {alert['gap_pp']:.1f} pp (model {alert['model_version']})"
+    )
+
+
+def facts(alert: Mapping) -> list[tuple[str, str]]:
+    """The alert as label/value lines, shared by every channel."""
+    lines = [
+        ("Week", str(alert["week"])),
+        (
+            "Product",
+            f"{alert['product_id']} {alert['product_name']}" if alert.get("product_name") else str(alert["product_id"]),
+        ),
+        ("Dimension", str(alert["dimension"])),
+        (
+            "Highest rate",
+            f"{alert['highest_group']}: {_pct(alert['highest_rate'])} of {alert['highest_customers']} customers",
+        ),
+        (
+            "Lowest rate",
+            f"{alert['lowest_group']}: {_pct(alert['lowest_rate'])} of {alert['lowest_customers']} customers",
+        ),
+        ("Gap", f"{alert['gap_pp']:.1f} pp (threshold {alert['threshold_pp']:.0f} pp)"),
+    ]
+    if alert.get("gap_ci_low_pp") is not None:
+        lines.append(
+            (
+                "Gap 95% interval",
+                f"{alert['gap_ci_low_pp']:.1f} to {alert['gap_ci_high_pp']:.1f} pp: "
+                + (
+                    "clear of the threshold"
+                    if alert.get("clear_breach")
+                    else "reaches the threshold, the breach may be sampling noise"
+                ),
+            )
+        )
+    if alert.get("ranking_pp") is not None:
+        lines += [
+            (
+                "Rate among eligible",
+                f"{alert['highest_group']}: {_pct(alert['highest_eligible_rate'])}, "
+                f"{alert['lowest_group']}: {_pct(alert['lowest_eligible_rate'])}",
+            ),
+            (
+                "Share eligible",
+                f"{alert['highest_group']}: {_pct(alert['highest_eligible_share'])}, "
+                f"{alert['lowest_group']}: {_pct(alert['lowest_eligible_share'])}",
+            ),
+            (
+                "Gap from",
+                f"ranking {alert['ranking_pp']:.1f} pp, eligibility {alert['eligibility_pp']:.1f} pp: "
+                f"attributable to {alert['attributable_to']}",
+            ),
+        ]
+    if alert.get("alert_weeks_breached") is not None:
+        lines.append(
+            (
+                "Weeks breached",
+                f"{alert['alert_weeks_breached']} so far under this alert "
+                f"(first {alert['week']}, latest {alert.get('alert_last_week')})",
+            )
+        )
+    lines += [
+        ("Recent weeks", f"breached {alert['weeks_breached']} of the last {alert['weeks_reported']} reported"),
+        ("Model version", str(alert["model_version"])),
+        ("Policies", ", ".join(alert.get("policies", POLICIES))),
+        ("Action", str(alert.get("action", ACTION))),
+    ]
+    if alert.get("alert_id") is not None:
+        lines.insert(0, ("Alert", f"#{alert['alert_id']} ({alert.get('status', 'open')})"))
+    if alert.get("resolution"):
+        lines.append(("Resolved", str(alert["resolution"])))
+    if alert.get("report_html"):
+        lines.append(("Report", str(alert["report_html"])))
+    return lines
