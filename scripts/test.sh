@@ -15,7 +15,11 @@ set +e
 # one given by NBP_TEST_POSTGRES_URL is shared, so then the tests run one at a time.
 workers="${NBP_TEST_WORKERS:-2}"
 if [ -n "${NBP_TEST_POSTGRES_URL:-}" ]; then workers="${NBP_TEST_WORKERS:-0}"; fi
-.venv/bin/python -m pytest -n "$workers" "$@"
+# worksteal: a worker that runs out of tests takes queued ones from the other, so a few long
+# end-to-end tests do not leave one worker idle at the end.
+dist=()
+if [ "$workers" != "0" ]; then dist=(--dist worksteal); fi
+.venv/bin/python -m pytest -n "$workers" "${dist[@]}" "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
