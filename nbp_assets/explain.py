@@ -9,10 +9,9 @@ from datetime import datetime
 import pandas as pd
 
 from nbp_assets.contract.tables import SCORES, SIGNALS
-from nbp_assets.model.ranking import contribution, factor
 from nbp_assets.model.reasons import REASONS
 from nbp_assets.model.sqltext import lit, timestamp
-from nbp_assets.model.weights import PENALTY_SIGNALS, POSITIVE_SIGNALS
+from nbp_assets.model.vocabulary import PENALTY_SIGNALS, POSITIVE_SIGNALS, contribution, factor
 
 
 def week_explanation(warehouse, party_id: str, week_start: datetime) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from nbp_assets.model.eligibility import ACTIVE, ELIGIBLE
-from nbp_assets.model.ranking import NO_SIGNAL, SCORE_DECIMALS, TOP_N, contribution, factor
+from nbp_assets.model.ranking import SCORE_DECIMALS
 from nbp_assets.model.signals import (
     COOLING_OFF_DAYS,
     IDLE_CASH_BUFFER_MONTHS,
@@ -30,7 +30,16 @@ from nbp_assets.model.signals import (
     WeekInputs,
 )
 from nbp_assets.model.suitability import HEALTH_SCALE, SUPPRESS
-from nbp_assets.model.weights import ALL_SIGNALS, HEALTH_THRESHOLD, PENALTY_SIGNALS, POSITIVE_SIGNALS, Weights
+from nbp_assets.model.vocabulary import (
+    ALL_SIGNALS,
+    NO_SIGNAL,
+    PENALTY_SIGNALS,
+    POSITIVE_SIGNALS,
+    TOP_N,
+    contribution,
+    factor,
+)
+from nbp_assets.model.weights import HEALTH_THRESHOLD, Weights
 
 
 def _party_lookup(parties: pd.Index, frame: pd.DataFrame) -> np.ndarray:

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from nbp_assets.assets.engine import build_engine_assets
-from nbp_assets.model.ranking import NO_SIGNAL, contribution, factor
 from nbp_assets.model.reasons import REASONS
-from nbp_assets.model.weights import PENALTY_SIGNALS, POSITIVE_SIGNALS, load_weights
+from nbp_assets.model.vocabulary import NO_SIGNAL, PENALTY_SIGNALS, POSITIVE_SIGNALS, contribution, factor
+from nbp_assets.model.weights import load_weights
 from nbp_assets.partitions import Week
 from nbp_assets.sources.synthetic import generate
 from nbp_assets.storage.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse

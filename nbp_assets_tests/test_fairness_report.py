@@ -26,7 +26,8 @@ from nbp_assets.alerts import outbox
 from nbp_assets.assets import checks
 from nbp_assets.definitions import build_definitions
 from nbp_assets.model.local import score_candidates, top_products
-from nbp_assets.model.weights import ALL_SIGNALS, DEFAULT_WEIGHTS_FILE, POSITIVE_SIGNALS, weights_from_frame
+from nbp_assets.model.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
+from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE, weights_from_frame
 from nbp_assets.partitions import Week
 from nbp_assets.storage import postgres as pg
 from nbp_assets.storage.warehouse import HISTORY_DDL, HISTORY_KEY, HISTORY_TABLE, SOURCE_SCHEMA, sql_date

@@ -13,7 +13,7 @@ from nbp_assets.assets.monitoring import (
     build_monitoring_assets,
 )
 from nbp_assets.model import monitoring
-from nbp_assets.model.weights import ALL_SIGNALS
+from nbp_assets.model.vocabulary import ALL_SIGNALS
 from nbp_assets.partitions import Week
 from nbp_assets.storage.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
 

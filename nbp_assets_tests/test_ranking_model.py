@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from nbp_assets.model.local import compute_signals, eligible_candidates, rank_week, score_candidates
-from nbp_assets.model.ranking import NO_SIGNAL
 from nbp_assets.model.signals import WeekInputs
-from nbp_assets.model.weights import ALL_SIGNALS, SETTINGS, load_weights, model_version, weights_from_frame
+from nbp_assets.model.vocabulary import ALL_SIGNALS, NO_SIGNAL
+from nbp_assets.model.weights import SETTINGS, load_weights, model_version, weights_from_frame
 
 EVAL_DATE = date(2026, 11, 16)
 EVALUATED_AT = datetime(2026, 11, 16)

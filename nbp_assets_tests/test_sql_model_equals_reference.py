@@ -17,7 +17,8 @@ import pytest
 from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.model import local
 from nbp_assets.model.signals import WeekInputs
-from nbp_assets.model.weights import ALL_SIGNALS, HEALTH_THRESHOLD, POSITIVE_SIGNALS, load_weights, weights_from_frame
+from nbp_assets.model.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
+from nbp_assets.model.weights import HEALTH_THRESHOLD, load_weights, weights_from_frame
 from nbp_assets.partitions import Week
 from nbp_assets.sources.synthetic import generate
 from nbp_assets.storage.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse

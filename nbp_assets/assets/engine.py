@@ -35,7 +35,8 @@ from nbp_assets.model.ranking import scores_sql, top_n_sql
 from nbp_assets.model.signals import SignalRelations, peers_sql, report_sql, signals_sql, suppressed_sql
 from nbp_assets.model.sqltext import lit, timestamp, within
 from nbp_assets.model.suitability import rules_relation, suppressed_published
-from nbp_assets.model.weights import ALL_SIGNALS, Weights
+from nbp_assets.model.vocabulary import ALL_SIGNALS
+from nbp_assets.model.weights import Weights
 from nbp_assets.partitions import Week
 from nbp_assets.sources import week_inputs as src
 from nbp_assets.storage.postgres_resource import PostgresResource

@@ -22,7 +22,7 @@ from nbp_assets.contract.inputs import (
     PRODUCT_CLASSES,
     SEGMENTS,
 )
-from nbp_assets.contract.signals import NO_SIGNAL, POSITIVE_SIGNALS, TOP_N
+from nbp_assets.model.vocabulary import ALL_SIGNALS, EXPLANATION_COLUMNS, NO_SIGNAL, POSITIVE_SIGNALS, TOP_N
 
 
 @extensions.register_check_method(statistics=["skipna"], check_type="vectorized")
@@ -92,44 +92,46 @@ class EligibilityAsset(Weekly):
 _signal = dict(ge=0.0, le=1.0, nullable=False)
 
 
-class SignalsAsset(Weekly):
-    """Every ranking signal, each in [0, 1], per eligible (party, product) pair."""
-
-    party_id: Series[object] = Text()
-    product_id: Series[object] = Text()
-    relationship_gap: Series[float] = pa.Field(**_signal)
-    churn_risk: Series[float] = pa.Field(**_signal)
-    rote_uplift: Series[float] = pa.Field(**_signal)
-    idle_cash: Series[float] = pa.Field(**_signal)
-    regular_fx: Series[float] = pa.Field(**_signal)
-    spend_affinity: Series[float] = pa.Field(**_signal)
-    cooling_off: Series[float] = pa.Field(**_signal)
-    lifecycle: Series[float] = pa.Field(**_signal)
-    suitability: Series[float] = pa.Field(**_signal)
-    # MOD-040 financial health score / 100, the suitability rule's input; NULL: no MOD-040 row
-    financial_health: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+def _weekly_model(name: str, doc: str, columns: dict[str, tuple[object, object]]) -> type[Weekly]:
+    """A Weekly model with `columns` (name: (Series type, field)) in this order. The signals'
+    and the scores' columns are built from the model's vocabulary, so adding a signal
+    (model/vocabulary.py) adds its columns here without an edit."""
+    namespace = {
+        "__doc__": doc,
+        "__module__": __name__,
+        "__annotations__": {column: series for column, (series, _) in columns.items()},
+        **{column: field for column, (_, field) in columns.items()},
+    }
+    return type(name, (Weekly,), namespace)
 
 
-class ScoresAsset(Weekly):
-    """The weighted score of every candidate pair and the signal that contributed most
-    (the signals themselves stay in nbp_work.signals, keyed the same way)."""
+_PAIR = {"party_id": (Series[object], Text()), "product_id": (Series[object], Text())}
 
-    party_id: Series[object] = Text()
-    product_id: Series[object] = Text()
-    score: Series[float] = pa.Field(ge=0.0, le=1.0)
-    primary_signal: Series[object] = Text(isin=[*POSITIVE_SIGNALS, NO_SIGNAL])
-    model_version: Series[object] = Text(str_length={"min_value": 1})
-    # The explanation: weight x signal per lifting signal, 1 - weight x signal per penalty;
-    # score = round6(min(1, contributions summed in this order) x factors in this order).
-    relationship_gap_contribution: Series[float] = pa.Field(**_signal)
-    churn_risk_contribution: Series[float] = pa.Field(**_signal)
-    rote_uplift_contribution: Series[float] = pa.Field(**_signal)
-    idle_cash_contribution: Series[float] = pa.Field(**_signal)
-    regular_fx_contribution: Series[float] = pa.Field(**_signal)
-    spend_affinity_contribution: Series[float] = pa.Field(**_signal)
-    cooling_off_factor: Series[float] = pa.Field(**_signal)
-    lifecycle_factor: Series[float] = pa.Field(**_signal)
-    suitability_factor: Series[float] = pa.Field(**_signal)
+SignalsAsset = _weekly_model(
+    "SignalsAsset",
+    "Every ranking signal, each in [0, 1], per eligible (party, product) pair.",
+    {
+        **_PAIR,
+        **{s: (Series[float], pa.Field(**_signal)) for s in ALL_SIGNALS},
+        # MOD-040 financial health score / 100, the suitability rule's input; NULL: no MOD-040 row
+        "financial_health": (Series[float], pa.Field(ge=0.0, le=1.0, nullable=True)),
+    },
+)
+
+# The explanation: weight x signal per lifting signal, 1 - weight x signal per penalty;
+# score = round6(min(1, contributions summed in this order) x factors in this order).
+ScoresAsset = _weekly_model(
+    "ScoresAsset",
+    "The weighted score of every candidate pair and the signal that contributed most "
+    "(the signals themselves stay in nbp_work.signals, keyed the same way).",
+    {
+        **_PAIR,
+        "score": (Series[float], pa.Field(ge=0.0, le=1.0)),
+        "primary_signal": (Series[object], Text(isin=[*POSITIVE_SIGNALS, NO_SIGNAL])),
+        "model_version": (Series[object], Text(str_length={"min_value": 1})),
+        **{column: (Series[float], pa.Field(**_signal)) for column in EXPLANATION_COLUMNS},
+    },
+)
 
 
 class NbpRankedAsset(_AssetModel):

@@ -7,8 +7,8 @@ relations (table names or parenthesised subqueries) holding one week.
 
 from __future__ import annotations
 
-from nbp_assets.model.ranking import TOP_N
 from nbp_assets.model.sqltext import lit
+from nbp_assets.model.vocabulary import TOP_N
 
 
 def outside_eligibility(ranked: str, eligible: str) -> str:

@@ -24,7 +24,8 @@ from nbp_assets.model.signals import (
     suppressed_sql,
 )
 from nbp_assets.model.suitability import rules_relation
-from nbp_assets.model.weights import ALL_SIGNALS, Weights
+from nbp_assets.model.vocabulary import ALL_SIGNALS
+from nbp_assets.model.weights import Weights
 
 _EMPTY_ROTE = pd.DataFrame({"party_id": pd.Series(dtype=object), "customer_rote": pd.Series(dtype="float64")})
 

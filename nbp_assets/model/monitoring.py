@@ -24,7 +24,7 @@ import pandas as pd
 
 from nbp_assets.fairness.maths import group_labels, wilson_interval
 from nbp_assets.model.sqltext import timestamp
-from nbp_assets.model.weights import ALL_SIGNALS
+from nbp_assets.model.vocabulary import ALL_SIGNALS
 
 NOT_RECOMMENDED = "not_recommended"
 BY_MODEL = ("product_id", "rank", "primary_signal", "model_version")

@@ -20,9 +20,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from nbp_assets.contract.signals import NO_SIGNAL, TOP_N
 from nbp_assets.model.sqltext import clip01, dbl, lit, round6, timestamp
-from nbp_assets.model.weights import ALL_SIGNALS, PENALTY_SIGNALS, POSITIVE_SIGNALS, Weights
+from nbp_assets.model.vocabulary import (
+    ALL_SIGNALS,
+    NO_SIGNAL,
+    PENALTY_SIGNALS,
+    POSITIVE_SIGNALS,
+    TOP_N,
+    contribution,
+    factor,
+)
+from nbp_assets.model.weights import Weights
 
 SCORE_DECIMALS = 6
 
@@ -35,19 +43,6 @@ def weights_relation(weights: Weights) -> str:
     )
     names = ", ".join(["product_class", *(f"w_{s}" for s in ALL_SIGNALS)])
     return f"(SELECT * FROM (VALUES\n        {rows}\n    ) AS w({names}))"
-
-
-def contribution(signal: str) -> str:
-    """The column holding a lifting signal's weighted contribution (weight x signal)."""
-    return f"{signal}_contribution"
-
-
-def factor(signal: str) -> str:
-    """The column holding a penalty's factor (1 - weight x signal)."""
-    return f"{signal}_factor"
-
-
-EXPLANATION_COLUMNS = tuple(contribution(s) for s in POSITIVE_SIGNALS) + tuple(factor(s) for s in PENALTY_SIGNALS)
 
 
 def scores_sql(signals: str, products: str, weights: Weights) -> str:

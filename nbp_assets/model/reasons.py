@@ -7,8 +7,7 @@ Phrases speak to the customer and promise nothing the signal does not measure.
 
 from __future__ import annotations
 
-from nbp_assets.model.ranking import NO_SIGNAL
-from nbp_assets.model.weights import POSITIVE_SIGNALS
+from nbp_assets.model.vocabulary import NO_SIGNAL, POSITIVE_SIGNALS
 
 REASONS: dict[str, str] = {
     "relationship_gap": "Customers like you often have this product",

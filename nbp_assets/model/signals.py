@@ -31,7 +31,7 @@ import pandas as pd
 
 from nbp_assets.model.sqltext import clip01, dbl, lit, round6, timestamp, within
 from nbp_assets.model.suitability import HEALTH_SCALE, SUPPRESS
-from nbp_assets.model.weights import ALL_SIGNALS
+from nbp_assets.model.vocabulary import ALL_SIGNALS
 
 COOLING_OFF_DAYS = 90  # a rejection this many days or fewer before evaluation still counts
 IDLE_CASH_BUFFER_MONTHS = 3.0  # spend a current account should hold anyway

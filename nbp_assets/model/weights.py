@@ -14,13 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from nbp_assets.contract.inputs import PRODUCT_CLASSES, WeightsInput
-from nbp_assets.contract.signals import PENALTY_SIGNALS, POSITIVE_SIGNALS
 from nbp_assets.contract.validation import ContractViolation, Violation, validate
+from nbp_assets.model.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
 
 # Bump when the scoring code changes meaning (signals, formula, tie-break).
 MODEL_CODE_VERSION = "nbp-1.0"
 
-ALL_SIGNALS = POSITIVE_SIGNALS + PENALTY_SIGNALS
 # The suitability rule's other setting per class: the financial health (MOD-040 score / 100)
 # below which the class's products are unsuitable for the customer. 0 for a class: no rule.
 HEALTH_THRESHOLD = "suitability_health_below"
