@@ -23,6 +23,7 @@ import pyarrow as pa
 from pydantic import PrivateAttr
 
 from nbp_assets.contract.tables import HISTORY, Table
+from nbp_assets.storage.schemas import create_schema_if_missing
 
 if TYPE_CHECKING:  # imported where used: the Snowflake deployment never loads DuckDB
     import duckdb
@@ -124,7 +125,7 @@ class WarehouseResource(dg.ConfigurableResource):
             tx.execute(table.ddl(self.dialect))
 
     def _ensure_schema(self, tx: WarehouseSession, schema: str) -> None:
-        tx.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        create_schema_if_missing(tx, schema, self.dialect)
 
     def query(self, sql: str) -> pd.DataFrame:
         raise NotImplementedError
@@ -300,7 +301,7 @@ class DuckDBWarehouse(WarehouseResource):
             con.register("incoming", df)
             con.execute("BEGIN")
             try:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                create_schema_if_missing(con, schema, "duckdb")
                 if ddl:
                     con.execute(ddl.format(number="DECIMAL(8,6)", timestamp="TIMESTAMP"))
                 else:
@@ -321,7 +322,7 @@ class DuckDBWarehouse(WarehouseResource):
         schema = table.split(".")[0]
         with self._connect() as con:
             con.register("incoming", df)
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            create_schema_if_missing(con, schema, "duckdb")
             con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
             con.unregister("incoming")
         return len(df)
@@ -346,7 +347,7 @@ class DuckDBWarehouse(WarehouseResource):
             con.execute("BEGIN")
             try:
                 for schema in schemas:
-                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                    create_schema_if_missing(con, schema, "duckdb")
                 for table, df in tables.items():
                     con.register("incoming", df)
                     con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming")
