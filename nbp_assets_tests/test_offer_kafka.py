@@ -383,8 +383,60 @@ def test_record_timestamps_become_london_wall_time_across_clock_changes():
         expected = pd.to_datetime(ms, unit="ms", utc=True).tz_convert("Europe/London").tz_localize(None)
         assert (t.local_time(ms) == expected.to_numpy("datetime64[ns]")).all(), ms
     assert str(t.local_time([spring])[0]) == "2026-03-29T02:00:00.000000000"
-    frame = t.activity_frame(
+    columns = t.activity_columns(
         [{"ACTIVITY_ID": 1, "ACTIVITY_TYPE": "deposit", "PROPENSITY_TO_BUY": 0.5}], [b"C9"], [spring], [3]
     )
-    assert (frame.at[0, "party_id"], frame.at[0, "customer_raw"], frame.at[0, "partition"]) == ("C9", "C9", 3)
-    assert np.isnan(frame.at[0, "propensity_to_buy"]) is np.False_
+    assert (columns["party_id"][0], columns["customer_raw"][0], columns["partition"][0]) == ("C9", "C9", 3)
+    assert np.isnan(columns["propensity_to_buy"][0]) is np.False_
+
+
+def test_the_streams_step_gives_the_warehouse_paths_rows_byte_for_byte():
+    """The processor's column step against the warehouse path's DataFrame code (the oracle):
+    versions arriving out of order and in two parts, two versions starting at the same
+    instant (the later arrival wins), events before a customer's first version, NULL
+    incomes, unknown customers, and an offer missing from the offers table."""
+    import json
+
+    import numpy as np
+
+    from nbp_assets.model.offers import lookup, next_best_offers
+    from nbp_assets.model.offers_rules import load_rules
+    from nbp_assets.offers_bench import synthetic_stream
+    from nbp_assets.stream.state import OfferState
+
+    events, versions = synthetic_stream(5_000, 400, seed=11)
+    rng = np.random.default_rng(5)
+    tied = versions.sample(60, random_state=1).assign(income=pd.array([None] * 60, dtype="Int64"))
+    early = versions.drop_duplicates("party_id").sample(40, random_state=2)
+    early = early.assign(valid_from=pd.Timestamp("2027-06-01"), fico=pd.array(rng.integers(300, 850, 40), "Int64"))
+    versions = pd.concat([versions, tied, early], ignore_index=True).sample(frac=1, random_state=3)
+    events.loc[events.index[:50], "event_time"] = pd.Timestamp("2024-06-01")  # before every first version
+    state = OfferState()
+    for part in (versions.iloc[: len(versions) // 2], versions.iloc[len(versions) // 2 :]):
+        state.add_customer_versions(
+            part["party_id"].tolist(),
+            part["valid_from"].astype("int64").tolist(),
+            part["income"].astype(object).where(part["income"].notna(), None).tolist(),
+            part["fico"].astype(object).where(part["fico"].notna(), None).tolist(),
+        )
+    offers = pd.DataFrame({"offer_id": [1, 2, 3, 4], "offer_name": list("abcd"), "offer_url": list("ABCD")})
+    for r in offers.itertuples():
+        state.set_offer(r.offer_id, {"OFFER_NAME": r.offer_name, "OFFER_URL": r.offer_url})  # 5 is missing
+    columns = {c: events[c].to_numpy() for c in ("activity_id", "party_id", "activity_type", "ip_address")}
+    columns |= {
+        "activity_id": events["activity_id"].to_numpy("int64"),
+        "event_time": events["event_time"].to_numpy("datetime64[ns]"),
+        "propensity_to_buy": events["propensity_to_buy"].to_numpy("float64"),
+        "customer_raw": events["party_id"].to_numpy(object),
+        "partition": np.zeros(len(events), dtype="int64"),
+    }
+    step = state.step(columns)
+
+    nbo, pending = next_best_offers(events, versions.reset_index(drop=True), load_rules(), "oracle")
+    rows, unmatched = lookup(nbo, offers)
+    assert len(pending) == state.pending_count > 0 and len(unmatched) == step.unmatched_offers > 0
+    assert 0 < len(rows) < len(nbo)
+    assert t.nbo_messages(step.nbo) == t.json_lines(nbo[t.NBO_FIELDS])
+    assert t.lookup_messages(step.lookup) == t.json_lines(rows[t.LOOKUP_FIELDS])
+    before_first = json.loads(t.nbo_messages(step.nbo)[0])
+    assert before_first["EVENT_TIME"] < before_first["CUSTOMER_VALID_FROM"]

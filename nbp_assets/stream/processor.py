@@ -277,25 +277,25 @@ class Processor:
         t2 = clock()
         events, rejected = self._decode(msgs)
         released = self.state.take_pending(arrived)
-        batch = pd.concat([events, released], ignore_index=True) if released is not None else events
+        batch = {k: np.concatenate([v, released[k]]) for k, v in events.items()} if released is not None else events
         t3 = clock()
         step = self.state.step(batch)
         t4 = clock()
         self._produce(step, released, rejected, _offsets(msgs))
         for k, v in zip(c.seconds, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, clock() - t4)):
             c.seconds[k] += v
-        c.events += len(events)
-        c.offered += len(step.nbo)
-        c.released += 0 if released is None else len(released)
+        c.events += len(events["activity_id"])
+        c.offered += len(step.nbo["ACTIVITY_ID"])
+        c.released += 0 if released is None else len(released["activity_id"])
         c.rejected += len(rejected)
         c.batches += 1
         return len(msgs)
 
-    def _decode(self, msgs) -> tuple[pd.DataFrame, list]:
+    def _decode(self, msgs) -> tuple[dict, list]:
         try:
             records = t.loads_many([m.value() for m in msgs])
             good, rejected = msgs, []
-            frame = t.activity_frame(
+            columns = t.activity_columns(
                 records, [m.key() for m in good], [m.timestamp()[1] for m in good], [m.partition() for m in good]
             )
         except (ValueError, TypeError, KeyError):  # one bad message: sort them one by one
@@ -303,44 +303,39 @@ class Processor:
             for m in msgs:
                 try:
                     r = json.loads(m.value())
-                    t.activity_frame([r], [m.key()], [m.timestamp()[1]], [m.partition()])
+                    t.activity_columns([r], [m.key()], [m.timestamp()[1]], [m.partition()])
                     good.append(m)
                     records.append(r)
                 except (ValueError, TypeError, KeyError, AttributeError):
                     rejected.append(m)
-            frame = t.activity_frame(
+            columns = t.activity_columns(
                 records, [m.key() for m in good], [m.timestamp()[1] for m in good], [m.partition() for m in good]
             )
-        return frame, rejected
+        return columns, rejected
 
-    def _produce(self, step: Step, released: pd.DataFrame | None, rejected: list, offsets: dict) -> None:
+    def _produce(self, step: Step, released: dict | None, rejected: list, offsets: dict) -> None:
         batch = _InFlight(offsets)
         self.in_flight.append(batch)
         delivered = batch.delivered
+        produce_one = self.producer.produce
 
         def produce(topic, value, key, **kw):
             batch.outstanding += 1
-            self.producer.produce(topic, value, key, on_delivery=delivered, **kw)
+            try:
+                produce_one(topic, value, key, on_delivery=delivered, **kw)
+            except BufferError:  # local queue full: let librdkafka send, then retry
+                self.producer.poll(0.05)
+                produce_one(topic, value, key, on_delivery=delivered, **kw)
 
-        keys = [str(i).encode() for i in step.nbo["ACTIVITY_ID"].astype("int64").tolist()]
-        for topic, values, ks in (
-            (self.topic[t.NBO], t.nbo_messages(step.nbo, step.nbo_customer), keys),
-            (
-                self.topic[t.LOOKUP],
-                t.lookup_messages(step.lookup, step.lookup_customer),
-                [str(i).encode() for i in step.lookup["ACTIVITY_ID"].astype("int64").tolist()],
-            ),
+        for topic, values, ids in (
+            (self.topic[t.NBO], t.nbo_messages(step.nbo), step.nbo["ACTIVITY_ID"]),
+            (self.topic[t.LOOKUP], t.lookup_messages(step.lookup), step.lookup["ACTIVITY_ID"]),
         ):
-            for k, v in zip(ks, values):
-                try:
-                    produce(topic, v, k)
-                except BufferError:  # local queue full: let librdkafka send, then retry
-                    batch.outstanding -= 1
-                    self.producer.poll(0.05)
-                    produce(topic, v, k)
+            for k, v in zip(ids.astype(str).astype(object).tolist(), values):
+                produce(topic, v, k.encode())
         # Waiting events are durable before their offsets are committed: the changelog holds
         # each waiting customer's list (null once offered), in the activity's partition.
-        gone = dict(zip(released["party_id"], released["partition"].astype("int64"))) if released is not None else {}
+        gone = dict(zip(released["party_id"].tolist(), released["partition"].tolist())) if released is not None else {}
         for party in step.pending_changed | set(gone):
             if party in self.state.pending:
                 partition, queued = self.state.pending[party]
@@ -350,9 +345,9 @@ class Processor:
             produce(self.topic[t.PENDING], value, party.encode(), partition=partition)
         for m in rejected:
             produce(self.topic[t.REJECTED], m.value(), m.key())
-        if len(step.unmatched_offers):
+        if step.unmatched_offers:
             self.log(
-                f"{len(step.unmatched_offers)} offer(s) name an OFFER_ID missing from OFFERS_STREAM: "
+                f"{step.unmatched_offers} offer(s) name an OFFER_ID missing from OFFERS_STREAM: "
                 "in NEXT_BEST_OFFER, not in the lookup"
             )
         self.producer.poll(0)  # hands the batch to librdkafka's sender without waiting for it

@@ -21,6 +21,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from nbp_assets.model.offers import LOOKUP_COLUMNS
@@ -106,7 +107,7 @@ def ensure_topics(
 
 def loads_many(values: list[bytes]) -> list:
     """Decode many JSON messages in one parser call (a JSON array of them)."""
-    return json.loads(b"[" + b",".join(values) + b"]")
+    return orjson.loads(b"[" + b",".join(values) + b"]")
 
 
 def local_time(ms: np.ndarray | list[int]) -> np.ndarray:
@@ -122,27 +123,25 @@ def local_time(ms: np.ndarray | list[int]) -> np.ndarray:
     return t.to_numpy("datetime64[ns]")
 
 
-def activity_frame(
+def activity_columns(
     records: list[dict], keys: list[bytes | None], timestamps: list[int], partitions: list[int]
-) -> pd.DataFrame:
-    """Activity messages as the offer model's events (activity contract column names) plus
+) -> dict[str, np.ndarray]:
+    """Activity messages as the offer model's event columns (activity contract names) plus
     CUSTOMER_ID as it came (an integer stays an integer in the outputs) and the partition."""
-    # Plain list comprehensions: for the small batches of a quiet stream, building pandas
-    # frames from records cost more than the rest of the decoding.
+    # one comprehension per field: the records are parsed JSON objects, there is no column
+    # form to take them from
     raw = [r.get("CUSTOMER_ID") for r in records]
     raw = [c if c is not None else (k.decode() if k is not None else None) for c, k in zip(raw, keys)]
-    return pd.DataFrame(
-        {
-            "activity_id": np.array([r["ACTIVITY_ID"] for r in records], dtype="int64"),
-            "party_id": np.array([str(c) for c in raw], dtype=object),
-            "event_time": local_time(timestamps),
-            "activity_type": np.array([r["ACTIVITY_TYPE"] for r in records], dtype=object),
-            "propensity_to_buy": np.array([r["PROPENSITY_TO_BUY"] for r in records], dtype="float64"),
-            "ip_address": np.array([r.get("IP_ADDRESS") for r in records], dtype=object),
-            "customer_raw": np.array(raw, dtype=object),
-            "partition": np.asarray(partitions, dtype="int64"),
-        }
-    )
+    return {
+        "activity_id": np.array([r["ACTIVITY_ID"] for r in records], dtype="int64"),
+        "party_id": np.array([str(c) for c in raw], dtype=object),
+        "event_time": local_time(timestamps),
+        "activity_type": np.array([r["ACTIVITY_TYPE"] for r in records], dtype=object),
+        "propensity_to_buy": np.array([r["PROPENSITY_TO_BUY"] for r in records], dtype="float64"),
+        "ip_address": np.array([r.get("IP_ADDRESS") for r in records], dtype=object),
+        "customer_raw": np.array(raw, dtype=object),
+        "partition": np.asarray(partitions, dtype="int64"),
+    }
 
 
 def json_lines(frame: pd.DataFrame) -> list[bytes]:
@@ -154,18 +153,39 @@ def json_lines(frame: pd.DataFrame) -> list[bytes]:
     return [line.encode() for line in text.split("\n") if line]
 
 
-def _fields(frame: pd.DataFrame, fields: list[str], customer_raw: np.ndarray) -> pd.DataFrame:
-    columns = {f: frame[f].array for f in fields}
-    columns["CUSTOMER_ID"] = customer_raw
-    return pd.DataFrame(columns, columns=fields)
+def _json_values(values: np.ndarray) -> list:
+    """A column as the Python values orjson writes: ISO text to the millisecond for times
+    (as pandas wrote them), NULL for NaT."""
+    if values.dtype.kind == "M":
+        text = np.datetime_as_string(values.astype("datetime64[ms]"), unit="ms").astype(object)
+        text[np.isnat(values)] = None
+        return text.tolist()
+    return values.tolist()  # orjson writes a float NaN as null
 
 
-def nbo_messages(nbo: pd.DataFrame, customer_raw: np.ndarray) -> list[bytes]:
-    return json_lines(_fields(nbo, NBO_FIELDS, customer_raw))
+def json_messages(columns: dict[str, np.ndarray], fields: list[str], integers: tuple[str, ...] = ()) -> list[bytes]:
+    """One JSON object per row of these columns, fields in this order. Floats are written
+    shortest-exact (a replayed offer carries the same text; PROPENSITY_TO_BUY as it came)."""
+    values = []
+    for f in fields:
+        column = columns[f]
+        if f in integers:  # float64 with NaN for NULL -> int or None
+            null = np.isnan(column)
+            whole = np.where(null, 0, column).astype("int64").astype(object)
+            whole[null] = None
+            values.append(whole.tolist())
+        else:
+            values.append(_json_values(column))
+    dumps = orjson.dumps
+    return [dumps(dict(zip(fields, row))) for row in zip(*values)]
 
 
-def lookup_messages(rows: pd.DataFrame, customer_raw: np.ndarray) -> list[bytes]:
-    return json_lines(_fields(rows, LOOKUP_FIELDS, customer_raw))
+def nbo_messages(nbo: dict[str, np.ndarray]) -> list[bytes]:
+    return json_messages(nbo, NBO_FIELDS, integers=("INCOME", "FICO"))
+
+
+def lookup_messages(rows: dict[str, np.ndarray]) -> list[bytes]:
+    return json_messages(rows, LOOKUP_FIELDS, integers=("INCOME", "FICO"))
 
 
 def lookup_frame(values: list[bytes]) -> pd.DataFrame:
