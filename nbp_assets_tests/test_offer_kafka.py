@@ -6,7 +6,8 @@
 - An event of an unknown customer waits, survives a restart, and is offered when the record
   arrives; a customer's later version applies to later events only.
 - The processor killed with SIGKILL mid-stream and restarted: every event offered, none lost;
-  after the sink's dedupe exactly one warehouse row per event.
+  after the sink's dedupe exactly one warehouse row per event in next_best_offer and in the
+  lookup table.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from nbp_assets.sources.offers_stream import LOOKUP_TABLE
+from nbp_assets.sources.offers_stream import LOOKUP_TABLE, NBO_TABLE
 from nbp_assets.storage.warehouse import DuckDBWarehouse
 from nbp_assets.stream import topics as t
 from nbp_assets.stream.broker import start_broker
@@ -255,16 +256,24 @@ def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(c
         assert int(key) == value["ACTIVITY_ID"]
         assert first_seen.setdefault(value["ACTIVITY_ID"], value) == value
 
+    offers = read_topic(cfg, t.NBO)
+    assert len(offers) >= n and {v["ACTIVITY_ID"] for _, v, _ in offers} == set(range(1, n + 1))
+
     warehouse = DuckDBWarehouse(database=str(tmp_path / "warehouse.duckdb"), temp_directory=str(tmp_path / "tmp"))
     sink = Sink(cfg, warehouse, group=f"{cfg.topic_prefix}sink")
     try:
         received, inserted = sink.drain(idle_seconds=1.5)
     finally:
         sink.close()
-    assert received == len(messages) == n + duplicates
-    assert inserted == n
-    counts = warehouse.query(f"SELECT count(*) AS n, count(DISTINCT ACTIVITY_ID) AS ids FROM {LOOKUP_TABLE}").iloc[0]
-    assert (int(counts["n"]), int(counts["ids"])) == (n, n)
+    assert len(messages) == n + duplicates
+    assert received == len(messages) + len(offers)
+    assert inserted == {"offers": n, "lookup": n}
+    for table in (LOOKUP_TABLE, NBO_TABLE):
+        counts = warehouse.query(f"SELECT count(*) AS n, count(DISTINCT ACTIVITY_ID) AS ids FROM {table}").iloc[0]
+        assert (int(counts["n"]), int(counts["ids"])) == (n, n), table
+    late = warehouse.query(f"SELECT * FROM {NBO_TABLE} WHERE CUSTOMER_ID = 'LATE' ORDER BY ACTIVITY_ID")
+    assert late["ACTIVITY_ID"].tolist() == list(range(1000, n + 1, 1000))
+    assert late["INCOME"].tolist() == [20_000] * len(late) and set(late["BATCH_KEY"]) == {"kafka"}
     print(
         f"killed after {seen_at_kill} lookup messages; {duplicates} duplicate(s) replayed; "
         f"{n} warehouse rows after dedupe"
@@ -290,10 +299,24 @@ def test_sink_replay_inserts_nothing_twice(cfg, tmp_path):
         for i in (1, 2, 2, 3)
     ]
     produce(cfg, t.LOOKUP, rows)
+    offered = {
+        "CUSTOMER_ID": 1,
+        "PROPENSITY_TO_BUY": 0.4,
+        "ACTIVITY_TYPE": "deposit",
+        "INCOME": None,
+        "FICO": 465,
+        "OFFER_ID": 1,
+        "EVENT_TIME": "2026-06-01T12:00:00.250",
+        "RULES_VERSION": 1,
+        "RULE_PRIORITY": 2,
+        "CUSTOMER_VALID_FROM": "2026-01-01T00:00:00.000",
+    }
+    produce(cfg, t.NBO, [(str(i).encode(), {"ACTIVITY_ID": i, **offered}) for i in (1, 1, 2, 3, 3)])
     warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"), temp_directory=str(tmp_path / "tmp"))
     # the sensor's way (no group membership), again from the committed offsets, then a second
     # group that re-reads everything: a sink that lost its offsets inserts nothing twice
-    for group, expected in (("a", (4, 3)), ("a", (0, 0)), ("b", (4, 0))):
+    none = {"offers": 0, "lookup": 0}
+    for group, expected in (("a", (9, {"offers": 3, "lookup": 3})), ("a", (0, none)), ("b", (9, none))):
         sink = Sink(cfg, warehouse, group=f"{cfg.topic_prefix}{group}", member=False)
         try:
             got = sink.drain(idle_seconds=1.0)
@@ -303,6 +326,9 @@ def test_sink_replay_inserts_nothing_twice(cfg, tmp_path):
     table = warehouse.query(f"SELECT ACTIVITY_ID, INCOME, CUSTOMER_ID FROM {LOOKUP_TABLE} ORDER BY 1")
     assert table["ACTIVITY_ID"].tolist() == [1, 2, 3]
     assert table["INCOME"].isna().all() and table["CUSTOMER_ID"].tolist() == ["1", "1", "1"]
+    audit = warehouse.query(f"SELECT * FROM {NBO_TABLE} ORDER BY ACTIVITY_ID")
+    assert audit["ACTIVITY_ID"].tolist() == [1, 2, 3] and audit["INCOME"].isna().all()
+    assert str(audit.at[0, "EVENT_TIME"]) == "2026-06-01 12:00:00.250000" and set(audit["BATCH_KEY"]) == {"kafka"}
 
 
 def test_settings_never_show_secrets(monkeypatch):
@@ -357,10 +383,13 @@ def test_dagster_publishes_offers_and_rules_sinks_the_lookup_and_shows_lag(cfg, 
             dg.build_sensor_context(instance=instance, cursor=tick.cursor, resources=defs.resources)
         )
         assert not tick.run_requests
-        assert "sank 10 new lookup row(s) of 10 message(s)" in tick.skip_message
+        assert "sank 10 new offer row(s) and 10 new lookup row(s) of 20 message(s)" in tick.skip_message
         assert "1 event(s) waiting" in tick.skip_message
         rows = defs.resources["warehouse"].query(f"SELECT * FROM {LOOKUP_TABLE} ORDER BY ACTIVITY_ID")
         assert rows["ACTIVITY_ID"].tolist() == list(range(1, 11))
+        audit = defs.resources["warehouse"].query(f"SELECT * FROM {NBO_TABLE} ORDER BY ACTIVITY_ID")
+        assert audit["ACTIVITY_ID"].tolist() == list(range(1, 11))
+        assert audit["OFFER_ID"].tolist() == rows["OFFER_ID"].tolist()
         health = defs.resolve_job_def(k.TOPICS_JOB).execute_in_process(instance=instance).get_asset_check_evaluations()
         assert [(e.check_name, e.passed) for e in health] == [(k.HEALTH, False)]  # WARN: one event waits
         assert health[0].metadata["waiting_events"].value == 1

@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from nbp_assets.model.offers import LOOKUP_COLUMNS
+from nbp_assets.model.offers import LOOKUP_COLUMNS, NBO_COLUMNS
 
 ACTIVITY = "CUSTOMER_ACTIVITY_STREAM"
 CUSTOMERS = "CUSTOMERS_TABLE"
@@ -201,6 +201,26 @@ def lookup_frame(values: list[bytes]) -> pd.DataFrame:
             "FICO": "Int64",
         }
     )
+
+
+def nbo_frame(values: list[bytes]) -> pd.DataFrame:
+    """NEXT_BEST_OFFER messages as the warehouse next_best_offer table's rows (BATCH_KEY 'kafka')."""
+    frame = pd.DataFrame.from_records(loads_many(values), columns=NBO_FIELDS)
+    for c in ("EVENT_TIME", "CUSTOMER_VALID_FROM"):
+        frame[c] = pd.to_datetime(frame[c], format="ISO8601")
+    frame = frame.astype(
+        {
+            "ACTIVITY_ID": "int64",
+            "CUSTOMER_ID": str,
+            "PROPENSITY_TO_BUY": "float64",
+            "INCOME": "Int64",
+            "FICO": "Int64",
+            "OFFER_ID": "int64",
+            "RULES_VERSION": "int64",
+            "RULE_PRIORITY": "int64",
+        }
+    )
+    return frame.assign(BATCH_KEY="kafka")[NBO_COLUMNS]
 
 
 def rules_message(version: pd.DataFrame) -> tuple[bytes, bytes]:
