@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -32,7 +33,15 @@ from nbp_assets.stream.lag import consumer_lag, waiting_events
 from nbp_assets.stream.processor import Processor
 from nbp_assets.stream.sink import Sink
 from nbp_assets.stream.topics import ensure_topics
-from nbp_assets_tests.kafka_helpers import lookup_rows, produce, read_topic, settings_for, wait_for
+from nbp_assets_tests.kafka_helpers import (
+    count_until,
+    lookup_rows,
+    produce,
+    producer,
+    read_topic,
+    settings_for,
+    wait_for,
+)
 from nbp_assets_tests.test_offer_recipe import RECIPE_INSERTS, STAGING_DDL
 
 # The recipe's two persistent queries (their SELECTs, verbatim), run by DuckDB as the oracle.
@@ -209,24 +218,40 @@ def _process_cli(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
 
 
 def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(cfg, tmp_path):
+    import threading
+
     n = 10_000
     produce(cfg, t.CUSTOMERS, [_customer(f"P{c}", 30_000 + 1_000 * c, 500 + c) for c in range(300)])
-    produce(
-        cfg, t.ACTIVITY, [_activity(i, f"P{i % 300}" if i % 1000 else "LATE", (i % 100) / 100) for i in range(1, n + 1)]
-    )
+    events = [_activity(i, f"P{i % 300}" if i % 1000 else "LATE", (i % 100) / 100) for i in range(1, n + 1)]
+    produce(cfg, t.ACTIVITY, events[:1_000])
     log = tmp_path / "processor.log"
     t0 = time.monotonic()
     first = _process_cli(cfg, log)
+
+    def feed() -> None:  # the rest arrives while the processor works (~5,000 events/s)
+        p = producer(cfg)
+        for start in range(1_000, n, 250):
+            for key, value in events[start : start + 250]:
+                p.produce(t.name(t.ACTIVITY, cfg.topic_prefix), json.dumps(value).encode(), key)
+            p.flush(30)
+            time.sleep(0.05)
+        assert p.flush(30) == 0
+
+    feeder = threading.Thread(target=feed)
     try:
-        seen_at_kill = wait_for(lambda: (k := len(read_topic(cfg, t.LOOKUP))) >= 1_000 and k, 60, "the first offers")
+        count_until(cfg, t.LOOKUP, 999, 60)  # the processor is up (event 1000 waits for LATE)
+        feeder.start()
+        seen_at_kill = count_until(cfg, t.LOOKUP, 3_000, 60)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
     finally:
         if first.poll() is None:
             os.kill(first.pid, signal.SIGKILL)
+        if feeder.ident is not None:
+            feeder.join(60)
     print(f"killed at {time.monotonic() - t0:.1f}s")
     assert first.returncode == -signal.SIGKILL
-    assert seen_at_kill < n - 30  # killed mid-stream, not after it was done
+    assert seen_at_kill < n - 30  # killed mid-stream, while events were still arriving
 
     produce(cfg, t.CUSTOMERS, [_customer("LATE", 20_000, 600)])  # the waiting events' customer arrives
     second = _process_cli(cfg, log)
