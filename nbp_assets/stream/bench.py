@@ -8,6 +8,8 @@ Throughput: a backlog of events is produced with the processor stopped, then the
 is started and drains it; events/s = events / (time of the last lookup record - time of the
 first), from the records' broker timestamps (set when the processor produced them).
 Everything (broker, processor, feeder, reader) shares this machine's cores.
+Before each rate, the broker's own floor at that rate (stream/floor.py): what two hops
+through a relay that does no work cost, the least the processor's path can cost.
 """
 
 from __future__ import annotations
@@ -218,6 +220,15 @@ def run(
         )
         offset = 0
         for rate in (1_000, 10_000):
+            from nbp_assets.stream.floor import floor
+
+            f = floor(KafkaSettings(servers, {}, f"floor{os.getpid()}_", 6, 1, "unused"), rate, seconds)
+            print(
+                f"  {rate:>6,} events/s, the broker alone (no processor, stream/floor.py): one hop p50 "
+                f"{f['one hop'][0]:.1f} ms, p99 {f['one hop'][1]:.1f} ms; two hops through a relay doing nothing "
+                f"p50 {f['two hops'][0]:.1f} ms, p99 {f['two hops'][1]:.1f} ms",
+                flush=True,
+            )
             # Each rate on topics and a processor of its own: tansu's memory store reads slower
             # as a partition grows, so a second rate measured after the first would pay for it.
             lat_cfg = KafkaSettings(servers, {}, f"lat{rate}_{os.getpid()}_", 6, 1, f"lat{rate}_{os.getpid()}")

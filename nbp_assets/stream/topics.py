@@ -102,6 +102,15 @@ def ensure_topics(
     return [name(t, prefix) for t in wanted]
 
 
+def create_plain_topics(admin_conf: dict, names: list[str], partitions: int, timeout: float = 30.0) -> None:
+    """Topics outside the recipe (the benchmark's floor measurement), with default configs."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(admin_conf)  # kept referenced until the futures resolve
+    for future in admin.create_topics([NewTopic(x, partitions, 1) for x in names]).values():
+        future.result(timeout)
+
+
 # ----------------------------------------------------------------------------- codecs
 
 
