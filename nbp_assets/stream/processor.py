@@ -336,8 +336,18 @@ class Processor:
             (self.topic[t.NBO], t.nbo_messages(step.nbo), step.nbo["ACTIVITY_ID"]),
             (self.topic[t.LOOKUP], t.lookup_messages(step.lookup), step.lookup["ACTIVITY_ID"]),
         ):
-            for k, v in zip(ids.astype(str).astype(object).tolist(), values):
-                produce(topic, v, k.encode())
+            # The two outputs are most of a batch's messages: no wrapper call per message
+            # (text keys go out as UTF-8; a message refused for a full queue is sent again).
+            keys = ids.astype(str).tolist()
+            batch.outstanding += len(values)
+            i = 0
+            while i < len(values):
+                try:
+                    for i in range(i, len(values)):
+                        produce_one(topic, values[i], keys[i], on_delivery=delivered)
+                    i = len(values)
+                except BufferError:
+                    self.producer.poll(0.05)
         # Waiting events are durable before their offsets are committed: the changelog holds
         # each waiting customer's list (null once offered), in the activity's partition.
         gone = dict(zip(released["party_id"].tolist(), released["partition"].tolist())) if released is not None else {}
