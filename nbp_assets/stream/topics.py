@@ -172,29 +172,68 @@ def _json_values(values: np.ndarray) -> list:
     return values.tolist()  # orjson writes a float NaN as null
 
 
-def json_messages(columns: dict[str, np.ndarray], fields: list[str], integers: tuple[str, ...] = ()) -> list[bytes]:
-    """One JSON object per row of these columns, fields in this order. Floats are written
-    shortest-exact (a replayed offer carries the same text; PROPENSITY_TO_BUY as it came)."""
+def _row_values(columns: dict[str, np.ndarray], fields: list[str]) -> list[list]:
+    """The columns as lists of the Python values orjson writes, in `fields` order. INCOME and
+    FICO (float64 with NaN for NULL) become whole numbers or None."""
     values = []
     for f in fields:
         column = columns[f]
-        if f in integers:  # float64 with NaN for NULL -> int or None
+        if f in ("INCOME", "FICO"):
             null = np.isnan(column)
             whole = np.where(null, 0, column).astype("int64").astype(object)
             whole[null] = None
             values.append(whole.tolist())
         else:
             values.append(_json_values(column))
-    dumps = orjson.dumps
-    return [dumps(dict(zip(fields, row))) for row in zip(*values)]
+    return values
+
+
+# One dict literal per message: a third cheaper than dict(zip(fields, row)) for the tens of
+# thousands of messages of a busy batch. Floats are written shortest-exact (a replayed offer
+# carries the same text; PROPENSITY_TO_BUY as it came). The field order is NBO_FIELDS and
+# LOOKUP_FIELDS (test_offer_kafka compares the bytes with pandas' writer over those lists).
 
 
 def nbo_messages(nbo: dict[str, np.ndarray]) -> list[bytes]:
-    return json_messages(nbo, NBO_FIELDS, integers=("INCOME", "FICO"))
+    dumps = orjson.dumps
+    return [
+        dumps(
+            {
+                "ACTIVITY_ID": a,
+                "CUSTOMER_ID": c,
+                "PROPENSITY_TO_BUY": p,
+                "ACTIVITY_TYPE": y,
+                "INCOME": i,
+                "FICO": f,
+                "OFFER_ID": o,
+                "EVENT_TIME": e,
+                "RULES_VERSION": rv,
+                "RULE_PRIORITY": rp,
+                "CUSTOMER_VALID_FROM": vf,
+            }
+        )
+        for a, c, p, y, i, f, o, e, rv, rp, vf in zip(*_row_values(nbo, NBO_FIELDS))
+    ]
 
 
 def lookup_messages(rows: dict[str, np.ndarray]) -> list[bytes]:
-    return json_messages(rows, LOOKUP_FIELDS, integers=("INCOME", "FICO"))
+    dumps = orjson.dumps
+    return [
+        dumps(
+            {
+                "OFFER_ID": o,
+                "ACTIVITY_ID": a,
+                "CUSTOMER_ID": c,
+                "PROPENSITY_TO_BUY": p,
+                "ACTIVITY_TYPE": y,
+                "INCOME": i,
+                "FICO": f,
+                "OFFER_NAME": n,
+                "OFFER_URL": u,
+            }
+        )
+        for o, a, c, p, y, i, f, n, u in zip(*_row_values(rows, LOOKUP_FIELDS))
+    ]
 
 
 def lookup_frame(values: list[bytes]) -> pd.DataFrame:
