@@ -6,8 +6,8 @@
 - An event of an unknown customer waits, survives a restart, and is offered when the record
   arrives; a customer's later version applies to later events only.
 - The processor killed with SIGKILL mid-stream and restarted: every event offered, none lost;
-  after the sink's dedupe exactly one warehouse row per event in next_best_offer and in the
-  lookup table.
+  after the sink's dedupe exactly one warehouse row per event in next_best_offer_stream and
+  in the lookup table.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from nbp_assets.sources.offers_stream import LOOKUP_TABLE, NBO_TABLE
+from nbp_assets.sources.offers_stream import LOOKUP_TABLE
 from nbp_assets.storage.warehouse import DuckDBWarehouse
 from nbp_assets.stream import topics as t
 from nbp_assets.stream.broker import start_broker
 from nbp_assets.stream.config import KafkaSettings
 from nbp_assets.stream.lag import consumer_lag, waiting_events
 from nbp_assets.stream.processor import Processor
-from nbp_assets.stream.sink import Sink
+from nbp_assets.stream.sink import STREAM_NBO_TABLE, Sink
 from nbp_assets.stream.topics import ensure_topics
 from nbp_assets_tests.kafka_helpers import (
     count_until,
@@ -293,10 +293,10 @@ def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(c
     assert len(messages) == n + duplicates
     assert received == len(messages) + len(offers)
     assert inserted == {"offers": n, "lookup": n}
-    for table in (LOOKUP_TABLE, NBO_TABLE):
+    for table in (LOOKUP_TABLE, STREAM_NBO_TABLE):
         counts = warehouse.query(f"SELECT count(*) AS n, count(DISTINCT ACTIVITY_ID) AS ids FROM {table}").iloc[0]
         assert (int(counts["n"]), int(counts["ids"])) == (n, n), table
-    late = warehouse.query(f"SELECT * FROM {NBO_TABLE} WHERE CUSTOMER_ID = 'LATE' ORDER BY ACTIVITY_ID")
+    late = warehouse.query(f"SELECT * FROM {STREAM_NBO_TABLE} WHERE CUSTOMER_ID = 'LATE' ORDER BY ACTIVITY_ID")
     assert late["ACTIVITY_ID"].tolist() == list(range(1000, n + 1, 1000))
     assert late["INCOME"].tolist() == [20_000] * len(late) and set(late["BATCH_KEY"]) == {"kafka"}
     print(
@@ -351,7 +351,7 @@ def test_sink_replay_inserts_nothing_twice(cfg, tmp_path):
     table = warehouse.query(f"SELECT ACTIVITY_ID, INCOME, CUSTOMER_ID FROM {LOOKUP_TABLE} ORDER BY 1")
     assert table["ACTIVITY_ID"].tolist() == [1, 2, 3]
     assert table["INCOME"].isna().all() and table["CUSTOMER_ID"].tolist() == ["1", "1", "1"]
-    audit = warehouse.query(f"SELECT * FROM {NBO_TABLE} ORDER BY ACTIVITY_ID")
+    audit = warehouse.query(f"SELECT * FROM {STREAM_NBO_TABLE} ORDER BY ACTIVITY_ID")
     assert audit["ACTIVITY_ID"].tolist() == [1, 2, 3] and audit["INCOME"].isna().all()
     assert str(audit.at[0, "EVENT_TIME"]) == "2026-06-01 12:00:00.250000" and set(audit["BATCH_KEY"]) == {"kafka"}
 
@@ -412,7 +412,7 @@ def test_dagster_publishes_offers_and_rules_sinks_the_lookup_and_shows_lag(cfg, 
         assert "1 event(s) waiting" in tick.skip_message
         rows = defs.resources["warehouse"].query(f"SELECT * FROM {LOOKUP_TABLE} ORDER BY ACTIVITY_ID")
         assert rows["ACTIVITY_ID"].tolist() == list(range(1, 11))
-        audit = defs.resources["warehouse"].query(f"SELECT * FROM {NBO_TABLE} ORDER BY ACTIVITY_ID")
+        audit = defs.resources["warehouse"].query(f"SELECT * FROM {STREAM_NBO_TABLE} ORDER BY ACTIVITY_ID")
         assert audit["ACTIVITY_ID"].tolist() == list(range(1, 11))
         assert audit["OFFER_ID"].tolist() == rows["OFFER_ID"].tolist()
         health = defs.resolve_job_def(k.TOPICS_JOB).execute_in_process(instance=instance).get_asset_check_evaluations()

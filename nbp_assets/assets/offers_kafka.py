@@ -9,7 +9,7 @@ Dagster stays the cockpit; the events flow through the stream processor
   events waiting for a customer record (WARN when anything is behind or waiting).
 - sensor `next_best_offer_kafka_sensor` (every 30 s): requests `offer_topics_job` when
   `offer_rules` has a new materialization, and moves NEXT_BEST_OFFER and
-  NEXT_BEST_OFFER_LOOKUP into the warehouse's next_best_offer and lookup tables in
+  NEXT_BEST_OFFER_LOOKUP into the warehouse's next_best_offer_stream and lookup tables in
   micro-batches, deduplicated by ACTIVITY_ID (stream/sink.py);
   its status line says how many rows it moved and how far behind the stream is.
 """

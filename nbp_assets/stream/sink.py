@@ -1,6 +1,10 @@
-"""NEXT_BEST_OFFER -> the warehouse's nbp_offers.next_best_offer and NEXT_BEST_OFFER_LOOKUP ->
-product_intelligence.next_best_offer_lookup, in micro-batches, for audit and reporting: the
-same tables the warehouse path writes (stream rows carry BATCH_KEY 'kafka').
+"""NEXT_BEST_OFFER -> the warehouse's nbp_offers.next_best_offer_stream and
+NEXT_BEST_OFFER_LOOKUP -> product_intelligence.next_best_offer_lookup (the lookup table the
+warehouse path writes too), in micro-batches, for audit and reporting.
+
+The offers get a table of their own, with next_best_offer's columns (BATCH_KEY 'kafka'): in
+the warehouse path's table they would look like a batch whose lookup step died, and its
+lookup step would rebuild them.
 
 The processor is at-least-once: after a crash it may produce an offer again, with the same
 key (ACTIVITY_ID) and value. The sink drops such duplicates: inside a micro-batch by key,
@@ -15,13 +19,16 @@ import time
 
 import pandas as pd
 
-from nbp_assets.sources.offers_stream import LOOKUP_DDL, LOOKUP_TABLE, NBO_DDL, NBO_TABLE
+from nbp_assets.sources.offers_stream import LOOKUP_DDL, LOOKUP_TABLE, NBO_DDL, NBO_TABLE, SCHEMA
 from nbp_assets.stream import topics as t
 from nbp_assets.stream.config import KafkaSettings
 
+STREAM_NBO_TABLE = f"{SCHEMA}.next_best_offer_stream"
+STREAM_NBO_DDL = NBO_DDL.replace(NBO_TABLE, STREAM_NBO_TABLE)
+
 # topic -> (name in counts, warehouse table, its DDL, message decoder)
 SUNK = {
-    t.NBO: ("offers", NBO_TABLE, NBO_DDL, t.nbo_frame),
+    t.NBO: ("offers", STREAM_NBO_TABLE, STREAM_NBO_DDL, t.nbo_frame),
     t.LOOKUP: ("lookup", LOOKUP_TABLE, LOOKUP_DDL, t.lookup_frame),
 }
 
