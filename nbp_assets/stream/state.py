@@ -31,6 +31,8 @@ EVENT_COLUMNS = [
     "partition",
 ]
 Columns = dict[str, np.ndarray]  # one array per column, all the same length
+# the lookup's fields that come from the offer row (OFFER_NAME and OFFER_URL from the offers)
+LOOKUP_FROM_NBO = ["OFFER_ID", "ACTIVITY_ID", "CUSTOMER_ID", "PROPENSITY_TO_BUY", "ACTIVITY_TYPE", "INCOME", "FICO"]
 
 
 @dataclass
@@ -197,6 +199,3 @@ class OfferState:
                 queued.append(r)
             changed.add(r["party_id"])
         return changed
-
-
-LOOKUP_FROM_NBO = ["OFFER_ID", "ACTIVITY_ID", "CUSTOMER_ID", "PROPENSITY_TO_BUY", "ACTIVITY_TYPE", "INCOME", "FICO"]
