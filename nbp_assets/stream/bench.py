@@ -202,7 +202,12 @@ def drain_throughput(cfg: KafkaSettings, keys, values, log: Path) -> dict:
 
 
 def run(
-    events: pd.DataFrame, versions: pd.DataFrame, backlog: int, seconds: float, bootstrap_servers: str | None = None
+    events: pd.DataFrame,
+    versions: pd.DataFrame,
+    backlog: int,
+    seconds: float,
+    bootstrap_servers: str | None = None,
+    partitions: int = 6,
 ) -> None:
     from nbp_assets.stream.broker import start_broker
 
@@ -215,14 +220,15 @@ def run(
         ids = known["activity_id"].astype("int64").to_numpy()
         print(
             f"Kafka path: broker {'tansu (memory) pid ' + str(broker.pid) if broker else servers} on this machine, "
-            f"{os.cpu_count()} cores; processor = `python -m nbp_assets kafka process` (own process); "
+            f"{os.cpu_count()} cores; {partitions} partition(s) per topic; processor = "
+            "`python -m nbp_assets kafka process` (own process); "
             f"{len(versions):,} customer versions; {np.mean([len(v) for v in values[:10000]]):.0f} bytes/event"
         )
         offset = 0
         for rate in (1_000, 10_000):
             from nbp_assets.stream.floor import floor
 
-            f = floor(KafkaSettings(servers, {}, f"floor{os.getpid()}_", 6, 1, "unused"), rate, seconds)
+            f = floor(KafkaSettings(servers, {}, f"floor{os.getpid()}_", partitions, 1, "unused"), rate, seconds)
             print(
                 f"  {rate:>6,} events/s, the broker alone (no processor, stream/floor.py): one hop p50 "
                 f"{f['one hop'][0]:.1f} ms, p99 {f['one hop'][1]:.1f} ms; two hops through a relay doing nothing "
@@ -231,8 +237,8 @@ def run(
             )
             # Each rate on topics and a processor of its own: tansu's memory store reads slower
             # as a partition grows, so a second rate measured after the first would pay for it.
-            lat_cfg = KafkaSettings(servers, {}, f"lat{rate}_{os.getpid()}_", 6, 1, f"lat{rate}_{os.getpid()}")
-            ensure_topics(lat_cfg.admin(), lat_cfg.topic_prefix, 6)
+            lat_cfg = KafkaSettings(servers, {}, f"lat{rate}_{os.getpid()}_", partitions, 1, f"lat{rate}_{os.getpid()}")
+            ensure_topics(lat_cfg.admin(), lat_cfg.topic_prefix, partitions)
             produce_customers(lat_cfg, versions)
             log = work / f"processor-latency-{rate}.log"
             processor = _processor(lat_cfg, log)
@@ -258,8 +264,8 @@ def run(
                 )
             finally:
                 _stop(processor)
-        thr_cfg = KafkaSettings(servers, {}, f"thr{os.getpid()}_", 6, 1, f"thr{os.getpid()}")
-        ensure_topics(thr_cfg.admin(), thr_cfg.topic_prefix, 6)
+        thr_cfg = KafkaSettings(servers, {}, f"thr{os.getpid()}_", partitions, 1, f"thr{os.getpid()}")
+        ensure_topics(thr_cfg.admin(), thr_cfg.topic_prefix, partitions)
         produce_customers(thr_cfg, versions)
         n = min(backlog, len(keys))
         r = drain_throughput(thr_cfg, keys[:n], values[:n], work / "processor-throughput.log")
