@@ -149,12 +149,25 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="--kafka: seconds fed at each rate")
     parser.add_argument("--bootstrap-servers", help="--kafka: an existing cluster (default: start a local tansu)")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=6,
+        help="--kafka: partitions of the benchmark's topics (default 6, the recipe's; one processor reads all)",
+    )
     args = parser.parse_args(argv)
     if args.kafka:
         from nbp_assets.stream.bench import run
 
         events, versions = synthetic_stream(args.events, args.customers, args.seed)
-        run(events, versions, backlog=args.events, seconds=args.seconds, bootstrap_servers=args.bootstrap_servers)
+        run(
+            events,
+            versions,
+            backlog=args.events,
+            seconds=args.seconds,
+            bootstrap_servers=args.bootstrap_servers,
+            partitions=args.partitions,
+        )
         return
 
     events, versions = synthetic_stream(args.events, args.customers, args.seed)

@@ -57,6 +57,24 @@ def read_topic(cfg: KafkaSettings, topic: str) -> list[tuple[bytes | None, dict 
     return out
 
 
+def count_until(cfg: KafkaSettings, topic: str, at_least: int, timeout: float) -> int:
+    """Messages of a topic from offset 0, read as they arrive, once there are `at_least`."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    name = t.name(topic, cfg.topic_prefix)
+    c = Consumer(cfg.consumer(None))
+    n, deadline = 0, time.monotonic() + timeout
+    try:
+        c.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in _partitions(c, name)])
+        while n < at_least:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{n} of {at_least} messages on {name} after {timeout:.0f} s")
+            n += sum(1 for m in c.consume(10_000, 0.01) if m.error() is None)
+    finally:
+        c.close()
+    return n
+
+
 def wait_for(condition, timeout: float, what: str, every: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

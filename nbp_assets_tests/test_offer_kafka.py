@@ -6,11 +6,13 @@
 - An event of an unknown customer waits, survives a restart, and is offered when the record
   arrives; a customer's later version applies to later events only.
 - The processor killed with SIGKILL mid-stream and restarted: every event offered, none lost;
-  after the sink's dedupe exactly one warehouse row per event.
+  after the sink's dedupe exactly one warehouse row per event in next_best_offer_stream and
+  in the lookup table.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,9 +31,17 @@ from nbp_assets.stream.broker import start_broker
 from nbp_assets.stream.config import KafkaSettings
 from nbp_assets.stream.lag import consumer_lag, waiting_events
 from nbp_assets.stream.processor import Processor
-from nbp_assets.stream.sink import Sink
+from nbp_assets.stream.sink import STREAM_NBO_TABLE, Sink
 from nbp_assets.stream.topics import ensure_topics
-from nbp_assets_tests.kafka_helpers import lookup_rows, produce, read_topic, settings_for, wait_for
+from nbp_assets_tests.kafka_helpers import (
+    count_until,
+    lookup_rows,
+    produce,
+    producer,
+    read_topic,
+    settings_for,
+    wait_for,
+)
 from nbp_assets_tests.test_offer_recipe import RECIPE_INSERTS, STAGING_DDL
 
 # The recipe's two persistent queries (their SELECTs, verbatim), run by DuckDB as the oracle.
@@ -208,24 +218,40 @@ def _process_cli(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
 
 
 def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(cfg, tmp_path):
+    import threading
+
     n = 10_000
     produce(cfg, t.CUSTOMERS, [_customer(f"P{c}", 30_000 + 1_000 * c, 500 + c) for c in range(300)])
-    produce(
-        cfg, t.ACTIVITY, [_activity(i, f"P{i % 300}" if i % 1000 else "LATE", (i % 100) / 100) for i in range(1, n + 1)]
-    )
+    events = [_activity(i, f"P{i % 300}" if i % 1000 else "LATE", (i % 100) / 100) for i in range(1, n + 1)]
+    produce(cfg, t.ACTIVITY, events[:1_000])
     log = tmp_path / "processor.log"
     t0 = time.monotonic()
     first = _process_cli(cfg, log)
+
+    def feed() -> None:  # the rest arrives while the processor works (~5,000 events/s)
+        p = producer(cfg)
+        for start in range(1_000, n, 250):
+            for key, value in events[start : start + 250]:
+                p.produce(t.name(t.ACTIVITY, cfg.topic_prefix), json.dumps(value).encode(), key)
+            p.flush(30)
+            time.sleep(0.05)
+        assert p.flush(30) == 0
+
+    feeder = threading.Thread(target=feed)
     try:
-        seen_at_kill = wait_for(lambda: (k := len(read_topic(cfg, t.LOOKUP))) >= 1_000 and k, 60, "the first offers")
+        count_until(cfg, t.LOOKUP, 999, 60)  # the processor is up (event 1000 waits for LATE)
+        feeder.start()
+        seen_at_kill = count_until(cfg, t.LOOKUP, 3_000, 60)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
     finally:
         if first.poll() is None:
             os.kill(first.pid, signal.SIGKILL)
+        if feeder.ident is not None:
+            feeder.join(60)
     print(f"killed at {time.monotonic() - t0:.1f}s")
     assert first.returncode == -signal.SIGKILL
-    assert seen_at_kill < n - 30  # killed mid-stream, not after it was done
+    assert seen_at_kill < n - 30  # killed mid-stream, while events were still arriving
 
     produce(cfg, t.CUSTOMERS, [_customer("LATE", 20_000, 600)])  # the waiting events' customer arrives
     second = _process_cli(cfg, log)
@@ -255,16 +281,24 @@ def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(c
         assert int(key) == value["ACTIVITY_ID"]
         assert first_seen.setdefault(value["ACTIVITY_ID"], value) == value
 
+    offers = read_topic(cfg, t.NBO)
+    assert len(offers) >= n and {v["ACTIVITY_ID"] for _, v, _ in offers} == set(range(1, n + 1))
+
     warehouse = DuckDBWarehouse(database=str(tmp_path / "warehouse.duckdb"), temp_directory=str(tmp_path / "tmp"))
     sink = Sink(cfg, warehouse, group=f"{cfg.topic_prefix}sink")
     try:
         received, inserted = sink.drain(idle_seconds=1.5)
     finally:
         sink.close()
-    assert received == len(messages) == n + duplicates
-    assert inserted == n
-    counts = warehouse.query(f"SELECT count(*) AS n, count(DISTINCT ACTIVITY_ID) AS ids FROM {LOOKUP_TABLE}").iloc[0]
-    assert (int(counts["n"]), int(counts["ids"])) == (n, n)
+    assert len(messages) == n + duplicates
+    assert received == len(messages) + len(offers)
+    assert inserted == {"offers": n, "lookup": n}
+    for table in (LOOKUP_TABLE, STREAM_NBO_TABLE):
+        counts = warehouse.query(f"SELECT count(*) AS n, count(DISTINCT ACTIVITY_ID) AS ids FROM {table}").iloc[0]
+        assert (int(counts["n"]), int(counts["ids"])) == (n, n), table
+    late = warehouse.query(f"SELECT * FROM {STREAM_NBO_TABLE} WHERE CUSTOMER_ID = 'LATE' ORDER BY ACTIVITY_ID")
+    assert late["ACTIVITY_ID"].tolist() == list(range(1000, n + 1, 1000))
+    assert late["INCOME"].tolist() == [20_000] * len(late) and set(late["BATCH_KEY"]) == {"kafka"}
     print(
         f"killed after {seen_at_kill} lookup messages; {duplicates} duplicate(s) replayed; "
         f"{n} warehouse rows after dedupe"
@@ -290,10 +324,24 @@ def test_sink_replay_inserts_nothing_twice(cfg, tmp_path):
         for i in (1, 2, 2, 3)
     ]
     produce(cfg, t.LOOKUP, rows)
+    offered = {
+        "CUSTOMER_ID": 1,
+        "PROPENSITY_TO_BUY": 0.4,
+        "ACTIVITY_TYPE": "deposit",
+        "INCOME": None,
+        "FICO": 465,
+        "OFFER_ID": 1,
+        "EVENT_TIME": "2026-06-01T12:00:00.250",
+        "RULES_VERSION": 1,
+        "RULE_PRIORITY": 2,
+        "CUSTOMER_VALID_FROM": "2026-01-01T00:00:00.000",
+    }
+    produce(cfg, t.NBO, [(str(i).encode(), {"ACTIVITY_ID": i, **offered}) for i in (1, 1, 2, 3, 3)])
     warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"), temp_directory=str(tmp_path / "tmp"))
     # the sensor's way (no group membership), again from the committed offsets, then a second
     # group that re-reads everything: a sink that lost its offsets inserts nothing twice
-    for group, expected in (("a", (4, 3)), ("a", (0, 0)), ("b", (4, 0))):
+    none = {"offers": 0, "lookup": 0}
+    for group, expected in (("a", (9, {"offers": 3, "lookup": 3})), ("a", (0, none)), ("b", (9, none))):
         sink = Sink(cfg, warehouse, group=f"{cfg.topic_prefix}{group}", member=False)
         try:
             got = sink.drain(idle_seconds=1.0)
@@ -303,6 +351,9 @@ def test_sink_replay_inserts_nothing_twice(cfg, tmp_path):
     table = warehouse.query(f"SELECT ACTIVITY_ID, INCOME, CUSTOMER_ID FROM {LOOKUP_TABLE} ORDER BY 1")
     assert table["ACTIVITY_ID"].tolist() == [1, 2, 3]
     assert table["INCOME"].isna().all() and table["CUSTOMER_ID"].tolist() == ["1", "1", "1"]
+    audit = warehouse.query(f"SELECT * FROM {STREAM_NBO_TABLE} ORDER BY ACTIVITY_ID")
+    assert audit["ACTIVITY_ID"].tolist() == [1, 2, 3] and audit["INCOME"].isna().all()
+    assert str(audit.at[0, "EVENT_TIME"]) == "2026-06-01 12:00:00.250000" and set(audit["BATCH_KEY"]) == {"kafka"}
 
 
 def test_settings_never_show_secrets(monkeypatch):
@@ -357,10 +408,13 @@ def test_dagster_publishes_offers_and_rules_sinks_the_lookup_and_shows_lag(cfg, 
             dg.build_sensor_context(instance=instance, cursor=tick.cursor, resources=defs.resources)
         )
         assert not tick.run_requests
-        assert "sank 10 new lookup row(s) of 10 message(s)" in tick.skip_message
+        assert "sank 10 new offer row(s) and 10 new lookup row(s) of 20 message(s)" in tick.skip_message
         assert "1 event(s) waiting" in tick.skip_message
         rows = defs.resources["warehouse"].query(f"SELECT * FROM {LOOKUP_TABLE} ORDER BY ACTIVITY_ID")
         assert rows["ACTIVITY_ID"].tolist() == list(range(1, 11))
+        audit = defs.resources["warehouse"].query(f"SELECT * FROM {STREAM_NBO_TABLE} ORDER BY ACTIVITY_ID")
+        assert audit["ACTIVITY_ID"].tolist() == list(range(1, 11))
+        assert audit["OFFER_ID"].tolist() == rows["OFFER_ID"].tolist()
         health = defs.resolve_job_def(k.TOPICS_JOB).execute_in_process(instance=instance).get_asset_check_evaluations()
         assert [(e.check_name, e.passed) for e in health] == [(k.HEALTH, False)]  # WARN: one event waits
         assert health[0].metadata["waiting_events"].value == 1
@@ -383,8 +437,60 @@ def test_record_timestamps_become_london_wall_time_across_clock_changes():
         expected = pd.to_datetime(ms, unit="ms", utc=True).tz_convert("Europe/London").tz_localize(None)
         assert (t.local_time(ms) == expected.to_numpy("datetime64[ns]")).all(), ms
     assert str(t.local_time([spring])[0]) == "2026-03-29T02:00:00.000000000"
-    frame = t.activity_frame(
+    columns = t.activity_columns(
         [{"ACTIVITY_ID": 1, "ACTIVITY_TYPE": "deposit", "PROPENSITY_TO_BUY": 0.5}], [b"C9"], [spring], [3]
     )
-    assert (frame.at[0, "party_id"], frame.at[0, "customer_raw"], frame.at[0, "partition"]) == ("C9", "C9", 3)
-    assert np.isnan(frame.at[0, "propensity_to_buy"]) is np.False_
+    assert (columns["party_id"][0], columns["customer_raw"][0], columns["partition"][0]) == ("C9", "C9", 3)
+    assert np.isnan(columns["propensity_to_buy"][0]) is np.False_
+
+
+def test_the_streams_step_gives_the_warehouse_paths_rows_byte_for_byte():
+    """The processor's column step against the warehouse path's DataFrame code (the oracle):
+    versions arriving out of order and in two parts, two versions starting at the same
+    instant (the later arrival wins), events before a customer's first version, NULL
+    incomes, unknown customers, and an offer missing from the offers table."""
+    import json
+
+    import numpy as np
+
+    from nbp_assets.model.offers import lookup, next_best_offers
+    from nbp_assets.model.offers_rules import load_rules
+    from nbp_assets.offers_bench import synthetic_stream
+    from nbp_assets.stream.state import OfferState
+
+    events, versions = synthetic_stream(5_000, 400, seed=11)
+    rng = np.random.default_rng(5)
+    tied = versions.sample(60, random_state=1).assign(income=pd.array([None] * 60, dtype="Int64"))
+    early = versions.drop_duplicates("party_id").sample(40, random_state=2)
+    early = early.assign(valid_from=pd.Timestamp("2027-06-01"), fico=pd.array(rng.integers(300, 850, 40), "Int64"))
+    versions = pd.concat([versions, tied, early], ignore_index=True).sample(frac=1, random_state=3)
+    events.loc[events.index[:50], "event_time"] = pd.Timestamp("2024-06-01")  # before every first version
+    state = OfferState()
+    for part in (versions.iloc[: len(versions) // 2], versions.iloc[len(versions) // 2 :]):
+        state.add_customer_versions(
+            part["party_id"].tolist(),
+            part["valid_from"].astype("int64").tolist(),
+            part["income"].astype(object).where(part["income"].notna(), None).tolist(),
+            part["fico"].astype(object).where(part["fico"].notna(), None).tolist(),
+        )
+    offers = pd.DataFrame({"offer_id": [1, 2, 3, 4], "offer_name": list("abcd"), "offer_url": list("ABCD")})
+    for r in offers.itertuples():
+        state.set_offer(r.offer_id, {"OFFER_NAME": r.offer_name, "OFFER_URL": r.offer_url})  # 5 is missing
+    columns = {c: events[c].to_numpy() for c in ("activity_id", "party_id", "activity_type", "ip_address")}
+    columns |= {
+        "activity_id": events["activity_id"].to_numpy("int64"),
+        "event_time": events["event_time"].to_numpy("datetime64[ns]"),
+        "propensity_to_buy": events["propensity_to_buy"].to_numpy("float64"),
+        "customer_raw": events["party_id"].to_numpy(object),
+        "partition": np.zeros(len(events), dtype="int64"),
+    }
+    step = state.step(columns)
+
+    nbo, pending = next_best_offers(events, versions.reset_index(drop=True), load_rules(), "oracle")
+    rows, unmatched = lookup(nbo, offers)
+    assert len(pending) == state.pending_count > 0 and len(unmatched) == step.unmatched_offers > 0
+    assert 0 < len(rows) < len(nbo)
+    assert t.nbo_messages(step.nbo) == t.json_lines(nbo[t.NBO_FIELDS])
+    assert t.lookup_messages(step.lookup) == t.json_lines(rows[t.LOOKUP_FIELDS])
+    before_first = json.loads(t.nbo_messages(step.nbo)[0])
+    assert before_first["EVENT_TIME"] < before_first["CUSTOMER_VALID_FROM"]

@@ -8,8 +8,9 @@ Dagster stays the cockpit; the events flow through the stream processor
 - check `stream_health` on it: consumer lag of the processor and of the warehouse sink, and
   events waiting for a customer record (WARN when anything is behind or waiting).
 - sensor `next_best_offer_kafka_sensor` (every 30 s): requests `offer_topics_job` when
-  `offer_rules` has a new materialization, and moves NEXT_BEST_OFFER_LOOKUP into the
-  warehouse lookup table in micro-batches, deduplicated by ACTIVITY_ID (stream/sink.py);
+  `offer_rules` has a new materialization, and moves NEXT_BEST_OFFER and
+  NEXT_BEST_OFFER_LOOKUP into the warehouse's next_best_offer_stream and lookup tables in
+  micro-batches, deduplicated by ACTIVITY_ID (stream/sink.py);
   its status line says how many rows it moved and how far behind the stream is.
 """
 
@@ -73,7 +74,9 @@ def health(cfg) -> dict[str, int]:
     waiting = waiting_events(cfg)
     return {
         "processor_lag": sum(consumer_lag(cfg, cfg.group, t.name(t.ACTIVITY, cfg.topic_prefix)).values()),
-        "sink_lag": sum(consumer_lag(cfg, sink_group(cfg), t.name(t.LOOKUP, cfg.topic_prefix)).values()),
+        "sink_lag": sum(
+            sum(consumer_lag(cfg, sink_group(cfg), t.name(x, cfg.topic_prefix)).values()) for x in (t.NBO, t.LOOKUP)
+        ),
         "waiting_events": sum(waiting.values()),
         "waiting_customers": len(waiting),
     }
@@ -126,8 +129,8 @@ def kafka_offer_definitions() -> dg.Definitions:
         jobs=[topics_job],
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Every 30 s: publish new offers/rules versions to Kafka, and move the lookup topic into "
-        "the warehouse (deduplicated by ACTIVITY_ID); says how far behind the stream is.",
+        description="Every 30 s: publish new offers/rules versions to Kafka, and move the offers and lookup "
+        "topics into the warehouse (deduplicated by ACTIVITY_ID); says how far behind the stream is.",
     )
     def next_best_offer_kafka_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         return evaluate_kafka(context, warehouse)
@@ -167,7 +170,8 @@ def evaluate_kafka(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
         sink.close()
     h = health(cfg)
     status = (
-        f"sank {inserted:,} new lookup row(s) of {received:,} message(s); processor lag {h['processor_lag']:,}, "
+        f"sank {inserted['offers']:,} new offer row(s) and {inserted['lookup']:,} new lookup row(s) of "
+        f"{received:,} message(s); processor lag {h['processor_lag']:,}, "
         f"sink lag {h['sink_lag']:,}, {h['waiting_events']:,} event(s) waiting for a customer record"
     )
     context.log.info(status)

@@ -8,6 +8,8 @@ Throughput: a backlog of events is produced with the processor stopped, then the
 is started and drains it; events/s = events / (time of the last lookup record - time of the
 first), from the records' broker timestamps (set when the processor produced them).
 Everything (broker, processor, feeder, reader) shares this machine's cores.
+Before each rate, the broker's own floor at that rate (stream/floor.py): what two hops
+through a relay that does no work cost, the least the processor's path can cost.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class Reader(threading.Thread):
 
         from nbp_assets.stream.processor import _partitions
 
-        self.consumer = Consumer(cfg.consumer(None, **{"fetch.wait.max.ms": 1}))
+        self.consumer = Consumer(cfg.consumer(None))  # fetches as often as the processor's consumer
         topic = t.name(t.LOOKUP, cfg.topic_prefix)
         self.consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in _partitions(self.consumer, topic)])
         self.arrived: dict[int, float] = {}
@@ -200,7 +202,12 @@ def drain_throughput(cfg: KafkaSettings, keys, values, log: Path) -> dict:
 
 
 def run(
-    events: pd.DataFrame, versions: pd.DataFrame, backlog: int, seconds: float, bootstrap_servers: str | None = None
+    events: pd.DataFrame,
+    versions: pd.DataFrame,
+    backlog: int,
+    seconds: float,
+    bootstrap_servers: str | None = None,
+    partitions: int = 6,
 ) -> None:
     from nbp_assets.stream.broker import start_broker
 
@@ -213,18 +220,30 @@ def run(
         ids = known["activity_id"].astype("int64").to_numpy()
         print(
             f"Kafka path: broker {'tansu (memory) pid ' + str(broker.pid) if broker else servers} on this machine, "
-            f"{os.cpu_count()} cores; processor = `python -m nbp_assets kafka process` (own process); "
+            f"{os.cpu_count()} cores; {partitions} partition(s) per topic; processor = "
+            "`python -m nbp_assets kafka process` (own process); "
             f"{len(versions):,} customer versions; {np.mean([len(v) for v in values[:10000]]):.0f} bytes/event"
         )
-        lat_cfg = KafkaSettings(servers, {}, f"lat{os.getpid()}_", 6, 1, f"lat{os.getpid()}")
-        ensure_topics(lat_cfg.admin(), lat_cfg.topic_prefix, 6)
-        produce_customers(lat_cfg, versions)
-        processor = _processor(lat_cfg, work / "processor-latency.log")
-        try:
-            time.sleep(1.0)
-            _wait_ready(work / "processor-latency.log")
-            offset = 0
-            for rate in (1_000, 10_000):
+        offset = 0
+        for rate in (1_000, 10_000):
+            from nbp_assets.stream.floor import floor
+
+            f = floor(KafkaSettings(servers, {}, f"floor{os.getpid()}_", partitions, 1, "unused"), rate, seconds)
+            print(
+                f"  {rate:>6,} events/s, the broker alone (no processor, stream/floor.py): one hop p50 "
+                f"{f['one hop'][0]:.1f} ms, p99 {f['one hop'][1]:.1f} ms; two hops through a relay doing nothing "
+                f"p50 {f['two hops'][0]:.1f} ms, p99 {f['two hops'][1]:.1f} ms",
+                flush=True,
+            )
+            # Each rate on topics and a processor of its own: tansu's memory store reads slower
+            # as a partition grows, so a second rate measured after the first would pay for it.
+            lat_cfg = KafkaSettings(servers, {}, f"lat{rate}_{os.getpid()}_", partitions, 1, f"lat{rate}_{os.getpid()}")
+            ensure_topics(lat_cfg.admin(), lat_cfg.topic_prefix, partitions)
+            produce_customers(lat_cfg, versions)
+            log = work / f"processor-latency-{rate}.log"
+            processor = _processor(lat_cfg, log)
+            try:
+                _wait_ready(log)
                 n = int(rate * seconds)
                 r = latency(
                     lat_cfg,
@@ -235,7 +254,7 @@ def run(
                     seconds,
                 )
                 offset += n
-                print(f"    processor: {_last_status(work / 'processor-latency.log')}")
+                print(f"    processor: {_last_status(log)}")
                 print(
                     f"  {rate:>6,} events/s for {seconds:.0f} s: event produced -> lookup consumed p50 "
                     f"{r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms "
@@ -243,10 +262,10 @@ def run(
                     f"fed at {r['achieved_rate']:,.0f}/s)",
                     flush=True,
                 )
-        finally:
-            _stop(processor)
-        thr_cfg = KafkaSettings(servers, {}, f"thr{os.getpid()}_", 6, 1, f"thr{os.getpid()}")
-        ensure_topics(thr_cfg.admin(), thr_cfg.topic_prefix, 6)
+            finally:
+                _stop(processor)
+        thr_cfg = KafkaSettings(servers, {}, f"thr{os.getpid()}_", partitions, 1, f"thr{os.getpid()}")
+        ensure_topics(thr_cfg.admin(), thr_cfg.topic_prefix, partitions)
         produce_customers(thr_cfg, versions)
         n = min(backlog, len(keys))
         r = drain_throughput(thr_cfg, keys[:n], values[:n], work / "processor-throughput.log")

@@ -3,7 +3,7 @@
 kafka broker    run a local tansu broker on 127.0.0.1 (dev only: memory storage; needs the dev extra)
 kafka topics    create the recipe's topics that are missing
 kafka process   the stream processor (long-running): activity events in, offers out
-kafka sink      the warehouse sink (long-running): NEXT_BEST_OFFER_LOOKUP -> the lookup table, deduplicated
+kafka sink      the warehouse sink (long-running): NEXT_BEST_OFFER and its LOOKUP -> their tables, deduplicated
 kafka status    consumer lag of the processor and the sink, and events waiting for a customer
 """
 
@@ -69,7 +69,7 @@ def cmd_status(args: argparse.Namespace) -> None:
     from nbp_assets.stream.sink import sink_group
 
     cfg = _settings(args)
-    for group, topic in ((cfg.group, t.ACTIVITY), (sink_group(cfg), t.LOOKUP)):
+    for group, topic in ((cfg.group, t.ACTIVITY), (sink_group(cfg), t.NBO), (sink_group(cfg), t.LOOKUP)):
         lag = consumer_lag(cfg, group, t.name(topic, cfg.topic_prefix))
         print(f"{group} on {topic}: lag {sum(lag.values()):,} {lag}")
     waiting = waiting_events(cfg)

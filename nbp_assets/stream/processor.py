@@ -120,7 +120,9 @@ class TableReader:
 
         self.cfg, self.state, self.log = cfg, state, log
         self.names = {t.name(x, cfg.topic_prefix): x for x in t.TABLE_TOPICS}
-        self.consumer = Consumer(cfg.consumer(None, **{"enable.partition.eof": True}))
+        # Table records are rare and not waited on: polling 18 idle partitions every few ms
+        # costs the broker more than every event fetch together (tansu reads its store per fetch).
+        self.consumer = Consumer(cfg.consumer(None, **{"enable.partition.eof": True, "fetch.wait.max.ms": 100}))
         self.assigned = [
             TopicPartition(n, p, OFFSET_BEGINNING) for n in self.names for p in _partitions(self.consumer, n)
         ]
@@ -191,7 +193,11 @@ class Processor:
         self.counters = Counters()
         self.stopping = threading.Event()
         self.in_flight: deque[_InFlight] = deque()
-        self.producer = Producer(cfg.producer(**{"linger.ms": 1}))
+        # One delivery report per message, counted per batch: a batch is committed as soon
+        # as its own output is acknowledged. (Failure-only reports with "commit when the
+        # producer holds nothing" never found the producer empty at 10,000 events/s, and
+        # the forced flush every few batches stalled the stream.)
+        self.producer = Producer(cfg.producer(**{"linger.ms": 1, "queue.buffering.max.messages": 1_000_000}))
         self.tables = TableReader(cfg, self.state, log)
         self.consumer = Consumer(cfg.consumer(cfg.group))
         self._restore: set[int] = set()
@@ -277,25 +283,25 @@ class Processor:
         t2 = clock()
         events, rejected = self._decode(msgs)
         released = self.state.take_pending(arrived)
-        batch = pd.concat([events, released], ignore_index=True) if released is not None else events
+        batch = {k: np.concatenate([v, released[k]]) for k, v in events.items()} if released is not None else events
         t3 = clock()
         step = self.state.step(batch)
         t4 = clock()
         self._produce(step, released, rejected, _offsets(msgs))
         for k, v in zip(c.seconds, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, clock() - t4)):
             c.seconds[k] += v
-        c.events += len(events)
-        c.offered += len(step.nbo)
-        c.released += 0 if released is None else len(released)
+        c.events += len(events["activity_id"])
+        c.offered += len(step.nbo["ACTIVITY_ID"])
+        c.released += 0 if released is None else len(released["activity_id"])
         c.rejected += len(rejected)
         c.batches += 1
         return len(msgs)
 
-    def _decode(self, msgs) -> tuple[pd.DataFrame, list]:
+    def _decode(self, msgs) -> tuple[dict, list]:
         try:
             records = t.loads_many([m.value() for m in msgs])
             good, rejected = msgs, []
-            frame = t.activity_frame(
+            columns = t.activity_columns(
                 records, [m.key() for m in good], [m.timestamp()[1] for m in good], [m.partition() for m in good]
             )
         except (ValueError, TypeError, KeyError):  # one bad message: sort them one by one
@@ -303,44 +309,48 @@ class Processor:
             for m in msgs:
                 try:
                     r = json.loads(m.value())
-                    t.activity_frame([r], [m.key()], [m.timestamp()[1]], [m.partition()])
+                    t.activity_columns([r], [m.key()], [m.timestamp()[1]], [m.partition()])
                     good.append(m)
                     records.append(r)
                 except (ValueError, TypeError, KeyError, AttributeError):
                     rejected.append(m)
-            frame = t.activity_frame(
+            columns = t.activity_columns(
                 records, [m.key() for m in good], [m.timestamp()[1] for m in good], [m.partition() for m in good]
             )
-        return frame, rejected
+        return columns, rejected
 
-    def _produce(self, step: Step, released: pd.DataFrame | None, rejected: list, offsets: dict) -> None:
+    def _produce(self, step: Step, released: dict | None, rejected: list, offsets: dict) -> None:
         batch = _InFlight(offsets)
         self.in_flight.append(batch)
-        delivered = batch.delivered
+        delivered, produce_one = batch.delivered, self.producer.produce
 
         def produce(topic, value, key, **kw):
             batch.outstanding += 1
-            self.producer.produce(topic, value, key, on_delivery=delivered, **kw)
+            try:
+                produce_one(topic, value, key, on_delivery=delivered, **kw)
+            except BufferError:  # local queue full: let librdkafka send, then retry
+                self.producer.poll(0.05)
+                produce_one(topic, value, key, on_delivery=delivered, **kw)
 
-        keys = [str(i).encode() for i in step.nbo["ACTIVITY_ID"].astype("int64").tolist()]
-        for topic, values, ks in (
-            (self.topic[t.NBO], t.nbo_messages(step.nbo, step.nbo_customer), keys),
-            (
-                self.topic[t.LOOKUP],
-                t.lookup_messages(step.lookup, step.lookup_customer),
-                [str(i).encode() for i in step.lookup["ACTIVITY_ID"].astype("int64").tolist()],
-            ),
+        for topic, values, ids in (
+            (self.topic[t.NBO], t.nbo_messages(step.nbo), step.nbo["ACTIVITY_ID"]),
+            (self.topic[t.LOOKUP], t.lookup_messages(step.lookup), step.lookup["ACTIVITY_ID"]),
         ):
-            for k, v in zip(ks, values):
+            # The two outputs are most of a batch's messages: no wrapper call per message
+            # (text keys go out as UTF-8; a message refused for a full queue is sent again).
+            keys = ids.astype(str).tolist()
+            batch.outstanding += len(values)
+            i = 0
+            while i < len(values):
                 try:
-                    produce(topic, v, k)
-                except BufferError:  # local queue full: let librdkafka send, then retry
-                    batch.outstanding -= 1
+                    for i in range(i, len(values)):
+                        produce_one(topic, values[i], keys[i], on_delivery=delivered)
+                    i = len(values)
+                except BufferError:
                     self.producer.poll(0.05)
-                    produce(topic, v, k)
         # Waiting events are durable before their offsets are committed: the changelog holds
         # each waiting customer's list (null once offered), in the activity's partition.
-        gone = dict(zip(released["party_id"], released["partition"].astype("int64"))) if released is not None else {}
+        gone = dict(zip(released["party_id"].tolist(), released["partition"].tolist())) if released is not None else {}
         for party in step.pending_changed | set(gone):
             if party in self.state.pending:
                 partition, queued = self.state.pending[party]
@@ -350,9 +360,9 @@ class Processor:
             produce(self.topic[t.PENDING], value, party.encode(), partition=partition)
         for m in rejected:
             produce(self.topic[t.REJECTED], m.value(), m.key())
-        if len(step.unmatched_offers):
+        if step.unmatched_offers:
             self.log(
-                f"{len(step.unmatched_offers)} offer(s) name an OFFER_ID missing from OFFERS_STREAM: "
+                f"{step.unmatched_offers} offer(s) name an OFFER_ID missing from OFFERS_STREAM: "
                 "in NEXT_BEST_OFFER, not in the lookup"
             )
         self.producer.poll(0)  # hands the batch to librdkafka's sender without waiting for it
@@ -378,7 +388,7 @@ class Processor:
             offsets.update(done.offsets)
         if wait and self.in_flight:
             raise RuntimeError(f"{len(self.in_flight)} batch(es) not acknowledged within 60 s: offsets not committed")
-        if offsets:
+        if offsets:  # a batch of released waiting events only has none
             self.consumer.commit(
                 offsets=[TopicPartition(tp, p, o) for (tp, p), o in offsets.items()], asynchronous=not wait
             )

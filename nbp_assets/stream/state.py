@@ -3,8 +3,10 @@
 No Kafka and no Dagster here. The state is what ksqlDB would keep in RocksDB for the
 recipe: every version of every customer (for the point-in-time join), the offers, every
 rules version, and the events waiting for their customer's record. `step` turns a
-micro-batch of events into the recipe's two outputs with the same code as the warehouse
-path (model.offers.next_best_offers and lookup, model.offers_rules).
+micro-batch of events into the recipe's two outputs with the warehouse path's rules code
+(model.offers_rules) and its join semantics (model.offers.version_at_event), on plain
+columns: a micro-batch of a few dozen events must cost well under a millisecond, which
+DataFrames cannot do. test_offer_kafka checks that both paths give identical rows.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from nbp_assets.model.offers import DEFAULT_OFFERS_FILE, lookup, next_best_offers
-from nbp_assets.model.offers_rules import RuleSet, load_rules, rules_from_frame
+from nbp_assets.model.offers import DEFAULT_OFFERS_FILE
+from nbp_assets.model.offers_rules import RuleSet, assign_arrays, load_rules, rules_from_frame
+from nbp_assets.stream.customers import CustomerVersions
 
-BATCH_KEY = "kafka"  # BATCH_KEY of the model's rows; not on the topics
 EVENT_COLUMNS = [
     "activity_id",
     "party_id",
@@ -28,17 +30,18 @@ EVENT_COLUMNS = [
     "customer_raw",
     "partition",
 ]
+Columns = dict[str, np.ndarray]  # one array per column, all the same length
+# the lookup's fields that come from the offer row (OFFER_NAME and OFFER_URL from the offers)
+LOOKUP_FROM_NBO = ["OFFER_ID", "ACTIVITY_ID", "CUSTOMER_ID", "PROPENSITY_TO_BUY", "ACTIVITY_TYPE", "INCOME", "FICO"]
 
 
 @dataclass
 class Step:
-    """One micro-batch's outcome."""
+    """One micro-batch's outcome, as columns named like the topics' JSON fields."""
 
-    nbo: pd.DataFrame  # NEXT_BEST_OFFER rows (model columns)
-    nbo_customer: np.ndarray  # CUSTOMER_ID of each nbo row as it came on the event
-    lookup: pd.DataFrame  # NEXT_BEST_OFFER_LOOKUP rows
-    lookup_customer: np.ndarray
-    unmatched_offers: pd.DataFrame  # offers whose OFFER_ID is not in the offers table (no lookup row)
+    nbo: Columns  # NEXT_BEST_OFFER (CUSTOMER_ID as it came on the event)
+    lookup: Columns  # NEXT_BEST_OFFER_LOOKUP
+    unmatched_offers: int  # offers whose OFFER_ID is not in the offers table (no lookup row)
     pending_changed: set[str]  # customers whose waiting events changed (to write to the changelog)
 
 
@@ -46,25 +49,19 @@ class Step:
 class OfferState:
     """Tables and waiting events of one processor."""
 
-    customers: dict[str, list[tuple[int, object, object]]] = field(
-        default_factory=dict
-    )  # party -> (valid_from ns, income, fico)
+    customers: CustomerVersions = field(default_factory=CustomerVersions)
     offers: dict[int, tuple[str, str]] = field(default_factory=dict)
     rules_rows: dict[int, list[dict]] = field(default_factory=dict)
     pending: dict[str, tuple[int, list[dict]]] = field(default_factory=dict)  # party -> (activity partition, events)
     _rules: RuleSet | None = None
-    _offers_frame: pd.DataFrame | None = None
+    _offer_columns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # ---------------------------------------------------------------- tables
 
     def add_customer_versions(self, parties: list[str], valid_from_ns: list[int], income: list, fico: list) -> set[str]:
         """Append customer versions (a record is a version; all are kept). Returns the
         customers who have events waiting: their record has arrived."""
-        for p, t, i, f in zip(parties, valid_from_ns, income, fico):
-            versions = self.customers.setdefault(p, [])
-            versions.append((int(t), i, f))
-            if len(versions) > 1 and versions[-2][0] > versions[-1][0]:  # a late version: keep time order
-                versions.sort(key=lambda v: v[0])
+        self.customers.add(parties, valid_from_ns, income, fico)
         return {p for p in parties if p in self.pending}
 
     def set_offer(self, offer_id: int, value: dict | None) -> None:
@@ -72,7 +69,7 @@ class OfferState:
             self.offers.pop(offer_id, None)
         else:
             self.offers[offer_id] = (value["OFFER_NAME"], value["OFFER_URL"])
-        self._offers_frame = None
+        self._offer_columns = None
 
     def set_rules_version(self, version: int, rows: list[dict] | None) -> None:
         """Replace one rules version; the rules are re-validated as a whole (raises
@@ -103,21 +100,22 @@ class OfferState:
         return self._rules
 
     @property
-    def offers_frame(self) -> pd.DataFrame:
-        """The offers table; the recipe's five offers until one arrives (as the warehouse path)."""
-        if self._offers_frame is None:
+    def offer_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(OFFER_ID ascending, OFFER_NAME, OFFER_URL); the recipe's five offers until one
+        arrives (as the warehouse path)."""
+        if self._offer_columns is None:
             if self.offers:
                 ids = sorted(self.offers)
-                self._offers_frame = pd.DataFrame(
-                    {
-                        "offer_id": ids,
-                        "offer_name": [self.offers[i][0] for i in ids],
-                        "offer_url": [self.offers[i][1] for i in ids],
-                    }
-                )
+                names, urls = [self.offers[i][0] for i in ids], [self.offers[i][1] for i in ids]
             else:
-                self._offers_frame = pd.read_csv(DEFAULT_OFFERS_FILE)
-        return self._offers_frame
+                default = pd.read_csv(DEFAULT_OFFERS_FILE).sort_values("offer_id")
+                ids, names, urls = (default[c].tolist() for c in ("offer_id", "offer_name", "offer_url"))
+            self._offer_columns = (
+                np.array(ids, dtype="int64"),
+                np.array(names, dtype=object),
+                np.array(urls, dtype=object),
+            )
+        return self._offer_columns
 
     # ---------------------------------------------------------------- waiting events
 
@@ -131,7 +129,7 @@ class OfferState:
         """Forget the waiting events of activity partitions this processor no longer owns."""
         self.pending = {p: v for p, v in self.pending.items() if v[0] not in partitions}
 
-    def take_pending(self, parties: set[str]) -> pd.DataFrame | None:
+    def take_pending(self, parties: set[str]) -> Columns | None:
         """Waiting events of these customers (now known), removed from the waiting list;
         None when there are none (the usual case, which must cost nothing)."""
         if not parties:
@@ -143,8 +141,11 @@ class OfferState:
         if not rows:
             return None
         frame = pd.DataFrame.from_records(rows, columns=EVENT_COLUMNS)
-        frame["event_time"] = frame["event_time"].astype("int64").to_numpy().view("datetime64[ns]")
-        return _events(frame)
+        columns = {c: frame[c].to_numpy(object) for c in EVENT_COLUMNS}
+        for c, dtype in (("activity_id", "int64"), ("propensity_to_buy", "float64"), ("partition", "int64")):
+            columns[c] = frame[c].to_numpy(dtype)
+        columns["event_time"] = frame["event_time"].to_numpy("int64").view("datetime64[ns]")
+        return columns
 
     @property
     def pending_count(self) -> int:
@@ -152,49 +153,49 @@ class OfferState:
 
     # ---------------------------------------------------------------- one step
 
-    def _versions(self, parties) -> pd.DataFrame:
-        """Every version of these customers, as the model's customer versions."""
-        rows = [(p, *v) for p in parties for v in self.customers.get(p, ())]
-        party, valid_from, income, fico = (list(c) for c in zip(*rows)) if rows else ([], [], [], [])
-        return pd.DataFrame(
-            {
-                "party_id": np.array(party, dtype=object),
-                "valid_from": np.array(valid_from, dtype="int64").view("datetime64[ns]"),
-                "income": pd.array(income, dtype="Int64"),
-                "fico": pd.array(fico, dtype="Int64"),
-            }
-        )
-
-    def step(self, events: pd.DataFrame) -> Step:
+    def step(self, events: Columns) -> Step:
         """Offer every event whose customer is known (joined to the version valid at its
         time, or the first version if the record came later); the others wait."""
-        events = events.reset_index(drop=True)
-        # a dict lookup per event: Series.isin would hash every known customer on each batch
-        customers = self.customers
-        parties = events["party_id"].tolist()
-        known = np.fromiter((p in customers for p in parties), dtype=bool, count=len(events))
-        every = bool(known.all())
-        versions = self._versions(list(dict.fromkeys(p for p, k in zip(parties, known) if k)))
-        nbo, unknown = next_best_offers(
-            events if every else events[known].reset_index(drop=True), versions, self.rules, BATCH_KEY
-        )
-        assert unknown.empty  # every event passed in has a customer version
-        nbo_customer = events["customer_raw"].to_numpy(object)[known]
-        rows, unmatched = lookup(nbo, self.offers_frame)
-        found = ~nbo.index.isin(unmatched.index)
+        codes = self.customers.codes(events["party_id"].tolist())
+        known = codes >= 0
+        every = bool(known.all())  # the usual case needs no row selection
+        ev = events if every else {k: v[known] for k, v in events.items()}
+        event_time = ev["event_time"]
+        row = self.customers.at(codes if every else codes[known], event_time.view("int64"))
+        c = self.customers
+        income, fico = c.income[row], c.fico[row]
+        offer, version, priority = assign_arrays(self.rules, event_time, income, fico, ev["propensity_to_buy"])
+        nbo = {
+            "ACTIVITY_ID": ev["activity_id"],
+            "CUSTOMER_ID": ev["customer_raw"],
+            "PROPENSITY_TO_BUY": ev["propensity_to_buy"],
+            "ACTIVITY_TYPE": ev["activity_type"],
+            "INCOME": income,
+            "FICO": fico,
+            "OFFER_ID": offer,
+            "EVENT_TIME": event_time,
+            "RULES_VERSION": version,
+            "RULE_PRIORITY": priority,
+            "CUSTOMER_VALID_FROM": c.valid_from[row].view("datetime64[ns]"),
+        }
+        # the recipe's final INNER JOIN to the offers table; what it would drop is counted
+        ids, names, urls = self.offer_columns
+        at = np.minimum(np.searchsorted(ids, offer), len(ids) - 1)
+        found = ids[at] == offer
+        whole = bool(found.all())
+        lookup = {f: (nbo[f] if whole else nbo[f][found]) for f in LOOKUP_FROM_NBO}
+        lookup["OFFER_NAME"], lookup["OFFER_URL"] = names[at[found]], urls[at[found]]
+        changed = set() if every else self._wait({k: v[~known] for k, v in events.items()})
+        return Step(nbo, lookup, int((~found).sum()), changed)
+
+    def _wait(self, waiting: Columns) -> set[str]:
+        """Queue events of customers without a record (a replayed event is queued once)."""
+        waiting = {**waiting, "event_time": waiting["event_time"].view("int64")}
         changed = set()
-        waiting = events[~known]
-        if len(waiting):
-            records = waiting.assign(event_time=waiting["event_time"].to_numpy("datetime64[ns]").view("int64")).to_dict(
-                "records"
-            )
-            for r in records:
-                partition, queued = self.pending.setdefault(r["party_id"], (int(r["partition"]), []))
-                if not any(q["activity_id"] == r["activity_id"] for q in queued):  # a replayed wait
-                    queued.append({k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()})
-                changed.add(r["party_id"])
-        return Step(nbo, nbo_customer, rows, nbo_customer[found], unmatched, changed)
-
-
-def _events(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.astype({"activity_id": "int64", "propensity_to_buy": "float64", "partition": "int64"})
+        for values in zip(*(waiting[c].tolist() for c in EVENT_COLUMNS)):
+            r = dict(zip(EVENT_COLUMNS, values))
+            _, queued = self.pending.setdefault(r["party_id"], (int(r["partition"]), []))
+            if not any(q["activity_id"] == r["activity_id"] for q in queued):
+                queued.append(r)
+            changed.add(r["party_id"])
+        return changed
