@@ -164,3 +164,22 @@ def test_a_week_without_offers_writes_an_empty_slice(warehouse):
     result = _materialize(warehouse, "offer_outcomes")
     assert result.success
     assert result.asset_materializations_for_node("offer_outcomes")[0].metadata["offers"].value == 0
+
+
+@pytest.mark.parametrize("n, distinct", [(1, 1), (2, 2), (3, 1), (10, 4), (1001, 37), (20000, 20000)])
+def test_score_quantiles_from_the_histogram_are_the_engines_percentile_cont(n, distinct):
+    """The drift quantiles come from the score's histogram (bounded memory at any bank size):
+    they must be, bit for bit, what percentile_cont gives on the scores themselves."""
+    import duckdb
+    import numpy as np
+
+    rng = np.random.default_rng(n)
+    values = np.round(rng.random(distinct), 6)
+    scores = pd.DataFrame({"score": rng.choice(values, size=n)})
+    con = duckdb.connect()
+    con.register("scores_in", scores)
+    got = con.sql(monitoring.score_quantiles_sql("scores_in")).fetchall()[0]
+    exact = ", ".join(f"percentile_cont({q}) WITHIN GROUP (ORDER BY score)" for q in monitoring.SCORE_QUANTILES)
+    expected = con.sql(f"SELECT {exact} FROM scores_in").fetchall()[0]
+    assert got == expected
+    assert np.allclose(got, np.quantile(scores["score"], monitoring.SCORE_QUANTILES), rtol=0, atol=1e-12)
