@@ -19,7 +19,9 @@ if [ -n "${NBP_TEST_POSTGRES_URL:-}" ]; then workers="${NBP_TEST_WORKERS:-0}"; f
 # end-to-end tests do not leave one worker idle at the end.
 dist=()
 if [ "$workers" != "0" ]; then dist=(--dist worksteal); fi
-.venv/bin/python -m pytest -n "$workers" "${dist[@]}" "$@"
+# --durations: the slowest tests are named at the end of every run, so the suite's time is
+# watched where it is spent.
+.venv/bin/python -m pytest -n "$workers" "${dist[@]}" --durations=15 "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
