@@ -15,10 +15,12 @@ set +e
 # one given by NBP_TEST_POSTGRES_URL is shared, so then the tests run one at a time.
 workers="${NBP_TEST_WORKERS:-2}"
 if [ -n "${NBP_TEST_POSTGRES_URL:-}" ]; then workers="${NBP_TEST_WORKERS:-0}"; fi
-# worksteal: a worker that runs out of tests takes queued ones from the other, so a few long
-# end-to-end tests do not leave one worker idle at the end.
+# loadscope: a test module goes to one worker whole, so a module-scoped fixture (a webserver,
+# a broker, a whole week on fakesnow) is built once, not once per worker that draws a test of
+# it. (loadgroup does nothing with pytest 9.2: xdist 3.8 renames `_nodeid`, which pytest no
+# longer reads.)
 dist=()
-if [ "$workers" != "0" ]; then dist=(--dist worksteal); fi
+if [ "$workers" != "0" ]; then dist=(--dist loadscope); fi
 # --durations: the slowest tests are named at the end of every run, so the suite's time is
 # watched where it is spent.
 .venv/bin/python -m pytest -n "$workers" "${dist[@]}" --durations=15 "$@"
