@@ -188,7 +188,14 @@ def simulate_week(
                 SANDBOX_RANKED,
                 week,
                 [
-                    top_n_sql(within(scores, p), within(active, p), challenger.model_version, week.evaluated_at)
+                    top_n_sql(
+                        within(scores, p),
+                        within(active, p),
+                        challenger.model_version,
+                        week.evaluated_at,
+                        products=week_slice(PRODUCTS, week, "product_id"),
+                        dialect=warehouse.dialect,
+                    )
                     for p in shards
                 ],
                 log,

@@ -289,3 +289,37 @@ def test_weights_over_one_are_rejected_with_the_class_named():
     long.loc[(long["product_class"] == "CARD") & (long["signal"] == "relationship_gap"), "weight"] = 0.9
     with pytest.raises(ValueError, match=r"(?s)weights.*weight.*CARD"):
         weights_from_frame(long)
+
+
+def test_duckdb_top_n_is_snowflakes_window_row_for_row():
+    """DuckDB ranks by a packed key and a top-n aggregate, Snowflake by a window: on scores
+    full of ties (score, and primary_signal) both give the same rows, bit for bit."""
+    import duckdb
+    import numpy as np
+
+    from nbp_assets.model.ranking import top_n_sql
+    from nbp_assets.model.vocabulary import POSITIVE_SIGNALS
+
+    rng = np.random.default_rng(11)
+    n = 20_000
+    scores = pd.DataFrame(
+        {
+            "party_id": [f"P{i:05d}" for i in rng.integers(0, 3_000, n)],
+            "product_id": [f"PR{i:03d}" for i in rng.integers(0, 40, n)],
+            # few distinct scores, so many ties; 0 and 1 included
+            "score": np.round(rng.choice([0.0, 1.0, 0.25, 0.5, 0.123457, 0.999999, 1e-06], n), 6),
+            "primary_signal": rng.choice([*POSITIVE_SIGNALS, NO_SIGNAL], n),
+        }
+    ).drop_duplicates(["party_id", "product_id"])
+    customers = pd.DataFrame({"party_id": scores["party_id"].unique(), "jurisdiction": "GB"})
+    con = duckdb.connect()
+    con.register("scores_in", scores)
+    con.register("customers_in", customers)
+
+    def ranked(dialect: str) -> pd.DataFrame:
+        sql = top_n_sql("scores_in", "customers_in", "v1", EVALUATED_AT, dialect=dialect)
+        return con.sql(f"SELECT * FROM ({sql}) q ORDER BY party_id, rank").df()
+
+    keyed, window = ranked("duckdb"), ranked("snowflake")
+    assert len(keyed) > 3 * 2_000 and keyed["score"].nunique() > 3
+    pd.testing.assert_frame_equal(keyed, window, check_exact=True)

@@ -341,6 +341,8 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     within(_active(week, "party_id, jurisdiction"), p),
                     model_version,
                     week.evaluated_at,
+                    products=week_slice(PRODUCTS, week, "product_id"),
+                    dialect=warehouse.dialect,
                 )
                 for p in shards
             ],
@@ -398,7 +400,8 @@ def nbp_current_step(
     yield from checks.gate("nbp_current", [contract])
     context.log.info(f"publishing {rows:,} rows to {postgres.describe()}, streamed from the warehouse")
     batches = warehouse.record_batches(
-        f"SELECT {PUBLISH_COLUMNS} FROM {HISTORY.name} WHERE {week_filter(HISTORY, week)}"
+        # in key order: PostgreSQL builds the key's index from presorted rows about 2x faster
+        f"SELECT {PUBLISH_COLUMNS} FROM {HISTORY.name} WHERE {week_filter(HISTORY, week)} ORDER BY party_id, rank"
     )
     products = warehouse.query(f"SELECT {', '.join(pg.PRODUCT_COLUMNS)} FROM {week_slice(PRODUCTS, week)} p")
     result = pg.publish_current(postgres.conninfo(), batches, week.evaluated_at, products=products)
