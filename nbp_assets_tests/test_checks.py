@@ -109,3 +109,24 @@ def test_cli_load_rejects_a_bad_folder_and_loads_nothing(tmp_path, monkeypatch, 
     assert "customers.csv" in err and "segment" in err and "VIP" in err
     assert "product_register" in err  # missing required files are listed too
     assert not (tmp_path / "home" / "warehouse.duckdb").exists()
+
+
+def test_the_eligibility_gate_counted_per_party_shard_adds_up_and_names_the_rows():
+    """The gate's count runs once per party shard at scale: the shards' counts add up to the
+    week's, and a failure still shows the offending rows of the whole week."""
+    from nbp_assets.model.sqltext import within
+    from nbp_assets.storage.warehouse import _DuckDBSession
+
+    con = duckdb.connect()
+    con.register("ranked_in", ranked(product_id=(1, "C")))  # P1's C and P2's A are not eligible
+    con.register("eligible_in", pd.DataFrame({"party_id": ["P1", "P1"], "product_id": ["A", "B"]}))
+    shards = ["party_id < 'P2'", "party_id >= 'P2'"]
+    result = checks.query_result(
+        _DuckDBSession(con),
+        checks.ELIGIBILITY_GATE,
+        invariants.outside_eligibility("ranked_in", "eligible_in"),
+        "every product recommended is ELIGIBLE",
+        [invariants.outside_eligibility_count(within("ranked_in", p), within("eligible_in", p)) for p in shards],
+    )
+    assert not result.passed and result.metadata["failing_rows"].value == 2
+    assert "C" in result.metadata["examples"].value and "P2" in result.metadata["examples"].value

@@ -113,11 +113,13 @@ def rows_result(name: str, offending: pd.DataFrame, what: str) -> dg.AssetCheckR
 
 
 def query_result(
-    tx: WarehouseSession, name: str, offending_sql: str, what: str, count_sql: str | None = None
+    tx: WarehouseSession, name: str, offending_sql: str, what: str, count_sql: str | list[str] | None = None
 ) -> dg.AssetCheckResult:
     """A business check from a query of offending rows (none = pass); `count_sql` counts
-    them more cheaply where the engine can."""
-    failing = int(tx.scalar(count_sql or f"SELECT count(*) FROM ({offending_sql}) o"))
+    them more cheaply where the engine can, or is a list of queries (one per party shard)
+    whose counts add up to it."""
+    counts = [count_sql] if isinstance(count_sql, str) else count_sql or [f"SELECT count(*) FROM ({offending_sql}) o"]
+    failing = sum(int(tx.scalar(q)) for q in counts)
     metadata: dict = {"failing_rows": failing}
     if failing:
         examples = tx.query(f"SELECT * FROM ({offending_sql}) o LIMIT {MAX_EXAMPLE_ROWS}")
