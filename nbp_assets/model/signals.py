@@ -138,6 +138,9 @@ def peers_sql(r: SignalRelations) -> str:
     return f"WITH {_peers_ctes(r)}\nSELECT segment, product_id, share FROM peers"
 
 
+_HEALTH = round6(f"ch.financial_health_score / {dbl(HEALTH_SCALE)}")
+
+
 def _inputs_ctes(r: SignalRelations) -> str:
     ev = r.evaluation_date
     cooling_from = ev - timedelta(days=COOLING_OFF_DAYS)
@@ -179,7 +182,7 @@ rote AS ({rote}),
 -- every per-party input joined once on the ~1M parties, not on the ~10M candidate pairs
 party AS (
     SELECT a.party_id, a.segment, ch.churn_probability,
-           {round6(f"ch.financial_health_score / {dbl(HEALTH_SCALE)}")} AS financial_health,
+           {_HEALTH} AS financial_health,
            b.current_account_balance, b.monthly_spend,
            b.fx_active_months_6m, b.top_spend_category, ro.customer_rote
     FROM {active} a
@@ -256,10 +259,13 @@ def signals_sql(r: SignalRelations) -> str:
 def suppressed_sql(r: SignalRelations) -> str:
     """One row: how many candidate pairs the suitability rule suppressed. Only the inputs the
     rule reads are joined (not the signals), so counting costs a fraction of the signals."""
-    # the rule first, the holdings after: the anti-join then runs on the few suppressed pairs
+    # The rule first, the holdings after: the anti-join then runs on the few suppressed pairs.
+    # The candidates are active customers already, and the rule reads only the MOD-040 health:
+    # churn alone is joined, not the party row's four inputs (a party without a MOD-040 row is
+    # not known to be in difficulty, and the inner join drops it as the rule would).
     by_rule = f"""(SELECT k.party_id, k.product_id
     FROM {_of_shard(r.candidates, r)} k
-    JOIN party a ON a.party_id = k.party_id
+    JOIN (SELECT party_id, {_HEALTH} AS financial_health FROM churn ch) a ON a.party_id = k.party_id
     JOIN products p ON p.product_id = k.product_id
     WHERE {_SUPPRESSED})"""
     return f"""WITH {_inputs_ctes(r)}
