@@ -243,3 +243,11 @@ def test_a_week_run_in_party_shards_gives_the_same_rows(bank, monkeypatch):
     assert metadata(sharded, "signals")["shards"] == metadata(sharded, "nbp_ranked")["shards"] == -(-active // 400) > 2
     pd.testing.assert_frame_equal(wh(bank, signals_sql), expected_signals, check_exact=True)
     pd.testing.assert_frame_equal(history(bank, WEEK), expected_top, check_exact=True)
+    # stored in key order, shard after shard: the publish streams it to PostgreSQL presorted
+    stored = wh(
+        bank,
+        "SELECT party_id, rank FROM product_intelligence.next_best_product "
+        f"WHERE evaluated_at = TIMESTAMP '{WEEK.evaluated_at:%Y-%m-%d %H:%M:%S}'",
+    )
+    assert len(stored) > 1000
+    pd.testing.assert_frame_equal(stored, stored.sort_values(["party_id", "rank"], ignore_index=True))
