@@ -49,6 +49,8 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_KAFKA_PARTITIONS           | offer stream: partitions of topics it creates (the recipe's 6) | 6            |
 | NBP_KAFKA_REPLICATION          | offer stream: replication factor of topics it creates    | 1 (3 on a real cluster) |
 | NBP_KAFKA_GROUP                | offer stream: consumer group of the processor            | nbp-next-best-offer |
+| NBP_KAFKA_COMPRESSION          | offer stream: compression of what it produces: none, lz4, zstd, gzip, snappy | none |
+| NBP_KAFKA_LINGER_MS            | offer stream: ms a producer waits to fill a batch (librdkafka's default) | 5 |
 """
 
 from __future__ import annotations
@@ -295,6 +297,20 @@ def kafka_replication() -> int:
 
 def kafka_group() -> str:
     return os.environ.get("NBP_KAFKA_GROUP", "").strip() or "nbp-next-best-offer"
+
+
+def kafka_compression() -> str:
+    raw = os.environ.get("NBP_KAFKA_COMPRESSION", "").strip().lower() or "none"
+    if raw not in ("none", "lz4", "zstd", "gzip", "snappy"):
+        raise ConfigurationError(f"NBP_KAFKA_COMPRESSION {raw!r}: expected none, lz4, zstd, gzip or snappy")
+    return raw
+
+
+def kafka_linger_ms() -> int:
+    raw = os.environ.get("NBP_KAFKA_LINGER_MS", "").strip() or "5"
+    if not raw.isdigit():
+        raise ConfigurationError(f"NBP_KAFKA_LINGER_MS {raw!r} is not a whole number of milliseconds")
+    return int(raw)
 
 
 # Fairness monitoring (defaults and the meaning of each value: fairness/config.py). None:

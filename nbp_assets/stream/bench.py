@@ -123,7 +123,7 @@ def latency(cfg: KafkaSettings, keys, values, ids, rate: int, seconds: float) ->
     reader = Reader(cfg)
     reader.start()
     time.sleep(0.5)  # the reader's assignment settles at the end of the topic
-    p = _producer(cfg, **{"linger.ms": 1})
+    p = _producer(cfg)  # the settings' linger, as an application producing events would
     topic = t.name(t.ACTIVITY, cfg.topic_prefix)
     n = int(rate * seconds)
     sent = np.zeros(n)

@@ -197,7 +197,7 @@ class Processor:
         # as its own output is acknowledged. (Failure-only reports with "commit when the
         # producer holds nothing" never found the producer empty at 10,000 events/s, and
         # the forced flush every few batches stalled the stream.)
-        self.producer = Producer(cfg.producer(**{"linger.ms": 1, "queue.buffering.max.messages": 1_000_000}))
+        self.producer = Producer(cfg.producer(**{"queue.buffering.max.messages": 1_000_000}))
         self.tables = TableReader(cfg, self.state, log)
         self.consumer = Consumer(cfg.consumer(cfg.group))
         self._restore: set[int] = set()
