@@ -206,6 +206,7 @@ class Processor:
 
     def _on_assign(self, consumer, partitions) -> None:
         self._restore |= {p.partition for p in partitions}
+        self.log(f"assigned partition(s) {sorted(p.partition for p in partitions)} of {self.topic[t.ACTIVITY]}")
 
     def _on_revoke(self, consumer, partitions) -> None:
         # Commit what is acknowledged before the partitions move, then forget their waiting
