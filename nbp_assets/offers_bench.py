@@ -155,6 +155,12 @@ def main(argv: list[str] | None = None) -> None:
         default=6,
         help="--kafka: partitions of the benchmark's topics (default 6, the recipe's; one processor reads all)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="--kafka: processor processes (`kafka process --workers N`), at most --partitions",
+    )
     args = parser.parse_args(argv)
     if args.kafka:
         from nbp_assets.stream.bench import run
@@ -167,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
             seconds=args.seconds,
             bootstrap_servers=args.bootstrap_servers,
             partitions=args.partitions,
+            workers=args.workers,
         )
         return
 

@@ -96,7 +96,7 @@ class Reader(threading.Thread):
         self.consumer.close()
 
 
-def _processor(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
+def _processor(cfg: KafkaSettings, log: Path, workers: int = 1) -> subprocess.Popen:
     env = {
         **os.environ,
         "NBP_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap_servers,
@@ -104,7 +104,7 @@ def _processor(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
         "NBP_KAFKA_GROUP": cfg.group,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "nbp_assets", "kafka", "process", "--report-every", "1"],
+        [sys.executable, "-m", "nbp_assets", "kafka", "process", "--report-every", "1", "--workers", str(workers)],
         env=env,
         stdout=open(log, "ab"),
         stderr=subprocess.STDOUT,
@@ -177,7 +177,7 @@ def latency(cfg: KafkaSettings, keys, values, ids, rate: int, seconds: float) ->
     }
 
 
-def drain_throughput(cfg: KafkaSettings, keys, values, log: Path) -> dict:
+def drain_throughput(cfg: KafkaSettings, keys, values, log: Path, workers: int = 1) -> dict:
     """Produce a backlog with no processor running, then time the processor draining it."""
     topic = t.name(t.ACTIVITY, cfg.topic_prefix)
     p = _producer(cfg, **{"linger.ms": 20})
@@ -196,7 +196,7 @@ def drain_throughput(cfg: KafkaSettings, keys, values, log: Path) -> dict:
     out = t.name(t.LOOKUP, cfg.topic_prefix)
     reader.assign([TopicPartition(out, q, OFFSET_END) for q in _partitions(reader, out)])
     reader.consume(1, 0.5)
-    processor = _processor(cfg, log)
+    processor = _processor(cfg, log, workers)
     stamps, deadline = [], time.time() + 300
     try:
         while len(stamps) < len(keys) and time.time() < deadline:
@@ -223,6 +223,7 @@ def run(
     seconds: float,
     bootstrap_servers: str | None = None,
     partitions: int = 6,
+    workers: int = 1,
 ) -> None:
     from nbp_assets.stream.broker import start_broker
 
@@ -236,7 +237,7 @@ def run(
         print(
             f"Kafka path: broker {'tansu (memory) pid ' + str(broker.pid) if broker else servers} on this machine, "
             f"{os.cpu_count()} cores; {partitions} partition(s) per topic; processor = "
-            "`python -m nbp_assets kafka process` (own process); "
+            f"`python -m nbp_assets kafka process --workers {workers}` (own process(es)); "
             f"{len(versions):,} customer versions; {np.mean([len(v) for v in values[:10000]]):.0f} bytes/event"
         )
         offset = 0
@@ -256,9 +257,9 @@ def run(
             ensure_topics(lat_cfg.admin(), lat_cfg.topic_prefix, partitions)
             produce_customers(lat_cfg, versions)
             log = work / f"processor-latency-{rate}.log"
-            processor = _processor(lat_cfg, log)
+            processor = _processor(lat_cfg, log, workers)
             try:
-                _wait_ready(log, partitions)
+                _wait_ready(log, partitions, workers)
                 n = int(rate * seconds) + WARM_UP_EVENTS
                 r = latency(
                     lat_cfg,
@@ -283,7 +284,7 @@ def run(
         ensure_topics(thr_cfg.admin(), thr_cfg.topic_prefix, partitions)
         produce_customers(thr_cfg, versions)
         n = min(backlog, len(keys))
-        r = drain_throughput(thr_cfg, keys[:n], values[:n], work / "processor-throughput.log")
+        r = drain_throughput(thr_cfg, keys[:n], values[:n], work / "processor-throughput.log", workers)
         size = float(np.mean([len(v) for v in values[:10000]]))
         print(
             f"  sustained: a backlog of {r['events']:,} events drained at {r['events_per_s']:,.0f} events/s "
@@ -298,16 +299,16 @@ def run(
             broker.stop()
 
 
-def _wait_ready(log: Path, partitions: int, timeout: float = 60) -> None:
-    """Until the processor owns every partition of the activity topic: a fixed sleep for the
-    group join measured the join (several seconds when the machine is busy), not the stream."""
+def _wait_ready(log: Path, partitions: int, workers: int = 1, timeout: float = 60) -> None:
+    """Until the processor's workers own every partition of the activity topic: a fixed sleep
+    for the group join measured the join (several seconds when the machine is busy), not the
+    stream. Each worker's latest assignment counts (a join moves partitions between them)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         text = log.read_text() if log.exists() else ""
-        owned = {
-            int(p) for found in re.findall(r"assigned partition\(s\) \[([\d, ]+)\]", text) for p in found.split(",")
-        }
-        if len(owned) >= partitions:
+        latest = dict(re.findall(r"^(\[worker [^]]*\] )?assigned partition\(s\) \[([\d, ]*)\]", text, re.M))
+        owned = {int(p) for found in latest.values() for p in found.split(",") if p.strip()}
+        if len(latest) >= min(workers, partitions) and len(owned) >= partitions:
             time.sleep(0.5)  # the first fetch positions the consumer
             return
         time.sleep(0.1)
