@@ -291,6 +291,12 @@ def kafka_partitions() -> int:
     return _whole("NBP_KAFKA_PARTITIONS", 6)
 
 
+# The local tansu broker (`kafka broker`, the benchmark) serves the partitions of a fetch one
+# by one: on one 2-core machine one partition gave the lowest latency (p99 ~22 ms where 2 gave
+# 41-100 ms at 10,000 events/s; docs/next-best-offer.md). A real cluster keeps the recipe's 6.
+KAFKA_LOCAL_PARTITIONS = 1
+
+
 def kafka_replication() -> int:
     return _whole("NBP_KAFKA_REPLICATION", 1)
 

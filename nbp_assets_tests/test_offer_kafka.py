@@ -94,7 +94,7 @@ def broker(tmp_path_factory):
 
 @pytest.fixture
 def cfg(broker, request) -> KafkaSettings:
-    """Topics of their own for each test (a prefix), created with the recipe's 6 partitions."""
+    """Topics of their own for each test (a prefix), with settings_for's partitions."""
     settings = settings_for(broker.bootstrap_servers, f"t{abs(hash(request.node.name)) % 10**8}_")
     ensure_topics(settings.admin(), settings.topic_prefix, settings.partitions)
     return settings
@@ -187,7 +187,7 @@ def test_unknown_customer_waits_across_a_restart_and_versions_apply_by_event_tim
     first.run(until=lambda: first.counters.events >= 3)
     assert (first.counters.offered, first.counters.events) == (2, 3)
     assert waiting_events(cfg) == {"NEW": 1}
-    assert consumer_lag(cfg, cfg.group, t.name(t.ACTIVITY, cfg.topic_prefix)) == {p: 0 for p in range(6)}
+    assert consumer_lag(cfg, cfg.group, t.name(t.ACTIVITY, cfg.topic_prefix)) == {p: 0 for p in range(cfg.partitions)}
 
     # a new process: the waiting event comes back from the changelog, not from the activity topic
     produce(cfg, t.CUSTOMERS, [_customer("NEW", 120_000, 720)])
@@ -276,7 +276,9 @@ def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(c
     assert text.count("] stopped; offsets committed") == 2  # SIGTERM reached both workers
     latest = dict(re.findall(r"^\[worker (\d)/2\] assigned partition\(s\) \[([\d, ]*)\]", text, re.M))
     owned = [{int(p) for p in latest[w].split(",")} for w in ("1", "2")]
-    assert owned[0] and owned[1] and not owned[0] & owned[1] and owned[0] | owned[1] == set(range(6)), latest
+    assert owned[0] and owned[1] and not owned[0] & owned[1] and owned[0] | owned[1] == set(range(cfg.partitions)), (
+        latest
+    )
 
     messages = read_topic(cfg, t.LOOKUP)
     ids = pd.Series([v["ACTIVITY_ID"] for _, v, _ in messages])

@@ -73,13 +73,15 @@ class Reader(threading.Thread):
 
     def __init__(self, cfg: KafkaSettings):
         super().__init__(daemon=True)
-        from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         from nbp_assets.stream.processor import _partitions
 
         self.consumer = Consumer(cfg.consumer(None))  # fetches as often as the processor's consumer
         topic = t.name(t.LOOKUP, cfg.topic_prefix)
-        self.consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in _partitions(self.consumer, topic)])
+        # From offset 0 of the rate's own (fresh) topic: started at the end (ListOffsets, wrong
+        # on tansu 0.6.0), the reader missed 14-76 of 50,100 lookup records that the topic held.
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in _partitions(self.consumer, topic)])
         self.arrived: dict[int, float] = {}
         self.stop = threading.Event()
 
@@ -153,6 +155,7 @@ def latency(cfg: KafkaSettings, keys, values, ids, rate: int, seconds: float) ->
             i += 1
         p.poll(0)
         time.sleep(0.0005)
+    fed_rate = n / (time.time() - start)
     p.flush(30)
     deadline = time.time() + 30
     wanted = set(int(x) for x in ids[:n])
@@ -165,16 +168,39 @@ def latency(cfg: KafkaSettings, keys, values, ids, rate: int, seconds: float) ->
     lat = (got - sent)[warm] * 1000
     missing = int(np.isnan(lat).sum())
     lat = lat[~np.isnan(lat)]
+    unseen = [int(a) for a in ids[:n] if int(a) not in reader.arrived]
     return {
         "rate": rate,
         "events": n,
         "measured": len(lat),
         "missing": missing,
+        "unseen": len(unseen),
+        "unseen_on_topic": _on_topic(cfg, unseen) if unseen else 0,
         "p50": float(np.percentile(lat, 50)),
         "p99": float(np.percentile(lat, 99)),
         "max": float(lat.max()),
-        "achieved_rate": n / (time.time() - start),
+        "achieved_rate": fed_rate,
     }
+
+
+def _on_topic(cfg: KafkaSettings, activity_ids: list[int]) -> int:
+    """How many of these events' lookup records the topic holds, read from offset 0 to its end.
+    tansu 0.6.0 can skip records in a live fetch when two producers (two workers) append to
+    one partition: the reader saw offsets jump (e.g. 24,168 -> 24,207) that this read returns."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from nbp_assets.stream.processor import _partitions, read_to_end
+
+    topic = t.name(t.LOOKUP, cfg.topic_prefix)
+    c = Consumer(cfg.consumer(None, **{"enable.partition.eof": True}))
+    wanted, found = set(activity_ids), set()
+    try:
+        parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in _partitions(c, topic)]
+        c.assign(parts)
+        read_to_end(c, parts, on_batch=lambda ms: found.update(int(m.key()) for m in ms if int(m.key()) in wanted))
+    finally:
+        c.close()
+    return len(found)
 
 
 def drain_throughput(cfg: KafkaSettings, keys, values, log: Path, workers: int = 1) -> dict:
@@ -188,13 +214,13 @@ def drain_throughput(cfg: KafkaSettings, keys, values, log: Path, workers: int =
             p.poll(0.1)
             p.produce(topic, v, k)
     assert p.flush(120) == 0
-    from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     from nbp_assets.stream.processor import _partitions
 
     reader = Consumer(cfg.consumer(None))
     out = t.name(t.LOOKUP, cfg.topic_prefix)
-    reader.assign([TopicPartition(out, q, OFFSET_END) for q in _partitions(reader, out)])
+    reader.assign([TopicPartition(out, q, OFFSET_BEGINNING) for q in _partitions(reader, out)])  # fresh topics
     reader.consume(1, 0.5)
     processor = _processor(cfg, log, workers)
     stamps, deadline = [], time.time() + 300
@@ -274,7 +300,14 @@ def run(
                 print(
                     f"  {rate:>6,} events/s for {seconds:.0f} s: event produced -> lookup consumed p50 "
                     f"{r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms "
-                    f"({r['measured']:,} measured after 1 s warm-up, {r['missing']} missing; "
+                    f"({r['measured']:,} measured after 1 s warm-up, {r['missing']} missing"
+                    + (
+                        f" ({r['unseen']} not seen by the live reader, {r['unseen_on_topic']} of them on the topic "
+                        "read from offset 0)"
+                        if r["unseen"]
+                        else ""
+                    )
+                    + "; "
                     f"fed at {r['achieved_rate']:,.0f}/s)",
                     flush=True,
                 )

@@ -22,12 +22,14 @@ def _settings(args):
 def cmd_broker(args: argparse.Namespace) -> None:
     import signal
 
+    from nbp_assets.settings import KAFKA_LOCAL_PARTITIONS
     from nbp_assets.stream.broker import start_broker
 
     broker = start_broker(args.port)
     print(
         f"tansu broker pid {broker.pid} on {broker.bootstrap_servers} (memory storage: everything is lost when "
-        f"it stops)\n  export NBP_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}",
+        f"it stops)\n  export NBP_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}"
+        f"\n  export NBP_KAFKA_PARTITIONS={KAFKA_LOCAL_PARTITIONS}  # fastest on one machine (docs/next-best-offer.md)",
         flush=True,
     )
     stop = []
