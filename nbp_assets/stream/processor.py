@@ -17,6 +17,7 @@ on replay, so readers drop duplicates by key.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -409,8 +410,12 @@ class Processor:
             self.producer.flush(10)
 
 
-def serve(cfg: KafkaSettings, max_batch: int = 20_000, report_every: float = 10.0, label: str = "") -> None:
-    """The CLI's long-running process: run until SIGTERM/SIGINT, printing a status line."""
+def serve(
+    cfg: KafkaSettings, max_batch: int = 20_000, report_every: float = 10.0, label: str = "", parent: int | None = None
+) -> None:
+    """The CLI's long-running process: run until SIGTERM/SIGINT, printing a status line. A
+    worker of `serve_workers` (`parent` = its pid) also stops when that parent is gone: a
+    supervisor restarting a SIGKILLed parent must not find the old workers still in the group."""
     processor = Processor(cfg, max_batch=max_batch, log=lambda s: print(f"{label}{s}", flush=True))
     signal.signal(signal.SIGTERM, processor.stop)
     signal.signal(signal.SIGINT, processor.stop)
@@ -426,6 +431,9 @@ def serve(cfg: KafkaSettings, max_batch: int = 20_000, report_every: float = 10.
                 flush=True,
             )
             last[0] = time.monotonic()
+        if parent is not None and os.getppid() != parent:
+            print(f"{label}parent {parent} gone: stopping", flush=True)
+            return True
         return False
 
     print(f"{label}offer stream processor: {cfg.describe()}, group {cfg.group}", flush=True)
@@ -442,7 +450,6 @@ def serve_workers(cfg: KafkaSettings, workers: int, max_batch: int = 20_000, rep
     1, so whatever supervises this command restarts the set (the group replays the dead
     worker's uncommitted batches, as after any crash). Returns the exit code."""
     import multiprocessing as mp
-    import os
 
     from nbp_assets.stream.topics import ensure_topics
 
@@ -456,7 +463,7 @@ def serve_workers(cfg: KafkaSettings, workers: int, max_batch: int = 20_000, rep
         print(f"{activity} has {partitions} partition(s): {workers - partitions} worker(s) will idle", flush=True)
     spawn = mp.get_context("spawn")
     children = [
-        spawn.Process(target=serve, args=(cfg, max_batch, report_every, f"[worker {i + 1}/{workers}] "))
+        spawn.Process(target=serve, args=(cfg, max_batch, report_every, f"[worker {i + 1}/{workers}] ", os.getpid()))
         for i in range(workers)
     ]
     stopping = []
