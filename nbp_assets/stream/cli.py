@@ -55,6 +55,8 @@ def cmd_topics(args: argparse.Namespace) -> None:
 def cmd_process(args: argparse.Namespace) -> None:
     from nbp_assets.stream.processor import serve, serve_workers
 
+    if args.workers < 1:
+        raise SystemExit(f"--workers {args.workers}: at least 1")
     if args.workers == 1:  # in this process: a SIGKILL of this pid is a crash of the processor
         serve(_settings(args), max_batch=args.max_batch, report_every=args.report_every)
         return
