@@ -60,7 +60,7 @@ class KafkaSettings:
         # partitioner, so a key lands where every other Kafka client puts it.
         # Compression off and a 5 ms linger by default: on the local broker lz4 tripled the
         # broker's own two-hop p99 (67-91 ms vs 20-40 ms), and a 1 ms linger sent a produce
-        # request per message at 1,000 events/s, which tansu serves one by one (p99 31-61 ms
+        # request up to every millisecond at 1,000 events/s, which tansu serves one by one (p99 40-211 ms
         # vs 20-27 ms at 5 ms). On a real cluster lz4 saves network and broker disk: set
         # NBP_KAFKA_COMPRESSION=lz4 there (docs/next-best-offer.md).
         return {
