@@ -25,6 +25,7 @@ import pandas as pd
 
 from nbp_assets.model.offers import DEFAULT_OFFERS_FILE, lookup, next_best_offers
 from nbp_assets.model.offers_rules import load_rules
+from nbp_assets.settings import KAFKA_LOCAL_PARTITIONS
 
 KSQLDB_MB_PER_S = 25.0  # ksqlDB capacity planning: stream-table join, 4 cores
 TYPES = np.array(["branch_visit", "deposit", "web_open", "mobile_open", "new_account"], dtype=object)
@@ -152,8 +153,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--partitions",
         type=int,
-        default=6,
-        help="--kafka: partitions of the benchmark's topics (default 6, the recipe's; one processor reads all)",
+        default=KAFKA_LOCAL_PARTITIONS,
+        help=f"--kafka: partitions of the benchmark's topics (default {KAFKA_LOCAL_PARTITIONS}, the fastest on one "
+        "machine; the recipe and a real cluster have 6)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="--kafka: processor processes (`kafka process --workers N`), at most --partitions",
     )
     args = parser.parse_args(argv)
     if args.kafka:
@@ -167,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
             seconds=args.seconds,
             bootstrap_servers=args.bootstrap_servers,
             partitions=args.partitions,
+            workers=args.workers,
         )
         return
 

@@ -49,6 +49,8 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_KAFKA_PARTITIONS           | offer stream: partitions of topics it creates (the recipe's 6) | 6            |
 | NBP_KAFKA_REPLICATION          | offer stream: replication factor of topics it creates    | 1 (3 on a real cluster) |
 | NBP_KAFKA_GROUP                | offer stream: consumer group of the processor            | nbp-next-best-offer |
+| NBP_KAFKA_COMPRESSION          | offer stream: compression of what it produces: none, lz4, zstd, gzip, snappy | none |
+| NBP_KAFKA_LINGER_MS            | offer stream: ms a producer waits to fill a batch (librdkafka's default) | 5 |
 """
 
 from __future__ import annotations
@@ -289,12 +291,32 @@ def kafka_partitions() -> int:
     return _whole("NBP_KAFKA_PARTITIONS", 6)
 
 
+# The local tansu broker (`kafka broker`, the benchmark) serves the partitions of a fetch one
+# by one: on one 2-core machine one partition gave the lowest latency (p99 ~22 ms where 2 gave
+# 41-100 ms at 10,000 events/s; docs/next-best-offer.md). A real cluster keeps the recipe's 6.
+KAFKA_LOCAL_PARTITIONS = 1
+
+
 def kafka_replication() -> int:
     return _whole("NBP_KAFKA_REPLICATION", 1)
 
 
 def kafka_group() -> str:
     return os.environ.get("NBP_KAFKA_GROUP", "").strip() or "nbp-next-best-offer"
+
+
+def kafka_compression() -> str:
+    raw = os.environ.get("NBP_KAFKA_COMPRESSION", "").strip().lower() or "none"
+    if raw not in ("none", "lz4", "zstd", "gzip", "snappy"):
+        raise ConfigurationError(f"NBP_KAFKA_COMPRESSION {raw!r}: expected none, lz4, zstd, gzip or snappy")
+    return raw
+
+
+def kafka_linger_ms() -> int:
+    raw = os.environ.get("NBP_KAFKA_LINGER_MS", "").strip() or "5"
+    if not raw.isdigit():
+        raise ConfigurationError(f"NBP_KAFKA_LINGER_MS {raw!r} is not a whole number of milliseconds")
+    return int(raw)
 
 
 # Fairness monitoring (defaults and the meaning of each value: fairness/config.py). None:

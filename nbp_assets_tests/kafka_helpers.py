@@ -14,8 +14,10 @@ from nbp_assets.stream.processor import _partitions, read_to_end
 
 
 def settings_for(bootstrap: str, prefix: str, **kw) -> KafkaSettings:
+    # 2 partitions, not the recipe's 6: still several per topic (two workers split them, waiting
+    # events are restored per partition), and tansu serves each partition of a fetch in turn
     return KafkaSettings(
-        bootstrap, {}, prefix, partitions=kw.get("partitions", 6), replication=1, group=f"{prefix}processor"
+        bootstrap, {}, prefix, partitions=kw.get("partitions", 2), replication=1, group=f"{prefix}processor"
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def broker(tmp_path_factory):
 
 @pytest.fixture
 def cfg(broker, request) -> KafkaSettings:
-    """Topics of their own for each test (a prefix), created with the recipe's 6 partitions."""
+    """Topics of their own for each test (a prefix), with settings_for's partitions."""
     settings = settings_for(broker.bootstrap_servers, f"t{abs(hash(request.node.name)) % 10**8}_")
     ensure_topics(settings.admin(), settings.topic_prefix, settings.partitions)
     return settings
@@ -186,7 +187,7 @@ def test_unknown_customer_waits_across_a_restart_and_versions_apply_by_event_tim
     first.run(until=lambda: first.counters.events >= 3)
     assert (first.counters.offered, first.counters.events) == (2, 3)
     assert waiting_events(cfg) == {"NEW": 1}
-    assert consumer_lag(cfg, cfg.group, t.name(t.ACTIVITY, cfg.topic_prefix)) == {p: 0 for p in range(6)}
+    assert consumer_lag(cfg, cfg.group, t.name(t.ACTIVITY, cfg.topic_prefix)) == {p: 0 for p in range(cfg.partitions)}
 
     # a new process: the waiting event comes back from the changelog, not from the activity topic
     produce(cfg, t.CUSTOMERS, [_customer("NEW", 120_000, 720)])
@@ -202,7 +203,7 @@ def test_unknown_customer_waits_across_a_restart_and_versions_apply_by_event_tim
     assert waiting_events(cfg) == {}  # the changelog says nothing waits any more
 
 
-def _process_cli(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
+def _process_cli(cfg: KafkaSettings, log: Path, workers: int = 1) -> subprocess.Popen:
     env = {
         **os.environ,
         "NBP_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap_servers,
@@ -210,7 +211,7 @@ def _process_cli(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
         "NBP_KAFKA_GROUP": cfg.group,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "nbp_assets", "kafka", "process", "--max-batch", "500"],
+        [sys.executable, "-m", "nbp_assets", "kafka", "process", "--max-batch", "500", "--workers", str(workers)],
         env=env,
         stdout=open(log, "ab"),
         stderr=subprocess.STDOUT,
@@ -254,7 +255,10 @@ def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(c
     assert seen_at_kill < n - 30  # killed mid-stream, while events were still arriving
 
     produce(cfg, t.CUSTOMERS, [_customer("LATE", 20_000, 600)])  # the waiting events' customer arrives
-    second = _process_cli(cfg, log)
+    # restarted as two worker processes of one group: they split the partitions, and each
+    # restores the waiting events of its own partitions from the changelog
+    log = tmp_path / "workers.log"
+    second = _process_cli(cfg, log, workers=2)
     try:
         wait_for(
             lambda: len({v["ACTIVITY_ID"] for _, v, _ in read_topic(cfg, t.LOOKUP)}) >= n,
@@ -267,6 +271,14 @@ def test_sigkill_mid_stream_loses_nothing_and_the_sink_keeps_one_row_per_event(c
     finally:
         if second.poll() is None:
             os.kill(second.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert second.returncode == 0, text[-2000:]
+    assert text.count("] stopped; offsets committed") == 2  # SIGTERM reached both workers
+    latest = dict(re.findall(r"^\[worker (\d)/2\] assigned partition\(s\) \[([\d, ]*)\]", text, re.M))
+    owned = [{int(p) for p in latest[w].split(",")} for w in ("1", "2")]
+    assert owned[0] and owned[1] and not owned[0] & owned[1] and owned[0] | owned[1] == set(range(cfg.partitions)), (
+        latest
+    )
 
     messages = read_topic(cfg, t.LOOKUP)
     ids = pd.Series([v["ACTIVITY_ID"] for _, v, _ in messages])

@@ -15,6 +15,7 @@ through a relay that does no work cost, the least the processor's path can cost.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -72,13 +73,15 @@ class Reader(threading.Thread):
 
     def __init__(self, cfg: KafkaSettings):
         super().__init__(daemon=True)
-        from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         from nbp_assets.stream.processor import _partitions
 
         self.consumer = Consumer(cfg.consumer(None))  # fetches as often as the processor's consumer
         topic = t.name(t.LOOKUP, cfg.topic_prefix)
-        self.consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in _partitions(self.consumer, topic)])
+        # From offset 0 of the rate's own (fresh) topic: started at the end (ListOffsets, wrong
+        # on tansu 0.6.0), the reader missed 14-76 of 50,100 lookup records that the topic held.
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in _partitions(self.consumer, topic)])
         self.arrived: dict[int, float] = {}
         self.stop = threading.Event()
 
@@ -95,7 +98,7 @@ class Reader(threading.Thread):
         self.consumer.close()
 
 
-def _processor(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
+def _processor(cfg: KafkaSettings, log: Path, workers: int = 1) -> subprocess.Popen:
     env = {
         **os.environ,
         "NBP_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap_servers,
@@ -103,7 +106,7 @@ def _processor(cfg: KafkaSettings, log: Path) -> subprocess.Popen:
         "NBP_KAFKA_GROUP": cfg.group,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "nbp_assets", "kafka", "process", "--report-every", "1"],
+        [sys.executable, "-m", "nbp_assets", "kafka", "process", "--report-every", "1", "--workers", str(workers)],
         env=env,
         stdout=open(log, "ab"),
         stderr=subprocess.STDOUT,
@@ -118,13 +121,27 @@ def _stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
+WARM_UP_EVENTS = 100
+
+
 def latency(cfg: KafkaSettings, keys, values, ids, rate: int, seconds: float) -> dict:
-    """Feed `rate` events/s for `seconds`; percentiles of produced -> lookup consumed."""
+    """Feed `rate` events/s for `seconds`; percentiles of produced -> lookup consumed.
+    The first WARM_UP_EVENTS are sent first and waited for: until one has come through, the
+    processor's first fetch and the reader's position are still settling (seconds on a busy
+    machine), which is start-up, not the stream."""
     reader = Reader(cfg)
     reader.start()
     time.sleep(0.5)  # the reader's assignment settles at the end of the topic
-    p = _producer(cfg, **{"linger.ms": 1})
+    p = _producer(cfg)  # the settings' linger, as an application producing events would
     topic = t.name(t.ACTIVITY, cfg.topic_prefix)
+    for k, v in zip(keys[:WARM_UP_EVENTS], values[:WARM_UP_EVENTS]):
+        p.produce(topic, v, k)
+    p.flush(30)
+    warm_ids = set(int(x) for x in ids[:WARM_UP_EVENTS])
+    deadline = time.time() + 60
+    while time.time() < deadline and len(reader.arrived.keys() & warm_ids) < len(warm_ids):
+        time.sleep(0.05)
+    keys, values, ids = keys[WARM_UP_EVENTS:], values[WARM_UP_EVENTS:], ids[WARM_UP_EVENTS:]
     n = int(rate * seconds)
     sent = np.zeros(n)
     start = time.time()
@@ -138,6 +155,7 @@ def latency(cfg: KafkaSettings, keys, values, ids, rate: int, seconds: float) ->
             i += 1
         p.poll(0)
         time.sleep(0.0005)
+    fed_rate = n / (time.time() - start)
     p.flush(30)
     deadline = time.time() + 30
     wanted = set(int(x) for x in ids[:n])
@@ -150,19 +168,42 @@ def latency(cfg: KafkaSettings, keys, values, ids, rate: int, seconds: float) ->
     lat = (got - sent)[warm] * 1000
     missing = int(np.isnan(lat).sum())
     lat = lat[~np.isnan(lat)]
+    unseen = [int(a) for a in ids[:n] if int(a) not in reader.arrived]
     return {
         "rate": rate,
         "events": n,
         "measured": len(lat),
         "missing": missing,
+        "unseen": len(unseen),
+        "unseen_on_topic": _on_topic(cfg, unseen) if unseen else 0,
         "p50": float(np.percentile(lat, 50)),
         "p99": float(np.percentile(lat, 99)),
         "max": float(lat.max()),
-        "achieved_rate": n / (time.time() - start),
+        "achieved_rate": fed_rate,
     }
 
 
-def drain_throughput(cfg: KafkaSettings, keys, values, log: Path) -> dict:
+def _on_topic(cfg: KafkaSettings, activity_ids: list[int]) -> int:
+    """How many of these events' lookup records the topic holds, read from offset 0 to its end.
+    tansu 0.6.0 can skip records in a live fetch when two producers (two workers) append to
+    one partition: the reader saw offsets jump (e.g. 24,168 -> 24,207) that this read returns."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from nbp_assets.stream.processor import _partitions, read_to_end
+
+    topic = t.name(t.LOOKUP, cfg.topic_prefix)
+    c = Consumer(cfg.consumer(None, **{"enable.partition.eof": True}))
+    wanted, found = set(activity_ids), set()
+    try:
+        parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in _partitions(c, topic)]
+        c.assign(parts)
+        read_to_end(c, parts, on_batch=lambda ms: found.update(int(m.key()) for m in ms if int(m.key()) in wanted))
+    finally:
+        c.close()
+    return len(found)
+
+
+def drain_throughput(cfg: KafkaSettings, keys, values, log: Path, workers: int = 1) -> dict:
     """Produce a backlog with no processor running, then time the processor draining it."""
     topic = t.name(t.ACTIVITY, cfg.topic_prefix)
     p = _producer(cfg, **{"linger.ms": 20})
@@ -173,15 +214,15 @@ def drain_throughput(cfg: KafkaSettings, keys, values, log: Path) -> dict:
             p.poll(0.1)
             p.produce(topic, v, k)
     assert p.flush(120) == 0
-    from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     from nbp_assets.stream.processor import _partitions
 
     reader = Consumer(cfg.consumer(None))
     out = t.name(t.LOOKUP, cfg.topic_prefix)
-    reader.assign([TopicPartition(out, q, OFFSET_END) for q in _partitions(reader, out)])
+    reader.assign([TopicPartition(out, q, OFFSET_BEGINNING) for q in _partitions(reader, out)])  # fresh topics
     reader.consume(1, 0.5)
-    processor = _processor(cfg, log)
+    processor = _processor(cfg, log, workers)
     stamps, deadline = [], time.time() + 300
     try:
         while len(stamps) < len(keys) and time.time() < deadline:
@@ -208,6 +249,7 @@ def run(
     seconds: float,
     bootstrap_servers: str | None = None,
     partitions: int = 6,
+    workers: int = 1,
 ) -> None:
     from nbp_assets.stream.broker import start_broker
 
@@ -221,7 +263,7 @@ def run(
         print(
             f"Kafka path: broker {'tansu (memory) pid ' + str(broker.pid) if broker else servers} on this machine, "
             f"{os.cpu_count()} cores; {partitions} partition(s) per topic; processor = "
-            "`python -m nbp_assets kafka process` (own process); "
+            f"`python -m nbp_assets kafka process --workers {workers}` (own process(es)); "
             f"{len(versions):,} customer versions; {np.mean([len(v) for v in values[:10000]]):.0f} bytes/event"
         )
         offset = 0
@@ -241,10 +283,10 @@ def run(
             ensure_topics(lat_cfg.admin(), lat_cfg.topic_prefix, partitions)
             produce_customers(lat_cfg, versions)
             log = work / f"processor-latency-{rate}.log"
-            processor = _processor(lat_cfg, log)
+            processor = _processor(lat_cfg, log, workers)
             try:
-                _wait_ready(log)
-                n = int(rate * seconds)
+                _wait_ready(log, partitions, workers)
+                n = int(rate * seconds) + WARM_UP_EVENTS
                 r = latency(
                     lat_cfg,
                     keys[offset : offset + n],
@@ -258,7 +300,14 @@ def run(
                 print(
                     f"  {rate:>6,} events/s for {seconds:.0f} s: event produced -> lookup consumed p50 "
                     f"{r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms "
-                    f"({r['measured']:,} measured after 1 s warm-up, {r['missing']} missing; "
+                    f"({r['measured']:,} measured after 1 s warm-up, {r['missing']} missing"
+                    + (
+                        f" ({r['unseen']} not seen by the live reader, {r['unseen_on_topic']} of them on the topic "
+                        "read from offset 0)"
+                        if r["unseen"]
+                        else ""
+                    )
+                    + "; "
                     f"fed at {r['achieved_rate']:,.0f}/s)",
                     flush=True,
                 )
@@ -268,7 +317,7 @@ def run(
         ensure_topics(thr_cfg.admin(), thr_cfg.topic_prefix, partitions)
         produce_customers(thr_cfg, versions)
         n = min(backlog, len(keys))
-        r = drain_throughput(thr_cfg, keys[:n], values[:n], work / "processor-throughput.log")
+        r = drain_throughput(thr_cfg, keys[:n], values[:n], work / "processor-throughput.log", workers)
         size = float(np.mean([len(v) for v in values[:10000]]))
         print(
             f"  sustained: a backlog of {r['events']:,} events drained at {r['events_per_s']:,.0f} events/s "
@@ -283,14 +332,20 @@ def run(
             broker.stop()
 
 
-def _wait_ready(log: Path, timeout: float = 60) -> None:
+def _wait_ready(log: Path, partitions: int, workers: int = 1, timeout: float = 60) -> None:
+    """Until the processor's workers own every partition of the activity topic: a fixed sleep
+    for the group join measured the join (several seconds when the machine is busy), not the
+    stream. Each worker's latest assignment counts (a join moves partitions between them)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if log.exists() and "tables loaded" in log.read_text():
-            time.sleep(4)  # joining the consumer group
+        text = log.read_text() if log.exists() else ""
+        latest = dict(re.findall(r"^(\[worker [^]]*\] )?assigned partition\(s\) \[([\d, ]*)\]", text, re.M))
+        owned = {int(p) for found in latest.values() for p in found.split(",") if p.strip()}
+        if len(latest) >= min(workers, partitions) and len(owned) >= partitions:
+            time.sleep(0.5)  # the first fetch positions the consumer
             return
-        time.sleep(0.2)
-    raise RuntimeError(f"the processor did not start: {log.read_text()[-2000:] if log.exists() else ''}")
+        time.sleep(0.1)
+    raise RuntimeError(f"the processor did not join the group: {log.read_text()[-2000:] if log.exists() else ''}")
 
 
 def _last_status(log: Path) -> str:

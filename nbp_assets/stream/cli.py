@@ -22,12 +22,14 @@ def _settings(args):
 def cmd_broker(args: argparse.Namespace) -> None:
     import signal
 
+    from nbp_assets.settings import KAFKA_LOCAL_PARTITIONS
     from nbp_assets.stream.broker import start_broker
 
     broker = start_broker(args.port)
     print(
         f"tansu broker pid {broker.pid} on {broker.bootstrap_servers} (memory storage: everything is lost when "
-        f"it stops)\n  export NBP_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}",
+        f"it stops)\n  export NBP_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}"
+        f"\n  export NBP_KAFKA_PARTITIONS={KAFKA_LOCAL_PARTITIONS}  # fastest on one machine (docs/next-best-offer.md)",
         flush=True,
     )
     stop = []
@@ -51,9 +53,16 @@ def cmd_topics(args: argparse.Namespace) -> None:
 
 
 def cmd_process(args: argparse.Namespace) -> None:
-    from nbp_assets.stream.processor import serve
+    from nbp_assets.stream.processor import serve, serve_workers
 
-    serve(_settings(args), max_batch=args.max_batch, report_every=args.report_every)
+    if args.workers < 1:
+        raise SystemExit(f"--workers {args.workers}: at least 1")
+    if args.workers == 1:  # in this process: a SIGKILL of this pid is a crash of the processor
+        serve(_settings(args), max_batch=args.max_batch, report_every=args.report_every)
+        return
+    code = serve_workers(_settings(args), args.workers, max_batch=args.max_batch, report_every=args.report_every)
+    if code:
+        raise SystemExit(code)
 
 
 def cmd_sink(args: argparse.Namespace) -> None:
@@ -95,6 +104,12 @@ def add_parser(sub) -> None:
             q.add_argument("--max-batch", type=int, default=20_000, help="most events per micro-batch (default: 20000)")
             q.add_argument(
                 "--report-every", type=float, default=10.0, help="seconds between status lines (default: 10)"
+            )
+            q.add_argument(
+                "--workers",
+                type=int,
+                default=1,
+                help="processor processes in the consumer group, at most the activity topic's partitions (default: 1)",
             )
         if name == "sink":
             q.add_argument(

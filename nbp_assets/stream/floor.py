@@ -5,7 +5,7 @@ batch it consumes to topic B doing nothing else (the processor with no work); on
 process consumes A, another B (one reader of both fetched twice the partitions per request,
 which tansu serves one by one, and measured slower). A -> reader is one hop (produce, store,
 fetch); A -> relay -> B -> reader is the processor's path, two hops. Same client settings as the processor (acks=all,
-idempotence, linger 1 ms, the consumers' fetch wait), own processes, so no Python work
+idempotence, linger, compression, the consumers' fetch wait), own processes, so no Python work
 stands between the clients: whatever the offer stream adds is above these figures.
 """
 
@@ -34,7 +34,7 @@ def _assign_end(consumer, topics):
 def _relay(cfg: KafkaSettings, src: str, dst: str, ready, stop) -> None:
     from confluent_kafka import Consumer, Producer
 
-    consumer, producer = Consumer(cfg.consumer(None)), Producer(cfg.producer(**{"linger.ms": 1}))
+    consumer, producer = Consumer(cfg.consumer(None)), Producer(cfg.producer())
     _assign_end(consumer, [src])
     ready.set()
     while not stop.is_set():
@@ -91,7 +91,7 @@ def floor(cfg: KafkaSettings, rate: int, seconds: float) -> dict[str, tuple[floa
     try:
         for r in ready:
             r.wait(60)
-        producer = Producer(cfg.producer(**{"linger.ms": 1}))
+        producer = Producer(cfg.producer())
         start, i = time.time(), 0
         while i < n:
             due = min(n, int((time.time() - start) * rate) + 1)

@@ -17,6 +17,7 @@ on replay, so readers drop duplicates by key.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -48,12 +49,10 @@ class _InFlight:
 
 
 def _offsets(msgs) -> dict[tuple[str, int], int]:
-    """Next offset to read per (topic, partition) after these messages."""
-    last: dict[tuple[str, int], int] = {}
-    for m in msgs:
-        key = (m.topic(), m.partition())
-        last[key] = max(last.get(key, -1), m.offset() + 1)
-    return last
+    """Next offset to read per (topic, partition) after these messages. consume() hands each
+    partition's messages over in offset order, so the last one seen per partition is the
+    furthest (no max(): three calls per message are already a few % of a busy batch)."""
+    return {(m.topic(), m.partition()): m.offset() + 1 for m in msgs}
 
 
 @dataclass
@@ -197,7 +196,7 @@ class Processor:
         # as its own output is acknowledged. (Failure-only reports with "commit when the
         # producer holds nothing" never found the producer empty at 10,000 events/s, and
         # the forced flush every few batches stalled the stream.)
-        self.producer = Producer(cfg.producer(**{"linger.ms": 1, "queue.buffering.max.messages": 1_000_000}))
+        self.producer = Producer(cfg.producer(**{"queue.buffering.max.messages": 1_000_000}))
         self.tables = TableReader(cfg, self.state, log)
         self.consumer = Consumer(cfg.consumer(cfg.group))
         self._restore: set[int] = set()
@@ -206,6 +205,7 @@ class Processor:
 
     def _on_assign(self, consumer, partitions) -> None:
         self._restore |= {p.partition for p in partitions}
+        self.log(f"assigned partition(s) {sorted(p.partition for p in partitions)} of {self.topic[t.ACTIVITY]}")
 
     def _on_revoke(self, consumer, partitions) -> None:
         # Commit what is acknowledged before the partitions move, then forget their waiting
@@ -344,7 +344,9 @@ class Processor:
             while i < len(values):
                 try:
                     for i in range(i, len(values)):
-                        produce_one(topic, values[i], keys[i], on_delivery=delivered)
+                        # positional (partition -1 = the partitioner's): keyword arguments cost
+                        # 2.1-2.2 µs a call against 1.4-1.5 (measured on 40,000 calls)
+                        produce_one(topic, values[i], keys[i], -1, delivered)
                     i = len(values)
                 except BufferError:
                     self.producer.poll(0.05)
@@ -410,9 +412,13 @@ class Processor:
             self.producer.flush(10)
 
 
-def serve(cfg: KafkaSettings, max_batch: int = 20_000, report_every: float = 10.0) -> None:
-    """The CLI's long-running process: run until SIGTERM/SIGINT, printing a status line."""
-    processor = Processor(cfg, max_batch=max_batch, log=lambda s: print(s, flush=True))
+def serve(
+    cfg: KafkaSettings, max_batch: int = 20_000, report_every: float = 10.0, label: str = "", parent: int | None = None
+) -> None:
+    """The CLI's long-running process: run until SIGTERM/SIGINT, printing a status line. A
+    worker of `serve_workers` (`parent` = its pid) also stops when that parent is gone: a
+    supervisor restarting a SIGKILLed parent must not find the old workers still in the group."""
+    processor = Processor(cfg, max_batch=max_batch, log=lambda s: print(f"{label}{s}", flush=True))
     signal.signal(signal.SIGTERM, processor.stop)
     signal.signal(signal.SIGINT, processor.stop)
     last = [time.monotonic()]
@@ -421,14 +427,67 @@ def serve(cfg: KafkaSettings, max_batch: int = 20_000, report_every: float = 10.
         if time.monotonic() - last[0] >= report_every:
             c = processor.counters
             print(
-                f"{c.events:,} events, {c.offered:,} offered, {c.released:,} released after their customer "
+                f"{label}{c.events:,} events, {c.offered:,} offered, {c.released:,} released after their customer "
                 f"arrived, {processor.state.pending_count:,} waiting, {c.rejected:,} rejected; {c.batches:,} "
                 f"batches; {c.timing()}",
                 flush=True,
             )
             last[0] = time.monotonic()
+        if parent is not None and os.getppid() != parent:
+            print(f"{label}parent {parent} gone: stopping", flush=True)
+            return True
         return False
 
-    print(f"offer stream processor: {cfg.describe()}, group {cfg.group}", flush=True)
+    print(f"{label}offer stream processor: {cfg.describe()}, group {cfg.group}", flush=True)
     processor.run(until=status)
-    print("stopped; offsets committed up to the last acknowledged batch", flush=True)
+    print(f"{label}stopped; offsets committed up to the last acknowledged batch", flush=True)
+
+
+def serve_workers(cfg: KafkaSettings, workers: int, max_batch: int = 20_000, report_every: float = 10.0) -> int:
+    """`kafka process --workers N`: N processors, each its own process and consumer-group
+    member, so the offer step runs on N cores (one Python process is one core). The group
+    gives each a share of the activity partitions; a worker owning none idles. Runs until
+    SIGTERM/SIGINT (passed on to every worker, each commits what is acknowledged and leaves
+    the group) or until a worker dies: then the others are stopped too and the exit code is
+    1, so whatever supervises this command restarts the set (the group replays the dead
+    worker's uncommitted batches, as after any crash). Returns the exit code."""
+    import multiprocessing as mp
+
+    from nbp_assets.stream.topics import ensure_topics
+
+    # created once here, not raced by N workers
+    ensure_topics(cfg.admin(), cfg.topic_prefix, cfg.partitions, cfg.replication)
+    from confluent_kafka.admin import AdminClient
+
+    activity = t.name(t.ACTIVITY, cfg.topic_prefix)
+    partitions = len(AdminClient(cfg.admin()).list_topics(activity, timeout=30).topics[activity].partitions)
+    if workers > partitions:
+        print(f"{activity} has {partitions} partition(s): {workers - partitions} worker(s) will idle", flush=True)
+    spawn = mp.get_context("spawn")
+    children = [
+        spawn.Process(target=serve, args=(cfg, max_batch, report_every, f"[worker {i + 1}/{workers}] ", os.getpid()))
+        for i in range(workers)
+    ]
+    stopping = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    for child in children:
+        child.start()
+    print(f"offer stream: {workers} worker process(es), pids {[c.pid for c in children]}", flush=True)
+    code = 0
+    while not stopping:
+        dead = [c for c in children if c.exitcode is not None]
+        if dead:
+            print(f"worker pid {dead[0].pid} exited with {dead[0].exitcode}: stopping the others", flush=True)
+            code = 1
+            break
+        time.sleep(0.2)
+    for child in children:
+        if child.exitcode is None:
+            os.kill(child.pid, signal.SIGTERM)
+    for child in children:
+        child.join(60)
+        if child.exitcode is None:
+            child.kill()
+            child.join(10)
+    return code
