@@ -323,3 +323,18 @@ def test_duckdb_top_n_is_snowflakes_window_row_for_row():
     keyed, window = ranked("duckdb"), ranked("snowflake")
     assert len(keyed) > 3 * 2_000 and keyed["score"].nunique() > 3
     pd.testing.assert_frame_equal(keyed, window, check_exact=True)
+
+
+def test_duckdb_top_n_refuses_an_unknown_primary_signal_instead_of_dropping_the_row():
+    import duckdb
+
+    from nbp_assets.model.ranking import top_n_sql
+
+    con = duckdb.connect()
+    con.register(
+        "scores_in",
+        pd.DataFrame({"party_id": ["P1"], "product_id": ["A"], "score": [0.5], "primary_signal": ["gut_feeling"]}),
+    )
+    con.register("customers_in", pd.DataFrame({"party_id": ["P1"], "jurisdiction": ["GB"]}))
+    with pytest.raises(duckdb.Error, match="gut_feeling"):
+        con.sql(top_n_sql("scores_in", "customers_in", "v1", EVALUATED_AT)).fetchall()
