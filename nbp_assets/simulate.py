@@ -26,8 +26,8 @@ from nbp_assets.contract.tables import HISTORY, PRODUCTS, SCORES, SIGNALS, Table
 from nbp_assets.fairness import asset as fairness_asset
 from nbp_assets.fairness import maths as fairness
 from nbp_assets.fairness.config import fairness_config
-from nbp_assets.model.ranking import scores_sql, top_n_sql
-from nbp_assets.model.sqltext import lit, within
+from nbp_assets.model.ranking import scores_sql
+from nbp_assets.model.sqltext import lit
 from nbp_assets.model.weights import Weights, load_weights
 from nbp_assets.partitions import Week
 from nbp_assets.storage.warehouse import WarehouseResource
@@ -182,22 +182,11 @@ def simulate_week(
                 f"SELECT *, {lit(challenger.model_version)} AS model_version FROM ({scored}) s",
             )
             scores = week_slice(SANDBOX_SCORES, week, "party_id, product_id, score, primary_signal")
-            active = engine._active(week, "party_id, jurisdiction")
             replace_week(
                 tx,
                 SANDBOX_RANKED,
                 week,
-                [
-                    top_n_sql(
-                        within(scores, p),
-                        within(active, p),
-                        challenger.model_version,
-                        week.evaluated_at,
-                        products=week_slice(PRODUCTS, week, "product_id"),
-                        dialect=warehouse.dialect,
-                    )
-                    for p in shards
-                ],
+                engine.top_n_by_shard(warehouse, week, scores, challenger.model_version, shards),
                 log,
             )
         live_ranked, challenger_ranked = _ranked(HISTORY, week), _ranked(SANDBOX_RANKED, week)

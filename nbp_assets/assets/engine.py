@@ -272,6 +272,30 @@ def scores_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     )
 
 
+def top_n_by_shard(
+    warehouse: WarehouseResource, week: Week, scores: str, model_version: str, shards: list[str | None]
+) -> list[str]:
+    """The week's top 3 of `scores` (party_id, product_id, score, primary_signal), one query per
+    party shard (see replace_week), each in key order (party_id, rank). The shards ascend by
+    party, so the week is stored in key order: a customer's rows sit together for readers,
+    and the publish streams the week presorted."""
+    active = _active(week, "party_id, jurisdiction")
+    products = week_slice(PRODUCTS, week, "product_id")
+
+    def top_n(shard: str | None) -> str:
+        ranked = top_n_sql(
+            within(scores, shard),
+            within(active, shard),
+            model_version,
+            week.evaluated_at,
+            products=products,
+            dialect=warehouse.dialect,
+        )
+        return f"SELECT * FROM ({ranked}) t ORDER BY party_id, rank"
+
+    return [top_n(p) for p in shards]
+
+
 def _ranked_checks(
     tx, week: Week, rows: int, active: int, weights: Weights, health: str, shards: list[str | None]
 ) -> list[dg.AssetCheckResult]:
@@ -339,21 +363,7 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             tx,
             HISTORY,
             week,
-            # Stored in key order, shard after shard (party ranges ascending): a customer's
-            # rows sit together for readers, and the publish streams the week presorted.
-            [
-                "SELECT * FROM ("
-                + top_n_sql(
-                    within(scores, p),
-                    within(_active(week, "party_id, jurisdiction"), p),
-                    model_version,
-                    week.evaluated_at,
-                    products=week_slice(PRODUCTS, week, "product_id"),
-                    dialect=warehouse.dialect,
-                )
-                + ") t ORDER BY party_id, rank"
-                for p in shards
-            ],
+            top_n_by_shard(warehouse, week, scores, model_version, shards),
             context.log,
         )
         memory = tx.memory_metadata()

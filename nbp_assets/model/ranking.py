@@ -143,7 +143,7 @@ assert len(_PRIMARY) <= 2**_SIGNAL_BITS
 def _top_n_keyed(
     scores: str, customers: str, model_version: str, evaluated_at: datetime, top_n: int, products: str | None
 ) -> str:
-    register = products if products is not None else f"(SELECT DISTINCT product_id FROM {scores} s)"
+    register = products if products is not None else scores
     last = 2**_PRODUCT_BITS - 1
     encode = " ".join(f"WHEN {lit(s)} THEN {i}" for i, s in enumerate(_PRIMARY))
     decode = " ".join(f"WHEN {i} THEN {lit(s)}" for i, s in enumerate(_PRIMARY))

@@ -42,8 +42,9 @@ _TEXT = ["party_id", "jurisdiction", "product_id", "primary_signal", "model_vers
 _DTYPES = {c: object for c in _TEXT} | {"rank": "int32", "score": "float64", "evaluated_at": "datetime64[ns]"}
 # Filled per row by COPY; model_version and evaluated_at are one value per week (defaults).
 _COPIED = [c for c in COLUMNS if c not in ("model_version", "evaluated_at")]
-# party_id in byte order (COLLATE "C"), as the warehouse orders it: the key's index is built
-# by one sort of the week, and locale-aware comparison made that sort 2-3x slower.
+# party_id in byte order (COLLATE "C"), as the warehouse orders it and streams the week: the
+# key's index is built by one sort of the week, which byte comparison keeps cheap (with the
+# presorted stream, the 10M publish went from 124 to 62 s; the two were not measured apart).
 _DDL = """party_id VARCHAR COLLATE "C" NOT NULL, jurisdiction VARCHAR NOT NULL, rank INT NOT NULL,
     product_id VARCHAR NOT NULL, score NUMERIC(8,6) NOT NULL, primary_signal VARCHAR NOT NULL,
     model_version VARCHAR NOT NULL, evaluated_at TIMESTAMP NOT NULL"""
