@@ -460,7 +460,7 @@ def serve_workers(cfg: KafkaSettings, workers: int, max_batch: int = 20_000, rep
     from confluent_kafka.admin import AdminClient
 
     activity = t.name(t.ACTIVITY, cfg.topic_prefix)
-    partitions = len(AdminClient(cfg.admin()).list_topics(activity, timeout=30).topics[activity].partitions)
+    partitions = len(_partitions(AdminClient(cfg.admin()), activity))
     if workers > partitions:
         print(f"{activity} has {partitions} partition(s): {workers - partitions} worker(s) will idle", flush=True)
     spawn = mp.get_context("spawn")
