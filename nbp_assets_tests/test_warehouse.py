@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -71,3 +72,18 @@ def test_history_ddl_comes_from_its_declaration(tmp_path):
     ]
     assert set(cols["is_nullable"]) == {"NO"}
     assert HISTORY_KEY == ("party_id", "rank", "evaluated_at")
+
+
+def test_record_batches_stream_a_table_in_the_order_it_was_stored(tmp_path):
+    """The publish relies on it: nbp_ranked stores the week in key order, and PostgreSQL
+    builds the key from that stream. Eight row groups, two threads: a scan that does not
+    keep insertion order hands them out as the threads finish them."""
+    wh = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"), threads=2)
+    with wh.transaction() as tx:
+        tx.execute(
+            "CREATE TABLE ordered AS SELECT i, printf('P%08d', i) AS party_id FROM range(1000000) t(i) ORDER BY i"
+        )
+    seen = [b.column("i").to_numpy() for b in wh.record_batches("SELECT i, party_id FROM ordered", 100_000)]
+    got = np.concatenate(seen)
+    assert len(got) == 1_000_000
+    assert (np.diff(got) == 1).all(), "the stream is not in storage order"

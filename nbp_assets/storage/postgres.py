@@ -32,6 +32,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from nbp_assets.redaction import redact
+from nbp_assets.storage.prefetch import prefetched
 from nbp_assets.storage.schemas import create_schema_if_missing
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ _VIEW_SQL = sql.SQL("""CREATE VIEW {view} AS
            c.primary_signal, c.model_version, (c.evaluated_at - interval '7 days')::date AS week_start, c.evaluated_at
     FROM {live} c LEFT JOIN {products} p ON p.product_id = c.product_id""")
 _LOCK_ID = 107_000_001  # advisory lock that serialises every writer of nbp_current (MOD-107)
-_CHUNK = 200_000  # rows per CSV write, and per batch when a DataFrame is published
+_CHUNK = 50_000  # rows per CSV write (~2.5 MB), and per batch when a DataFrame is published
 # Longest values accepted: an identifier is a key, never a document (a 1 MB party_id once
 # failed the primary key build with "index row too large", after loading the whole week).
 _MAX_CHARS = {"party_id": 64, "product_id": 64, "jurisdiction": 64, "primary_signal": 64, "model_version": 128}
@@ -353,31 +354,26 @@ def publish_current(
             conn.execute(sql.SQL("CREATE TABLE {} ({})").format(stage, sql.SQL(_DDL)))
             batches = _batches(rows)
             first = next((b for b in (_checked(b, evaluated_at, 0) for b in batches) if b.num_rows), None)
-            if first is not None:
-                # One week has one model_version and one evaluated_at: the stage table fills them
-                # from column defaults, so COPY carries half the bytes (~40% faster at 3M rows).
-                model_version = first.column("model_version")[0].as_py()
-                conn.execute(
-                    sql.SQL(
-                        "ALTER TABLE {} ALTER COLUMN model_version SET DEFAULT {}, "
-                        "ALTER COLUMN evaluated_at SET DEFAULT {}"
-                    ).format(stage, sql.Literal(model_version), sql.Literal(evaluated_at))
-                )
-            stream, first = (_prepend(first, batches) if first is not None else iter(())), None
+            if first is None:
+                raise ValueError(_EMPTY)
+            # One week has one model_version and one evaluated_at: the stage table fills them
+            # from column defaults, so COPY carries half the bytes (~40% faster at 3M rows).
+            model_version = first.column("model_version")[0].as_py()
+            conn.execute(
+                sql.SQL(
+                    "ALTER TABLE {} ALTER COLUMN model_version SET DEFAULT {}, ALTER COLUMN evaluated_at SET DEFAULT {}"
+                ).format(stage, sql.Literal(model_version), sql.Literal(evaluated_at))
+            )
+            stream, first = _prepend(first, batches), None
             columns = sql.SQL(", ").join(map(sql.Identifier, _COPIED))
             copy_in = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(stage, columns)
-            with conn.cursor() as cur, cur.copy(copy_in) as copy:  # CSV per batch: bounded memory, no row loop
-                for i, batch in enumerate(stream):
-                    if i:  # the first was checked above
-                        batch = _checked(batch, evaluated_at, loaded)
-                    _one_model_version(batch, model_version, loaded)
-                    batch = batch.select(_COPIED)
-                    for start in range(0, batch.num_rows, _CHUNK):
-                        copy.write(_csv_chunk(batch.slice(start, _CHUNK)))
-                    loaded += batch.num_rows
-                    del batch  # one batch at a time: gone before the next is fetched
-            if loaded == 0:
-                raise ValueError(_EMPTY)
+            # CSV per chunk, no row loop. The next chunks are read, checked and encoded in a
+            # thread while PostgreSQL parses this one (bounded: a few chunks ahead).
+            with conn.cursor() as cur, cur.copy(copy_in) as copy:
+                for rows, data in prefetched(_encoded(stream, evaluated_at, model_version)):
+                    copy.write(data)
+                    loaded += rows
+                    del data
             conn.execute(
                 sql.SQL(
                     "ALTER TABLE {} ALTER COLUMN model_version DROP DEFAULT, ALTER COLUMN evaluated_at DROP DEFAULT"
@@ -583,6 +579,22 @@ def _one_model_version(batch: pa.RecordBatch, model_version: str, offset: int) -
             f"a model_version other than the week's first row ({model_version})",
             offset,
         )
+
+
+def _encoded(batches: Iterator[pa.RecordBatch], evaluated_at: datetime, model_version: str):
+    """(rows, CSV bytes of _COPIED) per chunk of the checked week; the first batch was checked
+    by the caller. A bad batch raises ValueError naming its rows, before any later batch is read."""
+    offset = 0
+    for i, batch in enumerate(batches):
+        if i:
+            batch = _checked(batch, evaluated_at, offset)
+        _one_model_version(batch, model_version, offset)
+        batch = batch.select(_COPIED)
+        for start in range(0, batch.num_rows, _CHUNK):
+            chunk = batch.slice(start, _CHUNK)
+            yield chunk.num_rows, _csv_chunk(chunk)
+        offset += batch.num_rows
+        del batch  # one batch at a time: gone before the next is fetched
 
 
 def _csv_chunk(batch: pa.RecordBatch) -> bytes:

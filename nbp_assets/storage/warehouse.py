@@ -268,6 +268,8 @@ class DuckDBWarehouse(WarehouseResource):
     def record_batches(self, sql: str, rows_per_batch: int = 200_000) -> Iterator[pa.RecordBatch]:
         # its own connection: a reader left unfinished (a skipped publish) blocks its connection
         with self._connect(shared=False) as con:
+            # in the order stored: the publish streams the week in its key's order (see nbp_ranked)
+            con.execute("SET preserve_insertion_order = true")
             reader = con.sql(sql).to_arrow_reader(rows_per_batch)
             yield from reader
 
