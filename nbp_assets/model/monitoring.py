@@ -151,11 +151,14 @@ SELECT {picks} FROM picked"""
 def drift_metrics_sql(signals: str, scores: str, active: str, eligible: str) -> str:
     """One row: each signal's mean, the score's quantiles, and the share of active customers
     without an eligible product (of one week)."""
-    # one scan of each 10M-row table, not one per metric
+    # one scan of each 10M-row table, not one per metric. The customers without an eligible
+    # product are counted as all minus those with one: a semi-join hashes the ~1M customers,
+    # where NOT EXISTS hashed the ~10M eligible pairs (0.16 s against 0.6-1.2 s at 1M).
     means = ", ".join(f"avg({s}) AS mean_{s}" for s in ALL_SIGNALS)
     return f"""SELECT m.*, q.*,
-       (SELECT count(*) FROM {active} a
-        WHERE NOT EXISTS (SELECT 1 FROM {eligible} e WHERE e.party_id = a.party_id)) AS without_eligible,
+       (SELECT count(*) FROM {active} a)
+       - (SELECT count(*) FROM {active} a WHERE a.party_id IN (SELECT e.party_id FROM {eligible} e))
+       AS without_eligible,
        (SELECT count(*) FROM {active} a) AS active_customers
 FROM (SELECT {means} FROM {signals} s) m, ({score_quantiles_sql(scores)}) q"""
 
