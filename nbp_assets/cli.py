@@ -185,6 +185,11 @@ def materialize_week(week: str):
     """Run the weekly job for one week against the persistent local instance; print and
     return its summary (run_summary.WeekSummary)."""
     _ensure_dagster_home()
+    from nbp_assets.resources import build_resources
+
+    # The week needs PostgreSQL only at its end (fairness alerts, the publish): the local
+    # server starts meanwhile instead of on the critical path (~0.3-1.5 s).
+    build_resources()["postgres"].start_in_background()
     import dagster as dg
 
     from nbp_assets.definitions import WEEKLY_JOB, build_definitions

@@ -662,3 +662,22 @@ def test_apps_read_the_named_view_with_the_read_only_role(clean_postgres):
         app.execute("SET default_transaction_read_only = off")  # the role's default, not its only guard
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             app.execute("DELETE FROM product_intelligence.nbp_current")
+
+
+@pytest.mark.integration
+def test_a_server_started_in_the_background_is_the_one_the_run_then_gets():
+    """The CLI starts the local server while the week computes; a step asking for it meanwhile
+    gets that server (one at a time in the process), and so does every later call."""
+    assert postgres_server.start_in_background("postgresql://configured/db", pathlib.Path("/nowhere")) is None
+    data_dir = pathlib.Path(tempfile.mkdtemp(prefix="nbp-test-pg-bg-"))
+    try:
+        thread = postgres_server.start_in_background(None, data_dir)
+        url = postgres_server.resolve_postgres_url(None, data_dir)  # while the thread may still be starting it
+        thread.join(timeout=180)
+        assert not thread.is_alive()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert postgres_server.resolve_postgres_url(None, data_dir) == url
+    finally:
+        postgres_server.stop_local_server(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -33,6 +33,13 @@ class PostgresResource(dg.ConfigurableResource):
 
         return postgres_server.resolve_postgres_url(self.url, Path(self.data_dir))
 
+    def start_in_background(self) -> None:
+        """Have the local server (no url) starting while the run does other work; a no-op for
+        a configured server."""
+        from nbp_assets.storage import postgres_server
+
+        postgres_server.start_in_background(self.url, Path(self.data_dir))
+
     def describe(self) -> str:
         if not self.url:
             return f"embedded server, data in {self.data_dir}"

@@ -16,6 +16,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from typing import Callable
 
@@ -24,6 +25,7 @@ from nbp_assets.storage.postgres import PostgresUnavailable, check_connection
 log = logging.getLogger(__name__)
 
 _held: dict[pathlib.Path, Callable[[], None]] = {}  # data_dir -> how this process lets go of its server
+_starting = threading.Lock()
 
 
 def resolve_postgres_url(url: str | None, data_dir: pathlib.Path) -> str:
@@ -41,7 +43,29 @@ def resolve_postgres_url(url: str | None, data_dir: pathlib.Path) -> str:
     """
     if url:
         return url
-    data_dir = pathlib.Path(data_dir).resolve()
+    with _starting:  # one start at a time in this process (see start_in_background)
+        return _resolve_local(pathlib.Path(data_dir).resolve())
+
+
+def start_in_background(url: str | None, data_dir: pathlib.Path) -> threading.Thread | None:
+    """Start (or attach to) the local server in a thread, so that it is up by the time a step
+    needs it; the step's own resolve_postgres_url then finds it running. A failure here is
+    left for that call to report. None when `url` is given: nothing to start."""
+    if url:
+        return None
+
+    def start() -> None:
+        try:
+            resolve_postgres_url(None, data_dir)
+        except Exception as exc:  # reported again, with its context, where the server is needed
+            log.info("starting the local PostgreSQL early failed (%s); it is retried where needed", exc)
+
+    thread = threading.Thread(target=start, name="nbp-postgres-start", daemon=True)
+    thread.start()
+    return thread
+
+
+def _resolve_local(data_dir: pathlib.Path) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     embedded = data_dir / "embedded"
     use_system = (data_dir / "system" / "PG_VERSION").exists() and not (embedded / "PG_VERSION").exists()
