@@ -95,6 +95,7 @@ def test_whole_week_lands_in_warehouse_and_postgres(bank):
     version = bank.get_assets_def("nbp_ranked").code_versions_by_key[dg.AssetKey("nbp_ranked")]
     assert (ranked["model_version"] == version).all()
     assert metadata(result, "nbp_ranked")["model_version"] == version
+    assert metadata(result, "nbp_ranked")["customers_ranked"] == ranked["party_id"].nunique()
     assert metadata(result, "nbp_current")["published"] is True
     fairness = metadata(result, "fairness_report")
     assert fairness["model_version"] == version
