@@ -97,6 +97,27 @@ def test_where_clause_limits_what_is_judged(wh):
         run(wh, df, ChurnHealthInput, where="as_of_date = DATE '2026-11-01'")
 
 
+@pytest.mark.parametrize("duplicated", ["P1", "P2", "P3"])
+def test_a_key_checked_by_party_range_still_finds_a_duplicate_in_any_range(wh, duplicated):
+    """The ranges are those of weekly_io.party_shards: open below and above, so every party,
+    including one no active customer has, falls in one of them."""
+    df = customers()
+    df = pd.concat([df, df[df["party_id"] == duplicated]], ignore_index=True)  # that party's row twice
+    wh.replace_table("src.t", df)
+    ranges = ["party_id < 'P2'", "party_id >= 'P2' AND party_id < 'P3'", "party_id >= 'P3'"]
+    queries = []
+
+    def query(sql):
+        queries.append(sql)
+        return wh.query(sql)
+
+    with pytest.raises(ContractViolation) as err:
+        check_in_warehouse(query, CustomersInput, "src.t", "TRUE", wh.column_names("src.t"), "test", ranges)
+    (violation,) = [v for v in err.value.violations if v.check == "unique"]
+    assert violation.examples[0]["party_id"] == duplicated
+    assert sum("GROUP BY hash(" in q for q in queries) == len(ranges)  # one grouping per range
+
+
 def test_type_drift_is_named_not_an_engine_error(wh):
     """Text in a numeric column and a zone-aware timestamp, written straight into the warehouse."""
     churn = pd.DataFrame(

@@ -119,7 +119,9 @@ def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     it can ever be recommended. The week's product register (nbp_work.products) is kept
     beside it."""
     started, week = time.perf_counter(), week_of(context)
-    snap = checks.fail_on_violation(lambda: src.snapshot(warehouse, "eligibility", week))
+    # the snapshot (~19 rows per customer) is checked for duplicate pairs one party range at a time
+    shards = party_shards(warehouse, _active(week, "party_id"), warehouse.shard_size())
+    snap = checks.fail_on_violation(lambda: src.snapshot(warehouse, "eligibility", week, shards))
     products = checks.fail_on_violation(lambda: src.products(warehouse, week))
     context.log.info(f"MOD-105 snapshot {snap.as_of_date.date()} checked in the warehouse")
     warehouse.ensure_table(PRODUCTS)

@@ -127,11 +127,14 @@ def check_in_warehouse(
     where: str,
     present_columns: set[str] | dict[str, str],
     source: str,
+    party_shards: list[str | None] | None = None,
 ) -> None:
     """Raise ContractViolation for the rows of `table` matching `where` that break `model`.
 
     present_columns: the table's column names, or a {name: engine type} mapping, which also
-    checks the column types."""
+    checks the column types. party_shards: predicates on party_id that split the rows into
+    ranges covering every party (weekly_io.party_shards); a unique key holding party_id is
+    then checked one range at a time, since equal keys fall in the same range."""
     violations: list[Violation] = []
     missing = [c for c in model.to_schema().columns if c not in present_columns]
     violations += [Violation(c, MISSING_COLUMN, 0, []) for c in missing]
@@ -161,11 +164,17 @@ def check_in_warehouse(
         # Grouping 20M rows by one 64-bit hash is several times cheaper than by the text
         # columns; equal keys hash equally, so no group here means no duplicate. Only on a
         # hash collision (or a real duplicate) does the exact query run.
-        if not int(
-            query(
-                f"SELECT count(*) AS n FROM (SELECT hash({cols}) AS h FROM {table} WHERE {where} "
-                f"GROUP BY hash({cols}) HAVING count(*) > 1) d"
-            )["n"].iloc[0]
+        # By party range where the key holds party_id: at 10M customers one grouping of the
+        # 190M-row MOD-105 snapshot spilled (23 s); ten ranges of 19M rows did not (16 s).
+        ranges = (party_shards or [None]) if "party_id" in key else [None]
+        if not sum(
+            int(
+                query(
+                    f"SELECT count(*) AS n FROM (SELECT hash({cols}) AS h FROM {table} WHERE ({where})"
+                    f"{'' if shard is None else f' AND ({shard})'} GROUP BY hash({cols}) HAVING count(*) > 1) d"
+                )["n"].iloc[0]
+            )
+            for shard in ranges
         ):
             continue
         dupes = query(

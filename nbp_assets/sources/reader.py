@@ -19,11 +19,13 @@ def checked_relation(
     depends_on: str,
     where: str,
     check_types: bool = True,
+    party_shards: list[str | None] | None = None,
 ) -> str:
     """The rows of `table` matching `where`, as a parenthesised subquery, once every row
-    matching `depends_on` has passed `model` (column types too, unless check_types is False)."""
+    matching `depends_on` has passed `model` (column types too, unless check_types is False;
+    party_shards: see check_in_warehouse)."""
     present = wh.column_types(table) if check_types else wh.column_names(table)
-    check_in_warehouse(wh.query, model, table, depends_on, present, source=wh.describe())
+    check_in_warehouse(wh.query, model, table, depends_on, present, source=wh.describe(), party_shards=party_shards)
     return f"(SELECT {_columns(model)} FROM {table} WHERE {where})"
 
 

@@ -47,10 +47,12 @@ def _require(wh: WarehouseResource, name: str) -> None:
         )
 
 
-def _checked(wh: WarehouseResource, name: str, depends_on: str, where: str) -> str:
+def _checked(
+    wh: WarehouseResource, name: str, depends_on: str, where: str, party_shards: list[str | None] | None = None
+) -> str:
     """Check every row the week depends on (`depends_on`), return the rows it uses (`where`)."""
     model, _ = SOURCE_TABLES[name]
-    return checked_relation(wh, model, _table(name), depends_on, where)
+    return checked_relation(wh, model, _table(name), depends_on, where, party_shards=party_shards)
 
 
 def _versions(wh: WarehouseResource, name: str, week: Week, key: str) -> str:
@@ -103,9 +105,12 @@ def products(wh: WarehouseResource, week: Week) -> str:
     return _versions(wh, "product_register", week, "product_id")
 
 
-def snapshot(wh: WarehouseResource, name: str, week: Week) -> Snapshot | None:
-    """The latest snapshot dated before the evaluation date, all of it checked; None if
-    there is none and the input is optional."""
+def snapshot(
+    wh: WarehouseResource, name: str, week: Week, party_shards: list[str | None] | None = None
+) -> Snapshot | None:
+    """The latest snapshot dated before the evaluation date, all of it checked (its key one
+    party range at a time, given `party_shards`); None if there is none and the input is
+    optional."""
     _, required = SOURCE_TABLES[name]
     if not wh.table_exists(_table(name)):
         if required:
@@ -126,7 +131,7 @@ def snapshot(wh: WarehouseResource, name: str, week: Week) -> Snapshot | None:
             "Load the missing snapshot, or raise the limit if an older one is acceptable."
         )
     on = f"as_of_date = {day(latest.date())}"
-    return Snapshot(_checked(wh, name, on, on), latest)
+    return Snapshot(_checked(wh, name, on, on, party_shards), latest)
 
 
 def eligibility_status_counts(wh: WarehouseResource, as_of: pd.Timestamp) -> dict[str, int]:
