@@ -230,19 +230,22 @@ def test_missing_required_table_names_it(bank):
 
 def test_a_week_run_in_party_shards_gives_the_same_rows(bank, monkeypatch):
     """A bank larger than one shard (NBP_DUCKDB_PARTIES_PER_SHARD) is computed one range of
-    customers at a time: the signals and the top 3 must be exactly those of one pass."""
+    customers at a time: the signals, the scores and the top 3 must be exactly those of one pass."""
     signals_sql = f"SELECT * FROM nbp_work.signals WHERE week_start = TIMESTAMP '{WEEK.start:%Y-%m-%d} 00:00:00' ORDER BY party_id, product_id"
+    scores_sql = signals_sql.replace("nbp_work.signals", "nbp_work.scores")
     one_pass = run_week(bank, WEEK)
     assert one_pass.success
-    assert metadata(one_pass, "signals")["shards"] == 1
-    expected_signals, expected_top = wh(bank, signals_sql), history(bank, WEEK)
+    assert metadata(one_pass, "signals")["shards"] == metadata(one_pass, "scores")["shards"] == 1
+    expected_signals, expected_scores, expected_top = wh(bank, signals_sql), wh(bank, scores_sql), history(bank, WEEK)
 
     monkeypatch.setenv("NBP_DUCKDB_PARTIES_PER_SHARD", "400")
     sharded = run_week(bank, WEEK)
     assert sharded.success
     active = metadata(sharded, "customers")["active_customers"]
-    assert metadata(sharded, "signals")["shards"] == metadata(sharded, "nbp_ranked")["shards"] == -(-active // 400) > 2
+    shards = [metadata(sharded, asset)["shards"] for asset in ("signals", "scores", "nbp_ranked")]
+    assert shards == [-(-active // 400)] * 3 and shards[0] > 2
     pd.testing.assert_frame_equal(wh(bank, signals_sql), expected_signals, check_exact=True)
+    pd.testing.assert_frame_equal(wh(bank, scores_sql), expected_scores, check_exact=True)
     pd.testing.assert_frame_equal(history(bank, WEEK), expected_top, check_exact=True)
     # stored in key order, shard after shard: the publish streams it to PostgreSQL presorted
     stored = wh(

@@ -254,10 +254,21 @@ def scores_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     started, week = time.perf_counter(), week_of(context)
     model_version = weights.model_version
     context.log.info(f"scoring in the warehouse with model_version {model_version}")
-    scored = scores_sql(week_slice(SIGNALS, week), week_slice(PRODUCTS, week), weights)
+    signals, products = week_slice(SIGNALS, week), week_slice(PRODUCTS, week)
     warehouse.ensure_table(SCORES)
     with warehouse.transaction() as tx:
-        rows = replace_week(tx, SCORES, week, f"SELECT *, {lit(model_version)} AS model_version FROM ({scored}) s")
+        # in party shards like the signals: one 95M-row insert at 10M customers took 39.5 s, ten 34.4 s
+        shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
+        rows = replace_week(
+            tx,
+            SCORES,
+            week,
+            [
+                f"SELECT *, {lit(model_version)} AS model_version FROM ({scores_sql(within(signals, p), products, weights)}) s"
+                for p in shards
+            ],
+            context.log,
+        )
         memory = tx.memory_metadata()
         yield from checks.gate("scores", [checks.contract_in_warehouse(tx, SCORES, week_filter(SCORES, week), rows)])
     stats = warehouse.query(
@@ -267,6 +278,7 @@ def scores_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         metadata={
             **common_metadata(week, rows, SCORES.name, started),
             "model_version": model_version,
+            "shards": len(shards),
             "weights_source": weights.source,
             "score_range": dg.MetadataValue.json({k: round(float(v or 0.0), 6) for k, v in stats.iloc[0].items()}),
             **memory,
