@@ -11,7 +11,7 @@ import time
 
 import dagster as dg
 
-from nbp_assets.bench import Child, format_table, read_run, result_table
+from nbp_assets.bench import Child, format_table, read_run, repeat_table, result_table
 
 WEEK = "2026-11-09"
 partitions = dg.WeeklyPartitionsDefinition(start_date="2026-11-02", day_offset=1)
@@ -74,3 +74,16 @@ def test_format_table_aligns_columns():
         "| a           |       1 |",
         "| longer name | 1,234.5 |",
     ]
+
+
+def test_repeat_table_gives_every_run_then_the_best_and_the_median():
+    runs = [
+        (Child(0, wall, cpu, rss), load)
+        for wall, cpu, rss, load in [(33.0, 48.0, 1200.0, 1.5), (27.0, 39.0, 1210.0, 0.9), (31.0, 45.0, 1190.0, 1.2)]
+    ]
+    cells = {
+        r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]] for r in repeat_table(runs).splitlines()[2:]
+    }
+    assert cells["run 1"] == ["33.0", "48.0", "1,200", "1.50"]
+    assert cells["best"][:3] == ["27.0", "39.0", "1,190"]
+    assert cells["median"][:3] == ["31.0", "45.0", "1,200"]
