@@ -188,7 +188,7 @@ def materialize_week(week: str):
     from nbp_assets.resources import build_resources
 
     # The week needs PostgreSQL only at its end (fairness alerts, the publish): the local
-    # server starts meanwhile instead of on the critical path (~0.3-1.5 s).
+    # server starts meanwhile, off the critical path.
     build_resources()["postgres"].start_in_background()
     import dagster as dg
 
