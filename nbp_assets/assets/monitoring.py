@@ -71,10 +71,9 @@ def offer_outcomes_step(context, warehouse: WarehouseResource):
         made = monitoring.offers_sql(
             offers, ranked, week_slice(CUSTOMERS, week), week.start, week.evaluation_date, config.dimensions
         )
-        counts = {
-            by: warehouse.query(monitoring.outcome_counts_sql(made, by))
-            for by in (*monitoring.BY_MODEL, *config.dimensions)
-        }
+        groupings = list(dict.fromkeys((*monitoring.BY_MODEL, *config.dimensions)))
+        every = warehouse.query(monitoring.outcome_counts_sql(made, groupings))
+        counts = {by: every[every["by"] == by].drop(columns="by").reset_index(drop=True) for by in groupings}
     rates = monitoring.outcome_rates(counts)
     gaps = monitoring.acceptance_gaps(rates, config.dimensions, config.min_group_size)
     table = with_week(rates.copy(), week)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nbp_assets.fairness.maths import group_labels, wilson_interval
-from nbp_assets.model.sqltext import dbl, timestamp
+from nbp_assets.model.sqltext import dbl, lit, timestamp
 from nbp_assets.model.vocabulary import ALL_SIGNALS
 
 NOT_RECOMMENDED = "not_recommended"
@@ -53,12 +53,20 @@ JOIN {customers} c ON c.party_id = o.party_id
 WHERE o.offered_at >= {timestamp(week_start)} AND o.offered_at < {ev}"""
 
 
-def outcome_counts_sql(offers: str, by: str) -> str:
-    """Offers, acceptances and rejections per value of one column of `offers_sql`."""
-    return f"""SELECT CAST({by} AS VARCHAR) AS grp, count(*) AS offered,
+def outcome_counts_sql(offers: str, by: list[str]) -> str:
+    """by, grp, offered, accepted, rejected: offers, acceptances and rejections per value of
+    each column in `by` of `offers_sql`, all in one pass over the offers (GROUPING SETS; the
+    offers join the week's customers and recommendations, which one query per column redid).
+    GROUPING() tells a column's NULL value from the rows of the other columns' sets."""
+    columns = ", ".join(f"CAST({c} AS VARCHAR) AS g{i}" for i, c in enumerate(by))
+    which = " ".join(f"WHEN GROUPING(g{i}) = 0 THEN {lit(c)}" for i, c in enumerate(by))
+    value = " ".join(f"WHEN GROUPING(g{i}) = 0 THEN g{i}" for i in range(len(by)))
+    sets = ", ".join(f"(g{i})" for i in range(len(by)))
+    return f"""SELECT CASE {which} END AS by, CASE {value} END AS grp, count(*) AS offered,
        count(CASE WHEN outcome = 'ACCEPTED' THEN 1 END) AS accepted,
        count(CASE WHEN outcome = 'REJECTED' THEN 1 END) AS rejected
-FROM ({offers}) o GROUP BY CAST({by} AS VARCHAR)"""
+FROM (SELECT {columns}, outcome FROM ({offers}) o) o
+GROUP BY GROUPING SETS ({sets})"""
 
 
 def outcome_rates(counts: dict[str, pd.DataFrame]) -> pd.DataFrame:
