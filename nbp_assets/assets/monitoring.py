@@ -72,8 +72,7 @@ def offer_outcomes_step(context, warehouse: WarehouseResource):
             offers, ranked, week_slice(CUSTOMERS, week), week.start, week.evaluation_date, config.dimensions
         )
         groupings = list(dict.fromkeys((*monitoring.BY_MODEL, *config.dimensions)))
-        every = warehouse.query(monitoring.outcome_counts_sql(made, groupings))
-        counts = {by: every[every["by"] == by].drop(columns="by").reset_index(drop=True) for by in groupings}
+        counts = warehouse.query(monitoring.outcome_counts_sql(made, groupings))
     rates = monitoring.outcome_rates(counts)
     gaps = monitoring.acceptance_gaps(rates, config.dimensions, config.min_group_size)
     table = with_week(rates.copy(), week)

@@ -54,10 +54,11 @@ def replace_week(tx: WarehouseSession, table: Table, week: Week, select_sql: str
     return int(tx.scalar(f"SELECT count(*) FROM {table.name} WHERE {week_filter(table, week)}"))
 
 
-def party_shards(tx: WarehouseSession, parties: str, size: int | None) -> list[str | None]:
+def party_shards(tx: WarehouseSession | WarehouseResource, parties: str, size: int | None) -> list[str | None]:
     """Predicates on party_id that split `parties` (one row per party) into ranges of at most
-    `size` parties: the week's heavy per-customer steps run one range at a time, so the
-    warehouse's memory holds one range's joins, not the bank's. [None] (one pass) when the
+    `size` parties (read through a transaction or the warehouse itself): the week's heavy
+    per-customer steps run one range at a time, so the warehouse's memory holds one range's
+    joins, not the bank's. [None] (one pass) when the
     bank fits in one range or the engine scales by itself (size None: Snowflake)."""
     if size is None or int(tx.scalar(f"SELECT count(*) FROM {parties} p")) <= size:
         return [None]

@@ -167,15 +167,17 @@ def check_in_warehouse(
         # By party range where the key holds party_id: at 10M customers one grouping of the
         # 190M-row MOD-105 snapshot spilled (23 s); ten ranges of 19M rows did not (16 s).
         ranges = (party_shards or [None]) if "party_id" in key else [None]
-        if not sum(
+        scopes = [where if shard is None else f"({where}) AND ({shard})" for shard in ranges]
+        colliding = sum(
             int(
                 query(
-                    f"SELECT count(*) AS n FROM (SELECT hash({cols}) AS h FROM {table} WHERE ({where})"
-                    f"{'' if shard is None else f' AND ({shard})'} GROUP BY hash({cols}) HAVING count(*) > 1) d"
+                    f"SELECT count(*) AS n FROM (SELECT hash({cols}) AS h FROM {table} WHERE {scope} "
+                    f"GROUP BY hash({cols}) HAVING count(*) > 1) d"
                 )["n"].iloc[0]
             )
-            for shard in ranges
-        ):
+            for scope in scopes
+        )
+        if not colliding:
             continue
         dupes = query(
             f"SELECT {cols}, count(*) AS copies FROM {table} WHERE {where} GROUP BY {cols} HAVING count(*) > 1"

@@ -69,9 +69,9 @@ FROM (SELECT {columns}, outcome FROM ({offers}) o) o
 GROUP BY GROUPING SETS ({sets})"""
 
 
-def outcome_rates(counts: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """by, group, offered, accepted, rejected, the two rates and their 95% intervals."""
-    frames = [df.assign(by=by) for by, df in counts.items() if len(df)]
+def outcome_rates(counts: pd.DataFrame) -> pd.DataFrame:
+    """by, group, offered, accepted, rejected, the two rates and their 95% intervals, from
+    the rows of outcome_counts_sql."""
     columns = [
         "by",
         "group",
@@ -85,10 +85,10 @@ def outcome_rates(counts: dict[str, pd.DataFrame]) -> pd.DataFrame:
         "rejection_ci_low",
         "rejection_ci_high",
     ]
-    if not frames:
+    if counts.empty:
         kinds = {"by": object, "group": object, "offered": "int64", "accepted": "int64", "rejected": "int64"}
         return pd.DataFrame({c: pd.Series(dtype=kinds.get(c, "float64")) for c in columns})
-    out = pd.concat(frames, ignore_index=True).rename(columns={"grp": "group"})
+    out = counts.rename(columns={"grp": "group"})
     out["group"] = group_labels(out["group"])
     for c in ("offered", "accepted", "rejected"):
         out[c] = out[c].astype("int64")
