@@ -115,6 +115,7 @@ def test_a_key_checked_by_party_range_still_finds_a_duplicate_in_any_range(wh, d
         check_in_warehouse(query, CustomersInput, "src.t", "TRUE", wh.column_names("src.t"), "test", ranges)
     (violation,) = [v for v in err.value.violations if v.check == "unique"]
     assert violation.examples[0]["party_id"] == duplicated
+    assert "src.t" in str(err.value) and "party_id + valid_from" in str(err.value)
     assert sum("GROUP BY hash(" in q for q in queries) == len(ranges)  # one grouping per range
 
 
