@@ -9,6 +9,7 @@ HTML reports follow a backfilled week in every section, not only the trend.
 
 from __future__ import annotations
 
+import mailbox
 import re
 
 import dagster as dg
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 
 from nbp_assets.alerts import outbox, workflow
+from nbp_assets.alerts.delivery import deliver_due
 from nbp_assets.assets import checks
 from nbp_assets.fairness.breaches import week_breaches
 from nbp_assets.fairness.report import html_path
@@ -75,6 +77,10 @@ def assert_counts_agree(defs: dg.Definitions, week: Week, checked: int, summary)
     assert {(b.product_id, b.dimension) for b in summary.breaches} == stored
 
 
+def maildir(defs: dg.Definitions) -> str:
+    return defs.resources["fairness_alerts"].maildir
+
+
 def alert_spans(url: str) -> dict[str, tuple]:
     return {
         a["product_id"]: (
@@ -118,6 +124,12 @@ def test_newest_first_every_week_counts_its_breaches_and_alerts_span_their_weeks
     assert (row["weeks breached (alert)"], row["recent weeks breached"]) == ("3", "3 of 3")
     assert "first / latest week" in open(newest_html, encoding="utf-8").read()
     assert "2026-11-09 / 2026-11-23" in open(newest_html, encoding="utf-8").read()
+
+    # The alert compliance receives (opened by the newest week) spans the three weeks too.
+    attempts = deliver_due(url, defs.resources["fairness_alerts"].channels())
+    assert attempts and all(a.delivered for a in attempts)
+    bodies = [m.get_payload(decode=True).decode() for m in mailbox.Maildir(maildir(defs), create=False)]
+    assert all("3 so far under this alert (first 2026-11-09, latest 2026-11-23)" in b for b in bodies)
 
 
 def test_oldest_first_then_a_resolved_alert_is_named_when_its_week_runs_again(defs):
