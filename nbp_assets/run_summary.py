@@ -174,7 +174,8 @@ def render(summary: WeekSummary, threshold_pp: float, seconds: float | None = No
         w = s.worst
         lines.append(
             f"  breaches    : {len(s.breaches)} fairness breach(es) over {threshold_pp:g} pp{_handled(s.breaches)}; "
-            f"worst {w.product_id} by {w.dimension}, gap {w.gap_pp:.1f} pp (alert #{w.alert_id})"
+            f"worst {w.product_id} by {w.dimension}, gap {w.gap_pp:.1f} pp "
+            + ("(no alert recorded)" if w.alert_id is None else f"(alert #{w.alert_id})")
         )
         opened = sum(b.opened_by_this_run for b in s.breaches)
         resolved = sum(b.status == "resolved" for b in s.breaches)

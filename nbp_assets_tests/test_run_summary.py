@@ -77,6 +77,9 @@ def test_a_week_with_breaches_says_how_many_the_worst_and_its_alerts():
         "nbp_fairness_alert_sensor (compliance.fairness_alerts)",
         "  nbp_current : published: replaced week 2026-11-02 with week 2026-11-09",
     ]
+    # A breach no alert counts (an outbox restored from before the week ran) is still counted.
+    lost = week_summary("2026-11-09", True, PLANNED, evaluations, breaches[:1], [], "run-2", (True, ""))
+    assert render(lost, 10)[2].endswith("worst PR001 by segment, gap 12.5 pp (no alert recorded)")
     assert exit_code([summary]) == EXIT_OK  # a breach is told and alerted, not a failed command ...
     assert exit_code([summary], fail_on_warning=True) == EXIT_WARNING  # ... unless the operator asks
 
