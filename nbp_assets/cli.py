@@ -220,7 +220,8 @@ def _summarize(job, result, week: str, seconds: float):
     from nbp_assets.resources import build_resources
     from nbp_assets.run_summary import render, summarize_run
 
-    summary = summarize_run(job, result, week, build_resources()["postgres"].conninfo())
+    resources = build_resources()
+    summary = summarize_run(job, result, week, resources["postgres"].conninfo(), resources["warehouse"])
     print("\n".join(render(summary, fairness_config().threshold_pp, seconds)), flush=True)
     return summary
 

@@ -41,15 +41,18 @@ class CheckOutcome:
 
 @dataclass(frozen=True)
 class Breach:
-    """An nbp.fairness_breach this run found: a product recommended to one group of a
-    dimension more than the threshold more often than to another."""
+    """A breach of the week (nbp.fairness_breach): a product recommended to one group of a
+    dimension more than the threshold more often than to another, and the alert it
+    belongs to, as compliance is handling it."""
 
-    alert_id: int
+    alert_id: int | None  # None: no alert counts the week (the outbox lost it)
     product_id: str
     dimension: str
     gap_pp: float
     delivered: bool
     opened_by_this_run: bool
+    status: str = "open"  # of its alert: open or resolved
+    acknowledged: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,21 +75,27 @@ class WeekSummary:
         return max(self.breaches, key=lambda b: (b.gap_pp, b.product_id, b.dimension))
 
 
-def breaches_of_run(alerts: Iterable[Mapping], run_id: str) -> tuple[Breach, ...]:
-    """The week's breaches as this run evaluated them, from the compliance outbox rows of
-    the week (outbox.alerts): the open alerts this run found (new, reopened or already open)."""
-    return tuple(
-        Breach(
-            int(a["alert_id"]),
-            a["product_id"],
-            a["dimension"],
-            float(a["gap_pp"]),
-            a["delivered_at"] is not None,
-            a["created_by_run"] == run_id,
+def breaches_of_week(breaches: Iterable[Mapping], alerts: Iterable[Mapping], run_id: str) -> tuple[Breach, ...]:
+    """The week's breaches (fairness.breaches: product_id, dimension, gap_pp, the same the
+    check counts), each with the alert that counts the week (workflow.alerts_of_week rows;
+    the newest one when a product and dimension has had several)."""
+    by_key = {(a["product_id"], a["dimension"]): a for a in sorted(alerts, key=lambda a: a["alert_id"])}
+    found = []
+    for b in breaches:
+        a = by_key.get((b["product_id"], b["dimension"]))
+        found.append(
+            Breach(
+                None if a is None else int(a["alert_id"]),
+                b["product_id"],
+                b["dimension"],
+                float(b["gap_pp"]),
+                a is not None and a["delivered_at"] is not None,
+                a is not None and a["created_by_run"] == run_id,
+                "open" if a is None else a["status"],
+                a is not None and a["acknowledged_at"] is not None,
+            )
         )
-        for a in alerts
-        if a["last_seen_run"] == run_id and a["status"] == "open"
-    )
+    return tuple(found)
 
 
 def publish_outcome(metadata: Mapping[str, object] | None, failure: str | None, ran: bool) -> tuple[bool | None, str]:
@@ -106,21 +115,37 @@ def week_summary(
     succeeded: bool,
     planned_checks: Sequence[tuple[str, str, bool]],
     evaluations: Mapping[tuple[str, str], bool],
-    alerts: Iterable[Mapping] | None,
+    breaches: Iterable[Mapping] | None,
+    alerts: Iterable[Mapping],
     run_id: str,
     publish: tuple[bool | None, str],
     failures: Mapping[str, str] | None = None,
 ) -> WeekSummary:
     """planned_checks: (asset, check, blocking) of the job; evaluations: (asset, check) ->
-    passed, as the run reported them; alerts: the week's outbox rows, None when
-    fairness_report did not run."""
+    passed, as the run reported them; breaches: the week's (fairness.breaches), None when
+    fairness_report did not run; alerts: the outbox rows of the alerts that count the week."""
     checks = tuple(CheckOutcome(a, c, b, evaluations.get((a, c))) for a, c, b in planned_checks)
-    breaches = None if alerts is None else breaches_of_run(alerts, run_id)
+    breaches = None if breaches is None else breaches_of_week(breaches, alerts, run_id)
     return WeekSummary(week, succeeded, checks, breaches, publish[0], publish[1], dict(failures or {}))
 
 
 def _names(checks: Sequence[CheckOutcome]) -> str:
     return f" ({', '.join(c.name for c in checks)})" if checks else ""
+
+
+def _on_alerts(breaches: Sequence[Breach], what: str) -> str:
+    ids = ", ".join(f"#{b.alert_id}" for b in breaches)
+    article = "an" if what[0] in "aeiou" else "a"
+    return f"{len(breaches)} on {f'{article} {what} alert' if len(breaches) == 1 else what + ' alerts'} {ids}"
+
+
+def _handled(breaches: Sequence[Breach]) -> str:
+    """Which breaches compliance already has in hand: on an acknowledged or a resolved alert."""
+    resolved = [b for b in breaches if b.status == "resolved"]
+    acknowledged = [b for b in breaches if b.acknowledged and b.status != "resolved"]
+    parts = [_on_alerts(acknowledged, "acknowledged")] if acknowledged else []
+    parts += [_on_alerts(resolved, "resolved")] if resolved else []
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def render(summary: WeekSummary, threshold_pp: float, seconds: float | None = None) -> list[str]:
@@ -148,14 +173,17 @@ def render(summary: WeekSummary, threshold_pp: float, seconds: float | None = No
     else:
         w = s.worst
         lines.append(
-            f"  breaches    : {len(s.breaches)} fairness breach(es) over {threshold_pp:g} pp; worst "
-            f"{w.product_id} by {w.dimension}, gap {w.gap_pp:.1f} pp (alert #{w.alert_id})"
+            f"  breaches    : {len(s.breaches)} fairness breach(es) over {threshold_pp:g} pp{_handled(s.breaches)}; "
+            f"worst {w.product_id} by {w.dimension}, gap {w.gap_pp:.1f} pp "
+            + ("(no alert recorded)" if w.alert_id is None else f"(alert #{w.alert_id})")
         )
         opened = sum(b.opened_by_this_run for b in s.breaches)
+        resolved = sum(b.status == "resolved" for b in s.breaches)
         delivered = sum(b.delivered for b in s.breaches)
         lines.append(
-            f"  alerts      : {opened} opened by this run, {len(s.breaches) - opened} already open; "
-            f"{delivered} delivered, {len(s.breaches) - delivered} waiting for nbp_fairness_alert_sensor "
+            f"  alerts      : {opened} opened by this run, {len(s.breaches) - opened - resolved} already open"
+            + (f", {resolved} resolved" if resolved else "")
+            + f"; {delivered} delivered, {len(s.breaches) - delivered} waiting for nbp_fairness_alert_sensor "
             "(compliance.fairness_alerts)"
         )
     state = {True: "published", False: "NOT published", None: "NOT published"}[s.published]
@@ -175,14 +203,16 @@ def exit_code(summaries: Sequence[WeekSummary], fail_on_warning: bool = False) -
 # ----------------------------------------------------------------------------- shell
 
 
-def summarize_run(job, result, week: str, postgres_url: str) -> WeekSummary:
-    """A week's summary from a finished run of the weekly job (its events) and the week's
-    alerts in the compliance outbox (read only)."""
+def summarize_run(job, result, week: str, postgres_url: str, warehouse) -> WeekSummary:
+    """A week's summary from a finished run of the weekly job (its events), the week's
+    breaches as its fairness report stores them (the same the check counts), and the
+    alerts that count the week in the compliance outbox (read only)."""
     import dagster as dg
 
-    from nbp_assets.alerts import outbox
+    from nbp_assets.alerts import workflow
     from nbp_assets.assets import checks
     from nbp_assets.cli import failure_cause
+    from nbp_assets.fairness.breaches import week_breaches
     from nbp_assets.partitions import Week
 
     graph = job.asset_layer.asset_graph
@@ -211,8 +241,10 @@ def summarize_run(job, result, week: str, postgres_url: str) -> WeekSummary:
                 else event.asset_observation_data.asset_observation
             )
             publish_metadata = {k: v.value for k, v in recorded.metadata.items()}
-    alerts = None
+    breaches, alerts = None, []
     if ("fairness_report", checks.FAIRNESS_GAP) in evaluations:  # reported only after its alerts are recorded
-        alerts = outbox.alerts(postgres_url, Week.from_key(week).start)
+        start = Week.from_key(week)
+        breaches = week_breaches(warehouse, start).to_dict("records")
+        alerts = workflow.alerts_of_week(postgres_url, start.start)
     publish = publish_outcome(publish_metadata, failures.get(CURRENT_ASSET), CURRENT_ASSET in started)
-    return week_summary(week, result.success, planned, evaluations, alerts, result.run_id, publish, failures)
+    return week_summary(week, result.success, planned, evaluations, breaches, alerts, result.run_id, publish, failures)

@@ -247,6 +247,7 @@ def test_each_breach_reaches_every_channel_exactly_once(defs, smtp, hook, tmp_pa
         "status": "open",
         "resolution": None,
         "alert_weeks_breached": 1,
+        "alert_first_week": "2026-11-02",
         "alert_last_week": "2026-11-02",
     }
     assert (sent["product_id"], sent["lowest_group"], sent["lowest_rate"], sent["gap_pp"]) == (

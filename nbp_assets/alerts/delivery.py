@@ -112,8 +112,12 @@ def _attempt(
 ) -> Attempt:
     alerts_table, deliveries_table = TABLES[kind]
     alert = {**row["payload"], "alert_id": row["alert_id"], "status": row["status"], "resolution": row["resolution"]}
-    if kind == "fairness":  # the alert as it stands: how many weeks it has breached so far
-        alert |= {"alert_weeks_breached": row["weeks_breached"], "alert_last_week": str(row["last_week"])}
+    if kind == "fairness":  # the alert as it stands: how many weeks it has breached so far, first and latest
+        alert |= {
+            "alert_weeks_breached": row["weeks_breached"],
+            "alert_first_week": str(row["week_start"]),
+            "alert_last_week": str(row["last_week"]),
+        }
     # Operations alerts are not in the fairness trail's foreign key: their id goes in the detail.
     trail_id, prefix = (row["alert_id"], "") if kind == "fairness" else (None, "ops_")
     ids = {} if kind == "fairness" else {"ops_alert_id": row["alert_id"]}

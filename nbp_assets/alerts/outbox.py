@@ -5,7 +5,8 @@ see docs/fairness.md):
 - fairness_alerts: one alert per breach of (product_id, dimension, model_version). While
   the breach persists week after week it stays one open alert whose weeks_breached
   grows; a new alert opens only after it is resolved and the breach comes back (a
-  relapse), or for a new model_version. week_start is the first week it covers.
+  relapse), or for a new model_version. week_start, last_week and last_gap_pp are the
+  first week it counts, the latest, and the latest's gap, whatever order the weeks ran in.
   Compliance's workflow (acknowledged, assignee, resolved_by) is on the row too.
 - fairness_alert_weeks: the weeks each alert was found breaching, with that week's gap.
 - fairness_alert_deliveries: one row per alert and channel: pending/delivered,
@@ -130,9 +131,14 @@ def _add_week(conn, alert_id: int, week_start: date, gap_pp: float, run_id: str)
 
 
 def _recount(conn, alert_id: int) -> int:
+    """Bring the alert's span up to date with the weeks it counts, whatever order they ran
+    in: how many, the first, the latest and the latest one's gap. An alert left with no
+    week (every week cleared) keeps its last span, so it still says what it was about."""
     return conn.execute(
-        f"UPDATE {ALERTS} a SET weeks_breached = w.n, last_week = coalesce(w.last, a.last_week) FROM "
-        f"(SELECT count(*) AS n, max(week_start) AS last FROM {WEEKS} WHERE alert_id = %s) w "
+        f"UPDATE {ALERTS} a SET weeks_breached = w.n, week_start = coalesce(w.first, a.week_start), "
+        "last_week = coalesce(w.last, a.last_week), last_gap_pp = coalesce(w.last_gap, a.last_gap_pp) FROM "
+        "(SELECT count(*) AS n, min(week_start) AS first, max(week_start) AS last, "
+        f"(array_agg(gap_pp ORDER BY week_start DESC))[1] AS last_gap FROM {WEEKS} WHERE alert_id = %s) w "
         "WHERE a.alert_id = %s RETURNING a.weeks_breached",
         (alert_id, alert_id),
     ).fetchone()["weeks_breached"]
@@ -224,10 +230,10 @@ def record_week(
                     outcome.weeks_breached[alert_id] = 1
                 else:
                     alert_id = row["alert_id"]
+                    # last_gap_pp is the latest week's, not this run's: _add_week recounts it
                     conn.execute(
-                        f"UPDATE {ALERTS} SET last_seen_at = now(), last_seen_run = %s, last_gap_pp = %s "
-                        "WHERE alert_id = %s",
-                        (run_id, alert["gap_pp"], alert_id),
+                        f"UPDATE {ALERTS} SET last_seen_at = now(), last_seen_run = %s WHERE alert_id = %s",
+                        (run_id, alert_id),
                     )
                     new, weeks = _add_week(conn, alert_id, week_start, alert["gap_pp"], run_id)
                     if new:

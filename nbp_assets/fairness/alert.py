@@ -140,7 +140,8 @@ def facts(alert: Mapping) -> list[tuple[str, str]]:
             (
                 "Weeks breached",
                 f"{alert['alert_weeks_breached']} so far under this alert "
-                f"(first {alert['week']}, latest {alert.get('alert_last_week')})",
+                # a backfill may have added weeks before the one that opened the alert (payload's week)
+                f"(first {alert.get('alert_first_week', alert['week'])}, latest {alert.get('alert_last_week')})",
             )
         )
     lines += [

@@ -28,6 +28,7 @@ from nbp_assets.contract.tables import CUSTOMERS, HISTORY, PRODUCTS
 from nbp_assets.fairness import maths as fairness
 from nbp_assets.fairness import report as render
 from nbp_assets.fairness.alert import alert_payload
+from nbp_assets.fairness.breaches import breaches_of, week_breaches
 from nbp_assets.fairness.config import FairnessConfig, fairness_config
 from nbp_assets.fairness.contract import REPORT_TABLE, fairness_report_model, left_out_dimensions
 from nbp_assets.model.eligibility import ACTIVE
@@ -111,15 +112,37 @@ def _write_report(warehouse: WarehouseResource, df: pd.DataFrame, week: Week) ->
     write_slice(warehouse, "fairness_report", df, week)
 
 
-def _alerts_table(alerts: list[dict], outcome: outbox.RecordOutcome) -> pd.DataFrame:
+# What each breach's alert is, for the report's top table: (alert id, state, weeks it counts).
+AlertStates = dict[tuple[str, str], tuple[int, str, int | str]]
+
+
+def _states_of_run(outcome: outbox.RecordOutcome) -> AlertStates:
+    """The alerts as this run's evaluation left them: new, relapsed, already open, or a
+    resolved alert that had already counted the week."""
     state = {i: "new" for i in outcome.opened} | {i: "already open" for i in outcome.still_open}
     state |= {new: f"new, relapse after #{old}" for new, old in outcome.relapsed.items()}
+    return {
+        key: (alert_id, state.get(alert_id, "resolved earlier"), outcome.weeks_breached.get(alert_id, ""))
+        for key, alert_id in outcome.alert_ids.items()
+    }
+
+
+def _states_in_outbox(url: str, week: Week) -> AlertStates:
+    """The alerts that count the week as they now stand (a later run may have grown or
+    resolved them); the newest alert of a product and dimension wins."""
+    return {
+        (a["product_id"], a["dimension"]): (a["alert_id"], a["status"], a["weeks_breached"])
+        for a in workflow.alerts_of_week(url, week.start)
+    }
+
+
+def _alerts_table(alerts: list[dict], states: AlertStates) -> pd.DataFrame:
     rows = []
     for a in alerts:
-        alert_id = outcome.alert_ids.get((a["product_id"], a["dimension"]))
+        alert_id, state, weeks = states.get((a["product_id"], a["dimension"]), (None, "no alert", ""))
         rows.append(
             {
-                "alert": f"#{alert_id} ({state.get(alert_id, 'resolved earlier')})",
+                "alert": f"#{alert_id} ({state})",
                 "product": a["product_id"],
                 "name": a.get("product_name") or "",
                 "dimension": a["dimension"],
@@ -131,11 +154,40 @@ def _alerts_table(alerts: list[dict], outcome: outbox.RecordOutcome) -> pd.DataF
                 "from ranking pp": render.pp(a["ranking_pp"]),
                 "from eligibility pp": render.pp(a["eligibility_pp"]),
                 "attributable to": a["attributable_to"],
-                "weeks breached (alert)": outcome.weeks_breached.get(alert_id, ""),
+                "weeks breached (alert)": weeks,
                 "recent weeks breached": f"{a['weeks_breached']} of {a['weeks_reported']}",
             }
         )
     return pd.DataFrame(rows)
+
+
+def _alert_payloads(
+    gaps: pd.DataFrame,
+    breaches: pd.DataFrame,
+    history: pd.DataFrame,
+    week: Week,
+    model_version: str,
+    threshold: float,
+    run_id: str,
+    names: dict,
+) -> list[dict]:
+    """One alert per stored breach of the week (fairness.breaches), told with the week's gap
+    details and how many of the recent weeks breached."""
+    counts = history.set_index(["product_id", "dimension"])[["weeks_breached", "weeks_reported"]]
+    breaching = gaps.merge(breaches[["product_id", "dimension"]], on=["product_id", "dimension"])
+    return [
+        alert_payload(
+            row,
+            week.key,
+            model_version,
+            threshold,
+            run_id,
+            *counts.loc[(row["product_id"], row["dimension"])],
+            str(report_path(week)),
+            product_name=names.get(row["product_id"]),
+        )
+        for row in breaching.to_dict("records")
+    ]
 
 
 def _workflow_html(url: str, week: Week) -> str:
@@ -143,11 +195,23 @@ def _workflow_html(url: str, week: Week) -> str:
     return render.workflow_section(alerts, workflow.trail(url, [a["alert_id"] for a in alerts]), workflow.describe_step)
 
 
-def _refresh_later_trends(
-    warehouse: WarehouseResource, week: Week, config: FairnessConfig, threshold: float, names: dict
+def _stored_gaps(rows: pd.DataFrame, config: FairnessConfig, threshold: float) -> pd.DataFrame:
+    """A stored week's gap details (groups, intervals, attribution), computed again from its
+    report rows; the breach and gap themselves are the stored ones."""
+    columns = fairness.RATE_COLUMNS
+    if rows[fairness.ELIGIBLE_COLUMNS].notna().all().all():  # absent from reports written before CON-006
+        columns = columns + fairness.ELIGIBLE_COLUMNS
+    details = fairness.fairness_gaps(rows[columns].reset_index(drop=True), threshold, config.min_group_size)
+    stored = rows[["product_id", "dimension", "gap_pp", "breach"]].drop_duplicates(["product_id", "dimension"])
+    return details.drop(columns=["gap_pp", "breach"]).merge(stored, on=["product_id", "dimension"])
+
+
+def _refresh_later_reports(
+    warehouse: WarehouseResource, url: str, week: Week, config: FairnessConfig, threshold: float, names: dict
 ) -> list[str]:
-    """A backfilled (or re-run) week changes the trend every later report shows: rewrite the
-    trend section of the reports of the later weeks whose window holds this week."""
+    """A backfilled (or re-run) week changes what every later report within its window
+    says: the trend, and the alerts its breaches belong to (their weeks breached, first and
+    latest week, status). Rewrite those sections of the later weeks' reports."""
     if not warehouse.table_exists(REPORT_TABLE):
         return []
     later = warehouse.query(
@@ -157,15 +221,20 @@ def _refresh_later_trends(
     refreshed = []
     for start in pd.to_datetime(later["week_start"]).dt.date:
         other = Week(start)
-        gaps = warehouse.query(
-            f"SELECT DISTINCT product_id, dimension, gap_pp, breach FROM {REPORT_TABLE} "
-            f"WHERE week_start = {sql_date(other.start)}"
-        )
+        rows = warehouse.query(f"SELECT * FROM {REPORT_TABLE} WHERE week_start = {sql_date(other.start)}")
+        gaps = _stored_gaps(rows, config, threshold)
         weeks, history = _history(warehouse, other, gaps, config)
+        alerts = _alert_payloads(
+            gaps, breaches_of(rows), history, other, str(rows["model_version"].iloc[0]), threshold, "", names
+        )
         note = f"Refreshed after week {week.key} was (re-)evaluated."
-        if render.replace_section(
-            report_path(other), render.TREND_SECTION, render.trend_section(history, weeks, threshold, names, note)
-        ):
+        sections = {
+            render.BREACHES_SECTION: render.breaches_section(_alerts_table(alerts, _states_in_outbox(url, other))),
+            render.WORKFLOW_SECTION: _workflow_html(url, other),
+            render.TREND_SECTION: render.trend_section(history, weeks, threshold, names, note),
+        }
+        replaced = [render.replace_section(report_path(other), sid, html) for sid, html in sections.items()]
+        if any(replaced):
             refreshed.append(other.key)
     return refreshed
 
@@ -233,25 +302,15 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
             df["model_version"] = model_version
             yield from checks.gate("fairness_report", [checks.contract_result(contract, df, "fairness_report")])
 
+            # The stored rows are the week's one source of breaches (fairness.breaches): the
+            # check, the alerts, the HTML and the run summary all read them, so they agree.
+            _write_report(warehouse, df, week)
+            breaches = week_breaches(warehouse, week)
             weeks, history = _history(warehouse, week, gaps, config)
-            counts = history.set_index(["product_id", "dimension"])[["weeks_breached", "weeks_reported"]]
             html_path = report_path(week)
-            breaches = gaps[gaps["breach"]]
-            alerts = [
-                alert_payload(
-                    row,
-                    week.key,
-                    model_version,
-                    threshold,
-                    context.run.run_id,
-                    *counts.loc[(row["product_id"], row["dimension"])],
-                    str(html_path),
-                    product_name=names.get(row["product_id"]),
-                )
-                for row in breaches.to_dict("records")
-            ]
-            # Recorded before the check is reported and the report written: a breach the UI
-            # shows always has its alert, and a failure here fails the step visibly.
+            alerts = _alert_payloads(gaps, breaches, history, week, model_version, threshold, context.run.run_id, names)
+            # Recorded before the check is reported: a breach the UI shows always has its
+            # alert, and a failure here fails the step visibly (a re-run rewrites the rows).
             # a gap that could not be measured (NaN in the frame) is None, as record_week declares
             gaps_now = {
                 (r["product_id"], r["dimension"]): None if pd.isna(r["gap_pp"]) else r["gap_pp"]
@@ -259,7 +318,7 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
             }
             url = postgres.conninfo()
             outcome = outbox.record_week(url, week.start, model_version, alerts, gaps_now, context.run.run_id)
-            alerts_table = _alerts_table(alerts, outcome)
+            alerts_table = _alerts_table(alerts, _states_of_run(outcome))
             yield dg.AssetCheckResult(
                 check_name=checks.FAIRNESS_GAP,
                 passed=breaches.empty,
@@ -276,7 +335,6 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
                     "breach_table": dg.MetadataValue.md(render.markdown(alerts_table)),
                 },
             )
-            _write_report(warehouse, df, week)
             left_out = left_out_dimensions(config.dimensions)
             left_out_text = "; ".join(f"{d} ({why})" for d, why in left_out.items()) or "none"
             meta = {
@@ -295,7 +353,7 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
                     meta, gaps, df, history, weeks, alerts_table, threshold, _workflow_html(url, week), names
                 ),
             )
-            refreshed = _refresh_later_trends(warehouse, week, config, threshold, names)
+            refreshed = _refresh_later_reports(warehouse, url, week, config, threshold, names)
             yield dg.MaterializeResult(
                 metadata={
                     **common_metadata(week, len(df), REPORT_TABLE, started),

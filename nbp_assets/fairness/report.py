@@ -264,7 +264,6 @@ def render_html(
 ) -> str:
     week = meta["week"]
     info = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
-    breaches = gaps[gaps["breach"]]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>MOD-107 fairness report, week {html.escape(week)}</title>
 <style>{_CSS}</style></head><body>
@@ -276,8 +275,7 @@ dimension differ by more than {threshold_pp:g} percentage points; groups below t
 but not judged. The gap's own 95% interval (Newcombe) says whether a breach is clear of sampling noise:
 "clear of uncertainty: yes" when even the interval's lower end is above the threshold. The rate among eligible customers (CON-006) splits each gap into the part that comes from who
 is eligible and the part that comes from the ranking.</p>
-<h2>Breaches: nbp.fairness_breach alerts ({len(breaches)})</h2>
-{_html_table(alerts)}
+{breaches_section(alerts)}
 {workflow}
 <h2>Gaps per product and dimension</h2>
 {gap_chart_svg(gaps, threshold_pp, f"Gap between highest and lowest group, week {week}")}
@@ -287,6 +285,15 @@ is eligible and the part that comes from the ranking.</p>
 {_html_table(rates_table(rows, names), rows["breach"] & rows["judged"])}
 </body></html>
 """
+
+
+BREACHES_SECTION = "breach-alerts"
+
+
+def breaches_section(alerts: pd.DataFrame) -> str:
+    """The week's breaches, one row each with its alert and how many weeks it has breached;
+    refreshed in place when another week's run changes those alerts."""
+    return section(BREACHES_SECTION, f"Breaches: nbp.fairness_breach alerts ({len(alerts)})", _html_table(alerts))
 
 
 def section(section_id: str, title: str, body: str) -> str:

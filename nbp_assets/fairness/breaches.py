@@ -1,0 +1,34 @@
+"""The week's fairness breaches, from one place: the week's stored fairness report.
+
+The check, the alerts, the HTML report and the run summary all read them here, so each
+tells the same breaches for the same week, whatever order the weeks ran in.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from nbp_assets.fairness.contract import REPORT_TABLE
+from nbp_assets.fairness.maths import KEYS
+from nbp_assets.partitions import Week
+from nbp_assets.storage.warehouse import WarehouseResource, sql_date
+
+COLUMNS = [*KEYS, "gap_pp"]
+
+
+def breaches_of(report_rows: pd.DataFrame) -> pd.DataFrame:
+    """The products and dimensions whose gap is over the threshold in these report rows
+    (one row per product, dimension and group): one row each, with the gap."""
+    breaching = report_rows[report_rows["breach"].astype(bool)]
+    return breaching[COLUMNS].drop_duplicates(KEYS).sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+
+def week_breaches(warehouse: WarehouseResource, week: Week) -> pd.DataFrame:
+    """The week's breaches (product_id, dimension, gap_pp) as its fairness report stores
+    them; none when the week has no report yet."""
+    if not warehouse.table_exists(REPORT_TABLE):
+        return pd.DataFrame(columns=COLUMNS)
+    rows = warehouse.query(
+        f"SELECT product_id, dimension, gap_pp, breach FROM {REPORT_TABLE} WHERE week_start = {sql_date(week.start)}"
+    )
+    return breaches_of(rows)
