@@ -11,7 +11,7 @@ import nbp_assets
 PACKAGE = Path(nbp_assets.__file__).parent
 # Benchmark and broker harnesses hand a changed copy of the environment to the processes
 # they start; they configure nothing of a deployment.
-HARNESSES = {"bench.py", "offers_bench.py", "stream/bench.py", "stream/broker.py"}
+HARNESSES = {"offers/stream/broker.py"}  # the development broker sets its child's environment
 _OS_ENVIRONMENT = {"environ", "getenv", "putenv", "unsetenv", "environb", "getenvb"}
 
 
