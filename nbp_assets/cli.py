@@ -28,7 +28,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from nbp_assets import settings
+from nbp_assets.core import settings
 
 # Local instance: weekly steps share one pool of one slot (see assets/weekly_io.py WEEKLY_POOL).
 # Run monitoring (done by the daemon of `dagster dev`) fails runs stuck starting, cancelling or
@@ -81,7 +81,7 @@ def _ensure_dagster_home() -> str:
 
 
 def latest_closed_week() -> str:
-    from nbp_assets.partitions import weekly_partitions
+    from nbp_assets.core.partitions import weekly_partitions
 
     key = weekly_partitions.get_last_partition_key()
     if key is None:
@@ -92,8 +92,8 @@ def latest_closed_week() -> str:
 def _write_source_chunks(chunks, customers: int, chunk_customers: int) -> str:
     """Write a generated bank chunk by chunk: a table's first chunk replaces it, the others are
     appended, so only one chunk is in memory whatever the bank's size. Prints progress."""
+    from nbp_assets.core.warehouse import SOURCE_SCHEMA
     from nbp_assets.resources import open_warehouse
-    from nbp_assets.storage.warehouse import SOURCE_SCHEMA
 
     rows: dict[str, int] = {}
     n_chunks = -(-customers // chunk_customers)
@@ -149,9 +149,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_load(args: argparse.Namespace) -> None:
+    from nbp_assets.core.warehouse import SOURCE_SCHEMA
     from nbp_assets.resources import open_warehouse
     from nbp_assets.sources.loader import LoadError, load_directory, next_steps, store
-    from nbp_assets.storage.warehouse import SOURCE_SCHEMA
 
     try:
         loaded = load_directory(args.directory)
@@ -193,7 +193,7 @@ def materialize_week(week: str):
     import dagster as dg
 
     from nbp_assets.definitions import WEEKLY_JOB, build_definitions
-    from nbp_assets.ops_pools import execute_job
+    from nbp_assets.ops.pools import execute_job
 
     job = build_definitions().resolve_job_def(WEEKLY_JOB)
     _data_errors_without_traceback()
@@ -217,8 +217,8 @@ def materialize_week(week: str):
 
 def _summarize(job, result, week: str, seconds: float):
     from nbp_assets.fairness.config import fairness_config
+    from nbp_assets.ops.run_summary import render, summarize_run
     from nbp_assets.resources import build_resources
-    from nbp_assets.run_summary import render, summarize_run
 
     resources = build_resources()
     summary = summarize_run(job, result, week, resources["postgres"].conninfo(), resources["warehouse"])
@@ -260,7 +260,7 @@ def failure_cause(failure) -> str:
 
 
 def _checked_week(key: str) -> str:
-    from nbp_assets.partitions import FIRST_WEEK, Week
+    from nbp_assets.core.partitions import FIRST_WEEK, Week
 
     try:
         Week.from_key(key)
@@ -273,7 +273,7 @@ def _checked_week(key: str) -> str:
 
 def _exit(summaries, fail_on_warning: bool) -> None:
     """Exit with the documented code (run_summary.exit_code); 0 returns normally."""
-    from nbp_assets.run_summary import exit_code
+    from nbp_assets.ops.run_summary import exit_code
 
     code = exit_code(summaries, fail_on_warning)
     if code:
@@ -288,7 +288,7 @@ def cmd_materialize(args: argparse.Namespace) -> None:
 def cmd_backfill(args: argparse.Namespace) -> None:
     import dagster as dg
 
-    from nbp_assets.partitions import weekly_partitions
+    from nbp_assets.core.partitions import weekly_partitions
 
     first, last = _checked_week(args.first), _checked_week(args.last)
     if first > last:
@@ -332,8 +332,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def _print_where_to_look(week: str) -> None:
     from nbp_assets.alerts.cli import deliver_now as alerts_deliver_now
+    from nbp_assets.publish import postgres as pg
     from nbp_assets.resources import build_resources
-    from nbp_assets.storage import postgres as pg
 
     resources = build_resources()
     url = resources["postgres"].conninfo()
@@ -365,10 +365,10 @@ def cmd_show(args: argparse.Namespace) -> None:
     computed them (nbp_work.scores and nbp_work.signals)."""
     from datetime import timedelta
 
-    from nbp_assets.explain import explanation_lines, week_explanation
-    from nbp_assets.model.sqltext import timestamp
+    from nbp_assets.core.sqltext import timestamp
+    from nbp_assets.publish import postgres as pg
     from nbp_assets.resources import build_resources, open_warehouse
-    from nbp_assets.storage import postgres as pg
+    from nbp_assets.weekly.explain import explanation_lines, week_explanation
 
     rows = pg.read_current(build_resources()["postgres"].conninfo(), args.party_id)
     if rows.empty:
@@ -396,9 +396,9 @@ def cmd_show(args: argparse.Namespace) -> None:
 
 def cmd_check(args: argparse.Namespace) -> None:
     from nbp_assets.contract.validation import ContractViolation
+    from nbp_assets.core.settings import ConfigurationError
+    from nbp_assets.publish.postgres import PostgresUnavailable
     from nbp_assets.resources import check_deployment
-    from nbp_assets.settings import ConfigurationError
-    from nbp_assets.storage.postgres import PostgresUnavailable
 
     try:
         lines = check_deployment()
@@ -414,7 +414,7 @@ def cmd_pools(args: argparse.Namespace) -> None:
     _ensure_dagster_home()
     import dagster as dg
 
-    from nbp_assets import ops_pools
+    from nbp_assets.ops import pools as ops_pools
 
     with dg.DagsterInstance.get() as instance:
         if args.free:
@@ -437,8 +437,8 @@ def cmd_pools(args: argparse.Namespace) -> None:
 def cmd_postgres(args: argparse.Namespace) -> None:
     """How to reach the apps' PostgreSQL. The embedded server listens (on a Unix socket in
     its data folder) only while a process holds it: this one holds it until Ctrl-C."""
+    from nbp_assets.publish import postgres as pg
     from nbp_assets.resources import build_resources
-    from nbp_assets.storage import postgres as pg
 
     resource = build_resources()["postgres"]
     url = resource.conninfo()  # starts the embedded server if it is not running
@@ -555,7 +555,7 @@ def main(argv: list[str] | None = None) -> None:
 
     alerts_cli.add_parser(sub)
 
-    from nbp_assets import simulate  # challenger simulation: its own module
+    from nbp_assets.simulation import simulate  # challenger simulation: its own module
 
     simulate.add_parser(sub)
 
@@ -576,7 +576,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.set_defaults(func=cmd_pools)
 
-    from nbp_assets.stream import cli as kafka_cli  # the offer stream on Kafka: its own module
+    from nbp_assets.offers.stream import cli as kafka_cli  # the offer stream on Kafka: its own module
 
     kafka_cli.add_parser(sub)
 

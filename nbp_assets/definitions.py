@@ -8,19 +8,19 @@ import warnings
 
 import dagster as dg
 
-from nbp_assets.alerts.ops_sensors import FRESHNESS_CHECK, PUBLISHED_ASSET, ops_alert_definitions
 from nbp_assets.alerts.sensor import fairness_alert_definitions
-from nbp_assets.assets.engine import build_engine_assets
-from nbp_assets.assets.governance import govern
-from nbp_assets.assets.monitoring import build_monitoring_assets
-from nbp_assets.assets.offers import next_best_offer_definitions
-from nbp_assets.assets.offers_kafka import definitions_if_configured as kafka_offer_definitions
-from nbp_assets.assets.weights_config import build_ranking_weights
+from nbp_assets.core.partitions import TIMEZONE
 from nbp_assets.fairness.asset import build_fairness_assets
-from nbp_assets.model.weights import Weights
-from nbp_assets.partitions import TIMEZONE
+from nbp_assets.governance import govern
+from nbp_assets.monitoring.assets import build_monitoring_assets
+from nbp_assets.offers.assets import next_best_offer_definitions
+from nbp_assets.offers.kafka_assets import definitions_if_configured as kafka_offer_definitions
+from nbp_assets.ops.sensors import FRESHNESS_CHECK, PUBLISHED_ASSET, ops_alert_definitions
 from nbp_assets.resources import build_resources, deployment_weights
-from nbp_assets.simulate import simulate_definitions
+from nbp_assets.simulation.simulate import simulate_definitions
+from nbp_assets.weekly.assets import build_engine_assets
+from nbp_assets.weekly.weights import Weights
+from nbp_assets.weekly.weights_asset import build_ranking_weights
 
 WEEKLY_JOB = "nbp_weekly_job"
 WEEKLY_SCHEDULE = "nbp_weekly_schedule"

@@ -22,18 +22,18 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
-from nbp_assets import settings
 from nbp_assets.contract.inputs import SOURCE_TABLES
-from nbp_assets.model.weights import MODEL_CODE_VERSION, Weights, load_weights, weights_from_frame
-from nbp_assets.ops_pools import patch_dagster_pool_wait
-from nbp_assets.redaction import redact
-from nbp_assets.settings import ConfigurationError
-from nbp_assets.storage.postgres_resource import PostgresResource
-from nbp_assets.storage.warehouse import SOURCE_SCHEMA, DuckDBWarehouse, WarehouseResource
+from nbp_assets.core import settings
+from nbp_assets.core.postgres_resource import PostgresResource
+from nbp_assets.core.redaction import redact
+from nbp_assets.core.settings import ConfigurationError
+from nbp_assets.core.warehouse import SOURCE_SCHEMA, DuckDBWarehouse, WarehouseResource
+from nbp_assets.ops import dagster_compat
+from nbp_assets.weekly.weights import MODEL_CODE_VERSION, Weights, load_weights, weights_from_frame
 
 # Every run of this code location (CLI, UI, schedule) loads this module: a run whose step waits
 # for the nbp_weekly pool slot then sleeps instead of spinning a core, and stops on Ctrl-C/SIGTERM.
-patch_dagster_pool_wait()
+dagster_compat.patch_pool_wait()
 
 WEIGHTS_COLUMNS = ("product_class", "signal", "weight")
 
@@ -47,7 +47,7 @@ class ServerPostgres(PostgresResource):
     not start unless it answers, so a week is never half written for want of it."""
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        from nbp_assets.storage.postgres import check_connection
+        from nbp_assets.publish.postgres import check_connection
 
         check_connection(self.url)
 
@@ -58,7 +58,7 @@ def snowflake_warehouse(resolved: bool = False, **connection_args) -> WarehouseR
     connection_args go to snowflake.connector.connect as they are."""
     from dagster_snowflake import SnowflakeResource
 
-    from nbp_assets.storage.snowflake import SnowflakeWarehouse
+    from nbp_assets.core.snowflake import SnowflakeWarehouse
 
     fields = {
         field: value if resolved else dg.EnvVar(var) for field, (var, value) in settings.snowflake_settings().items()
@@ -141,7 +141,7 @@ class DeferredWeights:
     run observes first. Within a run every step sees the weights the run read."""
 
     def __init__(self, table: str):
-        from nbp_assets.storage import snowflake
+        from nbp_assets.core import snowflake
 
         self.table = table
         self._weights: Weights | None = None
@@ -176,7 +176,7 @@ def check_deployment(deployment: str | None = None) -> list[str]:
     """Check a deployment's whole configuration without writing anything. Returns one line
     per verified item; raises ConfigurationError, PostgresUnavailable or (bad weights)
     ContractViolation, each naming what is wrong."""
-    from nbp_assets.storage.postgres import check_connection
+    from nbp_assets.publish.postgres import check_connection
 
     deployment = settings.deployment(deployment)
     lines = [f"deployment: {deployment}"]
@@ -200,7 +200,7 @@ def check_deployment(deployment: str | None = None) -> list[str]:
 
 
 def _check_dagster_instance() -> str:
-    from nbp_assets.storage.postgres import PostgresUnavailable, check_connection
+    from nbp_assets.publish.postgres import PostgresUnavailable, check_connection
 
     home = settings.dagster_home()
     if not home:

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from nbp_assets.storage.postgres_server import resolve_postgres_url, stop_local_server
+from nbp_assets.core.postgres_server import resolve_postgres_url, stop_local_server
 
 # The weekly partitions start at import (partitions.py): pinned to the default, so the
 # first week a demo recorded in ./.nbp/first_week does not change what the tests see.

@@ -8,9 +8,9 @@ import time
 
 import pandas as pd
 
-from nbp_assets.stream import topics as t
-from nbp_assets.stream.config import KafkaSettings
-from nbp_assets.stream.processor import _partitions, read_to_end
+from nbp_assets.offers.stream import topics as t
+from nbp_assets.offers.stream.config import KafkaSettings
+from nbp_assets.offers.stream.processor import _partitions, read_to_end
 
 
 def settings_for(bootstrap: str, prefix: str, **kw) -> KafkaSettings:

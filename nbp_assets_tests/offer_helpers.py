@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import dagster as dg
 import pandas as pd
 
-from nbp_assets.assets import offers as nbo
-from nbp_assets.sources import offers_stream as stream
+from nbp_assets.offers import assets as nbo
+from nbp_assets.offers import stream_state as stream
 
 
 @dataclass

@@ -17,9 +17,18 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from nbp_assets.model.eligibility import ACTIVE, ELIGIBLE
-from nbp_assets.model.ranking import SCORE_DECIMALS
-from nbp_assets.model.signals import (
+from nbp_assets.contract.vocabulary import (
+    ALL_SIGNALS,
+    NO_SIGNAL,
+    PENALTY_SIGNALS,
+    POSITIVE_SIGNALS,
+    TOP_N,
+    contribution,
+    factor,
+)
+from nbp_assets.weekly.eligibility import ACTIVE, ELIGIBLE
+from nbp_assets.weekly.ranking import SCORE_DECIMALS
+from nbp_assets.weekly.signals import (
     COOLING_OFF_DAYS,
     IDLE_CASH_BUFFER_MONTHS,
     IDLE_CASH_FULL_MONTHS,
@@ -29,17 +38,8 @@ from nbp_assets.model.signals import (
     SignalReport,
     WeekInputs,
 )
-from nbp_assets.model.suitability import HEALTH_SCALE, SUPPRESS
-from nbp_assets.model.vocabulary import (
-    ALL_SIGNALS,
-    NO_SIGNAL,
-    PENALTY_SIGNALS,
-    POSITIVE_SIGNALS,
-    TOP_N,
-    contribution,
-    factor,
-)
-from nbp_assets.model.weights import HEALTH_THRESHOLD, Weights
+from nbp_assets.weekly.suitability import HEALTH_SCALE, SUPPRESS
+from nbp_assets.weekly.weights import HEALTH_THRESHOLD, Weights
 
 
 def _party_lookup(parties: pd.Index, frame: pd.DataFrame) -> np.ndarray:

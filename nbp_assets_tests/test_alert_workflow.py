@@ -12,12 +12,13 @@ import dagster as dg
 import psycopg
 import pytest
 
-from nbp_assets.alerts import ops, outbox, workflow
-from nbp_assets.alerts.ops_sensors import nbp_ops_alert_sensor, nbp_run_failure_alert_sensor
+from nbp_assets.alerts import outbox, workflow
 from nbp_assets.alerts.resource import FairnessAlertsResource
 from nbp_assets.cli import main
+from nbp_assets.core.postgres_resource import PostgresResource
 from nbp_assets.definitions import build_definitions
-from nbp_assets.storage.postgres_resource import PostgresResource
+from nbp_assets.ops import alerts as ops
+from nbp_assets.ops.sensors import nbp_ops_alert_sensor, nbp_run_failure_alert_sensor
 from nbp_assets_tests.test_alerts import Sensor, hook, report_week, rows, sample_alert  # noqa: F401  hook: fixture
 from nbp_assets_tests.test_fairness_report import (  # noqa: F401  fixtures: clean_compliance, env, defs
     ELIGIBILITY_WEEK,

@@ -29,9 +29,9 @@ from nbp_assets.alerts.channels import EmailChannel, SlackChannel, WebhookChanne
 from nbp_assets.alerts.delivery import backoff_seconds, deliver_due
 from nbp_assets.alerts.resource import FairnessAlertsResource
 from nbp_assets.alerts.sensor import SENSOR_NAME, nbp_fairness_alert_sensor
+from nbp_assets.core.postgres_resource import PostgresResource
 from nbp_assets.definitions import build_definitions
 from nbp_assets.fairness.alert import alert_payload
-from nbp_assets.storage.postgres_resource import PostgresResource
 from nbp_assets_tests.test_fairness_report import (  # noqa: F401  fixtures: clean_compliance, env, defs
     BIASED_LIFT,
     RANKING_WEEK,

@@ -9,11 +9,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from nbp_assets.assets.engine import build_engine_assets
-from nbp_assets.model.weights import load_weights
-from nbp_assets.partitions import Week
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
 from nbp_assets.sources.synthetic import generate
-from nbp_assets.storage.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
+from nbp_assets.weekly.assets import build_engine_assets
+from nbp_assets.weekly.weights import load_weights
 
 WEEK = Week.from_key("2026-11-09")
 E = pd.Timestamp(WEEK.evaluation_date)

@@ -7,9 +7,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from nbp_assets.assets import checks
 from nbp_assets.contract.assets import NbpRankedAsset
-from nbp_assets.model import invariants
+from nbp_assets.weekly import checks, invariants
 
 
 def ranked(**changes) -> pd.DataFrame:
@@ -114,8 +113,8 @@ def test_cli_load_rejects_a_bad_folder_and_loads_nothing(tmp_path, monkeypatch, 
 def test_the_eligibility_gate_counted_per_party_shard_adds_up_and_names_the_rows():
     """The gate's count runs once per party shard at scale: the shards' counts add up to the
     week's, and a failure still shows the offending rows of the whole week."""
-    from nbp_assets.model.sqltext import within
-    from nbp_assets.storage.warehouse import _DuckDBSession
+    from nbp_assets.core.sqltext import within
+    from nbp_assets.core.warehouse import _DuckDBSession
 
     con = duckdb.connect()
     con.register("ranked_in", ranked(product_id=(1, "C")))  # P1's C and P2's A are not eligible

@@ -8,8 +8,8 @@ import dagster as dg
 import pytest
 
 from nbp_assets.cli import main
-from nbp_assets.storage import postgres as pg
-from nbp_assets.storage.warehouse import HISTORY_TABLE, DuckDBWarehouse
+from nbp_assets.core.warehouse import HISTORY_TABLE, DuckDBWarehouse
+from nbp_assets.publish import postgres as pg
 
 pytestmark = pytest.mark.integration
 

@@ -23,9 +23,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.settings import ConfigurationError
+from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA
 from nbp_assets.definitions import WEEKLY_JOB, build_definitions
-from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE
-from nbp_assets.partitions import Week
+from nbp_assets.publish.postgres import PostgresUnavailable
 from nbp_assets.resources import (
     build_resources,
     check_deployment,
@@ -33,10 +35,8 @@ from nbp_assets.resources import (
     open_warehouse,
     snowflake_warehouse,
 )
-from nbp_assets.settings import ConfigurationError
 from nbp_assets.sources.synthetic import generate
-from nbp_assets.storage.postgres import PostgresUnavailable
-from nbp_assets.storage.warehouse import HISTORY_TABLE, SOURCE_SCHEMA
+from nbp_assets.weekly.weights import DEFAULT_WEIGHTS_FILE
 
 pytestmark = pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")  # fakesnow's, not ours
 
@@ -307,7 +307,7 @@ def test_unreachable_postgres_stops_the_run_before_anything_is_written(env, fake
     assert not result.success
     text = init_failure(result)
     assert text.startswith(
-        "nbp_assets.storage.postgres.PostgresUnavailable: cannot connect to PostgreSQL "
+        "nbp_assets.publish.postgres.PostgresUnavailable: cannot connect to PostgreSQL "
         "(host=127.0.0.1 port=1 dbname=nbp_apps)"
     )
     assert not result.get_step_success_events()
@@ -337,7 +337,7 @@ def test_missing_upstream_table_is_named_before_anything_is_written(env, fake_ba
             )
             assert not result.success
             assert init_failure(result) == (
-                "nbp_assets.storage.snowflake.MissingTables: snowflake account nbp-test-account, database NBP_TEST: "
+                "nbp_assets.core.snowflake.MissingTables: snowflake account nbp-test-account, database NBP_TEST: "
                 "required table(s) missing or not visible to this role: nbp_source.behaviour; nothing was written"
             )
             assert not result.get_step_success_events()

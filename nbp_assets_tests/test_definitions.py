@@ -14,13 +14,13 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from nbp_assets import settings
-from nbp_assets.assets import checks
-from nbp_assets.assets import offers as nbo
-from nbp_assets.model.offers import OFFER_CODE_VERSION
-from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE, MODEL_CODE_VERSION, load_weights
-from nbp_assets.partitions import Week, weekly_partitions
+from nbp_assets.core import settings
+from nbp_assets.core.partitions import Week, weekly_partitions
+from nbp_assets.offers import assets as nbo
+from nbp_assets.offers.model import OFFER_CODE_VERSION
 from nbp_assets.resources import build_resources
+from nbp_assets.weekly import checks
+from nbp_assets.weekly.weights import DEFAULT_WEIGHTS_FILE, MODEL_CODE_VERSION, load_weights
 
 LONDON = ZoneInfo("Europe/London")
 GROUP = "next_best_product"
@@ -509,7 +509,7 @@ def test_every_asset_has_owners_and_says_if_it_holds_personal_data(defs):
 
 
 def test_the_weights_data_version_is_their_digest(tmp_path):
-    from nbp_assets.assets.weights_config import observation
+    from nbp_assets.weekly.weights_asset import observation
 
     default = load_weights(DEFAULT_WEIGHTS_FILE)
     tuned = load_weights(modified_weights(tmp_path / "tuned.csv"))

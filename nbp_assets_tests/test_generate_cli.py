@@ -8,8 +8,8 @@ import pandas as pd
 
 from nbp_assets.cli import main
 from nbp_assets.contract.inputs import SOURCE_TABLES
+from nbp_assets.core.warehouse import SOURCE_SCHEMA, DuckDBWarehouse
 from nbp_assets.sources.synthetic import generate_chunks
-from nbp_assets.storage.warehouse import SOURCE_SCHEMA, DuckDBWarehouse
 
 
 def test_generate_writes_every_chunk_and_reports_progress(tmp_path, monkeypatch, capsys):

@@ -19,17 +19,39 @@ PACKAGE = Path(nbp_assets.__file__).parent
 
 # Lowest first. Keep in step with the picture in docs/architecture.md.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("settings", "redaction", "partitions", "ops_pools")),
-    # model.vocabulary (the signal names, imports nothing) lives with the model it names and sits
-    # with the contracts that promise those names to every reader
-    ("contract", ("contract", "fairness.contract", "model.vocabulary")),
-    ("model", ("model", "fairness.maths", "fairness.config", "explain")),
-    ("storage", ("storage",)),
-    ("sources", ("sources",)),
+    (
+        "foundation",
+        ("core.settings", "core.redaction", "core.partitions", "core.sqltext", "ops.pools", "ops.dagster_compat"),
+    ),
+    # the signal names (imports nothing) sit with the contracts that promise them to every reader
+    ("contract", ("contract", "fairness.contract")),
+    # each domain's functional core: no Dagster, no storage
+    (
+        "model",
+        (
+            "weekly.eligibility",
+            "weekly.signals",
+            "weekly.ranking",
+            "weekly.invariants",
+            "weekly.suitability",
+            "weekly.weights",
+            "weekly.reasons",
+            "weekly.explain",
+            "weekly.local",
+            "monitoring.model",
+            "offers.model",
+            "offers.rules",
+            "fairness.maths",
+            "fairness.config",
+        ),
+    ),
+    ("storage", ("core", "publish.postgres", "publish.prefetch")),
+    ("sources", ("sources", "offers.inputs", "offers.stream_state")),
     ("resources", ("resources",)),
-    ("alerts", ("alerts", "fairness.alert", "fairness.guard", "fairness.report")),
-    ("assets", ("assets", "fairness", "stream", "simulate")),
-    ("application", ("definitions", "cli", "__main__", "run_summary", "bench", "offers_bench")),
+    ("alerts", ("alerts", "fairness.alert", "fairness.guard", "fairness.report", "ops.alerts")),
+    # the Dagster shell of each domain
+    ("assets", ("weekly", "publish", "fairness", "monitoring", "simulation", "offers", "governance", "ops")),
+    ("application", ("definitions", "cli", "__main__", "ops.run_summary")),
 ]
 RANK = {layer: rank for rank, (layer, _) in enumerate(LAYERS)}
 
@@ -116,11 +138,11 @@ def test_no_import_points_up():
 @pytest.mark.parametrize(
     "module, text",
     [
-        ("contract.assets", "from nbp_assets.model.ranking import TOP_N\n"),
-        ("storage.snowflake", "def login():\n    from nbp_assets import resources\n"),
+        ("contract.assets", "from nbp_assets.weekly.ranking import TOP_N\n"),
+        ("core.snowflake", "def login():\n    from nbp_assets import resources\n"),
         ("alerts.messages", "from nbp_assets.fairness import asset\n"),
-        ("settings", "import nbp_assets.model.weights\n"),
-        ("fairness.maths", "from ..assets import checks\n"),
+        ("core.settings", "import nbp_assets.weekly.weights\n"),
+        ("fairness.maths", "from ..weekly import checks\n"),
     ],
 )
 def test_an_upward_import_is_caught(module, text):

@@ -17,12 +17,12 @@ import dagster as dg
 import psycopg
 import pytest
 
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.settings import ConfigurationError
+from nbp_assets.core.warehouse import SOURCE_SCHEMA
 from nbp_assets.definitions import WEEKLY_JOB, build_definitions
-from nbp_assets.partitions import Week
 from nbp_assets.resources import check_deployment
-from nbp_assets.settings import ConfigurationError
 from nbp_assets.sources.synthetic import generate
-from nbp_assets.storage.warehouse import SOURCE_SCHEMA
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ import pytest
 
 from nbp_assets.cli import main
 from nbp_assets.contract.inputs import SOURCE_TABLES
+from nbp_assets.core.warehouse import SOURCE_SCHEMA, DuckDBWarehouse
 from nbp_assets.sources.synthetic import generate
-from nbp_assets.storage.warehouse import SOURCE_SCHEMA, DuckDBWarehouse
 
 REPO = Path(__file__).resolve().parents[1]
 END_WEEK = date(2026, 11, 9)
@@ -346,7 +346,7 @@ def test_snowflake_load_is_one_transaction(snowflake, banks):
 @pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")
 def test_snowflake_first_load_stopped_before_commit_is_refused_by_the_weekly_run(snowflake, banks):
     from nbp_assets.contract.validation import ContractViolation
-    from nbp_assets.partitions import Week
+    from nbp_assets.core.partitions import Week
     from nbp_assets.sources import week_inputs
     from nbp_assets.sources.loader import load_directory, store
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from nbp_assets.contract.inputs import SOURCE_TABLES
-from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE
 from nbp_assets.sources.loader import LoadError, load_directory
+from nbp_assets.weekly.weights import DEFAULT_WEIGHTS_FILE
 
 D = pd.Timestamp
 

@@ -6,16 +6,16 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from nbp_assets.assets.monitoring import (
+from nbp_assets.contract.vocabulary import ALL_SIGNALS
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
+from nbp_assets.monitoring import model as monitoring
+from nbp_assets.monitoring.assets import (
     NO_ELIGIBLE_DRIFT,
     SCORE_DRIFT,
     SIGNAL_DRIFT,
     build_monitoring_assets,
 )
-from nbp_assets.model import monitoring
-from nbp_assets.model.vocabulary import ALL_SIGNALS
-from nbp_assets.partitions import Week
-from nbp_assets.storage.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
 
 WEEK = Week.from_key("2026-11-09")
 BEFORE = Week.from_key("2026-11-02")

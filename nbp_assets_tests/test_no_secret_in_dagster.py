@@ -32,7 +32,7 @@ PROBE_DEFS = textwrap.dedent("""
     import psycopg
 
     from nbp_assets.resources import build_resources
-    from nbp_assets.storage.postgres_resource import PostgresResource
+    from nbp_assets.core.postgres_resource import PostgresResource
 
 
     @dg.op

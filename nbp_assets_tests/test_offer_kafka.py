@@ -25,15 +25,15 @@ import duckdb
 import pandas as pd
 import pytest
 
-from nbp_assets.sources.offers_stream import LOOKUP_TABLE
-from nbp_assets.storage.warehouse import DuckDBWarehouse
-from nbp_assets.stream import topics as t
-from nbp_assets.stream.broker import start_broker
-from nbp_assets.stream.config import KafkaSettings
-from nbp_assets.stream.lag import consumer_lag, waiting_events
-from nbp_assets.stream.processor import Processor
-from nbp_assets.stream.sink import STREAM_NBO_TABLE, Sink
-from nbp_assets.stream.topics import ensure_topics
+from nbp_assets.core.warehouse import DuckDBWarehouse
+from nbp_assets.offers.stream import topics as t
+from nbp_assets.offers.stream.broker import start_broker
+from nbp_assets.offers.stream.config import KafkaSettings
+from nbp_assets.offers.stream.lag import consumer_lag, waiting_events
+from nbp_assets.offers.stream.processor import Processor
+from nbp_assets.offers.stream.sink import STREAM_NBO_TABLE, Sink
+from nbp_assets.offers.stream.topics import ensure_topics
+from nbp_assets.offers.stream_state import LOOKUP_TABLE
 from nbp_assets_tests.kafka_helpers import (
     count_until,
     lookup_rows,
@@ -378,7 +378,7 @@ def test_settings_never_show_secrets(monkeypatch):
     assert cfg.producer()["partitioner"] == "murmur2_random"
     assert "s3cret-value" not in cfg.describe() + repr(cfg)
     monkeypatch.delenv("NBP_KAFKA_SASL_PASSWORD")
-    from nbp_assets.settings import ConfigurationError
+    from nbp_assets.core.settings import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="NBP_KAFKA_SASL_PASSWORD"):
         KafkaSettings.from_env()
@@ -387,9 +387,9 @@ def test_settings_never_show_secrets(monkeypatch):
 def test_dagster_publishes_offers_and_rules_sinks_the_lookup_and_shows_lag(cfg, tmp_path, monkeypatch):
     import dagster as dg
 
-    from nbp_assets.assets import offers as nbo
-    from nbp_assets.assets import offers_kafka as k
     from nbp_assets.definitions import build_definitions
+    from nbp_assets.offers import assets as nbo
+    from nbp_assets.offers import kafka_assets as k
 
     monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("NBP_WAREHOUSE_PATH", raising=False)
@@ -465,10 +465,10 @@ def test_the_streams_step_gives_the_warehouse_paths_rows_byte_for_byte():
 
     import numpy as np
 
-    from nbp_assets.model.offers import lookup, next_best_offers
-    from nbp_assets.model.offers_rules import load_rules
-    from nbp_assets.offers_bench import synthetic_stream
-    from nbp_assets.stream.state import OfferState
+    from nbp_assets.offers.model import lookup, next_best_offers
+    from nbp_assets.offers.rules import load_rules
+    from nbp_assets.offers.stream.state import OfferState
+    from nbp_assets.offers.synthetic import synthetic_stream
 
     events, versions = synthetic_stream(5_000, 400, seed=11)
     rng = np.random.default_rng(5)

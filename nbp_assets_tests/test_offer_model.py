@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from nbp_assets.contract.validation import ContractViolation
-from nbp_assets.model.offers import changed_on_replay, lookup, unaccounted, version_at_event
-from nbp_assets.model.offers_rules import assign, coverage, evaluate, load_rules, rules_from_frame
+from nbp_assets.offers.model import changed_on_replay, lookup, unaccounted, version_at_event
+from nbp_assets.offers.rules import assign, coverage, evaluate, load_rules, rules_from_frame
 
 RECIPE_CASE = """
 CASE
@@ -185,18 +185,18 @@ def test_a_rule_no_integer_can_satisfy_is_unreachable():
 def test_invalid_rules_are_rejected_with_the_reason(change, fragment):
     with pytest.raises(ContractViolation, match=fragment):
         rules_from_frame(
-            change(pd.read_csv("nbp_assets/model/default_offer_rules.csv")), offer_ids=pd.Series(OFFER_IDS)
+            change(pd.read_csv("nbp_assets/offers/default_offer_rules.csv")), offer_ids=pd.Series(OFFER_IDS)
         )
 
 
 def test_a_later_version_must_start_later():
-    recipe = pd.read_csv("nbp_assets/model/default_offer_rules.csv")
+    recipe = pd.read_csv("nbp_assets/offers/default_offer_rules.csv")
     with pytest.raises(ContractViolation, match="start strictly later"):
         rules_from_frame(pd.concat([recipe, recipe.assign(rules_version=2)]))
 
 
 def test_each_event_uses_the_rules_version_in_force_at_its_time():
-    recipe = pd.read_csv("nbp_assets/model/default_offer_rules.csv")
+    recipe = pd.read_csv("nbp_assets/offers/default_offer_rules.csv")
     v2 = recipe.assign(rules_version=2, valid_from="2026-12-01", offer_id=recipe["offer_id"].replace({1: 3}))
     rules = rules_from_frame(pd.concat([recipe.assign(valid_from="2026-01-01"), v2]))
     times = pd.Series(

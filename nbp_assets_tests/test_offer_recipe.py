@@ -27,10 +27,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from nbp_assets.assets import offers as nbo
 from nbp_assets.cli import main as cli
 from nbp_assets.contract.inputs import SOURCE_TABLES
 from nbp_assets.definitions import build_definitions
+from nbp_assets.offers import assets as nbo
 from nbp_assets_tests.offer_helpers import Stream, check, materialization
 
 # Verbatim from the recipe.

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
-from nbp_assets.assets import offers as nbo
 from nbp_assets.definitions import build_definitions
-from nbp_assets.model.offers import next_best_offers
-from nbp_assets.model.offers_rules import DEFAULT_RULES_FILE
-from nbp_assets.sources import offers_inputs as inputs
-from nbp_assets.sources import offers_stream as stream
+from nbp_assets.offers import assets as nbo
+from nbp_assets.offers import inputs
+from nbp_assets.offers import stream_state as stream
+from nbp_assets.offers.model import next_best_offers
+from nbp_assets.offers.rules import DEFAULT_RULES_FILE
 from nbp_assets_tests.offer_helpers import Stream, check, materialization
 
 T = pd.Timestamp

@@ -21,8 +21,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nbp_assets import ops_pools
 from nbp_assets.cli import LOCAL_INSTANCE_YAML, _ensure_dagster_home, main
+from nbp_assets.ops import pools as ops_pools
 
 pytestmark = pytest.mark.integration
 
@@ -158,7 +158,7 @@ def test_a_killed_materialize_does_not_wedge_the_next(tmp_path, monkeypatch, cle
 SMALL_JOB = textwrap.dedent("""
     import sys, time
     import dagster as dg
-    from nbp_assets.ops_pools import execute_job
+    from nbp_assets.ops.pools import execute_job
 
     @dg.op(pool="nbp_weekly")
     def heavy():

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from nbp_assets.storage import postgres as pg
-from nbp_assets.storage import postgres_server
-from nbp_assets.storage.postgres import (
+from nbp_assets.core import postgres_server
+from nbp_assets.publish import postgres as pg
+from nbp_assets.publish.postgres import (
     COLUMNS,
     PostgresUnavailable,
     check_connection,
@@ -636,7 +636,7 @@ def test_a_reader_that_never_lets_go_fails_the_publish_and_nothing_changes(clean
 
 @pytest.mark.integration
 def test_apps_read_the_named_view_with_the_read_only_role(clean_postgres):
-    from nbp_assets.storage.postgres import APP_READER_ROLE, read_named
+    from nbp_assets.publish.postgres import APP_READER_ROLE, read_named
 
     with psycopg.connect(clean_postgres) as conn:
         if not conn.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()[

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from nbp_assets.storage.prefetch import prefetched
+from nbp_assets.publish.prefetch import prefetched
 
 
 def test_items_arrive_in_order_and_all_of_them():

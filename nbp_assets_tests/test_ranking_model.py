@@ -1,6 +1,6 @@
 """Properties of the MOD-107 ranking model: each signal moves the rank in the seed's direction.
 
-The model under test is the warehouse SQL (nbp_assets.model), run on in-memory DuckDB tables."""
+The model under test is the warehouse SQL (nbp_assets.weekly), run on in-memory DuckDB tables."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from nbp_assets.model.local import compute_signals, eligible_candidates, rank_week, score_candidates
-from nbp_assets.model.signals import WeekInputs
-from nbp_assets.model.vocabulary import ALL_SIGNALS, NO_SIGNAL
-from nbp_assets.model.weights import SETTINGS, load_weights, model_version, weights_from_frame
+from nbp_assets.contract.vocabulary import ALL_SIGNALS, NO_SIGNAL
+from nbp_assets.weekly.local import compute_signals, eligible_candidates, rank_week, score_candidates
+from nbp_assets.weekly.signals import WeekInputs
+from nbp_assets.weekly.weights import SETTINGS, load_weights, model_version, weights_from_frame
 
 EVAL_DATE = date(2026, 11, 16)
 EVALUATED_AT = datetime(2026, 11, 16)
@@ -297,8 +297,8 @@ def test_duckdb_top_n_is_snowflakes_window_row_for_row():
     import duckdb
     import numpy as np
 
-    from nbp_assets.model.ranking import top_n_sql
-    from nbp_assets.model.vocabulary import POSITIVE_SIGNALS
+    from nbp_assets.contract.vocabulary import POSITIVE_SIGNALS
+    from nbp_assets.weekly.ranking import top_n_sql
 
     rng = np.random.default_rng(11)
     n = 20_000
@@ -328,7 +328,7 @@ def test_duckdb_top_n_is_snowflakes_window_row_for_row():
 def test_duckdb_top_n_refuses_an_unknown_primary_signal_instead_of_dropping_the_row():
     import duckdb
 
-    from nbp_assets.model.ranking import top_n_sql
+    from nbp_assets.weekly.ranking import top_n_sql
 
     con = duckdb.connect()
     con.register(

@@ -1,7 +1,7 @@
 """The one redaction helper every error path uses (warehouse, PostgreSQL, instance, alerts)."""
 
 from nbp_assets.alerts.channels import redact as channel_redact
-from nbp_assets.redaction import redact
+from nbp_assets.core.redaction import redact
 
 
 def test_every_secret_is_masked_longest_first_and_absent_ones_are_ignored():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbp_assets.run_summary import (
+from nbp_assets.ops.run_summary import (
     EXIT_OK,
     EXIT_WARNING,
     EXIT_WEEK_FAILED,

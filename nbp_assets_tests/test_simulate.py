@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from nbp_assets.cli import main
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA
 from nbp_assets.definitions import WEEKLY_JOB, build_definitions
-from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE, HEALTH_THRESHOLD, load_weights
-from nbp_assets.partitions import Week
-from nbp_assets.simulate import SANDBOX_RANKED, SIMULATE_JOB, simulate_week
+from nbp_assets.publish import postgres as pg
+from nbp_assets.simulation.simulate import SANDBOX_RANKED, SIMULATE_JOB, simulate_week
 from nbp_assets.sources.synthetic import generate
-from nbp_assets.storage import postgres as pg
-from nbp_assets.storage.warehouse import HISTORY_TABLE, SOURCE_SCHEMA
+from nbp_assets.weekly.weights import DEFAULT_WEIGHTS_FILE, HEALTH_THRESHOLD, load_weights
 
 pytestmark = pytest.mark.integration
 

@@ -20,12 +20,12 @@ import pandas as pd
 import psycopg
 import pytest
 
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, WORK_SCHEMA
 from nbp_assets.definitions import WEEKLY_JOB, build_definitions
-from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE
-from nbp_assets.partitions import Week
 from nbp_assets.resources import open_warehouse
 from nbp_assets.sources.synthetic import generate
-from nbp_assets.storage.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, WORK_SCHEMA
+from nbp_assets.weekly.weights import DEFAULT_WEIGHTS_FILE
 
 pytestmark = [
     pytest.mark.integration,

@@ -8,7 +8,7 @@ import pytest
 from nbp_assets.contract.inputs import SOURCE_TABLES, ChurnHealthInput, CustomersInput
 from nbp_assets.contract.sql_checks import check_in_warehouse, coerce_types, predicates
 from nbp_assets.contract.validation import ContractViolation, validate
-from nbp_assets.storage.warehouse import DuckDBWarehouse
+from nbp_assets.core.warehouse import DuckDBWarehouse
 
 
 @pytest.fixture

@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbp_assets.assets.engine import build_engine_assets
-from nbp_assets.model import local
-from nbp_assets.model.signals import WeekInputs
-from nbp_assets.model.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
-from nbp_assets.model.weights import HEALTH_THRESHOLD, load_weights, weights_from_frame
-from nbp_assets.partitions import Week
+from nbp_assets.contract.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
 from nbp_assets.sources.synthetic import generate
-from nbp_assets.storage.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
+from nbp_assets.weekly import local
+from nbp_assets.weekly.assets import build_engine_assets
+from nbp_assets.weekly.signals import WeekInputs
+from nbp_assets.weekly.weights import HEALTH_THRESHOLD, load_weights, weights_from_frame
 from nbp_assets_tests import reference_model as ref
 
 WEEK = Week.from_key("2026-11-09")

@@ -8,15 +8,16 @@ import duckdb
 import pandas as pd
 import pytest
 
-from nbp_assets.assets import checks, engine
-from nbp_assets.assets.engine import build_engine_assets
 from nbp_assets.contract.validation import ContractViolation
-from nbp_assets.model.local import rank_week
-from nbp_assets.model.suitability import suppressed_published
-from nbp_assets.model.weights import HEALTH_THRESHOLD, load_weights, weights_from_frame
-from nbp_assets.partitions import Week
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
 from nbp_assets.sources.synthetic import generate
-from nbp_assets.storage.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
+from nbp_assets.weekly import assets as engine
+from nbp_assets.weekly import checks
+from nbp_assets.weekly.assets import build_engine_assets
+from nbp_assets.weekly.local import rank_week
+from nbp_assets.weekly.suitability import suppressed_published
+from nbp_assets.weekly.weights import HEALTH_THRESHOLD, load_weights, weights_from_frame
 from nbp_assets_tests import reference_model as ref
 from nbp_assets_tests.test_ranking_model import EVALUATED_AT, make_inputs
 

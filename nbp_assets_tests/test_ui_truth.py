@@ -21,7 +21,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE
+from nbp_assets.weekly.weights import DEFAULT_WEIGHTS_FILE
 from nbp_assets_tests.test_definitions import CARRY_THE_MODEL, PERSONAL_DATA
 from nbp_assets_tests.test_webserver import running_webserver
 
@@ -195,7 +195,7 @@ def test_a_browser_finds_the_weeks_check_result_on_the_asset_page(server, demo, 
 
 # Last: it changes the weights of the demo's home.
 def test_a_weights_change_shows_every_asset_that_carries_the_model_stale(server, demo, monkeypatch):
-    from nbp_assets.assets.weights_config import RANKING_WEIGHTS, build_ranking_weights
+    from nbp_assets.weekly.weights_asset import RANKING_WEIGHTS, build_ranking_weights
 
     home, (_, latest), _ = demo
     governed = ["scores", "nbp_ranked", "nbp_current", "fairness_report"]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbp_assets.storage.warehouse import HISTORY_DDL, HISTORY_KEY, HISTORY_TABLE, DuckDBWarehouse
+from nbp_assets.core.warehouse import HISTORY_DDL, HISTORY_KEY, HISTORY_TABLE, DuckDBWarehouse
 
 
 def week(evaluated_at: str, parties: list[str], score: float) -> pd.DataFrame:

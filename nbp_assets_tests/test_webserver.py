@@ -25,7 +25,7 @@ from typing import Iterator
 import dagster as dg
 import pytest
 
-from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE, load_weights
+from nbp_assets.weekly.weights import DEFAULT_WEIGHTS_FILE, load_weights
 from nbp_assets_tests.test_definitions import ASSETS, CHECKS, MODEL_VERSIONED, OFFER_ASSETS, WEIGHTS_SOURCE
 
 pytestmark = pytest.mark.integration

@@ -18,11 +18,11 @@ import pytest
 
 from nbp_assets.alerts import outbox, workflow
 from nbp_assets.alerts.delivery import deliver_due
-from nbp_assets.assets import checks
+from nbp_assets.core.partitions import Week
 from nbp_assets.fairness.breaches import week_breaches
 from nbp_assets.fairness.report import html_path
-from nbp_assets.partitions import Week
-from nbp_assets.run_summary import render, summarize_run
+from nbp_assets.ops.run_summary import render, summarize_run
+from nbp_assets.weekly import checks
 from nbp_assets_tests.test_fairness_report import (  # noqa: F401  fixtures: clean_compliance, env, defs
     clean_compliance,
     defs,

@@ -13,11 +13,11 @@ import duckdb
 import pandas as pd
 import pytest
 
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA
 from nbp_assets.definitions import WEEKLY_JOB, build_definitions
-from nbp_assets.partitions import Week
+from nbp_assets.publish import postgres as pg
 from nbp_assets.sources.synthetic import generate
-from nbp_assets.storage import postgres as pg
-from nbp_assets.storage.warehouse import HISTORY_TABLE, SOURCE_SCHEMA
 
 pytestmark = pytest.mark.integration
 

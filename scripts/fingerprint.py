@@ -94,8 +94,8 @@ def main() -> None:
         _cli("generate", "--customers", str(args.customers), "--seed", str(args.seed), "--weeks", str(args.weeks))
     from datetime import date, timedelta
 
-    from nbp_assets import settings
     from nbp_assets.cli import latest_closed_week
+    from nbp_assets.core import settings
 
     last = latest_closed_week()
     first = (date.fromisoformat(last) - timedelta(weeks=args.weeks - 1)).isoformat()

@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/browser.sh
 # The linter and the formatter first: seconds, and a finding fails the run before the long
-# suite starts (`.venv/bin/ruff format nbp_assets nbp_assets_tests` fixes the formatting).
-.venv/bin/ruff check nbp_assets nbp_assets_tests
-.venv/bin/ruff format --check nbp_assets nbp_assets_tests
+# suite starts (`.venv/bin/ruff format nbp_assets nbp_assets_tests benchmarks scripts` fixes the formatting).
+.venv/bin/ruff check nbp_assets nbp_assets_tests benchmarks scripts
+.venv/bin/ruff format --check nbp_assets nbp_assets_tests benchmarks scripts
 set +e
 # Two workers (pytest-xdist): most tests wait on processes, servers and sensors, so two at a
 # time roughly halve the suite on this 2-core machine. Each worker starts its own PostgreSQL;

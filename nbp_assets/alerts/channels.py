@@ -25,9 +25,9 @@ from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from nbp_assets import redaction
 from nbp_assets.alerts import messages
 from nbp_assets.alerts.outbox import ALERT_TYPE
+from nbp_assets.core import redaction
 
 SMTP_SECURITY = ("starttls", "ssl", "none")
 
@@ -37,7 +37,7 @@ class DeliveryError(RuntimeError):
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """A channel's error text without its secrets (nbp_assets.redaction; fragments under 4
+    """A channel's error text without its secrets (nbp_assets.core.redaction; fragments under 4
     characters, such as a port, are left)."""
     return redaction.redact(text, secrets, min_length=4)
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nbp_assets import settings
 from nbp_assets.alerts import workflow
+from nbp_assets.core import settings
 from nbp_assets.fairness import report
 
 STEP = {"ack": "acknowledged", "assign": "assigned", "comment": "commented", "resolve": "resolved"}

@@ -46,7 +46,7 @@ from nbp_assets.alerts.schema import (  # noqa: F401  the outbox's names, used b
     WEEKS,
     ensure_schema,
 )
-from nbp_assets.storage import postgres as pg
+from nbp_assets.publish import postgres as pg
 
 _COLUMNS = [
     "highest_group",

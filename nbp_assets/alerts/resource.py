@@ -14,8 +14,8 @@ from typing import Optional
 
 import dagster as dg
 
-from nbp_assets import settings
 from nbp_assets.alerts.channels import EmailChannel, MaildirChannel, SlackChannel, TeamsChannel, WebhookChannel
+from nbp_assets.core import settings
 
 
 class FairnessAlertsResource(dg.ConfigurableResource):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import psycopg
 
-from nbp_assets.storage.schemas import create_schema_if_missing
+from nbp_assets.core.schemas import create_schema_if_missing
 
 SCHEMA = "compliance"
 ALERTS = f"{SCHEMA}.fairness_alerts"

@@ -20,8 +20,8 @@ import dagster as dg
 from nbp_assets.alerts import outbox
 from nbp_assets.alerts.delivery import Attempt, deliver_due
 from nbp_assets.alerts.resource import FairnessAlertsResource
-from nbp_assets.settings import CHANNEL_SWITCHES
-from nbp_assets.storage.postgres_resource import PostgresResource
+from nbp_assets.core.postgres_resource import PostgresResource
+from nbp_assets.core.settings import CHANNEL_SWITCHES
 
 SENSOR_NAME = "nbp_fairness_alert_sensor"
 RESOURCE_KEY = "fairness_alerts"

@@ -173,7 +173,7 @@ class ActivityInput(_Contract):
 
 
 class WeightsInput(_Contract):
-    """Ranking weights per product class and signal (see nbp_assets/model/weights.py)."""
+    """Ranking weights per product class and signal (see nbp_assets/weekly/weights.py)."""
 
     product_class: Series[str] = pa.Field(isin=PRODUCT_CLASSES)
     signal: Series[str]

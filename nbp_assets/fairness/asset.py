@@ -12,8 +12,19 @@ import dagster as dg
 import pandas as pd
 
 from nbp_assets.alerts import outbox, workflow
-from nbp_assets.assets import checks
-from nbp_assets.assets.weekly_io import (
+from nbp_assets.contract.tables import CUSTOMERS, HISTORY, PRODUCTS
+from nbp_assets.core.partitions import Week, weekly_partitions
+from nbp_assets.core.postgres_resource import PostgresResource
+from nbp_assets.core.warehouse import WarehouseResource, sql_date
+from nbp_assets.fairness import maths as fairness
+from nbp_assets.fairness import report as render
+from nbp_assets.fairness.alert import alert_payload
+from nbp_assets.fairness.breaches import breaches_of, week_breaches
+from nbp_assets.fairness.config import FairnessConfig, fairness_config
+from nbp_assets.fairness.contract import REPORT_TABLE, fairness_report_model, left_out_dimensions
+from nbp_assets.weekly import checks
+from nbp_assets.weekly.eligibility import ACTIVE
+from nbp_assets.weekly.io import (
     GROUP,
     WEEKLY_POOL,
     common_metadata,
@@ -23,19 +34,8 @@ from nbp_assets.assets.weekly_io import (
     work_table,
     write_slice,
 )
-from nbp_assets.assets.weights_config import RANKING_WEIGHTS
-from nbp_assets.contract.tables import CUSTOMERS, HISTORY, PRODUCTS
-from nbp_assets.fairness import maths as fairness
-from nbp_assets.fairness import report as render
-from nbp_assets.fairness.alert import alert_payload
-from nbp_assets.fairness.breaches import breaches_of, week_breaches
-from nbp_assets.fairness.config import FairnessConfig, fairness_config
-from nbp_assets.fairness.contract import REPORT_TABLE, fairness_report_model, left_out_dimensions
-from nbp_assets.model.eligibility import ACTIVE
-from nbp_assets.model.weights import Weights
-from nbp_assets.partitions import Week, weekly_partitions
-from nbp_assets.storage.postgres_resource import PostgresResource
-from nbp_assets.storage.warehouse import WarehouseResource, sql_date
+from nbp_assets.weekly.weights import Weights
+from nbp_assets.weekly.weights_asset import RANKING_WEIGHTS
 
 
 def report_path(week: Week) -> Path:

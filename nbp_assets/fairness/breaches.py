@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.warehouse import WarehouseResource, sql_date
 from nbp_assets.fairness.contract import REPORT_TABLE
 from nbp_assets.fairness.maths import KEYS
-from nbp_assets.partitions import Week
-from nbp_assets.storage.warehouse import WarehouseResource, sql_date
 
 COLUMNS = [*KEYS, "gap_pp"]
 

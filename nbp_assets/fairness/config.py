@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from nbp_assets import settings
+from nbp_assets.core import settings
 from nbp_assets.fairness.contract import DEFAULT_DIMENSIONS, validate_dimensions
 from nbp_assets.fairness.maths import BREACH_THRESHOLD_PP, DEFAULT_MIN_GROUP_SIZE
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.warehouse import WarehouseResource, sql_date
 from nbp_assets.fairness.contract import REPORT_TABLE
-from nbp_assets.partitions import Week
-from nbp_assets.storage.warehouse import WarehouseResource, sql_date
 
 
 def publish_blocked_reason(warehouse: WarehouseResource, week: Week, model_version: str) -> str | None:

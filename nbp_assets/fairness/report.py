@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nbp_assets import settings
+from nbp_assets.core import settings
 
 PALETTE = ["#3465a4", "#f57900", "#4e9a06", "#75507b", "#c17d11", "#06989a", "#cc0000", "#555753"]
 

@@ -32,7 +32,7 @@ import pyarrow.csv as pa_csv
 from nbp_assets.contract.inputs import SOURCE_TABLES, WeightsInput
 from nbp_assets.contract.offers import OFFER_SOURCE_TABLES
 from nbp_assets.contract.validation import MAX_EXAMPLES, ContractViolation, Violation, plain_value, validate
-from nbp_assets.model.weights import weights_from_frame
+from nbp_assets.weekly.weights import weights_from_frame
 
 WEIGHTS_TABLE = "weights"
 FORMATS = (".csv", ".parquet")
@@ -172,7 +172,7 @@ def store(
     atomic, so weights_file is always a whole file, old or new, but a kill in the instant
     between commit and rename leaves the new tables with the previous weights.
     `progress(table, rows)` is called as each table is written, before the commit."""
-    from nbp_assets.storage.warehouse import SOURCE_SCHEMA
+    from nbp_assets.core.warehouse import SOURCE_SCHEMA
 
     tables = {f"{SOURCE_SCHEMA}.{name}": df for name, df in loaded.tables.items()}
     remove = tuple(f"{SOURCE_SCHEMA}.{name}" for name in loaded.missing_optional)
@@ -202,7 +202,7 @@ def next_steps(tables: dict[str, pd.DataFrame], latest_closed: str) -> list[str]
     that week (NBP_MAX_SNAPSHOT_AGE_DAYS, 7 by default): a snapshot dated d serves the week
     of Monday d - weekday. So the folder covers the weeks from the latest first snapshot to
     the earliest last snapshot of the snapshot tables a week needs."""
-    from nbp_assets.partitions import FIRST_WEEK
+    from nbp_assets.core.partitions import FIRST_WEEK
 
     firsts, lasts = [], []
     for name in REQUIRED_SNAPSHOTS:

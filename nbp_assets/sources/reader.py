@@ -9,7 +9,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from nbp_assets.contract.sql_checks import check_in_warehouse, coerce_types
-from nbp_assets.storage.warehouse import WarehouseResource
+from nbp_assets.core.warehouse import WarehouseResource
 
 
 def checked_relation(

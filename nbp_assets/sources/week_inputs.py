@@ -15,14 +15,14 @@ from datetime import timedelta
 
 import pandas as pd
 
-from nbp_assets import settings
 from nbp_assets.contract.inputs import SOURCE_TABLES
 from nbp_assets.contract.validation import ContractViolation, Violation
-from nbp_assets.model.signals import COOLING_OFF_DAYS
-from nbp_assets.model.sqltext import day, timestamp
-from nbp_assets.partitions import Week
+from nbp_assets.core import settings
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.sqltext import day, timestamp
+from nbp_assets.core.warehouse import SOURCE_SCHEMA, WarehouseResource
 from nbp_assets.sources.reader import checked_relation
-from nbp_assets.storage.warehouse import SOURCE_SCHEMA, WarehouseResource
+from nbp_assets.weekly.signals import COOLING_OFF_DAYS
 
 
 class MissingInput(RuntimeError):

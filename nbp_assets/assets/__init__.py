@@ -1,1 +1,0 @@
-"""Dagster assets and checks: thin wiring of the model to storage."""

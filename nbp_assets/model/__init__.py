@@ -1,1 +1,0 @@
-"""The functional core of MOD-107: plain functions over DataFrames, no Dagster import."""

@@ -1,0 +1,1 @@
+"""Outcome monitoring and drift of the weekly model: offer_outcomes and model_drift."""

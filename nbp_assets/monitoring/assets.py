@@ -1,0 +1,174 @@
+"""Outcome monitoring and drift of the weekly model: the offer_outcomes and model_drift assets.
+
+Wiring only: the maths is in model/monitoring.py. Both read what the week already wrote
+(nbp_work, the history) and MOD-108's offer_history, and write one small slice per week.
+"""
+
+import time
+
+import dagster as dg
+
+from nbp_assets.contract.assets import ModelDriftAsset, OfferOutcomesAsset
+from nbp_assets.contract.tables import CUSTOMERS, ELIGIBILITY, HISTORY, SCORES, SIGNALS
+from nbp_assets.core.partitions import Week, weekly_partitions
+from nbp_assets.core.sqltext import lit
+from nbp_assets.core.warehouse import WarehouseResource
+from nbp_assets.fairness.config import fairness_config
+from nbp_assets.monitoring import model as monitoring
+from nbp_assets.sources import week_inputs as src
+from nbp_assets.weekly import checks
+from nbp_assets.weekly.eligibility import ACTIVE
+from nbp_assets.weekly.io import (
+    GROUP,
+    WEEKLY_POOL,
+    common_metadata,
+    week_of,
+    week_slice,
+    with_week,
+    work_table,
+    write_slice,
+)
+
+OUTCOMES_TABLE = work_table("offer_outcomes")
+DRIFT_TABLE = work_table("model_drift")
+SIGNAL_DRIFT = "signal_means_stable"
+SCORE_DRIFT = "score_quantiles_stable"
+NO_ELIGIBLE_DRIFT = "no_eligible_product_share_stable"
+_DRIFT_CHECKS = {
+    SIGNAL_DRIFT: (
+        "signal_mean",
+        f"No signal's mean moved by more than {monitoring.SIGNAL_MEAN_DRIFT:g} since the previous week.",
+    ),
+    SCORE_DRIFT: (
+        "score_quantile",
+        f"The score's 10/50/90 % quantiles moved by at most "
+        f"{monitoring.SCORE_QUANTILE_DRIFT:g} since the previous week.",
+    ),
+    NO_ELIGIBLE_DRIFT: (
+        "no_eligible_share",
+        f"The share of active customers without an eligible product moved by "
+        f"at most {monitoring.NO_ELIGIBLE_SHARE_DRIFT * 100:g} points.",
+    ),
+}
+
+
+def offer_outcomes_step(context, warehouse: WarehouseResource):
+    """How customers answered the offers made during the week (MOD-108 offer_history):
+    acceptance and rejection rates with 95% intervals by product, rank, primary_signal,
+    model_version of the recommendation the offer followed, and by each fairness dimension
+    (did one group accept less of what it was offered?)."""
+    started, week = time.perf_counter(), week_of(context)
+    config = fairness_config()
+    with warehouse.session():
+        offers = checks.fail_on_violation(lambda: src.offers_made(warehouse, week))
+        current_then = Week.from_key(monitoring.previous_week(week.start).isoformat())  # published at the week's start
+        ranked = (
+            week_slice(HISTORY, current_then, "party_id, product_id, rank, primary_signal, model_version")
+            if warehouse.table_exists(HISTORY.name)
+            else "(SELECT CAST(NULL AS VARCHAR) AS party_id, CAST(NULL AS VARCHAR) AS product_id, 0 AS rank, "
+            "CAST(NULL AS VARCHAR) AS primary_signal, CAST(NULL AS VARCHAR) AS model_version WHERE 1 = 0)"
+        )
+        made = monitoring.offers_sql(
+            offers, ranked, week_slice(CUSTOMERS, week), week.start, week.evaluation_date, config.dimensions
+        )
+        groupings = list(dict.fromkeys((*monitoring.BY_MODEL, *config.dimensions)))
+        counts = warehouse.query(monitoring.outcome_counts_sql(made, groupings))
+    rates = monitoring.outcome_rates(counts)
+    gaps = monitoring.acceptance_gaps(rates, config.dimensions, config.min_group_size)
+    table = with_week(rates.copy(), week)
+    yield from checks.gate("offer_outcomes", [checks.contract_result(OfferOutcomesAsset, table, OUTCOMES_TABLE)])
+    rows = write_slice(warehouse, "offer_outcomes", table, week)
+    offered = int(rates.loc[rates["by"] == "product_id", "offered"].sum())
+    accepted = int(rates.loc[rates["by"] == "product_id", "accepted"].sum())
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, OUTCOMES_TABLE, started),
+            "offers": offered,
+            "acceptance_rate": round(accepted / offered, 4) if offered else 0.0,
+            "acceptance_gap_by_dimension": dg.MetadataValue.md(gaps.to_markdown(index=False)),
+            "by_rank": dg.MetadataValue.md(rates[rates["by"] == "rank"].to_markdown(index=False)),
+        }
+    )
+
+
+def _metrics(warehouse: WarehouseResource, week: Week):
+    if int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(SIGNALS, week)} s")) == 0:
+        return None
+    active = f"(SELECT party_id FROM {week_slice(CUSTOMERS, week)} c WHERE status = {lit(ACTIVE)})"
+    return warehouse.query(
+        monitoring.drift_metrics_sql(
+            week_slice(SIGNALS, week), week_slice(SCORES, week), active, week_slice(ELIGIBILITY, week)
+        )
+    ).iloc[0]
+
+
+def model_drift_step(context, warehouse: WarehouseResource):
+    """Week-over-week drift of the model: each signal's mean, the score's 10/50/90 %
+    quantiles and the share of active customers without an eligible product, against the
+    previous week, with the thresholds of docs/monitoring.md. A drift is a warning, not a
+    stop: the week's ranking is already checked and published."""
+    started, week = time.perf_counter(), week_of(context)
+    before_week = Week.from_key(monitoring.previous_week(week.start).isoformat())
+    with warehouse.session():
+        now = _metrics(warehouse, week)
+        if now is None:
+            raise dg.Failure(description=f"week {week.key} has no signals in {SIGNALS.name}: run the week first")
+        before = _metrics(warehouse, before_week)
+    table = monitoring.drift_table(now, before)
+    written = with_week(table.copy(), week)
+    yield from checks.gate("model_drift", [checks.contract_result(ModelDriftAsset, written, DRIFT_TABLE)])
+    rows = write_slice(warehouse, "model_drift", written, week)
+    for check, (kind, text) in _DRIFT_CHECKS.items():
+        mine = table[table["kind"] == kind]
+        drifted = mine[mine["drifted"]]
+        yield dg.AssetCheckResult(
+            check_name=check,
+            passed=drifted.empty,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=(text if before is not None else f"{text} (no previous week to compare with)")
+            if drifted.empty
+            else f"{len(drifted)} metric(s) drifted: " + ", ".join(drifted["metric"]),
+            metadata={"metrics": dg.MetadataValue.md(mine.to_markdown(index=False))},
+        )
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, DRIFT_TABLE, started),
+            "previous_week": before_week.key if before is not None else "none",
+            "drifted": int(table["drifted"].sum()),
+            "drift": dg.MetadataValue.md(table.to_markdown(index=False)),
+        }
+    )
+
+
+def build_monitoring_assets() -> list[dg.AssetsDefinition]:
+    common = dict(group_name=GROUP, partitions_def=weekly_partitions, pool=WEEKLY_POOL, kinds={"sql", "pandas"})
+
+    @dg.asset(
+        name="offer_outcomes",
+        deps=["nbp_ranked", "customers"],
+        description=offer_outcomes_step.__doc__,
+        metadata={"dagster/table_name": OUTCOMES_TABLE},
+        check_specs=[checks.contract_spec("offer_outcomes", OfferOutcomesAsset, weekly_partitions)],
+        **common,
+    )
+    def offer_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        yield from offer_outcomes_step(context, warehouse)
+
+    @dg.asset(
+        name="model_drift",
+        deps=["signals", "scores", "eligibility", "customers"],
+        description=model_drift_step.__doc__,
+        metadata={"dagster/table_name": DRIFT_TABLE},
+        check_specs=[
+            checks.contract_spec("model_drift", ModelDriftAsset, weekly_partitions),
+            *(
+                checks.check_spec(name, "model_drift", text, blocking=False, partitions_def=weekly_partitions)
+                for name, (_, text) in _DRIFT_CHECKS.items()
+            ),
+        ],
+        **common,
+    )
+    def model_drift(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        yield from model_drift_step(context, warehouse)
+
+    return [offer_outcomes, model_drift]

@@ -1,0 +1,308 @@
+"""Challenger simulation: rank a week with a candidate weights configuration (or the code as
+it is now) into a sandbox schema and compare it with the live model's published week, before
+the change ships.
+
+The challenger's signals, scores and top 3 go to `nbp_sandbox` only; the history
+(product_intelligence.next_best_product), nbp_work and PostgreSQL's nbp_current are only
+read. The report: share of customers whose top 1 / top 3 changed, movement per product, and
+each product's fairness gaps before and after with the breaches the change would add or
+remove (eligibility / ranking split and 95% intervals, fairness/maths.py's statistics).
+
+CLI: `python -m nbp_assets simulate --weights new.csv --week W`; UI: the `nbp_simulate_job`
+job (config: weights_file, week).
+"""
+
+import argparse
+import dataclasses
+import sys
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+
+from nbp_assets.contract.tables import HISTORY, PRODUCTS, SCORES, SIGNALS, Table
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.sqltext import lit
+from nbp_assets.core.warehouse import WarehouseResource
+from nbp_assets.fairness import asset as fairness_asset
+from nbp_assets.fairness import maths as fairness
+from nbp_assets.fairness.config import fairness_config
+from nbp_assets.weekly import assets as engine
+from nbp_assets.weekly.io import party_shards, replace_week, week_slice
+from nbp_assets.weekly.ranking import scores_sql
+from nbp_assets.weekly.weights import Weights, load_weights
+
+SANDBOX_SCHEMA = "nbp_sandbox"
+SANDBOX_SIGNALS = dataclasses.replace(
+    SIGNALS, name=f"{SANDBOX_SCHEMA}.signals", description="A challenger's signals (simulation only)."
+)
+SANDBOX_SCORES = dataclasses.replace(
+    SCORES, name=f"{SANDBOX_SCHEMA}.scores", description="A challenger's scores and explanations (simulation only)."
+)
+SANDBOX_RANKED = dataclasses.replace(
+    HISTORY,
+    name=f"{SANDBOX_SCHEMA}.next_best_product",
+    description="A challenger's top 3 per customer (simulation only, never published).",
+)
+SIMULATE_JOB = "nbp_simulate_job"
+
+_GAP_COLUMNS = ["gap_pp", "breach", "gap_ci_low_pp", "gap_ci_high_pp", "eligibility_pp", "ranking_pp"]
+
+
+@dataclass
+class Simulation:
+    """What a candidate configuration would change in one week, against the live model."""
+
+    week: str
+    live_model_version: str
+    challenger_model_version: str
+    summary: dict
+    products: pd.DataFrame  # product_id, recommended and rank-1 counts live / challenger and their change
+    fairness: pd.DataFrame  # product_id, dimension, gaps before / after, breach added / removed
+
+    def render(self) -> str:
+        lines = [f"week {self.week}: live {self.live_model_version} vs challenger {self.challenger_model_version}"]
+        lines += [f"  {k}: {v}" for k, v in self.summary.items()]
+        lines += ["", "movement per product:", self.products.to_string(index=False)]
+        changed = self.fairness[self.fairness["breach_added"] | self.fairness["breach_removed"]]
+        lines += ["", f"fairness breaches the change would add or remove: {len(changed)}"]
+        if len(changed):
+            lines.append(changed.to_string(index=False))
+        lines += ["", "fairness gaps before and after (pp):", self.fairness.to_string(index=False)]
+        return "\n".join(lines)
+
+
+def _ranked(table: Table, week: Week) -> str:
+    return week_slice(table, week, "party_id, product_id, rank")
+
+
+def _changes(warehouse: WarehouseResource, live: str, challenger: str) -> dict:
+    """Customers ranked, and those whose top 1 or top 3 (as a set of products) changed."""
+    customers = int(
+        warehouse.scalar(
+            f"SELECT count(*) FROM (SELECT party_id FROM {live} l UNION SELECT party_id FROM {challenger} c) p"
+        )
+    )
+    top1 = int(
+        warehouse.scalar(f"""SELECT count(*) FROM (SELECT party_id, product_id FROM {live} l WHERE rank = 1) l
+FULL OUTER JOIN (SELECT party_id, product_id FROM {challenger} c WHERE rank = 1) c ON c.party_id = l.party_id
+WHERE l.product_id IS NULL OR c.product_id IS NULL OR l.product_id <> c.product_id""")
+    )
+    top3 = int(
+        warehouse.scalar(f"""SELECT count(DISTINCT coalesce(l.party_id, c.party_id)) FROM {live} l
+FULL OUTER JOIN {challenger} c ON c.party_id = l.party_id AND c.product_id = l.product_id
+WHERE l.party_id IS NULL OR c.party_id IS NULL""")
+    )
+
+    def share(n: int) -> float:
+        return round(n / customers, 6) if customers else 0.0
+
+    return {
+        "customers": customers,
+        "top1_changed": top1,
+        "top1_changed_share": share(top1),
+        "top3_changed": top3,
+        "top3_changed_share": share(top3),
+    }
+
+
+def _movement(warehouse: WarehouseResource, live: str, challenger: str) -> pd.DataFrame:
+    moved = warehouse.query(f"""SELECT product_id,
+       sum(live) AS live_top3, sum(challenger) AS challenger_top3,
+       sum(CASE WHEN rank = 1 THEN live ELSE 0 END) AS live_top1,
+       sum(CASE WHEN rank = 1 THEN challenger ELSE 0 END) AS challenger_top1
+FROM (SELECT product_id, rank, 1 AS live, 0 AS challenger FROM {live} l
+      UNION ALL SELECT product_id, rank, 0 AS live, 1 AS challenger FROM {challenger} c) m
+GROUP BY product_id ORDER BY product_id""")
+    moved = moved.astype({c: "int64" for c in moved.columns if c != "product_id"})
+    moved["top3_change"] = moved["challenger_top3"] - moved["live_top3"]
+    moved["top1_change"] = moved["challenger_top1"] - moved["live_top1"]
+    return moved
+
+
+def _gaps(warehouse: WarehouseResource, week: Week, ranked: str) -> pd.DataFrame:
+    config = fairness_config()
+    sizes, hits = fairness_asset._rate_counts(warehouse, week, config.dimensions, ranked)
+    products = warehouse.query(f"SELECT product_id FROM {week_slice(PRODUCTS, week)} p")["product_id"]
+    eligible = fairness_asset._eligible_counts(warehouse, week, config.dimensions)
+    rates = fairness.rates_from_counts(sizes, hits, sorted(products), config.dimensions, eligible)
+    return fairness.fairness_gaps(rates, config.threshold_pp, config.min_group_size)
+
+
+def _fairness_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    keys = ["product_id", "dimension"]
+    both = before[keys + _GAP_COLUMNS].merge(
+        after[keys + _GAP_COLUMNS], on=keys, how="outer", suffixes=("_live", "_challenger")
+    )
+    for side in ("live", "challenger"):
+        both[f"breach_{side}"] = both[f"breach_{side}"].fillna(False).astype(bool)
+    both["breach_added"] = both["breach_challenger"] & ~both["breach_live"]
+    both["breach_removed"] = both["breach_live"] & ~both["breach_challenger"]
+    return both.sort_values(keys).reset_index(drop=True)
+
+
+def simulate_week(
+    warehouse: WarehouseResource, week: Week, challenger: Weights, live: Weights, log, recompute_signals: bool = False
+) -> Simulation:
+    """Rank `week` with `challenger` into the sandbox and compare it with the live week. The
+    week must have run live (its signals, scores and history are read, never written). The
+    live week's signals are reused unless the challenger's suitability rule differs or
+    `recompute_signals` (a code change to try: the signals of the code running now)."""
+    with warehouse.session():
+        live_rows = (
+            int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(HISTORY, week)} h"))
+            if warehouse.table_exists(HISTORY.name)
+            else 0
+        )
+        if not live_rows:
+            raise ValueError(f"week {week.key} has no live ranking in {HISTORY.name}: materialize it first")
+        published_version = warehouse.scalar(f"SELECT min(model_version) FROM {week_slice(HISTORY, week)} h")
+        if published_version != live.model_version:
+            log.warning(
+                f"week {week.key} was published by {published_version}; the live weights now are "
+                f"{live.model_version}: the comparison is against the published week"
+            )
+        for table in (SANDBOX_SIGNALS, SANDBOX_SCORES, SANDBOX_RANKED):
+            warehouse.ensure_table(table)
+        with warehouse.transaction() as tx:
+            if challenger.signals_version == live.signals_version and not recompute_signals:
+                signals = week_slice(SIGNALS, week)  # same code and suitability rule: the live signals
+                shards = party_shards(tx, engine._active(week, "party_id"), warehouse.shard_size())
+                # an earlier simulation's signals of the week must not pass for this one's
+                replace_week(tx, SANDBOX_SIGNALS, week, f"SELECT * FROM {signals} s WHERE 1 = 0")
+            else:
+                relations, *_ = engine.week_signal_relations(warehouse, week, challenger)
+                _, shards, _ = engine.write_signals(tx, warehouse, SANDBOX_SIGNALS, week, relations, log)
+                signals = week_slice(SANDBOX_SIGNALS, week)
+            scored = scores_sql(signals, week_slice(PRODUCTS, week), challenger)
+            replace_week(
+                tx,
+                SANDBOX_SCORES,
+                week,
+                f"SELECT *, {lit(challenger.model_version)} AS model_version FROM ({scored}) s",
+            )
+            scores = week_slice(SANDBOX_SCORES, week, "party_id, product_id, score, primary_signal")
+            replace_week(
+                tx,
+                SANDBOX_RANKED,
+                week,
+                engine.top_n_by_shard(warehouse, week, scores, challenger.model_version, shards),
+                log,
+            )
+        live_ranked, challenger_ranked = _ranked(HISTORY, week), _ranked(SANDBOX_RANKED, week)
+        summary = _changes(warehouse, live_ranked, challenger_ranked)
+        products = _movement(warehouse, live_ranked, challenger_ranked)
+        change = _fairness_change(_gaps(warehouse, week, None), _gaps(warehouse, week, challenger_ranked))
+    summary["breaches_live"] = int(change["breach_live"].sum())
+    summary["breaches_challenger"] = int(change["breach_challenger"].sum())
+    summary["breaches_added"] = int(change["breach_added"].sum())
+    summary["breaches_removed"] = int(change["breach_removed"].sum())
+    summary["sandbox"] = SANDBOX_RANKED.name
+    return Simulation(week.key, str(published_version), challenger.model_version, summary, products, change)
+
+
+# ----------------------------------------------------------------------------- CLI and UI
+
+
+class _Say:
+    """The CLI's log: progress and warnings on stderr, the report on stdout."""
+
+    def info(self, message: str) -> None:
+        print(message, file=sys.stderr)
+
+    warning = info
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    from nbp_assets.resources import deployment_weights, open_warehouse
+
+    try:
+        week = Week.from_key(args.week)
+        result = simulate_week(
+            open_warehouse(),
+            week,
+            load_weights(args.weights),
+            deployment_weights(),
+            _Say(),
+            recompute_signals=args.recompute_signals,
+        )
+    except ValueError as exc:  # a bad weights file or a week that has not run: the reason, no traceback
+        raise SystemExit(f"simulate: {exc}") from None
+    print(result.render())
+
+
+def add_parser(sub) -> None:
+    """Register `simulate` on the CLI (nbp_assets/cli.py)."""
+    p = sub.add_parser(
+        "simulate",
+        help="rank a week with a candidate weights file into the sandbox schema "
+        f"({SANDBOX_SCHEMA}) and compare it with the live week, fairness included",
+    )
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="the candidate weights CSV (product_class, signal, weight) (required, no default)",
+    )
+    p.add_argument(
+        "--week",
+        required=True,
+        help="a week the live model has run (Monday key, e.g. 2026-11-09) (required, no default)",
+    )
+    p.add_argument(
+        "--recompute-signals",
+        action="store_true",
+        help="compute the signals with the code running now (to try a code change) "
+        "(default: reuse the live week's signals)",
+    )
+    p.set_defaults(func=cmd_simulate)
+
+
+class SimulateConfig(dg.Config):
+    weights_file: str
+    week: str
+    recompute_signals: bool = False  # try a code change: the signals of the code deployed now
+
+
+@dg.op(
+    description="Rank the week with the candidate weights file into the sandbox schema (never the history "
+    "or nbp_current) and report against the live model: top 1 / top 3 changes, movement per "
+    "product, fairness gaps and breaches before and after."
+)
+def simulate_challenger(context: dg.OpExecutionContext, config: SimulateConfig, warehouse: WarehouseResource):
+    from nbp_assets.resources import deployment_weights
+
+    result = simulate_week(
+        warehouse,
+        Week.from_key(config.week),
+        load_weights(config.weights_file),
+        deployment_weights(),
+        context.log,
+        config.recompute_signals,
+    )
+    changed = result.fairness[result.fairness["breach_added"] | result.fairness["breach_removed"]]
+    context.add_output_metadata(
+        {
+            **{k: v for k, v in result.summary.items()},
+            "live_model_version": result.live_model_version,
+            "challenger_model_version": result.challenger_model_version,
+            "movement_per_product": dg.MetadataValue.md(result.products.to_markdown(index=False)),
+            "fairness_breaches_changed": dg.MetadataValue.md(
+                changed.to_markdown(index=False) if len(changed) else "none"
+            ),
+            "fairness_gaps": dg.MetadataValue.md(result.fairness.to_markdown(index=False)),
+        }
+    )
+
+
+@dg.job(
+    name=SIMULATE_JOB,
+    description="Challenger simulation: a candidate weights file ranked into the sandbox "
+    "and compared with the live week before it ships.",
+    executor_def=dg.in_process_executor,
+)
+def simulate_job():
+    simulate_challenger()
+
+
+def simulate_definitions() -> dg.Definitions:
+    return dg.Definitions(jobs=[simulate_job])

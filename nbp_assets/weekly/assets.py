@@ -1,0 +1,587 @@
+"""MOD-107 weekly next-best-product engine as software-defined assets.
+
+customers -> eligibility -> signals -> scores -> nbp_ranked -> nbp_current
+activity (the week's events, checked and kept per week; the next-best-offer assets read the same landing table in micro-batches)
+fairness_report lives in fairness/asset.py.
+
+Every asset is partitioned by bank week (see partitions.py). Each step is one module-level
+function: it renders the model's SQL (nbp_assets.weekly) over the week's inputs, replaces
+the week's slice inside the warehouse, checks it there and commits only if every blocking
+check passed. Only counts, examples and metadata come back to Python.
+"""
+
+import dataclasses
+import functools
+import time
+from typing import Iterator
+
+import dagster as dg
+
+from nbp_assets.contract import assets as models
+from nbp_assets.contract.tables import ACTIVITY, CUSTOMERS, ELIGIBILITY, HISTORY, PRODUCTS, SCORES, SIGNALS
+from nbp_assets.contract.vocabulary import ALL_SIGNALS
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.postgres_resource import PostgresResource
+from nbp_assets.core.sqltext import lit, timestamp, within
+from nbp_assets.core.warehouse import WarehouseResource
+from nbp_assets.fairness.guard import publish_blocked_reason
+from nbp_assets.sources import week_inputs as src
+from nbp_assets.weekly import checks, invariants
+from nbp_assets.weekly.eligibility import ACTIVE, eligible_pairs_sql
+from nbp_assets.weekly.io import (
+    common_metadata,
+    party_shards,
+    replace_week,
+    week_filter,
+    week_of,
+    week_slice,
+)
+from nbp_assets.weekly.ranking import scores_sql, top_n_sql
+from nbp_assets.weekly.signals import SignalRelations, peers_sql, report_sql, signals_sql, suppressed_sql
+from nbp_assets.weekly.suitability import rules_relation, suppressed_published
+from nbp_assets.weekly.weights import Weights
+
+Step = Iterator[dg.AssetCheckResult | dg.MaterializeResult]
+
+
+def in_session(step):
+    """Run a step's warehouse calls over one connection (DuckDB) or login (Snowflake)."""
+
+    @functools.wraps(step)
+    def run(context, warehouse: WarehouseResource, *args, **kwargs) -> Step:
+        with warehouse.session():
+            yield from step(context, warehouse, *args, **kwargs)
+
+    return run
+
+
+def _active(week: Week, columns: str = "*") -> str:
+    return f"(SELECT {columns} FROM {CUSTOMERS.name} WHERE {week_filter(CUSTOMERS, week)} AND status = {lit(ACTIVE)})"
+
+
+@in_session
+def customers_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
+    """Every customer as the bank knew them at the close of the week (customer master,
+    versioned): party, jurisdiction, segment, age band, gender, status, income and FICO.
+    Only ACTIVE customers receive next-best-product recommendations."""
+    started, week = time.perf_counter(), week_of(context)
+    relation = checks.fail_on_violation(lambda: src.customers(warehouse, week))
+    warehouse.ensure_table(CUSTOMERS)
+    with warehouse.transaction() as tx:
+        rows = replace_week(tx, CUSTOMERS, week, f"SELECT * FROM {relation} c")
+        memory = tx.memory_metadata()
+        yield from checks.gate(
+            "customers", [checks.contract_in_warehouse(tx, CUSTOMERS, week_filter(CUSTOMERS, week), rows)]
+        )
+    by_status = warehouse.counts(
+        f"SELECT status, count(*) FROM {week_slice(CUSTOMERS, week)} c GROUP BY status ORDER BY status"
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, CUSTOMERS.name, started),
+            "by_status": dg.MetadataValue.json(by_status),
+            "active_customers": by_status.get(ACTIVE, 0),
+            **memory,
+        }
+    )
+
+
+@in_session
+def activity_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
+    """Customer activity events of the week (branch visits, deposits, app and web opens,
+    new accounts, FX and card payments) with their propensity to buy: the stream the
+    next-best-offer recipe reacts to."""
+    started, week = time.perf_counter(), week_of(context)
+    relation = checks.fail_on_violation(lambda: src.activity(warehouse, week))
+    warehouse.ensure_table(ACTIVITY)
+    with warehouse.transaction() as tx:
+        rows = replace_week(tx, ACTIVITY, week, f"SELECT * FROM {relation} a")
+        yield from checks.gate(
+            "activity", [checks.contract_in_warehouse(tx, ACTIVITY, week_filter(ACTIVITY, week), rows)]
+        )
+    by_type = warehouse.counts(
+        f"SELECT activity_type, count(*) FROM {week_slice(ACTIVITY, week)} a GROUP BY 1 ORDER BY 1"
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, ACTIVITY.name, started),
+            "by_activity_type": dg.MetadataValue.json(by_type),
+        }
+    )
+
+
+@in_session
+def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Step:
+    """The products each active customer may be offered this week: the MOD-105 eligibility
+    snapshot in force at the evaluation date, reduced to ELIGIBLE pairs of active
+    customers and registered products. This is the hard gate of CON-006: nothing outside
+    it can ever be recommended. The week's product register (nbp_work.products) is kept
+    beside it."""
+    started, week = time.perf_counter(), week_of(context)
+    # the snapshot (~19 rows per customer) is checked for duplicate pairs one party range at a time
+    shards = party_shards(warehouse, _active(week, "party_id"), warehouse.shard_size())
+    snap = checks.fail_on_violation(lambda: src.snapshot(warehouse, "eligibility", week, shards))
+    products = checks.fail_on_violation(lambda: src.products(warehouse, week))
+    context.log.info(f"MOD-105 snapshot {snap.as_of_date.date()} checked in the warehouse")
+    warehouse.ensure_table(PRODUCTS)
+    warehouse.ensure_table(ELIGIBILITY)
+    pairs = eligible_pairs_sql(snap.relation, week_slice(CUSTOMERS, week), week_slice(PRODUCTS, week))
+    with warehouse.transaction() as tx:
+        # The week's product register is kept beside the gate: every later step reads it from here.
+        n_products = replace_week(tx, PRODUCTS, week, f"SELECT * FROM {products} p")
+        rows = replace_week(
+            tx,
+            ELIGIBILITY,
+            week,
+            f"SELECT {timestamp(snap.as_of_date.date())} AS snapshot_date, party_id, product_id FROM ({pairs}) g",
+        )
+        memory = tx.memory_metadata()
+        # One contract check for the step: the product register's if it fails, else the gate's.
+        contract = checks.contract_in_warehouse(tx, PRODUCTS, week_filter(PRODUCTS, week), n_products)
+        if contract.passed:
+            contract = checks.contract_in_warehouse(tx, ELIGIBILITY, week_filter(ELIGIBILITY, week), rows)
+        yield from checks.gate("eligibility", [contract])
+    status_counts = src.eligibility_status_counts(warehouse, snap.as_of_date)
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, ELIGIBILITY.name, started),
+            "snapshot_date": snap.as_of_date.date().isoformat(),
+            "snapshot_age_days": (week.evaluation_date - snap.as_of_date.date()).days,
+            "snapshot_status_counts": dg.MetadataValue.json(status_counts),
+            "eligible_pairs_dropped_inactive_or_unregistered": status_counts.get("ELIGIBLE", 0) - rows,
+            "registered_products": n_products,
+            **memory,
+        }
+    )
+
+
+def week_signal_relations(warehouse: WarehouseResource, week: Week, weights: Weights):
+    """The week's signal inputs as relations (point-in-time, contract-checked in place), with
+    the suitability rule of `weights`; and the snapshots read (churn, behaviour, ROTE or None)."""
+    churn = checks.fail_on_violation(lambda: src.snapshot(warehouse, "churn_health", week))
+    behaviour = checks.fail_on_violation(lambda: src.snapshot(warehouse, "behaviour", week))
+    rote = checks.fail_on_violation(lambda: src.snapshot(warehouse, "customer_rote", week))
+    relations = SignalRelations(
+        candidates=week_slice(ELIGIBILITY, week, "party_id, product_id"),
+        customers=_active(week, "party_id, segment"),
+        products=week_slice(PRODUCTS, week),
+        holdings=checks.fail_on_violation(lambda: src.holdings(warehouse, week)),
+        churn=churn.relation,
+        behaviour=behaviour.relation,
+        rejections=checks.fail_on_violation(lambda: src.rejections(warehouse, week)),
+        evaluation_date=week.evaluation_date,
+        rote=None if rote is None else rote.relation,
+        suitability=rules_relation(weights),
+    )
+    return relations, churn, behaviour, rote
+
+
+def write_signals(tx, warehouse: WarehouseResource, table, week: Week, relations: SignalRelations, log):
+    """Replace the week's slice of `table` by the signals, in party shards; returns the rows,
+    the shards and the relations each shard ran with."""
+    shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
+    log.info(f"inputs checked in the warehouse; computing the signals there in {len(shards)} shard(s)")
+    per_shard = relations
+    if len(shards) > 1:
+        # the peers' share is bank-wide: computed once, read by every shard
+        tx.execute(f"CREATE OR REPLACE TEMP TABLE nbp_peers AS {peers_sql(relations)}")
+        per_shard = dataclasses.replace(relations, peers="nbp_peers")
+    rows = replace_week(tx, table, week, [signals_sql(dataclasses.replace(per_shard, parties=p)) for p in shards], log)
+    return rows, shards, per_shard
+
+
+@in_session
+def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, weights: Weights) -> Step:
+    """The ranking signals of MOD-107 for every eligible (party, product) pair, each in
+    [0, 1]: relationship gap against same-segment peers, churn risk (retention
+    products), ROTE uplift (MOD-106, optional), idle cash, regular FX, spend affinity,
+    and the three penalties: 90-day cooling-off after a rejected offer, product
+    lifecycle (sunset / under capacity) and suitability (the customer's MOD-040 financial
+    health below the product class's threshold), with the financial health itself.
+    Products the customer already holds are dropped, and so are the products the
+    suitability rule suppresses for a customer in financial difficulty."""
+    started, week = time.perf_counter(), week_of(context)
+    relations, churn, behaviour, rote = week_signal_relations(warehouse, week, weights)
+    warehouse.ensure_table(SIGNALS)
+    with warehouse.transaction() as tx:
+        rows, shards, per_shard = write_signals(tx, warehouse, SIGNALS, week, relations, context.log)
+        memory = tx.memory_metadata()
+        yield from checks.gate("signals", [checks.contract_in_warehouse(tx, SIGNALS, week_filter(SIGNALS, week), rows)])
+    # per shard too: one pass would join every input on every party at once
+    report = sum(warehouse.query(report_sql(dataclasses.replace(per_shard, parties=p))).iloc[0] for p in shards)
+    suppressed = sum(int(warehouse.scalar(suppressed_sql(dataclasses.replace(per_shard, parties=p)))) for p in shards)
+    stats = warehouse.query(
+        "SELECT "
+        + ", ".join(f"avg({s}) AS {s}" for s in ALL_SIGNALS)
+        + ", count(CASE WHEN cooling_off > 0 THEN 1 END) AS cooling"
+        + f", count(CASE WHEN suitability > 0 THEN 1 END) AS down_weighted FROM {week_slice(SIGNALS, week)} s"
+    ).iloc[0]
+    candidates = int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(ELIGIBILITY, week)} e"))
+    if relations.dropped_signals:
+        context.log.warning(f"signals dropped for week {week.key}: {relations.dropped_signals} (input absent)")
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, SIGNALS.name, started),
+            "shards": len(shards),
+            "dropped_signals": ", ".join(relations.dropped_signals) or "none",
+            "customer_rote_input": "absent: rote_uplift dropped"
+            if rote is None
+            else rote.as_of_date.date().isoformat(),
+            "churn_snapshot": churn.as_of_date.date().isoformat(),
+            "behaviour_snapshot": behaviour.as_of_date.date().isoformat(),
+            "parties_without_churn": int(report["parties_without_churn"]),
+            "parties_without_behaviour": int(report["parties_without_behaviour"]),
+            "parties_without_rote": 0 if rote is None else int(report["parties_without_rote"]),
+            "pairs_in_cooling_off": int(stats["cooling"] or 0),
+            "pairs_dropped_already_held": candidates - rows - suppressed,
+            # the suitability rule (CON-006, MOD-040 financial health): pairs it touched
+            "pairs_suppressed_unsuitable": suppressed,
+            "pairs_down_weighted_unsuitable": int(stats["down_weighted"] or 0),
+            "suitability_rule": weights.signals_version,
+            "signal_means": dg.MetadataValue.json({s: round(float(stats[s] or 0.0), 4) for s in ALL_SIGNALS}),
+            **memory,
+        }
+    )
+
+
+@in_session
+def scores_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, weights: Weights) -> Step:
+    """Each eligible product's 0-1 score for each customer: the weighted sum of its lifting
+    signals, with the weights of its product class, scaled down by the cooling-off and
+    lifecycle penalties; and primary_signal, the signal that contributed most. The
+    weights configuration and the scoring code together make model_version."""
+    started, week = time.perf_counter(), week_of(context)
+    model_version = weights.model_version
+    context.log.info(f"scoring in the warehouse with model_version {model_version}")
+    signals, products = week_slice(SIGNALS, week), week_slice(PRODUCTS, week)
+    warehouse.ensure_table(SCORES)
+    with warehouse.transaction() as tx:
+        # in party shards like the signals: one 95M-row insert at 10M customers took 39.5 s, ten 34.4 s
+        shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
+        rows = replace_week(
+            tx,
+            SCORES,
+            week,
+            [
+                f"SELECT *, {lit(model_version)} AS model_version FROM ({scores_sql(within(signals, p), products, weights)}) s"
+                for p in shards
+            ],
+            context.log,
+        )
+        memory = tx.memory_metadata()
+        yield from checks.gate("scores", [checks.contract_in_warehouse(tx, SCORES, week_filter(SCORES, week), rows)])
+    stats = warehouse.query(
+        f"SELECT min(score) AS lo, avg(score) AS mean, max(score) AS hi FROM {week_slice(SCORES, week)} s"
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, SCORES.name, started),
+            "model_version": model_version,
+            "shards": len(shards),
+            "weights_source": weights.source,
+            "score_range": dg.MetadataValue.json({k: round(float(v or 0.0), 6) for k, v in stats.iloc[0].items()}),
+            **memory,
+        }
+    )
+
+
+def top_n_by_shard(
+    warehouse: WarehouseResource, week: Week, scores: str, model_version: str, shards: list[str | None]
+) -> list[str]:
+    """The week's top 3 of `scores` (party_id, product_id, score, primary_signal), one query per
+    party shard (see replace_week), each in key order (party_id, rank). The shards ascend by
+    party, so the week is stored in key order: a customer's rows sit together for readers,
+    and the publish streams the week presorted."""
+    active = _active(week, "party_id, jurisdiction")
+    products = week_slice(PRODUCTS, week, "product_id")
+
+    def top_n(shard: str | None) -> str:
+        ranked = top_n_sql(
+            within(scores, shard),
+            within(active, shard),
+            model_version,
+            week.evaluated_at,
+            products=products,
+            dialect=warehouse.dialect,
+        )
+        return f"SELECT * FROM ({ranked}) t ORDER BY party_id, rank"
+
+    return [top_n(p) for p in shards]
+
+
+def _ranked_checks(
+    tx, week: Week, rows: int, active: int, weights: Weights, health: str, shards: list[str | None]
+) -> list[dg.AssetCheckResult]:
+    model_version = weights.model_version
+    ranked = week_slice(HISTORY, week)
+    eligible = week_slice(ELIGIBILITY, week, "party_id, product_id")
+    pairs = int(tx.scalar(f"SELECT count(*) FROM {eligible} e"))
+    empty = checks.query_result(
+        tx,
+        checks.NOT_EMPTY,
+        f"SELECT {active} AS active_customers, {pairs} AS eligible_pairs WHERE {rows} = 0",
+        f"the week has recommendations (an empty week never replaces history): {active} active customers, "
+        f"{pairs} eligible pairs",
+    )
+    return [
+        checks.contract_in_warehouse(tx, HISTORY, week_filter(HISTORY, week), rows),
+        checks.query_result(
+            tx,
+            checks.ELIGIBILITY_GATE,
+            invariants.outside_eligibility(ranked, eligible),
+            "every product recommended is ELIGIBLE for the party",
+            # per party shard: at 10M customers one join of the week's 28M recommendations
+            # with its 119M eligible pairs spilled and took 30 s on one thread
+            [invariants.outside_eligibility_count(within(ranked, p), within(eligible, p)) for p in shards],
+        ),
+        checks.query_result(tx, checks.RANKS, invariants.bad_ranks(ranked), "ranks 1..n, at most 3 per customer"),
+        checks.query_result(
+            tx, checks.SCORES, invariants.bad_scores(ranked), "scores in [0, 1], 6 dp, not rising with rank"
+        ),
+        checks.query_result(
+            tx,
+            checks.MODEL_VERSION,
+            invariants.wrong_model_version(ranked, model_version),
+            f"model_version {model_version} on every row",
+        ),
+        checks.query_result(
+            tx,
+            checks.SUITABILITY,
+            suppressed_published(ranked, health, week_slice(PRODUCTS, week), weights),
+            "no product the suitability rule suppresses is recommended to a customer whose "
+            "MOD-040 financial health is below its class's threshold",
+        ),
+        empty,
+    ]
+
+
+@in_session
+def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource, weights: Weights) -> Step:
+    """The top 3 next best products of every active customer for the week, rank 1 highest,
+    with score, primary_signal and model_version on every row. Written to the warehouse
+    history table product_intelligence.next_best_product (the seed's columns and key)
+    only after every blocking check passed; a re-run of a week replaces that week's rows."""
+    started, week = time.perf_counter(), week_of(context)
+    model_version = weights.model_version
+    context.log.info("ranking the top 3 per customer in the warehouse")
+    scores = week_slice(SCORES, week, "party_id, product_id, score, primary_signal")
+    # the suitability check reads MOD-040 itself, not the signals the rule produced
+    health = checks.fail_on_violation(lambda: src.snapshot(warehouse, "churn_health", week)).relation
+    warehouse.ensure_table(HISTORY)
+    with warehouse.transaction() as tx:
+        # Nothing of the week reaches the history unless every check below passes: they run on
+        # the uncommitted rows, and a failure rolls the replace back.
+        shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
+        rows = replace_week(
+            tx,
+            HISTORY,
+            week,
+            top_n_by_shard(warehouse, week, scores, model_version, shards),
+            context.log,
+        )
+        memory = tx.memory_metadata()
+        active = int(tx.scalar(f"SELECT count(*) FROM {_active(week)} a"))
+        yield from checks.gate("nbp_ranked", _ranked_checks(tx, week, rows, active, weights, health, shards))
+    ranked = week_slice(HISTORY, week)
+    rank1 = warehouse.counts(f"SELECT primary_signal, count(*) FROM {ranked} r WHERE rank = 1 GROUP BY 1 ORDER BY 1")
+    parties = sum(rank1.values())  # every customer ranked has one rank 1 (the ranks check passed)
+    sample = warehouse.query(f"SELECT * FROM {ranked} r ORDER BY party_id, rank LIMIT 10")
+    yield dg.MaterializeResult(
+        metadata={
+            **common_metadata(week, rows, HISTORY.name, started),
+            "model_version": model_version,
+            "evaluated_at": week.evaluated_at.isoformat(sep=" "),
+            "customers_ranked": parties,
+            "shards": len(shards),
+            "active_customers_without_eligible_product": active - parties,
+            "rank1_primary_signal": dg.MetadataValue.json(rank1),
+            "preview": dg.MetadataValue.md(sample.to_markdown(index=False)),
+            **memory,
+        }
+    )
+
+
+PUBLISH_COLUMNS = (
+    "party_id, jurisdiction, CAST(rank AS INTEGER) AS rank, product_id, CAST(score AS DOUBLE) AS score, "
+    "primary_signal, model_version, evaluated_at"
+)
+
+
+@in_session
+def nbp_current_step(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    postgres: PostgresResource,
+    model_version: str,
+    fairness_blocks_publish: bool,
+) -> Step:
+    """The current week's top 3 per customer in PostgreSQL (product_intelligence.nbp_current),
+    read by the offer engine (MOD-108), agent assist (MOD-083) and app insight cards
+    (MOD-077). Streamed from the warehouse history and replaced atomically: readers see the
+    previous week or this one, never a mix or an empty table. A backfill of an older week
+    never replaces a newer one."""
+    from nbp_assets.publish import postgres as pg
+
+    started, week = time.perf_counter(), week_of(context)
+    if fairness_blocks_publish and (blocked := publish_blocked_reason(warehouse, week, model_version)):
+        raise dg.Failure(description=blocked, metadata={"published": False})
+    rows = int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(HISTORY, week)} r"))
+    with warehouse.transaction() as tx:
+        contract = checks.contract_in_warehouse(tx, HISTORY, week_filter(HISTORY, week), rows, models.NbpCurrentAsset)
+    yield from checks.gate("nbp_current", [contract])
+    context.log.info(f"publishing {rows:,} rows to {postgres.describe()}, streamed from the warehouse")
+    batches = warehouse.record_batches(
+        # In storage order, which nbp_ranked made the key's order: PostgreSQL builds the key's
+        # index from presorted rows much faster (at 10M customers an unsorted week spilled its
+        # sort), and sorting here would sort the whole week again (13.5 s at 10M).
+        f"SELECT {PUBLISH_COLUMNS} FROM {HISTORY.name} WHERE {week_filter(HISTORY, week)}"
+    )
+    products = warehouse.query(f"SELECT {', '.join(pg.PRODUCT_COLUMNS)} FROM {week_slice(PRODUCTS, week)} p")
+    result = pg.publish_current(postgres.conninfo(), batches, week.evaluated_at, products=products)
+    context.log.info(f"nbp_current: {result.reason}")
+    metadata = {
+        **common_metadata(week, rows, "product_intelligence.nbp_current", started),
+        "published": result.published,
+        "outcome": result.reason,
+        "current_week_before": pg.week_key(result.previous_evaluated_at) if result.previous_evaluated_at else "none",
+        "publish_seconds": round(result.seconds, 2),
+        **{k: getattr(result, k) for k in ("lock_wait_seconds", "lock_retries") if hasattr(result, k)},
+        "model_version": model_version,
+        "postgres": postgres.describe(),
+    }
+    if not result.published:
+        # The UI takes nbp_current's latest materialization for the week the apps see: a week
+        # that was not published (a backfill of an older week) is recorded as an observation.
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=week.key, metadata=metadata))
+        return
+    yield dg.MaterializeResult(metadata=metadata)
+
+
+# ----------------------------------------------------------------------------- declarations
+
+from nbp_assets.core.partitions import weekly_partitions  # noqa: E402
+from nbp_assets.fairness.config import fairness_config  # noqa: E402  (declarations only)
+from nbp_assets.weekly.io import GROUP, WEEKLY_POOL, table_metadata  # noqa: E402
+from nbp_assets.weekly.weights_asset import RANKING_WEIGHTS  # noqa: E402
+
+_RANKED_CHECKS = [
+    (checks.ELIGIBILITY_GATE, "Every recommended product is ELIGIBLE for that party this week (CON-006)."),
+    (checks.RANKS, "Ranks are 1..n per customer, n <= 3, no product twice."),
+    (checks.SCORES, "Scores in [0, 1] at 6 decimals, never rising with rank."),
+    (checks.MODEL_VERSION, "model_version of this code and weights on every row."),
+    (
+        checks.SUITABILITY,
+        "No pair the suitability rule suppresses is recommended: a product class with a "
+        "suppressing rule never reaches a customer whose MOD-040 financial health is below "
+        "the class's threshold (CON-006, Consumer Duty).",
+    ),
+    (
+        checks.NOT_EMPTY,
+        "The week has recommendations: an empty week (no active customer or no eligible pair) "
+        "fails instead of erasing the week's history.",
+    ),
+]
+
+
+def _weekly(name: str, table, model, docstring_of, deps=(), code_version=None, extra_checks=(), **metadata):
+    spec = dict(
+        name=name,
+        group_name=GROUP,
+        partitions_def=weekly_partitions,
+        pool=WEEKLY_POOL,
+        deps=list(deps),
+        code_version=code_version,
+        description=docstring_of.__doc__,
+        metadata={**table_metadata(table), **metadata},
+        check_specs=[
+            checks.contract_spec(name, model, weekly_partitions),
+            *(checks.check_spec(check, name, text, partitions_def=weekly_partitions) for check, text in extra_checks),
+        ],
+        kinds={"sql", "pandera"},
+    )
+    return spec
+
+
+def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
+    """The weekly engine's assets (fairness_report aside), governed by one weights
+    configuration and its model_version."""
+    model_version = weights.model_version
+    blocks_publish = fairness_config().blocks_publish
+
+    @dg.asset(**_weekly("customers", CUSTOMERS, models.CustomersAsset, customers_step))
+    def customers(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        yield from customers_step(context, warehouse)
+
+    @dg.asset(**_weekly("activity", ACTIVITY, models.ActivityAsset, activity_step))
+    def activity(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        yield from activity_step(context, warehouse)
+
+    @dg.asset(**_weekly("eligibility", ELIGIBILITY, models.EligibilityAsset, eligibility_step, deps=[customers]))
+    def eligibility(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        yield from eligibility_step(context, warehouse)
+
+    # signals depend on the code and on the suitability rule only, not on the other weights.
+    # Every asset whose rows carry model_version depends on ranking_weights: a new weights
+    # digest shows each one stale.
+    @dg.asset(
+        **_weekly(
+            "signals",
+            SIGNALS,
+            models.SignalsAsset,
+            signals_step,
+            deps=[eligibility, customers],
+            code_version=weights.signals_version,
+        )
+    )
+    def signals(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        yield from signals_step(context, warehouse, weights)
+
+    @dg.asset(
+        **_weekly(
+            "scores",
+            SCORES,
+            models.ScoresAsset,
+            scores_step,
+            deps=[signals, RANKING_WEIGHTS],
+            code_version=model_version,
+            model_version=model_version,
+        )
+    )
+    def scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        yield from scores_step(context, warehouse, weights)
+
+    @dg.asset(
+        **_weekly(
+            "nbp_ranked",
+            HISTORY,
+            models.NbpRankedAsset,
+            nbp_ranked_step,
+            deps=[scores, customers, eligibility, RANKING_WEIGHTS],
+            code_version=model_version,
+            extra_checks=_RANKED_CHECKS,
+            model_version=model_version,
+        )
+    )
+    def nbp_ranked(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        yield from nbp_ranked_step(context, warehouse, weights)
+
+    current = _weekly(
+        "nbp_current",
+        HISTORY,
+        models.NbpCurrentAsset,
+        nbp_current_step,
+        # NBP_FAIRNESS_BLOCKS_PUBLISH=true: publish only after this week's fairness check (docs/fairness.md).
+        deps=[nbp_ranked, RANKING_WEIGHTS, *(["fairness_report"] if blocks_publish else [])],
+        code_version=model_version,
+        model_version=model_version,
+    )
+    current["metadata"]["dagster/table_name"] = "postgres: product_intelligence.nbp_current"
+    current["metadata"].pop("key")
+    current["kinds"] = {"postgres"}
+    current["output_required"] = False  # a week not published is observed, not materialized
+
+    @dg.asset(**current)
+    def nbp_current(context: dg.AssetExecutionContext, warehouse: WarehouseResource, postgres: PostgresResource):
+        yield from nbp_current_step(context, warehouse, postgres, weights.model_version, blocks_publish)
+
+    return [customers, activity, eligibility, signals, scores, nbp_ranked, nbp_current]

@@ -1,0 +1,165 @@
+"""Ranking weights per product class, and the model_version they yield.
+
+The weights are the model's tunable part; the scoring code is the fixed part. Both go
+into model_version, so a change of either gives every output row a new version and the
+Dagster UI marks the governed assets as changed (model_version is their code_version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from nbp_assets.contract.inputs import PRODUCT_CLASSES, WeightsInput
+from nbp_assets.contract.validation import ContractViolation, Violation, validate
+from nbp_assets.contract.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
+
+# Bump when the scoring code changes meaning (signals, formula, tie-break).
+MODEL_CODE_VERSION = "nbp-1.0"
+
+# The suitability rule's other setting per class: the financial health (MOD-040 score / 100)
+# below which the class's products are unsuitable for the customer. 0 for a class: no rule.
+HEALTH_THRESHOLD = "suitability_health_below"
+# Settings a configuration may leave out for a class (no suitability rule there): a
+# configuration written before the rule existed still loads and ranks as it did.
+OPTIONAL_SETTINGS = {"suitability": 0.0, HEALTH_THRESHOLD: 0.0}
+SETTINGS = ALL_SIGNALS + (HEALTH_THRESHOLD,)
+
+DEFAULT_WEIGHTS_FILE = Path(__file__).with_name("default_weights.csv")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A validated weights matrix: rows are product classes, columns are SETTINGS (the
+    signals' weights and the suitability rule's health threshold)."""
+
+    matrix: pd.DataFrame
+    source: str
+
+    @property
+    def model_version(self) -> str:
+        return model_version(self.matrix)
+
+    @property
+    def signals_version(self) -> str:
+        """The signals' code_version: the code, and the suitability rule when there is one
+        (the rule decides which pairs are candidates at all)."""
+        return signals_version(self.matrix)
+
+    @property
+    def has_suitability_rule(self) -> bool:
+        return _has_suitability_rule(self.matrix)
+
+    def as_long(self) -> pd.DataFrame:
+        long = self.matrix.stack().rename("weight").reset_index()
+        long = long.rename(columns={"level_1": "signal"})
+        # a class without a suitability rule has no rows for it, as configured
+        inert = long["signal"].isin(list(OPTIONAL_SETTINGS)) & (long["weight"] == 0.0)
+        return long[~inert].reset_index(drop=True)
+
+
+def _has_suitability_rule(matrix: pd.DataFrame) -> bool:
+    return bool((matrix.reindex(columns=list(OPTIONAL_SETTINGS)).fillna(0.0) != 0.0).any(axis=None))
+
+
+def _digest(matrix: pd.DataFrame, columns: list[str]) -> str:
+    canon = matrix.loc[sorted(matrix.index), columns]
+    text = canon.to_csv(float_format="%.6f", lineterminator="\n")
+    return hashlib.sha256(f"{MODEL_CODE_VERSION}\n{text}".encode()).hexdigest()[:12]
+
+
+def model_version(matrix: pd.DataFrame) -> str:
+    """Code version + a digest of the weights, stable under row/column order. Without a
+    suitability rule the digest covers nbp-1.0's columns only: such a configuration ranks
+    exactly as before the rule existed, so it keeps its model_version."""
+    columns = (
+        list(SETTINGS) if _has_suitability_rule(matrix) else [s for s in ALL_SIGNALS if s not in OPTIONAL_SETTINGS]
+    )
+    return f"{MODEL_CODE_VERSION}+w{_digest(matrix, columns)}"
+
+
+def signals_version(matrix: pd.DataFrame) -> str:
+    if not _has_suitability_rule(matrix):
+        return MODEL_CODE_VERSION
+    return f"{MODEL_CODE_VERSION}+s{_digest(matrix, list(OPTIONAL_SETTINGS))}"
+
+
+def weights_from_frame(df: pd.DataFrame, source: str = "weights") -> Weights:
+    """Validate a long (product_class, signal, weight) table and pivot it."""
+    df = validate(WeightsInput, df, table="weights", source=source)
+    problems: list[Violation] = []
+    unknown = df.loc[~df["signal"].isin(SETTINGS)]
+    if len(unknown):
+        problems.append(
+            Violation(
+                "signal", f"signal must be one of {list(SETTINGS)}", len(unknown), unknown.head(5).to_dict("records")
+            )
+        )
+    matrix = df.pivot(index="product_class", columns="signal", values="weight")
+    matrix = matrix.reindex(columns=list(SETTINGS))
+    for setting, inert in OPTIONAL_SETTINGS.items():
+        matrix[setting] = matrix[setting].fillna(inert)
+    missing_classes = sorted(set(PRODUCT_CLASSES) - set(matrix.index))
+    if missing_classes:
+        problems.append(
+            Violation(
+                "product_class",
+                "every product class needs weights",
+                len(missing_classes),
+                [{"product_class": c} for c in missing_classes[:5]],
+            )
+        )
+    gaps = matrix[matrix.isna().any(axis=1)]
+    if len(gaps):
+        problems.append(
+            Violation(
+                "signal",
+                "every class needs a weight for every signal",
+                len(gaps),
+                [
+                    {"product_class": c, "missing": [s for s in ALL_SIGNALS if pd.isna(gaps.at[c, s])]}
+                    for c in gaps.index[:5]
+                ],
+            )
+        )
+    half_rules = matrix[(matrix["suitability"] > 0.0) != (matrix[HEALTH_THRESHOLD] > 0.0)]
+    if len(half_rules):
+        problems.append(
+            Violation(
+                "signal",
+                f"a suitability rule needs both a suitability weight and a {HEALTH_THRESHOLD} above 0 (or neither)",
+                len(half_rules),
+                [
+                    {
+                        "product_class": c,
+                        "suitability": matrix.at[c, "suitability"],
+                        HEALTH_THRESHOLD: matrix.at[c, HEALTH_THRESHOLD],
+                    }
+                    for c in half_rules.index[:5]
+                ],
+            )
+        )
+    if not problems:
+        sums = matrix[list(POSITIVE_SIGNALS)].sum(axis=1)
+        over = sums[sums > 1.0 + 1e-9]
+        if len(over):
+            problems.append(
+                Violation(
+                    "weight",
+                    "positive-signal weights of a class must sum to <= 1",
+                    len(over),
+                    [{"product_class": c, "sum": round(float(s), 6)} for c, s in over.head(5).items()],
+                )
+            )
+    if problems:
+        raise ContractViolation("weights", problems, source)
+    return Weights(matrix=matrix.astype("float64").sort_index(), source=source)
+
+
+def load_weights(path: str | Path | None = None) -> Weights:
+    """Load weights from a CSV file (default: the packaged default weights)."""
+    path = Path(path) if path else DEFAULT_WEIGHTS_FILE
+    return weights_from_frame(pd.read_csv(path), source=str(path))
