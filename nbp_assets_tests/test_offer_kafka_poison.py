@@ -262,3 +262,16 @@ def test_a_failure_ends_the_log_with_its_cause_not_an_acknowledgement_timeout(cf
     assert time.monotonic() - started < 20  # no 60 s wait for output that was never queued
     assert not any("not acknowledged" in line for line in log), log
     assert "changelog refused" in log[-1] and log[-1].startswith("stopped by KafkaException"), log[-1]
+
+
+def test_the_limit_is_read_from_nbp_kafka_max_message_bytes(monkeypatch):
+    from nbp_assets.settings import ConfigurationError
+    from nbp_assets.stream.config import KafkaSettings
+
+    monkeypatch.setenv("NBP_KAFKA_MAX_MESSAGE_BYTES", "3000000")
+    assert KafkaSettings.from_env("127.0.0.1:1").max_message_bytes == 3_000_000
+    monkeypatch.setenv("NBP_KAFKA_MAX_MESSAGE_BYTES", "1 MB")
+    with pytest.raises(ConfigurationError, match="NBP_KAFKA_MAX_MESSAGE_BYTES '1 MB'"):
+        KafkaSettings.from_env("127.0.0.1:1")
+    monkeypatch.delenv("NBP_KAFKA_MAX_MESSAGE_BYTES")
+    assert KafkaSettings.from_env("127.0.0.1:1").max_message_bytes is None  # follow the broker
