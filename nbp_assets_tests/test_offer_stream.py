@@ -268,3 +268,20 @@ def test_one_batch_at_a_time(offer_stream):
     assert s.evaluate().skip_message == f"waiting for run {running.run_id} of {nbo.BATCH_JOB}"
     s.instance.report_run_failed(running)
     assert "failed; retrying" in s.evaluate().skip_message  # later, not at once
+
+
+def test_a_propensity_landed_as_text_is_refused_as_the_stream_refuses_it(offer_stream):
+    """The recipe types PROPENSITY_TO_BUY DOUBLE: '0.5' as text is refused on both paths (the
+    stream dead-letters the message), never converted; the error names the table, the
+    column and example rows."""
+    from nbp_assets.contract.validation import ContractViolation
+
+    s = offer_stream
+    with duckdb.connect(s.warehouse.database) as con:  # a connector that lands the JSON field as text
+        con.execute("ALTER TABLE nbp_source.activity ALTER propensity_to_buy TYPE VARCHAR")
+    land(s, "activity", events_frame(EVENTS[:2]).assign(propensity_to_buy=["0.5", "0.5"]))
+    with pytest.raises(ContractViolation) as refused:
+        inputs.events(s.warehouse, "TRUE")
+    message = str(refused.value)
+    assert "nbp_source.activity" in message and "propensity_to_buy" in message, message
+    assert "a number, found VARCHAR" in message and "0.5" in message, message

@@ -319,6 +319,19 @@ def kafka_linger_ms() -> int:
     return int(raw)
 
 
+def kafka_max_message_bytes() -> int | None:
+    """The largest record the offer stream's producer may send (NBP_KAFKA_MAX_MESSAGE_BYTES);
+    None: follow the broker's limit (stream/deadletter.py)."""
+    raw = os.environ.get("NBP_KAFKA_MAX_MESSAGE_BYTES", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1_000 <= int(raw) <= 1_000_000_000:
+        raise ConfigurationError(
+            f"NBP_KAFKA_MAX_MESSAGE_BYTES {raw!r} is not a whole number of bytes from 1000 to 1000000000"
+        )
+    return int(raw)
+
+
 # Fairness monitoring (defaults and the meaning of each value: fairness/config.py). None:
 # not set. A bad value raises ValueError naming the variable, when the definitions load.
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}

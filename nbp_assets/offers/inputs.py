@@ -57,8 +57,10 @@ def digest(wh: WarehouseResource) -> str:
 
 
 def events(wh: WarehouseResource, where: str) -> pd.DataFrame:
-    """Activity events matching `where`, in activity_id order."""
-    return read(wh, ActivityInput, ACTIVITY_SOURCE, where, order_by="activity_id")
+    """Activity events matching `where`, in activity_id order. The column types are checked
+    too: PROPENSITY_TO_BUY held as text ('0.5') is refused, as the stream refuses it (the
+    recipe's DOUBLE), never converted."""
+    return read(wh, ActivityInput, ACTIVITY_SOURCE, where, order_by="activity_id", check_types=True)
 
 
 def customer_versions(wh: WarehouseResource, parties_sql: str) -> pd.DataFrame:

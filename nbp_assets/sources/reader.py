@@ -30,11 +30,17 @@ def checked_relation(
 
 
 def read(
-    wh: WarehouseResource, model: type[pa.DataFrameModel], table: str, where: str = "TRUE", order_by: str | None = None
+    wh: WarehouseResource,
+    model: type[pa.DataFrameModel],
+    table: str,
+    where: str = "TRUE",
+    order_by: str | None = None,
+    check_types: bool = False,
 ) -> pd.DataFrame:
-    """Rows of a source table matching `where`, checked against the contract in the warehouse,
-    as a frame with the contract's types."""
-    checked_relation(wh, model, table, where, where, check_types=False)
+    """Rows of a source table matching `where`, checked against the contract in the warehouse
+    (column types too if check_types: text in a number column is refused, not converted), as
+    a frame with the contract's types."""
+    checked_relation(wh, model, table, where, where, check_types=check_types)
     order = f" ORDER BY {order_by}" if order_by else ""
     return coerce_types(model, wh.query(f"SELECT {_columns(model)} FROM {table} WHERE {where}{order}"))
 

@@ -27,6 +27,7 @@ class KafkaSettings:
     group: str = "nbp-next-best-offer"
     compression: str = "none"
     linger_ms: int = 5
+    max_message_bytes: int | None = None  # None: the dead-letter topic's (or broker's) limit
 
     @classmethod
     def from_env(cls, bootstrap_servers: str | None = None) -> "KafkaSettings":
@@ -45,6 +46,7 @@ class KafkaSettings:
             settings.kafka_group(),
             settings.kafka_compression(),
             settings.kafka_linger_ms(),
+            settings.kafka_max_message_bytes(),
         )
 
     def describe(self) -> str:

@@ -25,10 +25,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from nbp_assets.offers.stream import topics as t
 from nbp_assets.offers.stream.config import KafkaSettings
+from nbp_assets.offers.stream.deadletter import DeadLetters, max_message_bytes
 from nbp_assets.offers.stream.state import OfferState, Step
 
 MAX_IN_FLIGHT = 8  # batches produced but not yet acknowledged
@@ -114,10 +114,12 @@ def _partitions(consumer, topic: str, timeout: float = 30.0) -> list[int]:
 class TableReader:
     """CUSTOMERS_TABLE, OFFERS_STREAM and NEXT_BEST_OFFER_RULES, every partition from offset 0."""
 
-    def __init__(self, cfg: KafkaSettings, state: OfferState, log):
+    def __init__(self, cfg: KafkaSettings, state: OfferState, log, reject):
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-        self.cfg, self.state, self.log = cfg, state, log
+        # reject(message, reason): a bad record is skipped and dead-lettered, never fatal: the
+        # tables are read from offset 0 at every start, so a fatal one would stop every start
+        self.cfg, self.state, self.log, self.reject = cfg, state, log, reject
         self.names = {t.name(x, cfg.topic_prefix): x for x in t.TABLE_TOPICS}
         # Table records are rare and not waited on: polling 18 idle partitions every few ms
         # costs the broker more than every event fetch together (tansu reads its store per fetch).
@@ -149,32 +151,20 @@ class TableReader:
 
     def _apply_one(self, msg) -> None:
         kind = self.names[msg.topic()]
-        value = json.loads(msg.value()) if msg.value() is not None else None
-        if kind == t.OFFERS:
-            self.state.set_offer(int(msg.key()), value)
-        else:
-            try:
-                self.state.set_rules_version(int(msg.key()), value["rows"] if value else None)
-            except Exception as exc:  # the rules asset validates before publishing; keep serving the last good
-                self.log(f"rules version {msg.key()!r} rejected, previous rules kept: {exc}")
+        try:
+            if kind == t.OFFERS:
+                self.state.set_offer(*t.offer_record(msg))
+            else:  # the whole rules set is validated again: an invalid version keeps the previous rules
+                self.state.set_rules_version(*t.rules_record(msg))
+        except Exception as exc:
+            self.reject(msg, t.reason(exc))
 
     def _customers(self, msgs) -> None:
         msgs = [m for m in msgs if m.value() is not None]  # a customer's versions are never deleted here
-        if not msgs:
-            return
-        values = t.loads_many([m.value() for m in msgs])
-        parties = [
-            str(v.get("CUSTOMER_ID", m.key().decode())) if v.get("CUSTOMER_ID") is not None else m.key().decode()
-            for v, m in zip(values, msgs)
-        ]
-        stamp = t.local_time([m.timestamp()[1] for m in msgs]).view("int64")
-        given = pd.to_datetime(pd.Series([v.get("VALID_FROM") for v in values], dtype=object)).to_numpy(
-            "datetime64[ns]"
-        )
-        valid_from = np.where(np.isnat(given), stamp, given.view("int64"))
-        self.arrived |= self.state.add_customer_versions(
-            parties, valid_from.tolist(), [v.get("INCOME") for v in values], [v.get("FICO") for v in values]
-        )
+        versions, refused = t.sort_out(t.customer_versions, msgs)
+        for m, why in refused:
+            self.reject(m, why)
+        self.arrived |= self.state.add_customer_versions(*versions)
 
     def close(self) -> None:
         self.consumer.close()
@@ -186,18 +176,29 @@ class Processor:
     def __init__(self, cfg: KafkaSettings, max_batch: int = 20_000, log=print):
         from confluent_kafka import Consumer, Producer
 
+        from nbp_assets.offers.stream.topics import ensure_topics
+
         self.cfg, self.max_batch, self.log = cfg, max_batch, log
         self.topic = {x: t.name(x, cfg.topic_prefix) for x in (t.ACTIVITY, t.NBO, t.LOOKUP, t.PENDING, t.REJECTED)}
         self.state = OfferState()
         self.counters = Counters()
         self.stopping = threading.Event()
+        self.failed = False  # stopping on an error: nothing more is committed
         self.in_flight: deque[_InFlight] = deque()
+        ensure_topics(cfg.admin(), cfg.topic_prefix, cfg.partitions, cfg.replication)
+        # The producer forwards dead letters as they came: it must take any record the
+        # broker took from another producer (librdkafka's own default is 1,000,000 bytes).
+        limit, source = max_message_bytes(cfg, self.topic[t.REJECTED])
+        self.log(f"largest record sent: {limit:,} bytes ({source})")
         # One delivery report per message, counted per batch: a batch is committed as soon
         # as its own output is acknowledged. (Failure-only reports with "commit when the
         # producer holds nothing" never found the producer empty at 10,000 events/s, and
         # the forced flush every few batches stalled the stream.)
-        self.producer = Producer(cfg.producer(**{"queue.buffering.max.messages": 1_000_000}))
-        self.tables = TableReader(cfg, self.state, log)
+        self.producer = Producer(
+            cfg.producer(**{"queue.buffering.max.messages": 1_000_000, "message.max.bytes": limit})
+        )
+        self.dead = DeadLetters(self.producer, self.topic[t.REJECTED], limit, log)
+        self.tables = TableReader(cfg, self.state, log, self._reject_table_record)
         self.consumer = Consumer(cfg.consumer(cfg.group))
         self._restore: set[int] = set()
 
@@ -209,8 +210,10 @@ class Processor:
 
     def _on_revoke(self, consumer, partitions) -> None:
         # Commit what is acknowledged before the partitions move, then forget their waiting
-        # events (the next owner restores them from the changelog).
-        self._settle(wait=True)
+        # events (the next owner restores them from the changelog). Not after an error: the
+        # error is what the log must end with, and the next owner replays from the last commit.
+        if not self.failed:
+            self._settle(wait=True)
         gone = {p.partition for p in partitions}
         self.state.drop_pending_partitions(gone)
         self._restore -= gone
@@ -236,27 +239,45 @@ class Processor:
     # ---------------------------------------------------------------- the loop
 
     def start(self) -> None:
-        from nbp_assets.offers.stream.topics import ensure_topics
-
-        ensure_topics(self.cfg.admin(), self.cfg.topic_prefix, self.cfg.partitions, self.cfg.replication)
         n = self.tables.catch_up()
+        refused = f", {self.counters.rejected} refused (dead-lettered)" if self.counters.rejected else ""
         self.log(
-            f"tables loaded from {n:,} record(s): {len(self.state.customers):,} customers, "
+            f"tables loaded from {n:,} record(s){refused}: {len(self.state.customers):,} customers, "
             f"{len(self.state.offers)} offers, rules version {self.state.rules.current_version}"
         )
         self.consumer.subscribe([self.topic[t.ACTIVITY]], on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def run(self, until=None) -> Counters:
         """Process until stop() (or until `until()` is true after a batch)."""
-        self.start()
         try:
+            self.start()
             while not self.stopping.is_set():
                 self.once()
                 if until is not None and until():
                     break
-        finally:
-            self.close()
+        except BaseException as exc:
+            self._abandon(exc)
+            raise
+        self.close()
         return self.counters
+
+    def _abandon(self, exc: BaseException) -> None:
+        """Stop after an error without burying it: commit only what is already acknowledged,
+        leave the group, and end the log with the error itself."""
+        self.failed = True
+        try:
+            self.producer.flush(5)
+            self._settle()
+        except Exception as later:
+            self.log(f"while stopping: {later}")
+        try:
+            self._close()
+        except Exception as later:
+            self.log(f"while stopping: {later}")
+        self.log(
+            f"stopped by {type(exc).__name__}: {exc} (offsets committed up to the last acknowledged batch; "
+            "a restart replays the rest)"
+        )
 
     def once(self, timeout: float = 0.01) -> int:
         """One micro-batch: returns the events consumed."""
@@ -298,26 +319,24 @@ class Processor:
         return len(msgs)
 
     def _decode(self, msgs) -> tuple[dict, list]:
-        try:
-            records = t.loads_many([m.value() for m in msgs])
-            good, rejected = msgs, []
-            columns = t.activity_columns(
-                records, [m.key() for m in good], [m.timestamp()[1] for m in good], [m.partition() for m in good]
+        events, rejected = t.decode_activity(msgs)
+        if rejected:
+            m, why = rejected[0]
+            self.log(
+                f"{len(rejected)} activity message(s) refused, dead-lettered to {self.topic[t.REJECTED]} "
+                f"(first: partition {m.partition()} offset {m.offset()}: {why})"
             )
-        except (ValueError, TypeError, KeyError):  # one bad message: sort them one by one
-            good, records, rejected = [], [], []
-            for m in msgs:
-                try:
-                    r = json.loads(m.value())
-                    t.activity_columns([r], [m.key()], [m.timestamp()[1]], [m.partition()])
-                    good.append(m)
-                    records.append(r)
-                except (ValueError, TypeError, KeyError, AttributeError):
-                    rejected.append(m)
-            columns = t.activity_columns(
-                records, [m.key() for m in good], [m.timestamp()[1] for m in good], [m.partition() for m in good]
-            )
-        return columns, rejected
+        return events, rejected
+
+    def _reject_table_record(self, msg, why: str) -> None:
+        """A bad table record is skipped (the tables keep what they had) and dead-lettered."""
+        self.counters.rejected += 1
+        self.log(f"{msg.topic()} partition {msg.partition()} offset {msg.offset()} skipped, dead-lettered: {why}")
+        self.dead.send(msg, why, self._table_dead_letter_delivered)
+
+    def _table_dead_letter_delivered(self, err, msg) -> None:
+        if err is not None:  # not fatal: the record is read again (and refused again) at the next start
+            self.log(f"dead letter of a table record not acknowledged: {err}")
 
     def _produce(self, step: Step, released: dict | None, rejected: list, offsets: dict) -> None:
         batch = _InFlight(offsets)
@@ -325,12 +344,12 @@ class Processor:
         delivered, produce_one = batch.delivered, self.producer.produce
 
         def produce(topic, value, key, **kw):
-            batch.outstanding += 1
             try:
                 produce_one(topic, value, key, on_delivery=delivered, **kw)
             except BufferError:  # local queue full: let librdkafka send, then retry
                 self.producer.poll(0.05)
                 produce_one(topic, value, key, on_delivery=delivered, **kw)
+            batch.outstanding += 1  # only once queued: a refused message is never waited for
 
         for topic, values, ids in (
             (self.topic[t.NBO], t.nbo_messages(step.nbo), step.nbo["ACTIVITY_ID"]),
@@ -360,8 +379,8 @@ class Processor:
             else:
                 partition, value = int(gone[party]), None
             produce(self.topic[t.PENDING], value, party.encode(), partition=partition)
-        for m in rejected:
-            produce(self.topic[t.REJECTED], m.value(), m.key())
+        for m, why in rejected:
+            batch.outstanding += self.dead.send(m, why, delivered)
         if step.unmatched_offers:
             self.log(
                 f"{step.unmatched_offers} offer(s) name an OFFER_ID missing from OFFERS_STREAM: "
@@ -389,7 +408,10 @@ class Processor:
                 )
             offsets.update(done.offsets)
         if wait and self.in_flight:
-            raise RuntimeError(f"{len(self.in_flight)} batch(es) not acknowledged within 60 s: offsets not committed")
+            raise RuntimeError(
+                f"{len(self.in_flight)} batch(es) not acknowledged within 60 s "
+                f"({len(self.producer)} message(s) still unsent): offsets not committed"
+            )
         if offsets:  # a batch of released waiting events only has none
             self.consumer.commit(
                 offsets=[TopicPartition(tp, p, o) for (tp, p), o in offsets.items()], asynchronous=not wait

@@ -9,6 +9,7 @@
 | NEXT_BEST_OFFER | ACTIVITY_ID | the recipe's fields + EVENT_TIME, RULES_VERSION, RULE_PRIORITY, CUSTOMER_VALID_FROM | output |
 | NEXT_BEST_OFFER_LOOKUP | ACTIVITY_ID | exactly the recipe's nine fields | output |
 | NEXT_BEST_OFFER_PENDING | CUSTOMER_ID | the customer's events waiting for a record (null once offered) | the processor's changelog; partition n belongs to activity partition n |
+| CUSTOMER_ACTIVITY_REJECTED | as received | a refused message as received; headers nbp.reason, nbp.topic, nbp.partition, nbp.offset, nbp.size | dead letters (stream/deadletter.py) |
 
 Outputs are keyed by ACTIVITY_ID: a replay after a crash produces the same key and value
 again, so every reader (and the warehouse sink) drops the duplicate by key.
@@ -132,25 +133,177 @@ def local_time(ms: np.ndarray | list[int]) -> np.ndarray:
     return t.to_numpy("datetime64[ns]")
 
 
+# The recipe's activity object is ~150 bytes: a message over this is rejected unparsed (a
+# 1 MB "event" is a producer's bug, and parsing it would stall the batch it arrived in).
+MAX_ACTIVITY_BYTES = 64 * 1024
+_NUMBER = {int, float}
+
+
+class BadRecord(ValueError):
+    """A message that is not the recipe's: the reason goes into its dead letter."""
+
+
+def _require(ok: bool, reason: str) -> None:
+    if not ok:
+        raise BadRecord(reason)
+
+
+def _types(values: list, allowed: set, field: str, what: str) -> set:
+    """The types found (a C-level pass, no Python per record); raises if one is not allowed."""
+    found = set(map(type, values))
+    _require(found <= allowed, f"{field}: {what}, found {' or '.join(sorted(x.__name__ for x in found - allowed))}")
+    return found
+
+
+def _utf8(keys: list[bytes | None]) -> list[str | None]:
+    """Keys as text (raises on invalid UTF-8): one decode of them all when none is missing."""
+    if None not in keys:
+        parts = b"\0".join(keys).decode().split("\0")
+        if len(parts) == len(keys):  # else a key holds NUL itself
+            return parts
+    return [k.decode() if k is not None else None for k in keys]
+
+
+def reason(exc: Exception) -> str:
+    """Why one record was refused, for its dead letter's header and the log."""
+    if isinstance(exc, BadRecord):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text: {exc}"
+    if isinstance(exc, orjson.JSONDecodeError):
+        return f"not JSON: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def sort_out(decode, msgs) -> tuple[object, list[tuple[object, str]]]:
+    """decode(msgs) on the whole batch, and no message refused; if that fails, each message
+    alone, so that only the bad ones are refused (any error refuses that message), each with
+    its reason, and the rest decoded together. Returns (decoded, [(message, reason)])."""
+    try:
+        return decode(msgs), []
+    except Exception:
+        good, refused = [], []
+        for m in msgs:
+            try:
+                decode([m])
+                good.append(m)
+            except Exception as exc:
+                refused.append((m, reason(exc)))
+        return decode(good), refused
+
+
+def decode_activity(msgs) -> tuple[dict[str, np.ndarray], list[tuple[object, str]]]:
+    """Activity messages as event columns, and the ones that are not the recipe's JSON object
+    with the reason for each."""
+    return sort_out(_activity_batch, msgs)
+
+
+def _activity_batch(msgs) -> dict[str, np.ndarray]:
+    values = [m.value() for m in msgs]
+    _require(None not in values, "no value (null message)")
+    _require(not values or max(map(len, values)) <= MAX_ACTIVITY_BYTES, f"over {MAX_ACTIVITY_BYTES:,} bytes")
+    records = loads_many(values)
+    return activity_columns(
+        records, [m.key() for m in msgs], [m.timestamp()[1] for m in msgs], [m.partition() for m in msgs]
+    )
+
+
 def activity_columns(
     records: list[dict], keys: list[bytes | None], timestamps: list[int], partitions: list[int]
 ) -> dict[str, np.ndarray]:
     """Activity messages as the offer model's event columns (activity contract names) plus
-    CUSTOMER_ID as it came (an integer stays an integer in the outputs) and the partition."""
+    CUSTOMER_ID as it came (an integer stays an integer in the outputs) and the partition.
+    Raises (BadRecord, KeyError, ...) if any record is not the recipe's JSON object: the
+    ksqlDB schema's types (PROPENSITY_TO_BUY a JSON number, never text) and the activity
+    contract's range (0 to 1), a key that agrees with CUSTOMER_ID."""
+    _types(records, {dict}, "value", "a JSON object")
     # one comprehension per field: the records are parsed JSON objects, there is no column
-    # form to take them from
+    # form to take them from; the type checks are C-level passes over those lists
+    ids = [r["ACTIVITY_ID"] for r in records]
+    _types(ids, {int}, "ACTIVITY_ID", "a JSON integer")
+    propensity = [r["PROPENSITY_TO_BUY"] for r in records]
+    _types(propensity, _NUMBER, "PROPENSITY_TO_BUY", "a JSON number (the recipe's DOUBLE; text is refused)")
+    propensity = np.array(propensity, dtype="float64")
+    _require(bool(((propensity >= 0) & (propensity <= 1)).all()), "PROPENSITY_TO_BUY: outside 0 to 1")
+    kinds = [r["ACTIVITY_TYPE"] for r in records]
+    _types(kinds, {str}, "ACTIVITY_TYPE", "JSON text")
+    ips = [r.get("IP_ADDRESS") for r in records]
+    _types(ips, {str, type(None)}, "IP_ADDRESS", "JSON text or null")
     raw = [r.get("CUSTOMER_ID") for r in records]
-    raw = [c if c is not None else (k.decode() if k is not None else None) for c, k in zip(raw, keys)]
+    given = _types(raw, {str, int, type(None)}, "CUSTOMER_ID", "JSON text or integer")
+    text_keys = _utf8(keys)
+    if type(None) in given:
+        raw = [c if c is not None else k for c, k in zip(raw, text_keys)]
+        _require(None not in raw, "no CUSTOMER_ID and no key")
+    party = raw if given == {str} else list(map(str, raw))
+    _require(party == _keyed(text_keys, party), "the key disagrees with CUSTOMER_ID")
     return {
-        "activity_id": np.array([r["ACTIVITY_ID"] for r in records], dtype="int64"),
-        "party_id": np.array([str(c) for c in raw], dtype=object),
+        "activity_id": np.array(ids, dtype="int64"),
+        "party_id": np.array(party, dtype=object),
         "event_time": local_time(timestamps),
-        "activity_type": np.array([r["ACTIVITY_TYPE"] for r in records], dtype=object),
-        "propensity_to_buy": np.array([r["PROPENSITY_TO_BUY"] for r in records], dtype="float64"),
-        "ip_address": np.array([r.get("IP_ADDRESS") for r in records], dtype=object),
+        "activity_type": np.array(kinds, dtype=object),
+        "propensity_to_buy": propensity,
+        "ip_address": np.array(ips, dtype=object),
         "customer_raw": np.array(raw, dtype=object),
         "partition": np.asarray(partitions, dtype="int64"),
     }
+
+
+def _keyed(keys: list[str | None], party: list[str]) -> list[str]:
+    """The keys, with the customer in place of a missing key (a message without a key agrees)."""
+    if None not in keys:  # the usual case: compared as whole lists, in C
+        return keys
+    return [p if k is None else k for k, p in zip(keys, party)]
+
+
+def customer_versions(msgs) -> tuple[list[str], list[int], list, list]:
+    """CUSTOMERS_TABLE records (none a tombstone) as (CUSTOMER_ID, VALID_FROM ns, INCOME,
+    FICO) lists. Raises if any record is not a JSON object with the recipe's INTEGER income
+    and FICO (or null), a key that agrees with CUSTOMER_ID, a VALID_FROM that is a time."""
+    values = loads_many([m.value() for m in msgs])
+    _types(values, {dict}, "value", "a JSON object")
+    raw = [v.get("CUSTOMER_ID") for v in values]
+    _types(raw, {str, int, type(None)}, "CUSTOMER_ID", "JSON text or integer")
+    keys = _utf8([m.key() for m in msgs])
+    raw = [c if c is not None else k for c, k in zip(raw, keys)]
+    _require(None not in raw, "no CUSTOMER_ID and no key")
+    party = list(map(str, raw))
+    _require(party == _keyed(keys, party), "the key disagrees with CUSTOMER_ID")
+    income, fico = [v.get("INCOME") for v in values], [v.get("FICO") for v in values]
+    _types(income, {int, type(None)}, "INCOME", "a JSON integer or null")
+    _types(fico, {int, type(None)}, "FICO", "a JSON integer or null")
+    given = [v.get("VALID_FROM") for v in values]
+    _types(given, {str, type(None)}, "VALID_FROM", "an ISO time as JSON text, or null")
+    stamp = local_time([m.timestamp()[1] for m in msgs]).view("int64")
+    given = pd.to_datetime(pd.Series(given, dtype=object)).to_numpy("datetime64[ns]")
+    valid_from = np.where(np.isnat(given), stamp, given.view("int64"))
+    return party, valid_from.tolist(), income, fico
+
+
+def offer_record(msg) -> tuple[int, dict | None]:
+    """An OFFERS_STREAM record as (OFFER_ID, value; None deletes the offer)."""
+    offer_id = int(msg.key())
+    if msg.value() is None:
+        return offer_id, None
+    value = orjson.loads(msg.value())
+    _types([value], {dict}, "value", "a JSON object")
+    _types([value["OFFER_NAME"], value["OFFER_URL"]], {str}, "OFFER_NAME and OFFER_URL", "JSON text")
+    _require(value.get("OFFER_ID", offer_id) == offer_id, "the key disagrees with OFFER_ID")
+    return offer_id, value
+
+
+def rules_record(msg) -> tuple[int, list[dict] | None]:
+    """A NEXT_BEST_OFFER_RULES record as (rules version, its rows; None deletes the version)."""
+    version = int(msg.key())
+    if msg.value() is None:
+        return version, None
+    value = orjson.loads(msg.value())
+    _types([value], {dict}, "value", "a JSON object")
+    _types([value["rows"]], {list}, "rows", "a JSON array")
+    _require(value.get("rules_version", version) == version, "the key disagrees with rules_version")
+    return version, value["rows"]
 
 
 def json_lines(frame: pd.DataFrame) -> list[bytes]:
