@@ -806,3 +806,20 @@ def test_no_lock_the_app_role_can_take_stalls_a_publish(app_reader, caplog):
         assert f"pid {pid}" in message and f"user {pg.APP_READER_ROLE}" in message and "nbp-test-app" in message
         app.execute("ROLLBACK")
     assert current_evaluated_at(app_reader) == week(2)
+
+
+@pytest.mark.integration
+def test_a_publisher_that_holds_the_publishers_lock_too_long_is_named(clean_postgres, monkeypatch):
+    publish_current(clean_postgres, frame(week(1)), week(1))
+    monkeypatch.setattr(pg, "PUBLISH_LOCK_TIMEOUT_SECONDS", 0.5)
+    with psycopg.connect(clean_postgres, application_name="nbp-test-other-publisher") as other:
+        pid = other.info.backend_pid
+        other.execute("LOCK TABLE product_intelligence.nbp_publish_lock IN SHARE ROW EXCLUSIVE MODE")
+        begun = time.monotonic()
+        with pytest.raises(pg.PublishLockBusy) as raised:
+            publish_current(clean_postgres, frame(week(2)), week(2))
+        assert time.monotonic() - begun < 5
+    message = str(raised.value)
+    assert f"pid {pid}" in message and "nbp-test-other-publisher" in message
+    assert "ShareRowExclusiveLock" in message and "Nothing was changed" in message
+    assert current_evaluated_at(clean_postgres) == week(1)
