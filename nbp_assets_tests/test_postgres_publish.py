@@ -34,8 +34,9 @@ from nbp_assets.publish.postgres import (
 WEEK1 = datetime(2026, 11, 9)
 
 
-# What a published schema holds: the live week and its product names (no staging table).
-LIVE_TABLES = ["nbp_current", "nbp_current_products"]
+# What a published schema holds: the live week, its product names and the publishers' lock
+# table (no staging table).
+LIVE_TABLES = ["nbp_current", "nbp_current_products", "nbp_publish_lock"]
 
 
 def week(n: int) -> datetime:
@@ -681,3 +682,144 @@ def test_a_server_started_in_the_background_is_the_one_the_run_then_gets():
     finally:
         postgres_server.stop_local_server(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# --- the apps' role: protected by privilege; no lock it can take stalls a publish ------------------
+
+
+def _app(url: str) -> psycopg.Connection:
+    """A session as the apps' role, autocommit (BEGIN where a test needs a transaction)."""
+    params = psycopg.conninfo.conninfo_to_dict(url) | {"user": pg.APP_READER_ROLE, "application_name": "nbp-test-app"}
+    return psycopg.connect(**params, autocommit=True)
+
+
+def _app_reader_settings(url: str) -> list[tuple[int, list[str]]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT s.setdatabase::int, s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole"
+            " WHERE r.rolname = %s ORDER BY 1",
+            (pg.APP_READER_ROLE,),
+        ).fetchall()
+
+
+@pytest.fixture
+def app_reader(clean_postgres):
+    """clean_postgres after a first publish, which created the apps' role; its role-level
+    settings are put back afterwards whatever the test planted."""
+    with psycopg.connect(clean_postgres) as conn:
+        if not conn.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()[
+            0
+        ]:
+            pytest.skip("the test database user may not create roles")
+    publish_current(clean_postgres, frame(week(1)), week(1))
+    yield clean_postgres
+    with psycopg.connect(clean_postgres, autocommit=True) as conn:
+        database = conn.execute("SELECT current_database()").fetchone()[0]
+        conn.execute(f'ALTER ROLE {pg.APP_READER_ROLE} IN DATABASE "{database}" RESET ALL')
+        conn.execute(f"ALTER ROLE {pg.APP_READER_ROLE} RESET ALL")
+        conn.execute(f"ALTER ROLE {pg.APP_READER_ROLE} SET default_transaction_read_only = on")
+
+
+@pytest.mark.integration
+def test_settings_the_app_role_plants_for_itself_do_not_outlive_a_publish(app_reader):
+    with _app(app_reader) as app:
+        database = app.execute("SELECT current_database()").fetchone()[0]
+        # PostgreSQL lets any role switch its session to read-write and change its own role-level settings
+        app.execute("SET default_transaction_read_only = off")
+        app.execute(f"ALTER ROLE {pg.APP_READER_ROLE} SET default_transaction_read_only = off")
+        app.execute(f"ALTER ROLE {pg.APP_READER_ROLE} IN DATABASE \"{database}\" SET work_mem = '77kB'")
+    with _app(app_reader) as app:  # until the next publish, every new app session starts read-write
+        assert app.execute("SHOW default_transaction_read_only").fetchone() == ("off",)
+
+    publish_current(app_reader, frame(week(2)), week(2))
+
+    assert _app_reader_settings(app_reader) == [(0, ["default_transaction_read_only=on"])]
+    with _app(app_reader) as app:
+        assert app.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+        assert app.execute("SHOW work_mem").fetchone() != ("77kB",)
+
+
+@pytest.mark.integration
+def test_the_app_role_may_only_read_even_in_a_read_write_session(app_reader):
+    with _app(app_reader) as app:
+        app.execute("SET default_transaction_read_only = off")  # allowed: protection is by privilege
+        assert app.execute("SELECT count(*) FROM product_intelligence.nbp_current_named").fetchone() == (120,)
+        refused = [
+            "CREATE TEMP TABLE nbp_scratch (a int)",
+            "CREATE FUNCTION pg_temp.nbp_f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "DELETE FROM product_intelligence.nbp_current",
+            "UPDATE product_intelligence.nbp_current SET score = 0",
+            "INSERT INTO product_intelligence.nbp_current_products VALUES ('X', 'x', 'x')",
+            "TRUNCATE product_intelligence.nbp_current",
+            "SELECT * FROM product_intelligence.nbp_current FOR KEY SHARE",
+            "CREATE TABLE product_intelligence.nbp_scratch (a int)",
+            "CREATE TABLE public.nbp_scratch (a int)",
+            "CREATE SCHEMA nbp_scratch",
+            "ALTER TABLE product_intelligence.nbp_current ADD COLUMN x int",
+            "DROP VIEW product_intelligence.nbp_current_named",
+            "SELECT * FROM product_intelligence.nbp_publish_lock",
+        ]
+        for statement in refused:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute(statement)
+        for table, mode in [
+            ("nbp_current", "ROW SHARE"),
+            ("nbp_current", "ACCESS EXCLUSIVE"),
+            ("nbp_current_products", "SHARE ROW EXCLUSIVE"),
+            ("nbp_publish_lock", "ACCESS SHARE"),  # the publishers' lock: not even the weakest mode
+        ]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), app.transaction():
+                app.execute(f"LOCK TABLE product_intelligence.{table} IN {mode} MODE")
+
+
+@pytest.mark.integration
+def test_no_lock_the_app_role_can_take_stalls_a_publish(app_reader, caplog):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def publish(n):
+        return publish_current(app_reader, frame(week(n)), week(n), lock_timeout=0.3, lock_attempts=2, lock_backoff=0.1)
+
+    with ThreadPoolExecutor(1) as pool, _app(app_reader) as app:  # the app lets go first
+        pid = app.info.backend_pid
+        app.execute("SET default_transaction_read_only = off")
+        app.execute(f"ALTER ROLE {pg.APP_READER_ROLE} SET default_transaction_read_only = off")
+        # everything the app can hold but the live week: the old advisory lock's key, its own
+        # role's settings row (an uncommitted ALTER ROLE), the product names
+        assert app.execute("SELECT pg_try_advisory_lock(107000001)").fetchone() == (True,)
+        app.execute("BEGIN")
+        app.execute(f"ALTER ROLE {pg.APP_READER_ROLE} SET work_mem = '77kB'")
+        app.execute("LOCK TABLE product_intelligence.nbp_current_products IN ACCESS SHARE MODE")
+        begun = time.monotonic()
+        result = pool.submit(publish, 2).result(timeout=20)  # before: waited for the advisory lock, forever
+        assert result.published and time.monotonic() - begun < 5
+        assert current_evaluated_at(app_reader) == week(2)
+        # the settings reset waited for the app's ALTER ROLE, timed out and named it
+        assert f"pid {pid}" in caplog.text and "nbp-test-app" in caplog.text
+
+        # and the live week too (through the view): the publish fails in bounded time, naming the app
+        app.execute("SELECT count(*) FROM product_intelligence.nbp_current_named").fetchone()
+        begun = time.monotonic()
+        with pytest.raises(pg.LiveTableBusy) as raised:
+            pool.submit(publish, 3).result(timeout=20)
+        assert time.monotonic() - begun < 5
+        message = str(raised.value)
+        assert f"pid {pid}" in message and f"user {pg.APP_READER_ROLE}" in message and "nbp-test-app" in message
+        app.execute("ROLLBACK")
+    assert current_evaluated_at(app_reader) == week(2)
+
+
+@pytest.mark.integration
+def test_a_publisher_that_holds_the_publishers_lock_too_long_is_named(clean_postgres, monkeypatch):
+    publish_current(clean_postgres, frame(week(1)), week(1))
+    monkeypatch.setattr(pg, "PUBLISH_LOCK_TIMEOUT_SECONDS", 0.5)
+    with psycopg.connect(clean_postgres, application_name="nbp-test-other-publisher") as other:
+        pid = other.info.backend_pid
+        other.execute("LOCK TABLE product_intelligence.nbp_publish_lock IN SHARE ROW EXCLUSIVE MODE")
+        begun = time.monotonic()
+        with pytest.raises(pg.PublishLockBusy) as raised:
+            publish_current(clean_postgres, frame(week(2)), week(2))
+        assert time.monotonic() - begun < 5
+    message = str(raised.value)
+    assert f"pid {pid}" in message and "nbp-test-other-publisher" in message
+    assert "ShareRowExclusiveLock" in message and "Nothing was changed" in message
+    assert current_evaluated_at(clean_postgres) == week(1)

@@ -10,6 +10,12 @@ A publish streams the week (a DataFrame or Arrow record batches straight from th
 warehouse) batch by batch into a staging table, validating each batch on the way, and
 swaps it in under a lock it waits for only briefly at a time (LOCK_TIMEOUT_SECONDS), so
 an app session that keeps the table open delays the publish, not the other apps.
+
+The apps' role nbp_app_reader is protected by privilege, not by its sessions' read-only
+default (which it may switch off, even for its later sessions): SELECT on what it reads,
+USAGE on the schema, no TEMP. Every lock a publish waits on is waited for with a timeout,
+and a timed-out wait names the session that holds it; publishers serialise on a table lock
+an app cannot take (an advisory lock can be taken by any role).
 """
 
 from __future__ import annotations
@@ -63,7 +69,12 @@ _VIEW_SQL = sql.SQL("""CREATE VIEW {view} AS
     SELECT c.party_id, c.jurisdiction, c.rank, c.product_id, p.product_name, p.product_class, c.score,
            c.primary_signal, c.model_version, (c.evaluated_at - interval '7 days')::date AS week_start, c.evaluated_at
     FROM {live} c LEFT JOIN {products} p ON p.product_id = c.product_id""")
-_LOCK_ID = 107_000_001  # advisory lock that serialises every writer of nbp_current (MOD-107)
+# Publishers serialise on this table (MOD-107), not on an advisory lock: any role, an app's
+# included, can take any advisory lock key. SHARE ROW EXCLUSIVE conflicts with itself and
+# with every mode that needs a write privilege, never with ACCESS SHARE, the one mode SELECT
+# allows: an app cannot hold it up even if a DBA grants it SELECT on every table here.
+PUBLISH_LOCK_TABLE = "nbp_publish_lock"
+_PUBLISH_LOCK = sql.Identifier(SCHEMA, PUBLISH_LOCK_TABLE)
 _CHUNK = 50_000  # rows per CSV write (~2.5 MB), and per batch when a DataFrame is published
 # Longest values accepted: an identifier is a key, never a document (a 1 MB party_id once
 # failed the primary key build with "index row too large", after loading the whole week).
@@ -75,6 +86,9 @@ LOCK_TIMEOUT_SECONDS = 2.0  # longest an app read queues behind one attempt
 LOCK_ATTEMPTS = 8
 LOCK_BACKOFF_SECONDS = 0.5  # pause after the first timed-out attempt, doubled after each one
 LOCK_BACKOFF_CAP_SECONDS = 15.0  # longest pause; 8 attempts give up after about 1 minute
+# Waiting for another publisher's swap (no app waits behind this): one wait, longer than a
+# swap that itself waits out the live table's attempts above.
+PUBLISH_LOCK_TIMEOUT_SECONDS = 120.0
 
 
 class PostgresUnavailable(RuntimeError):
@@ -83,6 +97,10 @@ class PostgresUnavailable(RuntimeError):
 
 class LiveTableBusy(RuntimeError):
     """The swap could not lock nbp_current: a reader holds it (named in the message). Nothing was changed."""
+
+
+class PublishLockBusy(RuntimeError):
+    """Another publisher (named in the message) held the publishers' lock too long. Nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -121,9 +139,8 @@ def check_connection(url: str) -> None:
 
 
 def _exists(conn: psycopg.Connection, query: str, *params: str) -> bool:
-    # A catalog query, not to_regclass(): an advisory lock does not refresh this backend's
-    # catalog cache, so after waiting for one, to_regclass can miss a table another
-    # publisher just created. A query reads the catalog with a fresh snapshot.
+    # A catalog query, not to_regclass(): it reads the catalog with a fresh snapshot, so a
+    # table another publisher just created is seen whatever this backend's catalog cache holds.
     return conn.execute(f"SELECT EXISTS ({query})", params).fetchone()[0]
 
 
@@ -338,10 +355,7 @@ def publish_current(
         )
 
     with connect(url) as conn:
-        # Under the lock: concurrent first publishers would race on it.
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-            create_schema_if_missing(conn, SCHEMA, "postgres")
+        _ensure_schema(conn)
         previous = _live_week(conn)
         if previous is not None and previous > evaluated_at:
             return skipped(previous)  # answer early rather than load millions of rows; re-checked under the lock
@@ -394,8 +408,10 @@ def publish_current(
                 ) from None
             conn.execute(sql.SQL("ANALYZE {}").format(stage))
 
-            # The swap. Publishers queue here for each other (no app waits on this lock).
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+            # The swap. Publishers queue here for each other; an app can neither take this lock
+            # nor wait on it. From here on every lock wait times out after lock_timeout.
+            _lock_publishers(conn)
+            _set_lock_timeout(conn, lock_timeout)
             live_exists = _exists(conn, "SELECT FROM pg_tables WHERE schemaname = %s AND tablename = %s", SCHEMA, TABLE)
             if live_exists:
                 lock_wait, lock_retries = _lock_live(
@@ -413,7 +429,7 @@ def publish_current(
                     to = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
                     conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privilege), stage, to))
             # The view is bound to the live table itself, not its name: it goes and comes back with the swap.
-            conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(_VIEW))
+            _drop_view(conn, previous)
             if live_exists:
                 conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(_LIVE, sql.Identifier(old_name)))
             conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(stage, sql.Identifier(TABLE)))
@@ -430,6 +446,58 @@ def publish_current(
         return result(True, None, f"first publish: week {_week(evaluated_at)}")
     change = "re-published" if previous == evaluated_at else f"replaced week {_week(previous)} with"
     return result(True, previous, f"{change} week {_week(evaluated_at)}")
+
+
+def _ensure_schema(conn: psycopg.Connection) -> None:
+    """The schema and the publishers' lock table, created if missing. Concurrent first
+    publishers may both try: the loser's catalog insert fails and it looks again (no lock
+    is waited for here, so there is none an app could take)."""
+    for attempt in range(3):
+        try:
+            with conn.transaction():
+                create_schema_if_missing(conn, SCHEMA, "postgres")
+                if not _exists(
+                    conn, "SELECT FROM pg_tables WHERE schemaname = %s AND tablename = %s", SCHEMA, PUBLISH_LOCK_TABLE
+                ):
+                    # No rows and no grants: publishers lock it, nobody reads it.
+                    conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ()").format(_PUBLISH_LOCK))
+            return
+        except psycopg.errors.UniqueViolation:  # another publisher created it first
+            if attempt == 2:
+                raise
+
+
+def _set_lock_timeout(conn: psycopg.Connection, seconds: float) -> None:
+    # 0 would mean "wait forever" to PostgreSQL
+    conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{max(1, round(seconds * 1000))}ms",))
+
+
+def _lock_publishers(conn: psycopg.Connection, timeout: float | None = None) -> None:
+    """The publishers' lock, for the rest of this transaction; PublishLockBusy names the holder."""
+    timeout = PUBLISH_LOCK_TIMEOUT_SECONDS if timeout is None else timeout
+    try:
+        with conn.transaction():  # SAVEPOINT: the timeout is reverted with it, and a timed-out wait leaves the rest
+            _set_lock_timeout(conn, timeout)
+            conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(_PUBLISH_LOCK))
+    except psycopg.errors.LockNotAvailable:
+        who = _holders(conn, f"{SCHEMA}.{PUBLISH_LOCK_TABLE}", "another publisher")
+        raise PublishLockBusy(
+            f"cannot publish nbp_current: {who}; waited {timeout:g} s for it. Nothing was changed."
+        ) from None
+
+
+def _drop_view(conn: psycopg.Connection, live_week: datetime | None) -> None:
+    """Drop the view for the swap. A session holding it also holds the live table, which the
+    swap locked first; should one hold the view alone, the wait times out and names it."""
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(_VIEW))
+    except psycopg.errors.LockNotAvailable:
+        live = f"week {_week(live_week)}" if live_week is not None else "the week they saw before"
+        raise LiveTableBusy(
+            f"cannot publish nbp_current: {_holders(conn, f'{SCHEMA}.{NAMED_VIEW}', 'a reader')}; the swap timed out"
+            f" waiting for it. Nothing was changed: the apps still see {live}."
+        ) from None
 
 
 def _replace_products(conn: psycopg.Connection, products: pd.DataFrame | None) -> None:
@@ -458,7 +526,8 @@ def _may_create_roles(conn: psycopg.Connection) -> bool:
 
 def _grant_app_reader(conn: psycopg.Connection, objects: bool = True) -> None:
     """SELECT for the apps' read-only role on the live table, its products and the view;
-    the role is created when this user may create roles, else granted only if it exists."""
+    the role is created when this user may create roles, else granted only if it exists.
+    Then what the role may have gained is taken back (_protect_app_reader)."""
     role = sql.Identifier(APP_READER_ROLE)
     if not _exists(conn, "SELECT FROM pg_roles WHERE rolname = %s", APP_READER_ROLE):
         if not _may_create_roles(conn):
@@ -475,20 +544,114 @@ def _grant_app_reader(conn: psycopg.Connection, objects: bool = True) -> None:
     conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SCHEMA), role))
     if objects:
         conn.execute(sql.SQL("GRANT SELECT ON {}, {}, {} TO {}").format(_LIVE, _PRODUCTS, _VIEW, role))
+    _protect_app_reader(conn)
+
+
+# The one role-level setting the apps' role should have: its sessions start read-only. A
+# convenience (an app may switch it off); the protection is its privileges.
+_APP_READER_SETTINGS = [(0, ["default_transaction_read_only=on"])]
+
+
+def _protect_app_reader(conn: psycopg.Connection) -> None:
+    """Undo what the apps' role can do for itself: role-level settings it planted (ALTER ROLE
+    itself SET ..., e.g. default_transaction_read_only = off for every later app session) are
+    reset, and TEMP on this database is taken from it. Each step in a savepoint: one this
+    user may not take, or a wait that times out (an app's uncommitted ALTER ROLE), is logged
+    with what to do or who holds it, and the publish goes on."""
+    for step in (_reset_app_reader_settings, _revoke_app_reader_temp):
+        try:
+            with conn.transaction():
+                step(conn)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            log.warning("%s: this user may not (%s); see docs/apps.md", step.__doc__, str(exc).strip())
+        except psycopg.errors.LockNotAvailable:
+            log.warning(
+                "%s: timed out waiting, %s", step.__doc__, _holders(conn, "pg_catalog.pg_db_role_setting", "a session")
+            )
+
+
+def _reset_app_reader_settings(conn: psycopg.Connection) -> None:
+    """resetting the role-level settings of nbp_app_reader"""
+    settings = conn.execute(
+        "SELECT setdatabase, setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole"
+        " WHERE r.rolname = %s ORDER BY setdatabase",
+        (APP_READER_ROLE,),
+    ).fetchall()
+    if [(db, sorted(config or [])) for db, config in settings] == _APP_READER_SETTINGS:
+        return
+    role = sql.Identifier(APP_READER_ROLE)
+    for database, config in settings:
+        if database == 0:
+            conn.execute(sql.SQL("ALTER ROLE {} RESET ALL").format(role))
+        else:
+            name = conn.execute("SELECT datname FROM pg_database WHERE oid = %s", (database,)).fetchone()
+            if name:
+                conn.execute(sql.SQL("ALTER ROLE {} IN DATABASE {} RESET ALL").format(role, sql.Identifier(name[0])))
+    conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role))
+    if not settings:
+        log.info("role %s: its sessions now start read-only (default_transaction_read_only = on)", APP_READER_ROLE)
+        return
+    log.warning(
+        "role %s had role-level settings it may have set itself, reset to default_transaction_read_only=on: %s",
+        APP_READER_ROLE,
+        "; ".join(f"{'all databases' if db == 0 else f'database oid {db}'}: {config}" for db, config in settings),
+    )
+
+
+def _revoke_app_reader_temp(conn: psycopg.Connection) -> None:
+    """taking TEMP on this database from nbp_app_reader"""
+    if not conn.execute("SELECT has_database_privilege(%s, current_database(), 'TEMP')", (APP_READER_ROLE,)).fetchone()[
+        0
+    ]:
+        return
+    # Every role has TEMP through PUBLIC until it is revoked there. The other login roles
+    # (not the apps' role, nor its members) get it back by name, so nothing changes for them;
+    # the owner and superusers keep it anyway.
+    keep = [
+        name
+        for (name,) in conn.execute(
+            """SELECT r.rolname FROM pg_roles r, pg_database d
+               WHERE d.datname = current_database() AND r.rolcanlogin AND NOT r.rolsuper AND r.oid <> d.datdba
+                 AND NOT pg_has_role(r.oid, %s, 'MEMBER') AND has_database_privilege(r.oid, d.oid, 'TEMP')
+               ORDER BY 1""",
+            (APP_READER_ROLE,),
+        )
+    ]
+    database = sql.Identifier(conn.execute("SELECT current_database()").fetchone()[0])
+    conn.execute(
+        sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC, {}").format(database, sql.Identifier(APP_READER_ROLE))
+    )
+    if keep:
+        conn.execute(
+            sql.SQL("GRANT TEMPORARY ON DATABASE {} TO {}").format(
+                database, sql.SQL(", ").join(map(sql.Identifier, keep))
+            )
+        )
+    if conn.execute("SELECT has_database_privilege(%s, current_database(), 'TEMP')", (APP_READER_ROLE,)).fetchone()[0]:
+        raise psycopg.errors.InsufficientPrivilege(
+            f"{APP_READER_ROLE} still has TEMP, through a role it is a member of or a grant this user cannot revoke"
+        )
+    log.info(
+        "TEMP on this database revoked from PUBLIC and %s%s",
+        APP_READER_ROLE,
+        f"; granted back to {', '.join(keep)}" if keep else "",
+    )
 
 
 def ensure_app_reader(url: str) -> bool:
     """The apps' read-only role and its grants on what exists now (before the first publish:
     the schema only); False if the role is missing and this user may not create it."""
-    with connect(url) as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))  # publishers create it under the same lock
+    with connect(url) as conn:
         if not _exists(conn, "SELECT FROM pg_roles WHERE rolname = %s", APP_READER_ROLE) and not _may_create_roles(
             conn
         ):
             return False
-        create_schema_if_missing(conn, SCHEMA, "postgres")
-        live = _exists(conn, "SELECT FROM pg_views WHERE schemaname = %s AND viewname = %s", SCHEMA, NAMED_VIEW)
-        _grant_app_reader(conn, objects=live)
+        _ensure_schema(conn)
+        with conn.transaction():
+            _lock_publishers(conn)  # publishers create the role under the same lock
+            _set_lock_timeout(conn, LOCK_TIMEOUT_SECONDS)  # as in the swap: no wait on an app is unbounded
+            live = _exists(conn, "SELECT FROM pg_views WHERE schemaname = %s AND viewname = %s", SCHEMA, NAMED_VIEW)
+            _grant_app_reader(conn, objects=live)
         return True
 
 
@@ -516,7 +679,7 @@ def _lock_live(
     for attempt in range(1, attempts + 1):
         try:
             with conn.transaction():  # SAVEPOINT; the setting is reverted with it on a timeout
-                conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{max(1, round(timeout * 1000))}ms",))
+                _set_lock_timeout(conn, timeout)
                 conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(_LIVE))
             return time.monotonic() - first, attempt - 1
         except psycopg.errors.LockNotAvailable:
@@ -533,14 +696,15 @@ def _lock_live(
     waited = time.monotonic() - first
     live = f"week {_week(live_week)}" if live_week is not None else "the week they saw before"
     raise LiveTableBusy(
-        f"cannot publish nbp_current: {_holders_of_live(conn)}; {attempts} attempts to lock it for the swap timed"
-        f" out ({timeout:g} s each, {waited:.1f} s in all). Nothing was changed: the apps still see {live}."
-        " End that session or its transaction, then re-run the publish."
+        f"cannot publish nbp_current: {_holders(conn, f'{SCHEMA}.{TABLE}', 'a reader')}; {attempts} attempts to"
+        f" lock it for the swap timed out ({timeout:g} s each, {waited:.1f} s in all). Nothing was changed:"
+        f" the apps still see {live}. End that session or its transaction, then re-run the publish."
     )
 
 
-def _holders_of_live(conn: psycopg.Connection) -> str:
-    """Who holds a lock on the live table, as pg_locks and pg_stat_activity show it to this user."""
+def _holders(conn: psycopg.Connection, relation: str, kind: str) -> str:
+    """Who holds a lock on `relation`, as pg_locks and pg_stat_activity show it to this user;
+    `kind` names a holder in the message ("a reader")."""
     holders = conn.execute(
         """SELECT a.pid, a.application_name, a.usename, a.state, a.state_change::timestamp(0),
                   extract(epoch FROM clock_timestamp() - a.state_change)::float8,
@@ -549,17 +713,17 @@ def _holders_of_live(conn: psycopg.Connection) -> str:
            WHERE l.locktype = 'relation' AND l.relation = to_regclass(%s) AND l.granted
              AND l.pid <> pg_backend_pid()
            GROUP BY 1, 2, 3, 4, a.state_change ORDER BY a.state_change NULLS LAST""",
-        (f"{SCHEMA}.{TABLE}",),
+        (relation,),
     ).fetchall()
     if not holders:
-        return f"a reader holds {SCHEMA}.{TABLE} (it let go just now, or this user cannot see it in pg_locks)"
+        return f"{kind} holds {relation} (it let go just now, or this user cannot see it in pg_locks)"
     described = []
     for pid, app, user, state, since, seconds, modes in holders[:5]:
         state = f"{state} since {since} ({seconds:.1f} s)" if state else "state not visible to this user"
         described.append(f"pid {pid}, application_name '{app or ''}', user {user}, {state}, holding {modes}")
     more = f"; and {len(holders) - 5} more sessions" if len(holders) > 5 else ""
-    who = "a reader holds" if len(holders) == 1 else f"{len(holders)} readers hold"
-    return f"{who} {SCHEMA}.{TABLE} (" + "; ".join(described) + more + ")"
+    who = f"{kind} holds" if len(holders) == 1 else f"{len(holders)} sessions hold"
+    return f"{who} {relation} (" + "; ".join(described) + more + ")"
 
 
 def _prepend(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
