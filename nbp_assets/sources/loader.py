@@ -32,7 +32,7 @@ import pyarrow.csv as pa_csv
 from nbp_assets.contract.inputs import SOURCE_TABLES, WeightsInput
 from nbp_assets.contract.offers import OFFER_SOURCE_TABLES
 from nbp_assets.contract.validation import MAX_EXAMPLES, ContractViolation, Violation, plain_value, validate
-from nbp_assets.model.weights import weights_from_frame
+from nbp_assets.model.weights import Weights, weights_from_frame
 
 WEIGHTS_TABLE = "weights"
 FORMATS = (".csv", ".parquet")
@@ -138,7 +138,8 @@ def load_directory(path: str | Path) -> LoadedInputs:
 
     weights = None
     if WEIGHTS_TABLE in files:
-        weights = _load_weights(files[WEIGHTS_TABLE], problems)
+        checked = _load_weights(files[WEIGHTS_TABLE], problems)
+        weights = checked.as_long() if checked is not None else None
 
     if problems:
         raise LoadError(_one_block_per_file(problems))
@@ -572,8 +573,25 @@ def _as_text(ids: pd.Series) -> pd.Series:
     return ids.astype(str).where(ids.notna())
 
 
-def _load_weights(file: Path, problems: list[ContractViolation]) -> pd.DataFrame | None:
-    """The validated long weights table; weights_from_frame owns the business rules."""
+def read_weights(path: str | Path) -> Weights:
+    """A weights file (CSV or Parquet) read and checked as `load` does: cells parsed strictly,
+    problems reported with row numbers (row N = line N+1 of a CSV file). Raises
+    ContractViolation naming the file."""
+    file = Path(path)
+    if not file.is_file():
+        what = "is a folder, not a weights file" if file.is_dir() else "no such file"
+        raise _file_problem(WEIGHTS_TABLE, str(file), "(file)", what)
+    if file.suffix not in FORMATS:
+        raise _file_problem(WEIGHTS_TABLE, str(file), "(file)", "a weights file must be .csv or .parquet")
+    problems: list[ContractViolation] = []
+    weights = _load_weights(file, problems)
+    if problems:
+        raise problems[0]
+    return weights
+
+
+def _load_weights(file: Path, problems: list[ContractViolation]) -> Weights | None:
+    """The validated weights; weights_from_frame owns the business rules."""
     raw, read_problem = _read(file)
     if read_problem is not None:
         problems.append(_file_problem(WEIGHTS_TABLE, str(file), "(file)", read_problem))
@@ -583,7 +601,7 @@ def _load_weights(file: Path, problems: list[ContractViolation]) -> pd.DataFrame
     violations = _missing_columns(raw, schema) + parse_violations
     if not violations:
         try:
-            return weights_from_frame(typed, source=str(file)).as_long()
+            return weights_from_frame(typed, source=str(file))
         except ContractViolation as exc:
             violations = _without_noise(exc.violations)
     problems.append(ContractViolation(WEIGHTS_TABLE, violations, str(file)))
