@@ -9,15 +9,24 @@ process, as a user would run it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from nbp_assets.contract.validation import ContractViolation
+from nbp_assets.model.offers_rules import DEFAULT_RULES_FILE, rules_from_frame
 from nbp_assets.model.weights import DEFAULT_WEIGHTS_FILE
+from nbp_assets.sources.loader import LoadError, load_directory
+from nbp_assets.sources.synthetic import generate
+from nbp_assets.storage.warehouse import DuckDBWarehouse
 
 REPO = Path(__file__).resolve().parents[1]
+END_WEEK = date(2026, 11, 9)
 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
@@ -62,3 +71,106 @@ def test_simulate_refuses_a_bad_weights_file_in_one_line_with_exit_2_and_writes_
         assert run.stdout == ""
     assert "signal='" + text.loc[2, "signal"] + "', weight='high'" in run.stderr
     assert not home.exists()  # nothing written: no warehouse, no instance
+
+
+# ----------------------------------------------------------------------------- load offer_rules.csv
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory) -> Path:
+    """A valid folder of the weekly engine's tables (no offer files)."""
+    folder = tmp_path_factory.mktemp("bank")
+    for name, df in generate(30, 1, end_week=END_WEEK, history_weeks=1, products=12).items():
+        df.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+def recipe_rules() -> pd.DataFrame:
+    """The recipe's rules (one version, five rows: the ELSE last) as CSV text."""
+    return pd.read_csv(DEFAULT_RULES_FILE, dtype=str, keep_default_na=False)
+
+
+def with_rules(bank: Path, folder: Path, rules: pd.DataFrame) -> Path:
+    shutil.copytree(bank, folder)
+    rules.to_csv(folder / "offer_rules.csv", index=False)
+    return folder
+
+
+def two_else(r):
+    extra = r.iloc[[4]].assign(priority="6")
+    return pd.concat([r, extra], ignore_index=True)
+
+
+def else_bound(r):
+    r.loc[4, "income_gt"] = "10"
+    return r
+
+
+def else_not_last(r):
+    r.loc[0, "priority"] = "9"
+    return r
+
+
+def valid_from_differs(r):
+    r.loc[1, "valid_from"] = "2001-01-01"
+    return r
+
+
+def gt_and_ge(r):
+    r.loc[0, "income_ge"] = "100000"
+    return r
+
+
+def version_before_previous(r):
+    return pd.concat([r, r.assign(rules_version="2", valid_from="1999-01-01")], ignore_index=True)
+
+
+BROKEN_RULES = {  # how the rules break -> (check named, CSV data row of the first example)
+    two_else: ("every version needs exactly one ELSE row", 1),
+    else_bound: ("the ELSE row takes no bounds", 5),
+    else_not_last: ("the ELSE row must have the highest priority of its version", 5),
+    valid_from_differs: ("all rows of a version share one valid_from", 1),
+    gt_and_ge: ("set income_gt or income_ge, not both", 1),
+    version_before_previous: ("a later version must start strictly later", 6),
+}
+
+
+@pytest.mark.parametrize("change", list(BROKEN_RULES), ids=lambda f: f.__name__)
+def test_load_refuses_offer_rules_that_break_the_rules_contract(bank, tmp_path, change):
+    folder = with_rules(bank, tmp_path / "folder", change(recipe_rules()))
+    with pytest.raises(LoadError) as rejected:
+        load_directory(folder)
+    check, row = BROKEN_RULES[change]
+    text = str(rejected.value)
+    assert f"{folder / 'offer_rules.csv'}  [table 'offer_rules']" in text, text
+    assert check in text and f"row {row}: rules_version=" in text, text
+
+
+def test_a_header_only_rules_file_is_refused(bank, tmp_path):
+    folder = with_rules(bank, tmp_path / "folder", recipe_rules().iloc[0:0])
+    with pytest.raises(LoadError, match="the rules table has no rows"):
+        load_directory(folder)
+    # offer_tables_job runs the same check on nbp_source.offer_rules: a plain contract failure, no IndexError
+    with pytest.raises(ContractViolation, match="the rules table has no rows"):
+        rules_from_frame(pd.read_csv(DEFAULT_RULES_FILE).iloc[0:0], source="nbp_source.offer_rules")
+
+
+def test_the_cli_load_of_broken_rules_is_all_or_nothing(bank, tmp_path):
+    """Exit 2, the file and check named, no traceback, and nbp_source.offer_rules as it was."""
+    home = tmp_path / "home"
+    good = cli(home, "load", str(with_rules(bank, tmp_path / "good", recipe_rules())))
+    assert good.returncode == 0, good.stderr
+    warehouse = DuckDBWarehouse(database=str(home / "warehouse.duckdb"))
+    before = warehouse.query("SELECT * FROM nbp_source.offer_rules ORDER BY priority")
+    before_activity = warehouse.scalar("SELECT count(*) FROM nbp_source.activity")
+    folder = with_rules(bank, tmp_path / "bad", else_bound(recipe_rules()))
+    activity = pd.read_parquet(folder / "activity.parquet")
+    activity.iloc[:-1].to_parquet(folder / "activity.parquet", index=False)  # a valid change that must not land
+    run = cli(home, "load", str(folder))
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    assert f"{folder / 'offer_rules.csv'}  [table 'offer_rules']" in run.stderr
+    assert "the ELSE row takes no bounds [1 row(s)], e.g." in run.stderr and "row 5: " in run.stderr
+    after = warehouse.query("SELECT * FROM nbp_source.offer_rules ORDER BY priority")
+    pd.testing.assert_frame_equal(before, after)
+    assert warehouse.scalar("SELECT count(*) FROM nbp_source.activity") == before_activity == len(activity)

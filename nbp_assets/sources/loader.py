@@ -32,6 +32,7 @@ import pyarrow.csv as pa_csv
 from nbp_assets.contract.inputs import SOURCE_TABLES, WeightsInput
 from nbp_assets.contract.offers import OFFER_SOURCE_TABLES
 from nbp_assets.contract.validation import MAX_EXAMPLES, ContractViolation, Violation, plain_value, validate
+from nbp_assets.model.offers_rules import rules_from_frame
 from nbp_assets.model.weights import Weights, weights_from_frame
 
 WEIGHTS_TABLE = "weights"
@@ -133,6 +134,12 @@ def load_directory(path: str | Path) -> LoadedInputs:
         if typed is not None:
             readable[table] = validated if validated is not None else typed
 
+    if "offer_rules" in tables:  # the rule's own consistency, by the check offer_tables_job runs
+        try:
+            rules_from_frame(tables["offer_rules"], source=str(files["offer_rules"]), row_numbers=True)
+        except ContractViolation as exc:
+            problems.append(exc)
+            del tables["offer_rules"]
     problems.extend(_reference_problems(readable, files))
     problems.extend(_version_problems(readable, files))
 
