@@ -238,8 +238,10 @@ def _data_errors_without_traceback() -> None:
         record = make(*args, **kwargs)
         if record.name == "dagster" and record.levelno >= logging.ERROR:
             message = record.getMessage()
-            if "dagster._core.definitions.events.Failure:" in message and "Stack Trace:" in message:
-                record.msg, record.args = message.split("\n\nStack Trace:")[0].rstrip(), ()
+            if "dagster._core.definitions.events.Failure:" in message:
+                # The step's and the run's failure events both carry the cause: the CLI
+                # prints it once itself (materialize_week's FAILED line); keep the headline.
+                record.msg, record.args = message.split("\n\n")[0].rstrip(), ()
         return record
 
     quiet.nbp_quiet = True

@@ -174,3 +174,24 @@ def test_the_cli_load_of_broken_rules_is_all_or_nothing(bank, tmp_path):
     after = warehouse.query("SELECT * FROM nbp_source.offer_rules ORDER BY priority")
     pd.testing.assert_frame_equal(before, after)
     assert warehouse.scalar("SELECT count(*) FROM nbp_source.activity") == before_activity == len(activity)
+
+
+# ----------------------------------------------------------------------------- a failed week
+
+
+@pytest.mark.integration
+def test_a_failed_week_prints_its_cause_once_plainly(tmp_path, clean_postgres):
+    home = tmp_path / "home"
+    made = cli(home, "generate", "--customers", "200", "--seed", "3", "--weeks", "1", "--end-week", "2026-11-09")
+    assert made.returncode == 0, made.stderr
+    DuckDBWarehouse(database=str(home / "warehouse.duckdb")).query(
+        "UPDATE nbp_source.customers SET status = lower(status) WHERE party_id IN "
+        "(SELECT party_id FROM nbp_source.customers ORDER BY party_id LIMIT 2) RETURNING party_id"
+    )
+    run = cli(home, "materialize", "--week", "2026-11-09", NBP_POSTGRES_URL=clean_postgres)
+    assert run.returncode == 1  # a week failed
+    both = run.stdout + run.stderr
+    assert both.count("column 'status'") == 1, both  # the cause, once
+    assert "FAILED customers: table 'nbp_source.customers'" in run.stderr
+    assert "  failed step : customers (its cause is printed above: FAILED customers)" in run.stdout
+    assert "dagster._core" not in both and "Failure:" not in both and "Traceback" not in both, both
