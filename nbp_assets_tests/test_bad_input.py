@@ -8,6 +8,7 @@ process, as a user would run it.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -195,3 +197,71 @@ def test_a_failed_week_prints_its_cause_once_plainly(tmp_path, clean_postgres):
     assert "FAILED customers: table 'nbp_source.customers'" in run.stderr
     assert "  failed step : customers (its cause is printed above: FAILED customers)" in run.stdout
     assert "dagster._core" not in both and "Failure:" not in both and "Traceback" not in both, both
+
+
+# ----------------------------------------------------------------------------- pipes, help, demo
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(tmp_path):
+    """`show P | head -1`: the reader is gone before the command writes (`pools` prints its
+    report with print(), as `show` does, and needs no data)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "nbp_assets", "pools"],
+            cwd=REPO,
+            env=env_for(tmp_path / "home"),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert run.stderr == ""
+    assert run.returncode == 141  # 128 + SIGPIPE, as a shell tool the reader left
+
+
+def built_parser() -> argparse.ArgumentParser:
+    from nbp_assets import cli
+
+    parsers = {}
+    real_parse = argparse.ArgumentParser.parse_args
+
+    def capture(parser, args=None, namespace=None):  # the built parser, without running a command
+        parsers["main"] = parser
+        raise SystemExit(0)
+
+    argparse.ArgumentParser.parse_args = capture
+    try:
+        with pytest.raises(SystemExit):
+            cli.main(["--help"])
+    finally:
+        argparse.ArgumentParser.parse_args = real_parse
+    return parsers["main"]
+
+
+def test_help_lists_every_command_and_every_command_says_what_it_does(tmp_path):
+    parser = built_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    listed = {line.split()[0] for line in parser.description.splitlines()[2:] if line[:1].isalpha()}
+    assert set(sub.choices) <= listed, f"not in --help's list: {set(sub.choices) - listed}"
+    assert [name for name, p in sub.choices.items() if not p.description] == []
+    shown = cli(tmp_path / "home", "simulate", "--help").stdout
+    assert "Rank a week with a candidate weights file" in shown and "Exit codes: 0" in shown
+
+
+def test_the_demo_counts_the_weekly_jobs_assets_and_checks_from_its_definition():
+    from nbp_assets.cli import weekly_job_size
+    from nbp_assets.definitions import WEEKLY_JOB, build_definitions
+
+    graph = build_definitions().resolve_job_def(WEEKLY_JOB).asset_layer.asset_graph
+    assert weekly_job_size() == f"{len(graph.executable_asset_keys)} assets and {len(graph.asset_check_keys)} checks"
+
+    @dg.asset
+    def only():
+        return 1
+
+    one = dg.Definitions(assets=[only], jobs=[dg.define_asset_job("one")]).resolve_job_def("one")
+    assert weekly_job_size(one) == "1 asset and 0 checks"
