@@ -1,4 +1,4 @@
-"""Command line: `python -m nbp_assets {demo,generate,load,materialize,backfill,show,postgres,check,alerts,pools}`.
+"""Command line: `python -m nbp_assets COMMAND`, one of:
 
 demo        generate a synthetic bank, materialize the latest closed week, print where to look
 generate    write a deterministic synthetic bank into the local warehouse's source schema
@@ -9,12 +9,15 @@ show        a customer's current top 3 as the apps see it
 postgres    how to connect to the apps' PostgreSQL; keeps the embedded server up until Ctrl-C
 check       validate the deployment's configuration (NBP_DEPLOYMENT) without writing anything
 alerts      compliance's fairness-alert workflow: list, show, ack, assign, comment, resolve
+simulate    rank a week with candidate weights in a sandbox and compare it with the live week
 pools       show who holds the Dagster concurrency pools' slots; --free RUN_ID frees a dead run's
+kafka       the next-best-offer stream on Kafka: broker (dev), topics, process, sink, status
 
 demo, materialize and backfill end with a summary per week (checks, fairness breaches,
 alerts, whether nbp_current was published). Exit codes: 0 every week ran and every
 blocking check passed (failed warning checks are in the summary); 1 a week failed;
-2 refused before anything ran; 3 only with --fail-on-warning: a warning check failed.
+2 refused before anything ran (bad input: the reason in one line per problem on stderr,
+nothing written); 3 only with --fail-on-warning: a warning check failed.
 """
 
 from __future__ import annotations
@@ -239,8 +242,10 @@ def _data_errors_without_traceback() -> None:
         record = make(*args, **kwargs)
         if record.name == "dagster" and record.levelno >= logging.ERROR:
             message = record.getMessage()
-            if "dagster._core.definitions.events.Failure:" in message and "Stack Trace:" in message:
-                record.msg, record.args = message.split("\n\nStack Trace:")[0].rstrip(), ()
+            if "dagster._core.definitions.events.Failure:" in message:
+                # The step's and the run's failure events both carry the cause: the CLI
+                # prints it once itself (materialize_week's FAILED line); keep the headline.
+                record.msg, record.args = message.split("\n\n")[0].rstrip(), ()
         return record
 
     quiet.nbp_quiet = True
@@ -325,9 +330,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
     summary = materialize_week(week)
     if not summary.succeeded:
         raise SystemExit(f"week {week} FAILED: see the errors above")
-    print(f"materialized week {week} (all 8 assets) in {time.perf_counter() - started:.1f}s")
+    print(f"materialized week {week} ({weekly_job_size()}) in {time.perf_counter() - started:.1f}s")
     _print_where_to_look(week)
     _exit([summary], args.fail_on_warning)
+
+
+def weekly_job_size(job=None) -> str:
+    """What the weekly job runs, counted from its definition: "11 assets and 20 checks"."""
+    if job is None:
+        from nbp_assets.definitions import WEEKLY_JOB, build_definitions
+
+        job = build_definitions().resolve_job_def(WEEKLY_JOB)
+    graph = job.asset_layer.asset_graph
+    assets, checks = len(graph.executable_asset_keys), len(graph.asset_check_keys)
+    return f"{assets} asset{'s' * (assets != 1)} and {checks} check{'s' * (checks != 1)}"
 
 
 def _print_where_to_look(week: str) -> None:
@@ -474,6 +490,22 @@ def _with_default(help_text: str, default: object) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run one command. Output cut short by its reader (`show P | head -1`) ends the command
+    quietly, with exit code 141 (128 + SIGPIPE, as a shell tool killed by it)."""
+    try:
+        try:
+            _main(argv)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader is gone: point stdout at /dev/null so Python's own flush at exit
+        # does not fail again, and stop without a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(141) from None
+
+
+def _main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m nbp_assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -580,6 +612,10 @@ def main(argv: list[str] | None = None) -> None:
 
     kafka_cli.add_parser(sub)
 
+    for choice in sub._choices_actions:  # `COMMAND --help` starts with what the command does
+        command = sub.choices[choice.dest]
+        if command.description is None:
+            command.description = choice.help
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -97,7 +97,7 @@ def test_a_data_error_prints_its_cause_without_a_traceback(home, capsys):
     assert "week 2026-11-09: FAILED" in out
     # activity's contract passed; customers failed on its input, so no check of it or below ran
     assert "checks      : 1 passed, 0 blocking failed, 0 warning failed, 19 not run (their step did not run)" in out
-    assert "failed step : customers: table 'nbp_source.customers'" in out
+    assert "failed step : customers (its cause is printed above: FAILED customers)" in out
     assert "nbp_current : NOT published: did not run: an upstream step failed" in out
     assert "FAILED customers: table 'nbp_source.customers'" in err, err
     assert "status" in err and "active" in err  # the column and an example value

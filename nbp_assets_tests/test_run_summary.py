@@ -96,7 +96,9 @@ def test_a_failed_week_says_what_failed_what_did_not_run_and_why_nothing_was_pub
         "  checks      : 1 passed, 1 blocking failed (nbp_ranked:eligibility_gate), 0 warning failed, "
         "2 not run (their step did not run)"
     )
-    assert "  failed step : nbp_ranked: nbp_ranked: 1 blocking check(s) failed; nothing was written." in lines
+    # the cause is printed once, as the step fails (cli's FAILED line): the summary names the step
+    assert "  failed step : nbp_ranked (its cause is printed above: FAILED nbp_ranked)" in lines
+    assert not any("blocking check(s) failed; nothing was written" in line for line in lines)
     assert "  breaches    : unknown: fairness_report did not run" in lines
     assert lines[-1] == "  nbp_current : NOT published: did not run: an upstream step failed"
     ok = week_summary(

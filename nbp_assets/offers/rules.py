@@ -101,23 +101,36 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
     return rules_from_frame(pd.read_csv(path), source=str(path))
 
 
-def rules_from_frame(df: pd.DataFrame, source: str = TABLE, offer_ids: pd.Series | None = None) -> RuleSet:
-    """Validate a rules table (contract, then the rule's own consistency); raise ContractViolation."""
+def rules_from_frame(
+    df: pd.DataFrame, source: str = TABLE, offer_ids: pd.Series | None = None, row_numbers: bool = False
+) -> RuleSet:
+    """Validate a rules table (contract, then the rule's own consistency); raise ContractViolation.
+
+    The one check of the rules contract: `load` calls it on the user's file before anything is
+    written, offer_tables_job on nbp_source.offer_rules. With `row_numbers` the examples name
+    each row by the frame's index (the loader's: row N = line N+1 of a CSV file)."""
     df = validate(OfferRulesInput, df, table=TABLE, source=source)
-    df = df.sort_values(["rules_version", "priority"], kind="stable").reset_index(drop=True)
-    problems = _problems(df, offer_ids)
+    df = df.sort_values(["rules_version", "priority"], kind="stable")
+    problems = _problems(df, offer_ids, row_numbers)
     if problems:
         raise ContractViolation(TABLE, problems, source)
-    return RuleSet(table=df, source=source)
+    return RuleSet(table=df.reset_index(drop=True), source=source)
 
 
-def _problems(df: pd.DataFrame, offer_ids: pd.Series | None) -> list[Violation]:
+def _problems(df: pd.DataFrame, offer_ids: pd.Series | None, row_numbers: bool = False) -> list[Violation]:
+    if df.empty:
+        return [
+            Violation("(rows)", "the rules table has no rows: it needs at least one version with its ELSE row", 0, [])
+        ]
     problems: list[Violation] = []
 
     def flag(rows: pd.DataFrame, column: str, what: str) -> None:
         if len(rows):
             cols = list(dict.fromkeys(c for c in ("rules_version", "priority", "offer_id", column) if c in rows))
-            problems.append(Violation(column, what, len(rows), _records(rows[cols].head(5))))
+            examples = _records(rows[cols].head(5))
+            if row_numbers:
+                examples = [{"row": int(i), **ex} for i, ex in zip(rows.index[:5], examples)]
+            problems.append(Violation(column, what, len(rows), examples))
 
     by_version = df.groupby("rules_version", sort=True)
     else_count = by_version["is_else"].transform("sum")

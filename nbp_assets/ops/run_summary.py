@@ -163,7 +163,8 @@ def render(summary: WeekSummary, threshold_pp: float, seconds: float | None = No
         + (f", {not_run} not run (their step did not run)" if not_run else "")
     )
     for step, cause in s.failures.items():
-        lines.append(f"  failed step : {step}: {cause.splitlines()[0] if cause else ''}")
+        # The cause itself is printed once, as the step fails (cli.materialize_week's FAILED line).
+        lines.append(f"  failed step : {step} (its cause is printed above: FAILED {step})")
     if s.breaches is None:
         lines.append("  breaches    : unknown: fairness_report did not run")
         lines.append("  alerts      : none recorded: fairness_report did not run")

@@ -21,6 +21,7 @@ import dagster as dg
 import pandas as pd
 
 from nbp_assets.contract.tables import HISTORY, PRODUCTS, SCORES, SIGNALS, Table
+from nbp_assets.contract.validation import ContractViolation
 from nbp_assets.core.partitions import Week
 from nbp_assets.core.sqltext import lit
 from nbp_assets.core.warehouse import WarehouseResource
@@ -30,7 +31,7 @@ from nbp_assets.fairness.config import fairness_config
 from nbp_assets.weekly import assets as engine
 from nbp_assets.weekly.io import party_shards, replace_week, week_slice
 from nbp_assets.weekly.ranking import scores_sql
-from nbp_assets.weekly.weights import Weights, load_weights
+from nbp_assets.weekly.weights import Weights
 
 SANDBOX_SCHEMA = "nbp_sandbox"
 SANDBOX_SIGNALS = dataclasses.replace(
@@ -213,30 +214,60 @@ class _Say:
     warning = info
 
 
+def _refused(message: str) -> SystemExit:
+    """Bad input, refused before anything was written: the reason on stderr, exit code 2."""
+    print(f"simulate: {message}", file=sys.stderr)
+    return SystemExit(2)
+
+
+def rejected_weights(exc: ContractViolation) -> str:
+    """A rejected weights file in plain lines: one per problem, naming the file, the column and
+    example rows (row N = line N+1 of a CSV file)."""
+    lines = []
+    for v in exc.violations:
+        where = "" if v.column.startswith("(") else f"column '{v.column}': "
+        examples = "; ".join(
+            (f"row {ex['row']} (line {ex['row'] + 1}): " if ex.get("row") is not None else "")
+            + ", ".join(f"{k}={val!r}" for k, val in ex.items() if k != "row")
+            for ex in v.examples
+        )
+        rows = f" [{v.failing_rows} row(s)], e.g. {examples}" if examples else ""
+        lines.append(f"--weights {exc.source}: {where}{v.check}{rows}")
+    return "\n".join(lines)
+
+
 def cmd_simulate(args: argparse.Namespace) -> None:
     from nbp_assets.resources import deployment_weights, open_warehouse
+    from nbp_assets.sources.loader import read_weights
 
-    try:
+    try:  # the user's input first: nothing is opened or written for a bad one
         week = Week.from_key(args.week)
+        challenger = read_weights(args.weights)
+    except ContractViolation as exc:
+        raise _refused(rejected_weights(exc)) from None
+    except ValueError as exc:
+        raise _refused(f"--week {args.week}: {exc} (weeks are keyed by their Monday, e.g. 2026-11-09)") from None
+    try:
         result = simulate_week(
-            open_warehouse(),
-            week,
-            load_weights(args.weights),
-            deployment_weights(),
-            _Say(),
-            recompute_signals=args.recompute_signals,
+            open_warehouse(), week, challenger, deployment_weights(), _Say(), recompute_signals=args.recompute_signals
         )
-    except ValueError as exc:  # a bad weights file or a week that has not run: the reason, no traceback
-        raise SystemExit(f"simulate: {exc}") from None
+    except ValueError as exc:  # a week that has not run live: refused before the sandbox is written
+        raise _refused(str(exc)) from None
     print(result.render())
 
 
 def add_parser(sub) -> None:
     """Register `simulate` on the CLI (nbp_assets/cli.py)."""
+    summary = (
+        "rank a week with a candidate weights file into the sandbox schema "
+        f"({SANDBOX_SCHEMA}) and compare it with the live week, fairness included"
+    )
     p = sub.add_parser(
         "simulate",
-        help="rank a week with a candidate weights file into the sandbox schema "
-        f"({SANDBOX_SCHEMA}) and compare it with the live week, fairness included",
+        help=summary,
+        description=f"{summary[0].upper()}{summary[1:]}. The history and nbp_current are only read. "
+        "Exit codes: 0 the report was printed; 2 refused before anything was written (a bad weights "
+        "file, not a week, a week the live model has not run), the reason on stderr.",
     )
     p.add_argument(
         "--weights",
@@ -270,11 +301,12 @@ class SimulateConfig(dg.Config):
 )
 def simulate_challenger(context: dg.OpExecutionContext, config: SimulateConfig, warehouse: WarehouseResource):
     from nbp_assets.resources import deployment_weights
+    from nbp_assets.sources.loader import read_weights
 
     result = simulate_week(
         warehouse,
         Week.from_key(config.week),
-        load_weights(config.weights_file),
+        read_weights(config.weights_file),
         deployment_weights(),
         context.log,
         config.recompute_signals,

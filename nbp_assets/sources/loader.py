@@ -32,7 +32,8 @@ import pyarrow.csv as pa_csv
 from nbp_assets.contract.inputs import SOURCE_TABLES, WeightsInput
 from nbp_assets.contract.offers import OFFER_SOURCE_TABLES
 from nbp_assets.contract.validation import MAX_EXAMPLES, ContractViolation, Violation, plain_value, validate
-from nbp_assets.weekly.weights import weights_from_frame
+from nbp_assets.offers.rules import rules_from_frame
+from nbp_assets.weekly.weights import Weights, weights_from_frame
 
 WEIGHTS_TABLE = "weights"
 FORMATS = (".csv", ".parquet")
@@ -133,12 +134,19 @@ def load_directory(path: str | Path) -> LoadedInputs:
         if typed is not None:
             readable[table] = validated if validated is not None else typed
 
+    if "offer_rules" in tables:  # the rule's own consistency, by the check offer_tables_job runs
+        try:
+            rules_from_frame(tables["offer_rules"], source=str(files["offer_rules"]), row_numbers=True)
+        except ContractViolation as exc:
+            problems.append(exc)
+            del tables["offer_rules"]
     problems.extend(_reference_problems(readable, files))
     problems.extend(_version_problems(readable, files))
 
     weights = None
     if WEIGHTS_TABLE in files:
-        weights = _load_weights(files[WEIGHTS_TABLE], problems)
+        checked = _load_weights(files[WEIGHTS_TABLE], problems)
+        weights = checked.as_long() if checked is not None else None
 
     if problems:
         raise LoadError(_one_block_per_file(problems))
@@ -572,8 +580,25 @@ def _as_text(ids: pd.Series) -> pd.Series:
     return ids.astype(str).where(ids.notna())
 
 
-def _load_weights(file: Path, problems: list[ContractViolation]) -> pd.DataFrame | None:
-    """The validated long weights table; weights_from_frame owns the business rules."""
+def read_weights(path: str | Path) -> Weights:
+    """A weights file (CSV or Parquet) read and checked as `load` does: cells parsed strictly,
+    problems reported with row numbers (row N = line N+1 of a CSV file). Raises
+    ContractViolation naming the file."""
+    file = Path(path)
+    if not file.is_file():
+        what = "is a folder, not a weights file" if file.is_dir() else "no such file"
+        raise _file_problem(WEIGHTS_TABLE, str(file), "(file)", what)
+    if file.suffix not in FORMATS:
+        raise _file_problem(WEIGHTS_TABLE, str(file), "(file)", "a weights file must be .csv or .parquet")
+    problems: list[ContractViolation] = []
+    weights = _load_weights(file, problems)
+    if problems:
+        raise problems[0]
+    return weights
+
+
+def _load_weights(file: Path, problems: list[ContractViolation]) -> Weights | None:
+    """The validated weights; weights_from_frame owns the business rules."""
     raw, read_problem = _read(file)
     if read_problem is not None:
         problems.append(_file_problem(WEIGHTS_TABLE, str(file), "(file)", read_problem))
@@ -583,7 +608,7 @@ def _load_weights(file: Path, problems: list[ContractViolation]) -> pd.DataFrame
     violations = _missing_columns(raw, schema) + parse_violations
     if not violations:
         try:
-            return weights_from_frame(typed, source=str(file)).as_long()
+            return weights_from_frame(typed, source=str(file))
         except ContractViolation as exc:
             violations = _without_noise(exc.violations)
     problems.append(ContractViolation(WEIGHTS_TABLE, violations, str(file)))
