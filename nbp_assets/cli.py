@@ -435,7 +435,16 @@ def cmd_pools(args: argparse.Namespace) -> None:
 
 def cmd_postgres(args: argparse.Namespace) -> None:
     """How to reach the apps' PostgreSQL. The embedded server listens (on a Unix socket in
-    its data folder) only while a process holds it: this one holds it until Ctrl-C."""
+    its data folder) only while a process holds it: this one holds it until Ctrl-C, SIGTERM or
+    SIGHUP (its terminal closed), each ending it the same way: through the normal exit, whose
+    atexit lets go of the server (the last holder stops it)."""
+    import signal
+
+    def stop_holding(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_holding)
     from nbp_assets.resources import build_resources
     from nbp_assets.storage import postgres as pg
 
@@ -465,7 +474,10 @@ def cmd_postgres(args: argparse.Namespace) -> None:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        print("released")
+        try:
+            print("released", flush=True)
+        except OSError:  # SIGHUP: the terminal is gone
+            pass
 
 
 def _with_default(help_text: str, default: object) -> str:
