@@ -28,7 +28,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from nbp_assets import settings
+from nbp_assets import local_instance, settings
 
 # Local instance: weekly steps share one pool of one slot (see assets/weekly_io.py WEEKLY_POOL).
 # Run monitoring (done by the daemon of `dagster dev`) fails runs stuck starting, cancelling or
@@ -184,21 +184,19 @@ def cmd_load(args: argparse.Namespace) -> None:
 def materialize_week(week: str):
     """Run the weekly job for one week against the persistent local instance; print and
     return its summary (run_summary.WeekSummary)."""
-    _ensure_dagster_home()
+    home = _ensure_dagster_home()
     from nbp_assets.resources import build_resources
 
     # The week needs PostgreSQL only at its end (fairness alerts, the publish): the local
     # server starts meanwhile, off the critical path.
     build_resources()["postgres"].start_in_background()
-    import dagster as dg
-
     from nbp_assets.definitions import WEEKLY_JOB, build_definitions
     from nbp_assets.ops_pools import execute_job
 
     job = build_definitions().resolve_job_def(WEEKLY_JOB)
     _data_errors_without_traceback()
     started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
+    with local_instance.open_instance(home) as instance:
         # Frees the pool slots of runs killed earlier, tags this run with its process (so a
         # later CLI can tell if it dies), and says who holds the pool while a step waits.
         result = execute_job(
@@ -410,12 +408,10 @@ def cmd_check(args: argparse.Namespace) -> None:
 def cmd_pools(args: argparse.Namespace) -> None:
     """Who holds the concurrency pools' slots (and since when); --free RUN_ID fails that run if
     it is unfinished and frees its slots; --free-dead frees every run the CLI can prove dead."""
-    _ensure_dagster_home()
-    import dagster as dg
-
+    home = _ensure_dagster_home()
     from nbp_assets import ops_pools
 
-    with dg.DagsterInstance.get() as instance:
+    with local_instance.open_instance(home) as instance:
         if args.free:
             run = instance.get_run_by_id(args.free)
             if run is None and args.free not in ops_pools.holding_run_ids(instance):
