@@ -562,9 +562,13 @@ def main(argv: list[str] | None = None) -> None:
 
     alerts_cli.add_parser(sub)
 
-    from nbp_assets import simulate  # challenger simulation: its own module
+    # challenger simulation: its own module, which imports Dagster and pandas (~0.6 s): not
+    # for the commands registered above (alerts, postgres...), whose parsers are complete.
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in sub.choices:
+        from nbp_assets import simulate
 
-    simulate.add_parser(sub)
+        simulate.add_parser(sub)
 
     p = sub.add_parser(
         "pools", help="show which runs hold the concurrency pools' slots, and since when; free a dead run's slots"

@@ -19,7 +19,7 @@ PACKAGE = Path(nbp_assets.__file__).parent
 
 # Lowest first. Keep in step with the picture in docs/architecture.md.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("settings", "redaction", "partitions", "ops_pools")),
+    ("foundation", ("settings", "redaction", "partitions", "ops_pools", "local_instance")),
     # model.vocabulary (the signal names, imports nothing) lives with the model it names and sits
     # with the contracts that promise those names to every reader
     ("contract", ("contract", "fairness.contract", "model.vocabulary")),

@@ -95,8 +95,14 @@ def test_a_dead_holder_does_not_keep_the_server_running(nbp_home):
     holder.stdout.close()
     assert holders(nbp_home) == [holder.pid] and server_running(nbp_home)
 
+    # `alerts list` as `python -m nbp_assets alerts list` runs it; it starts what it needs and no
+    # more: the server, not Dagster (whose import alone cost more than the listing).
+    command = (
+        "import sys; from nbp_assets.cli import main; main(['alerts', 'list']); "
+        "print('dagster imported:', 'dagster' in sys.modules)"
+    )
     listed = subprocess.run(
-        [sys.executable, "-m", "nbp_assets", "alerts", "list"],
+        [sys.executable, "-c", command],
         cwd=ROOT,
         env=cli_env(nbp_home),
         capture_output=True,
@@ -105,5 +111,6 @@ def test_a_dead_holder_does_not_keep_the_server_running(nbp_home):
     )
     assert listed.returncode == 0, listed.stderr
     assert "0 open nbp.fairness_breach alert(s)" in listed.stdout
+    assert "dagster imported: False" in listed.stdout
     assert holders(nbp_home) == []  # the dead holder was forgotten ...
     assert not server_running(nbp_home)  # ... so the command, the last live holder, stopped the server
