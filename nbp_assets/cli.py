@@ -462,11 +462,11 @@ def cmd_postgres(args: argparse.Namespace) -> None:
     print(f"  URL (apps): postgresql://{pg.APP_READER_ROLE}@/{database}?host={socket_dir}")
     if args.no_hold:
         return
-    print(
-        "holding the embedded server open; Ctrl-C stops holding it (it stops when no other process holds it)",
-        flush=True,
-    )
-    try:
+    try:  # a signal may come as soon as the line is out
+        print(
+            "holding the embedded server open; Ctrl-C stops holding it (it stops when no other process holds it)",
+            flush=True,
+        )
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

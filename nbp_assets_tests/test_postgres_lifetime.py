@@ -25,22 +25,31 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def nbp_home():
-    """A fresh NBP_HOME with no configured PostgreSQL: the CLI uses the embedded server in it.
-    Not under tmp_path: as root the server runs as another OS user (see conftest.postgres_url)."""
+@pytest.fixture(scope="module")
+def shared_home():
+    """One NBP_HOME for this module's tests (one initdb), no configured PostgreSQL: the CLI uses
+    the embedded server in it. Not under tmp_path: as root the server runs as another OS user
+    (see conftest.postgres_url)."""
     home = Path(tempfile.mkdtemp(prefix="nbp-test-life-"))
-    try:
-        yield home
-    finally:
-        postmaster = home / "postgres" / "embedded" / "postmaster.pid"
-        if postmaster.exists():  # a server this test left running: fast shutdown
-            try:
-                os.kill(int(postmaster.read_text().split()[0]), signal.SIGINT)
-                time.sleep(1)
-            except (ProcessLookupError, ValueError):
-                pass
-        shutil.rmtree(home, ignore_errors=True)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def nbp_home(shared_home):
+    """shared_home, each test starting and ending with no server running and no holder listed."""
+    yield shared_home
+    postmaster = shared_home / "postgres" / "embedded" / "postmaster.pid"
+    if postmaster.exists():  # a server this test left running: fast shutdown
+        try:
+            os.kill(int(postmaster.read_text().split()[0]), signal.SIGINT)
+        except (ProcessLookupError, ValueError):
+            pass
+        for _ in range(50):
+            if not postmaster.exists():
+                break
+            time.sleep(0.1)
+    (shared_home / "postgres" / "embedded" / ".handle_pids.json").unlink(missing_ok=True)
 
 
 def cli_env(home: Path) -> dict[str, str]:
