@@ -120,6 +120,6 @@ def test_a_dead_holder_does_not_keep_the_server_running(nbp_home):
     )
     assert listed.returncode == 0, listed.stderr
     assert "0 open nbp.fairness_breach alert(s)" in listed.stdout
-    assert "dagster imported: False" in listed.stdout
     assert holders(nbp_home) == []  # the dead holder was forgotten ...
     assert not server_running(nbp_home)  # ... so the command, the last live holder, stopped the server
+    assert "dagster imported: False" in listed.stdout
