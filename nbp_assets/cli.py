@@ -32,6 +32,7 @@ from datetime import date
 from pathlib import Path
 
 from nbp_assets.core import settings
+from nbp_assets.ops import local_instance
 
 # Local instance: weekly steps share one pool of one slot (see assets/weekly_io.py WEEKLY_POOL).
 # Run monitoring (done by the daemon of `dagster dev`) fails runs stuck starting, cancelling or
@@ -187,21 +188,19 @@ def cmd_load(args: argparse.Namespace) -> None:
 def materialize_week(week: str):
     """Run the weekly job for one week against the persistent local instance; print and
     return its summary (run_summary.WeekSummary)."""
-    _ensure_dagster_home()
+    home = _ensure_dagster_home()
     from nbp_assets.resources import build_resources
 
     # The week needs PostgreSQL only at its end (fairness alerts, the publish): the local
     # server starts meanwhile, off the critical path.
     build_resources()["postgres"].start_in_background()
-    import dagster as dg
-
     from nbp_assets.definitions import WEEKLY_JOB, build_definitions
     from nbp_assets.ops.pools import execute_job
 
     job = build_definitions().resolve_job_def(WEEKLY_JOB)
     _data_errors_without_traceback()
     started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
+    with local_instance.open_instance(home) as instance:
         # Frees the pool slots of runs killed earlier, tags this run with its process (so a
         # later CLI can tell if it dies), and says who holds the pool while a step waits.
         result = execute_job(
@@ -427,12 +426,10 @@ def cmd_check(args: argparse.Namespace) -> None:
 def cmd_pools(args: argparse.Namespace) -> None:
     """Who holds the concurrency pools' slots (and since when); --free RUN_ID fails that run if
     it is unfinished and frees its slots; --free-dead frees every run the CLI can prove dead."""
-    _ensure_dagster_home()
-    import dagster as dg
-
+    home = _ensure_dagster_home()
     from nbp_assets.ops import pools as ops_pools
 
-    with dg.DagsterInstance.get() as instance:
+    with local_instance.open_instance(home) as instance:
         if args.free:
             run = instance.get_run_by_id(args.free)
             if run is None and args.free not in ops_pools.holding_run_ids(instance):
@@ -452,7 +449,16 @@ def cmd_pools(args: argparse.Namespace) -> None:
 
 def cmd_postgres(args: argparse.Namespace) -> None:
     """How to reach the apps' PostgreSQL. The embedded server listens (on a Unix socket in
-    its data folder) only while a process holds it: this one holds it until Ctrl-C."""
+    its data folder) only while a process holds it: this one holds it until Ctrl-C, SIGTERM or
+    SIGHUP (its terminal closed), each ending it the same way: through the normal exit, whose
+    atexit lets go of the server (the last holder stops it)."""
+    import signal
+
+    def stop_holding(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_holding)
     from nbp_assets.publish import postgres as pg
     from nbp_assets.resources import build_resources
 
@@ -474,15 +480,18 @@ def cmd_postgres(args: argparse.Namespace) -> None:
     print(f"  URL (apps): postgresql://{pg.APP_READER_ROLE}@/{database}?host={socket_dir}")
     if args.no_hold:
         return
-    print(
-        "holding the embedded server open; Ctrl-C stops holding it (it stops when no other process holds it)",
-        flush=True,
-    )
-    try:
+    try:  # a signal may come as soon as the line is out
+        print(
+            "holding the embedded server open; Ctrl-C stops holding it (it stops when no other process holds it)",
+            flush=True,
+        )
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        print("released")
+        try:
+            print("released", flush=True)
+        except OSError:  # SIGHUP: the terminal is gone
+            pass
 
 
 def _with_default(help_text: str, default: object) -> str:
@@ -587,9 +596,13 @@ def _main(argv: list[str] | None) -> None:
 
     alerts_cli.add_parser(sub)
 
-    from nbp_assets.simulation import simulate  # challenger simulation: its own module
+    # challenger simulation: its own module, which imports Dagster and pandas (~0.6 s): not
+    # for the commands registered above (alerts, postgres...), whose parsers are complete.
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in sub.choices:
+        from nbp_assets.simulation import simulate
 
-    simulate.add_parser(sub)
+        simulate.add_parser(sub)
 
     p = sub.add_parser(
         "pools", help="show which runs hold the concurrency pools' slots, and since when; free a dead run's slots"

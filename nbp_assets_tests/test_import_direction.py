@@ -21,7 +21,15 @@ PACKAGE = Path(nbp_assets.__file__).parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "foundation",
-        ("core.settings", "core.redaction", "core.partitions", "core.sqltext", "ops.pools", "ops.dagster_compat"),
+        (
+            "core.settings",
+            "core.redaction",
+            "core.partitions",
+            "core.sqltext",
+            "ops.pools",
+            "ops.dagster_compat",
+            "ops.local_instance",
+        ),
     ),
     # the signal names (imports nothing) sit with the contracts that promise them to every reader
     ("contract", ("contract", "fairness.contract")),

