@@ -19,7 +19,7 @@ PACKAGE = Path(nbp_assets.__file__).parent
 
 # Lowest first. Keep in step with the picture in docs/architecture.md.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("settings", "redaction", "partitions", "ops_pools")),
+    ("foundation", ("settings", "redaction", "partitions", "ops_pools", "core")),
     # model.vocabulary (the signal names, imports nothing) lives with the model it names and sits
     # with the contracts that promise those names to every reader
     ("contract", ("contract", "fairness.contract", "model.vocabulary")),
@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("sources", ("sources",)),
     ("resources", ("resources",)),
     ("alerts", ("alerts", "fairness.alert", "fairness.guard", "fairness.report")),
-    ("assets", ("assets", "fairness", "stream", "simulate")),
+    ("assets", ("assets", "weekly", "fairness", "stream", "simulate")),
     ("application", ("definitions", "cli", "__main__", "run_summary", "bench", "offers_bench")),
 ]
 RANK = {layer: rank for rank, (layer, _) in enumerate(LAYERS)}

@@ -1,0 +1,1 @@
+"""Pieces every domain shares: the .sql loader and renderer (core/sql.py, core/sql/macros.sql)."""
