@@ -4,5 +4,6 @@ sql/        one file per model: eligible_pairs, peers, signals (and its report a
             suppressed-pairs counts), scores, top_n per engine, checks/ (one file per
             invariant); rendered by nbp_assets.core.sql
 steps.py    the statements of each weekly step for a week (what the asset runs, what
-            a compile would write, what `sql_digest` hashes)
+            `compile` writes, what `sql_digest` hashes)
+compile.py  `python -m nbp_assets compile --week W`: the week's exact SQL as files
 """
