@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "core.redaction",
             "core.partitions",
             "core.sqltext",
+            "core.sql",
             "ops.pools",
             "ops.dagster_compat",
             "ops.local_instance",
