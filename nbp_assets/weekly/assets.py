@@ -22,10 +22,8 @@ from nbp_assets.contract import assets as models
 from nbp_assets.contract.tables import ACTIVITY, CUSTOMERS, ELIGIBILITY, HISTORY, PRODUCTS, SCORES, SIGNALS
 from nbp_assets.contract.vocabulary import ALL_SIGNALS
 from nbp_assets.core.partitions import Week
-from nbp_assets.core.postgres_resource import PostgresResource
 from nbp_assets.core.sql import render
 from nbp_assets.core.warehouse import WarehouseResource
-from nbp_assets.fairness.guard import publish_blocked_reason
 from nbp_assets.sources import week_inputs as src
 from nbp_assets.weekly import checks, steps
 from nbp_assets.weekly.eligibility import ACTIVE
@@ -361,58 +359,9 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     )
 
 
-@in_session
-def nbp_current_step(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    postgres: PostgresResource,
-    model_version: str,
-    fairness_blocks_publish: bool,
-) -> Step:
-    """The current week's top 3 per customer in PostgreSQL (product_intelligence.nbp_current),
-    read by the offer engine (MOD-108), agent assist (MOD-083) and app insight cards
-    (MOD-077). Streamed from the warehouse history and replaced atomically: readers see the
-    previous week or this one, never a mix or an empty table. A backfill of an older week
-    never replaces a newer one."""
-    from nbp_assets.publish import postgres as pg
-
-    started, week = time.perf_counter(), week_of(context)
-    if fairness_blocks_publish and (blocked := publish_blocked_reason(warehouse, week, model_version)):
-        raise dg.Failure(description=blocked, metadata={"published": False})
-    rows = count_rows(warehouse, week_slice(HISTORY, week))
-    with warehouse.transaction() as tx:
-        contract = checks.contract_in_warehouse(tx, HISTORY, week_filter(HISTORY, week), rows, models.NbpCurrentAsset)
-    yield from checks.gate("nbp_current", [contract])
-    context.log.info(f"publishing {rows:,} rows to {postgres.describe()}, streamed from the warehouse")
-    batches = warehouse.record_batches(
-        # In storage order, which nbp_ranked made the key's order (see publish_rows.sql).
-        render("weekly", "publish_rows", history=HISTORY.name, week=week_filter(HISTORY, week)).text
-    )
-    products = warehouse.query(_select(week_slice(PRODUCTS, week), ", ".join(pg.PRODUCT_COLUMNS)))
-    result = pg.publish_current(postgres.conninfo(), batches, week.evaluated_at, products=products)
-    context.log.info(f"nbp_current: {result.reason}")
-    metadata = {
-        **common_metadata(week, rows, "product_intelligence.nbp_current", started),
-        "published": result.published,
-        "outcome": result.reason,
-        "current_week_before": pg.week_key(result.previous_evaluated_at) if result.previous_evaluated_at else "none",
-        "publish_seconds": round(result.seconds, 2),
-        **{k: getattr(result, k) for k in ("lock_wait_seconds", "lock_retries") if hasattr(result, k)},
-        "model_version": model_version,
-        "postgres": postgres.describe(),
-    }
-    if not result.published:
-        # The UI takes nbp_current's latest materialization for the week the apps see: a week
-        # that was not published (a backfill of an older week) is recorded as an observation.
-        context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=week.key, metadata=metadata))
-        return
-    yield dg.MaterializeResult(metadata=metadata)
-
-
 # ----------------------------------------------------------------------------- declarations
 
 from nbp_assets.core.partitions import weekly_partitions  # noqa: E402
-from nbp_assets.fairness.config import fairness_config  # noqa: E402  (declarations only)
 from nbp_assets.weekly.io import GROUP, WEEKLY_POOL, table_metadata  # noqa: E402
 from nbp_assets.weekly.weights_asset import RANKING_WEIGHTS  # noqa: E402
 
@@ -435,7 +384,8 @@ _RANKED_CHECKS = [
 ]
 
 
-def _weekly(name: str, table, model, docstring_of, deps=(), code_version=None, extra_checks=(), **metadata):
+def weekly_spec(name: str, table, model, docstring_of, deps=(), code_version=None, extra_checks=(), **metadata):
+    """The keyword arguments of a weekly asset: its partitions, pool, table metadata and checks."""
     spec = dict(
         name=name,
         group_name=GROUP,
@@ -455,20 +405,20 @@ def _weekly(name: str, table, model, docstring_of, deps=(), code_version=None, e
 
 
 def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
-    """The weekly engine's assets (fairness_report aside), governed by one weights
-    configuration and its model_version."""
+    """The weekly ranking's assets, customers to nbp_ranked, governed by one weights
+    configuration and its model_version (the publish, fairness and monitoring assets are
+    their own domains')."""
     model_version = weights.model_version
-    blocks_publish = fairness_config().blocks_publish
 
-    @dg.asset(**_weekly("customers", CUSTOMERS, models.CustomersAsset, customers_step))
+    @dg.asset(**weekly_spec("customers", CUSTOMERS, models.CustomersAsset, customers_step))
     def customers(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from customers_step(context, warehouse)
 
-    @dg.asset(**_weekly("activity", ACTIVITY, models.ActivityAsset, activity_step))
+    @dg.asset(**weekly_spec("activity", ACTIVITY, models.ActivityAsset, activity_step))
     def activity(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from activity_step(context, warehouse)
 
-    @dg.asset(**_weekly("eligibility", ELIGIBILITY, models.EligibilityAsset, eligibility_step, deps=[customers]))
+    @dg.asset(**weekly_spec("eligibility", ELIGIBILITY, models.EligibilityAsset, eligibility_step, deps=[customers]))
     def eligibility(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from eligibility_step(context, warehouse)
 
@@ -476,7 +426,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     # Every asset whose rows carry model_version depends on ranking_weights: a new weights
     # digest shows each one stale.
     @dg.asset(
-        **_weekly(
+        **weekly_spec(
             "signals",
             SIGNALS,
             models.SignalsAsset,
@@ -489,7 +439,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         yield from signals_step(context, warehouse, weights)
 
     @dg.asset(
-        **_weekly(
+        **weekly_spec(
             "scores",
             SCORES,
             models.ScoresAsset,
@@ -503,7 +453,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         yield from scores_step(context, warehouse, weights)
 
     @dg.asset(
-        **_weekly(
+        **weekly_spec(
             "nbp_ranked",
             HISTORY,
             models.NbpRankedAsset,
@@ -517,23 +467,4 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     def nbp_ranked(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from nbp_ranked_step(context, warehouse, weights)
 
-    current = _weekly(
-        "nbp_current",
-        HISTORY,
-        models.NbpCurrentAsset,
-        nbp_current_step,
-        # NBP_FAIRNESS_BLOCKS_PUBLISH=true: publish only after this week's fairness check (docs/fairness.md).
-        deps=[nbp_ranked, RANKING_WEIGHTS, *(["fairness_report"] if blocks_publish else [])],
-        code_version=model_version,
-        model_version=model_version,
-    )
-    current["metadata"]["dagster/table_name"] = "postgres: product_intelligence.nbp_current"
-    current["metadata"].pop("key")
-    current["kinds"] = {"postgres"}
-    current["output_required"] = False  # a week not published is observed, not materialized
-
-    @dg.asset(**current)
-    def nbp_current(context: dg.AssetExecutionContext, warehouse: WarehouseResource, postgres: PostgresResource):
-        yield from nbp_current_step(context, warehouse, postgres, weights.model_version, blocks_publish)
-
-    return [customers, activity, eligibility, signals, scores, nbp_ranked, nbp_current]
+    return [customers, activity, eligibility, signals, scores, nbp_ranked]
