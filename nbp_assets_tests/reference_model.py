@@ -17,15 +17,6 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from nbp_assets.contract.vocabulary import (
-    ALL_SIGNALS,
-    NO_SIGNAL,
-    PENALTY_SIGNALS,
-    POSITIVE_SIGNALS,
-    TOP_N,
-    contribution,
-    factor,
-)
 from nbp_assets.weekly.eligibility import ACTIVE, ELIGIBLE
 from nbp_assets.weekly.ranking import SCORE_DECIMALS
 from nbp_assets.weekly.signals import (
@@ -39,6 +30,15 @@ from nbp_assets.weekly.signals import (
     WeekInputs,
 )
 from nbp_assets.weekly.suitability import HEALTH_SCALE, SUPPRESS
+from nbp_assets.weekly.vocabulary import (
+    ALL_SIGNALS,
+    NO_SIGNAL,
+    PENALTY_SIGNALS,
+    POSITIVE_SIGNALS,
+    TOP_N,
+    contribution,
+    factor,
+)
 from nbp_assets.weekly.weights import HEALTH_THRESHOLD, Weights
 
 

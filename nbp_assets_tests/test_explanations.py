@@ -10,12 +10,12 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from nbp_assets.contract.vocabulary import NO_SIGNAL, PENALTY_SIGNALS, POSITIVE_SIGNALS, contribution, factor
 from nbp_assets.core.partitions import Week
 from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
 from nbp_assets.sources.synthetic import generate
 from nbp_assets.weekly.assets import build_engine_assets
 from nbp_assets.weekly.reasons import REASONS
+from nbp_assets.weekly.vocabulary import NO_SIGNAL, PENALTY_SIGNALS, POSITIVE_SIGNALS, contribution, factor
 from nbp_assets.weekly.weights import load_weights
 
 WEIGHTS = load_weights()

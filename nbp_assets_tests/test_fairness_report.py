@@ -23,13 +23,13 @@ import pandas as pd
 import pytest
 
 from nbp_assets.alerts import outbox
-from nbp_assets.contract.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
 from nbp_assets.core.partitions import Week
 from nbp_assets.core.warehouse import HISTORY_DDL, HISTORY_KEY, HISTORY_TABLE, SOURCE_SCHEMA, sql_date
 from nbp_assets.definitions import build_definitions
 from nbp_assets.publish import postgres as pg
 from nbp_assets.weekly import checks
 from nbp_assets.weekly.local import score_candidates, top_products
+from nbp_assets.weekly.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
 from nbp_assets.weekly.weights import DEFAULT_WEIGHTS_FILE, weights_from_frame
 
 pytestmark = pytest.mark.integration

@@ -32,8 +32,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ops.local_instance",
         ),
     ),
-    # the signal names (imports nothing) sit with the contracts that promise them to every reader
-    ("contract", ("contract", "fairness.contract")),
+    # the signal names (weekly/vocabulary.py, imports nothing) live with the model they name and
+    # sit with the contracts that promise them to every reader
+    ("contract", ("contract", "fairness.contract", "weekly.vocabulary")),
     # each domain's functional core: no Dagster, no storage
     (
         "model",

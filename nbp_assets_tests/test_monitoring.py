@@ -6,7 +6,6 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from nbp_assets.contract.vocabulary import ALL_SIGNALS
 from nbp_assets.core.partitions import Week
 from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
 from nbp_assets.monitoring import model as monitoring
@@ -16,6 +15,7 @@ from nbp_assets.monitoring.assets import (
     SIGNAL_DRIFT,
     build_monitoring_assets,
 )
+from nbp_assets.weekly.vocabulary import ALL_SIGNALS
 
 WEEK = Week.from_key("2026-11-09")
 BEFORE = Week.from_key("2026-11-02")

@@ -9,9 +9,9 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from nbp_assets.contract.vocabulary import ALL_SIGNALS, NO_SIGNAL
 from nbp_assets.weekly.local import compute_signals, eligible_candidates, rank_week, score_candidates
 from nbp_assets.weekly.signals import WeekInputs
+from nbp_assets.weekly.vocabulary import ALL_SIGNALS, NO_SIGNAL
 from nbp_assets.weekly.weights import SETTINGS, load_weights, model_version, weights_from_frame
 
 EVAL_DATE = date(2026, 11, 16)
@@ -297,8 +297,8 @@ def test_duckdb_top_n_is_snowflakes_window_row_for_row():
     import duckdb
     import numpy as np
 
-    from nbp_assets.contract.vocabulary import POSITIVE_SIGNALS
     from nbp_assets.weekly.ranking import top_n_sql
+    from nbp_assets.weekly.vocabulary import POSITIVE_SIGNALS
 
     rng = np.random.default_rng(11)
     n = 20_000

@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbp_assets.contract.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
 from nbp_assets.core.partitions import Week
 from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
 from nbp_assets.sources.synthetic import generate
 from nbp_assets.weekly import local
 from nbp_assets.weekly.assets import build_engine_assets
 from nbp_assets.weekly.signals import WeekInputs
+from nbp_assets.weekly.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
 from nbp_assets.weekly.weights import HEALTH_THRESHOLD, load_weights, weights_from_frame
 from nbp_assets_tests import reference_model as ref
 

@@ -22,7 +22,7 @@ from nbp_assets.contract.inputs import (
     PRODUCT_CLASSES,
     SEGMENTS,
 )
-from nbp_assets.contract.vocabulary import ALL_SIGNALS, EXPLANATION_COLUMNS, NO_SIGNAL, POSITIVE_SIGNALS, TOP_N
+from nbp_assets.weekly.vocabulary import ALL_SIGNALS, EXPLANATION_COLUMNS, NO_SIGNAL, POSITIVE_SIGNALS, TOP_N
 
 
 @extensions.register_check_method(statistics=["skipna"], check_type="vectorized")

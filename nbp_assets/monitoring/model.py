@@ -22,9 +22,9 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from nbp_assets.contract.vocabulary import ALL_SIGNALS
 from nbp_assets.core.sqltext import dbl, lit, timestamp
 from nbp_assets.fairness.maths import group_labels, wilson_interval
+from nbp_assets.weekly.vocabulary import ALL_SIGNALS
 
 NOT_RECOMMENDED = "not_recommended"
 BY_MODEL = ("product_id", "rank", "primary_signal", "model_version")

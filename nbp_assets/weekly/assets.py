@@ -20,7 +20,6 @@ import dagster as dg
 
 from nbp_assets.contract import assets as models
 from nbp_assets.contract.tables import ACTIVITY, CUSTOMERS, ELIGIBILITY, HISTORY, PRODUCTS, SCORES, SIGNALS
-from nbp_assets.contract.vocabulary import ALL_SIGNALS
 from nbp_assets.core.partitions import Week
 from nbp_assets.core.sql import render
 from nbp_assets.core.warehouse import WarehouseResource
@@ -38,6 +37,7 @@ from nbp_assets.weekly.io import (
 )
 from nbp_assets.weekly.signals import SignalRelations
 from nbp_assets.weekly.suitability import rules_relation
+from nbp_assets.weekly.vocabulary import ALL_SIGNALS
 from nbp_assets.weekly.weights import Weights
 
 Step = Iterator[dg.AssetCheckResult | dg.MaterializeResult]

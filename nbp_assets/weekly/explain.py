@@ -9,9 +9,9 @@ from datetime import datetime
 import pandas as pd
 
 from nbp_assets.contract.tables import SCORES, SIGNALS
-from nbp_assets.contract.vocabulary import PENALTY_SIGNALS, POSITIVE_SIGNALS, contribution, factor
 from nbp_assets.core.sqltext import lit, timestamp
 from nbp_assets.weekly.reasons import REASONS
+from nbp_assets.weekly.vocabulary import PENALTY_SIGNALS, POSITIVE_SIGNALS, contribution, factor
 
 
 def week_explanation(warehouse, party_id: str, week_start: datetime) -> pd.DataFrame:

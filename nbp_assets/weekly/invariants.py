@@ -8,8 +8,8 @@ check: weekly/sql/checks/<name>.sql.
 
 from __future__ import annotations
 
-from nbp_assets.contract.vocabulary import TOP_N
 from nbp_assets.core.sql import render
+from nbp_assets.weekly.vocabulary import TOP_N
 
 
 def _check(name: str, **params) -> str:

@@ -13,7 +13,6 @@ from typing import Iterator
 import duckdb
 import pandas as pd
 
-from nbp_assets.contract.vocabulary import ALL_SIGNALS
 from nbp_assets.weekly.eligibility import eligible_pairs_sql
 from nbp_assets.weekly.ranking import scores_sql, top_n_sql
 from nbp_assets.weekly.signals import (
@@ -25,6 +24,7 @@ from nbp_assets.weekly.signals import (
     suppressed_sql,
 )
 from nbp_assets.weekly.suitability import rules_relation
+from nbp_assets.weekly.vocabulary import ALL_SIGNALS
 from nbp_assets.weekly.weights import Weights
 
 _EMPTY_ROTE = pd.DataFrame({"party_id": pd.Series(dtype=object), "customer_rote": pd.Series(dtype="float64")})

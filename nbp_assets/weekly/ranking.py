@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from nbp_assets.contract.vocabulary import (
+from nbp_assets.core.sql import render
+from nbp_assets.weekly.vocabulary import (
     ALL_SIGNALS,
     NO_SIGNAL,
     PENALTY_SIGNALS,
@@ -29,7 +30,6 @@ from nbp_assets.contract.vocabulary import (
     contribution,
     factor,
 )
-from nbp_assets.core.sql import render
 from nbp_assets.weekly.weights import Weights
 
 SCORE_DECIMALS = 6

@@ -7,7 +7,7 @@ Phrases speak to the customer and promise nothing the signal does not measure.
 
 from __future__ import annotations
 
-from nbp_assets.contract.vocabulary import NO_SIGNAL, POSITIVE_SIGNALS
+from nbp_assets.weekly.vocabulary import NO_SIGNAL, POSITIVE_SIGNALS
 
 REASONS: dict[str, str] = {
     "relationship_gap": "Customers like you often have this product",

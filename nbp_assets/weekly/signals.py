@@ -29,9 +29,9 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from nbp_assets.contract.vocabulary import ALL_SIGNALS
 from nbp_assets.core.sql import render
 from nbp_assets.weekly.suitability import HEALTH_SCALE, SUPPRESS
+from nbp_assets.weekly.vocabulary import ALL_SIGNALS
 
 COOLING_OFF_DAYS = 90  # a rejection this many days or fewer before evaluation still counts
 IDLE_CASH_BUFFER_MONTHS = 3.0  # spend a current account should hold anyway

@@ -15,7 +15,7 @@ import pandas as pd
 
 from nbp_assets.contract.inputs import PRODUCT_CLASSES, WeightsInput
 from nbp_assets.contract.validation import ContractViolation, Violation, validate
-from nbp_assets.contract.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
+from nbp_assets.weekly.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
 
 # Bump when the scoring code changes meaning (signals, formula, tie-break).
 MODEL_CODE_VERSION = "nbp-1.0"

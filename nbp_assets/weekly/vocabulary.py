@@ -3,9 +3,9 @@ column each in nbp_work.signals, a contribution or a factor each in nbp_work.sco
 them a row's primary_signal), what stands in primary_signal when no signal lifted the score,
 and how many products each customer is ranked.
 
-Adding a signal starts here: its name below, its SQL in signals.py, its weight per class in
-default_weights.csv; the tables' contracts (contract/assets.py) and declarations build their
-columns from these names. This module imports nothing, so the contracts may read it: in the
+Adding a signal starts here: its name below, its SQL in sql/signals.sql, its weight per
+class in default_weights.csv, its reason phrase in reasons.py (a lifting signal); the tables'
+contracts (contract/assets.py) and declarations build their columns from these names. This module imports nothing, so the contracts may read it: in the
 import layers (docs/architecture.md) it sits with them, below the rest of the model.
 """
 
@@ -22,7 +22,7 @@ POSITIVE_SIGNALS = (
     "spend_affinity",
 )
 # Signals that push a product down: score is multiplied by (1 - weight * signal).
-# `suitability` is the suitability rule's (model/suitability.py): 1.0 when the customer's
+# `suitability` is the suitability rule's (suitability.py): 1.0 when the customer's
 # financial health is below the product class's threshold; a weight of 1.0 suppresses the
 # pair instead (it is never ranked), so its factor is only ever applied below 1.
 PENALTY_SIGNALS = ("cooling_off", "lifecycle", "suitability")
