@@ -167,129 +167,28 @@ def record_week(
     (product_id, dimension) gap of this evaluation, for the resolution text.
     """
     outcome = RecordOutcome()
+    evaluation = _Evaluation(week_start, model_version, run_id, gaps_now)
     with connect(url) as conn:
         ensure_schema(conn)
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
-            open_now = {
-                (r["product_id"], r["dimension"], r["model_version"]): r
-                for r in conn.execute(
-                    f"SELECT alert_id, product_id, dimension, model_version, last_week FROM {ALERTS} "
-                    "WHERE status = 'open' FOR UPDATE"
-                )
-            }
+            open_now = _open_alerts(conn)
             found: dict[tuple[str, str, str], int] = {}
             for alert in alerts:
                 key = (alert["product_id"], alert["dimension"], model_version)
                 row = open_now.get(key)
-                if row is None:
-                    judged = conn.execute(
-                        f"SELECT a.alert_id FROM {ALERTS} a JOIN {WEEKS} w ON w.alert_id = a.alert_id "
-                        "WHERE a.product_id = %s AND a.dimension = %s AND a.model_version = %s AND w.week_start = %s "
-                        "ORDER BY a.alert_id DESC LIMIT 1",
-                        (*key, week_start),
-                    ).fetchone()
-                    if judged is not None:  # re-run of a week a resolved alert already counted
-                        outcome.alert_ids[key[:2]] = judged["alert_id"]
-                        continue
-                    previous = conn.execute(
-                        f"SELECT max(alert_id) AS a FROM {ALERTS} WHERE product_id = %s AND dimension = %s "
-                        "AND model_version = %s",
-                        key,
-                    ).fetchone()["a"]
-                    alert_id = conn.execute(
-                        f"INSERT INTO {ALERTS} (week_start, last_week, product_id, dimension, model_version, "
-                        f"{', '.join(_COLUMNS)}, payload, created_by_run, last_seen_run, last_gap_pp, relapse_of) "
-                        f"VALUES (%s, %s, %s, %s, %s, {', '.join(['%s'] * len(_COLUMNS))}, %s, %s, %s, %s, %s) "
-                        "RETURNING alert_id",
-                        (
-                            week_start,
-                            week_start,
-                            *key,
-                            *[alert[c] for c in _COLUMNS],
-                            Jsonb(json_safe(dict(alert))),
-                            run_id,
-                            run_id,
-                            alert["gap_pp"],
-                            previous,
-                        ),
-                    ).fetchone()["alert_id"]
-                    outcome.opened.append(alert_id)
-                    if previous is not None:
-                        outcome.relapsed[alert_id] = previous
-                    add_event(
-                        conn,
-                        week_start,
-                        "opened",
-                        alert_id,
-                        run_id,
-                        gap_pp=alert["gap_pp"],
-                        **({"relapse_of": previous} if previous is not None else {}),
-                    )
-                    _add_week(conn, alert_id, week_start, alert["gap_pp"], run_id)
-                    outcome.weeks_breached[alert_id] = 1
+                if row is not None:
+                    alert_id = _join_open_alert(conn, evaluation, row["alert_id"], alert, outcome)
+                elif (judged := _judged_by_resolved_alert(conn, key, week_start)) is not None:
+                    outcome.alert_ids[key[:2]] = judged  # re-run of a week a resolved alert already counted
+                    continue
                 else:
-                    alert_id = row["alert_id"]
-                    # last_gap_pp is the latest week's, not this run's: _add_week recounts it
-                    conn.execute(
-                        f"UPDATE {ALERTS} SET last_seen_at = now(), last_seen_run = %s WHERE alert_id = %s",
-                        (run_id, alert_id),
-                    )
-                    new, weeks = _add_week(conn, alert_id, week_start, alert["gap_pp"], run_id)
-                    if new:
-                        add_event(
-                            conn,
-                            week_start,
-                            "week_added",
-                            alert_id,
-                            run_id,
-                            gap_pp=alert["gap_pp"],
-                            weeks_breached=weeks,
-                        )
-                    outcome.still_open.append(alert_id)
-                    outcome.weeks_breached[alert_id] = weeks
+                    alert_id = _open_alert(conn, evaluation, key, alert, outcome)
                 found[key] = alert_id
                 outcome.alert_ids[key[:2]] = alert_id
-            for (product, dimension, version), row in open_now.items():
-                if (product, dimension, version) in found:
-                    continue
-                alert_id = row["alert_id"]
-                if version == model_version:
-                    cleared = conn.execute(
-                        f"DELETE FROM {WEEKS} WHERE alert_id = %s AND week_start = %s RETURNING 1",
-                        (alert_id, week_start),
-                    ).fetchone()
-                    if cleared:
-                        weeks = _recount(conn, alert_id)
-                        add_event(
-                            conn,
-                            week_start,
-                            "week_cleared",
-                            alert_id,
-                            run_id,
-                            weeks_breached=weeks,
-                            gap_pp=gaps_now.get((product, dimension)),
-                        )
-                    last = conn.execute(
-                        f"SELECT max(week_start) AS w FROM {WEEKS} WHERE alert_id = %s", (alert_id,)
-                    ).fetchone()["w"]
-                else:
-                    last = row["last_week"]
-                if last is not None and week_start < last:
-                    continue  # an older week: the breach persists in later weeks
-                successor = found.get((product, dimension, model_version))
-                why = f"re-evaluated by run {run_id} with model_version {model_version}: " + (
-                    f"still over the threshold, now alert #{successor}"
-                    if successor
-                    else _gap_text(gaps_now.get((product, dimension)))
-                )
-                conn.execute(
-                    f"UPDATE {ALERTS} SET status = 'resolved', resolved_at = now(), resolved_by_run = %s, "
-                    "resolution = %s WHERE alert_id = %s",
-                    (run_id, why, alert_id),
-                )
-                outcome.resolved.append(alert_id)
-                add_event(conn, week_start, "resolved", alert_id, run_id, resolution=why)
+            for key, row in open_now.items():
+                if key not in found:
+                    _settle_unfound(conn, evaluation, key, row, found, outcome)
             add_event(
                 conn,
                 week_start,
@@ -303,6 +202,130 @@ def record_week(
                 resolved=outcome.resolved,
             )
     return outcome
+
+
+@dataclass(frozen=True)
+class _Evaluation:
+    """The week being recorded, and by which run and model."""
+
+    week_start: date
+    model_version: str
+    run_id: str
+    gaps_now: Mapping[tuple[str, str], float | None]
+
+
+def _open_alerts(conn: psycopg.Connection) -> dict[tuple[str, str, str], dict]:
+    """The open alerts by (product, dimension, model_version), locked for this evaluation."""
+    rows = conn.execute(
+        f"SELECT alert_id, product_id, dimension, model_version, last_week FROM {ALERTS} "
+        "WHERE status = 'open' FOR UPDATE"
+    )
+    return {(r["product_id"], r["dimension"], r["model_version"]): r for r in rows}
+
+
+def _judged_by_resolved_alert(conn: psycopg.Connection, key: tuple[str, str, str], week_start: date) -> int | None:
+    """The newest alert of this breach that already counted this week, if any."""
+    judged = conn.execute(
+        f"SELECT a.alert_id FROM {ALERTS} a JOIN {WEEKS} w ON w.alert_id = a.alert_id "
+        "WHERE a.product_id = %s AND a.dimension = %s AND a.model_version = %s AND w.week_start = %s "
+        "ORDER BY a.alert_id DESC LIMIT 1",
+        (*key, week_start),
+    ).fetchone()
+    return None if judged is None else judged["alert_id"]
+
+
+def _open_alert(
+    conn: psycopg.Connection, ev: _Evaluation, key: tuple[str, str, str], alert: Mapping, outcome: RecordOutcome
+) -> int:
+    """A new alert for a breach without an open one: a relapse when an earlier alert of the
+    same breach was resolved."""
+    previous = conn.execute(
+        f"SELECT max(alert_id) AS a FROM {ALERTS} WHERE product_id = %s AND dimension = %s AND model_version = %s",
+        key,
+    ).fetchone()["a"]
+    alert_id = conn.execute(
+        f"INSERT INTO {ALERTS} (week_start, last_week, product_id, dimension, model_version, "
+        f"{', '.join(_COLUMNS)}, payload, created_by_run, last_seen_run, last_gap_pp, relapse_of) "
+        f"VALUES (%s, %s, %s, %s, %s, {', '.join(['%s'] * len(_COLUMNS))}, %s, %s, %s, %s, %s) "
+        "RETURNING alert_id",
+        (
+            ev.week_start,
+            ev.week_start,
+            *key,
+            *[alert[c] for c in _COLUMNS],
+            Jsonb(json_safe(dict(alert))),
+            ev.run_id,
+            ev.run_id,
+            alert["gap_pp"],
+            previous,
+        ),
+    ).fetchone()["alert_id"]
+    outcome.opened.append(alert_id)
+    if previous is not None:
+        outcome.relapsed[alert_id] = previous
+    relapse = {"relapse_of": previous} if previous is not None else {}
+    add_event(conn, ev.week_start, "opened", alert_id, ev.run_id, gap_pp=alert["gap_pp"], **relapse)
+    _add_week(conn, alert_id, ev.week_start, alert["gap_pp"], ev.run_id)
+    outcome.weeks_breached[alert_id] = 1
+    return alert_id
+
+
+def _join_open_alert(
+    conn: psycopg.Connection, ev: _Evaluation, alert_id: int, alert: Mapping, outcome: RecordOutcome
+) -> int:
+    """The breach persists: this week joins its open alert (once, however often it re-runs)."""
+    # last_gap_pp is the latest week's, not this run's: _add_week recounts it
+    conn.execute(
+        f"UPDATE {ALERTS} SET last_seen_at = now(), last_seen_run = %s WHERE alert_id = %s", (ev.run_id, alert_id)
+    )
+    new, weeks = _add_week(conn, alert_id, ev.week_start, alert["gap_pp"], ev.run_id)
+    if new:
+        add_event(conn, ev.week_start, "week_added", alert_id, ev.run_id, gap_pp=alert["gap_pp"], weeks_breached=weeks)
+    outcome.still_open.append(alert_id)
+    outcome.weeks_breached[alert_id] = weeks
+    return alert_id
+
+
+def _settle_unfound(
+    conn: psycopg.Connection,
+    ev: _Evaluation,
+    key: tuple[str, str, str],
+    row: Mapping,
+    found: Mapping[tuple[str, str, str], int],
+    outcome: RecordOutcome,
+) -> None:
+    """An open alert this evaluation did not find: this week comes off it, and it is resolved
+    when this week is its latest evidence (or a newer model_version took over)."""
+    product, dimension, version = key
+    alert_id = row["alert_id"]
+    if version == ev.model_version:
+        cleared = conn.execute(
+            f"DELETE FROM {WEEKS} WHERE alert_id = %s AND week_start = %s RETURNING 1", (alert_id, ev.week_start)
+        ).fetchone()
+        if cleared:
+            weeks = _recount(conn, alert_id)
+            gap = ev.gaps_now.get((product, dimension))
+            add_event(conn, ev.week_start, "week_cleared", alert_id, ev.run_id, weeks_breached=weeks, gap_pp=gap)
+        last = conn.execute(f"SELECT max(week_start) AS w FROM {WEEKS} WHERE alert_id = %s", (alert_id,)).fetchone()[
+            "w"
+        ]
+    else:
+        last = row["last_week"]
+    if last is not None and ev.week_start < last:
+        return  # an older week: the breach persists in later weeks
+    successor = found.get((product, dimension, ev.model_version))
+    why = f"re-evaluated by run {ev.run_id} with model_version {ev.model_version}: " + (
+        f"still over the threshold, now alert #{successor}"
+        if successor
+        else _gap_text(ev.gaps_now.get((product, dimension)))
+    )
+    conn.execute(
+        f"UPDATE {ALERTS} SET status = 'resolved', resolved_at = now(), resolved_by_run = %s, "
+        "resolution = %s WHERE alert_id = %s",
+        (ev.run_id, why, alert_id),
+    )
+    outcome.resolved.append(alert_id)
+    add_event(conn, ev.week_start, "resolved", alert_id, ev.run_id, resolution=why)
 
 
 def alerts(url: str, week_start: date | None = None) -> list[dict]:
