@@ -10,7 +10,7 @@ from nbp_assets.ops.sensors import FRESHNESS_CHECK
 from nbp_assets.weekly.assets import build_engine_assets
 from nbp_assets.weekly.io import GROUP
 from nbp_assets.weekly.weights import Weights
-from nbp_assets.weekly.weights_asset import build_ranking_weights
+from nbp_assets.weekly.weights_asset import RANKING_WEIGHTS, build_ranking_weights
 
 WEEKLY_JOB = "nbp_weekly_job"
 WEEKLY_SCHEDULE = "nbp_weekly_schedule"
@@ -27,7 +27,8 @@ def definitions(weights: Weights) -> dg.Definitions:
         # ranking_weights observed first in every run: each week's scores record the weights'
         # digest they were computed with, so a later change shows them stale. The freshness
         # check on nbp_current runs on its own sensor, after the deadline, not in the run.
-        selection=dg.AssetSelection.groups(GROUP, include_sources=True) - dg.AssetSelection.checks(FRESHNESS_CHECK),
+        selection=(dg.AssetSelection.groups(GROUP) | dg.AssetSelection.assets(RANKING_WEIGHTS))
+        - dg.AssetSelection.checks(FRESHNESS_CHECK),
         description=f"One bank week of MOD-107 end to end (model_version {weights.model_version}).",
         tags={"model_version": weights.model_version},
         # One process: the 1M-customer week fits in memory, and the DuckDB file takes one writer.
