@@ -1,7 +1,8 @@
 """Outcome monitoring and drift of the weekly model: the offer_outcomes and model_drift assets.
 
-Wiring only: the maths is in model/monitoring.py. Both read what the week already wrote
-(nbp_work, the history) and MOD-108's offer_history, and write one small slice per week.
+Wiring only: the maths is in monitoring/model.py, the queries in monitoring/sql/*.sql. Both
+read what the week already wrote (nbp_work, the history) and MOD-108's offer_history, and
+write one small slice per week.
 """
 
 import time
@@ -11,17 +12,16 @@ import dagster as dg
 from nbp_assets.contract.assets import ModelDriftAsset, OfferOutcomesAsset
 from nbp_assets.contract.tables import CUSTOMERS, ELIGIBILITY, HISTORY, SCORES, SIGNALS
 from nbp_assets.core.partitions import Week, weekly_partitions
-from nbp_assets.core.sqltext import lit
 from nbp_assets.core.warehouse import WarehouseResource
 from nbp_assets.fairness.config import fairness_config
 from nbp_assets.monitoring import model as monitoring
 from nbp_assets.sources import week_inputs as src
 from nbp_assets.weekly import checks
-from nbp_assets.weekly.eligibility import ACTIVE
 from nbp_assets.weekly.io import (
     GROUP,
     WEEKLY_POOL,
     common_metadata,
+    count_rows,
     week_of,
     week_slice,
     with_week,
@@ -65,8 +65,7 @@ def offer_outcomes_step(context, warehouse: WarehouseResource):
         ranked = (
             week_slice(HISTORY, current_then, "party_id, product_id, rank, primary_signal, model_version")
             if warehouse.table_exists(HISTORY.name)
-            else "(SELECT CAST(NULL AS VARCHAR) AS party_id, CAST(NULL AS VARCHAR) AS product_id, 0 AS rank, "
-            "CAST(NULL AS VARCHAR) AS primary_signal, CAST(NULL AS VARCHAR) AS model_version WHERE 1 = 0)"
+            else monitoring.no_ranking_sql()
         )
         made = monitoring.offers_sql(
             offers, ranked, week_slice(CUSTOMERS, week), week.start, week.evaluation_date, config.dimensions
@@ -92,9 +91,9 @@ def offer_outcomes_step(context, warehouse: WarehouseResource):
 
 
 def _metrics(warehouse: WarehouseResource, week: Week):
-    if int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(SIGNALS, week)} s")) == 0:
+    if count_rows(warehouse, week_slice(SIGNALS, week)) == 0:
         return None
-    active = f"(SELECT party_id FROM {week_slice(CUSTOMERS, week)} c WHERE status = {lit(ACTIVE)})"
+    active = monitoring.active_parties_sql(week_slice(CUSTOMERS, week))
     return warehouse.query(
         monitoring.drift_metrics_sql(
             week_slice(SIGNALS, week), week_slice(SCORES, week), active, week_slice(ELIGIBILITY, week)

@@ -22,8 +22,9 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from nbp_assets.core.sqltext import dbl, lit, timestamp
+from nbp_assets.core.sql import render
 from nbp_assets.fairness.maths import group_labels, wilson_interval
+from nbp_assets.weekly.eligibility import ACTIVE
 from nbp_assets.weekly.vocabulary import ALL_SIGNALS
 
 NOT_RECOMMENDED = "not_recommended"
@@ -38,35 +39,31 @@ NO_ELIGIBLE_SHARE_DRIFT = 0.02  # 2 percentage points of the active customers
 
 def offers_sql(offers: str, ranked: str, customers: str, week_start, evaluation_date, dimensions) -> str:
     """One row per offer made in the week: outcome as known at the evaluation date, the
-    recommendation it followed (or not_recommended) and the customer's groups."""
-    ev = timestamp(evaluation_date)
-    dims = ", ".join(f"c.{d}" for d in dimensions)
-    return f"""SELECT o.offer_id, o.product_id,
-       CASE WHEN o.outcome_at IS NOT NULL AND o.outcome_at < {ev} THEN o.outcome ELSE 'PENDING' END AS outcome,
-       coalesce(CAST(r.rank AS VARCHAR), '{NOT_RECOMMENDED}') AS rank,
-       coalesce(r.primary_signal, '{NOT_RECOMMENDED}') AS primary_signal,
-       coalesce(r.model_version, '{NOT_RECOMMENDED}') AS model_version,
-       {dims}
-FROM {offers} o
-LEFT JOIN {ranked} r ON r.party_id = o.party_id AND r.product_id = o.product_id
-JOIN {customers} c ON c.party_id = o.party_id
-WHERE o.offered_at >= {timestamp(week_start)} AND o.offered_at < {ev}"""
+    recommendation it followed (or not_recommended) and the customer's groups
+    (monitoring/sql/offers_made.sql)."""
+    return render(
+        "monitoring",
+        "offers_made",
+        offers=offers,
+        ranked=ranked,
+        customers=customers,
+        week_start=week_start,
+        evaluation_date=evaluation_date,
+        dimensions=list(dimensions),
+        not_recommended=NOT_RECOMMENDED,
+    ).text
+
+
+def no_ranking_sql() -> str:
+    """The published top 3's columns with no row: no week was ever published."""
+    return render("monitoring", "no_ranking").text
 
 
 def outcome_counts_sql(offers: str, by: list[str]) -> str:
     """by, grp, offered, accepted, rejected: offers, acceptances and rejections per value of
-    each column in `by` of `offers_sql`, all in one pass over the offers (GROUPING SETS; the
-    offers join the week's customers and recommendations, which one query per column redid).
-    GROUPING() tells a column's NULL value from the rows of the other columns' sets."""
-    columns = ", ".join(f"CAST({c} AS VARCHAR) AS g{i}" for i, c in enumerate(by))
-    which = " ".join(f"WHEN GROUPING(g{i}) = 0 THEN {lit(c)}" for i, c in enumerate(by))
-    value = " ".join(f"WHEN GROUPING(g{i}) = 0 THEN g{i}" for i in range(len(by)))
-    sets = ", ".join(f"(g{i})" for i in range(len(by)))
-    return f"""SELECT CASE {which} END AS by, CASE {value} END AS grp, count(*) AS offered,
-       count(CASE WHEN outcome = 'ACCEPTED' THEN 1 END) AS accepted,
-       count(CASE WHEN outcome = 'REJECTED' THEN 1 END) AS rejected
-FROM (SELECT {columns}, outcome FROM ({offers}) o) o
-GROUP BY GROUPING SETS ({sets})"""
+    each column in `by` of `offers_sql`, all in one pass over the offers (GROUPING SETS;
+    monitoring/sql/outcome_counts.sql)."""
+    return render("monitoring", "outcome_counts", offers=offers, by=list(by)).text
 
 
 def outcome_rates(counts: pd.DataFrame) -> pd.DataFrame:
@@ -123,52 +120,29 @@ def acceptance_gaps(rates: pd.DataFrame, dimensions, min_offers: int) -> pd.Data
 
 def score_quantiles_sql(scores: str) -> str:
     """One row: score_p10, score_p50, score_p90, exactly the engines' percentile_cont (linear
-    interpolation between the ranks around q x (n - 1)), read off the score's histogram.
+    interpolation between the ranks around q x (n - 1)), read off the score's histogram
+    (monitoring/sql/score_quantiles.sql): bounded memory at any bank size."""
+    return render("monitoring", "score_quantiles", scores=scores, quantiles=SCORE_QUANTILES).text
 
-    A score has 6 decimals in [0, 1]: at most 1,000,001 distinct values whatever the number
-    of pairs, where percentile_cont keeps every value in memory (95M doubles at 10M
-    customers: more than DuckDB's 1 GB, and it cannot spill)."""
-    picks = ", ".join(
-        f"max(CASE WHEN q = {dbl(q)} THEN v_lo + (pos - lo) * (v_hi - v_lo) END) AS score_p{int(q * 100)}"
-        for q in SCORE_QUANTILES
-    )
-    wanted = ", ".join(f"({dbl(q)})" for q in SCORE_QUANTILES)
-    return f"""WITH histogram AS (SELECT score, count(*) AS n FROM {scores} s GROUP BY score),
-cumulative AS (
-    SELECT score, sum(n) OVER (ORDER BY score ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS upto
-    FROM histogram
-),
-ranks AS (
-    SELECT q, pos, floor(pos) AS lo, ceil(pos) AS hi
-    FROM (
-        SELECT qs.q, qs.q * CAST(t.total - 1 AS DOUBLE) AS pos
-        FROM (SELECT sum(n) AS total FROM histogram) t, (VALUES {wanted}) AS qs(q)
-    ) r
-),
--- the value at 0-based rank k is the smallest score whose cumulative count exceeds k
-picked AS (
-    SELECT r.q, r.pos, r.lo,
-           min(CASE WHEN c.upto > r.lo THEN c.score END) AS v_lo,
-           min(CASE WHEN c.upto > r.hi THEN c.score END) AS v_hi
-    FROM ranks r CROSS JOIN cumulative c
-    GROUP BY r.q, r.pos, r.lo
-)
-SELECT {picks} FROM picked"""
+
+def active_parties_sql(customers: str) -> str:
+    """The party_id of the week's active customers (`customers`: the week's slice)."""
+    return render("monitoring", "active_parties", customers=customers, active=ACTIVE).text
 
 
 def drift_metrics_sql(signals: str, scores: str, active: str, eligible: str) -> str:
     """One row: each signal's mean, the score's quantiles, and the share of active customers
-    without an eligible product (of one week)."""
-    # one scan of each 10M-row table, not one per metric. The customers without an eligible
-    # product are counted as all minus those with one: a semi-join hashes the ~1M customers,
-    # where NOT EXISTS hashed the ~10M eligible pairs (0.16 s against 0.6-1.2 s at 1M).
-    means = ", ".join(f"avg({s}) AS mean_{s}" for s in ALL_SIGNALS)
-    return f"""SELECT m.*, q.*,
-       (SELECT count(*) FROM {active} a)
-       - (SELECT count(*) FROM {active} a WHERE a.party_id IN (SELECT e.party_id FROM {eligible} e))
-       AS without_eligible,
-       (SELECT count(*) FROM {active} a) AS active_customers
-FROM (SELECT {means} FROM {signals} s) m, ({score_quantiles_sql(scores)}) q"""
+    without an eligible product (of one week; monitoring/sql/drift_metrics.sql)."""
+    return render(
+        "monitoring",
+        "drift_metrics",
+        signals=signals,
+        scores=scores,
+        active=active,
+        eligible=eligible,
+        names=ALL_SIGNALS,
+        quantiles=SCORE_QUANTILES,
+    ).text
 
 
 def drift_table(now: pd.Series, before: pd.Series | None) -> pd.DataFrame:
