@@ -22,65 +22,30 @@ import re
 
 import pandas as pd
 
+from nbp_assets.contract.offers import FROM_EVENT
+from nbp_assets.contract.tables import (
+    NEXT_BEST_OFFER,
+    NEXT_BEST_OFFER_CLAIMS,
+    NEXT_BEST_OFFER_LOOKUP,
+    NEXT_BEST_OFFER_PENDING,
+)
 from nbp_assets.core.warehouse import WarehouseResource
 from nbp_assets.offers.inputs import ACTIVITY_SOURCE, CUSTOMERS_SOURCE, events
 
 SCHEMA = "nbp_offers"
-NBO_TABLE = f"{SCHEMA}.next_best_offer"
-CLAIMS_TABLE = f"{SCHEMA}.next_best_offer_claims"
-PENDING_TABLE = f"{SCHEMA}.next_best_offer_pending"
+# the outputs' names and DDL come from their one declaration (contract/tables.py)
+NBO_TABLE = NEXT_BEST_OFFER.name
+CLAIMS_TABLE = NEXT_BEST_OFFER_CLAIMS.name
+PENDING_TABLE = NEXT_BEST_OFFER_PENDING.name
+LOOKUP_TABLE = NEXT_BEST_OFFER_LOOKUP.name
 OFFERS_TABLE = f"{SCHEMA}.offers"
 RULES_TABLE = f"{SCHEMA}.offer_rules"
-LOOKUP_TABLE = "product_intelligence.next_best_offer_lookup"
 
 # Keys double as the tables' primary keys, so DuckDB itself refuses a second row per event.
-NBO_DDL = f"""
-CREATE TABLE IF NOT EXISTS {NBO_TABLE} (
-    ACTIVITY_ID BIGINT NOT NULL PRIMARY KEY,
-    CUSTOMER_ID VARCHAR NOT NULL,
-    EVENT_TIME {{timestamp}} NOT NULL,
-    PROPENSITY_TO_BUY DOUBLE NOT NULL,
-    ACTIVITY_TYPE VARCHAR NOT NULL,
-    INCOME BIGINT,
-    FICO BIGINT,
-    OFFER_ID BIGINT NOT NULL,
-    RULES_VERSION BIGINT NOT NULL,
-    RULE_PRIORITY BIGINT NOT NULL,
-    CUSTOMER_VALID_FROM {{timestamp}} NOT NULL,
-    BATCH_KEY VARCHAR NOT NULL
-)
-"""
-LOOKUP_DDL = f"""
-CREATE TABLE IF NOT EXISTS {LOOKUP_TABLE} (
-    OFFER_ID BIGINT NOT NULL,
-    ACTIVITY_ID BIGINT NOT NULL PRIMARY KEY,
-    CUSTOMER_ID VARCHAR NOT NULL,
-    PROPENSITY_TO_BUY DOUBLE NOT NULL,
-    ACTIVITY_TYPE VARCHAR NOT NULL,
-    INCOME BIGINT,
-    FICO BIGINT,
-    OFFER_NAME VARCHAR NOT NULL,
-    OFFER_URL VARCHAR NOT NULL
-)
-"""
-CLAIMS_DDL = f"""
-CREATE TABLE IF NOT EXISTS {CLAIMS_TABLE} (
-    BATCH_KEY VARCHAR NOT NULL,
-    ACTIVITY_ID BIGINT NOT NULL,
-    PRIMARY KEY (BATCH_KEY, ACTIVITY_ID)
-)
-"""
-
-PENDING_DDL = f"""
-CREATE TABLE IF NOT EXISTS {PENDING_TABLE} (
-    ACTIVITY_ID BIGINT NOT NULL PRIMARY KEY,
-    CUSTOMER_ID VARCHAR NOT NULL,
-    EVENT_TIME {{timestamp}} NOT NULL,
-    ACTIVITY_TYPE VARCHAR NOT NULL,
-    PROPENSITY_TO_BUY DOUBLE NOT NULL,
-    FIRST_SEEN_BATCH VARCHAR NOT NULL
-)
-"""
+NBO_DDL = NEXT_BEST_OFFER.ddl_template()
+LOOKUP_DDL = NEXT_BEST_OFFER_LOOKUP.ddl_template()
+CLAIMS_DDL = NEXT_BEST_OFFER_CLAIMS.ddl_template()
+PENDING_DDL = NEXT_BEST_OFFER_PENDING.ddl_template()
 
 _BATCH_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
@@ -162,8 +127,14 @@ def write_offers(wh: WarehouseResource, batch_key: str, df: pd.DataFrame) -> int
 def pending_events(wh: WarehouseResource) -> pd.DataFrame:
     """Landed events without an offer whose customer has no record at all."""
     if not wh.table_exists(ACTIVITY_SOURCE):
-        return pd.DataFrame(columns=["activity_id", "party_id", "event_time", "activity_type", "propensity_to_buy"])
+        return pd.DataFrame(columns=list(FROM_EVENT))
     return events(wh, f"activity_id IN ({_ids(f'{_not_offered(wh)} AND NOT {_known(wh)}')})")
+
+
+# numpy types of the pending table's columns (as written since the first version)
+_PENDING_TYPES = {
+    c: {"Int64": "int64", "object": object}.get(t, t) for c, t in NEXT_BEST_OFFER_PENDING.dtypes().items()
+}
 
 
 def write_pending(wh: WarehouseResource, pending: pd.DataFrame, batch_key: str) -> pd.DataFrame:
@@ -175,16 +146,9 @@ def write_pending(wh: WarehouseResource, pending: pd.DataFrame, batch_key: str) 
         first_seen = pd.Series(
             seen.reindex(pending["activity_id"].astype("int64")).to_numpy(object), index=pending.index
         ).fillna(batch_key)
-    table = pd.DataFrame(
-        {
-            "ACTIVITY_ID": pending["activity_id"].astype("int64").to_numpy(),
-            "CUSTOMER_ID": pending["party_id"].to_numpy(object),
-            "EVENT_TIME": pending["event_time"].to_numpy("datetime64[ns]"),
-            "ACTIVITY_TYPE": pending["activity_type"].to_numpy(object),
-            "PROPENSITY_TO_BUY": pending["propensity_to_buy"].to_numpy("float64"),
-            "FIRST_SEEN_BATCH": first_seen.to_numpy(object),
-        }
-    )
+    table = pd.DataFrame({to: pending[name].to_numpy() for name, to in FROM_EVENT.items()})
+    table["FIRST_SEEN_BATCH"] = first_seen.to_numpy(object)
+    table = table.astype(_PENDING_TYPES)[NEXT_BEST_OFFER_PENDING.columns]
     wh.replace_slice(PENDING_TABLE, table, where="TRUE", ddl=PENDING_DDL)
     return table
 

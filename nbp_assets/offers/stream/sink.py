@@ -19,12 +19,13 @@ import time
 
 import pandas as pd
 
+from nbp_assets.contract.tables import NEXT_BEST_OFFER_STREAM
 from nbp_assets.offers.stream import topics as t
 from nbp_assets.offers.stream.config import KafkaSettings
-from nbp_assets.offers.stream_state import LOOKUP_DDL, LOOKUP_TABLE, NBO_DDL, NBO_TABLE, SCHEMA
+from nbp_assets.offers.stream_state import LOOKUP_DDL, LOOKUP_TABLE
 
-STREAM_NBO_TABLE = f"{SCHEMA}.next_best_offer_stream"
-STREAM_NBO_DDL = NBO_DDL.replace(NBO_TABLE, STREAM_NBO_TABLE)
+STREAM_NBO_TABLE = NEXT_BEST_OFFER_STREAM.name
+STREAM_NBO_DDL = NEXT_BEST_OFFER_STREAM.ddl_template()
 
 # topic -> (name in counts, warehouse table, its DDL, message decoder)
 SUNK = {
