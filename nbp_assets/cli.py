@@ -5,6 +5,7 @@ generate    write a deterministic synthetic bank into the local warehouse's sour
 load DIR    validate a folder of <table>.csv/.parquet files, then load them (all or nothing)
 materialize run the weekly job for one week (default: the week that closed last)
 backfill    run the weekly job for a range of weeks, oldest first
+compile     write the exact SQL a week runs (numbered files + manifest.json with their sha256)
 show        a customer's current top 3 as the apps see it
 postgres    how to connect to the apps' PostgreSQL; keeps the embedded server up until Ctrl-C
 check       validate the deployment's configuration (NBP_DEPLOYMENT) without writing anything
@@ -620,6 +621,10 @@ def _main(argv: list[str] | None) -> None:
         help="free the slots of every run whose process is gone, what materialize does first (default: off)",
     )
     p.set_defaults(func=cmd_pools)
+
+    from nbp_assets.weekly import compile as weekly_compile  # the SQL a week runs, as files
+
+    weekly_compile.add_parser(sub)
 
     from nbp_assets.offers.stream import cli as kafka_cli  # the offer stream on Kafka: its own module
 

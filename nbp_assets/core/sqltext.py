@@ -1,8 +1,10 @@
-"""The few SQL spellings the model needs to give, in DuckDB and in Snowflake, exactly the
-floating-point answers numpy gives (see docs/architecture.md).
+"""Python spellings of the SQL macros (nbp_assets/core/sql/macros.sql), for the modules that
+still write a literal or a predicate in Python (week filters, point-in-time readers,
+monitoring, explanations). The weekly model's SQL files use the macros themselves;
+test_weekly_sql.py shows both spell the same.
 
-The model's SQL is written once, in the subset both engines read the same way; this module
-holds the expressions where a naive spelling would differ between engines or from numpy:
+The few SQL spellings the model needs to give, in DuckDB and in Snowflake, exactly the
+floating-point answers numpy gives (see docs/architecture.md):
 - Literals are written in exponent form (`0.45e0`): both engines parse that as a DOUBLE,
   correctly rounded, where `0.45` would be a DECIMAL in both.
 - ROUND is half away from zero in both engines; numpy (the reference) rounds half to even.

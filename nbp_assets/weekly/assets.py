@@ -5,12 +5,13 @@ activity (the week's events, checked and kept per week; the next-best-offer asse
 fairness_report lives in fairness/asset.py.
 
 Every asset is partitioned by bank week (see partitions.py). Each step is one module-level
-function: it renders the model's SQL (nbp_assets.weekly) over the week's inputs, replaces
-the week's slice inside the warehouse, checks it there and commits only if every blocking
-check passed. Only counts, examples and metadata come back to Python.
+function: it renders the model's SQL files (nbp_assets/weekly/sql, through weekly/steps.py)
+over the week's inputs, replaces the week's slice inside the warehouse, checks it there and
+commits only if every blocking check passed; its metadata records `sql_digest`, the sha256
+of the statements it wrote with (the same text `python -m nbp_assets compile` writes). Only
+counts, examples and metadata come back to Python. No query text is written here.
 """
 
-import dataclasses
 import functools
 import time
 from typing import Iterator
@@ -21,24 +22,22 @@ from nbp_assets.contract import assets as models
 from nbp_assets.contract.tables import ACTIVITY, CUSTOMERS, ELIGIBILITY, HISTORY, PRODUCTS, SCORES, SIGNALS
 from nbp_assets.contract.vocabulary import ALL_SIGNALS
 from nbp_assets.core.partitions import Week
-from nbp_assets.core.postgres_resource import PostgresResource
-from nbp_assets.core.sqltext import lit, timestamp, within
+from nbp_assets.core.sql import render
 from nbp_assets.core.warehouse import WarehouseResource
-from nbp_assets.fairness.guard import publish_blocked_reason
 from nbp_assets.sources import week_inputs as src
-from nbp_assets.weekly import checks, invariants
-from nbp_assets.weekly.eligibility import ACTIVE, eligible_pairs_sql
+from nbp_assets.weekly import checks, steps
+from nbp_assets.weekly.eligibility import ACTIVE
 from nbp_assets.weekly.io import (
     common_metadata,
+    count_rows,
     party_shards,
     replace_week,
     week_filter,
     week_of,
     week_slice,
 )
-from nbp_assets.weekly.ranking import scores_sql, top_n_sql
-from nbp_assets.weekly.signals import SignalRelations, peers_sql, report_sql, signals_sql, suppressed_sql
-from nbp_assets.weekly.suitability import rules_relation, suppressed_published
+from nbp_assets.weekly.signals import SignalRelations
+from nbp_assets.weekly.suitability import rules_relation
 from nbp_assets.weekly.weights import Weights
 
 Step = Iterator[dg.AssetCheckResult | dg.MaterializeResult]
@@ -56,7 +55,21 @@ def in_session(step):
 
 
 def _active(week: Week, columns: str = "*") -> str:
-    return f"(SELECT {columns} FROM {CUSTOMERS.name} WHERE {week_filter(CUSTOMERS, week)} AND status = {lit(ACTIVE)})"
+    return steps.active(week, columns)
+
+
+def _select(relation: str, columns: str = "*", **clauses) -> str:
+    """A small read around the model (metadata, previews): core/sql/select.sql."""
+    return render("core", "select", columns=columns, relation=relation, **clauses).text
+
+
+def _counts(warehouse, relation: str, by: str, where: str | None = None) -> dict:
+    return warehouse.counts(render("core", "counts_by", relation=relation, by=by, where=where).text)
+
+
+def week_shards(reader, warehouse: WarehouseResource, week: Week) -> list[str | None]:
+    """The week's party shards, read by `reader` (a transaction or the warehouse itself)."""
+    return party_shards(reader, _active(week, "party_id"), warehouse.shard_size())
 
 
 @in_session
@@ -68,14 +81,12 @@ def customers_step(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     relation = checks.fail_on_violation(lambda: src.customers(warehouse, week))
     warehouse.ensure_table(CUSTOMERS)
     with warehouse.transaction() as tx:
-        rows = replace_week(tx, CUSTOMERS, week, f"SELECT * FROM {relation} c")
+        rows = replace_week(tx, CUSTOMERS, week, _select(relation))
         memory = tx.memory_metadata()
         yield from checks.gate(
             "customers", [checks.contract_in_warehouse(tx, CUSTOMERS, week_filter(CUSTOMERS, week), rows)]
         )
-    by_status = warehouse.counts(
-        f"SELECT status, count(*) FROM {week_slice(CUSTOMERS, week)} c GROUP BY status ORDER BY status"
-    )
+    by_status = _counts(warehouse, week_slice(CUSTOMERS, week), "status")
     yield dg.MaterializeResult(
         metadata={
             **common_metadata(week, rows, CUSTOMERS.name, started),
@@ -95,19 +106,27 @@ def activity_step(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     relation = checks.fail_on_violation(lambda: src.activity(warehouse, week))
     warehouse.ensure_table(ACTIVITY)
     with warehouse.transaction() as tx:
-        rows = replace_week(tx, ACTIVITY, week, f"SELECT * FROM {relation} a")
+        rows = replace_week(tx, ACTIVITY, week, _select(relation))
         yield from checks.gate(
             "activity", [checks.contract_in_warehouse(tx, ACTIVITY, week_filter(ACTIVITY, week), rows)]
         )
-    by_type = warehouse.counts(
-        f"SELECT activity_type, count(*) FROM {week_slice(ACTIVITY, week)} a GROUP BY 1 ORDER BY 1"
-    )
+    by_type = _counts(warehouse, week_slice(ACTIVITY, week), "activity_type")
     yield dg.MaterializeResult(
         metadata={
             **common_metadata(week, rows, ACTIVITY.name, started),
             "by_activity_type": dg.MetadataValue.json(by_type),
         }
     )
+
+
+def eligibility_sql(warehouse: WarehouseResource, week: Week):
+    """The eligibility step's statements for the week, from its checked point-in-time inputs
+    (the MOD-105 snapshot in force, the product register); and the snapshot read."""
+    # the snapshot (~19 rows per customer) is checked for duplicate pairs one party range at a time
+    shards = week_shards(warehouse, warehouse, week)
+    snap = checks.fail_on_violation(lambda: src.snapshot(warehouse, "eligibility", week, shards))
+    products = checks.fail_on_violation(lambda: src.products(warehouse, week))
+    return steps.eligibility(week, snap.relation, snap.as_of_date.date(), products), snap
 
 
 @in_session
@@ -118,23 +137,14 @@ def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     it can ever be recommended. The week's product register (nbp_work.products) is kept
     beside it."""
     started, week = time.perf_counter(), week_of(context)
-    # the snapshot (~19 rows per customer) is checked for duplicate pairs one party range at a time
-    shards = party_shards(warehouse, _active(week, "party_id"), warehouse.shard_size())
-    snap = checks.fail_on_violation(lambda: src.snapshot(warehouse, "eligibility", week, shards))
-    products = checks.fail_on_violation(lambda: src.products(warehouse, week))
+    step, snap = eligibility_sql(warehouse, week)
     context.log.info(f"MOD-105 snapshot {snap.as_of_date.date()} checked in the warehouse")
     warehouse.ensure_table(PRODUCTS)
     warehouse.ensure_table(ELIGIBILITY)
-    pairs = eligible_pairs_sql(snap.relation, week_slice(CUSTOMERS, week), week_slice(PRODUCTS, week))
     with warehouse.transaction() as tx:
         # The week's product register is kept beside the gate: every later step reads it from here.
-        n_products = replace_week(tx, PRODUCTS, week, f"SELECT * FROM {products} p")
-        rows = replace_week(
-            tx,
-            ELIGIBILITY,
-            week,
-            f"SELECT {timestamp(snap.as_of_date.date())} AS snapshot_date, party_id, product_id FROM ({pairs}) g",
-        )
+        written = step.run(tx)
+        n_products, rows = written[PRODUCTS.name], written[ELIGIBILITY.name]
         memory = tx.memory_metadata()
         # One contract check for the step: the product register's if it fails, else the gate's.
         contract = checks.contract_in_warehouse(tx, PRODUCTS, week_filter(PRODUCTS, week), n_products)
@@ -150,6 +160,7 @@ def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             "snapshot_status_counts": dg.MetadataValue.json(status_counts),
             "eligible_pairs_dropped_inactive_or_unregistered": status_counts.get("ELIGIBLE", 0) - rows,
             "registered_products": n_products,
+            "sql_digest": step.digest,
             **memory,
         }
     )
@@ -161,15 +172,12 @@ def week_signal_relations(warehouse: WarehouseResource, week: Week, weights: Wei
     churn = checks.fail_on_violation(lambda: src.snapshot(warehouse, "churn_health", week))
     behaviour = checks.fail_on_violation(lambda: src.snapshot(warehouse, "behaviour", week))
     rote = checks.fail_on_violation(lambda: src.snapshot(warehouse, "customer_rote", week))
-    relations = SignalRelations(
-        candidates=week_slice(ELIGIBILITY, week, "party_id, product_id"),
-        customers=_active(week, "party_id, segment"),
-        products=week_slice(PRODUCTS, week),
+    relations = steps.signal_relations(
+        week,
         holdings=checks.fail_on_violation(lambda: src.holdings(warehouse, week)),
         churn=churn.relation,
         behaviour=behaviour.relation,
         rejections=checks.fail_on_violation(lambda: src.rejections(warehouse, week)),
-        evaluation_date=week.evaluation_date,
         rote=None if rote is None else rote.relation,
         suitability=rules_relation(weights),
     )
@@ -178,16 +186,12 @@ def week_signal_relations(warehouse: WarehouseResource, week: Week, weights: Wei
 
 def write_signals(tx, warehouse: WarehouseResource, table, week: Week, relations: SignalRelations, log):
     """Replace the week's slice of `table` by the signals, in party shards; returns the rows,
-    the shards and the relations each shard ran with."""
+    the shards and the step's statements."""
     shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
     log.info(f"inputs checked in the warehouse; computing the signals there in {len(shards)} shard(s)")
-    per_shard = relations
-    if len(shards) > 1:
-        # the peers' share is bank-wide: computed once, read by every shard
-        tx.execute(f"CREATE OR REPLACE TEMP TABLE nbp_peers AS {peers_sql(relations)}")
-        per_shard = dataclasses.replace(relations, peers="nbp_peers")
-    rows = replace_week(tx, table, week, [signals_sql(dataclasses.replace(per_shard, parties=p)) for p in shards], log)
-    return rows, shards, per_shard
+    step = steps.signals(week, relations, shards, table)
+    rows = step.run(tx, log)[table.name]
+    return rows, shards, step
 
 
 @in_session
@@ -204,19 +208,17 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     relations, churn, behaviour, rote = week_signal_relations(warehouse, week, weights)
     warehouse.ensure_table(SIGNALS)
     with warehouse.transaction() as tx:
-        rows, shards, per_shard = write_signals(tx, warehouse, SIGNALS, week, relations, context.log)
+        rows, shards, step = write_signals(tx, warehouse, SIGNALS, week, relations, context.log)
         memory = tx.memory_metadata()
         yield from checks.gate("signals", [checks.contract_in_warehouse(tx, SIGNALS, week_filter(SIGNALS, week), rows)])
     # per shard too: one pass would join every input on every party at once
-    report = sum(warehouse.query(report_sql(dataclasses.replace(per_shard, parties=p))).iloc[0] for p in shards)
-    suppressed = sum(int(warehouse.scalar(suppressed_sql(dataclasses.replace(per_shard, parties=p)))) for p in shards)
+    reports, suppressed_counts = steps.signal_report(relations, shards)
+    report = sum(warehouse.query(q).iloc[0] for q in reports)
+    suppressed = sum(int(warehouse.scalar(q)) for q in suppressed_counts)
     stats = warehouse.query(
-        "SELECT "
-        + ", ".join(f"avg({s}) AS {s}" for s in ALL_SIGNALS)
-        + ", count(CASE WHEN cooling_off > 0 THEN 1 END) AS cooling"
-        + f", count(CASE WHEN suitability > 0 THEN 1 END) AS down_weighted FROM {week_slice(SIGNALS, week)} s"
+        render("weekly", "signal_stats", signals=week_slice(SIGNALS, week), names=ALL_SIGNALS).text
     ).iloc[0]
-    candidates = int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(ELIGIBILITY, week)} e"))
+    candidates = count_rows(warehouse, week_slice(ELIGIBILITY, week))
     if relations.dropped_signals:
         context.log.warning(f"signals dropped for week {week.key}: {relations.dropped_signals} (input absent)")
     yield dg.MaterializeResult(
@@ -239,6 +241,7 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "pairs_down_weighted_unsuitable": int(stats["down_weighted"] or 0),
             "suitability_rule": weights.signals_version,
             "signal_means": dg.MetadataValue.json({s: round(float(stats[s] or 0.0), 4) for s in ALL_SIGNALS}),
+            "sql_digest": step.digest,
             **memory,
         }
     )
@@ -253,26 +256,15 @@ def scores_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     started, week = time.perf_counter(), week_of(context)
     model_version = weights.model_version
     context.log.info(f"scoring in the warehouse with model_version {model_version}")
-    signals, products = week_slice(SIGNALS, week), week_slice(PRODUCTS, week)
     warehouse.ensure_table(SCORES)
     with warehouse.transaction() as tx:
         # in party shards like the signals: one 95M-row insert at 10M customers took 39.5 s, ten 34.4 s
-        shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
-        rows = replace_week(
-            tx,
-            SCORES,
-            week,
-            [
-                f"SELECT *, {lit(model_version)} AS model_version FROM ({scores_sql(within(signals, p), products, weights)}) s"
-                for p in shards
-            ],
-            context.log,
-        )
+        shards = week_shards(tx, warehouse, week)
+        step = steps.scores(week, weights, shards)
+        rows = step.run(tx, context.log)[SCORES.name]
         memory = tx.memory_metadata()
         yield from checks.gate("scores", [checks.contract_in_warehouse(tx, SCORES, week_filter(SCORES, week), rows)])
-    stats = warehouse.query(
-        f"SELECT min(score) AS lo, avg(score) AS mean, max(score) AS hi FROM {week_slice(SCORES, week)} s"
-    )
+    stats = warehouse.query(render("weekly", "score_stats", scores=week_slice(SCORES, week)).text)
     yield dg.MaterializeResult(
         metadata={
             **common_metadata(week, rows, SCORES.name, started),
@@ -280,6 +272,7 @@ def scores_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
             "shards": len(shards),
             "weights_source": weights.source,
             "score_range": dg.MetadataValue.json({k: round(float(v or 0.0), 6) for k, v in stats.iloc[0].items()}),
+            "sql_digest": step.digest,
             **memory,
         }
     )
@@ -289,70 +282,41 @@ def top_n_by_shard(
     warehouse: WarehouseResource, week: Week, scores: str, model_version: str, shards: list[str | None]
 ) -> list[str]:
     """The week's top 3 of `scores` (party_id, product_id, score, primary_signal), one query per
-    party shard (see replace_week), each in key order (party_id, rank). The shards ascend by
-    party, so the week is stored in key order: a customer's rows sit together for readers,
-    and the publish streams the week presorted."""
-    active = _active(week, "party_id, jurisdiction")
-    products = week_slice(PRODUCTS, week, "product_id")
-
-    def top_n(shard: str | None) -> str:
-        ranked = top_n_sql(
-            within(scores, shard),
-            within(active, shard),
-            model_version,
-            week.evaluated_at,
-            products=products,
-            dialect=warehouse.dialect,
-        )
-        return f"SELECT * FROM ({ranked}) t ORDER BY party_id, rank"
-
-    return [top_n(p) for p in shards]
+    party shard (see replace_week), each in key order (party_id, rank)."""
+    return list(steps.top_n_selects(week, scores, model_version, shards, warehouse.dialect))
 
 
 def _ranked_checks(
     tx, week: Week, rows: int, active: int, weights: Weights, health: str, shards: list[str | None]
 ) -> list[dg.AssetCheckResult]:
     model_version = weights.model_version
-    ranked = week_slice(HISTORY, week)
-    eligible = week_slice(ELIGIBILITY, week, "party_id, product_id")
-    pairs = int(tx.scalar(f"SELECT count(*) FROM {eligible} e"))
+    pairs = count_rows(tx, week_slice(ELIGIBILITY, week, "party_id, product_id"))
     empty = checks.query_result(
         tx,
         checks.NOT_EMPTY,
-        f"SELECT {active} AS active_customers, {pairs} AS eligible_pairs WHERE {rows} = 0",
+        render("weekly", "checks/not_empty", active=active, pairs=pairs, rows=rows).text,
         f"the week has recommendations (an empty week never replaces history): {active} active customers, "
         f"{pairs} eligible pairs",
     )
+    invariants = steps.ranked_checks(week, weights, health, shards)
+    what = {
+        checks.ELIGIBILITY_GATE: "every product recommended is ELIGIBLE for the party",
+        checks.RANKS: "ranks 1..n, at most 3 per customer",
+        checks.SCORES: "scores in [0, 1], 6 dp, not rising with rank",
+        checks.MODEL_VERSION: f"model_version {model_version} on every row",
+        checks.SUITABILITY: "no product the suitability rule suppresses is recommended to a customer whose "
+        "MOD-040 financial health is below its class's threshold",
+    }
     return [
         checks.contract_in_warehouse(tx, HISTORY, week_filter(HISTORY, week), rows),
-        checks.query_result(
-            tx,
-            checks.ELIGIBILITY_GATE,
-            invariants.outside_eligibility(ranked, eligible),
-            "every product recommended is ELIGIBLE for the party",
-            # per party shard: at 10M customers one join of the week's 28M recommendations
-            # with its 119M eligible pairs spilled and took 30 s on one thread
-            [invariants.outside_eligibility_count(within(ranked, p), within(eligible, p)) for p in shards],
-        ),
-        checks.query_result(tx, checks.RANKS, invariants.bad_ranks(ranked), "ranks 1..n, at most 3 per customer"),
-        checks.query_result(
-            tx, checks.SCORES, invariants.bad_scores(ranked), "scores in [0, 1], 6 dp, not rising with rank"
-        ),
-        checks.query_result(
-            tx,
-            checks.MODEL_VERSION,
-            invariants.wrong_model_version(ranked, model_version),
-            f"model_version {model_version} on every row",
-        ),
-        checks.query_result(
-            tx,
-            checks.SUITABILITY,
-            suppressed_published(ranked, health, week_slice(PRODUCTS, week), weights),
-            "no product the suitability rule suppresses is recommended to a customer whose "
-            "MOD-040 financial health is below its class's threshold",
-        ),
+        *(checks.query_result(tx, name, sql, what[name], counts) for name, (sql, counts) in invariants.items()),
         empty,
     ]
+
+
+def ranked_health(warehouse: WarehouseResource, week: Week) -> str:
+    """The MOD-040 snapshot the suitability check reads (itself, not the signals the rule produced)."""
+    return checks.fail_on_violation(lambda: src.snapshot(warehouse, "churn_health", week)).relation
 
 
 @in_session
@@ -364,28 +328,21 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     started, week = time.perf_counter(), week_of(context)
     model_version = weights.model_version
     context.log.info("ranking the top 3 per customer in the warehouse")
-    scores = week_slice(SCORES, week, "party_id, product_id, score, primary_signal")
-    # the suitability check reads MOD-040 itself, not the signals the rule produced
-    health = checks.fail_on_violation(lambda: src.snapshot(warehouse, "churn_health", week)).relation
+    health = ranked_health(warehouse, week)
     warehouse.ensure_table(HISTORY)
     with warehouse.transaction() as tx:
         # Nothing of the week reaches the history unless every check below passes: they run on
         # the uncommitted rows, and a failure rolls the replace back.
-        shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
-        rows = replace_week(
-            tx,
-            HISTORY,
-            week,
-            top_n_by_shard(warehouse, week, scores, model_version, shards),
-            context.log,
-        )
+        shards = week_shards(tx, warehouse, week)
+        step = steps.nbp_ranked(week, model_version, shards, warehouse.dialect)
+        rows = step.run(tx, context.log)[HISTORY.name]
         memory = tx.memory_metadata()
-        active = int(tx.scalar(f"SELECT count(*) FROM {_active(week)} a"))
+        active = count_rows(tx, _active(week))
         yield from checks.gate("nbp_ranked", _ranked_checks(tx, week, rows, active, weights, health, shards))
     ranked = week_slice(HISTORY, week)
-    rank1 = warehouse.counts(f"SELECT primary_signal, count(*) FROM {ranked} r WHERE rank = 1 GROUP BY 1 ORDER BY 1")
+    rank1 = _counts(warehouse, ranked, "primary_signal", where="rank = 1")
     parties = sum(rank1.values())  # every customer ranked has one rank 1 (the ranks check passed)
-    sample = warehouse.query(f"SELECT * FROM {ranked} r ORDER BY party_id, rank LIMIT 10")
+    sample = warehouse.query(_select(ranked, order_by="party_id, rank", limit=10))
     yield dg.MaterializeResult(
         metadata={
             **common_metadata(week, rows, HISTORY.name, started),
@@ -396,71 +353,15 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             "active_customers_without_eligible_product": active - parties,
             "rank1_primary_signal": dg.MetadataValue.json(rank1),
             "preview": dg.MetadataValue.md(sample.to_markdown(index=False)),
+            "sql_digest": step.digest,
             **memory,
         }
     )
 
 
-PUBLISH_COLUMNS = (
-    "party_id, jurisdiction, CAST(rank AS INTEGER) AS rank, product_id, CAST(score AS DOUBLE) AS score, "
-    "primary_signal, model_version, evaluated_at"
-)
-
-
-@in_session
-def nbp_current_step(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    postgres: PostgresResource,
-    model_version: str,
-    fairness_blocks_publish: bool,
-) -> Step:
-    """The current week's top 3 per customer in PostgreSQL (product_intelligence.nbp_current),
-    read by the offer engine (MOD-108), agent assist (MOD-083) and app insight cards
-    (MOD-077). Streamed from the warehouse history and replaced atomically: readers see the
-    previous week or this one, never a mix or an empty table. A backfill of an older week
-    never replaces a newer one."""
-    from nbp_assets.publish import postgres as pg
-
-    started, week = time.perf_counter(), week_of(context)
-    if fairness_blocks_publish and (blocked := publish_blocked_reason(warehouse, week, model_version)):
-        raise dg.Failure(description=blocked, metadata={"published": False})
-    rows = int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(HISTORY, week)} r"))
-    with warehouse.transaction() as tx:
-        contract = checks.contract_in_warehouse(tx, HISTORY, week_filter(HISTORY, week), rows, models.NbpCurrentAsset)
-    yield from checks.gate("nbp_current", [contract])
-    context.log.info(f"publishing {rows:,} rows to {postgres.describe()}, streamed from the warehouse")
-    batches = warehouse.record_batches(
-        # In storage order, which nbp_ranked made the key's order: PostgreSQL builds the key's
-        # index from presorted rows much faster (at 10M customers an unsorted week spilled its
-        # sort), and sorting here would sort the whole week again (13.5 s at 10M).
-        f"SELECT {PUBLISH_COLUMNS} FROM {HISTORY.name} WHERE {week_filter(HISTORY, week)}"
-    )
-    products = warehouse.query(f"SELECT {', '.join(pg.PRODUCT_COLUMNS)} FROM {week_slice(PRODUCTS, week)} p")
-    result = pg.publish_current(postgres.conninfo(), batches, week.evaluated_at, products=products)
-    context.log.info(f"nbp_current: {result.reason}")
-    metadata = {
-        **common_metadata(week, rows, "product_intelligence.nbp_current", started),
-        "published": result.published,
-        "outcome": result.reason,
-        "current_week_before": pg.week_key(result.previous_evaluated_at) if result.previous_evaluated_at else "none",
-        "publish_seconds": round(result.seconds, 2),
-        **{k: getattr(result, k) for k in ("lock_wait_seconds", "lock_retries") if hasattr(result, k)},
-        "model_version": model_version,
-        "postgres": postgres.describe(),
-    }
-    if not result.published:
-        # The UI takes nbp_current's latest materialization for the week the apps see: a week
-        # that was not published (a backfill of an older week) is recorded as an observation.
-        context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=week.key, metadata=metadata))
-        return
-    yield dg.MaterializeResult(metadata=metadata)
-
-
 # ----------------------------------------------------------------------------- declarations
 
 from nbp_assets.core.partitions import weekly_partitions  # noqa: E402
-from nbp_assets.fairness.config import fairness_config  # noqa: E402  (declarations only)
 from nbp_assets.weekly.io import GROUP, WEEKLY_POOL, table_metadata  # noqa: E402
 from nbp_assets.weekly.weights_asset import RANKING_WEIGHTS  # noqa: E402
 
@@ -483,7 +384,8 @@ _RANKED_CHECKS = [
 ]
 
 
-def _weekly(name: str, table, model, docstring_of, deps=(), code_version=None, extra_checks=(), **metadata):
+def weekly_spec(name: str, table, model, docstring_of, deps=(), code_version=None, extra_checks=(), **metadata):
+    """The keyword arguments of a weekly asset: its partitions, pool, table metadata and checks."""
     spec = dict(
         name=name,
         group_name=GROUP,
@@ -503,20 +405,20 @@ def _weekly(name: str, table, model, docstring_of, deps=(), code_version=None, e
 
 
 def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
-    """The weekly engine's assets (fairness_report aside), governed by one weights
-    configuration and its model_version."""
+    """The weekly ranking's assets, customers to nbp_ranked, governed by one weights
+    configuration and its model_version (the publish, fairness and monitoring assets are
+    their own domains')."""
     model_version = weights.model_version
-    blocks_publish = fairness_config().blocks_publish
 
-    @dg.asset(**_weekly("customers", CUSTOMERS, models.CustomersAsset, customers_step))
+    @dg.asset(**weekly_spec("customers", CUSTOMERS, models.CustomersAsset, customers_step))
     def customers(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from customers_step(context, warehouse)
 
-    @dg.asset(**_weekly("activity", ACTIVITY, models.ActivityAsset, activity_step))
+    @dg.asset(**weekly_spec("activity", ACTIVITY, models.ActivityAsset, activity_step))
     def activity(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from activity_step(context, warehouse)
 
-    @dg.asset(**_weekly("eligibility", ELIGIBILITY, models.EligibilityAsset, eligibility_step, deps=[customers]))
+    @dg.asset(**weekly_spec("eligibility", ELIGIBILITY, models.EligibilityAsset, eligibility_step, deps=[customers]))
     def eligibility(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from eligibility_step(context, warehouse)
 
@@ -524,7 +426,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     # Every asset whose rows carry model_version depends on ranking_weights: a new weights
     # digest shows each one stale.
     @dg.asset(
-        **_weekly(
+        **weekly_spec(
             "signals",
             SIGNALS,
             models.SignalsAsset,
@@ -537,7 +439,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         yield from signals_step(context, warehouse, weights)
 
     @dg.asset(
-        **_weekly(
+        **weekly_spec(
             "scores",
             SCORES,
             models.ScoresAsset,
@@ -551,7 +453,7 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
         yield from scores_step(context, warehouse, weights)
 
     @dg.asset(
-        **_weekly(
+        **weekly_spec(
             "nbp_ranked",
             HISTORY,
             models.NbpRankedAsset,
@@ -565,23 +467,4 @@ def build_engine_assets(weights: Weights) -> list[dg.AssetsDefinition]:
     def nbp_ranked(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield from nbp_ranked_step(context, warehouse, weights)
 
-    current = _weekly(
-        "nbp_current",
-        HISTORY,
-        models.NbpCurrentAsset,
-        nbp_current_step,
-        # NBP_FAIRNESS_BLOCKS_PUBLISH=true: publish only after this week's fairness check (docs/fairness.md).
-        deps=[nbp_ranked, RANKING_WEIGHTS, *(["fairness_report"] if blocks_publish else [])],
-        code_version=model_version,
-        model_version=model_version,
-    )
-    current["metadata"]["dagster/table_name"] = "postgres: product_intelligence.nbp_current"
-    current["metadata"].pop("key")
-    current["kinds"] = {"postgres"}
-    current["output_required"] = False  # a week not published is observed, not materialized
-
-    @dg.asset(**current)
-    def nbp_current(context: dg.AssetExecutionContext, warehouse: WarehouseResource, postgres: PostgresResource):
-        yield from nbp_current_step(context, warehouse, postgres, weights.model_version, blocks_publish)
-
-    return [customers, activity, eligibility, signals, scores, nbp_ranked, nbp_current]
+    return [customers, activity, eligibility, signals, scores, nbp_ranked]

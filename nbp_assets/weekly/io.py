@@ -10,7 +10,8 @@ import pandas as pd
 
 from nbp_assets.contract.tables import Table
 from nbp_assets.core.partitions import Week
-from nbp_assets.core.sqltext import lit, timestamp
+from nbp_assets.core.sql import render
+from nbp_assets.core.sqltext import timestamp
 from nbp_assets.core.warehouse import WORK_SCHEMA, WarehouseResource, WarehouseSession
 
 GROUP = "next_best_product"
@@ -34,24 +35,44 @@ def week_filter(table: Table, week: Week) -> str:
     return f"{table.partition_column} = {timestamp(week.start)}"
 
 
-def replace_week(tx: WarehouseSession, table: Table, week: Week, select_sql: str | list[str], log=None) -> int:
-    """Replace the week's slice of `table` by the rows of `select_sql` (in the table's column
-    order, minus week_start, which is added here), or of each query of a list (the week's
-    shards, see party_shards; `log` hears of each one). Returns the slice's row count."""
+def replace_week_sql(table: Table, week: Week, select_sql: str | list[str]) -> list[str]:
+    """The statements that replace the week's slice of `table` by the rows of `select_sql` (in
+    the table's column order, minus week_start, which is added here), or of each query of a
+    list (the week's shards, see party_shards): one DELETE, then one INSERT per query."""
     columns = table.columns
     values = [c for c in columns if c != "week_start"]
-    week_value = f"{timestamp(week.start)} AS week_start, " if "week_start" in columns else ""
-    tx.execute(f"DELETE FROM {table.name} WHERE {week_filter(table, week)}")
     parts = [select_sql] if isinstance(select_sql, str) else select_sql
-    for i, part in enumerate(parts, 1):
+    delete = render("core", "delete_where", table=table.name, where=week_filter(table, week)).text
+    inserts = [
+        render(
+            "core",
+            "insert_select",
+            table=table.name,
+            columns=columns,
+            values=values,
+            week_start=week.start if "week_start" in columns else None,
+            select=part,
+        ).text
+        for part in parts
+    ]
+    return [delete, *inserts]
+
+
+def replace_week(tx: WarehouseSession, table: Table, week: Week, select_sql: str | list[str], log=None) -> int:
+    """Replace the week's slice of `table` by the rows of `select_sql` (replace_week_sql; `log`
+    hears of each shard). Returns the slice's row count."""
+    delete, *inserts = replace_week_sql(table, week, select_sql)
+    tx.execute(delete)
+    for i, insert in enumerate(inserts, 1):
         started = time.perf_counter()
-        tx.execute(
-            f"INSERT INTO {table.name} ({', '.join(columns)})\n"
-            f"SELECT {week_value}{', '.join(values)} FROM (\n{part}\n) q"
-        )
-        if log is not None and len(parts) > 1:
-            log.info(f"{table.name}: shard {i} of {len(parts)} written in {time.perf_counter() - started:.1f} s")
-    return int(tx.scalar(f"SELECT count(*) FROM {table.name} WHERE {week_filter(table, week)}"))
+        tx.execute(insert)
+        if log is not None and len(inserts) > 1:
+            log.info(f"{table.name}: shard {i} of {len(inserts)} written in {time.perf_counter() - started:.1f} s")
+    return count_rows(tx, week_slice(table, week))
+
+
+def count_rows(tx: WarehouseSession | WarehouseResource, relation: str) -> int:
+    return int(tx.scalar(render("core", "select", columns="count(*)", relation=relation).text))
 
 
 def party_shards(tx: WarehouseSession | WarehouseResource, parties: str, size: int | None) -> list[str | None]:
@@ -60,22 +81,16 @@ def party_shards(tx: WarehouseSession | WarehouseResource, parties: str, size: i
     per-customer steps run one range at a time, so the warehouse's memory holds one range's
     joins, not the bank's. [None] (one pass) when the
     bank fits in one range or the engine scales by itself (size None: Snowflake)."""
-    if size is None or int(tx.scalar(f"SELECT count(*) FROM {parties} p")) <= size:
+    if size is None or count_rows(tx, parties) <= size:
         return [None]
-    starts = tx.query(
-        f"SELECT party_id FROM (SELECT party_id, row_number() OVER (ORDER BY party_id) AS n FROM {parties} p) s "
-        f"WHERE n > 1 AND (n - 1) % {int(size)} = 0 ORDER BY party_id"
-    )["party_id"].tolist()
+    starts = tx.query(render("core", "shard_starts", parties=parties, size=size).text)["party_id"].tolist()
     bounds = [None, *starts, None]
-    return [
-        " AND ".join(f"party_id {op} {lit(b)}" for op, b in ((">=", lo), ("<", hi)) if b is not None)
-        for lo, hi in zip(bounds, bounds[1:])
-    ]
+    return [render("core", "between", column="party_id", lo=lo, hi=hi).text for lo, hi in zip(bounds, bounds[1:])]
 
 
 def week_slice(table: Table, week: Week, columns: str = "*") -> str:
     """A week's slice of a declared table as a relation."""
-    return f"(SELECT {columns} FROM {table.name} WHERE {week_filter(table, week)})"
+    return render("core", "slice", table=table.name, where=week_filter(table, week), columns=columns).text
 
 
 def with_week(df: pd.DataFrame, week: Week) -> pd.DataFrame:

@@ -17,9 +17,9 @@ kept per pair: the suitability rule's input, shown in every explanation.
 
 Which signal matters for which product is decided by the weights per product class, not
 here: this module only measures (and drops the pairs a suitability rule suppresses). It is
-one SQL query (`signals_sql`) over the week's input relations, run where the data lives
+one SQL query (`signals_sql`, the file weekly/sql/signals.sql) over the week's input relations, run where the data lives
 (DuckDB locally, Snowflake in production). Every expression is written so that it gives
-numpy's answer bit for bit (model/sqltext.py).
+numpy's answer bit for bit (the macros of core/sql/macros.sql).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from nbp_assets.contract.vocabulary import ALL_SIGNALS
-from nbp_assets.core.sqltext import clip01, dbl, lit, round6, timestamp, within
+from nbp_assets.core.sql import render
 from nbp_assets.weekly.suitability import HEALTH_SCALE, SUPPRESS
 
 COOLING_OFF_DAYS = 90  # a rejection this many days or fewer before evaluation still counts
@@ -101,189 +101,47 @@ class SignalRelations:
         return ["rote_uplift"] if self.rote is None else []
 
 
-def _of_shard(relation: str, r: SignalRelations) -> str:
-    return within(relation, r.parties)
+@dataclass(frozen=True)
+class Constants:
+    """The signals' constants, as the SQL files read them (`c.` in weekly/sql/*.sql)."""
+
+    evaluation_date: date
+    cooling_off_days: int = COOLING_OFF_DAYS
+    idle_cash_buffer_months: float = IDLE_CASH_BUFFER_MONTHS
+    idle_cash_full_months: float = IDLE_CASH_FULL_MONTHS
+    min_monthly_spend: float = MIN_MONTHLY_SPEND
+    rote_uplift_scale: float = ROTE_UPLIFT_SCALE
+    lifecycle_penalty: dict = field(default_factory=lambda: dict(LIFECYCLE_PENALTY))
+    fx_months: float = FX_MONTHS
+    health_scale: float = HEALTH_SCALE
+    suppress: float = SUPPRESS
+
+    @property
+    def cooling_from(self) -> date:
+        return self.evaluation_date - timedelta(days=self.cooling_off_days)
 
 
-def _held(holdings: str, active: str, products: str) -> str:
-    """Open holdings of active customers in registered products, once per pair, with the
-    customer's segment (carried from the one join, not joined again)."""
-    return (
-        f"(SELECT DISTINCT h.party_id, h.product_id, a.segment FROM {holdings} h "
-        f"JOIN {active} a ON a.party_id = h.party_id "
-        f"JOIN (SELECT product_id FROM {products}) p ON p.product_id = h.product_id)"
-    )
+def _render(name: str, r: SignalRelations, **params) -> str:
+    return render("weekly", name, r=r, c=Constants(r.evaluation_date), **params).text
 
 
-def _peers_ctes(r: SignalRelations) -> str:
-    """relationship_gap's peer statistic, bank-wide whatever the shard: per segment and
-    product, the share of the segment's active customers who hold the product."""
-    active = f"(SELECT party_id, segment FROM {r.customers})"
-    return f"""segment_size AS (
-    SELECT segment, count(*) AS customers FROM {active} a GROUP BY segment
-),
-holders AS (
-    SELECT held.segment, held.product_id, count(*) AS holders
-    FROM {_held(r.holdings, active, r.products)} held
-    GROUP BY held.segment, held.product_id
-),
-peers AS (
-    SELECT hs.segment, hs.product_id,
-           CAST(hs.holders AS DOUBLE) / CAST(greatest(ss.customers, 1) AS DOUBLE) AS share
-    FROM holders hs JOIN segment_size ss ON ss.segment = hs.segment
-)"""
-
-
-def peers_sql(r: SignalRelations) -> str:
-    """segment, product_id, share: computed once per week when the week runs in shards."""
-    return f"WITH {_peers_ctes(r)}\nSELECT segment, product_id, share FROM peers"
-
-
-_HEALTH = round6(f"ch.financial_health_score / {dbl(HEALTH_SCALE)}")
-
-
-def _inputs_ctes(r: SignalRelations) -> str:
-    ev = r.evaluation_date
-    cooling_from = ev - timedelta(days=COOLING_OFF_DAYS)
-    lifecycle = " ".join(f"WHEN {lit(k)} THEN {dbl(v)}" for k, v in LIFECYCLE_PENALTY.items())
-    rote = (
-        f"SELECT party_id, customer_rote FROM {_of_shard(r.rote, r)}"
-        if r.rote
-        else "SELECT CAST(NULL AS VARCHAR) AS party_id, CAST(NULL AS DOUBLE) AS customer_rote WHERE 1 = 0"
-    )
-    # The active customers and the held pairs are written inline wherever they are used,
-    # not as shared CTEs: an engine keeps a CTE read twice in memory (at 10M customers the
-    # held pairs alone outgrew DuckDB's 1 GB), where inline subqueries stream and spill.
-    active = f"(SELECT party_id, segment FROM {_of_shard(r.customers, r)})"
-    peers = _peers_ctes(r) if r.peers is None else f"peers AS (SELECT segment, product_id, share FROM {r.peers})"
-    rules = r.suitability or (
-        "(SELECT CAST(NULL AS VARCHAR) AS product_class, CAST(NULL AS DOUBLE) AS health_below, "
-        "CAST(NULL AS DOUBLE) AS penalty WHERE 1 = 0)"
-    )
-    return f"""
-products AS (
-    SELECT pr.product_id, pr.product_class, pr.is_retention, pr.spend_category, pr.target_rote,
-           CASE pr.lifecycle_stage {lifecycle} ELSE 0.0e0 END AS lifecycle_penalty,
-           coalesce(u.health_below, 0.0e0) AS health_below, coalesce(u.penalty, 0.0e0) AS suitability_penalty
-    FROM {r.products} pr
-    LEFT JOIN {rules} u ON u.product_class = pr.product_class
-),
-{peers},
--- cooling-off counts by calendar day: rejected from E-{COOLING_OFF_DAYS} 00:00 up to, not including, E
-cooling_off AS (
-    SELECT DISTINCT party_id, product_id FROM {_of_shard(r.rejections, r)}
-    WHERE outcome_at >= {timestamp(cooling_from)} AND outcome_at < {timestamp(ev)}
-),
-churn AS (SELECT party_id, churn_probability, financial_health_score FROM {_of_shard(r.churn, r)}),
-behaviour AS (
-    SELECT party_id, current_account_balance, monthly_spend, fx_active_months_6m, top_spend_category
-    FROM {_of_shard(r.behaviour, r)}
-),
-rote AS ({rote}),
--- every per-party input joined once on the ~1M parties, not on the ~10M candidate pairs
-party AS (
-    SELECT a.party_id, a.segment, ch.churn_probability,
-           {_HEALTH} AS financial_health,
-           b.current_account_balance, b.monthly_spend,
-           b.fx_active_months_6m, b.top_spend_category, ro.customer_rote
-    FROM {active} a
-    LEFT JOIN churn ch ON ch.party_id = a.party_id
-    LEFT JOIN behaviour b ON b.party_id = a.party_id
-    LEFT JOIN rote ro ON ro.party_id = a.party_id
-),
--- a product the party already holds is not a *next* product: it leaves the candidates
-candidates AS ({_not_held(_of_shard(r.candidates, r), r)})"""
-
-
-def _not_held(pairs: str, r: SignalRelations) -> str:
-    """The (party_id, product_id) rows of `pairs` that are not a holding open at the
-    evaluation date. The pairs are of active customers and registered products already, so
-    the holdings are read as they are: an outer join needs no DISTINCT (a held pair is
-    dropped however often it is held), and it costs half of NOT EXISTS in DuckDB."""
-    return (
-        f"SELECT k.party_id, k.product_id FROM {pairs} k "
-        f"LEFT JOIN {_of_shard(r.holdings, r)} h ON h.party_id = k.party_id AND h.product_id = k.product_id "
-        "WHERE h.party_id IS NULL"
-    )
-
-
-# NULL health (no MOD-040 row) compares as unknown: not known to be in difficulty
-_UNSUITABLE = "coalesce(a.financial_health < p.health_below, FALSE)"
-_SUPPRESSED = f"({_UNSUITABLE} AND p.suitability_penalty >= {dbl(SUPPRESS)})"
-
-
-def _measured_sql(r: SignalRelations) -> str:
-    """Every candidate pair with its signals, financial_health and `suppressed` (the
-    suitability rule keeps the pair out of the ranking)."""
-    idle_span = dbl(IDLE_CASH_FULL_MONTHS - IDLE_CASH_BUFFER_MONTHS)
-    raw = {
-        # no peer holds it: 0/customers, which is exactly 0.0
-        "relationship_gap": "coalesce(pr.share, 0.0e0)",
-        "churn_risk": "CASE WHEN p.is_retention THEN coalesce(a.churn_probability, 0.0e0) ELSE 0.0e0 END",
-        "rote_uplift": "CASE WHEN a.customer_rote IS NULL THEN 0.0e0 ELSE "
-        + clip01(f"(p.target_rote - a.customer_rote) / {dbl(ROTE_UPLIFT_SCALE)}")
-        + " END",
-        "idle_cash": clip01(
-            f"(coalesce(a.current_account_balance, 0.0e0) / greatest(coalesce(a.monthly_spend, 0.0e0), "
-            f"{dbl(MIN_MONTHLY_SPEND)}) - {dbl(IDLE_CASH_BUFFER_MONTHS)}) / {idle_span}"
-        ),
-        "regular_fx": clip01(f"CAST(coalesce(a.fx_active_months_6m, 0) AS DOUBLE) / {dbl(FX_MONTHS)}"),
-        "spend_affinity": "CASE WHEN a.top_spend_category = p.spend_category THEN 1.0e0 ELSE 0.0e0 END",
-        "cooling_off": "CASE WHEN co.party_id IS NULL THEN 0.0e0 ELSE 1.0e0 END",
-        "lifecycle": "p.lifecycle_penalty",
-    }
-    columns = ",\n    ".join(f"{round6(expr)} AS {name}" for name, expr in raw.items())
-    return f"""WITH {_inputs_ctes(r)}
-SELECT
-    k.party_id,
-    k.product_id,
-    {columns},
-    {round6(f"CASE WHEN {_UNSUITABLE} THEN 1.0e0 ELSE 0.0e0 END")} AS suitability,
-    a.financial_health,
-    {_SUPPRESSED} AS suppressed
-FROM candidates k
-JOIN party a ON a.party_id = k.party_id
-JOIN products p ON p.product_id = k.product_id
-LEFT JOIN peers pr ON pr.segment = a.segment AND pr.product_id = k.product_id
-LEFT JOIN cooling_off co ON co.party_id = k.party_id AND co.product_id = k.product_id"""
+def peers_sql(r: SignalRelations, into: str | None = None) -> str:
+    """segment, product_id, share: computed once per week when the week runs in shards
+    (`into`: the temporary table created from it)."""
+    return render("weekly", "peers", r=r, into=into).text
 
 
 def signals_sql(r: SignalRelations) -> str:
     """party_id, product_id, every signal (ALL_SIGNALS order, rounded to 6 dp) and
     financial_health, for the candidates the suitability rule does not suppress."""
-    return (
-        f"SELECT party_id, product_id, {', '.join(ALL_SIGNALS)}, financial_health\n"
-        f"FROM ({_measured_sql(r)}) m\nWHERE NOT m.suppressed"
-    )
+    return _render("signals", r, signals=ALL_SIGNALS)
 
 
 def suppressed_sql(r: SignalRelations) -> str:
-    """One row: how many candidate pairs the suitability rule suppressed. Only the inputs the
-    rule reads are joined (not the signals), so counting costs a fraction of the signals."""
-    # The rule first, the holdings after: the anti-join then runs on the few suppressed pairs.
-    # The GROUP BY (a no-op: candidate pairs are unique) keeps it that way, as an engine does
-    # not reorder joins across an aggregate; without it DuckDB anti-joined all ~10M candidates
-    # first (1.0 CPU s at 1M customers, for ~100k suppressed pairs).
-    # The candidates are active customers already, and the rule reads only the MOD-040 health:
-    # churn alone is joined, not the party row's four inputs (a party without a MOD-040 row is
-    # not known to be in difficulty, and the inner join drops it as the rule would).
-    by_rule = f"""(SELECT k.party_id, k.product_id
-    FROM {_of_shard(r.candidates, r)} k
-    JOIN (SELECT party_id, {_HEALTH} AS financial_health FROM churn ch) a ON a.party_id = k.party_id
-    JOIN products p ON p.product_id = k.product_id
-    WHERE {_SUPPRESSED}
-    GROUP BY k.party_id, k.product_id)"""
-    return f"""WITH {_inputs_ctes(r)}
-SELECT count(*) AS pairs_suppressed_unsuitable
-FROM ({_not_held(by_rule, r)}) s"""
+    """One row: how many candidate pairs the suitability rule suppressed."""
+    return _render("suppressed_pairs", r)
 
 
 def report_sql(r: SignalRelations) -> str:
-    """One row: the active parties without a churn, behaviour or ROTE row (their values are
-    never NULL by contract, so a NULL after the outer join means no row)."""
-    return f"""WITH {_inputs_ctes(r)}
-SELECT
-    count(CASE WHEN churn_probability IS NULL THEN 1 END) AS parties_without_churn,
-    count(CASE WHEN monthly_spend IS NULL THEN 1 END) AS parties_without_behaviour,
-    count(CASE WHEN customer_rote IS NULL THEN 1 END) AS parties_without_rote
-FROM party"""
+    """One row: the active parties without a churn, behaviour or ROTE row."""
+    return _render("signal_report", r)

@@ -17,7 +17,7 @@ defaults and why.
 
 from __future__ import annotations
 
-from nbp_assets.core.sqltext import dbl, lit, round6
+from nbp_assets.core.sql import render
 from nbp_assets.weekly.weights import HEALTH_THRESHOLD, Weights
 
 SUITABILITY = "suitability"
@@ -26,28 +26,27 @@ SUPPRESS = 1.0  # a suitability weight of 1.0 means "never offer", not "score x 
 
 
 def rules_relation(weights: Weights) -> str | None:
-    """product_class, health_below, penalty for the classes with a rule; None without any."""
+    """product_class, health_below, penalty for the classes with a rule; None without any
+    (weekly/sql/suitability_rules.sql)."""
     m = weights.matrix
     ruled = [c for c in m.index if m.at[c, HEALTH_THRESHOLD] > 0.0 and m.at[c, SUITABILITY] > 0.0]
     if not ruled:
         return None
-    rows = ", ".join(f"({lit(c)}, {dbl(m.at[c, HEALTH_THRESHOLD])}, {dbl(m.at[c, SUITABILITY])})" for c in ruled)
-    return f"(SELECT * FROM (VALUES {rows}) AS r(product_class, health_below, penalty))"
+    rows = [(c, float(m.at[c, HEALTH_THRESHOLD]), float(m.at[c, SUITABILITY])) for c in ruled]
+    return render("weekly", "suitability_rules", rows=rows).text
 
 
 def suppressed_published(ranked: str, health: str, products: str, weights: Weights) -> str:
     """Published recommendations the suitability rule suppresses: the product's class has a
     suppressing rule and the party's MOD-040 health (read from the snapshot itself, not from
-    the signals the rule produced) is below its threshold."""
-    rules = rules_relation(weights)
-    if rules is None:
-        return f"SELECT party_id, rank, product_id FROM {ranked} r WHERE 1 = 0"
-    # the same rounding as the signal: the rule judges the number the explanation shows
-    health_6dp = round6(f"h.financial_health_score / {dbl(HEALTH_SCALE)}")
-    return f"""SELECT r.party_id, r.rank, r.product_id, p.product_class, {health_6dp} AS financial_health,
-       u.health_below
-FROM {ranked} r
-JOIN {products} p ON p.product_id = r.product_id
-JOIN {rules} u ON u.product_class = p.product_class
-JOIN {health} h ON h.party_id = r.party_id
-WHERE u.penalty >= {dbl(SUPPRESS)} AND {health_6dp} < u.health_below"""
+    the signals the rule produced) is below its threshold (weekly/sql/checks/suppressed_published.sql)."""
+    return render(
+        "weekly",
+        "checks/suppressed_published",
+        ranked=ranked,
+        health=health,
+        products=products,
+        rules=rules_relation(weights),
+        health_scale=HEALTH_SCALE,
+        suppress=SUPPRESS,
+    ).text
