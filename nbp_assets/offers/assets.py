@@ -67,7 +67,7 @@ class OfferBatch(dg.Config):
 
 def _batch_key(context: dg.AssetExecutionContext, config: OfferBatch) -> str:
     key = config.batch or f"manual-{context.run_id[:8]}"
-    stream.literal(key)  # rejects a key that could not be used safely in SQL
+    stream.checked_key(key)  # rejects a key that could not be used safely in SQL
     return key
 
 
@@ -78,13 +78,13 @@ def _preview(df: pd.DataFrame, n: int = 10) -> dg.MetadataValue:
 def _published_offers(wh: WarehouseResource) -> pd.DataFrame:
     if not wh.table_exists(stream.OFFERS_TABLE):
         raise dg.Failure(f"{stream.OFFERS_TABLE} has not been published yet: run {TABLES_JOB} (the sensor does)")
-    return validate(OffersInput, wh.query(f"SELECT * FROM {stream.OFFERS_TABLE}"), table="offers")
+    return validate(OffersInput, stream.read_table(wh, stream.OFFERS_TABLE), table="offers")
 
 
 def _published_rules(wh: WarehouseResource) -> offers_rules.RuleSet | None:
     if not wh.table_exists(stream.RULES_TABLE):
         return None
-    return offers_rules.rules_from_frame(wh.query(f"SELECT * FROM {stream.RULES_TABLE}"), source=stream.RULES_TABLE)
+    return offers_rules.rules_from_frame(stream.read_table(wh, stream.RULES_TABLE), source=stream.RULES_TABLE)
 
 
 def _coverage_result(rules: offers_rules.RuleSet, offer_ids: pd.Series) -> dg.AssetCheckResult:
@@ -139,19 +139,18 @@ def _history_problems(wh: WarehouseResource, rules: offers_rules.RuleSet) -> pd.
     diff = old.merge(new, how="outer", indicator=True)
     edited = diff.loc[diff["rules_version"].isin(old["rules_version"]) & (diff["_merge"] != "both"), "rules_version"]
     problems = [pd.DataFrame({"rules_version": edited.unique(), "problem": "published version edited or removed"})]
-    if wh.table_exists(stream.NBO_TABLE):
-        last = wh.query(f"SELECT max(EVENT_TIME) AS t FROM {stream.NBO_TABLE}")["t"].iloc[0]
+    last = stream.last_offered_time(wh)
+    if last is not None and pd.notna(last):
         fresh = rules.versions[~rules.versions["rules_version"].isin(old["rules_version"])]
-        if pd.notna(last):
-            early = fresh[fresh["valid_from"] <= pd.Timestamp(last)]
-            problems.append(
-                pd.DataFrame(
-                    {
-                        "rules_version": early["rules_version"],
-                        "problem": f"starts at or before an event already offered ({last})",
-                    }
-                )
+        early = fresh[fresh["valid_from"] <= pd.Timestamp(last)]
+        problems.append(
+            pd.DataFrame(
+                {
+                    "rules_version": early["rules_version"],
+                    "problem": f"starts at or before an event already offered ({last})",
+                }
             )
+        )
     return pd.concat(problems, ignore_index=True)
 
 

@@ -104,8 +104,8 @@ def offer_topics(warehouse: WarehouseResource):
     cfg = _settings()
     sent = publish(
         cfg,
-        warehouse.query(f"SELECT * FROM {stream.OFFERS_TABLE} ORDER BY offer_id"),
-        warehouse.query(f"SELECT * FROM {stream.RULES_TABLE}"),
+        stream.read_table(warehouse, stream.OFFERS_TABLE, order_by="offer_id"),
+        stream.read_table(warehouse, stream.RULES_TABLE),
     )
     yield dg.MaterializeResult(
         metadata={
