@@ -130,3 +130,37 @@ class NextBestOfferLookupAsset(_AssetModel):
 
     class Config:
         ordered = True
+
+
+class NextBestOfferPendingAsset(_AssetModel):
+    """Events whose customer has no record yet (the recipe's INNER JOIN would drop them),
+    with the micro-batch that first saw each."""
+
+    ACTIVITY_ID: Series[pd.Int64Dtype] = pa.Field(unique=True)
+    CUSTOMER_ID: Series[object] = Text()
+    EVENT_TIME: Series[pa.DateTime]
+    ACTIVITY_TYPE: Series[object] = Text()
+    PROPENSITY_TO_BUY: Series[float] = pa.Field(ge=0.0, le=1.0)
+    FIRST_SEEN_BATCH: Series[object] = Text()
+
+
+class NextBestOfferClaimsAsset(_AssetModel):
+    """(BATCH_KEY, ACTIVITY_ID) for every event a micro-batch set out to offer."""
+
+    BATCH_KEY: Series[object] = Text()
+    ACTIVITY_ID: Series[pd.Int64Dtype]
+
+
+# The recipe's upper-case names of the columns the offer outputs take from an activity event
+# (the activity contract's names) and from the customer version it joins: the one mapping
+# the warehouse path, the stream processor and the pending table all use.
+FROM_EVENT = {
+    "activity_id": "ACTIVITY_ID",
+    "party_id": "CUSTOMER_ID",
+    "event_time": "EVENT_TIME",
+    "propensity_to_buy": "PROPENSITY_TO_BUY",
+    "activity_type": "ACTIVITY_TYPE",
+}
+FROM_VERSION = {"income": "INCOME", "fico": "FICO", "valid_from": "CUSTOMER_VALID_FROM"}
+FROM_RULE = ("OFFER_ID", "RULES_VERSION", "RULE_PRIORITY")  # what rules.assign_arrays returns, in order
+FROM_OFFER = {"offer_name": "OFFER_NAME", "offer_url": "OFFER_URL"}  # the lookup's columns from the offers table

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pandera.pandas as pa
 
 from nbp_assets.contract import assets as models
+from nbp_assets.contract import offers as offer_models
 
 # pandera dtype -> SQL type both engines accept (timestamps are zone-naive: bank wall time)
 _SQL_TYPES = {
@@ -36,6 +37,16 @@ class Table:
     partition_column: str  # the column a week's slice is selected and replaced by
     description: str
     sql_types: dict[str, str] = field(default_factory=dict)  # where the seed fixes a type
+    # The engine refuses a second row per key (small keyed tables such as the offers'; the
+    # weekly tables are checked instead, see above).
+    enforced_key: bool = False
+    # The JSON field order of the table's rows as Kafka messages (empty: not on a topic).
+    message_fields: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.message_fields) - set(self.columns)
+        if unknown:
+            raise ValueError(f"{self.name}: message fields {sorted(unknown)} are not columns")
 
     @property
     def schema(self) -> str:
@@ -62,6 +73,32 @@ class Table:
         if dialect == "snowflake":  # informational there (not enforced): documents the key for readers
             cols += f",\n    PRIMARY KEY ({', '.join(self.key)})"
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {cols}\n)"
+
+    def ddl_template(self) -> str:
+        """The DDL for the warehouses' replace_slice(ddl=...), which fill in {timestamp} per
+        engine. The key is declared (and, in DuckDB, enforced) when enforced_key is set."""
+        cols = ",\n    ".join(
+            f"{c} {'{timestamp}' if t == 'TIMESTAMP' else t}{'' if self.nullable(c) else ' NOT NULL'}"
+            for c, t in self.column_types().items()
+        )
+        if self.enforced_key:
+            cols += f",\n    PRIMARY KEY ({', '.join(self.key)})"
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {cols}\n)"
+
+    def dtypes(self) -> dict[str, str]:
+        """pandas dtype of each column, as the model declares it."""
+        return {name: str(column.dtype) for name, column in self.model.to_schema().columns.items()}
+
+    def column_schema(self):
+        """The UI's column schema (Dagster's dagster/column_schema metadata)."""
+        import dagster as dg
+
+        return dg.TableSchema(
+            columns=[
+                dg.TableColumn(name, sql_type, constraints=dg.TableColumnConstraints(nullable=self.nullable(name)))
+                for name, sql_type in self.column_types().items()
+            ]
+        )
 
 
 def _work(name: str, model, key: tuple[str, ...], description: str) -> Table:
@@ -92,4 +129,61 @@ HISTORY = Table(
     "evaluated_at",
     "Weekly next-best-product history: top 3 per active customer.",
     {"score": "DECIMAL(8,6)"},
+)
+
+
+# ----------------------------------------------------------------------------- offers
+# The next-best-offer recipe's outputs (nbp_offers unless named). Their keys are enforced:
+# DuckDB itself refuses a second row per event.
+
+
+def _offers(name: str, model, key: tuple[str, ...], description: str, message_fields: tuple[str, ...] = ()) -> Table:
+    return Table(name, model, key, "", description, enforced_key=True, message_fields=message_fields)
+
+
+NEXT_BEST_OFFER = _offers(
+    "nbp_offers.next_best_offer",
+    offer_models.NextBestOfferAsset,
+    ("ACTIVITY_ID",),
+    "The recipe's NEXT_BEST_OFFER: one row per offered event, with its lineage and micro-batch.",
+    # on the topic: the recipe's fields, then the lineage (no BATCH_KEY: the stream has none)
+    message_fields=(
+        "ACTIVITY_ID",
+        "CUSTOMER_ID",
+        "PROPENSITY_TO_BUY",
+        "ACTIVITY_TYPE",
+        "INCOME",
+        "FICO",
+        "OFFER_ID",
+        "EVENT_TIME",
+        "RULES_VERSION",
+        "RULE_PRIORITY",
+        "CUSTOMER_VALID_FROM",
+    ),
+)
+NEXT_BEST_OFFER_LOOKUP = _offers(
+    "product_intelligence.next_best_offer_lookup",
+    offer_models.NextBestOfferLookupAsset,
+    ("ACTIVITY_ID",),
+    "The recipe's NEXT_BEST_OFFER_LOOKUP: exactly its nine columns, in its order.",
+    message_fields=tuple(offer_models.NextBestOfferLookupAsset.to_schema().columns),
+)
+# NEXT_BEST_OFFER as the Kafka stream processor produced it (BATCH_KEY 'kafka'), sunk by the sink.
+NEXT_BEST_OFFER_STREAM = _offers(
+    "nbp_offers.next_best_offer_stream",
+    offer_models.NextBestOfferAsset,
+    ("ACTIVITY_ID",),
+    "NEXT_BEST_OFFER as produced by the Kafka stream processor, moved into the warehouse by its sink.",
+)
+NEXT_BEST_OFFER_PENDING = _offers(
+    "nbp_offers.next_best_offer_pending",
+    offer_models.NextBestOfferPendingAsset,
+    ("ACTIVITY_ID",),
+    "Events waiting for their customer's record, with the micro-batch that first saw each.",
+)
+NEXT_BEST_OFFER_CLAIMS = _offers(
+    "nbp_offers.next_best_offer_claims",
+    offer_models.NextBestOfferClaimsAsset,
+    ("BATCH_KEY", "ACTIVITY_ID"),
+    "The events each micro-batch set out to offer.",
 )

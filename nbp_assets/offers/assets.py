@@ -25,6 +25,7 @@ from nbp_assets.contract.offers import (
     OffersAsset,
     OffersInput,
 )
+from nbp_assets.contract.tables import NEXT_BEST_OFFER, NEXT_BEST_OFFER_LOOKUP, Table
 from nbp_assets.contract.validation import validate
 from nbp_assets.core.warehouse import WarehouseResource
 from nbp_assets.offers import inputs
@@ -66,7 +67,7 @@ class OfferBatch(dg.Config):
 
 def _batch_key(context: dg.AssetExecutionContext, config: OfferBatch) -> str:
     key = config.batch or f"manual-{context.run_id[:8]}"
-    stream.literal(key)  # rejects a key that could not be used safely in SQL
+    stream.checked_key(key)  # rejects a key that could not be used safely in SQL
     return key
 
 
@@ -77,13 +78,13 @@ def _preview(df: pd.DataFrame, n: int = 10) -> dg.MetadataValue:
 def _published_offers(wh: WarehouseResource) -> pd.DataFrame:
     if not wh.table_exists(stream.OFFERS_TABLE):
         raise dg.Failure(f"{stream.OFFERS_TABLE} has not been published yet: run {TABLES_JOB} (the sensor does)")
-    return validate(OffersInput, wh.query(f"SELECT * FROM {stream.OFFERS_TABLE}"), table="offers")
+    return validate(OffersInput, stream.read_table(wh, stream.OFFERS_TABLE), table="offers")
 
 
 def _published_rules(wh: WarehouseResource) -> offers_rules.RuleSet | None:
     if not wh.table_exists(stream.RULES_TABLE):
         return None
-    return offers_rules.rules_from_frame(wh.query(f"SELECT * FROM {stream.RULES_TABLE}"), source=stream.RULES_TABLE)
+    return offers_rules.rules_from_frame(stream.read_table(wh, stream.RULES_TABLE), source=stream.RULES_TABLE)
 
 
 def _coverage_result(rules: offers_rules.RuleSet, offer_ids: pd.Series) -> dg.AssetCheckResult:
@@ -138,230 +139,261 @@ def _history_problems(wh: WarehouseResource, rules: offers_rules.RuleSet) -> pd.
     diff = old.merge(new, how="outer", indicator=True)
     edited = diff.loc[diff["rules_version"].isin(old["rules_version"]) & (diff["_merge"] != "both"), "rules_version"]
     problems = [pd.DataFrame({"rules_version": edited.unique(), "problem": "published version edited or removed"})]
-    if wh.table_exists(stream.NBO_TABLE):
-        last = wh.query(f"SELECT max(EVENT_TIME) AS t FROM {stream.NBO_TABLE}")["t"].iloc[0]
+    last = stream.last_offered_time(wh)
+    if last is not None and pd.notna(last):
         fresh = rules.versions[~rules.versions["rules_version"].isin(old["rules_version"])]
-        if pd.notna(last):
-            early = fresh[fresh["valid_from"] <= pd.Timestamp(last)]
-            problems.append(
-                pd.DataFrame(
-                    {
-                        "rules_version": early["rules_version"],
-                        "problem": f"starts at or before an event already offered ({last})",
-                    }
-                )
+        early = fresh[fresh["valid_from"] <= pd.Timestamp(last)]
+        problems.append(
+            pd.DataFrame(
+                {
+                    "rules_version": early["rules_version"],
+                    "problem": f"starts at or before an event already offered ({last})",
+                }
             )
+        )
     return pd.concat(problems, ignore_index=True)
+
+
+def _table_metadata(table: Table, **extra) -> dict:
+    """Definition metadata from the table's one declaration: where it lives, its columns
+    (the UI's column schema) and its key."""
+    return {
+        "table": table.name,
+        "dagster/table_name": table.name,
+        "dagster/column_schema": table.column_schema(),
+        "key": ", ".join(table.key),
+        **extra,
+    }
+
+
+# ----------------------------------------------------------------------------- assets
+
+
+@dg.asset(
+    group_name=GROUP,
+    metadata={"table": stream.OFFERS_TABLE},
+    check_specs=[checks.contract_spec("offers", OffersAsset)],
+    kinds={"pandas", "pandera"},
+)
+def offers(warehouse: WarehouseResource):
+    """The offers the next-best-offer rule can pick (the recipe's OFFERS table): the
+    name and link shown to the customer for each OFFER_ID. From nbp_source.offers, or
+    the recipe's five offers when the bank provides none."""
+    df, source = checks.fail_on_violation(lambda: inputs.offers(warehouse))
+    df = df.astype({"offer_name": object, "offer_url": object})
+    yield from checks.gate("offers", [checks.contract_result(OffersAsset, df, stream.OFFERS_TABLE)])
+    warehouse.replace_table(stream.OFFERS_TABLE, df)
+    yield dg.MaterializeResult(metadata={"source": source, "dagster/row_count": len(df), "preview": _preview(df)})
+
+
+_RULES_CHECKS = [
+    checks.contract_spec("offer_rules", OfferRulesAsset),
+    dg.AssetCheckSpec(
+        RULES_HISTORY,
+        asset="offer_rules",
+        blocking=True,
+        description="A published rules version is never edited, and a new one starts after "
+        "the last offered event, so replaying any event gives the offer it first got.",
+    ),
+    dg.AssetCheckSpec(
+        RULES_COVERAGE,
+        asset="offer_rules",
+        blocking=False,
+        description="Exact analysis of the newest version over every possible INCOME, FICO "
+        "and PROPENSITY_TO_BUY: offers and rules no input can reach, and the inputs no "
+        "WHEN covers (they get the ELSE offer).",
+    ),
+]
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[offers],
+    code_version=OFFER_CODE_VERSION,
+    metadata={"table": stream.RULES_TABLE},
+    check_specs=_RULES_CHECKS,
+    kinds={"pandas", "pandera"},
+)
+def offer_rules(warehouse: WarehouseResource):
+    """The next-best-offer rule as data: every version of the recipe's CASE, one row per
+    WHEN (bounds on INCOME, FICO and PROPENSITY_TO_BUY) plus its ELSE, tried in priority
+    order, first match wins. A version applies to events from its valid_from on. From
+    nbp_source.offer_rules, or the recipe's own CASE as version 1; edit the table, not
+    the code."""
+    offer_ids = _published_offers(warehouse)["offer_id"]
+    rules = checks.fail_on_violation(lambda: inputs.rules(warehouse, offer_ids))
+    df = rules.table.astype({"description": object})
+    history = checks.rows_result(
+        RULES_HISTORY,
+        _history_problems(warehouse, rules),
+        "published versions unchanged; new versions start after the last offered event",
+    )
+    yield from checks.gate(
+        "offer_rules",
+        [checks.contract_result(OfferRulesAsset, df, stream.RULES_TABLE), history, _coverage_result(rules, offer_ids)],
+    )
+    warehouse.replace_table(stream.RULES_TABLE, df)
+    current = rules.version(rules.current_version)
+    yield dg.MaterializeResult(
+        metadata={
+            "source": rules.source,
+            "versions": dg.MetadataValue.json({str(v): str(t) for v, t in rules.versions.itertuples(index=False)}),
+            "current_version": rules.current_version,
+            "current_rule": dg.MetadataValue.md(
+                "\n".join(f"    {offers_rules.describe_rule(r)}" for _, r in current.iterrows())
+            ),
+            "dagster/row_count": len(df),
+        }
+    )
+
+
+_OFFER_CHECKS = [
+    checks.contract_spec("next_best_offer", NextBestOfferAsset),
+    dg.AssetCheckSpec(
+        EVERY_EVENT_ONCE,
+        asset="next_best_offer",
+        blocking=True,
+        description="Every event the batch took gets exactly one offer row: none twice, "
+        "none lost, none an earlier run of this batch offered and this one dropped.",
+    ),
+    dg.AssetCheckSpec(
+        WAITING,
+        asset="next_best_offer",
+        blocking=False,
+        description="Events whose customer has no record yet: the recipe's INNER JOIN "
+        "gives them no offer. They wait in next_best_offer_pending and are offered "
+        "when the record arrives.",
+    ),
+]
+
+
+def _waiting_result(pending: pd.DataFrame) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=WAITING,
+        passed=pending.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="no event waits for a customer record"
+        if pending.empty
+        else f"{len(pending)} event(s) of {pending['party_id'].nunique()} unknown customer(s) wait in {stream.PENDING_TABLE}",
+        metadata={"pending_events": len(pending), "examples": _preview(pending)},
+    )
+
+
+def _offer_metadata(df: pd.DataFrame, events: int, started: float) -> dict:
+    seconds = time.perf_counter() - started
+    return {
+        "dagster/row_count": len(df),
+        "offers_by_id": dg.MetadataValue.json(
+            {str(k): int(v) for k, v in df["OFFER_ID"].value_counts().sort_index().items()}
+        ),
+        "rules_versions": dg.MetadataValue.json(sorted(int(v) for v in df["RULES_VERSION"].unique())),
+        "seconds": round(seconds, 2),
+        "events_per_second": round(events / seconds),
+        "preview": _preview(df),
+    }
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[offer_rules],
+    code_version=OFFER_CODE_VERSION,
+    metadata=_table_metadata(NEXT_BEST_OFFER, pending_table=stream.PENDING_TABLE),
+    check_specs=_OFFER_CHECKS,
+    kinds={"pandas", "pandera"},
+)
+def next_best_offer(context: dg.AssetExecutionContext, config: OfferBatch, warehouse: WarehouseResource):
+    """The recipe's NEXT_BEST_OFFER stream: one offer per customer activity event. Each
+    event joins the customer record valid when it happened (the first record if the
+    event came earlier), and the rules version in force then picks OFFER_ID: first
+    matching WHEN, else the ELSE offer. RULES_VERSION, RULE_PRIORITY, CUSTOMER_VALID_FROM
+    and BATCH_KEY say why. One materialization per micro-batch."""
+    started, batch = time.perf_counter(), _batch_key(context, config)
+    rules = _published_rules(warehouse)
+    if rules is None:
+        raise dg.Failure(f"{stream.RULES_TABLE} has not been published yet: run {TABLES_JOB} (the sensor does)")
+    replayed, new = stream.claim(warehouse, batch, MAX_BATCH_EVENTS)
+    events = checks.fail_on_violation(lambda: stream.batch_events(warehouse, batch))
+    versions = checks.fail_on_violation(lambda: inputs.customer_versions(warehouse, stream.parties_of(batch)))
+    df, unknown = next_best_offers(events, versions, rules, batch)
+    previous = stream.previous_rows(warehouse, batch)
+    pending = checks.fail_on_violation(lambda: stream.pending_events(warehouse))
+    bad = unaccounted(
+        events["activity_id"].astype("int64"),
+        df.astype({"ACTIVITY_ID": "int64"}),
+        unknown["activity_id"].astype("int64"),
+        previous["ACTIVITY_ID"].astype("int64"),
+    )
+    yield from checks.gate(
+        "next_best_offer",
+        [
+            checks.contract_result(NextBestOfferAsset, df, stream.NBO_TABLE),
+            checks.rows_result(EVERY_EVENT_ONCE, bad, "every event taken is offered exactly once or pending"),
+            _waiting_result(pending),
+        ],
+    )
+    stream.write_offers(warehouse, batch, df)
+    stream.write_pending(warehouse, pending, batch)
+    yield dg.MaterializeResult(
+        metadata={
+            "batch": batch,
+            "events_new": new,
+            "events_replayed": replayed,
+            "replayed_offers_changed": changed_on_replay(previous, df),
+            "pending_events": len(pending),
+            **_offer_metadata(df, len(events), started),
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[next_best_offer, offers],
+    code_version=OFFER_CODE_VERSION,
+    metadata=_table_metadata(NEXT_BEST_OFFER_LOOKUP),
+    check_specs=[
+        checks.contract_spec("next_best_offer_lookup", NextBestOfferLookupAsset),
+        dg.AssetCheckSpec(
+            EVERY_OFFER_FOUND,
+            asset="next_best_offer_lookup",
+            blocking=True,
+            description="Every OFFER_ID given is in the offers table: the recipe's final INNER JOIN drops no offer.",
+        ),
+    ],
+    kinds={"pandas", "pandera"},
+)
+def next_best_offer_lookup(context: dg.AssetExecutionContext, config: OfferBatch, warehouse: WarehouseResource):
+    """The recipe's NEXT_BEST_OFFER_LOOKUP, exactly its columns: each offer with the
+    offer's name and link, ready for the channel that shows it. Rebuilt for this batch
+    and for any earlier batch whose lookup step did not finish."""
+    started, batch = time.perf_counter(), _batch_key(context, config)
+    offers_df = _published_offers(warehouse)
+    keys = stream.lookup_batches(warehouse, batch)
+    df, missing = lookup(as_offers(stream.offer_rows(warehouse, keys)), offers_df)
+    yield from checks.gate(
+        "next_best_offer_lookup",
+        [
+            checks.contract_result(NextBestOfferLookupAsset, df, stream.LOOKUP_TABLE),
+            checks.rows_result(EVERY_OFFER_FOUND, missing, "every OFFER_ID is in the offers table"),
+        ],
+    )
+    stream.write_lookup(warehouse, df, keys)
+    yield dg.MaterializeResult(
+        metadata={
+            "batch": batch,
+            "batches_rebuilt": dg.MetadataValue.json(keys),
+            "dagster/row_count": len(df),
+            "seconds": round(time.perf_counter() - started, 2),
+            "preview": _preview(df),
+        }
+    )
+
+
+OFFER_ASSETS = [offers, offer_rules, next_best_offer, next_best_offer_lookup]
 
 
 def build_offer_assets() -> list[dg.AssetsDefinition]:
     """offers, offer_rules, next_best_offer and next_best_offer_lookup."""
-
-    @dg.asset(
-        group_name=GROUP,
-        metadata={"table": stream.OFFERS_TABLE},
-        check_specs=[checks.contract_spec("offers", OffersAsset)],
-        kinds={"pandas", "pandera"},
-    )
-    def offers(warehouse: WarehouseResource):
-        """The offers the next-best-offer rule can pick (the recipe's OFFERS table): the
-        name and link shown to the customer for each OFFER_ID. From nbp_source.offers, or
-        the recipe's five offers when the bank provides none."""
-        df, source = checks.fail_on_violation(lambda: inputs.offers(warehouse))
-        df = df.astype({"offer_name": object, "offer_url": object})
-        yield from checks.gate("offers", [checks.contract_result(OffersAsset, df, stream.OFFERS_TABLE)])
-        warehouse.replace_table(stream.OFFERS_TABLE, df)
-        yield dg.MaterializeResult(metadata={"source": source, "dagster/row_count": len(df), "preview": _preview(df)})
-
-    @dg.asset(
-        group_name=GROUP,
-        deps=[offers],
-        code_version=OFFER_CODE_VERSION,
-        metadata={"table": stream.RULES_TABLE},
-        check_specs=[
-            checks.contract_spec("offer_rules", OfferRulesAsset),
-            dg.AssetCheckSpec(
-                RULES_HISTORY,
-                asset="offer_rules",
-                blocking=True,
-                description="A published rules version is never edited, and a new one starts after "
-                "the last offered event, so replaying any event gives the offer it first got.",
-            ),
-            dg.AssetCheckSpec(
-                RULES_COVERAGE,
-                asset="offer_rules",
-                blocking=False,
-                description="Exact analysis of the newest version over every possible INCOME, FICO "
-                "and PROPENSITY_TO_BUY: offers and rules no input can reach, and the inputs no "
-                "WHEN covers (they get the ELSE offer).",
-            ),
-        ],
-        kinds={"pandas", "pandera"},
-    )
-    def offer_rules(warehouse: WarehouseResource):
-        """The next-best-offer rule as data: every version of the recipe's CASE, one row per
-        WHEN (bounds on INCOME, FICO and PROPENSITY_TO_BUY) plus its ELSE, tried in priority
-        order, first match wins. A version applies to events from its valid_from on. From
-        nbp_source.offer_rules, or the recipe's own CASE as version 1; edit the table, not
-        the code."""
-        offer_ids = _published_offers(warehouse)["offer_id"]
-        rules = checks.fail_on_violation(lambda: inputs.rules(warehouse, offer_ids))
-        df = rules.table.astype({"description": object})
-        coverage = _coverage_result(rules, offer_ids)
-        yield from checks.gate(
-            "offer_rules",
-            [
-                checks.contract_result(OfferRulesAsset, df, stream.RULES_TABLE),
-                checks.rows_result(
-                    RULES_HISTORY,
-                    _history_problems(warehouse, rules),
-                    "published versions unchanged; new versions start after the last offered event",
-                ),
-                coverage,
-            ],
-        )
-        warehouse.replace_table(stream.RULES_TABLE, df)
-        current = rules.version(rules.current_version)
-        yield dg.MaterializeResult(
-            metadata={
-                "source": rules.source,
-                "versions": dg.MetadataValue.json({str(v): str(t) for v, t in rules.versions.itertuples(index=False)}),
-                "current_version": rules.current_version,
-                "current_rule": dg.MetadataValue.md(
-                    "\n".join(f"    {offers_rules.describe_rule(r)}" for _, r in current.iterrows())
-                ),
-                "dagster/row_count": len(df),
-            }
-        )
-
-    @dg.asset(
-        group_name=GROUP,
-        deps=[offer_rules],
-        code_version=OFFER_CODE_VERSION,
-        metadata={"table": stream.NBO_TABLE, "pending_table": stream.PENDING_TABLE},
-        check_specs=[
-            checks.contract_spec("next_best_offer", NextBestOfferAsset),
-            dg.AssetCheckSpec(
-                EVERY_EVENT_ONCE,
-                asset="next_best_offer",
-                blocking=True,
-                description="Every event the batch took gets exactly one offer row: none twice, "
-                "none lost, none an earlier run of this batch offered and this one dropped.",
-            ),
-            dg.AssetCheckSpec(
-                WAITING,
-                asset="next_best_offer",
-                blocking=False,
-                description="Events whose customer has no record yet: the recipe's INNER JOIN "
-                "gives them no offer. They wait in next_best_offer_pending and are offered "
-                "when the record arrives.",
-            ),
-        ],
-        kinds={"pandas", "pandera"},
-    )
-    def next_best_offer(context: dg.AssetExecutionContext, config: OfferBatch, warehouse: WarehouseResource):
-        """The recipe's NEXT_BEST_OFFER stream: one offer per customer activity event. Each
-        event joins the customer record valid when it happened (the first record if the
-        event came earlier), and the rules version in force then picks OFFER_ID: first
-        matching WHEN, else the ELSE offer. RULES_VERSION, RULE_PRIORITY, CUSTOMER_VALID_FROM
-        and BATCH_KEY say why. One materialization per micro-batch."""
-        started, batch = time.perf_counter(), _batch_key(context, config)
-        rules = _published_rules(warehouse)
-        if rules is None:
-            raise dg.Failure(f"{stream.RULES_TABLE} has not been published yet: run {TABLES_JOB} (the sensor does)")
-        replayed, new = stream.claim(warehouse, batch, MAX_BATCH_EVENTS)
-        events = checks.fail_on_violation(lambda: stream.batch_events(warehouse, batch))
-        versions = checks.fail_on_violation(lambda: inputs.customer_versions(warehouse, stream.parties_of(batch)))
-        df, unknown = next_best_offers(events, versions, rules, batch)
-        previous = stream.previous_rows(warehouse, batch)
-        pending = checks.fail_on_violation(lambda: stream.pending_events(warehouse))
-        waiting = dg.AssetCheckResult(
-            check_name=WAITING,
-            passed=pending.empty,
-            severity=dg.AssetCheckSeverity.WARN,
-            description="no event waits for a customer record"
-            if pending.empty
-            else f"{len(pending)} event(s) of {pending['party_id'].nunique()} unknown customer(s) wait in {stream.PENDING_TABLE}",
-            metadata={"pending_events": len(pending), "examples": _preview(pending)},
-        )
-        bad = unaccounted(
-            events["activity_id"].astype("int64"),
-            df.astype({"ACTIVITY_ID": "int64"}),
-            unknown["activity_id"].astype("int64"),
-            previous["ACTIVITY_ID"].astype("int64"),
-        )
-        yield from checks.gate(
-            "next_best_offer",
-            [
-                checks.contract_result(NextBestOfferAsset, df, stream.NBO_TABLE),
-                checks.rows_result(EVERY_EVENT_ONCE, bad, "every event taken is offered exactly once or pending"),
-                waiting,
-            ],
-        )
-        stream.write_offers(warehouse, batch, df)
-        stream.write_pending(warehouse, pending, batch)
-        yield dg.MaterializeResult(
-            metadata={
-                "batch": batch,
-                "dagster/row_count": len(df),
-                "events_new": new,
-                "events_replayed": replayed,
-                "replayed_offers_changed": changed_on_replay(previous, df),
-                "pending_events": len(pending),
-                "offers_by_id": dg.MetadataValue.json(
-                    {str(k): int(v) for k, v in df["OFFER_ID"].value_counts().sort_index().items()}
-                ),
-                "rules_versions": dg.MetadataValue.json(sorted(int(v) for v in df["RULES_VERSION"].unique())),
-                "seconds": round(seconds := time.perf_counter() - started, 2),
-                "events_per_second": round(len(events) / seconds),
-                "preview": _preview(df),
-            }
-        )
-
-    @dg.asset(
-        group_name=GROUP,
-        deps=[next_best_offer, offers],
-        code_version=OFFER_CODE_VERSION,
-        metadata={"table": stream.LOOKUP_TABLE},
-        check_specs=[
-            checks.contract_spec("next_best_offer_lookup", NextBestOfferLookupAsset),
-            dg.AssetCheckSpec(
-                EVERY_OFFER_FOUND,
-                asset="next_best_offer_lookup",
-                blocking=True,
-                description="Every OFFER_ID given is in the offers table: the recipe's final INNER "
-                "JOIN drops no offer.",
-            ),
-        ],
-        kinds={"pandas", "pandera"},
-    )
-    def next_best_offer_lookup(context: dg.AssetExecutionContext, config: OfferBatch, warehouse: WarehouseResource):
-        """The recipe's NEXT_BEST_OFFER_LOOKUP, exactly its columns: each offer with the
-        offer's name and link, ready for the channel that shows it. Rebuilt for this batch
-        and for any earlier batch whose lookup step did not finish."""
-        started, batch = time.perf_counter(), _batch_key(context, config)
-        offers_df = _published_offers(warehouse)
-        keys = stream.lookup_batches(warehouse, batch)
-        df, missing = lookup(as_offers(stream.offer_rows(warehouse, keys)), offers_df)
-        yield from checks.gate(
-            "next_best_offer_lookup",
-            [
-                checks.contract_result(NextBestOfferLookupAsset, df, stream.LOOKUP_TABLE),
-                checks.rows_result(EVERY_OFFER_FOUND, missing, "every OFFER_ID is in the offers table"),
-            ],
-        )
-        stream.write_lookup(warehouse, df, keys)
-        yield dg.MaterializeResult(
-            metadata={
-                "batch": batch,
-                "batches_rebuilt": dg.MetadataValue.json(keys),
-                "dagster/row_count": len(df),
-                "seconds": round(time.perf_counter() - started, 2),
-                "preview": _preview(df),
-            }
-        )
-
-    return [offers, offer_rules, next_best_offer, next_best_offer_lookup]
+    return list(OFFER_ASSETS)
 
 
 # ----------------------------------------------------------------------------- sensor
@@ -470,33 +502,35 @@ def evaluate_stream(
     )
 
 
+next_best_offer_job = dg.define_asset_job(
+    BATCH_JOB,
+    selection=dg.AssetSelection.assets(next_best_offer, next_best_offer_lookup),
+    description="One micro-batch of the offer stream: offer every ready activity event, then publish the lookup.",
+    executor_def=dg.in_process_executor,
+)
+offer_tables_job = dg.define_asset_job(
+    TABLES_JOB,
+    selection=dg.AssetSelection.assets(offers, offer_rules),
+    description="Publish the offers and the rules (and check the rules) after either source table changed.",
+    executor_def=dg.in_process_executor,
+)
+
+
+@dg.sensor(
+    name=SENSOR,
+    jobs=[next_best_offer_job, offer_tables_job],
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every 15 s: publish changed offers/rules, then launch a micro-batch when activity events "
+    "are ready to offer (or an offer is missing from the lookup). One run at a time; each batch's run_key "
+    "is its key, so a restarted daemon never launches a batch twice.",
+)
+def next_best_offer_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    return evaluate_stream(context, warehouse)
+
+
 def next_best_offer_definitions() -> dg.Definitions:
     """The next-best-offer recipe: its assets, the micro-batch and tables jobs, and the sensor."""
-    assets = build_offer_assets()
-    by_name = {a.key.to_user_string(): a for a in assets}
-    batch_job = dg.define_asset_job(
-        BATCH_JOB,
-        selection=dg.AssetSelection.assets(by_name["next_best_offer"], by_name["next_best_offer_lookup"]),
-        description="One micro-batch of the offer stream: offer every ready activity event, then publish the lookup.",
-        executor_def=dg.in_process_executor,
+    return dg.Definitions(
+        assets=build_offer_assets(), jobs=[next_best_offer_job, offer_tables_job], sensors=[next_best_offer_sensor]
     )
-    tables_job = dg.define_asset_job(
-        TABLES_JOB,
-        selection=dg.AssetSelection.assets(by_name["offers"], by_name["offer_rules"]),
-        description="Publish the offers and the rules (and check the rules) after either source table changed.",
-        executor_def=dg.in_process_executor,
-    )
-
-    @dg.sensor(
-        name=SENSOR,
-        jobs=[batch_job, tables_job],
-        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Every 15 s: publish changed offers/rules, then launch a micro-batch when activity events "
-        "are ready to offer (or an offer is missing from the lookup). One run at a time; each batch's run_key "
-        "is its key, so a restarted daemon never launches a batch twice.",
-    )
-    def next_best_offer_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-        return evaluate_stream(context, warehouse)
-
-    return dg.Definitions(assets=assets, jobs=[batch_job, tables_job], sensors=[next_best_offer_sensor])

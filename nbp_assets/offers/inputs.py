@@ -15,6 +15,7 @@ from nbp_assets.contract.inputs import ActivityInput, CustomersInput
 from nbp_assets.contract.offers import OffersInput
 from nbp_assets.contract.sql_checks import coerce_types
 from nbp_assets.contract.validation import validate
+from nbp_assets.core import sql
 from nbp_assets.core.warehouse import SOURCE_SCHEMA, WarehouseResource
 from nbp_assets.offers.model import DEFAULT_OFFERS_FILE
 from nbp_assets.offers.rules import DEFAULT_RULES_FILE, RuleSet, rules_from_frame
@@ -24,6 +25,10 @@ OFFERS_SOURCE = f"{SOURCE_SCHEMA}.offers"
 RULES_SOURCE = f"{SOURCE_SCHEMA}.offer_rules"
 ACTIVITY_SOURCE = f"{SOURCE_SCHEMA}.activity"
 CUSTOMERS_SOURCE = f"{SOURCE_SCHEMA}.customers"
+
+
+def _read_all(wh: WarehouseResource, table: str) -> pd.DataFrame:
+    return wh.query(sql.render("core", "select", columns="*", relation=table).text)
 
 
 def offers(wh: WarehouseResource) -> tuple[pd.DataFrame, str]:
@@ -37,7 +42,7 @@ def offers(wh: WarehouseResource) -> tuple[pd.DataFrame, str]:
 def rules(wh: WarehouseResource, offer_ids: pd.Series) -> RuleSet:
     """Every version of the rule: the bank's table, else the recipe's CASE as version 1."""
     if wh.table_exists(RULES_SOURCE):
-        return rules_from_frame(wh.query(f"SELECT * FROM {RULES_SOURCE}"), source=RULES_SOURCE, offer_ids=offer_ids)
+        return rules_from_frame(_read_all(wh, RULES_SOURCE), source=RULES_SOURCE, offer_ids=offer_ids)
     source = f"default: {DEFAULT_RULES_FILE.name} (the recipe's CASE)"
     return rules_from_frame(pd.read_csv(DEFAULT_RULES_FILE), source=source, offer_ids=offer_ids)
 
@@ -48,7 +53,7 @@ def digest(wh: WarehouseResource) -> str:
     parts = []
     for table, default in ((OFFERS_SOURCE, DEFAULT_OFFERS_FILE), (RULES_SOURCE, DEFAULT_RULES_FILE)):
         if wh.table_exists(table):
-            df = wh.query(f"SELECT * FROM {table}")
+            df = _read_all(wh, table)
             df = df[sorted(df.columns)].sort_values(sorted(df.columns), ignore_index=True)
             parts.append(df.to_csv(index=False))
         else:

@@ -82,60 +82,63 @@ def health(cfg) -> dict[str, int]:
     }
 
 
+@dg.asset(
+    group_name=GROUP,
+    deps=["offers", "offer_rules"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            HEALTH,
+            asset="offer_topics",
+            blocking=False,
+            description="Consumer lag of the stream processor and of the warehouse sink, "
+            "and events waiting for their customer's record (they are offered when it "
+            "arrives).",
+        )
+    ],
+    kinds={"kafka"},
+)
+def offer_topics(warehouse: WarehouseResource):
+    """The published offers and every rules version, on the Kafka topics the stream
+    processor reads (OFFERS_STREAM, NEXT_BEST_OFFER_RULES): a new rules version is in
+    force for events from its valid_from on, within a batch of being published."""
+    cfg = _settings()
+    sent = publish(
+        cfg,
+        stream.read_table(warehouse, stream.OFFERS_TABLE, order_by="offer_id"),
+        stream.read_table(warehouse, stream.RULES_TABLE),
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            "offers_produced": dg.MetadataValue.json(sent["offers"]),
+            "rules_versions_produced": dg.MetadataValue.json(sent["rules_versions"]),
+            "bootstrap_servers": cfg.bootstrap_servers,
+        }
+    )
+    yield _health_result(cfg)
+
+
+offer_topics_job = dg.define_asset_job(
+    TOPICS_JOB,
+    selection=dg.AssetSelection.assets(offer_topics),
+    description="Publish the offers and rules to their Kafka topics.",
+    executor_def=dg.in_process_executor,
+)
+
+
+@dg.sensor(
+    name=KAFKA_SENSOR,
+    jobs=[offer_topics_job],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every 30 s: publish new offers/rules versions to Kafka, and move the offers and lookup "
+    "topics into the warehouse (deduplicated by ACTIVITY_ID); says how far behind the stream is.",
+)
+def next_best_offer_kafka_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    return evaluate_kafka(context, warehouse)
+
+
 def kafka_offer_definitions() -> dg.Definitions:
-    @dg.asset(
-        group_name=GROUP,
-        deps=["offers", "offer_rules"],
-        check_specs=[
-            dg.AssetCheckSpec(
-                HEALTH,
-                asset="offer_topics",
-                blocking=False,
-                description="Consumer lag of the stream processor and of the warehouse sink, "
-                "and events waiting for their customer's record (they are offered when it "
-                "arrives).",
-            )
-        ],
-        kinds={"kafka"},
-    )
-    def offer_topics(warehouse: WarehouseResource):
-        """The published offers and every rules version, on the Kafka topics the stream
-        processor reads (OFFERS_STREAM, NEXT_BEST_OFFER_RULES): a new rules version is in
-        force for events from its valid_from on, within a batch of being published."""
-        cfg = _settings()
-        sent = publish(
-            cfg,
-            warehouse.query(f"SELECT * FROM {stream.OFFERS_TABLE} ORDER BY offer_id"),
-            warehouse.query(f"SELECT * FROM {stream.RULES_TABLE}"),
-        )
-        yield dg.MaterializeResult(
-            metadata={
-                "offers_produced": dg.MetadataValue.json(sent["offers"]),
-                "rules_versions_produced": dg.MetadataValue.json(sent["rules_versions"]),
-                "bootstrap_servers": cfg.bootstrap_servers,
-            }
-        )
-        yield _health_result(cfg)
-
-    topics_job = dg.define_asset_job(
-        TOPICS_JOB,
-        selection=dg.AssetSelection.assets(offer_topics),
-        description="Publish the offers and rules to their Kafka topics.",
-        executor_def=dg.in_process_executor,
-    )
-
-    @dg.sensor(
-        name=KAFKA_SENSOR,
-        jobs=[topics_job],
-        minimum_interval_seconds=30,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Every 30 s: publish new offers/rules versions to Kafka, and move the offers and lookup "
-        "topics into the warehouse (deduplicated by ACTIVITY_ID); says how far behind the stream is.",
-    )
-    def next_best_offer_kafka_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-        return evaluate_kafka(context, warehouse)
-
-    return dg.Definitions(assets=[offer_topics], jobs=[topics_job], sensors=[next_best_offer_kafka_sensor])
+    return dg.Definitions(assets=[offer_topics], jobs=[offer_topics_job], sensors=[next_best_offer_kafka_sensor])
 
 
 def _health_result(cfg) -> dg.AssetCheckResult:

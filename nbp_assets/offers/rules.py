@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nbp_assets.contract.offers import BOUND_COLUMNS, BOUNDS, RULE_DIMENSIONS, OfferRulesInput
+from nbp_assets.contract.offers import BOUND_COLUMNS, BOUNDS, FROM_RULE, RULE_DIMENSIONS, OfferRulesInput
 from nbp_assets.contract.validation import ContractViolation, Violation, validate
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("default_offer_rules.csv")
@@ -261,14 +261,9 @@ def assign(
     rules: RuleSet, event_time: pd.Series, income: pd.Series, fico: pd.Series, propensity: pd.Series
 ) -> pd.DataFrame:
     """OFFER_ID, RULES_VERSION and RULE_PRIORITY for each event, by the version in force."""
-    offer, version_of, priority = assign_arrays(rules, event_time, income.array, fico.array, propensity)
+    decided = assign_arrays(rules, event_time, income.array, fico.array, propensity)
     return pd.DataFrame(
-        {
-            "OFFER_ID": pd.array(offer, dtype="Int64"),
-            "RULES_VERSION": pd.array(version_of, dtype="Int64"),
-            "RULE_PRIORITY": pd.array(priority, dtype="Int64"),
-        },
-        index=event_time.index,
+        {to: pd.array(values, dtype="Int64") for to, values in zip(FROM_RULE, decided)}, index=event_time.index
     )
 
 

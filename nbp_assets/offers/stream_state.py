@@ -22,96 +22,65 @@ import re
 
 import pandas as pd
 
+from nbp_assets.contract.offers import FROM_EVENT
+from nbp_assets.contract.tables import (
+    NEXT_BEST_OFFER,
+    NEXT_BEST_OFFER_CLAIMS,
+    NEXT_BEST_OFFER_LOOKUP,
+    NEXT_BEST_OFFER_PENDING,
+)
+from nbp_assets.core import sql
 from nbp_assets.core.warehouse import WarehouseResource
 from nbp_assets.offers.inputs import ACTIVITY_SOURCE, CUSTOMERS_SOURCE, events
 
 SCHEMA = "nbp_offers"
-NBO_TABLE = f"{SCHEMA}.next_best_offer"
-CLAIMS_TABLE = f"{SCHEMA}.next_best_offer_claims"
-PENDING_TABLE = f"{SCHEMA}.next_best_offer_pending"
+# the outputs' names and DDL come from their one declaration (contract/tables.py)
+NBO_TABLE = NEXT_BEST_OFFER.name
+CLAIMS_TABLE = NEXT_BEST_OFFER_CLAIMS.name
+PENDING_TABLE = NEXT_BEST_OFFER_PENDING.name
+LOOKUP_TABLE = NEXT_BEST_OFFER_LOOKUP.name
 OFFERS_TABLE = f"{SCHEMA}.offers"
 RULES_TABLE = f"{SCHEMA}.offer_rules"
-LOOKUP_TABLE = "product_intelligence.next_best_offer_lookup"
 
 # Keys double as the tables' primary keys, so DuckDB itself refuses a second row per event.
-NBO_DDL = f"""
-CREATE TABLE IF NOT EXISTS {NBO_TABLE} (
-    ACTIVITY_ID BIGINT NOT NULL PRIMARY KEY,
-    CUSTOMER_ID VARCHAR NOT NULL,
-    EVENT_TIME {{timestamp}} NOT NULL,
-    PROPENSITY_TO_BUY DOUBLE NOT NULL,
-    ACTIVITY_TYPE VARCHAR NOT NULL,
-    INCOME BIGINT,
-    FICO BIGINT,
-    OFFER_ID BIGINT NOT NULL,
-    RULES_VERSION BIGINT NOT NULL,
-    RULE_PRIORITY BIGINT NOT NULL,
-    CUSTOMER_VALID_FROM {{timestamp}} NOT NULL,
-    BATCH_KEY VARCHAR NOT NULL
-)
-"""
-LOOKUP_DDL = f"""
-CREATE TABLE IF NOT EXISTS {LOOKUP_TABLE} (
-    OFFER_ID BIGINT NOT NULL,
-    ACTIVITY_ID BIGINT NOT NULL PRIMARY KEY,
-    CUSTOMER_ID VARCHAR NOT NULL,
-    PROPENSITY_TO_BUY DOUBLE NOT NULL,
-    ACTIVITY_TYPE VARCHAR NOT NULL,
-    INCOME BIGINT,
-    FICO BIGINT,
-    OFFER_NAME VARCHAR NOT NULL,
-    OFFER_URL VARCHAR NOT NULL
-)
-"""
-CLAIMS_DDL = f"""
-CREATE TABLE IF NOT EXISTS {CLAIMS_TABLE} (
-    BATCH_KEY VARCHAR NOT NULL,
-    ACTIVITY_ID BIGINT NOT NULL,
-    PRIMARY KEY (BATCH_KEY, ACTIVITY_ID)
-)
-"""
-
-PENDING_DDL = f"""
-CREATE TABLE IF NOT EXISTS {PENDING_TABLE} (
-    ACTIVITY_ID BIGINT NOT NULL PRIMARY KEY,
-    CUSTOMER_ID VARCHAR NOT NULL,
-    EVENT_TIME {{timestamp}} NOT NULL,
-    ACTIVITY_TYPE VARCHAR NOT NULL,
-    PROPENSITY_TO_BUY DOUBLE NOT NULL,
-    FIRST_SEEN_BATCH VARCHAR NOT NULL
-)
-"""
+NBO_DDL = NEXT_BEST_OFFER.ddl_template()
+LOOKUP_DDL = NEXT_BEST_OFFER_LOOKUP.ddl_template()
+CLAIMS_DDL = NEXT_BEST_OFFER_CLAIMS.ddl_template()
+PENDING_DDL = NEXT_BEST_OFFER_PENDING.ddl_template()
 
 _BATCH_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
-def literal(batch_key: str) -> str:
-    """The batch key as a SQL literal; keys are restricted so they never need escaping."""
+def checked_key(batch_key: str) -> str:
+    """The batch key, checked: keys are restricted so they never need escaping."""
     if not _BATCH_KEY.fullmatch(batch_key):
         raise ValueError(f"batch key {batch_key!r}: use letters, digits and _.:- (at most 64)")
-    return f"'{batch_key}'"
+    return batch_key
 
 
-def _ids(condition: str) -> str:
-    """Subquery: activity_ids of landed events meeting `condition` (on alias a)."""
-    return f"SELECT a.activity_id FROM {ACTIVITY_SOURCE} a WHERE {condition}"
+def _sql(name: str, **params) -> str:
+    """offers/sql/<name>.sql rendered (core/sql.py); Python never writes the query text."""
+    return sql.render("offers", name, **params).text
 
 
-def _not_offered(wh: WarehouseResource) -> str:
-    if not wh.table_exists(NBO_TABLE):
-        return "TRUE"
-    return f"NOT EXISTS (SELECT 1 FROM {NBO_TABLE} o WHERE o.ACTIVITY_ID = a.activity_id)"
+def _present(wh: WarehouseResource, table: str) -> str | None:
+    """The table, or None while it does not exist (the queries read it as empty)."""
+    return table if wh.table_exists(table) else None
 
 
-def _known(wh: WarehouseResource) -> str:
-    if not wh.table_exists(CUSTOMERS_SOURCE):
-        return "FALSE"
-    return f"EXISTS (SELECT 1 FROM {CUSTOMERS_SOURCE} c WHERE c.party_id = a.party_id)"
+def _state(wh: WarehouseResource) -> dict[str, str | None]:
+    """The relations the state's queries read."""
+    return {
+        "activity": ACTIVITY_SOURCE,
+        "offers": _present(wh, NBO_TABLE),
+        "customers": _present(wh, CUSTOMERS_SOURCE),
+        "lookup": _present(wh, LOOKUP_TABLE),
+    }
 
 
 def claimed(batch_key: str) -> str:
     """Predicate on activity: the events batch `batch_key` claimed."""
-    return f"activity_id IN (SELECT ACTIVITY_ID FROM {CLAIMS_TABLE} WHERE BATCH_KEY = {literal(batch_key)})"
+    return _sql("claimed", claims=CLAIMS_TABLE, batch_key=checked_key(batch_key))
 
 
 def claim(wh: WarehouseResource, batch_key: str, limit: int) -> tuple[int, int]:
@@ -119,16 +88,15 @@ def claim(wh: WarehouseResource, batch_key: str, limit: int) -> tuple[int, int]:
     events, oldest activity_id first. Returns (replayed, new)."""
     replay = pd.DataFrame({"ACTIVITY_ID": pd.Series(dtype="int64")})
     if wh.table_exists(NBO_TABLE):
-        replay = wh.query(f"SELECT ACTIVITY_ID FROM {NBO_TABLE} WHERE BATCH_KEY = {literal(batch_key)}")
+        replay = wh.query(
+            _sql("batch_rows", offers=NBO_TABLE, columns=["ACTIVITY_ID"], batch_key=checked_key(batch_key))
+        )
     new = pd.DataFrame({"ACTIVITY_ID": pd.Series(dtype="int64")})
     if wh.table_exists(ACTIVITY_SOURCE):
-        new = wh.query(
-            f"SELECT DISTINCT activity_id AS ACTIVITY_ID FROM ({_ids(f'{_not_offered(wh)} AND {_known(wh)}')} "
-            f"ORDER BY a.activity_id LIMIT {int(limit)}) AS ready"
-        )
+        new = wh.query(_sql("ready_events", **_state(wh), limit=int(limit)))
     ids = pd.concat([replay, new], ignore_index=True).drop_duplicates()
     frame = pd.DataFrame({"BATCH_KEY": batch_key, "ACTIVITY_ID": ids["ACTIVITY_ID"].astype("int64")})
-    wh.replace_slice(CLAIMS_TABLE, frame, where=f"BATCH_KEY = {literal(batch_key)}", ddl=CLAIMS_DDL)
+    wh.replace_slice(CLAIMS_TABLE, frame, where=_sql("batch_key_is", batch_key=checked_key(batch_key)), ddl=CLAIMS_DDL)
     return len(replay), len(frame) - len(replay)
 
 
@@ -137,70 +105,56 @@ def batch_events(wh: WarehouseResource, batch_key: str) -> pd.DataFrame:
 
 
 def parties_of(batch_key: str) -> str:
-    return f"SELECT party_id FROM {ACTIVITY_SOURCE} WHERE {claimed(batch_key)}"
+    return _sql("parties_of", activity=ACTIVITY_SOURCE, claims=CLAIMS_TABLE, batch_key=checked_key(batch_key))
 
 
 def previous_rows(wh: WarehouseResource, batch_key: str) -> pd.DataFrame:
     """The rows batch `batch_key` wrote last time (empty on its first run)."""
+    columns = ["ACTIVITY_ID", "OFFER_ID", "RULES_VERSION"]
     if not wh.table_exists(NBO_TABLE):
-        return pd.DataFrame(columns=["ACTIVITY_ID", "OFFER_ID", "RULES_VERSION"])
-    return wh.query(
-        f"SELECT ACTIVITY_ID, OFFER_ID, RULES_VERSION FROM {NBO_TABLE} WHERE BATCH_KEY = {literal(batch_key)}"
-    )
+        return pd.DataFrame(columns=columns)
+    return wh.query(_sql("batch_rows", offers=NBO_TABLE, columns=columns, batch_key=checked_key(batch_key)))
 
 
 def write_offers(wh: WarehouseResource, batch_key: str, df: pd.DataFrame) -> int:
-    key = literal(batch_key)
-    return wh.replace_slice(
-        NBO_TABLE,
-        df,
-        ddl=NBO_DDL,
-        where=f"BATCH_KEY = {key} OR ACTIVITY_ID IN (SELECT ACTIVITY_ID FROM {CLAIMS_TABLE} WHERE BATCH_KEY = {key})",
-    )
+    where = _sql("rows_of_batch", claims=CLAIMS_TABLE, batch_key=checked_key(batch_key))
+    return wh.replace_slice(NBO_TABLE, df, ddl=NBO_DDL, where=where)
 
 
 def pending_events(wh: WarehouseResource) -> pd.DataFrame:
     """Landed events without an offer whose customer has no record at all."""
     if not wh.table_exists(ACTIVITY_SOURCE):
-        return pd.DataFrame(columns=["activity_id", "party_id", "event_time", "activity_type", "propensity_to_buy"])
-    return events(wh, f"activity_id IN ({_ids(f'{_not_offered(wh)} AND NOT {_known(wh)}')})")
+        return pd.DataFrame(columns=list(FROM_EVENT))
+    return events(wh, _sql("pending", **_state(wh)))
+
+
+# numpy types of the pending table's columns (as written since the first version)
+_PENDING_TYPES = {
+    c: {"Int64": "int64", "object": object}.get(t, t) for c, t in NEXT_BEST_OFFER_PENDING.dtypes().items()
+}
 
 
 def write_pending(wh: WarehouseResource, pending: pd.DataFrame, batch_key: str) -> pd.DataFrame:
     """Replace the pending table; an event keeps the batch that first saw it."""
     first_seen = pd.Series(batch_key, index=pending.index, dtype=object)
     if wh.table_exists(PENDING_TABLE) and len(pending):
-        before = wh.query(f"SELECT ACTIVITY_ID, FIRST_SEEN_BATCH FROM {PENDING_TABLE}")
+        before = wh.query(_sql("first_seen", pending=PENDING_TABLE))
         seen = pd.Series(before["FIRST_SEEN_BATCH"].to_numpy(object), index=before["ACTIVITY_ID"].astype("int64"))
         first_seen = pd.Series(
             seen.reindex(pending["activity_id"].astype("int64")).to_numpy(object), index=pending.index
         ).fillna(batch_key)
-    table = pd.DataFrame(
-        {
-            "ACTIVITY_ID": pending["activity_id"].astype("int64").to_numpy(),
-            "CUSTOMER_ID": pending["party_id"].to_numpy(object),
-            "EVENT_TIME": pending["event_time"].to_numpy("datetime64[ns]"),
-            "ACTIVITY_TYPE": pending["activity_type"].to_numpy(object),
-            "PROPENSITY_TO_BUY": pending["propensity_to_buy"].to_numpy("float64"),
-            "FIRST_SEEN_BATCH": first_seen.to_numpy(object),
-        }
-    )
-    wh.replace_slice(PENDING_TABLE, table, where="TRUE", ddl=PENDING_DDL)
+    table = pd.DataFrame({to: pending[name].to_numpy() for name, to in FROM_EVENT.items()})
+    table["FIRST_SEEN_BATCH"] = first_seen.to_numpy(object)
+    table = table.astype(_PENDING_TYPES)[NEXT_BEST_OFFER_PENDING.columns]
+    wh.replace_slice(PENDING_TABLE, table, where=_sql("every_row"), ddl=PENDING_DDL)
     return table
-
-
-def _missing_from_lookup(wh: WarehouseResource) -> str:
-    """Predicate on next_best_offer (alias o): the offer has no lookup row."""
-    if not wh.table_exists(LOOKUP_TABLE):
-        return "TRUE"
-    return f"NOT EXISTS (SELECT 1 FROM {LOOKUP_TABLE} l WHERE l.ACTIVITY_ID = o.ACTIVITY_ID)"
 
 
 def lookup_batches(wh: WarehouseResource, batch_key: str) -> list[str]:
     """This batch, and every batch with an offer missing from the lookup (a step that died)."""
     keys = {batch_key}
     if wh.table_exists(NBO_TABLE):
-        behind = wh.query(f"SELECT DISTINCT o.BATCH_KEY FROM {NBO_TABLE} o WHERE {_missing_from_lookup(wh)}")
+        behind = wh.query(_sql("behind_lookup", offers=NBO_TABLE, lookup=_present(wh, LOOKUP_TABLE)))
         keys |= set(behind["BATCH_KEY"])
     return sorted(keys)
 
@@ -208,32 +162,18 @@ def lookup_batches(wh: WarehouseResource, batch_key: str) -> list[str]:
 def offer_rows(wh: WarehouseResource, batch_keys: list[str]) -> pd.DataFrame:
     if not wh.table_exists(NBO_TABLE):
         return pd.DataFrame(columns=["ACTIVITY_ID"])
-    keys = ", ".join(literal(k) for k in batch_keys)
-    return wh.query(f"SELECT * FROM {NBO_TABLE} WHERE BATCH_KEY IN ({keys}) ORDER BY ACTIVITY_ID")
+    return wh.query(_sql("offer_rows", offers=NBO_TABLE, batch_keys=[checked_key(k) for k in batch_keys]))
 
 
 def write_lookup(wh: WarehouseResource, df: pd.DataFrame, batch_keys: list[str]) -> int:
-    keys = ", ".join(literal(k) for k in batch_keys)
-    return wh.replace_slice(
-        LOOKUP_TABLE,
-        df,
-        ddl=LOOKUP_DDL,
-        where=f"ACTIVITY_ID IN (SELECT ACTIVITY_ID FROM {NBO_TABLE} WHERE BATCH_KEY IN ({keys}))",
-    )
-
-
-def _count(wh: WarehouseResource, table: str, what: str = "count(*)") -> str:
-    return f"(SELECT {what} FROM {table})" if wh.table_exists(table) else "0"
+    where = _sql("lookup_of_batches", offers=NBO_TABLE, batch_keys=[checked_key(k) for k in batch_keys])
+    return wh.replace_slice(LOOKUP_TABLE, df, ddl=LOOKUP_DDL, where=where)
 
 
 def fingerprint(wh: WarehouseResource) -> list[int]:
     """Cheap counts (metadata-only in Snowflake) that change whenever there may be work."""
-    row = wh.query(
-        f"SELECT {_count(wh, ACTIVITY_SOURCE)} AS landed, "
-        f"{_count(wh, ACTIVITY_SOURCE, 'coalesce(max(activity_id), 0)')} AS max_id, "
-        f"{_count(wh, CUSTOMERS_SOURCE)} AS customers, {_count(wh, NBO_TABLE)} AS offered, "
-        f"{_count(wh, LOOKUP_TABLE)} AS looked_up"
-    ).iloc[0]
+    state = _state(wh) | {"activity": _present(wh, ACTIVITY_SOURCE)}
+    row = wh.query(_sql("fingerprint", **state)).iloc[0]
     return [int(v) for v in row]
 
 
@@ -242,12 +182,17 @@ def backlog(wh: WarehouseResource) -> dict[str, int]:
     lookup_gap: offers not yet in the lookup."""
     if not wh.table_exists(ACTIVITY_SOURCE):
         return {"ready": 0, "pending": 0, "lookup_gap": 0}
-    gap = "0"
-    if wh.table_exists(NBO_TABLE):
-        gap = f"(SELECT count(*) FROM {NBO_TABLE} o WHERE {_missing_from_lookup(wh)})"
-    row = wh.query(
-        f"SELECT (SELECT count(*) FROM {ACTIVITY_SOURCE} a WHERE {_not_offered(wh)} AND {_known(wh)}) AS ready, "
-        f"(SELECT count(*) FROM {ACTIVITY_SOURCE} a WHERE {_not_offered(wh)} AND NOT {_known(wh)}) AS pending, "
-        f"{gap} AS lookup_gap"
-    ).iloc[0]
+    row = wh.query(_sql("backlog", **_state(wh))).iloc[0]
     return {k: int(v) for k, v in row.items()}
+
+
+def last_offered_time(wh: WarehouseResource):
+    """The latest EVENT_TIME offered; None when nothing is."""
+    if not wh.table_exists(NBO_TABLE):
+        return None
+    return wh.query(_sql("last_offered_time", offers=NBO_TABLE))["t"].iloc[0]
+
+
+def read_table(wh: WarehouseResource, table: str, order_by: str | None = None) -> pd.DataFrame:
+    """Every row of a published table (the offers, the rules)."""
+    return wh.query(sql.render("core", "select", columns="*", relation=table, order_by=order_by).text)

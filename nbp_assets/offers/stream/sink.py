@@ -19,12 +19,14 @@ import time
 
 import pandas as pd
 
+from nbp_assets.contract.tables import NEXT_BEST_OFFER_STREAM
+from nbp_assets.core import sql
 from nbp_assets.offers.stream import topics as t
 from nbp_assets.offers.stream.config import KafkaSettings
-from nbp_assets.offers.stream_state import LOOKUP_DDL, LOOKUP_TABLE, NBO_DDL, NBO_TABLE, SCHEMA
+from nbp_assets.offers.stream_state import LOOKUP_DDL, LOOKUP_TABLE
 
-STREAM_NBO_TABLE = f"{SCHEMA}.next_best_offer_stream"
-STREAM_NBO_DDL = NBO_DDL.replace(NBO_TABLE, STREAM_NBO_TABLE)
+STREAM_NBO_TABLE = NEXT_BEST_OFFER_STREAM.name
+STREAM_NBO_DDL = NEXT_BEST_OFFER_STREAM.ddl_template()
 
 # topic -> (name in counts, warehouse table, its DDL, message decoder)
 SUNK = {
@@ -45,7 +47,7 @@ def write_new(warehouse, rows: pd.DataFrame, table: str = LOOKUP_TABLE, ddl: str
         return 0
     if warehouse.table_exists(table):
         lo, hi = int(rows["ACTIVITY_ID"].min()), int(rows["ACTIVITY_ID"].max())
-        held = warehouse.query(f"SELECT ACTIVITY_ID FROM {table} WHERE ACTIVITY_ID BETWEEN {lo} AND {hi}")
+        held = warehouse.query(sql.render("offers", "held_ids", table=table, lo=lo, hi=hi).text)
         rows = rows[~rows["ACTIVITY_ID"].isin(held["ACTIVITY_ID"].astype("int64"))]
     if rows.empty:
         return 0

@@ -4,7 +4,7 @@ No Kafka and no Dagster here. The state is what ksqlDB would keep in RocksDB for
 recipe: every version of every customer (for the point-in-time join), the offers, every
 rules version, and the events waiting for their customer's record. `step` turns a
 micro-batch of events into the recipe's two outputs with the warehouse path's rules code
-(model.offers_rules) and its join semantics (model.offers.version_at_event), on plain
+(offers.rules) and its join (offers.model.POINT_IN_TIME_JOIN, as CustomerVersions), on plain
 columns: a micro-batch of a few dozen events must cost well under a millisecond, which
 DataFrames cannot do. test_offer_kafka checks that both paths give identical rows.
 """
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from nbp_assets.offers.model import DEFAULT_OFFERS_FILE
+from nbp_assets.contract.offers import FROM_EVENT, FROM_OFFER, FROM_RULE, FROM_VERSION
+from nbp_assets.offers.model import DEFAULT_OFFERS_FILE, LOOKUP_FROM_NBO, CustomerVersions
 from nbp_assets.offers.rules import RuleSet, assign_arrays, load_rules, rules_from_frame
-from nbp_assets.offers.stream.customers import CustomerVersions
 
 EVENT_COLUMNS = [
     "activity_id",
@@ -31,8 +31,6 @@ EVENT_COLUMNS = [
     "partition",
 ]
 Columns = dict[str, np.ndarray]  # one array per column, all the same length
-# the lookup's fields that come from the offer row (OFFER_NAME and OFFER_URL from the offers)
-LOOKUP_FROM_NBO = ["OFFER_ID", "ACTIVITY_ID", "CUSTOMER_ID", "PROPENSITY_TO_BUY", "ACTIVITY_TYPE", "INCOME", "FICO"]
 
 
 @dataclass
@@ -163,28 +161,20 @@ class OfferState:
         event_time = ev["event_time"]
         row = self.customers.at(codes if every else codes[known], event_time.view("int64"))
         c = self.customers
-        income, fico = c.income[row], c.fico[row]
-        offer, version, priority = assign_arrays(self.rules, event_time, income, fico, ev["propensity_to_buy"])
-        nbo = {
-            "ACTIVITY_ID": ev["activity_id"],
-            "CUSTOMER_ID": ev["customer_raw"],
-            "PROPENSITY_TO_BUY": ev["propensity_to_buy"],
-            "ACTIVITY_TYPE": ev["activity_type"],
-            "INCOME": income,
-            "FICO": fico,
-            "OFFER_ID": offer,
-            "EVENT_TIME": event_time,
-            "RULES_VERSION": version,
-            "RULE_PRIORITY": priority,
-            "CUSTOMER_VALID_FROM": c.valid_from[row].view("datetime64[ns]"),
-        }
+        nbo = {to: ev[name] for name, to in FROM_EVENT.items()}
+        nbo["CUSTOMER_ID"] = ev["customer_raw"]  # as it came on the event (an integer stays one)
+        nbo |= {to: getattr(c, name)[row] for name, to in FROM_VERSION.items()}
+        nbo["CUSTOMER_VALID_FROM"] = nbo["CUSTOMER_VALID_FROM"].view("datetime64[ns]")
+        decided = assign_arrays(self.rules, event_time, nbo["INCOME"], nbo["FICO"], ev["propensity_to_buy"])
+        nbo |= dict(zip(FROM_RULE, decided))
+        offer = nbo["OFFER_ID"]
         # the recipe's final INNER JOIN to the offers table; what it would drop is counted
         ids, names, urls = self.offer_columns
         at = np.minimum(np.searchsorted(ids, offer), len(ids) - 1)
         found = ids[at] == offer
         whole = bool(found.all())
         lookup = {f: (nbo[f] if whole else nbo[f][found]) for f in LOOKUP_FROM_NBO}
-        lookup["OFFER_NAME"], lookup["OFFER_URL"] = names[at[found]], urls[at[found]]
+        lookup |= dict(zip(FROM_OFFER.values(), (names[at[found]], urls[at[found]])))
         changed = set() if every else self._wait({k: v[~known] for k, v in events.items()})
         return Step(nbo, lookup, int((~found).sum()), changed)
 
