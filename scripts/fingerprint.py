@@ -6,7 +6,8 @@ left behaviour unchanged.
 Generates the bank into a fresh NBP_HOME, backfills every week oldest first, then prints one
 sha256 per output: the warehouse history, the fairness report, PostgreSQL nbp_current and the
 fairness alert outbox (its alerts and the weeks each counts). Columns a run cannot reproduce
-(wall-clock times, run ids, the actor) are left out; everything else is hashed row by row in
+(wall-clock times, run ids, the actor) are left out (run ids inside a payload too), and the home folder a value names
+reads as $NBP_HOME; everything else is hashed row by row in
 key order. Run it on two commits and compare the lines.
 """
 
@@ -15,19 +16,25 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 UNREPRODUCIBLE = ("_at", "run_id", "_run", "actor")
+RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _digest(columns: list[str], rows: list[tuple]) -> str:
+    """sha256 of the rows; the NBP_HOME a value names (a report's path) reads as $NBP_HOME."""
+    home = os.environ["NBP_HOME"]
     h = hashlib.sha256()
     h.update(("|".join(columns) + "\n").encode())
     for row in rows:
-        h.update(("|".join("" if v is None else repr(v) for v in row) + "\n").encode())
+        line = "|".join("" if v is None else repr(v) for v in row).replace(home, "$NBP_HOME")
+        line = RUN_ID.sub("<run>", line)  # run ids inside a JSON payload
+        h.update((line + "\n").encode())
     return h.hexdigest()[:16]
 
 
