@@ -25,8 +25,7 @@ from nbp_assets.contract.validation import ContractViolation
 from nbp_assets.core.partitions import Week
 from nbp_assets.core.sqltext import lit
 from nbp_assets.core.warehouse import WarehouseResource
-from nbp_assets.fairness import asset as fairness_asset
-from nbp_assets.fairness import maths as fairness
+from nbp_assets.fairness.compute import week_gaps
 from nbp_assets.fairness.config import fairness_config
 from nbp_assets.weekly import assets as engine
 from nbp_assets.weekly.io import party_shards, replace_week, week_slice
@@ -121,13 +120,8 @@ GROUP BY product_id ORDER BY product_id""")
     return moved
 
 
-def _gaps(warehouse: WarehouseResource, week: Week, ranked: str) -> pd.DataFrame:
-    config = fairness_config()
-    sizes, hits = fairness_asset._rate_counts(warehouse, week, config.dimensions, ranked)
-    products = warehouse.query(f"SELECT product_id FROM {week_slice(PRODUCTS, week)} p")["product_id"]
-    eligible = fairness_asset._eligible_counts(warehouse, week, config.dimensions)
-    rates = fairness.rates_from_counts(sizes, hits, sorted(products), config.dimensions, eligible)
-    return fairness.fairness_gaps(rates, config.threshold_pp, config.min_group_size)
+def _gaps(warehouse: WarehouseResource, week: Week, ranked: str | None) -> pd.DataFrame:
+    return week_gaps(warehouse, week, fairness_config(), ranked)
 
 
 def _fairness_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
