@@ -177,6 +177,9 @@ NO_QUERY_TEXT = [
         PACKAGE / "weekly" / f"{m}.py"
         for m in ("eligibility", "signals", "ranking", "invariants", "suitability", "assets", "io", "steps", "compile")
     ),
+    # fairness and simulation (issue 21): their queries are fairness/sql and simulation/sql files
+    *sorted((PACKAGE / "fairness").glob("*.py")),
+    *sorted((PACKAGE / "simulation").glob("*.py")),
 ]
 SQL_WORDS = ("SELECT ", "INSERT ", "DELETE ", "UPDATE ", " FROM ", " JOIN ", " WHERE ", "GROUP BY", "VALUES")
 
@@ -206,6 +209,15 @@ def test_query_text_finder_finds_built_queries():
     assert not query_text('"""Docstring: INSERT ... SELECT per shard."""\nlog = f"{n} rows written"')
 
 
+def test_the_fairness_and_simulation_modules_are_searched_for_query_text():
+    searched = {str(p.relative_to(PACKAGE)) for p in NO_QUERY_TEXT}
+    for module in ("asset", "compute", "record", "alert", "review", "report", "breaches", "guard"):
+        assert f"fairness/{module}.py" in searched
+    assert "simulation/simulate.py" in searched
+    # the shape the fairness asset's counts had before their .sql files: found
+    assert query_text('q = f"SELECT {dims}, count(*) AS customers FROM {active} c GROUP BY {dims}"')
+
+
 @pytest.mark.parametrize("path", NO_QUERY_TEXT, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_query_text_is_built_in_the_weekly_python(path):
     assert query_text(path.read_text()) == []
@@ -213,6 +225,9 @@ def test_no_query_text_is_built_in_the_weekly_python(path):
 
 def test_every_sql_file_says_what_it_is_and_stays_readable():
     files = sorted((PACKAGE / "weekly" / "sql").rglob("*.sql")) + sorted((PACKAGE / "core" / "sql").glob("*.sql"))
+    files += sorted((PACKAGE / "fairness" / "sql").glob("*.sql")) + sorted(
+        (PACKAGE / "simulation" / "sql").glob("*.sql")
+    )
     assert len(files) > 15
     for path in files:
         text = path.read_text()
