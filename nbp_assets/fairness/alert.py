@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from nbp_assets.alerts import outbox, workflow
 from nbp_assets.alerts.outbox import ALERT_TYPE
-from nbp_assets.core.partitions import Week
 from nbp_assets.fairness.maths import attributable_to
+
+if TYPE_CHECKING:  # core.partitions imports Dagster, which the alerts CLI (alerts/messages.py) must not load
+    from nbp_assets.core.partitions import Week
 
 POLICIES = ["CON-001", "CON-006"]
 ACTION = "Model review by compliance (MOD-107 fairness monitoring)."
