@@ -178,6 +178,9 @@ NO_QUERY_TEXT = [
         for m in ("eligibility", "signals", "ranking", "invariants", "suitability", "assets", "io", "steps", "compile")
     ),
     *(PACKAGE / "monitoring" / f"{m}.py" for m in ("model", "assets")),
+    # fairness and simulation (issue 21): their queries are fairness/sql and simulation/sql files
+    *sorted((PACKAGE / "fairness").glob("*.py")),
+    *sorted((PACKAGE / "simulation").glob("*.py")),
 ]
 SQL_WORDS = ("SELECT ", "INSERT ", "DELETE ", "UPDATE ", " FROM ", " JOIN ", " WHERE ", "GROUP BY", "VALUES")
 
@@ -210,6 +213,15 @@ def test_query_text_finder_finds_built_queries():
     assert not query_text('"""Docstring: INSERT ... SELECT per shard."""\nlog = f"{n} rows written"')
 
 
+def test_the_fairness_and_simulation_modules_are_searched_for_query_text():
+    searched = {str(p.relative_to(PACKAGE)) for p in NO_QUERY_TEXT}
+    for module in ("asset", "compute", "record", "alert", "review", "report", "breaches", "guard"):
+        assert f"fairness/{module}.py" in searched
+    assert "simulation/simulate.py" in searched
+    # the shape the fairness asset's counts had before their .sql files: found
+    assert query_text('q = f"SELECT {dims}, count(*) AS customers FROM {active} c GROUP BY {dims}"')
+
+
 @pytest.mark.parametrize("path", NO_QUERY_TEXT, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_query_text_is_built_in_the_weekly_python(path):
     assert query_text(path.read_text()) == []
@@ -218,10 +230,10 @@ def test_no_query_text_is_built_in_the_weekly_python(path):
 def test_every_sql_file_says_what_it_is_and_stays_readable():
     files = [
         path
-        for domain in ("weekly", "core", "monitoring")
+        for domain in ("weekly", "core", "monitoring", "fairness", "simulation")
         for path in sorted((PACKAGE / domain / "sql").rglob("*.sql"))
     ]
-    assert len(files) > 20
+    assert len(files) > 30
     for path in files:
         text = path.read_text()
         assert text.startswith("{#"), f"{path.name}: no header comment"

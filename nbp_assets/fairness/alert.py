@@ -1,15 +1,24 @@
 """What an nbp.fairness_breach alert carries and says: one flat JSON payload per breaching
 product and dimension, stored in the compliance outbox and sent as-is to every channel,
-and its subject and label/value lines, which every channel (alerts/messages.py) lays out."""
+and its subject and label/value lines, which every channel (alerts/messages.py) lays out.
+Also the week's alerts as a whole: one per stored breach (`alert_payloads`), recorded in
+the outbox (`record_breaches`), and the state each stands in (`states_of_run`,
+`states_in_outbox`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
+from nbp_assets.alerts import outbox, workflow
 from nbp_assets.alerts.outbox import ALERT_TYPE
 from nbp_assets.fairness.maths import attributable_to
+
+if TYPE_CHECKING:  # core.partitions imports Dagster, which the alerts CLI (alerts/messages.py) must not load
+    from nbp_assets.core.partitions import Week
 
 POLICIES = ["CON-001", "CON-006"]
 ACTION = "Model review by compliance (MOD-107 fairness monitoring)."
@@ -157,3 +166,69 @@ def facts(alert: Mapping) -> list[tuple[str, str]]:
     if alert.get("report_html"):
         lines.append(("Report", str(alert["report_html"])))
     return lines
+
+
+def alert_payloads(
+    gaps: pd.DataFrame,
+    breaches: pd.DataFrame,
+    history: pd.DataFrame,
+    week: Week,
+    model_version: str,
+    threshold: float,
+    run_id: str,
+    names: dict,
+    report_html: str,
+) -> list[dict]:
+    """One alert per stored breach of the week (fairness.breaches), told with the week's gap
+    details and how many of the recent weeks breached."""
+    counts = history.set_index(["product_id", "dimension"])[["weeks_breached", "weeks_reported"]]
+    breaching = gaps.merge(breaches[["product_id", "dimension"]], on=["product_id", "dimension"])
+    return [
+        alert_payload(
+            row,
+            week.key,
+            model_version,
+            threshold,
+            run_id,
+            *counts.loc[(row["product_id"], row["dimension"])],
+            report_html,
+            product_name=names.get(row["product_id"]),
+        )
+        for row in breaching.to_dict("records")
+    ]
+
+
+def record_breaches(
+    url: str, week: Week, model_version: str, alerts: list[dict], gaps: pd.DataFrame, run_id: str
+) -> outbox.RecordOutcome:
+    """Record the week's evaluation in the compliance outbox: its alerts, and every gap (a
+    gap that could not be measured, NaN in the frame, is None, as record_week declares)."""
+    gaps_now = {
+        (r["product_id"], r["dimension"]): None if pd.isna(r["gap_pp"]) else r["gap_pp"]
+        for r in gaps.to_dict("records")
+    }
+    return outbox.record_week(url, week.start, model_version, alerts, gaps_now, run_id)
+
+
+# What each breach's alert is, for the report's top table: (alert id, state, weeks it counts).
+AlertStates = dict[tuple[str, str], tuple[int, str, int | str]]
+
+
+def states_of_run(outcome: outbox.RecordOutcome) -> AlertStates:
+    """The alerts as this run's evaluation left them: new, relapsed, already open, or a
+    resolved alert that had already counted the week."""
+    state = {i: "new" for i in outcome.opened} | {i: "already open" for i in outcome.still_open}
+    state |= {new: f"new, relapse after #{old}" for new, old in outcome.relapsed.items()}
+    return {
+        key: (alert_id, state.get(alert_id, "resolved earlier"), outcome.weeks_breached.get(alert_id, ""))
+        for key, alert_id in outcome.alert_ids.items()
+    }
+
+
+def states_in_outbox(url: str, week: Week) -> AlertStates:
+    """The alerts that count the week as they now stand (a later run may have grown or
+    resolved them); the newest alert of a product and dimension wins."""
+    return {
+        (a["product_id"], a["dimension"]): (a["alert_id"], a["status"], a["weeks_breached"])
+        for a in workflow.alerts_of_week(url, week.start)
+    }

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 from nbp_assets.core.partitions import Week
-from nbp_assets.core.warehouse import WarehouseResource, sql_date
+from nbp_assets.core.sql import render
+from nbp_assets.core.warehouse import WarehouseResource
 from nbp_assets.fairness.contract import REPORT_TABLE
 from nbp_assets.fairness.maths import KEYS
 
@@ -28,7 +29,8 @@ def week_breaches(warehouse: WarehouseResource, week: Week) -> pd.DataFrame:
     them; none when the week has no report yet."""
     if not warehouse.table_exists(REPORT_TABLE):
         return pd.DataFrame(columns=COLUMNS)
+    columns = "product_id, dimension, gap_pp, breach"
     rows = warehouse.query(
-        f"SELECT product_id, dimension, gap_pp, breach FROM {REPORT_TABLE} WHERE week_start = {sql_date(week.start)}"
+        render("fairness", "week_rows", report=REPORT_TABLE, columns=columns, week_start=week.start).text
     )
     return breaches_of(rows)

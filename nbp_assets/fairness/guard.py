@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from nbp_assets.core.partitions import Week
-from nbp_assets.core.warehouse import WarehouseResource, sql_date
+from nbp_assets.core.sql import render
+from nbp_assets.core.warehouse import WarehouseResource
 from nbp_assets.fairness.contract import REPORT_TABLE
 
 
@@ -16,11 +17,8 @@ def publish_blocked_reason(warehouse: WarehouseResource, week: Week, model_versi
     )
     if not warehouse.table_exists(REPORT_TABLE):
         return missing
-    version = model_version.replace("'", "''")
     found = warehouse.query(
-        f"SELECT product_id, dimension, max(gap_pp) AS gap_pp, max(CASE WHEN breach THEN 1 ELSE 0 END) AS breach "
-        f"FROM {REPORT_TABLE} WHERE week_start = {sql_date(week.start)} AND model_version = '{version}' "
-        "GROUP BY product_id, dimension ORDER BY product_id, dimension"
+        render("fairness", "publish_gate", report=REPORT_TABLE, week_start=week.start, model_version=model_version).text
     )
     if found.empty:
         return missing

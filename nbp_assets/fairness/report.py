@@ -126,6 +126,33 @@ def trend_section(
     return section(TREND_SECTION, f"Gap over the last {len(weeks)} weeks", body)
 
 
+def alerts_table(alerts: list[dict], states: dict) -> pd.DataFrame:
+    """The week's breaches with their alerts, the report's top table. `states`: (product_id,
+    dimension) -> (alert id, state, weeks it counts) (fairness.alert.AlertStates)."""
+    rows = []
+    for a in alerts:
+        alert_id, state, weeks = states.get((a["product_id"], a["dimension"]), (None, "no alert", ""))
+        rows.append(
+            {
+                "alert": f"#{alert_id} ({state})",
+                "product": a["product_id"],
+                "name": a.get("product_name") or "",
+                "dimension": a["dimension"],
+                "highest": f"{a['highest_group']} {a['highest_rate'] * 100:.1f}% of {a['highest_customers']}",
+                "lowest": f"{a['lowest_group']} {a['lowest_rate'] * 100:.1f}% of {a['lowest_customers']}",
+                "gap pp": pp(a["gap_pp"]),
+                "gap 95% CI pp": f"{pp(a['gap_ci_low_pp'])} to {pp(a['gap_ci_high_pp'])}",
+                "clear of uncertainty": "yes" if a["clear_breach"] else "no",
+                "from ranking pp": pp(a["ranking_pp"]),
+                "from eligibility pp": pp(a["eligibility_pp"]),
+                "attributable to": a["attributable_to"],
+                "weeks breached (alert)": weeks,
+                "recent weeks breached": f"{a['weeks_breached']} of {a['weeks_reported']}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def markdown(table: pd.DataFrame) -> str:
     return table.to_markdown(index=False, disable_numparse=True) if len(table) else "none"
 

@@ -23,13 +23,12 @@ import pandas as pd
 from nbp_assets.contract.tables import HISTORY, PRODUCTS, SCORES, SIGNALS, Table
 from nbp_assets.contract.validation import ContractViolation
 from nbp_assets.core.partitions import Week
-from nbp_assets.core.sqltext import lit
+from nbp_assets.core.sql import render
 from nbp_assets.core.warehouse import WarehouseResource
-from nbp_assets.fairness import asset as fairness_asset
-from nbp_assets.fairness import maths as fairness
+from nbp_assets.fairness.compute import week_gaps
 from nbp_assets.fairness.config import fairness_config
 from nbp_assets.weekly import assets as engine
-from nbp_assets.weekly.io import party_shards, replace_week, week_slice
+from nbp_assets.weekly.io import count_rows, replace_week, week_slice
 from nbp_assets.weekly.ranking import scores_sql
 from nbp_assets.weekly.weights import Weights
 
@@ -79,21 +78,8 @@ def _ranked(table: Table, week: Week) -> str:
 
 def _changes(warehouse: WarehouseResource, live: str, challenger: str) -> dict:
     """Customers ranked, and those whose top 1 or top 3 (as a set of products) changed."""
-    customers = int(
-        warehouse.scalar(
-            f"SELECT count(*) FROM (SELECT party_id FROM {live} l UNION SELECT party_id FROM {challenger} c) p"
-        )
-    )
-    top1 = int(
-        warehouse.scalar(f"""SELECT count(*) FROM (SELECT party_id, product_id FROM {live} l WHERE rank = 1) l
-FULL OUTER JOIN (SELECT party_id, product_id FROM {challenger} c WHERE rank = 1) c ON c.party_id = l.party_id
-WHERE l.product_id IS NULL OR c.product_id IS NULL OR l.product_id <> c.product_id""")
-    )
-    top3 = int(
-        warehouse.scalar(f"""SELECT count(DISTINCT coalesce(l.party_id, c.party_id)) FROM {live} l
-FULL OUTER JOIN {challenger} c ON c.party_id = l.party_id AND c.product_id = l.product_id
-WHERE l.party_id IS NULL OR c.party_id IS NULL""")
-    )
+    counts = warehouse.query(render("simulation", "changes", live=live, challenger=challenger).text).iloc[0]
+    customers, top1, top3 = (int(counts[c]) for c in ("customers", "top1_changed", "top3_changed"))
 
     def share(n: int) -> float:
         return round(n / customers, 6) if customers else 0.0
@@ -108,26 +94,15 @@ WHERE l.party_id IS NULL OR c.party_id IS NULL""")
 
 
 def _movement(warehouse: WarehouseResource, live: str, challenger: str) -> pd.DataFrame:
-    moved = warehouse.query(f"""SELECT product_id,
-       sum(live) AS live_top3, sum(challenger) AS challenger_top3,
-       sum(CASE WHEN rank = 1 THEN live ELSE 0 END) AS live_top1,
-       sum(CASE WHEN rank = 1 THEN challenger ELSE 0 END) AS challenger_top1
-FROM (SELECT product_id, rank, 1 AS live, 0 AS challenger FROM {live} l
-      UNION ALL SELECT product_id, rank, 0 AS live, 1 AS challenger FROM {challenger} c) m
-GROUP BY product_id ORDER BY product_id""")
+    moved = warehouse.query(render("simulation", "movement", live=live, challenger=challenger).text)
     moved = moved.astype({c: "int64" for c in moved.columns if c != "product_id"})
     moved["top3_change"] = moved["challenger_top3"] - moved["live_top3"]
     moved["top1_change"] = moved["challenger_top1"] - moved["live_top1"]
     return moved
 
 
-def _gaps(warehouse: WarehouseResource, week: Week, ranked: str) -> pd.DataFrame:
-    config = fairness_config()
-    sizes, hits = fairness_asset._rate_counts(warehouse, week, config.dimensions, ranked)
-    products = warehouse.query(f"SELECT product_id FROM {week_slice(PRODUCTS, week)} p")["product_id"]
-    eligible = fairness_asset._eligible_counts(warehouse, week, config.dimensions)
-    rates = fairness.rates_from_counts(sizes, hits, sorted(products), config.dimensions, eligible)
-    return fairness.fairness_gaps(rates, config.threshold_pp, config.min_group_size)
+def _gaps(warehouse: WarehouseResource, week: Week, ranked: str | None) -> pd.DataFrame:
+    return week_gaps(warehouse, week, fairness_config(), ranked)
 
 
 def _fairness_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
@@ -142,6 +117,38 @@ def _fairness_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     return both.sort_values(keys).reset_index(drop=True)
 
 
+def _published_version(warehouse: WarehouseResource, week: Week) -> str:
+    """The model_version the live model published the week with; refused when it has not run."""
+    ranked = week_slice(HISTORY, week)
+    if not (warehouse.table_exists(HISTORY.name) and count_rows(warehouse, ranked)):
+        raise ValueError(f"week {week.key} has no live ranking in {HISTORY.name}: materialize it first")
+    return warehouse.scalar(render("simulation", "published_version", ranked=ranked).text)
+
+
+def _rank_challenger(
+    warehouse: WarehouseResource, week: Week, challenger: Weights, live: Weights, log, recompute_signals: bool
+) -> None:
+    """The challenger's signals (the live ones when the code and suitability rule are the
+    same), scores and top 3 of the week, into the sandbox, with the weekly model's own SQL."""
+    for table in (SANDBOX_SIGNALS, SANDBOX_SCORES, SANDBOX_RANKED):
+        warehouse.ensure_table(table)
+    with warehouse.transaction() as tx:
+        if challenger.signals_version == live.signals_version and not recompute_signals:
+            signals = week_slice(SIGNALS, week)  # same code and suitability rule: the live signals
+            shards = engine.week_shards(tx, warehouse, week)
+            # an earlier simulation's signals of the week must not pass for this one's
+            replace_week(tx, SANDBOX_SIGNALS, week, render("simulation", "no_rows", relation=signals).text)
+        else:
+            relations, *_ = engine.week_signal_relations(warehouse, week, challenger)
+            _, shards, _ = engine.write_signals(tx, warehouse, SANDBOX_SIGNALS, week, relations, log)
+            signals = week_slice(SANDBOX_SIGNALS, week)
+        scored = scores_sql(signals, week_slice(PRODUCTS, week), challenger, challenger.model_version)
+        replace_week(tx, SANDBOX_SCORES, week, scored)
+        scores = week_slice(SANDBOX_SCORES, week, "party_id, product_id, score, primary_signal")
+        top_n = engine.top_n_by_shard(warehouse, week, scores, challenger.model_version, shards)
+        replace_week(tx, SANDBOX_RANKED, week, top_n, log)
+
+
 def simulate_week(
     warehouse: WarehouseResource, week: Week, challenger: Weights, live: Weights, log, recompute_signals: bool = False
 ) -> Simulation:
@@ -150,46 +157,13 @@ def simulate_week(
     live week's signals are reused unless the challenger's suitability rule differs or
     `recompute_signals` (a code change to try: the signals of the code running now)."""
     with warehouse.session():
-        live_rows = (
-            int(warehouse.scalar(f"SELECT count(*) FROM {week_slice(HISTORY, week)} h"))
-            if warehouse.table_exists(HISTORY.name)
-            else 0
-        )
-        if not live_rows:
-            raise ValueError(f"week {week.key} has no live ranking in {HISTORY.name}: materialize it first")
-        published_version = warehouse.scalar(f"SELECT min(model_version) FROM {week_slice(HISTORY, week)} h")
+        published_version = _published_version(warehouse, week)
         if published_version != live.model_version:
             log.warning(
                 f"week {week.key} was published by {published_version}; the live weights now are "
                 f"{live.model_version}: the comparison is against the published week"
             )
-        for table in (SANDBOX_SIGNALS, SANDBOX_SCORES, SANDBOX_RANKED):
-            warehouse.ensure_table(table)
-        with warehouse.transaction() as tx:
-            if challenger.signals_version == live.signals_version and not recompute_signals:
-                signals = week_slice(SIGNALS, week)  # same code and suitability rule: the live signals
-                shards = party_shards(tx, engine._active(week, "party_id"), warehouse.shard_size())
-                # an earlier simulation's signals of the week must not pass for this one's
-                replace_week(tx, SANDBOX_SIGNALS, week, f"SELECT * FROM {signals} s WHERE 1 = 0")
-            else:
-                relations, *_ = engine.week_signal_relations(warehouse, week, challenger)
-                _, shards, _ = engine.write_signals(tx, warehouse, SANDBOX_SIGNALS, week, relations, log)
-                signals = week_slice(SANDBOX_SIGNALS, week)
-            scored = scores_sql(signals, week_slice(PRODUCTS, week), challenger)
-            replace_week(
-                tx,
-                SANDBOX_SCORES,
-                week,
-                f"SELECT *, {lit(challenger.model_version)} AS model_version FROM ({scored}) s",
-            )
-            scores = week_slice(SANDBOX_SCORES, week, "party_id, product_id, score, primary_signal")
-            replace_week(
-                tx,
-                SANDBOX_RANKED,
-                week,
-                engine.top_n_by_shard(warehouse, week, scores, challenger.model_version, shards),
-                log,
-            )
+        _rank_challenger(warehouse, week, challenger, live, log, recompute_signals)
         live_ranked, challenger_ranked = _ranked(HISTORY, week), _ranked(SANDBOX_RANKED, week)
         summary = _changes(warehouse, live_ranked, challenger_ranked)
         products = _movement(warehouse, live_ranked, challenger_ranked)

@@ -1,0 +1,109 @@
+"""The week's fairness, computed: counts read from the warehouse (fairness/sql/*.sql), the
+rule applied in pandas (maths.py), the report rows as the contract declares them.
+
+Only counts leave the warehouse: one row per product and combination of group values, a
+few thousand rows, never the customers or their top 3. The simulation (simulation/) calls
+`week_gaps` with a challenger's top 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from nbp_assets.contract.tables import CUSTOMERS, HISTORY, PRODUCTS
+from nbp_assets.core.partitions import Week
+from nbp_assets.core.sql import render
+from nbp_assets.core.warehouse import WarehouseResource
+from nbp_assets.fairness import maths
+from nbp_assets.fairness.config import FairnessConfig
+from nbp_assets.weekly.eligibility import ACTIVE
+from nbp_assets.weekly.io import week_slice, with_week, work_table
+
+
+def eligible_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...]) -> pd.DataFrame:
+    """Active customers eligible for each product, per product and combination of group
+    values (dimension names are validated customer columns)."""
+    return warehouse.query(
+        render(
+            "fairness",
+            "eligible_counts",
+            eligibility=work_table("eligibility"),
+            customers=work_table("customers"),
+            week_start=week.start,
+            active=ACTIVE,
+            dimensions=dimensions,
+        ).text
+    )
+
+
+def _per_dimension(combos: pd.DataFrame, dimensions: tuple[str, ...], keys: list[str], count: str) -> pd.DataFrame:
+    """Counts per combination of group values, summed per dimension and group."""
+    return pd.concat(
+        [
+            combos.assign(dimension=d, group=maths.group_labels(combos[d]))
+            .groupby([*keys, "dimension", "group"], as_index=False)[count]
+            .sum()
+            for d in dimensions
+        ],
+        ignore_index=True,
+    )
+
+
+def rate_counts(
+    warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...], ranked: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Active customers per group and, per product, those with it in their top 3: counted in
+    the warehouse per combination of group values (one GROUP BY each, a few thousand rows),
+    then summed per dimension here, so neither the customers nor the top 3 leave it.
+    `ranked`: another week's top 3 to count (a challenger's, simulation/); the history's by default."""
+    customers = dict(customers=week_slice(CUSTOMERS, week), active=ACTIVE, dimensions=dimensions)
+    combos = warehouse.query(render("fairness", "active_counts", **customers).text)
+    ranked = ranked or week_slice(HISTORY, week, "party_id, product_id")
+    hit_combos = warehouse.query(render("fairness", "recommended_counts", ranked=ranked, **customers).text)
+    sizes = _per_dimension(combos, dimensions, [], "customers")
+    hits = _per_dimension(hit_combos, dimensions, ["product_id"], "recommended")
+    return sizes, hits
+
+
+def product_register(warehouse: WarehouseResource, week: Week) -> pd.DataFrame:
+    """The week's products: product_id, product_name."""
+    relation = week_slice(PRODUCTS, week)
+    return warehouse.query(render("core", "select", columns="product_id, product_name", relation=relation).text)
+
+
+@dataclass(frozen=True)
+class WeekFairness:
+    """A week's recommendation rates per group, the gaps they make, and the product names."""
+
+    rates: pd.DataFrame
+    gaps: pd.DataFrame
+    names: dict
+
+
+def week_fairness(
+    warehouse: WarehouseResource, week: Week, config: FairnessConfig, ranked: str | None = None
+) -> WeekFairness:
+    """The rates and gaps of the week's top 3 (or of `ranked`, a challenger's), judged by `config`."""
+    sizes, hits = rate_counts(warehouse, week, config.dimensions, ranked)
+    register = product_register(warehouse, week)
+    products, names = register["product_id"], dict(zip(register["product_id"], register["product_name"]))
+    eligible = eligible_counts(warehouse, week, config.dimensions)
+    rates = maths.rates_from_counts(sizes, hits, sorted(products), config.dimensions, eligible)
+    gaps = maths.fairness_gaps(rates, config.threshold_pp, config.min_group_size)
+    return WeekFairness(rates, gaps, names)
+
+
+def week_gaps(
+    warehouse: WarehouseResource, week: Week, config: FairnessConfig, ranked: str | None = None
+) -> pd.DataFrame:
+    """The gaps of the week's top 3 (or of `ranked`, a challenger's)."""
+    return week_fairness(warehouse, week, config, ranked).gaps
+
+
+def report_frame(computed: WeekFairness, week: Week, model_version: str, config: FairnessConfig) -> pd.DataFrame:
+    """The week's report rows (one per product, dimension and group), as the table stores them."""
+    df = with_week(maths.report_rows(computed.rates, computed.gaps, config.min_group_size), week)
+    df["model_version"] = model_version
+    return df
