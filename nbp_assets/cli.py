@@ -622,9 +622,10 @@ def _main(argv: list[str] | None) -> None:
     )
     p.set_defaults(func=cmd_pools)
 
-    from nbp_assets.weekly import compile as weekly_compile  # the SQL a week runs, as files
+    if not argv or argv[0] not in sub.choices:  # imports the weekly model and Dagster: only when needed
+        from nbp_assets.weekly import compile as weekly_compile  # the SQL a week runs, as files
 
-    weekly_compile.add_parser(sub)
+        weekly_compile.add_parser(sub)
 
     from nbp_assets.offers.stream import cli as kafka_cli  # the offer stream on Kafka: its own module
 
