@@ -35,7 +35,7 @@ from pathlib import Path
 from nbp_assets.core import settings
 from nbp_assets.ops import local_instance
 
-# Local instance: weekly steps share one pool of one slot (see assets/weekly_io.py WEEKLY_POOL).
+# Local instance: weekly steps share one pool of one slot (see weekly/io.py WEEKLY_POOL).
 # Run monitoring (done by the daemon of `dagster dev`) fails runs stuck starting, cancelling or
 # running for over 4 hours, and frees the pool slots of ended runs after a minute: a run
 # killed while holding a slot must not block every later run. The CLI has no daemon and

