@@ -367,3 +367,124 @@ def test_the_commands_refuse_a_bad_psi_threshold_in_one_line_exit_2_writing_noth
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "NBP_DRIFT_PSI_WARN must be a number > 0 and <= 10" in err and "'abc'" in err
     assert not home.exists()  # nothing written: no warehouse, no PostgreSQL, no Dagster home
+
+
+# ------------------------------------------------------------- who is told (issue 22.6)
+
+
+@pytest.fixture
+def compliance_url(postgres_url):
+    """The test PostgreSQL without the compliance outbox: each test starts with no alert."""
+    import psycopg
+
+    from nbp_assets.alerts import outbox
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {outbox.SCHEMA} CASCADE")
+    return postgres_url
+
+
+def _ops_tick(instance, url: str, maildir, cursor: str | None = None):
+    """One tick of nbp_ops_alert_sensor, as the daemon runs it: (its message, its new cursor)."""
+    from nbp_assets.alerts.resource import FairnessAlertsResource
+    from nbp_assets.core.postgres_resource import PostgresResource
+    from nbp_assets.ops.sensors import nbp_ops_alert_sensor
+
+    resources = {
+        "postgres": PostgresResource(url=url, data_dir=str(maildir.parent / "unused")),
+        "fairness_alerts": FairnessAlertsResource(maildir=str(maildir)),
+    }
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    return nbp_ops_alert_sensor(context).skip_message, context.cursor
+
+
+def _ops_alerts(url: str, alert_type: str) -> list[dict]:
+    from nbp_assets.alerts import outbox
+
+    with outbox.connect(url) as conn:
+        return conn.execute(
+            f"SELECT * FROM {outbox.OPS_ALERTS} WHERE alert_type = %s ORDER BY dedupe_key", (alert_type,)
+        ).fetchall()
+
+
+@pytest.mark.integration
+def test_a_distribution_drift_reaches_operations_once_per_week_and_metric(warehouse, compliance_url, tmp_path):
+    """The spread of idle_cash widens with its mean unchanged: nbp_ops_alert_sensor records one
+    operations alert per drifted metric of the week, delivered like a failed run's (here the
+    local Maildir channel); a re-run of the week, and later ticks, record nothing more."""
+    import mailbox
+
+    instance, maildir = dg.DagsterInstance.ephemeral(), tmp_path / "maildir"
+    _model_week(warehouse, BEFORE, 100, idle=_spread(100, 0.05), score=0.4, eligible=100)
+    _model_week(warehouse, WEEK, 100, idle=_spread(100, 0.4), score=0.4, eligible=100)
+    assert _materialize(warehouse, "model_drift", instance=instance).success
+    text, cursor = _ops_tick(instance, compliance_url, maildir)
+    sent = _ops_alerts(compliance_url, "nbp.model_drift_warning")
+    assert [a["dedupe_key"] for a in sent] == [
+        f"nbp.model_drift:{WEEK.key}:psi_idle_cash_vs_approval",
+        f"nbp.model_drift:{WEEK.key}:psi_idle_cash_vs_previous",
+    ]
+    previous = sent[1]
+    assert previous["week_start"] == WEEK.start and previous["delivered_at"] is not None
+    assert previous["summary"] == (
+        f"week {WEEK.key}: model_drift warning signal_distributions_stable: psi_idle_cash_vs_previous "
+        "is 17.03, over its threshold 0.2"
+    )
+    assert f"recorded #{previous['alert_id']} nbp.model_drift_warning" in text
+    facts = dict(map(tuple, previous["payload"]["facts"]))
+    assert facts["Baseline"] == f"week {BEFORE.key} (previous)" and facts["Threshold"] == "0.2"
+    mails = [m for m in mailbox.Maildir(maildir, create=False) if m["X-NBP-Alert-Type"] == "nbp.model_drift_warning"]
+    assert len(mails) == 2  # the same channel and message shape as a failed run's alert
+
+    # The week is re-run (the same drift fails the check again): no second alert, no second mail.
+    assert _materialize(warehouse, "model_drift", instance=instance).success
+    text, cursor = _ops_tick(instance, compliance_url, maildir, cursor)
+    _ops_tick(instance, compliance_url, maildir, None)  # even a sensor that lost its cursor
+    again = _ops_alerts(compliance_url, "nbp.model_drift_warning")
+    assert [(a["alert_id"], a["dedupe_key"], a["run_id"]) for a in again] == [
+        (a["alert_id"], a["dedupe_key"], a["run_id"]) for a in sent
+    ]  # the first run's alerts, nothing added
+    assert "nbp.model_drift_warning" not in text
+    assert (
+        len([m for m in mailbox.Maildir(maildir, create=False) if m["X-NBP-Alert-Type"] == "nbp.model_drift_warning"])
+        == 2
+    )
+
+
+@pytest.mark.integration
+def test_a_steady_week_tells_no_one(warehouse, compliance_url, tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    _model_week(warehouse, BEFORE, 100, idle=0.20, score=0.40, eligible=90)
+    _model_week(warehouse, WEEK, 100, idle=0.24, score=0.44, eligible=89)
+    assert _materialize(warehouse, "model_drift", instance=instance).success
+    _ops_tick(instance, compliance_url, tmp_path / "maildir")
+    assert _ops_alerts(compliance_url, "nbp.model_drift_warning") == []
+
+
+@pytest.mark.integration
+def test_a_failed_warning_check_of_offer_outcomes_is_one_operations_alert(compliance_url, tmp_path):
+    """An outcome warning (a check that names no metric) is one alert under the check's name."""
+    from nbp_assets.core.partitions import weekly_partitions
+
+    @dg.asset(
+        name="offer_outcomes",
+        partitions_def=weekly_partitions,
+        check_specs=[dg.AssetCheckSpec("acceptance_gap_within_threshold", asset="offer_outcomes")],
+    )
+    def offer_outcomes():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(
+            check_name="acceptance_gap_within_threshold",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="treated accepted 9 pp less than held out",
+        )
+
+    instance = dg.DagsterInstance.ephemeral()
+    for _ in range(2):  # two runs of the week
+        assert dg.materialize([offer_outcomes], partition_key=WEEK.key, instance=instance).success
+        _ops_tick(instance, compliance_url, tmp_path / "maildir")
+    sent = _ops_alerts(compliance_url, "nbp.offer_outcomes_warning")
+    assert [a["dedupe_key"] for a in sent] == [f"nbp.offer_outcomes:{WEEK.key}:acceptance_gap_within_threshold"]
+    assert sent[0]["summary"] == f"week {WEEK.key}: offer_outcomes warning acceptance_gap_within_threshold"
+    assert "treated accepted 9 pp less than held out" in dict(map(tuple, sent[0]["payload"]["facts"]))["Check result"]

@@ -17,6 +17,7 @@ from nbp_assets.core.partitions import Week, weekly_partitions
 from nbp_assets.core.warehouse import WarehouseResource
 from nbp_assets.fairness.config import fairness_config
 from nbp_assets.monitoring import model as monitoring
+from nbp_assets.ops import alerts as ops_alerts
 from nbp_assets.sources import week_inputs as src
 from nbp_assets.weekly import checks
 from nbp_assets.weekly.io import (
@@ -38,8 +39,9 @@ SCORE_DRIFT = "score_quantiles_stable"
 NO_ELIGIBLE_DRIFT = "no_eligible_product_share_stable"
 SIGNAL_PSI_DRIFT = "signal_distributions_stable"
 SCORE_PSI_DRIFT = "score_distribution_stable"
-# A failed drift check names its drifted metrics in metadata DRIFTED_METRICS.
-DRIFTED_METRICS = "drifted_metrics"
+# A failed drift check names its drifted metrics in metadata DRIFTED_METRICS: the ops alert
+# sensor (ops/sensors.py) records one operations alert per week and metric from it.
+DRIFTED_METRICS = ops_alerts.DRIFTED_METRICS
 _MEAN_CHECKS = {
     SIGNAL_DRIFT: (
         "signal_mean",
@@ -173,7 +175,7 @@ def model_drift_step(context, warehouse: WarehouseResource):
     signal's and the score's whole distribution (population stability index) against the
     previous week and the week the model_version was approved (NBP_DRIFT_PSI_WARN), with the
     thresholds of docs/monitoring.md. A drift is a warning, not a stop: the week's ranking is
-    already checked and published."""
+    already checked and published; nbp_ops_alert_sensor tells operations, once per week and metric."""
     started, week = time.perf_counter(), week_of(context)
     psi_warn = settings.drift_psi_warn()
     before_week = Week.from_key(monitoring.previous_week(week.start).isoformat())
