@@ -285,7 +285,17 @@ def _exit(summaries, fail_on_warning: bool) -> None:
         raise SystemExit(code)
 
 
+def _checked_config() -> None:
+    """Refuse a run (exit 2, one line) whose configuration the code location would refuse,
+    before anything is written (no PostgreSQL started, no Dagster home created)."""
+    try:
+        settings.drift_psi_warn()
+    except settings.ConfigurationError as exc:
+        raise Refused(str(exc)) from None
+
+
 def cmd_materialize(args: argparse.Namespace) -> None:
+    _checked_config()
     week = _checked_week(args.week or latest_closed_week())
     _exit([materialize_week(week)], args.fail_on_warning)
 
@@ -295,6 +305,7 @@ def cmd_backfill(args: argparse.Namespace) -> None:
 
     from nbp_assets.core.partitions import weekly_partitions
 
+    _checked_config()
     first, last = _checked_week(args.first), _checked_week(args.last)
     if first > last:
         raise Refused(f"backfill range is reversed: {first} comes after {last} (give the oldest week first)")
@@ -316,6 +327,7 @@ def cmd_backfill(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from datetime import timedelta
 
+    _checked_config()
     if args.fresh and settings.nbp_home().exists():
         shutil.rmtree(settings.nbp_home())
     args.end_week = None

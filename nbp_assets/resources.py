@@ -180,6 +180,7 @@ def check_deployment(deployment: str | None = None) -> list[str]:
 
     deployment = settings.deployment(deployment)
     lines = [f"deployment: {deployment}"]
+    lines.append(f"drift: PSI warning threshold {settings.drift_psi_warn():g} (NBP_DRIFT_PSI_WARN)")
     warehouse = open_warehouse(deployment)
     if deployment == "production":
         with warehouse.session():

@@ -91,6 +91,8 @@ CHECKS = {
         "signal_means_stable": False,
         "score_quantiles_stable": False,
         "no_eligible_product_share_stable": False,
+        "signal_distributions_stable": False,
+        "score_distribution_stable": False,
     },
     "fairness_report": {checks.CONTRACT: True, checks.FAIRNESS_GAP: False},
 }

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
 from nbp_assets.core.partitions import Week
+from nbp_assets.core.settings import ConfigurationError, drift_psi_warn
 from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
 from nbp_assets.monitoring import model as monitoring
 from nbp_assets.monitoring.assets import (
     NO_ELIGIBLE_DRIFT,
     SCORE_DRIFT,
+    SCORE_PSI_DRIFT,
     SIGNAL_DRIFT,
+    SIGNAL_PSI_DRIFT,
+    approval_baseline_week,
     build_monitoring_assets,
 )
 from nbp_assets.weekly.vocabulary import ALL_SIGNALS
@@ -43,9 +48,11 @@ def _customers(week: Week, n: int) -> pd.DataFrame:
     )
 
 
-def _materialize(warehouse, name):
+def _materialize(warehouse, name, week: Week = WEEK, instance=None):
     asset = next(a for a in build_monitoring_assets() if a.key.path[-1] == name)
-    return dg.materialize([asset], partition_key=WEEK.key, resources={"warehouse": warehouse}, raise_on_error=False)
+    return dg.materialize(
+        [asset], partition_key=week.key, resources={"warehouse": warehouse}, raise_on_error=False, instance=instance
+    )
 
 
 def test_outcome_rates_by_rank_signal_and_group_show_who_accepted_less(warehouse):
@@ -105,7 +112,9 @@ def test_outcome_rates_by_rank_signal_and_group_show_who_accepted_less(warehouse
     assert gaps.iloc[0]["gap_pp"] == pytest.approx((31 / 41 - 10 / 41) * 100, abs=1e-4)
 
 
-def _model_week(warehouse, week: Week, n: int, idle: float, score: float, eligible: int):
+def _model_week(warehouse, week: Week, n: int, idle, score: float, eligible: int, model_version: str = "m1"):
+    """A week of n customers, `eligible` of them with one candidate pair; idle: idle_cash of
+    every pair (a number) or of each pair (a list), every other signal 0.1."""
     customers = _customers(week, n)
     pairs = pd.DataFrame(
         {"week_start": pd.Timestamp(week.start), "party_id": customers["party_id"][:eligible], "product_id": "SAV"}
@@ -113,7 +122,7 @@ def _model_week(warehouse, week: Week, n: int, idle: float, score: float, eligib
     signals = pairs.copy()
     for s in ALL_SIGNALS:
         signals[s] = idle if s == "idle_cash" else 0.1
-    scores = pairs.assign(score=score)
+    scores = pairs.assign(score=score, model_version=model_version)
     for name, df in (("customers", customers), ("eligibility", pairs), ("signals", signals), ("scores", scores)):
         warehouse.append_table(f"nbp_work.{name}", df) if warehouse.table_exists(
             f"nbp_work.{name}"
@@ -128,7 +137,8 @@ def test_a_steady_week_passes_and_a_drifting_week_warns(warehouse):
     _model_week(warehouse, BEFORE, 100, idle=0.20, score=0.40, eligible=90)
     _model_week(warehouse, WEEK, 100, idle=0.24, score=0.44, eligible=89)  # within every threshold
     result = _materialize(warehouse, "model_drift")
-    assert result.success and _checks(result) == {SIGNAL_DRIFT: True, SCORE_DRIFT: True, NO_ELIGIBLE_DRIFT: True}
+    assert result.success and all(_checks(result).values())
+    assert set(_checks(result)) == {SIGNAL_DRIFT, SCORE_DRIFT, NO_ELIGIBLE_DRIFT, SIGNAL_PSI_DRIFT, SCORE_PSI_DRIFT}
 
 
 def test_each_drift_is_found_by_its_own_check(warehouse):
@@ -136,7 +146,14 @@ def test_each_drift_is_found_by_its_own_check(warehouse):
     _model_week(warehouse, WEEK, 100, idle=0.26, score=0.46, eligible=87)  # 0.06, 0.06, 3 points
     result = _materialize(warehouse, "model_drift")
     assert result.success  # a warning, not a failure
-    assert _checks(result) == {SIGNAL_DRIFT: False, SCORE_DRIFT: False, NO_ELIGIBLE_DRIFT: False}
+    # every value moved within its PSI bin (0.2 -> 0.26, 0.4 -> 0.46): the distributions' bins did not change
+    assert _checks(result) == {
+        SIGNAL_DRIFT: False,
+        SCORE_DRIFT: False,
+        NO_ELIGIBLE_DRIFT: False,
+        SIGNAL_PSI_DRIFT: True,
+        SCORE_PSI_DRIFT: True,
+    }
     drift = warehouse.query("SELECT * FROM nbp_work.model_drift").set_index("metric")
     assert drift.loc["mean_idle_cash", "drifted"] and not drift.loc["mean_churn_risk", "drifted"]
     assert drift.loc["no_eligible_product_share", "change"] == pytest.approx(0.03)
@@ -183,3 +200,291 @@ def test_score_quantiles_from_the_histogram_are_the_engines_percentile_cont(n, d
     expected = con.sql(f"SELECT {exact} FROM scores_in").fetchall()[0]
     assert got == expected
     assert np.allclose(got, np.quantile(scores["score"], monitoring.SCORE_QUANTILES), rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------- distributions (issue 22.6)
+
+
+def _spread(n: int, half_width: float, moved: int = 0, moved_half_width: float = 0.0) -> list[float]:
+    """n idle_cash values with mean exactly 0.5: alternately 0.5 - w and 0.5 + w, the first
+    `moved` of them at the half width `moved_half_width` instead."""
+    return [0.5 + (-1) ** i * (moved_half_width if i < moved else half_width) for i in range(n)]
+
+
+def test_a_signal_whose_spread_changes_with_its_mean_unchanged_is_a_distribution_drift(warehouse):
+    """0.5 +- 0.05 one week, 0.5 +- 0.4 the next: the mean and the score do not move, so the
+    mean and quantile checks pass (what model_drift judged before); the PSI check warns."""
+    _model_week(warehouse, BEFORE, 100, idle=_spread(100, 0.05), score=0.40, eligible=100)
+    _model_week(warehouse, WEEK, 100, idle=_spread(100, 0.4), score=0.40, eligible=100)
+    result = _materialize(warehouse, "model_drift")
+    assert result.success  # a warning, not a failure
+    assert _checks(result) == {
+        SIGNAL_DRIFT: True,
+        SCORE_DRIFT: True,
+        NO_ELIGIBLE_DRIFT: True,
+        SIGNAL_PSI_DRIFT: False,
+        SCORE_PSI_DRIFT: True,
+    }
+    drift = warehouse.query("SELECT * FROM nbp_work.model_drift").set_index("metric")
+    assert drift.loc["mean_idle_cash", "change"] == pytest.approx(0.0, abs=1e-12)
+    # all of last week's values were in bins 4 and 5, this week's in 1 and 9: each of the four
+    # bins contributes 0.5 x ln(0.5 / 1e-4) (an empty bin's share is epsilon)
+    psi = drift.loc["psi_idle_cash_vs_previous"]
+    assert psi["kind"] == "signal_psi" and psi["drifted"] and psi["threshold"] == 0.2
+    assert psi["value"] == pytest.approx(4 * (0.5 - 1e-4) * np.log(0.5 / 1e-4), rel=1e-9)
+    assert not drift.loc["psi_churn_risk_vs_previous", "drifted"] and drift.loc["psi_score_vs_previous", "value"] == 0
+    # the approval week (first week of m1) is the previous week here: the same comparison
+    assert drift.loc["psi_idle_cash_vs_approval", "value"] == pytest.approx(psi["value"])
+    failed = next(e for e in result.get_asset_check_evaluations() if e.check_name == SIGNAL_PSI_DRIFT)
+    assert failed.severity == dg.AssetCheckSeverity.WARN
+    assert set(failed.metadata["drifted_metrics"].value) == {"psi_idle_cash_vs_previous", "psi_idle_cash_vs_approval"}
+    assert (
+        failed.metadata["drifted_metrics"].value["psi_idle_cash_vs_previous"]["baseline"]
+        == f"week {BEFORE.key} (previous)"
+    )
+    meta = result.asset_materializations_for_node("model_drift")[0].metadata
+    assert meta["approval_week"].value == BEFORE.key and meta["model_version"].value == "m1"
+
+
+def test_a_slow_drift_shows_against_the_approval_week_not_the_previous_one(warehouse):
+    """10 % of the values move out each week: small against the previous week (PSI 0.08),
+    large against the week the model_version was approved (its first week)."""
+    approved = Week.from_key("2026-10-26")
+    _model_week(warehouse, approved, 100, idle=_spread(100, 0.05), score=0.4, eligible=100)
+    _model_week(
+        warehouse, BEFORE, 100, idle=_spread(100, 0.05, moved=10, moved_half_width=0.35), score=0.4, eligible=100
+    )
+    _model_week(warehouse, WEEK, 100, idle=_spread(100, 0.05, moved=20, moved_half_width=0.35), score=0.4, eligible=100)
+    assert approval_baseline_week(warehouse, WEEK) == ("m1", approved)
+    result = _materialize(warehouse, "model_drift")
+    assert _checks(result)[SIGNAL_DRIFT] and not _checks(result)[SIGNAL_PSI_DRIFT]
+    drift = warehouse.query("SELECT * FROM nbp_work.model_drift").set_index("metric")
+    assert (
+        drift.loc["psi_idle_cash_vs_previous", "value"] < 0.1 and not drift.loc["psi_idle_cash_vs_previous", "drifted"]
+    )
+    assert drift.loc["psi_idle_cash_vs_approval", "drifted"]
+    assert result.asset_materializations_for_node("model_drift")[0].metadata["approval_week"].value == approved.key
+
+
+def test_a_new_model_version_is_its_own_approval_week(warehouse):
+    _model_week(warehouse, BEFORE, 100, idle=_spread(100, 0.05), score=0.4, eligible=100)
+    _model_week(warehouse, WEEK, 100, idle=_spread(100, 0.4), score=0.4, eligible=100, model_version="m2")
+    assert approval_baseline_week(warehouse, WEEK) == ("m2", WEEK)
+    result = _materialize(warehouse, "model_drift")
+    drift = warehouse.query("SELECT metric FROM nbp_work.model_drift")["metric"].tolist()
+    assert "psi_idle_cash_vs_previous" in drift and not any(m.endswith("_vs_approval") for m in drift)
+    assert not _checks(result)[SIGNAL_PSI_DRIFT]  # still judged against the previous week
+
+
+def test_the_psi_threshold_is_configuration(warehouse, monkeypatch):
+    """The previous week's PSI of the slow drift (0.08) passes the default 0.2 and fails 0.05."""
+    _model_week(
+        warehouse, BEFORE, 100, idle=_spread(100, 0.05, moved=10, moved_half_width=0.35), score=0.4, eligible=100
+    )
+    _model_week(warehouse, WEEK, 100, idle=_spread(100, 0.05, moved=20, moved_half_width=0.35), score=0.4, eligible=100)
+    monkeypatch.setenv("NBP_DRIFT_PSI_WARN", "0.05")
+    result = _materialize(warehouse, "model_drift")
+    drift = warehouse.query("SELECT * FROM nbp_work.model_drift").set_index("metric")
+    assert (drift.loc[drift["kind"].str.endswith("_psi"), "threshold"] == 0.05).all()
+    assert 0.05 < drift.loc["psi_idle_cash_vs_previous", "value"] < 0.2
+    assert drift.loc["psi_idle_cash_vs_previous", "drifted"] and not _checks(result)[SIGNAL_PSI_DRIFT]
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "-0.1", "nan", "inf", "11", "0,2"])
+def test_a_bad_psi_threshold_is_one_line_naming_it_and_fails_the_load(monkeypatch, raw):
+    monkeypatch.setenv("NBP_DRIFT_PSI_WARN", raw)
+    with pytest.raises(ConfigurationError) as refused:
+        drift_psi_warn()
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("NBP_DRIFT_PSI_WARN ") and repr(raw) in message
+    with pytest.raises(ConfigurationError, match="NBP_DRIFT_PSI_WARN"):
+        build_monitoring_assets()  # the code location does not load
+
+
+@pytest.mark.parametrize("raw, value", [("", 0.2), ("0.1", 0.1), (" 0.25 ", 0.25), ("10", 10.0)])
+def test_the_psi_threshold_defaults_to_0_2(monkeypatch, raw, value):
+    monkeypatch.setenv("NBP_DRIFT_PSI_WARN", raw)
+    assert drift_psi_warn() == value
+
+
+@pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")
+def test_the_distributions_and_the_approval_week_are_the_same_through_snowflake(warehouse, monkeypatch):
+    """psi.sql and approval_week.sql through the Snowflake connector (fakesnow) give DuckDB's rows."""
+    import fakesnow
+
+    from nbp_assets.resources import open_warehouse
+    from nbp_assets_tests.test_weekly_sql import SNOWFLAKE_ENV
+
+    for var, value in SNOWFLAKE_ENV.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("NBP_POSTGRES_URL", "postgresql://unused@localhost:1/unused")  # required, never opened here
+    for var in ("SNOWFLAKE_PRIVATE_KEY", "SNOWFLAKE_PRIVATE_KEY_PATH", "NBP_WEIGHTS_TABLE"):
+        monkeypatch.delenv(var, raising=False)
+    _model_week(warehouse, BEFORE, 50, idle=_spread(50, 0.05), score=0.4, eligible=50)
+    _model_week(warehouse, WEEK, 50, idle=_spread(40, 0.4, moved=10, moved_half_width=0.2), score=0.7, eligible=40)
+    tables = {n: warehouse.query(f"SELECT * FROM nbp_work.{n}") for n in ("signals", "scores")}
+
+    def answers(wh):
+        from nbp_assets.contract.tables import SCORES, SIGNALS
+        from nbp_assets.weekly.io import week_slice
+
+        psi = wh.query(
+            monitoring.psi_sql(
+                week_slice(SIGNALS, WEEK),
+                week_slice(SCORES, WEEK),
+                {monitoring.PREVIOUS: (week_slice(SIGNALS, BEFORE), week_slice(SCORES, BEFORE))},
+            )
+        )
+        psi.columns = [c.lower() for c in psi.columns]
+        return psi.sort_values(["baseline", "metric"]).reset_index(drop=True), approval_baseline_week(wh, WEEK)
+
+    local_psi, local_approval = answers(warehouse)
+    with fakesnow.patch():
+        snowflake = open_warehouse("production")
+        with snowflake.session():
+            for name, df in tables.items():
+                snowflake.replace_table(f"nbp_work.{name}", df)
+            snow_psi, snow_approval = answers(snowflake)
+    assert len(local_psi) == len(ALL_SIGNALS) + 1 and local_psi.set_index("metric").loc["score", "psi"] > 1
+    assert snow_approval == local_approval == ("m1", BEFORE)
+    pd.testing.assert_frame_equal(snow_psi, local_psi, check_dtype=False, rtol=1e-12)
+
+
+@pytest.mark.parametrize("command", [["materialize"], ["backfill", "2026-11-02", "2026-11-09"], ["demo"], ["check"]])
+def test_the_commands_refuse_a_bad_psi_threshold_in_one_line_exit_2_writing_nothing(
+    command, monkeypatch, tmp_path, capsys
+):
+    from nbp_assets.cli import main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("NBP_HOME", str(home))
+    monkeypatch.delenv("NBP_DEPLOYMENT", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("NBP_DRIFT_PSI_WARN", "abc")
+    with pytest.raises(SystemExit) as refused:
+        main(command)
+    assert refused.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "NBP_DRIFT_PSI_WARN must be a number > 0 and <= 10" in err and "'abc'" in err
+    assert not home.exists()  # nothing written: no warehouse, no PostgreSQL, no Dagster home
+
+
+# ------------------------------------------------------------- who is told (issue 22.6)
+
+
+@pytest.fixture
+def compliance_url(postgres_url):
+    """The test PostgreSQL without the compliance outbox: each test starts with no alert."""
+    import psycopg
+
+    from nbp_assets.alerts import outbox
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {outbox.SCHEMA} CASCADE")
+    return postgres_url
+
+
+def _ops_tick(instance, url: str, maildir, cursor: str | None = None):
+    """One tick of nbp_ops_alert_sensor, as the daemon runs it: (its message, its new cursor)."""
+    from nbp_assets.alerts.resource import FairnessAlertsResource
+    from nbp_assets.core.postgres_resource import PostgresResource
+    from nbp_assets.ops.sensors import nbp_ops_alert_sensor
+
+    resources = {
+        "postgres": PostgresResource(url=url, data_dir=str(maildir.parent / "unused")),
+        "fairness_alerts": FairnessAlertsResource(maildir=str(maildir)),
+    }
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    return nbp_ops_alert_sensor(context).skip_message, context.cursor
+
+
+def _ops_alerts(url: str, alert_type: str) -> list[dict]:
+    from nbp_assets.alerts import outbox
+
+    with outbox.connect(url) as conn:
+        return conn.execute(
+            f"SELECT * FROM {outbox.OPS_ALERTS} WHERE alert_type = %s ORDER BY dedupe_key", (alert_type,)
+        ).fetchall()
+
+
+@pytest.mark.integration
+def test_a_distribution_drift_reaches_operations_once_per_week_and_metric(warehouse, compliance_url, tmp_path):
+    """The spread of idle_cash widens with its mean unchanged: nbp_ops_alert_sensor records one
+    operations alert per drifted metric of the week, delivered like a failed run's (here the
+    local Maildir channel); a re-run of the week, and later ticks, record nothing more."""
+    import mailbox
+
+    instance, maildir = dg.DagsterInstance.ephemeral(), tmp_path / "maildir"
+    _model_week(warehouse, BEFORE, 100, idle=_spread(100, 0.05), score=0.4, eligible=100)
+    _model_week(warehouse, WEEK, 100, idle=_spread(100, 0.4), score=0.4, eligible=100)
+    assert _materialize(warehouse, "model_drift", instance=instance).success
+    text, cursor = _ops_tick(instance, compliance_url, maildir)
+    sent = _ops_alerts(compliance_url, "nbp.model_drift_warning")
+    assert [a["dedupe_key"] for a in sent] == [
+        f"nbp.model_drift:{WEEK.key}:psi_idle_cash_vs_approval",
+        f"nbp.model_drift:{WEEK.key}:psi_idle_cash_vs_previous",
+    ]
+    previous = sent[1]
+    assert previous["week_start"] == WEEK.start and previous["delivered_at"] is not None
+    assert previous["summary"] == (
+        f"week {WEEK.key}: model_drift warning signal_distributions_stable: psi_idle_cash_vs_previous "
+        "is 17.03, over its threshold 0.2"
+    )
+    assert f"recorded #{previous['alert_id']} nbp.model_drift_warning" in text
+    facts = dict(map(tuple, previous["payload"]["facts"]))
+    assert facts["Baseline"] == f"week {BEFORE.key} (previous)" and facts["Threshold"] == "0.2"
+    mails = [m for m in mailbox.Maildir(maildir, create=False) if m["X-NBP-Alert-Type"] == "nbp.model_drift_warning"]
+    assert len(mails) == 2  # the same channel and message shape as a failed run's alert
+
+    # The week is re-run (the same drift fails the check again): no second alert, no second mail.
+    assert _materialize(warehouse, "model_drift", instance=instance).success
+    text, cursor = _ops_tick(instance, compliance_url, maildir, cursor)
+    _ops_tick(instance, compliance_url, maildir, None)  # even a sensor that lost its cursor
+    again = _ops_alerts(compliance_url, "nbp.model_drift_warning")
+    assert [(a["alert_id"], a["dedupe_key"], a["run_id"]) for a in again] == [
+        (a["alert_id"], a["dedupe_key"], a["run_id"]) for a in sent
+    ]  # the first run's alerts, nothing added
+    assert "nbp.model_drift_warning" not in text
+    assert (
+        len([m for m in mailbox.Maildir(maildir, create=False) if m["X-NBP-Alert-Type"] == "nbp.model_drift_warning"])
+        == 2
+    )
+
+
+@pytest.mark.integration
+def test_a_steady_week_tells_no_one(warehouse, compliance_url, tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    _model_week(warehouse, BEFORE, 100, idle=0.20, score=0.40, eligible=90)
+    _model_week(warehouse, WEEK, 100, idle=0.24, score=0.44, eligible=89)
+    assert _materialize(warehouse, "model_drift", instance=instance).success
+    _ops_tick(instance, compliance_url, tmp_path / "maildir")
+    assert _ops_alerts(compliance_url, "nbp.model_drift_warning") == []
+
+
+@pytest.mark.integration
+def test_a_failed_warning_check_of_offer_outcomes_is_one_operations_alert(compliance_url, tmp_path):
+    """An outcome warning (a check that names no metric) is one alert under the check's name."""
+    from nbp_assets.core.partitions import weekly_partitions
+
+    @dg.asset(
+        name="offer_outcomes",
+        partitions_def=weekly_partitions,
+        check_specs=[dg.AssetCheckSpec("acceptance_gap_within_threshold", asset="offer_outcomes")],
+    )
+    def offer_outcomes():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(
+            check_name="acceptance_gap_within_threshold",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="treated accepted 9 pp less than held out",
+        )
+
+    instance = dg.DagsterInstance.ephemeral()
+    for _ in range(2):  # two runs of the week
+        assert dg.materialize([offer_outcomes], partition_key=WEEK.key, instance=instance).success
+        _ops_tick(instance, compliance_url, tmp_path / "maildir")
+    sent = _ops_alerts(compliance_url, "nbp.offer_outcomes_warning")
+    assert [a["dedupe_key"] for a in sent] == [f"nbp.offer_outcomes:{WEEK.key}:acceptance_gap_within_threshold"]
+    assert sent[0]["summary"] == f"week {WEEK.key}: offer_outcomes warning acceptance_gap_within_threshold"
+    assert "treated accepted 9 pp less than held out" in dict(map(tuple, sent[0]["payload"]["facts"]))["Check result"]

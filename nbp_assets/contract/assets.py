@@ -173,10 +173,12 @@ class OfferOutcomesAsset(Weekly):
 
 class ModelDriftAsset(Weekly):
     """nbp_work.model_drift: each drift metric of the week, the previous week's value (NaN in
-    a first week), the change, its threshold and whether it drifted."""
+    a first week), the change, its threshold and whether it drifted. A distribution's row
+    (signal_psi, score_psi: psi_<signal>_vs_<previous|approval>) has the PSI as its value
+    and no previous value or change."""
 
     metric: Series[object] = Text(unique=True)
-    kind: Series[object] = Text(isin=["signal_mean", "score_quantile", "no_eligible_share"])
+    kind: Series[object] = Text(isin=["signal_mean", "score_quantile", "no_eligible_share", "signal_psi", "score_psi"])
     value: Series[float] = pa.Field(nullable=True)
     previous: Series[float] = pa.Field(nullable=True)
     change: Series[float] = pa.Field(nullable=True)

@@ -33,6 +33,7 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_FAIRNESS_MIN_GROUP         | groups with fewer active customers are listed, not judged | 30               |
 | NBP_FAIRNESS_HISTORY_WEEKS     | weeks of gap history in the fairness report (this week included) | 8         |
 | NBP_FAIRNESS_BLOCKS_PUBLISH    | true: a fairness breach stops nbp_current from publishing the week | false   |
+| NBP_DRIFT_PSI_WARN             | model_drift: a signal's or the score's PSI above it is a warning (docs/monitoring.md) | 0.2 |
 | NBP_ALERT_SMTP_*, NBP_ALERT_WEBHOOK_*, NBP_ALERT_SLACK_*, NBP_ALERT_TEAMS_WEBHOOK_URL, NBP_ALERT_RETRY_* | alert channels (PLAIN_VARIABLES, SECRET_VARIABLES below; docs/fairness.md) | off |
 | DAGSTER_HOME                   | Dagster's instance folder (the CLI: $NBP_HOME/dagster_home) | Dagster's        |
 | DAGSTER_POSTGRES_URL           | Dagster's own storage in PostgreSQL (deploy/dagster.yaml; `check` tests it) | unset |
@@ -376,6 +377,24 @@ def fairness_history_weeks(environ: Mapping[str, str] | None = None) -> int | No
 
 def fairness_blocks_publish(environ: Mapping[str, str] | None = None) -> bool:
     return env_flag(_environ(environ), "NBP_FAIRNESS_BLOCKS_PUBLISH")
+
+
+DRIFT_PSI_WARN_DEFAULT = 0.2  # the usual "significant shift" of a PSI (0.1: moderate)
+
+
+def drift_psi_warn(environ: Mapping[str, str] | None = None) -> float:
+    """NBP_DRIFT_PSI_WARN: the population stability index above which a signal's or the
+    score's distribution has drifted (model_drift's warning checks); a number in (0, 10]."""
+    raw = _environ(environ).get("NBP_DRIFT_PSI_WARN", "").strip()
+    if not raw:
+        return DRIFT_PSI_WARN_DEFAULT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 10.0:  # NaN, inf and the non-numbers fail here
+        raise ConfigurationError(f"NBP_DRIFT_PSI_WARN must be a number > 0 and <= 10 (e.g. 0.2), got {raw!r}")
+    return value
 
 
 # Alert channels (alerts/resource.py): resource field -> environment variable. Secrets go

@@ -8,13 +8,16 @@ write one small slice per week.
 import time
 
 import dagster as dg
+import pandas as pd
 
 from nbp_assets.contract.assets import ModelDriftAsset, OfferOutcomesAsset
 from nbp_assets.contract.tables import CUSTOMERS, ELIGIBILITY, HISTORY, SCORES, SIGNALS
+from nbp_assets.core import settings
 from nbp_assets.core.partitions import Week, weekly_partitions
 from nbp_assets.core.warehouse import WarehouseResource
 from nbp_assets.fairness.config import fairness_config
 from nbp_assets.monitoring import model as monitoring
+from nbp_assets.ops import alerts as ops_alerts
 from nbp_assets.sources import week_inputs as src
 from nbp_assets.weekly import checks
 from nbp_assets.weekly.io import (
@@ -34,7 +37,12 @@ DRIFT_TABLE = work_table("model_drift")
 SIGNAL_DRIFT = "signal_means_stable"
 SCORE_DRIFT = "score_quantiles_stable"
 NO_ELIGIBLE_DRIFT = "no_eligible_product_share_stable"
-_DRIFT_CHECKS = {
+SIGNAL_PSI_DRIFT = "signal_distributions_stable"
+SCORE_PSI_DRIFT = "score_distribution_stable"
+# A failed drift check names its drifted metrics in metadata DRIFTED_METRICS: the ops alert
+# sensor (ops/sensors.py) records one operations alert per week and metric from it.
+DRIFTED_METRICS = ops_alerts.DRIFTED_METRICS
+_MEAN_CHECKS = {
     SIGNAL_DRIFT: (
         "signal_mean",
         f"No signal's mean moved by more than {monitoring.SIGNAL_MEAN_DRIFT:g} since the previous week.",
@@ -50,6 +58,24 @@ _DRIFT_CHECKS = {
         f"at most {monitoring.NO_ELIGIBLE_SHARE_DRIFT * 100:g} points.",
     ),
 }
+
+
+def drift_checks(psi_warn: float) -> dict[str, tuple[str, str]]:
+    """check name -> (kind of model_drift row it judges, what passing means)."""
+    against = "the previous week and the week its model_version was approved"
+    return {
+        **_MEAN_CHECKS,
+        SIGNAL_PSI_DRIFT: (
+            "signal_psi",
+            f"No signal's distribution (PSI over {monitoring.PSI_BINS} bins of [0, 1]) moved by more than "
+            f"{psi_warn:g} (NBP_DRIFT_PSI_WARN) since {against}.",
+        ),
+        SCORE_PSI_DRIFT: (
+            "score_psi",
+            f"The score's distribution (PSI over {monitoring.PSI_BINS} bins of [0, 1]) moved by at most "
+            f"{psi_warn:g} (NBP_DRIFT_PSI_WARN) since {against}.",
+        ),
+    }
 
 
 def offer_outcomes_step(context, warehouse: WarehouseResource):
@@ -101,38 +127,99 @@ def _metrics(warehouse: WarehouseResource, week: Week):
     ).iloc[0]
 
 
+def approval_baseline_week(warehouse: WarehouseResource, week: Week) -> tuple[str | None, Week | None]:
+    """(this week's model_version, the week it was approved), the distributions' second baseline.
+
+    Until the model registry records approvals, the approval week is the FIRST WEEK THE
+    model_version SCORED: the earliest week of nbp_work.scores with it, this week at the
+    latest (monitoring/sql/approval_week.sql). This is the one function to change when the
+    registry exists: return the registry's approval week of the model_version instead."""
+    row = warehouse.query(monitoring.approval_week_sql(SCORES.name, week_slice(SCORES, week), week.start)).iloc[0]
+    if row["model_version"] is None or pd.isna(row["approval_week"]):
+        return None, None
+    return str(row["model_version"]), Week.from_key(pd.Timestamp(row["approval_week"]).date().isoformat())
+
+
+def _distributions(warehouse: WarehouseResource, week: Week, baselines: dict[str, Week], threshold: float):
+    """model_drift rows of the PSI of each signal and the score against each baseline with signals."""
+    present = {name: w for name, w in baselines.items() if count_rows(warehouse, week_slice(SIGNALS, w)) > 0}
+    if not present:
+        return monitoring.psi_table(pd.DataFrame(columns=["baseline", "metric", "psi"]), threshold)
+    psi = warehouse.query(
+        monitoring.psi_sql(
+            week_slice(SIGNALS, week),
+            week_slice(SCORES, week),
+            {name: (week_slice(SIGNALS, w), week_slice(SCORES, w)) for name, w in present.items()},
+        )
+    )
+    return monitoring.psi_table(psi, threshold)
+
+
+def _named(drifted: pd.DataFrame, before_week: Week, baselines: dict[str, Week]) -> dict[str, dict]:
+    """{metric: baseline week, value, threshold} of the drifted rows (an alert's facts)."""
+    named = {}
+    for row in drifted.to_dict("records"):
+        psi = row["kind"].endswith("_psi")
+        baseline = baselines[row["metric"].rsplit("_vs_", 1)[1]] if psi else before_week
+        named[row["metric"]] = {
+            "baseline": f"week {baseline.key}" + (f" ({row['metric'].rsplit('_vs_', 1)[1]})" if psi else ""),
+            "value": round(float(row["value"]), 6),
+            "threshold": float(row["threshold"]),
+        }
+    return named
+
+
 def model_drift_step(context, warehouse: WarehouseResource):
-    """Week-over-week drift of the model: each signal's mean, the score's 10/50/90 %
-    quantiles and the share of active customers without an eligible product, against the
-    previous week, with the thresholds of docs/monitoring.md. A drift is a warning, not a
-    stop: the week's ranking is already checked and published."""
+    """Drift of the model: each signal's mean, the score's 10/50/90 % quantiles and the share
+    of active customers without an eligible product against the previous week; and each
+    signal's and the score's whole distribution (population stability index) against the
+    previous week and the week the model_version was approved (NBP_DRIFT_PSI_WARN), with the
+    thresholds of docs/monitoring.md. A drift is a warning, not a stop: the week's ranking is
+    already checked and published; nbp_ops_alert_sensor tells operations, once per week and metric."""
     started, week = time.perf_counter(), week_of(context)
+    psi_warn = settings.drift_psi_warn()
     before_week = Week.from_key(monitoring.previous_week(week.start).isoformat())
     with warehouse.session():
         now = _metrics(warehouse, week)
         if now is None:
             raise dg.Failure(description=f"week {week.key} has no signals in {SIGNALS.name}: run the week first")
         before = _metrics(warehouse, before_week)
+        model_version, approved = approval_baseline_week(warehouse, week)
+        baselines = {monitoring.PREVIOUS: before_week}
+        if approved is not None and approved.key != week.key:
+            baselines[monitoring.APPROVAL] = approved
+        distributions = _distributions(warehouse, week, baselines, psi_warn)
     table = monitoring.drift_table(now, before)
+    if not distributions.empty:  # a first week (nothing earlier with signals) has no distribution rows
+        table = pd.concat([table, distributions], ignore_index=True)
     written = with_week(table.copy(), week)
     yield from checks.gate("model_drift", [checks.contract_result(ModelDriftAsset, written, DRIFT_TABLE)])
     rows = write_slice(warehouse, "model_drift", written, week)
-    for check, (kind, text) in _DRIFT_CHECKS.items():
+    for check, (kind, text) in drift_checks(psi_warn).items():
         mine = table[table["kind"] == kind]
         drifted = mine[mine["drifted"]]
+        judged = bool(mine["value"].notna().any()) if kind.endswith("_psi") else before is not None
         yield dg.AssetCheckResult(
             check_name=check,
             passed=drifted.empty,
             severity=dg.AssetCheckSeverity.WARN,
-            description=(text if before is not None else f"{text} (no previous week to compare with)")
+            description=(text if judged else f"{text} (no earlier week to compare with)")
             if drifted.empty
             else f"{len(drifted)} metric(s) drifted: " + ", ".join(drifted["metric"]),
-            metadata={"metrics": dg.MetadataValue.md(mine.to_markdown(index=False))},
+            metadata={
+                "metrics": dg.MetadataValue.md(mine.to_markdown(index=False)),
+                DRIFTED_METRICS: dg.MetadataValue.json(_named(drifted, before_week, baselines)),
+            },
         )
     yield dg.MaterializeResult(
         metadata={
             **common_metadata(week, rows, DRIFT_TABLE, started),
             "previous_week": before_week.key if before is not None else "none",
+            "model_version": model_version or "none",
+            # until the model registry exists: the first week the model_version scored
+            "approval_week": approved.key if approved is not None else "none",
+            "approval_week_rule": "first week the model_version scored (no model registry yet)",
+            "psi_threshold": psi_warn,
             "drifted": int(table["drifted"].sum()),
             "drift": dg.MetadataValue.md(table.to_markdown(index=False)),
         }
@@ -140,6 +227,8 @@ def model_drift_step(context, warehouse: WarehouseResource):
 
 
 def build_monitoring_assets() -> list[dg.AssetsDefinition]:
+    # Read when the code location loads: a bad NBP_DRIFT_PSI_WARN fails the load, one line naming it.
+    drift_specs = drift_checks(settings.drift_psi_warn())
     common = dict(group_name=GROUP, partitions_def=weekly_partitions, pool=WEEKLY_POOL, kinds={"sql", "pandas"})
 
     @dg.asset(
@@ -162,7 +251,7 @@ def build_monitoring_assets() -> list[dg.AssetsDefinition]:
             checks.contract_spec("model_drift", ModelDriftAsset, weekly_partitions),
             *(
                 checks.check_spec(name, "model_drift", text, blocking=False, partitions_def=weekly_partitions)
-                for name, (_, text) in _DRIFT_CHECKS.items()
+                for name, (_, text) in drift_specs.items()
             ),
         ],
         **common,

@@ -12,7 +12,9 @@ and per group of each fairness dimension.
 
 Drift (docs/monitoring.md): each signal's mean, the score's 10/50/90 % quantiles over the
 candidate pairs, and the share of active customers without an eligible product, compared
-with the previous week against fixed thresholds.
+with the previous week against fixed thresholds; and each signal's and the score's whole
+distribution (population stability index over fixed bins of [0, 1]) against the previous
+week and against the week the model_version was approved, above NBP_DRIFT_PSI_WARN.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ SIGNAL_MEAN_DRIFT = 0.05  # signals are in [0, 1]: 5 points of the scale
 SCORE_QUANTILE_DRIFT = 0.05
 SCORE_QUANTILES = (0.1, 0.5, 0.9)
 NO_ELIGIBLE_SHARE_DRIFT = 0.02  # 2 percentage points of the active customers
+# Distributions: PSI over PSI_BINS equal-width bins of [0, 1] (signals and scores are in
+# it); an empty bin's share counts as PSI_EPSILON. The threshold is NBP_DRIFT_PSI_WARN.
+PSI_BINS = 10
+PSI_EPSILON = 1e-4
+PREVIOUS, APPROVAL = "previous", "approval"  # the baselines a distribution is compared with
 
 
 def offers_sql(offers: str, ranked: str, customers: str, week_start, evaluation_date, dimensions) -> str:
@@ -172,6 +179,52 @@ def drift_table(now: pd.Series, before: pd.Series | None) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def psi_sql(now_signals: str, now_scores: str, baselines: dict[str, tuple[str, str]]) -> str:
+    """baseline, metric, n_now, n_baseline, psi: each signal's and the score's population
+    stability index, this week against each baseline {name: (signals, scores)}, aggregated
+    to PSI_BINS bins in the warehouse (monitoring/sql/psi.sql)."""
+    return render(
+        "monitoring",
+        "psi",
+        now_signals=now_signals,
+        now_scores=now_scores,
+        baselines=dict(baselines),
+        names=list(ALL_SIGNALS),
+        bins=PSI_BINS,
+        epsilon=PSI_EPSILON,
+    ).text
+
+
+def approval_week_sql(scores: str, now_scores: str, week_start) -> str:
+    """One row: this week's model_version and the first week it scored (monitoring/sql/approval_week.sql)."""
+    return render("monitoring", "approval_week", scores=scores, now_scores=now_scores, week_start=week_start).text
+
+
+def psi_table(psi: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """model_drift rows of the distributions: metric psi_<signal or score>_vs_<baseline>,
+    kind signal_psi or score_psi, value the PSI (previous and change empty: the PSI is
+    itself the measure of the change), threshold, drifted. Every signal and the score has a
+    row per baseline in `psi`'s baselines; NaN where a side had no value (not judged)."""
+    rows = []
+    for baseline in sorted(set(psi["baseline"])):
+        got = psi[psi["baseline"] == baseline].set_index("metric")["psi"]
+        for metric in (*ALL_SIGNALS, "score"):
+            value = got.get(metric)
+            value = np.nan if value is None or pd.isna(value) else float(value)
+            rows.append(
+                {
+                    "metric": f"psi_{metric}_vs_{baseline}",
+                    "kind": "score_psi" if metric == "score" else "signal_psi",
+                    "value": value,
+                    "previous": np.nan,
+                    "change": np.nan,
+                    "threshold": float(threshold),
+                    "drifted": bool(value > threshold) if value == value else False,
+                }
+            )
+    return pd.DataFrame(rows, columns=["metric", "kind", "value", "previous", "change", "threshold", "drifted"])
 
 
 def previous_week(week_start):

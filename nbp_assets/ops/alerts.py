@@ -1,9 +1,10 @@
-"""Operations alerts: the weekly run failed, a blocking check failed, or a week was not
-published in time. No Dagster here: the rules and what each alert says.
+"""Operations alerts: the weekly run failed, a blocking check failed, a week was not
+published in time, or a monitoring warning (model drift, an outcome gap) failed. No Dagster
+here: the rules and what each alert says.
 
 They go to the same channels as compliance's fairness alerts, through their own outbox
-tables (outbox.OPS_ALERTS): recorded once per run or per late week, delivered with the
-same back-off until a channel accepts them.
+tables (outbox.OPS_ALERTS): recorded once per run, per late week, or per week and metric of
+a warning, delivered with the same back-off until a channel accepts them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from nbp_assets.alerts import outbox
 RUN_FAILED = "nbp.weekly_run_failed"
 CHECK_FAILED = "nbp.blocking_check_failed"
 WEEK_LATE = "nbp.week_not_published"
+# A failed warning check of a monitoring asset: one alert per week and metric, whatever the
+# number of runs of the week (dedupe key nbp.<asset>:<week>:<metric>).
+WARNING_TYPES = {"model_drift": "nbp.model_drift_warning", "offer_outcomes": "nbp.offer_outcomes_warning"}
+# The metadata entry in which a failed warning check names its metrics ({metric: detail}).
+DRIFTED_METRICS = "drifted_metrics"
 LONDON = ZoneInfo("Europe/London")
 # The apps read the new week from Monday morning: it must be in nbp_current by 09:00
 # London, three hours after the schedule starts it (06:00).
@@ -124,6 +130,64 @@ def run_failure_alert(
     if run_url:
         lines.append(("Dagster run", run_url))
     return _alert(kind, f"run:{run_id}", summary, date.fromisoformat(week) if week else None, run_id, lines)
+
+
+@dataclass(frozen=True)
+class WarningFailure:
+    """A failed warning check of a monitoring asset, for one metric (the check's name when
+    the check does not name its metrics)."""
+
+    asset: str
+    check: str
+    week: str
+    metric: str
+    description: str
+    run_id: str
+    detail: Mapping[str, object] | None = None  # e.g. baseline, value, threshold of the metric
+
+
+def warning_failures(
+    asset: str, check: str, week: str | None, description: str | None, run_id: str, metrics: object
+) -> list[WarningFailure]:
+    """One WarningFailure per drifted metric of a failed warning check; `metrics` is the
+    check's drifted_metrics metadata ({metric: detail} or [metric]), None when it has none."""
+    if week is None or asset not in WARNING_TYPES:
+        return []
+    named = metrics if isinstance(metrics, Mapping) else {str(m): None for m in (metrics or [])}
+    named = named or {check: None}
+    return [
+        WarningFailure(
+            asset, check, week, str(m), (description or "").strip(), run_id, d if isinstance(d, Mapping) else None
+        )
+        for m, d in named.items()
+    ]
+
+
+def warning_alert(failure: WarningFailure) -> dict:
+    """The operations alert of one metric of a failed warning check (once per week and metric)."""
+    f = failure
+    summary = f"week {f.week}: {f.asset} warning {f.check}" + ("" if f.metric == f.check else f": {f.metric}")
+    if f.detail and "value" in f.detail and "threshold" in f.detail:
+        summary += f" is {float(f.detail['value']):.4g}, over its threshold {float(f.detail['threshold']):g}"
+    facts = [("Week", f.week), ("Asset", f.asset), ("Check (warning)", f.check), ("Metric", f.metric)]
+    facts += [(str(k).capitalize(), str(v)) for k, v in (f.detail or {}).items()]
+    facts += [
+        ("Check result", f.description[:1000] or "(none)"),
+        ("Run", f.run_id),
+        (
+            "Action",
+            f"The week is published (a warning does not block). Read nbp_work.{f.asset} for week {f.week} "
+            "(docs/monitoring.md) and the input feed behind the metric; a re-run of the week does not alert again.",
+        ),
+    ]
+    return _alert(
+        WARNING_TYPES[f.asset],
+        f"nbp.{f.asset}:{f.week}:{f.metric}",
+        summary,
+        date.fromisoformat(f.week),
+        f.run_id,
+        facts,
+    )
 
 
 def _alert(

@@ -10,7 +10,11 @@ Monday 09:00 Europe/London reach the same channels as compliance's alerts.
   results, so nbp_ops_alert_sensor judges the same deadline every minute from
   nbp_current's materialized weeks: a week still missing after it is one alert. It also
   delivers pending operations alerts with back-off.
-The rules and the messages are in alerts/ops.py.
+- The same sensor reads the check results of the monitoring assets (model_drift,
+  offer_outcomes) since its last tick (its cursor: the last event storage id read): each
+  failed WARN check is one operations alert per week and metric (dedupe key
+  nbp.<asset>:<week>:<metric>), so a re-run of the week does not alert again.
+The rules and the messages are in ops/alerts.py.
 """
 
 from __future__ import annotations
@@ -32,6 +36,45 @@ OPS_SENSOR = "nbp_ops_alert_sensor"
 PUBLISHED_ASSET = dg.AssetKey("nbp_current")
 FRESHNESS_CHECK = dg.AssetCheckKey(PUBLISHED_ASSET, "freshness_check")  # the name Dagster gives it
 FIRST_WEEK_DATE = datetime.fromisoformat(FIRST_WEEK).date()
+# Monitoring assets whose failed warning checks tell operations (ops.WARNING_TYPES).
+WARNED_ASSETS = tuple(ops.WARNING_TYPES)
+CHECK_EVENTS_PER_TICK = 500
+
+
+def failed_warnings(instance: dg.DagsterInstance, cursor: int | None) -> tuple[list[ops.WarningFailure], int | None]:
+    """The failed WARN checks of the monitoring assets evaluated after `cursor` (an event
+    storage id), one WarningFailure per metric, and the cursor past the events read."""
+    # Dagster 1.13 filters check evaluations by asset key to nothing (the key is not stored
+    # with them) and has no fetch_* method for them: every evaluation after the cursor is
+    # read (a week has about twenty) and the monitoring assets' are kept here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        records = instance.get_event_records(
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=cursor),
+            limit=CHECK_EVENTS_PER_TICK,
+            ascending=True,
+        )
+    found = []
+    for record in records:
+        cursor = record.storage_id
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        asset = evaluation.asset_key.to_user_string()
+        if asset not in WARNED_ASSETS or evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.WARN:
+            continue
+        week = evaluation.partition
+        if week is None:  # Dagster 1.13 leaves it empty: the run's partition
+            run = instance.get_run_by_id(record.event_log_entry.run_id)
+            week = run.tags.get("dagster/partition") if run is not None else None
+        listed = evaluation.metadata.get(ops.DRIFTED_METRICS)
+        found += ops.warning_failures(
+            asset,
+            evaluation.check_name,
+            week,
+            evaluation.description,
+            record.event_log_entry.run_id,
+            None if listed is None else listed.value,
+        )
+    return found, cursor
 
 
 def step_failures(context: dg.RunFailureSensorContext) -> list[ops.StepFailure]:
@@ -110,7 +153,8 @@ def nbp_run_failure_alert_sensor(
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Tells operations when the week that closed has not been published to nbp_current by Monday "
-    "09:00 Europe/London, and delivers pending operations alerts (failed runs and checks) with back-off.",
+    "09:00 Europe/London, or when a warning check of model_drift or offer_outcomes failed (once per week and "
+    "metric), and delivers pending operations alerts (failed runs and checks) with back-off.",
 )
 def nbp_ops_alert_sensor(
     context: dg.SensorEvaluationContext, postgres: PostgresResource, fairness_alerts: FairnessAlertsResource
@@ -126,6 +170,16 @@ def nbp_ops_alert_sensor(
         if new:
             recorded.append(f"recorded #{alert_id} {alert['type']}: {alert['summary']}")
             context.log.warning(recorded[-1])
+    warned, cursor = failed_warnings(context.instance, int(context.cursor) if context.cursor else None)
+    for failure in warned:
+        alert = ops.warning_alert(failure)
+        alert_id, new = ops.record(url, alert)  # once per week and metric: a re-run adds nothing
+        if new:
+            recorded.append(f"recorded #{alert_id} {alert['type']}: {alert['summary']}")
+            context.log.warning(recorded[-1])
+    # Moved on only once the alerts are recorded: a failure above retries the same checks next tick.
+    if cursor is not None:
+        context.update_cursor(str(cursor))
     attempts, channels = _deliver(postgres, fairness_alerts)
     text = ops_summary(recorded, attempts, channels, ops.undelivered(url))
     return dg.SkipReason(text)
