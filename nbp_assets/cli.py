@@ -276,6 +276,15 @@ def _checked_week(key: str) -> str:
     return key
 
 
+def _checked_run_settings() -> None:
+    """Settings a run reads only when its steps run, refused before anything runs (exit 2)."""
+    try:
+        settings.control_group_share()
+        settings.control_group_salt()
+    except settings.ConfigurationError as exc:
+        raise Refused(f"refused, nothing ran: {exc}") from None
+
+
 def _exit(summaries, fail_on_warning: bool) -> None:
     """Exit with the documented code (run_summary.exit_code); 0 returns normally."""
     from nbp_assets.ops.run_summary import exit_code
@@ -286,11 +295,13 @@ def _exit(summaries, fail_on_warning: bool) -> None:
 
 
 def cmd_materialize(args: argparse.Namespace) -> None:
+    _checked_run_settings()
     week = _checked_week(args.week or latest_closed_week())
     _exit([materialize_week(week)], args.fail_on_warning)
 
 
 def cmd_backfill(args: argparse.Namespace) -> None:
+    _checked_run_settings()
     import dagster as dg
 
     from nbp_assets.core.partitions import weekly_partitions
@@ -316,6 +327,7 @@ def cmd_backfill(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from datetime import timedelta
 
+    _checked_run_settings()
     if args.fresh and settings.nbp_home().exists():
         shutil.rmtree(settings.nbp_home())
     args.end_week = None
