@@ -1,6 +1,7 @@
 """The control group (issue 22.5): a stable share of the active customers, drawn by
 md5(salt ':' party_id), is ranked and kept in the history but not published to nbp_current,
-recorded in nbp_work.control_group."""
+recorded in nbp_work.control_group, and compared with the treated customers in
+offer_outcomes (nbp_work.control_outcomes)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ from nbp_assets.core.settings import ConfigurationError
 from nbp_assets.core.sql import render
 from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
 from nbp_assets.definitions import WEEKLY_JOB, build_definitions
+from nbp_assets.fairness.maths import difference_interval, wilson_interval
+from nbp_assets.monitoring import model as monitoring
+from nbp_assets.monitoring.assets import build_monitoring_assets
+from nbp_assets.monitoring.control import ALL_PRODUCTS
 from nbp_assets.publish import postgres as pg
 from nbp_assets.publish.control import ControlGroup, control_group_sql, record
 from nbp_assets.sources.synthetic import generate
@@ -286,3 +291,151 @@ def test_held_out_customers_are_ranked_and_recorded_but_never_published(bank):
     )
     whole = pg.read_current(bank.resources["postgres"].conninfo())
     pd.testing.assert_frame_equal(whole[cols].reset_index(drop=True), history[cols])
+
+
+# ----------------------------------------------------------------------------- offer_outcomes
+
+
+def test_offer_outcomes_compares_treated_with_held_out_per_product(tmp_path):
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"), temp_directory=str(tmp_path / "tmp"))
+    mon, day = pd.Timestamp(WEEK.start), pd.Timedelta(days=1)
+    ids = [f"P{i:03d}" for i in range(80)]
+    customers = _week_customers(ids, WEEK).assign(status="ACTIVE")
+    warehouse.replace_table("nbp_work.customers", customers)
+    # the top 3 current during the week (the previous week's ranking), held-out rows included
+    ranked = pd.DataFrame(
+        {
+            "party_id": ids,
+            "jurisdiction": "GB",
+            "rank": 1,
+            "product_id": "SAV",
+            "score": 0.5,
+            "primary_signal": "idle_cash",
+            "model_version": "m1",
+            "evaluated_at": mon,
+        }
+    )
+    warehouse.replace_table(HISTORY_TABLE, ranked)
+    # held out that week: P000..P019
+    group = pd.DataFrame(
+        {"week_start": pd.Timestamp(PREVIOUS.start), "party_id": ids[:20], "share": 0.25, "salt_digest": "d"}
+    )
+    warehouse.replace_table("nbp_work.control_group", group)
+    # SAV: held out accept 5 of 20, treated 40 of 60; CARD (not ranked for anyone): 1 of 2 and 3 of 4
+    accepted = {*ids[:5], *ids[20:60]}
+    offers = [(f"O{i}", p, "SAV", "ACCEPTED" if p in accepted else "REJECTED") for i, p in enumerate(ids)]
+    offers += [("C1", ids[0], "CARD", "ACCEPTED"), ("C2", ids[1], "CARD", "REJECTED")]
+    offers += [(f"C{i}", ids[i], "CARD", "ACCEPTED" if i < 73 else "REJECTED") for i in range(70, 74)]
+    offers += [("N1", "P999", "SAV", "ACCEPTED")]  # a customer not ranked that week: in neither arm
+    history = pd.DataFrame(offers, columns=["offer_id", "party_id", "product_id", "outcome"])
+    history = history.assign(offered_at=mon + day, outcome_at=mon + 2 * day)
+    warehouse.replace_table(f"{SOURCE_SCHEMA}.offer_history", history)
+    asset = next(a for a in build_monitoring_assets() if a.key.path[-1] == "offer_outcomes")
+    result = dg.materialize([asset], partition_key=WEEK.key, resources={"warehouse": warehouse}, raise_on_error=False)
+    assert result.success
+
+    table = warehouse.query("SELECT * FROM nbp_work.control_outcomes").set_index("product_id")
+    assert list(table.index) == [ALL_PRODUCTS, "CARD", "SAV"]
+    sav = table.loc["SAV"]
+    assert [sav["treated_offered"], sav["treated_accepted"], sav["held_out_offered"], sav["held_out_accepted"]] == [
+        60,
+        40,
+        20,
+        5,
+    ]
+    assert sav["treated_acceptance_rate"] == pytest.approx(40 / 60) and sav[
+        "held_out_acceptance_rate"
+    ] == pytest.approx(0.25)
+    low, high = wilson_interval([40, 5], [60, 20])
+    assert [sav["treated_ci_low"], sav["held_out_ci_low"]] == pytest.approx(list(low))
+    assert [sav["treated_ci_high"], sav["held_out_ci_high"]] == pytest.approx(list(high))
+    assert sav["difference_pp"] == pytest.approx((40 / 60 - 0.25) * 100, abs=1e-4)
+    d_low, d_high = difference_interval(40, 60, 5, 20)
+    assert sav["difference_ci_low_pp"] == pytest.approx(float(d_low) * 100, abs=1e-4)
+    assert (
+        sav["difference_ci_low_pp"]
+        < sav["difference_pp"]
+        < sav["difference_ci_high_pp"]
+        == pytest.approx(float(d_high) * 100, abs=1e-4)
+    )
+    card = table.loc["CARD"]
+    assert [card["treated_offered"], card["treated_accepted"], card["held_out_offered"], card["held_out_accepted"]] == [
+        4,
+        3,
+        2,
+        1,
+    ]
+    everything = table.loc[ALL_PRODUCTS]
+    assert [everything["treated_offered"], everything["held_out_offered"]] == [64, 22]
+    assert [everything["treated_accepted"], everything["held_out_accepted"]] == [43, 6]
+
+    # a held-out customer's ranking was not published: their offers followed no recommendation
+    rates = warehouse.query("SELECT * FROM nbp_work.offer_outcomes").set_index(["by", "group"])
+    assert rates.loc[("rank", "1"), "offered"] == 60
+    assert rates.loc[("rank", monitoring.NOT_RECOMMENDED), "offered"] == 20 + 6  # N1: P999 is no customer of the week
+    meta = result.asset_materializations_for_node("offer_outcomes")[0].metadata
+    assert meta["control_group_week"].value == PREVIOUS.key and "held_out" in meta["treated_vs_held_out"].value
+
+
+def test_without_a_control_group_offer_outcomes_writes_no_comparison(tmp_path):
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"), temp_directory=str(tmp_path / "tmp"))
+    warehouse.replace_table("nbp_work.customers", _week_customers(["P001"], WEEK))
+    warehouse.replace_table(
+        f"{SOURCE_SCHEMA}.offer_history",
+        pd.DataFrame(
+            {
+                "offer_id": ["O1"],
+                "party_id": ["P001"],
+                "product_id": ["SAV"],
+                "offered_at": [pd.Timestamp(WEEK.start) + pd.Timedelta(days=1)],
+                "outcome": ["ACCEPTED"],
+                "outcome_at": [pd.Timestamp(WEEK.start) + pd.Timedelta(days=2)],
+            }
+        ),
+    )
+    asset = next(a for a in build_monitoring_assets() if a.key.path[-1] == "offer_outcomes")
+    result = dg.materialize([asset], partition_key=WEEK.key, resources={"warehouse": warehouse}, raise_on_error=False)
+    assert result.success
+    assert not warehouse.table_exists("nbp_work.control_outcomes")
+    assert "treated_vs_held_out" not in result.asset_materializations_for_node("offer_outcomes")[0].metadata
+
+
+def test_a_week_whose_group_was_off_writes_an_empty_comparison(tmp_path):
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"), temp_directory=str(tmp_path / "tmp"))
+    mon = pd.Timestamp(WEEK.start)
+    warehouse.replace_table("nbp_work.customers", _week_customers(["P001"], WEEK).assign(status="ACTIVE"))
+    ranked = pd.DataFrame(
+        {
+            "party_id": ["P001"],
+            "jurisdiction": "GB",
+            "rank": 1,
+            "product_id": "SAV",
+            "score": 0.5,
+            "primary_signal": "idle_cash",
+            "model_version": "m1",
+            "evaluated_at": mon,
+        }
+    )
+    warehouse.replace_table(HISTORY_TABLE, ranked)
+    # a group was on in another week only
+    other = pd.DataFrame(
+        {"week_start": [pd.Timestamp("2026-10-26")], "party_id": ["P001"], "share": 0.2, "salt_digest": "d"}
+    )
+    warehouse.replace_table("nbp_work.control_group", other)
+    offers = pd.DataFrame(
+        {
+            "offer_id": ["O1"],
+            "party_id": ["P001"],
+            "product_id": ["SAV"],
+            "offered_at": [mon + pd.Timedelta(days=1)],
+            "outcome": ["ACCEPTED"],
+            "outcome_at": [mon + pd.Timedelta(days=2)],
+        }
+    )
+    warehouse.replace_table(f"{SOURCE_SCHEMA}.offer_history", offers)
+    asset = next(a for a in build_monitoring_assets() if a.key.path[-1] == "offer_outcomes")
+    result = dg.materialize([asset], partition_key=WEEK.key, resources={"warehouse": warehouse}, raise_on_error=False)
+    assert result.success
+    assert warehouse.query("SELECT count(*) AS n FROM nbp_work.control_outcomes")["n"][0] == 0
+    rates = warehouse.query("SELECT * FROM nbp_work.offer_outcomes").set_index(["by", "group"])
+    assert rates.loc[("rank", "1"), "offered"] == 1  # published that week: a recommendation followed
