@@ -290,8 +290,10 @@ def _checked_config() -> None:
     before anything is written (no PostgreSQL started, no Dagster home created)."""
     try:
         settings.drift_psi_warn()
+        settings.control_group_share()
+        settings.control_group_salt()
     except settings.ConfigurationError as exc:
-        raise Refused(str(exc)) from None
+        raise Refused(f"refused, nothing ran: {exc}") from None
 
 
 def cmd_materialize(args: argparse.Namespace) -> None:
@@ -301,11 +303,11 @@ def cmd_materialize(args: argparse.Namespace) -> None:
 
 
 def cmd_backfill(args: argparse.Namespace) -> None:
+    _checked_config()
     import dagster as dg
 
     from nbp_assets.core.partitions import weekly_partitions
 
-    _checked_config()
     first, last = _checked_week(args.first), _checked_week(args.last)
     if first > last:
         raise Refused(f"backfill range is reversed: {first} comes after {last} (give the oldest week first)")

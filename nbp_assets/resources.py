@@ -179,7 +179,7 @@ def check_deployment(deployment: str | None = None) -> list[str]:
     from nbp_assets.publish.postgres import check_connection
 
     deployment = settings.deployment(deployment)
-    lines = [f"deployment: {deployment}"]
+    lines = [f"deployment: {deployment}", _control_group_line()]  # before any login
     lines.append(f"drift: PSI warning threshold {settings.drift_psi_warn():g} (NBP_DRIFT_PSI_WARN)")
     warehouse = open_warehouse(deployment)
     if deployment == "production":
@@ -198,6 +198,13 @@ def check_deployment(deployment: str | None = None) -> list[str]:
         lines.append(f"postgres (nbp_current): {build_resources('local')['postgres'].describe()}")
     lines.append(_check_dagster_instance())
     return lines
+
+
+def _control_group_line() -> str:
+    share, salt = settings.control_group_share(), settings.control_group_salt()  # a bad value names itself
+    if share == 0:
+        return "control group: off (NBP_CONTROL_GROUP_SHARE 0)"
+    return f"control group: {share:g} of active customers held out of nbp_current (salt {salt!r})"
 
 
 def _check_dagster_instance() -> str:

@@ -171,6 +171,40 @@ class OfferOutcomesAsset(Weekly):
     rejection_ci_high: Series[float] = pa.Field(**_rate)
 
 
+class ControlGroupAsset(Weekly):
+    """nbp_work.control_group: the week's held-out active customers (ranked and kept in the
+    history, not published to nbp_current), with the share and the salt's digest that drew them."""
+
+    party_id: Series[object] = Text(unique=True)
+    share: Series[float] = pa.Field(gt=0.0, le=0.5)
+    salt_digest: Series[object] = Text()
+
+
+_maybe_rate = dict(ge=0.0, le=1.0, nullable=True)
+_maybe_pp = dict(ge=-100.0, le=100.0, nullable=True)
+
+
+class ControlOutcomesAsset(Weekly):
+    """nbp_work.control_outcomes: per product (and `(all)`), acceptance of the offers made in
+    the week to treated and to held-out customers, with 95% Wilson intervals, and the
+    difference treated - held-out in percentage points with its 95% interval (Newcombe)."""
+
+    product_id: Series[object] = Text(unique=True)
+    treated_offered: Series[int] = pa.Field(ge=0)
+    treated_accepted: Series[int] = pa.Field(ge=0)
+    treated_acceptance_rate: Series[float] = pa.Field(**_maybe_rate)
+    treated_ci_low: Series[float] = pa.Field(**_maybe_rate)
+    treated_ci_high: Series[float] = pa.Field(**_maybe_rate)
+    held_out_offered: Series[int] = pa.Field(ge=0)
+    held_out_accepted: Series[int] = pa.Field(ge=0)
+    held_out_acceptance_rate: Series[float] = pa.Field(**_maybe_rate)
+    held_out_ci_low: Series[float] = pa.Field(**_maybe_rate)
+    held_out_ci_high: Series[float] = pa.Field(**_maybe_rate)
+    difference_pp: Series[float] = pa.Field(**_maybe_pp)
+    difference_ci_low_pp: Series[float] = pa.Field(**_maybe_pp)
+    difference_ci_high_pp: Series[float] = pa.Field(**_maybe_pp)
+
+
 class ModelDriftAsset(Weekly):
     """nbp_work.model_drift: each drift metric of the week, the previous week's value (NaN in
     a first week), the change, its threshold and whether it drifted. A distribution's row

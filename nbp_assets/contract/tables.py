@@ -132,6 +132,22 @@ HISTORY = Table(
 )
 
 
+# The control group (docs/apps.md): the week's held-out active customers, written by the
+# nbp_current step before it publishes; offer_outcomes compares them with the treated.
+CONTROL_GROUP = _work(
+    "control_group",
+    models.ControlGroupAsset,
+    ("party_id",),
+    "Held-out active customers of the week: ranked and kept in the history, not published to nbp_current.",
+)
+CONTROL_OUTCOMES = _work(
+    "control_outcomes",
+    models.ControlOutcomesAsset,
+    ("product_id",),
+    "Acceptance of treated against held-out customers per product, with 95% intervals and their difference.",
+)
+
+
 # ----------------------------------------------------------------------------- offers
 # The next-best-offer recipe's outputs (nbp_offers unless named). Their keys are enforced:
 # DuckDB itself refuses a second row per event.

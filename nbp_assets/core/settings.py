@@ -34,6 +34,8 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_FAIRNESS_HISTORY_WEEKS     | weeks of gap history in the fairness report (this week included) | 8         |
 | NBP_FAIRNESS_BLOCKS_PUBLISH    | true: a fairness breach stops nbp_current from publishing the week | false   |
 | NBP_DRIFT_PSI_WARN             | model_drift: a signal's or the score's PSI above it is a warning (docs/monitoring.md) | 0.2 |
+| NBP_CONTROL_GROUP_SHARE        | share of active customers held out of nbp_current (0 to 0.5; 0 = off) | 0          |
+| NBP_CONTROL_GROUP_SALT         | salt of the hold-out's hash (a new salt draws a new group) | nbp-control-1     |
 | NBP_ALERT_SMTP_*, NBP_ALERT_WEBHOOK_*, NBP_ALERT_SLACK_*, NBP_ALERT_TEAMS_WEBHOOK_URL, NBP_ALERT_RETRY_* | alert channels (PLAIN_VARIABLES, SECRET_VARIABLES below; docs/fairness.md) | off |
 | DAGSTER_HOME                   | Dagster's instance folder (the CLI: $NBP_HOME/dagster_home) | Dagster's        |
 | DAGSTER_POSTGRES_URL           | Dagster's own storage in PostgreSQL (deploy/dagster.yaml; `check` tests it) | unset |
@@ -395,6 +397,39 @@ def drift_psi_warn(environ: Mapping[str, str] | None = None) -> float:
     if not 0.0 < value <= 10.0:  # NaN, inf and the non-numbers fail here
         raise ConfigurationError(f"NBP_DRIFT_PSI_WARN must be a number > 0 and <= 10 (e.g. 0.2), got {raw!r}")
     return value
+
+
+# The control group (docs/apps.md, "Held-out customers"): a stable share of the active
+# customers, chosen by md5(salt || ':' || party_id), is ranked but not published.
+CONTROL_GROUP_MAX_SHARE = 0.5
+DEFAULT_CONTROL_GROUP_SALT = "nbp-control-1"
+_SALT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def control_group_share(environ: Mapping[str, str] | None = None) -> float:
+    """NBP_CONTROL_GROUP_SHARE: the share of active customers held out, 0 (off) to 0.5."""
+    raw = _environ(environ).get("NBP_CONTROL_GROUP_SHARE", "").strip() or "0"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= CONTROL_GROUP_MAX_SHARE:  # NaN and inf fail too
+        raise ConfigurationError(
+            f"NBP_CONTROL_GROUP_SHARE {raw!r} is not a number from 0 to {CONTROL_GROUP_MAX_SHARE:g} (0 = no control group)"
+        )
+    return value
+
+
+def control_group_salt(environ: Mapping[str, str] | None = None) -> str:
+    """NBP_CONTROL_GROUP_SALT: 1 to 64 letters, digits or _.:- (it is hashed in SQL)."""
+    raw = _environ(environ).get("NBP_CONTROL_GROUP_SALT")
+    if raw is None or raw == "":
+        return DEFAULT_CONTROL_GROUP_SALT
+    if not _SALT.fullmatch(raw):
+        raise ConfigurationError(
+            f"NBP_CONTROL_GROUP_SALT {raw!r} must be 1 to 64 letters, digits or _ . : - (no spaces)"
+        )
+    return raw
 
 
 # Alert channels (alerts/resource.py): resource field -> environment variable. Secrets go

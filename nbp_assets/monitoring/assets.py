@@ -10,12 +10,13 @@ import time
 import dagster as dg
 import pandas as pd
 
-from nbp_assets.contract.assets import ModelDriftAsset, OfferOutcomesAsset
-from nbp_assets.contract.tables import CUSTOMERS, ELIGIBILITY, HISTORY, SCORES, SIGNALS
+from nbp_assets.contract.assets import ControlOutcomesAsset, ModelDriftAsset, OfferOutcomesAsset
+from nbp_assets.contract.tables import CONTROL_GROUP, CONTROL_OUTCOMES, CUSTOMERS, ELIGIBILITY, HISTORY, SCORES, SIGNALS
 from nbp_assets.core import settings
 from nbp_assets.core.partitions import Week, weekly_partitions
 from nbp_assets.core.warehouse import WarehouseResource
 from nbp_assets.fairness.config import fairness_config
+from nbp_assets.monitoring import control as control_group
 from nbp_assets.monitoring import model as monitoring
 from nbp_assets.ops import alerts as ops_alerts
 from nbp_assets.sources import week_inputs as src
@@ -25,6 +26,7 @@ from nbp_assets.weekly.io import (
     WEEKLY_POOL,
     common_metadata,
     count_rows,
+    week_filter,
     week_of,
     week_slice,
     with_week,
@@ -82,7 +84,9 @@ def offer_outcomes_step(context, warehouse: WarehouseResource):
     """How customers answered the offers made during the week (MOD-108 offer_history):
     acceptance and rejection rates with 95% intervals by product, rank, primary_signal,
     model_version of the recommendation the offer followed, and by each fairness dimension
-    (did one group accept less of what it was offered?)."""
+    (did one group accept less of what it was offered?). With a control group, acceptance of
+    treated against held-out customers per product, with intervals and their difference
+    (nbp_work.control_outcomes)."""
     started, week = time.perf_counter(), week_of(context)
     config = fairness_config()
     with warehouse.session():
@@ -93,16 +97,45 @@ def offer_outcomes_step(context, warehouse: WarehouseResource):
             if warehouse.table_exists(HISTORY.name)
             else monitoring.no_ranking_sql()
         )
+        # The control group's record: kept (possibly empty) once a group was ever on.
+        recorded = warehouse.table_exists(CONTROL_GROUP.name) and warehouse.table_exists(HISTORY.name)
+        held_out = week_slice(CONTROL_GROUP, current_then, "party_id") if recorded else None
+        # The held-out customers' rows were stored, not published: their offers followed no recommendation.
+        published = control_group.published_ranking_sql(ranked, held_out) if recorded else ranked
         made = monitoring.offers_sql(
-            offers, ranked, week_slice(CUSTOMERS, week), week.start, week.evaluation_date, config.dimensions
+            offers, published, week_slice(CUSTOMERS, week), week.start, week.evaluation_date, config.dimensions
         )
         groupings = list(dict.fromkeys((*monitoring.BY_MODEL, *config.dimensions)))
         counts = warehouse.query(monitoring.outcome_counts_sql(made, groupings))
+        arms = None
+        if recorded:  # a week without a group (off then) writes an empty comparison
+            grouped = count_rows(warehouse, held_out) > 0
+            arms = (
+                warehouse.query(control_group.control_arms_sql(made, ranked, held_out)) if grouped else pd.DataFrame()
+            )
     rates = monitoring.outcome_rates(counts)
     gaps = monitoring.acceptance_gaps(rates, config.dimensions, config.min_group_size)
     table = with_week(rates.copy(), week)
-    yield from checks.gate("offer_outcomes", [checks.contract_result(OfferOutcomesAsset, table, OUTCOMES_TABLE)])
+    contract = checks.contract_result(OfferOutcomesAsset, table, OUTCOMES_TABLE)
+    comparison = control_group.comparison(arms) if arms is not None else None
+    if comparison is not None and contract.passed:  # one contract check covers both tables
+        contract = checks.contract_result(
+            ControlOutcomesAsset, with_week(comparison.copy(), week), CONTROL_OUTCOMES.name
+        )
+    yield from checks.gate("offer_outcomes", [contract])
     rows = write_slice(warehouse, "offer_outcomes", table, week)
+    control_metadata = {}
+    if comparison is not None:
+        warehouse.replace_slice(
+            CONTROL_OUTCOMES.name,
+            with_week(comparison.copy(), week),
+            where=week_filter(CONTROL_OUTCOMES, week),
+            ddl=CONTROL_OUTCOMES.ddl_template(),
+        )
+        control_metadata = {
+            "control_group_week": current_then.key,
+            "treated_vs_held_out": dg.MetadataValue.md(comparison.to_markdown(index=False)),
+        }
     offered = int(rates.loc[rates["by"] == "product_id", "offered"].sum())
     accepted = int(rates.loc[rates["by"] == "product_id", "accepted"].sum())
     yield dg.MaterializeResult(
@@ -112,6 +145,7 @@ def offer_outcomes_step(context, warehouse: WarehouseResource):
             "acceptance_rate": round(accepted / offered, 4) if offered else 0.0,
             "acceptance_gap_by_dimension": dg.MetadataValue.md(gaps.to_markdown(index=False)),
             "by_rank": dg.MetadataValue.md(rates[rates["by"] == "rank"].to_markdown(index=False)),
+            **control_metadata,
         }
     )
 

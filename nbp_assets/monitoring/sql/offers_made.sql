@@ -6,10 +6,11 @@
   offers: the offers (MOD-108 offer_history); ranked: the top 3 published at the week's
   start; customers: the week's customers; week_start, evaluation_date: the week's bounds;
   dimensions: the fairness dimensions (customer columns); not_recommended: the label of an
-  offer outside the top 3.
+  offer outside the top 3. (party_id: who was offered, for the control group's arms.)
 #}
 SELECT
     o.offer_id,
+    o.party_id,
     o.product_id,
     CASE
         WHEN o.outcome_at IS NOT NULL AND o.outcome_at < {{ timestamp(evaluation_date) }} THEN o.outcome
