@@ -61,12 +61,20 @@ class Weights:
     def as_long(self) -> pd.DataFrame:
         long = self.matrix.stack().rename("weight").reset_index()
         long = long.rename(columns={"level_1": "signal"})
-        # a class without a suitability rule has no rows for it, as configured; a ruled class
-        # keeps its when_unknown row even at 0 (left out, it would fail closed again)
-        ruled = long["product_class"].map(self.matrix[HEALTH_THRESHOLD] > 0.0)
+        # a class without a suitability rule has no rows for it, as configured; a class whose
+        # rule suppresses says what an unknown health means explicitly, even 0 (left out,
+        # it would be 1: fail closed)
         inert = long["signal"].isin(list(OPTIONAL_SETTINGS)) & (long["weight"] == 0.0)
-        inert &= ~((long["signal"] == WHEN_UNKNOWN) & ruled)
+        suppressing = long["product_class"].map(_implicit_when_unknown(self.matrix)) == 1.0
+        inert &= ~((long["signal"] == WHEN_UNKNOWN) & suppressing)
         return long[~inert].reset_index(drop=True)
+
+
+def _implicit_when_unknown(matrix: pd.DataFrame) -> pd.Series:
+    """suitability_when_unknown per class when the configuration leaves it out: 1.0 (fail
+    closed) where the class's rule suppresses, 0.0 elsewhere."""
+    suppressing = (matrix["suitability"] >= 1.0) & (matrix[HEALTH_THRESHOLD] > 0.0)
+    return suppressing.astype("float64")
 
 
 def _has_suitability_rule(matrix: pd.DataFrame) -> bool:
@@ -114,8 +122,7 @@ def weights_from_frame(df: pd.DataFrame, source: str = "weights") -> Weights:
         if setting != WHEN_UNKNOWN:
             matrix[setting] = matrix[setting].fillna(inert)
     # left out: fail closed where the class's rule suppresses, nothing to decide elsewhere
-    suppressing = (matrix["suitability"] >= 1.0) & (matrix[HEALTH_THRESHOLD] > 0.0)
-    matrix[WHEN_UNKNOWN] = matrix[WHEN_UNKNOWN].fillna(suppressing.astype("float64"))
+    matrix[WHEN_UNKNOWN] = matrix[WHEN_UNKNOWN].fillna(_implicit_when_unknown(matrix))
     missing_classes = sorted(set(PRODUCT_CLASSES) - set(matrix.index))
     if missing_classes:
         problems.append(
