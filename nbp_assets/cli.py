@@ -6,7 +6,7 @@ load DIR    validate a folder of <table>.csv/.parquet files, then load them (all
 materialize run the weekly job for one week (default: the week that closed last)
 backfill    run the weekly job for a range of weeks, oldest first
 compile     write the exact SQL a week runs (numbered files + manifest.json with their sha256)
-show        a customer's current top 3 as the apps see it
+show        a customer's current top 3 as the apps see it, and what was withheld from them and why
 postgres    how to connect to the apps' PostgreSQL; keeps the embedded server up until Ctrl-C
 check       validate the deployment's configuration (NBP_DEPLOYMENT) without writing anything
 alerts      compliance's fairness-alert workflow: list, show, ack, assign, comment, resolve
@@ -392,36 +392,48 @@ def _print_where_to_look(week: str) -> None:
 def cmd_show(args: argparse.Namespace) -> None:
     """A customer's current top 3 as the apps see it, with product names, the reason phrase,
     and what each signal contributed to the score and each penalty's factor, as the week
-    computed them (nbp_work.scores and nbp_work.signals)."""
+    computed them (nbp_work.scores and nbp_work.signals); then the products the suitability
+    rule withheld from the customer that week, and why (nbp_work.withheld)."""
     from datetime import timedelta
+
+    import pandas as pd
 
     from nbp_assets.core.sqltext import timestamp
     from nbp_assets.publish import postgres as pg
     from nbp_assets.resources import build_resources, open_warehouse
-    from nbp_assets.weekly.explain import explanation_lines, week_explanation
+    from nbp_assets.weekly.explain import explanation_lines, week_explanation, week_withheld, withheld_lines
 
-    rows = pg.read_current(build_resources()["postgres"].conninfo(), args.party_id)
-    if rows.empty:
+    conninfo = build_resources()["postgres"].conninfo()
+    rows = pg.read_current(conninfo, args.party_id)
+    evaluated_at = rows["evaluated_at"].iloc[0] if len(rows) else pg.current_evaluated_at(conninfo)
+    if evaluated_at is None:
         raise SystemExit(f"{args.party_id}: no recommendation in the current week (product_intelligence.nbp_current)")
-    week_start = rows["evaluated_at"].iloc[0] - timedelta(days=7)
+    week_start = pd.Timestamp(evaluated_at) - timedelta(days=7)
     at = f"week_start = {timestamp(week_start.to_pydatetime())}"
     with open_warehouse().session() as warehouse:
         products = warehouse.query(f"SELECT product_id, product_name, product_class FROM nbp_work.products WHERE {at}")
         explained = week_explanation(warehouse, args.party_id, week_start.to_pydatetime())
+        withheld = week_withheld(warehouse, args.party_id, week_start.to_pydatetime(), products)
+    if rows.empty and withheld.empty:
+        raise SystemExit(f"{args.party_id}: no recommendation in the current week (product_intelligence.nbp_current)")
     explained = explained.drop(columns=[c for c in ("score", "primary_signal", "model_version") if c in explained])
     shown = rows.merge(products, on="product_id", how="left").merge(
         explained, on=["party_id", "product_id"], how="left"
     )
+    version = f", model_version {rows['model_version'].iloc[0]}" if len(rows) else ""
     print(
-        f"{args.party_id}: current week {week_start:%Y-%m-%d} (evaluated {rows['evaluated_at'].iloc[0]:%Y-%m-%d}), "
-        f"model_version {rows['model_version'].iloc[0]}"
+        f"{args.party_id}: current week {week_start:%Y-%m-%d} (evaluated {pd.Timestamp(evaluated_at):%Y-%m-%d})"
+        f"{version}"
     )
+    if rows.empty:
+        print("  no product recommended this week")
     for row in shown.to_dict("records"):
         print(
             f"  {row['rank']}. {row['product_id']} {row['product_name']} ({row['product_class']}): "
             f"score {row['score']:.6f}, primary_signal {row['primary_signal']}"
         )
         print("\n".join(explanation_lines(row)))
+    print("\n".join(withheld_lines(withheld)))
 
 
 def cmd_check(args: argparse.Namespace) -> None:
@@ -587,7 +599,9 @@ def _main(argv: list[str] | None) -> None:
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser(
-        "show", help="a customer's current top 3 (nbp_current) with product names and each signal's contribution"
+        "show",
+        help="a customer's current top 3 (nbp_current) with product names and each signal's contribution, "
+        "then the products the suitability rule withheld from them this week and why",
     )
     p.add_argument("party_id", help="the customer, e.g. P0000042 (required, no default)")
     p.set_defaults(func=cmd_show)

@@ -8,6 +8,13 @@ Extended in the same spirit for the suitability rule (MOD-040 financial health, 
 `financial_health` and the `suitability` penalty signal, and the pairs a rule suppresses
 leaving the candidates. Without a rule (weights None, or a configuration without one) it is
 nbp-1.0's model unchanged: the suitability signal is 0 and its factor 1.0 is exact.
+
+Rule change of issue 22 (documented in docs/suitability.md, applied here explicitly): the
+threshold is compared on the MOD-040 score as delivered (score / 100 unrounded, no longer the
+6 dp financial_health), and a customer whose health is unknown (no MOD-040 row, or NULL) is
+unsuitable where the class's `suitability_when_unknown` is 1 (the default of a suppressing
+rule: fails closed). With suitability_when_unknown 0 on every class and no score within
+half a millionth below a threshold, the rows are those of the rule before issue 22.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from nbp_assets.weekly.vocabulary import (
     contribution,
     factor,
 )
-from nbp_assets.weekly.weights import HEALTH_THRESHOLD, Weights
+from nbp_assets.weekly.weights import HEALTH_THRESHOLD, WHEN_UNKNOWN, Weights
 
 
 def _party_lookup(parties: pd.Index, frame: pd.DataFrame) -> np.ndarray:
@@ -56,7 +63,9 @@ def _pair_codes(party_pos: np.ndarray, product_pos: np.ndarray, n_products: int)
     return party_pos.astype("int64") * n_products + product_pos.astype("int64")
 
 
-def compute_signals(inputs: WeekInputs, weights: Weights | None = None) -> tuple[pd.DataFrame, SignalReport]:
+def compute_signals(
+    inputs: WeekInputs, weights: Weights | None = None, before_issue_22: bool = False
+) -> tuple[pd.DataFrame, SignalReport]:
     """One row per candidate pair with party_id, product_id, every signal column and
     financial_health; the suitability rule of `weights` applies (none without weights)."""
     report = SignalReport()
@@ -152,17 +161,22 @@ def compute_signals(inputs: WeekInputs, weights: Weights | None = None) -> tuple
     lifecycle = products["lifecycle_stage"].map(LIFECYCLE_PENALTY).fillna(0.0).to_numpy("float64")
     signals["lifecycle"] = lifecycle[product_pos]
 
-    # suitability: financial health (score / 100 at 6 dp) below the product class's threshold
-    health = np.round(
-        _take(inputs.churn["financial_health_score"].to_numpy("float64"), churn_pos, np.nan) / HEALTH_SCALE, 6
-    )[party_pos]
+    # suitability: the score as delivered / 100 (unrounded) below the product class's threshold,
+    # or unknown where the class fails closed; financial_health (6 dp) is kept for explanations
+    raw = _take(inputs.churn["financial_health_score"].to_numpy("float64"), churn_pos, np.nan)[party_pos]
+    health = np.round(raw / HEALTH_SCALE, 6)
     if weights is None:
-        threshold = penalty = np.zeros(len(cand))
+        threshold = penalty = when_unknown = np.zeros(len(cand))
     else:
         rule = weights.matrix.reindex(products["product_class"].to_numpy())
         threshold = rule[HEALTH_THRESHOLD].to_numpy("float64")[product_pos]
         penalty = rule["suitability"].to_numpy("float64")[product_pos]
-    unsuitable = (threshold > 0.0) & (penalty > 0.0) & (health < threshold)  # NaN < t is False
+        when_unknown = rule[WHEN_UNKNOWN].to_numpy("float64")[product_pos]
+    unknown = np.isnan(raw)
+    below = np.where(unknown, when_unknown >= 1.0, raw / HEALTH_SCALE < threshold)
+    if before_issue_22:  # the rule as it was: the 6 dp health compared, an unknown health never fires
+        below = health < threshold  # NaN < t is False
+    unsuitable = (threshold > 0.0) & (penalty > 0.0) & below
     signals["suitability"] = unsuitable.astype("float64")
 
     out = pd.DataFrame({"party_id": cand["party_id"].to_numpy(), "product_id": cand["product_id"].to_numpy()})
@@ -287,10 +301,11 @@ _OUTPUT_DTYPES = {
 
 
 def rank_week(
-    inputs: WeekInputs, weights: Weights, evaluated_at: datetime
+    inputs: WeekInputs, weights: Weights, evaluated_at: datetime, before_issue_22: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame, SignalReport]:
-    """signals -> scores -> top 3 in one call; the assets run the same steps one by one."""
-    signals, report = compute_signals(inputs, weights)
+    """signals -> scores -> top 3 in one call; the assets run the same steps one by one
+    (`before_issue_22`: the suitability rule as it was, for the fail-open comparison)."""
+    signals, report = compute_signals(inputs, weights, before_issue_22)
     scored = score_candidates(signals, inputs.products, weights)
     ranked = top_products(scored, inputs.customers, weights.model_version, evaluated_at)
     return ranked, scored, report

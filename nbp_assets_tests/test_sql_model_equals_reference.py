@@ -21,7 +21,7 @@ from nbp_assets.weekly import local
 from nbp_assets.weekly.assets import build_engine_assets
 from nbp_assets.weekly.signals import WeekInputs
 from nbp_assets.weekly.vocabulary import ALL_SIGNALS, POSITIVE_SIGNALS
-from nbp_assets.weekly.weights import HEALTH_THRESHOLD, load_weights, weights_from_frame
+from nbp_assets.weekly.weights import HEALTH_THRESHOLD, WHEN_UNKNOWN, load_weights, weights_from_frame
 from nbp_assets_tests import reference_model as ref
 
 WEEK = Week.from_key("2026-11-09")
@@ -187,7 +187,7 @@ def test_score_and_primary_signal_ties_give_the_reference_rows():
     )
     # and the configuration without a rule: the new parts inert, nbp-1.0's model
     no_rule = WEIGHTS.as_long()
-    no_rule = weights_from_frame(no_rule[~no_rule["signal"].isin(["suitability", HEALTH_THRESHOLD])])
+    no_rule = weights_from_frame(no_rule[~no_rule["signal"].isin(["suitability", HEALTH_THRESHOLD, WHEN_UNKNOWN])])
     for weights in (WEIGHTS, flat, no_rule):
         want, want_scored, _ = ref.rank_week(inputs, weights, datetime(2026, 11, 16))
         got, got_scored, _ = local.rank_week(inputs, weights, datetime(2026, 11, 16))

@@ -17,7 +17,7 @@ from nbp_assets.weekly import checks
 from nbp_assets.weekly.assets import build_engine_assets
 from nbp_assets.weekly.local import rank_week
 from nbp_assets.weekly.suitability import suppressed_published
-from nbp_assets.weekly.weights import HEALTH_THRESHOLD, load_weights, weights_from_frame
+from nbp_assets.weekly.weights import HEALTH_THRESHOLD, WHEN_UNKNOWN, load_weights, weights_from_frame
 from nbp_assets_tests import reference_model as ref
 from nbp_assets_tests.test_ranking_model import EVALUATED_AT, make_inputs
 
@@ -38,7 +38,14 @@ PRODUCTS = pd.DataFrame(
 
 def _without_rule(weights=WEIGHTS):
     long = weights.as_long()
-    return weights_from_frame(long[~long["signal"].isin(["suitability", HEALTH_THRESHOLD])])
+    return weights_from_frame(long[~long["signal"].isin(["suitability", HEALTH_THRESHOLD, WHEN_UNKNOWN])])
+
+
+def _fail_open(weights=WEIGHTS):
+    """The same rules, with an unknown health treated as suitable (the rule before issue 22)."""
+    long = weights.as_long()
+    long.loc[long["signal"] == WHEN_UNKNOWN, "weight"] = 0.0
+    return weights_from_frame(long)
 
 
 def _scores(health, weights=WEIGHTS, party="P1"):
@@ -67,12 +74,34 @@ def test_a_suppressed_product_stays_out_even_when_nothing_else_is_eligible():
     assert ranked["product_id"].tolist() == ["LOAN"]
 
 
-def test_a_customer_without_a_health_score_is_not_touched():
-    inputs = make_inputs(products=PRODUCTS, health=10.0, rote=0.0, parties=["P1", "P2"])
-    inputs.churn = inputs.churn[inputs.churn["party_id"] == "P1"]
-    ranked, scored, _ = rank_week(inputs, WEIGHTS, EVALUATED_AT)
+def test_a_customer_without_a_health_score_is_not_offered_lending_unless_the_class_fails_open():
+    # issue 22.3: suitability fails closed. P2 has no MOD-040 row this week, P3 a NULL score.
+    inputs = make_inputs(products=PRODUCTS, health=[70.0, 70.0, None], rote=0.0, parties=["P1", "P2", "P3"])
+    inputs.churn = inputs.churn[inputs.churn["party_id"] != "P2"]
+    ranked, scored, report = rank_week(inputs, WEIGHTS, EVALUATED_AT)
+    for party in ("P2", "P3"):
+        # lending is withheld; the card (a down-weighting rule, fails open by default) and
+        # savings (no rule) stay, undiscounted
+        assert set(ranked.loc[ranked["party_id"] == party, "product_id"]) == {"CARD", "SAV"}
+        mine = scored[scored["party_id"] == party].set_index("product_id")
+        assert mine["financial_health"].isna().all() and (mine["suitability"] == 0.0).all()
+    assert set(ranked.loc[ranked["party_id"] == "P1", "product_id"]) == {"LOAN", "CARD", "SAV"}
+    assert (report.pairs_suppressed_unsuitable, report.pairs_withheld_unknown_health) == (2, 2)
+    assert report.parties_unknown_health_withheld == 2
+    # configured per class: LENDING's suitability_when_unknown 0 opens it again
+    ranked, _, report = rank_week(inputs, _fail_open(), EVALUATED_AT)
     assert set(ranked.loc[ranked["party_id"] == "P2", "product_id"]) == {"LOAN", "CARD", "SAV"}
-    assert scored.loc[scored["party_id"] == "P2", "financial_health"].isna().all()
+    assert report.pairs_suppressed_unsuitable == 0 and report.parties_unknown_health_withheld == 0
+
+
+@pytest.mark.parametrize(("score", "withheld"), [(39.99995, True), (39.9999996, True), (40.0, False)])
+def test_the_threshold_is_compared_on_the_health_as_delivered(score, withheld):
+    # issue 22.3: 39.99995 / 100 rounds to 0.400000 at 6 dp, and is below 0.40 all the same
+    ranked, mine, report = _scores(score)
+    assert ("LOAN" not in set(ranked["product_id"])) is withheld
+    assert report.pairs_suppressed_unsuitable == int(withheld)
+    assert mine.at["CARD", "suitability"] == float(withheld)  # the down-weighting rule, same comparison
+    assert mine.at["CARD", "financial_health"] == 0.4  # the explanation keeps the 6 dp value
 
 
 def test_the_sql_rule_equals_the_reference_rule():
@@ -99,6 +128,11 @@ def test_the_rule_is_part_of_model_version_and_a_configuration_without_it_keeps_
     # nbp-1.0's digest (the weights of the eight... seven signals it had) is kept without a rule:
     # the version published before the rule existed for these weights
     assert inert.model_version == "nbp-1.0+w681f5595e76d"
+    # issue 22: the default rule fails closed and compares unrounded, a new version; failing
+    # open is a version of its own (neither is nbp-1.0+we33c89453c99, the rule before issue 22)
+    assert WEIGHTS.model_version == "nbp-1.0+waef906c313da"
+    assert _fail_open().model_version not in (WEIGHTS.model_version, "nbp-1.0+we33c89453c99")
+    assert _fail_open().signals_version != WEIGHTS.signals_version
     long = WEIGHTS.as_long()
     stricter = long.copy()
     stricter.loc[(stricter["product_class"] == "CARD") & (stricter["signal"] == HEALTH_THRESHOLD), "weight"] = 0.45
@@ -129,10 +163,12 @@ def test_the_check_finds_a_suppressed_pair_published_and_nothing_else():
             }
         ),
     )
-    bad = con.sql(suppressed_published("ranked_in", "health_in", "products_in", WEIGHTS)).df()
-    # P1's loan (39.9 < 40) only: P1's card is down-weighted, not suppressed; P2 sits on the
-    # threshold; P3 got savings; P4 has no MOD-040 row
-    assert bad[["party_id", "product_id"]].values.tolist() == [["P1", "LOAN"]]
+    bad = con.sql(suppressed_published("ranked_in", "health_in", "products_in", WEIGHTS) + " ORDER BY 1").df()
+    # P1's loan (39.9 < 40) and P4's (no MOD-040 row: fails closed): P1's card is down-weighted,
+    # not suppressed; P2 sits on the threshold; P3 got savings
+    assert bad[["party_id", "product_id"]].values.tolist() == [["P1", "LOAN"], ["P4", "LOAN"]]
+    fail_open = con.sql(suppressed_published("ranked_in", "health_in", "products_in", _fail_open())).df()
+    assert fail_open[["party_id", "product_id"]].values.tolist() == [["P1", "LOAN"]]
     assert con.sql(suppressed_published("ranked_in", "health_in", "products_in", _without_rule())).df().empty
 
 
@@ -182,7 +218,9 @@ def test_with_the_default_weights_only_customers_in_difficulty_see_a_change():
         health["as_of_date"]
         == health.loc[health["as_of_date"] < pd.Timestamp(WEEK.evaluation_date), "as_of_date"].max()
     ]
+    # in difficulty, or unknown this week (fails closed)
     poor = set(health.loc[health["financial_health_score"] / 100 < 0.40, "party_id"])
+    poor |= set(tables["customers"]["party_id"]) - set(health["party_id"])
     changed = set(pd.concat([with_rule, without]).drop_duplicates(keep=False)["party_id"])
     assert changed and changed <= poor
     key = ["party_id", "rank"]

@@ -134,6 +134,25 @@ ScoresAsset = _weekly_model(
 )
 
 
+# The suitability rule's settings that withhold a pair (weekly/weights.py HEALTH_THRESHOLD,
+# WHEN_UNKNOWN; a test keeps them equal).
+WITHHELD_RULES = ["suitability_health_below", "suitability_when_unknown"]
+
+
+class WithheldAsset(Weekly):
+    """The why-not record: every (party, product) candidate pair the suitability rule withheld
+    (suppressed) this week, with the rule, the MOD-040 health score as delivered (NULL when
+    unknown) and the class's threshold."""
+
+    party_id: Series[object] = Text()
+    product_id: Series[object] = Text()
+    product_class: Series[object] = Text(isin=PRODUCT_CLASSES)
+    rule: Series[object] = Text(isin=WITHHELD_RULES)
+    financial_health_score: Series[float] = pa.Field(ge=0.0, le=100.0, nullable=True)
+    health_below: Series[float] = pa.Field(gt=0.0, le=1.0)
+    reason: Series[object] = Text()
+
+
 class NbpRankedAsset(_AssetModel):
     """product_intelligence.next_best_product: exactly the seed's columns."""
 

@@ -120,6 +120,13 @@ ELIGIBILITY = _work(
     "ELIGIBLE pairs of active customers and registered products.",
 )
 SIGNALS = _work("signals", models.SignalsAsset, ("party_id", "product_id"), "Ranking signals per candidate pair.")
+WITHHELD = _work(
+    "withheld",
+    models.WithheldAsset,
+    ("party_id", "product_id"),
+    "Why not: each candidate pair the suitability rule withheld this week, with its rule, "
+    "the MOD-040 health score as delivered (NULL: unknown) and the class's threshold.",
+)
 SCORES = _work("scores", models.ScoresAsset, ("party_id", "product_id"), "Score and primary_signal per candidate pair.")
 # The seed's DDL: NUMBER(8,6) (DECIMAL(8,6) is the same type in both engines) and TIMESTAMP_NTZ.
 HISTORY = Table(

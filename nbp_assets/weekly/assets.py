@@ -19,7 +19,7 @@ from typing import Iterator
 import dagster as dg
 
 from nbp_assets.contract import assets as models
-from nbp_assets.contract.tables import ACTIVITY, CUSTOMERS, ELIGIBILITY, HISTORY, PRODUCTS, SCORES, SIGNALS
+from nbp_assets.contract.tables import ACTIVITY, CUSTOMERS, ELIGIBILITY, HISTORY, PRODUCTS, SCORES, SIGNALS, WITHHELD
 from nbp_assets.core.partitions import Week
 from nbp_assets.core.sql import render
 from nbp_assets.core.warehouse import WarehouseResource
@@ -152,6 +152,7 @@ def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             contract = checks.contract_in_warehouse(tx, ELIGIBILITY, week_filter(ELIGIBILITY, week), rows)
         yield from checks.gate("eligibility", [contract])
     status_counts = src.eligibility_status_counts(warehouse, snap.as_of_date)
+    gate = warehouse.query(steps.gate_exclusions_by_product(week, snap.relation))
     yield dg.MaterializeResult(
         metadata={
             **common_metadata(week, rows, ELIGIBILITY.name, started),
@@ -159,6 +160,10 @@ def eligibility_step(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             "snapshot_age_days": (week.evaluation_date - snap.as_of_date.date()).days,
             "snapshot_status_counts": dg.MetadataValue.json(status_counts),
             "eligible_pairs_dropped_inactive_or_unregistered": status_counts.get("ELIGIBLE", 0) - rows,
+            # per product: the snapshot's pairs of active customers the gate dropped
+            "excluded_by_gate": dg.MetadataValue.json(
+                {str(p): int(n) for p, n in zip(gate["product_id"], gate["excluded_by_gate"])}
+            ),
             "registered_products": n_products,
             "sql_digest": step.digest,
             **memory,
@@ -185,11 +190,12 @@ def week_signal_relations(warehouse: WarehouseResource, week: Week, weights: Wei
 
 
 def write_signals(tx, warehouse: WarehouseResource, table, week: Week, relations: SignalRelations, log):
-    """Replace the week's slice of `table` by the signals, in party shards; returns the rows,
-    the shards and the step's statements."""
+    """Replace the week's slice of `table` by the signals, in party shards, and for the live
+    signals (`table` is SIGNALS, not a sandbox's) the week's why-not record
+    (nbp_work.withheld); returns the rows, the shards and the step's statements."""
     shards = party_shards(tx, _active(week, "party_id"), warehouse.shard_size())
     log.info(f"inputs checked in the warehouse; computing the signals there in {len(shards)} shard(s)")
-    step = steps.signals(week, relations, shards, table)
+    step = steps.signals(week, relations, shards, table, withheld=WITHHELD if table is SIGNALS else None)
     rows = step.run(tx, log)[table.name]
     return rows, shards, step
 
@@ -203,18 +209,28 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     lifecycle (sunset / under capacity) and suitability (the customer's MOD-040 financial
     health below the product class's threshold), with the financial health itself.
     Products the customer already holds are dropped, and so are the products the
-    suitability rule suppresses for a customer in financial difficulty."""
+    suitability rule suppresses for a customer in financial difficulty or whose financial
+    health is unknown (fails closed): each of those is recorded with its reason in
+    nbp_work.withheld, written in the same transaction."""
     started, week = time.perf_counter(), week_of(context)
     relations, churn, behaviour, rote = week_signal_relations(warehouse, week, weights)
     warehouse.ensure_table(SIGNALS)
+    warehouse.ensure_table(WITHHELD)
     with warehouse.transaction() as tx:
         rows, shards, step = write_signals(tx, warehouse, SIGNALS, week, relations, context.log)
+        withheld_rows = count_rows(tx, week_slice(WITHHELD, week))
         memory = tx.memory_metadata()
-        yield from checks.gate("signals", [checks.contract_in_warehouse(tx, SIGNALS, week_filter(SIGNALS, week), rows)])
+        # One contract check for the step: the signals' if it fails, else the why-not record's.
+        contract = checks.contract_in_warehouse(tx, SIGNALS, week_filter(SIGNALS, week), rows)
+        if contract.passed:
+            contract = checks.contract_in_warehouse(tx, WITHHELD, week_filter(WITHHELD, week), withheld_rows)
+        yield from checks.gate("signals", [contract])
     # per shard too: one pass would join every input on every party at once
-    reports, suppressed_counts = steps.signal_report(relations, shards)
+    reports, _ = steps.signal_report(relations, shards)
     report = sum(warehouse.query(q).iloc[0] for q in reports)
-    suppressed = sum(int(warehouse.scalar(q)) for q in suppressed_counts)
+    withheld = warehouse.query(render("weekly", "withheld_counts", withheld=week_slice(WITHHELD, week)).text).iloc[0]
+    suppressed = int(withheld["pairs"])
+    by_product = warehouse.query(steps.exclusions_by_product(week, relations))
     stats = warehouse.query(
         render("weekly", "signal_stats", signals=week_slice(SIGNALS, week), names=ALL_SIGNALS).text
     ).iloc[0]
@@ -238,7 +254,30 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "pairs_dropped_already_held": candidates - rows - suppressed,
             # the suitability rule (CON-006, MOD-040 financial health): pairs it touched
             "pairs_suppressed_unsuitable": suppressed,
+            "pairs_withheld_by_rule": dg.MetadataValue.json(
+                {
+                    "suitability_health_below": int(withheld["health_below"]),
+                    "suitability_when_unknown": int(withheld["when_unknown"]),
+                }
+            ),
+            # customers whose MOD-040 health is unknown this week and who lost a product to it
+            "parties_unknown_health_withheld": int(withheld["parties_unknown"]),
             "pairs_down_weighted_unsuitable": int(stats["down_weighted"] or 0),
+            "withheld_table": WITHHELD.name,
+            "excluded_as_held": dg.MetadataValue.json(
+                {str(p): int(n) for p, n in zip(by_product["product_id"], by_product["excluded_as_held"])}
+            ),
+            "withheld_by_product": dg.MetadataValue.json(
+                {
+                    str(p): {"suitability_health_below": int(b), "suitability_when_unknown": int(u)}
+                    for p, b, u in zip(
+                        by_product["product_id"],
+                        by_product["withheld_health_below"],
+                        by_product["withheld_when_unknown"],
+                    )
+                    if b or u
+                }
+            ),
             "suitability_rule": weights.signals_version,
             "signal_means": dg.MetadataValue.json({s: round(float(stats[s] or 0.0), 4) for s in ALL_SIGNALS}),
             "sql_digest": step.digest,

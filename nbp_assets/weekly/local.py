@@ -22,6 +22,7 @@ from nbp_assets.weekly.signals import (
     report_sql,
     signals_sql,
     suppressed_sql,
+    withheld_sql,
 )
 from nbp_assets.weekly.suitability import rules_relation
 from nbp_assets.weekly.vocabulary import ALL_SIGNALS
@@ -72,7 +73,8 @@ def compute_signals(inputs: WeekInputs, weights: Weights | None = None) -> tuple
     ) as con:
         signals = con.sql(signals_sql(relations) + "\nORDER BY party_id, product_id").df()
         counts = con.sql(report_sql(relations)).df().iloc[0]
-        suppressed = int(con.sql(suppressed_sql(relations)).df().iloc[0, 0])
+        withheld = con.sql(suppressed_sql(relations)).df().iloc[0]
+    suppressed = int(withheld["pairs_suppressed_unsuitable"])
     report = SignalReport(
         dropped_signals=relations.dropped_signals,
         parties_without_churn=int(counts["parties_without_churn"]),
@@ -82,8 +84,26 @@ def compute_signals(inputs: WeekInputs, weights: Weights | None = None) -> tuple
         pairs_already_held=len(inputs.candidates) - len(signals) - suppressed,
         pairs_suppressed_unsuitable=suppressed,
         pairs_down_weighted_unsuitable=int((signals["suitability"] > 0).sum()),
+        pairs_withheld_unknown_health=int(withheld["pairs_withheld_unknown_health"]),
+        parties_unknown_health_withheld=int(withheld["parties_unknown_health_withheld"]),
     )
     return signals[["party_id", "product_id", *ALL_SIGNALS, "financial_health"]], report
+
+
+def withheld_pairs(inputs: WeekInputs, weights: Weights) -> pd.DataFrame:
+    """The week's why-not rows (nbp_work.withheld without week_start), ordered by pair."""
+    relations = _relations(inputs, weights)
+    with _duckdb(
+        candidates_in=inputs.candidates,
+        customers_in=inputs.customers,
+        products_in=inputs.products,
+        holdings_in=inputs.holdings,
+        churn_in=inputs.churn,
+        behaviour_in=inputs.behaviour,
+        rejections_in=inputs.rejections,
+        rote_in=_EMPTY_ROTE if inputs.rote is None else inputs.rote,
+    ) as con:
+        return con.sql(withheld_sql(relations) + "\nORDER BY party_id, product_id").df()
 
 
 def score_candidates(signals: pd.DataFrame, products: pd.DataFrame, weights: Weights) -> pd.DataFrame:

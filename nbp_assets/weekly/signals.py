@@ -10,8 +10,10 @@ The seed's ranking table, one column per signal:
 - spend_affinity: the product serves the party's top spend category.
 - cooling_off (penalty): an offer of this product was rejected within 90 days.
 - lifecycle (penalty): the product is in sunset (1.0) or under capacity (0.5).
-- suitability (penalty): the customer's financial health (MOD-040) is below the threshold of
-  the product's class (model/suitability.py); pairs the rule suppresses are not candidates.
+- suitability (penalty): the customer's financial health (MOD-040, unrounded) is below the
+  threshold of the product's class, or unknown where the class fails closed
+  (weekly/suitability.py); pairs the rule suppresses are not candidates, and are recorded
+  with their reason in nbp_work.withheld (withheld_sql).
 Beside the signals, financial_health (MOD-040 score / 100, NULL without a MOD-040 row) is
 kept per pair: the suitability rule's input, shown in every explanation.
 
@@ -69,6 +71,9 @@ class SignalReport:
     pairs_already_held: int = 0
     pairs_suppressed_unsuitable: int = 0
     pairs_down_weighted_unsuitable: int = 0
+    # of the suppressed pairs, those withheld because the health was unknown, and their customers
+    pairs_withheld_unknown_health: int = 0
+    parties_unknown_health_withheld: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,8 +143,23 @@ def signals_sql(r: SignalRelations) -> str:
 
 
 def suppressed_sql(r: SignalRelations) -> str:
-    """One row: how many candidate pairs the suitability rule suppressed."""
+    """One row: how many candidate pairs the suitability rule suppressed
+    (pairs_suppressed_unsuitable), how many for an unknown health
+    (pairs_withheld_unknown_health) and their customers (parties_unknown_health_withheld)."""
     return _render("suppressed_pairs", r)
+
+
+# The why-not record's reason per rule (nbp_work.withheld.reason)
+WITHHELD_REASONS = {
+    "below": "financial health below the class's threshold",
+    "unknown": "financial health unknown this week (no MOD-040 score): treated as unsuitable",
+}
+
+
+def withheld_sql(r: SignalRelations) -> str:
+    """The why-not rows (nbp_work.withheld minus week_start): every candidate pair the
+    suitability rule suppressed, with its rule, the health as delivered and the threshold."""
+    return _render("withheld_pairs", r, reasons=WITHHELD_REASONS)
 
 
 def report_sql(r: SignalRelations) -> str:

@@ -14,14 +14,30 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import date
 
-from nbp_assets.contract.tables import CUSTOMERS, ELIGIBILITY, HISTORY, PRODUCTS, SCORES, SIGNALS, Table
+from nbp_assets.contract.tables import (
+    CUSTOMERS,
+    ELIGIBILITY,
+    HISTORY,
+    PRODUCTS,
+    SCORES,
+    SIGNALS,
+    WITHHELD,
+    Table,
+)
 from nbp_assets.core.partitions import Week
 from nbp_assets.core.sql import digest, render, script
 from nbp_assets.weekly import checks, invariants
-from nbp_assets.weekly.eligibility import ACTIVE, eligible_pairs_sql
+from nbp_assets.weekly.eligibility import ACTIVE, ELIGIBLE, eligible_pairs_sql
 from nbp_assets.weekly.io import replace_week, replace_week_sql, week_filter, week_slice
 from nbp_assets.weekly.ranking import scores_sql, top_n_sql
-from nbp_assets.weekly.signals import SignalRelations, peers_sql, report_sql, signals_sql, suppressed_sql
+from nbp_assets.weekly.signals import (
+    SignalRelations,
+    peers_sql,
+    report_sql,
+    signals_sql,
+    suppressed_sql,
+    withheld_sql,
+)
 from nbp_assets.weekly.suitability import suppressed_published
 from nbp_assets.weekly.weights import Weights
 
@@ -112,18 +128,57 @@ def per_shard(relations: SignalRelations, shards: list[str | None]) -> list[Sign
     return [dataclasses.replace(relations, parties=p) for p in shards]
 
 
-def signals(week: Week, relations: SignalRelations, shards: list[str | None], table: Table = SIGNALS) -> StepSql:
+def signals(
+    week: Week,
+    relations: SignalRelations,
+    shards: list[str | None],
+    table: Table = SIGNALS,
+    withheld: Table | None = WITHHELD,
+) -> StepSql:
     """The signals of every candidate pair, one query per party shard; with several shards
-    the peers' share (bank-wide) is computed once first, into a temporary table."""
+    the peers' share (bank-wide) is computed once first, into a temporary table. With
+    `withheld` (the live week's, not a sandbox's), the why-not record of the pairs the
+    suitability rule suppressed, in the same shards and the same transaction."""
     before = (peers_sql(relations, into=PEERS_TABLE),) if len(shards) > 1 else ()
-    selects = tuple(signals_sql(r) for r in per_shard(relations, shards))
-    return StepSql("signals", week, (Write(table, selects, before),))
+    shard_relations = per_shard(relations, shards)
+    writes = [Write(table, tuple(signals_sql(r) for r in shard_relations), before)]
+    if withheld is not None:
+        writes.append(Write(withheld, tuple(withheld_sql(r) for r in shard_relations)))
+    return StepSql("signals", week, tuple(writes))
 
 
 def signal_report(relations: SignalRelations, shards: list[str | None]) -> tuple[list[str], list[str]]:
     """The signals' report queries per shard: parties without an input; suppressed pairs."""
     shard_relations = per_shard(relations, shards)
     return [report_sql(r) for r in shard_relations], [suppressed_sql(r) for r in shard_relations]
+
+
+def exclusions_by_product(week: Week, relations: SignalRelations) -> str:
+    """Per product of the week's register: the gate's candidates the customer already holds
+    (excluded_as_held) and the pairs the suitability rule withheld (withheld, by rule), from
+    the stored week; set-based, one row per product (weekly/sql/exclusions_by_product.sql)."""
+    return render(
+        "weekly",
+        "exclusions_by_product",
+        products=week_slice(PRODUCTS, week, "product_id"),
+        candidates=week_slice(ELIGIBILITY, week, "party_id, product_id"),
+        holdings=relations.holdings,
+        withheld=week_slice(WITHHELD, week, "product_id, rule"),
+    ).text
+
+
+def gate_exclusions_by_product(week: Week, snapshot: str) -> str:
+    """Per product in the MOD-105 snapshot: the snapshot's pairs of the week's active
+    customers that the gate dropped (not ELIGIBLE, or the product not registered)."""
+    return render(
+        "weekly",
+        "gate_exclusions_by_product",
+        snapshot=snapshot,
+        customers=week_slice(CUSTOMERS, week),
+        products=week_slice(PRODUCTS, week, "product_id"),
+        active=ACTIVE,
+        eligible=ELIGIBLE,
+    ).text
 
 
 def scores(week: Week, weights: Weights, shards: list[str | None]) -> StepSql:

@@ -23,10 +23,15 @@ MODEL_CODE_VERSION = "nbp-1.0"
 # The suitability rule's other setting per class: the financial health (MOD-040 score / 100)
 # below which the class's products are unsuitable for the customer. 0 for a class: no rule.
 HEALTH_THRESHOLD = "suitability_health_below"
+# The rule's third setting per class: what an unknown financial health means (no MOD-040 row
+# in the week's snapshot, or a NULL score). 1.0: the customer is treated as unsuitable (fails
+# closed); 0.0: as suitable (fails open). Left out for a class, it is 1.0 where the class's
+# rule suppresses (suitability 1.0) and 0.0 elsewhere: suitability fails closed by default.
+WHEN_UNKNOWN = "suitability_when_unknown"
 # Settings a configuration may leave out for a class (no suitability rule there): a
 # configuration written before the rule existed still loads and ranks as it did.
-OPTIONAL_SETTINGS = {"suitability": 0.0, HEALTH_THRESHOLD: 0.0}
-SETTINGS = ALL_SIGNALS + (HEALTH_THRESHOLD,)
+OPTIONAL_SETTINGS = {"suitability": 0.0, HEALTH_THRESHOLD: 0.0, WHEN_UNKNOWN: 0.0}
+SETTINGS = ALL_SIGNALS + (HEALTH_THRESHOLD, WHEN_UNKNOWN)
 
 DEFAULT_WEIGHTS_FILE = Path(__file__).with_name("default_weights.csv")
 
@@ -56,9 +61,20 @@ class Weights:
     def as_long(self) -> pd.DataFrame:
         long = self.matrix.stack().rename("weight").reset_index()
         long = long.rename(columns={"level_1": "signal"})
-        # a class without a suitability rule has no rows for it, as configured
+        # a class without a suitability rule has no rows for it, as configured; a class whose
+        # rule suppresses says what an unknown health means explicitly, even 0 (left out,
+        # it would be 1: fail closed)
         inert = long["signal"].isin(list(OPTIONAL_SETTINGS)) & (long["weight"] == 0.0)
+        suppressing = long["product_class"].map(_implicit_when_unknown(self.matrix)) == 1.0
+        inert &= ~((long["signal"] == WHEN_UNKNOWN) & suppressing)
         return long[~inert].reset_index(drop=True)
+
+
+def _implicit_when_unknown(matrix: pd.DataFrame) -> pd.Series:
+    """suitability_when_unknown per class when the configuration leaves it out: 1.0 (fail
+    closed) where the class's rule suppresses, 0.0 elsewhere."""
+    suppressing = (matrix["suitability"] >= 1.0) & (matrix[HEALTH_THRESHOLD] > 0.0)
+    return suppressing.astype("float64")
 
 
 def _has_suitability_rule(matrix: pd.DataFrame) -> bool:
@@ -74,7 +90,9 @@ def _digest(matrix: pd.DataFrame, columns: list[str]) -> str:
 def model_version(matrix: pd.DataFrame) -> str:
     """Code version + a digest of the weights, stable under row/column order. Without a
     suitability rule the digest covers nbp-1.0's columns only: such a configuration ranks
-    exactly as before the rule existed, so it keeps its model_version."""
+    exactly as before the rule existed, so it keeps its model_version. With a rule it covers
+    every setting, suitability_when_unknown included (issue 22: the rule now fails closed and
+    compares the health unrounded, so every configuration with a rule has a new version)."""
     columns = (
         list(SETTINGS) if _has_suitability_rule(matrix) else [s for s in ALL_SIGNALS if s not in OPTIONAL_SETTINGS]
     )
@@ -101,7 +119,10 @@ def weights_from_frame(df: pd.DataFrame, source: str = "weights") -> Weights:
     matrix = df.pivot(index="product_class", columns="signal", values="weight")
     matrix = matrix.reindex(columns=list(SETTINGS))
     for setting, inert in OPTIONAL_SETTINGS.items():
-        matrix[setting] = matrix[setting].fillna(inert)
+        if setting != WHEN_UNKNOWN:
+            matrix[setting] = matrix[setting].fillna(inert)
+    # left out: fail closed where the class's rule suppresses, nothing to decide elsewhere
+    matrix[WHEN_UNKNOWN] = matrix[WHEN_UNKNOWN].fillna(_implicit_when_unknown(matrix))
     missing_classes = sorted(set(PRODUCT_CLASSES) - set(matrix.index))
     if missing_classes:
         problems.append(
@@ -140,6 +161,26 @@ def weights_from_frame(df: pd.DataFrame, source: str = "weights") -> Weights:
                     }
                     for c in half_rules.index[:5]
                 ],
+            )
+        )
+    unknown_bad = matrix[~matrix[WHEN_UNKNOWN].isin([0.0, 1.0])]
+    if len(unknown_bad):
+        problems.append(
+            Violation(
+                "weight",
+                f"{WHEN_UNKNOWN} must be 1 (unknown health is unsuitable: fail closed) or 0 (fail open)",
+                len(unknown_bad),
+                [{"product_class": c, WHEN_UNKNOWN: matrix.at[c, WHEN_UNKNOWN]} for c in unknown_bad.index[:5]],
+            )
+        )
+    orphan = matrix[(matrix[WHEN_UNKNOWN] > 0.0) & ~(matrix[HEALTH_THRESHOLD] > 0.0)]
+    if len(orphan):
+        problems.append(
+            Violation(
+                "signal",
+                f"{WHEN_UNKNOWN} needs the class's suitability rule (suitability and {HEALTH_THRESHOLD} above 0)",
+                len(orphan),
+                [{"product_class": c, WHEN_UNKNOWN: matrix.at[c, WHEN_UNKNOWN]} for c in orphan.index[:5]],
             )
         )
     if not problems:

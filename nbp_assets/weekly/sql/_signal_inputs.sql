@@ -59,12 +59,13 @@ products AS (
                ELSE 0.0e0
            END AS lifecycle_penalty,
            coalesce(u.health_below, 0.0e0) AS health_below,
-           coalesce(u.penalty, 0.0e0) AS suitability_penalty
+           coalesce(u.penalty, 0.0e0) AS suitability_penalty,
+           coalesce(u.when_unknown, 0.0e0) AS when_unknown
     FROM {{ r.products }} pr
     {% if r.suitability is none %}
     LEFT JOIN (
         SELECT CAST(NULL AS VARCHAR) AS product_class, CAST(NULL AS DOUBLE) AS health_below,
-               CAST(NULL AS DOUBLE) AS penalty
+               CAST(NULL AS DOUBLE) AS penalty, CAST(NULL AS DOUBLE) AS when_unknown
         WHERE 1 = 0
     ) u ON u.product_class = pr.product_class
     {% else %}
@@ -99,6 +100,7 @@ rote AS (
 party AS (
     SELECT a.party_id, a.segment, ch.churn_probability,
            {{ health(c) }} AS financial_health,
+           ch.financial_health_score AS health_score,
            b.current_account_balance, b.monthly_spend,
            b.fx_active_months_6m, b.top_spend_category, ro.customer_rote
     FROM (SELECT party_id, segment FROM {{ within(r.customers, r.parties) }}) a
@@ -112,11 +114,52 @@ candidates AS (
 )
 {%- endmacro %}
 
-{# NULL health (no MOD-040 row) compares as unknown: not known to be in difficulty #}
-{% macro unsuitable() -%}
-coalesce(a.financial_health < p.health_below, FALSE)
+{#
+  The rule (issue 22): a class with a rule (health_below > 0) is unsuitable for a customer
+  whose MOD-040 score, as delivered (unrounded), divided by the scale is below health_below
+  (39.99995 / 100 < 0.40, where the 6 dp financial_health would read 0.400000); a customer
+  whose health is unknown (no row in the week's MOD-040 snapshot, or a NULL score) is
+  unsuitable when the class's when_unknown is 1 (fails closed, the default of a suppressing
+  rule). `a` carries health_score (the score as delivered, NULL when unknown), `p` the class's
+  rule (health_below, suitability_penalty, when_unknown).
+#}
+{% macro unsuitable(c) -%}
+(p.health_below > 0.0e0 AND CASE WHEN a.health_score IS NULL THEN p.when_unknown >= 1.0e0
+    ELSE a.health_score / {{ dbl(c.health_scale) }} < p.health_below END)
+{%- endmacro %}
+
+{# which setting withheld the pair #}
+{% macro withheld_rule() -%}
+CASE WHEN a.health_score IS NULL THEN 'suitability_when_unknown' ELSE 'suitability_health_below' END
 {%- endmacro %}
 
 {% macro suppressed(c) -%}
-({{ unsuitable() }} AND p.suitability_penalty >= {{ dbl(c.suppress) }})
+({{ unsuitable(c) }} AND p.suitability_penalty >= {{ dbl(c.suppress) }})
+{%- endmacro %}
+
+{#
+  The candidate pairs the rule suppresses, not held: party_id, product_id, product_class,
+  health_score (as delivered, NULL when unknown), health_below, rule. Only the inputs the
+  rule reads are joined, not the signals: the rule first, the holdings after, so the
+  anti-join runs on the few suppressed pairs. The GROUP BY (a no-op: candidate pairs are
+  unique) keeps it that way, as an engine does not reorder joins across an aggregate;
+  without it DuckDB anti-joined all ~10M candidates first (1.0 CPU s at 1M customers, for
+  ~100k suppressed pairs). The candidates are active customers already, and the rule reads
+  only the MOD-040 health: churn alone is joined (outer: a customer without a row is
+  unknown, which the rule may withhold), not the party row's four inputs.
+#}
+{% macro withheld_pairs(r, c) -%}
+SELECT w.party_id, w.product_id, w.product_class, w.health_score, w.health_below, w.rule
+FROM (
+    SELECT k.party_id, k.product_id, p.product_class, a.health_score, p.health_below,
+           {{ withheld_rule() }} AS rule
+    FROM {{ within(r.candidates, r.parties) }} k
+    LEFT JOIN (SELECT party_id, financial_health_score AS health_score FROM churn ch) a
+        ON a.party_id = k.party_id
+    JOIN products p ON p.product_id = k.product_id
+    WHERE {{ suppressed(c) }}
+    GROUP BY k.party_id, k.product_id, p.product_class, a.health_score, p.health_below
+) w
+LEFT JOIN {{ within(r.holdings, r.parties) }} h ON h.party_id = w.party_id AND h.product_id = w.product_id
+WHERE h.party_id IS NULL
 {%- endmacro %}

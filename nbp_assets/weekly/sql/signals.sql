@@ -35,7 +35,7 @@ SELECT
     }} AS spend_affinity,
     {{ round6("CASE WHEN co.party_id IS NULL THEN 0.0e0 ELSE 1.0e0 END") }} AS cooling_off,
     {{ round6("p.lifecycle_penalty") }} AS lifecycle,
-    {{ round6("CASE WHEN " ~ inputs.unsuitable() ~ " THEN 1.0e0 ELSE 0.0e0 END") }} AS suitability,
+    {{ round6("CASE WHEN " ~ inputs.unsuitable(c) ~ " THEN 1.0e0 ELSE 0.0e0 END") }} AS suitability,
     a.financial_health,
     {{ inputs.suppressed(c) }} AS suppressed
 FROM candidates k
