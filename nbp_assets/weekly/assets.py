@@ -252,38 +252,43 @@ def signals_step(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "parties_without_rote": 0 if rote is None else int(report["parties_without_rote"]),
             "pairs_in_cooling_off": int(stats["cooling"] or 0),
             "pairs_dropped_already_held": candidates - rows - suppressed,
-            # the suitability rule (CON-006, MOD-040 financial health): pairs it touched
             "pairs_suppressed_unsuitable": suppressed,
-            "pairs_withheld_by_rule": dg.MetadataValue.json(
-                {
-                    "suitability_health_below": int(withheld["health_below"]),
-                    "suitability_when_unknown": int(withheld["when_unknown"]),
-                }
-            ),
-            # customers whose MOD-040 health is unknown this week and who lost a product to it
-            "parties_unknown_health_withheld": int(withheld["parties_unknown"]),
+            **_why_not_metadata(withheld, by_product),
             "pairs_down_weighted_unsuitable": int(stats["down_weighted"] or 0),
-            "withheld_table": WITHHELD.name,
-            "excluded_as_held": dg.MetadataValue.json(
-                {str(p): int(n) for p, n in zip(by_product["product_id"], by_product["excluded_as_held"])}
-            ),
-            "withheld_by_product": dg.MetadataValue.json(
-                {
-                    str(p): {"suitability_health_below": int(b), "suitability_when_unknown": int(u)}
-                    for p, b, u in zip(
-                        by_product["product_id"],
-                        by_product["withheld_health_below"],
-                        by_product["withheld_when_unknown"],
-                    )
-                    if b or u
-                }
-            ),
             "suitability_rule": weights.signals_version,
             "signal_means": dg.MetadataValue.json({s: round(float(stats[s] or 0.0), 4) for s in ALL_SIGNALS}),
             "sql_digest": step.digest,
             **memory,
         }
     )
+
+
+def _why_not_metadata(withheld, by_product) -> dict:
+    """What the suitability rule withheld this week, by rule and by product, and the pairs
+    dropped as already held per product (the counts of nbp_work.withheld and the candidates)."""
+    return {
+        "pairs_withheld_by_rule": dg.MetadataValue.json(
+            {
+                "suitability_health_below": int(withheld["health_below"]),
+                "suitability_when_unknown": int(withheld["when_unknown"]),
+            }
+        ),
+        # customers whose MOD-040 health is unknown this week and who lost a product to it
+        "parties_unknown_health_withheld": int(withheld["parties_unknown"]),
+        "withheld_table": WITHHELD.name,
+        "excluded_as_held": dg.MetadataValue.json(
+            {str(p): int(n) for p, n in zip(by_product["product_id"], by_product["excluded_as_held"])}
+        ),
+        "withheld_by_product": dg.MetadataValue.json(
+            {
+                str(p): {"suitability_health_below": int(b), "suitability_when_unknown": int(u)}
+                for p, b, u in zip(
+                    by_product["product_id"], by_product["withheld_health_below"], by_product["withheld_when_unknown"]
+                )
+                if b or u
+            }
+        ),
+    }
 
 
 @in_session

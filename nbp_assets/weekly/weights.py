@@ -116,6 +116,17 @@ def weights_from_frame(df: pd.DataFrame, source: str = "weights") -> Weights:
                 "signal", f"signal must be one of {list(SETTINGS)}", len(unknown), unknown.head(5).to_dict("records")
             )
         )
+    matrix = _pivoted(df)
+    problems += _coverage_problems(matrix) + _suitability_problems(matrix)
+    if not problems:
+        problems += _sum_problems(matrix)
+    if problems:
+        raise ContractViolation("weights", problems, source)
+    return Weights(matrix=matrix.astype("float64").sort_index(), source=source)
+
+
+def _pivoted(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per class, one column per setting; optional settings filled as documented."""
     matrix = df.pivot(index="product_class", columns="signal", values="weight")
     matrix = matrix.reindex(columns=list(SETTINGS))
     for setting, inert in OPTIONAL_SETTINGS.items():
@@ -123,6 +134,12 @@ def weights_from_frame(df: pd.DataFrame, source: str = "weights") -> Weights:
             matrix[setting] = matrix[setting].fillna(inert)
     # left out: fail closed where the class's rule suppresses, nothing to decide elsewhere
     matrix[WHEN_UNKNOWN] = matrix[WHEN_UNKNOWN].fillna(_implicit_when_unknown(matrix))
+    return matrix
+
+
+def _coverage_problems(matrix: pd.DataFrame) -> list[Violation]:
+    """Every class present, with a weight for every signal."""
+    problems = []
     missing_classes = sorted(set(PRODUCT_CLASSES) - set(matrix.index))
     if missing_classes:
         problems.append(
@@ -146,6 +163,13 @@ def weights_from_frame(df: pd.DataFrame, source: str = "weights") -> Weights:
                 ],
             )
         )
+    return problems
+
+
+def _suitability_problems(matrix: pd.DataFrame) -> list[Violation]:
+    """A suitability rule is whole (weight and threshold), and its unknown-health setting is 0
+    or 1 on a class that has a rule."""
+    problems = []
     half_rules = matrix[(matrix["suitability"] > 0.0) != (matrix[HEALTH_THRESHOLD] > 0.0)]
     if len(half_rules):
         problems.append(
@@ -183,21 +207,23 @@ def weights_from_frame(df: pd.DataFrame, source: str = "weights") -> Weights:
                 [{"product_class": c, WHEN_UNKNOWN: matrix.at[c, WHEN_UNKNOWN]} for c in orphan.index[:5]],
             )
         )
-    if not problems:
-        sums = matrix[list(POSITIVE_SIGNALS)].sum(axis=1)
-        over = sums[sums > 1.0 + 1e-9]
-        if len(over):
-            problems.append(
-                Violation(
-                    "weight",
-                    "positive-signal weights of a class must sum to <= 1",
-                    len(over),
-                    [{"product_class": c, "sum": round(float(s), 6)} for c, s in over.head(5).items()],
-                )
-            )
-    if problems:
-        raise ContractViolation("weights", problems, source)
-    return Weights(matrix=matrix.astype("float64").sort_index(), source=source)
+    return problems
+
+
+def _sum_problems(matrix: pd.DataFrame) -> list[Violation]:
+    """The lifting weights of a class sum to at most 1, so a score stays in [0, 1]."""
+    sums = matrix[list(POSITIVE_SIGNALS)].sum(axis=1)
+    over = sums[sums > 1.0 + 1e-9]
+    if not len(over):
+        return []
+    return [
+        Violation(
+            "weight",
+            "positive-signal weights of a class must sum to <= 1",
+            len(over),
+            [{"product_class": c, "sum": round(float(s), 6)} for c, s in over.head(5).items()],
+        )
+    ]
 
 
 def load_weights(path: str | Path | None = None) -> Weights:
