@@ -276,6 +276,27 @@ def _checked_week(key: str) -> str:
     return key
 
 
+def fairness_settings_line() -> str:
+    """The NBP_FAIRNESS_* settings in one line, or a ConfigurationError whose one line names
+    the variable and the bad value (read before anything is written)."""
+    from nbp_assets.core.settings import ConfigurationError
+    from nbp_assets.fairness.config import fairness_config
+
+    try:
+        config = fairness_config()
+    except ValueError as exc:  # every NBP_FAIRNESS_* error names its variable
+        raise ConfigurationError(str(exc)) from None
+    return f"fairness: judges {', '.join(config.judged)}; groups of {config.min_group_size}+ customers"
+
+
+def _checked_fairness() -> None:
+    """A bad NBP_FAIRNESS_* value refuses the command (exit 2) before a week runs or a file is written."""
+    try:
+        fairness_settings_line()
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+
+
 def _exit(summaries, fail_on_warning: bool) -> None:
     """Exit with the documented code (run_summary.exit_code); 0 returns normally."""
     from nbp_assets.ops.run_summary import exit_code
@@ -286,6 +307,7 @@ def _exit(summaries, fail_on_warning: bool) -> None:
 
 
 def cmd_materialize(args: argparse.Namespace) -> None:
+    _checked_fairness()
     week = _checked_week(args.week or latest_closed_week())
     _exit([materialize_week(week)], args.fail_on_warning)
 
@@ -295,6 +317,7 @@ def cmd_backfill(args: argparse.Namespace) -> None:
 
     from nbp_assets.core.partitions import weekly_partitions
 
+    _checked_fairness()
     first, last = _checked_week(args.first), _checked_week(args.last)
     if first > last:
         raise Refused(f"backfill range is reversed: {first} comes after {last} (give the oldest week first)")
@@ -316,6 +339,7 @@ def cmd_backfill(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from datetime import timedelta
 
+    _checked_fairness()
     if args.fresh and settings.nbp_home().exists():
         shutil.rmtree(settings.nbp_home())
     args.end_week = None
@@ -417,7 +441,8 @@ def cmd_check(args: argparse.Namespace) -> None:
     from nbp_assets.resources import check_deployment
 
     try:
-        lines = check_deployment()
+        fairness = fairness_settings_line()  # first: a bad value is refused before anything is opened
+        lines = [*check_deployment(), fairness]
     except (ConfigurationError, ContractViolation, PostgresUnavailable) as exc:
         print(f"configuration check FAILED: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
