@@ -276,6 +276,27 @@ def _checked_week(key: str) -> str:
     return key
 
 
+def fairness_settings_line() -> str:
+    """The NBP_FAIRNESS_* settings in one line, or a ConfigurationError whose one line names
+    the variable and the bad value (read before anything is written)."""
+    from nbp_assets.core.settings import ConfigurationError
+    from nbp_assets.fairness.config import fairness_config
+
+    try:
+        config = fairness_config()
+    except ValueError as exc:  # every NBP_FAIRNESS_* error names its variable
+        raise ConfigurationError(str(exc)) from None
+    return f"fairness: judges {', '.join(config.judged)}; groups of {config.min_group_size}+ customers"
+
+
+def _checked_fairness() -> None:
+    """A bad NBP_FAIRNESS_* value refuses the command (exit 2) before a week runs or a file is written."""
+    try:
+        fairness_settings_line()
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+
+
 def _exit(summaries, fail_on_warning: bool) -> None:
     """Exit with the documented code (run_summary.exit_code); 0 returns normally."""
     from nbp_assets.ops.run_summary import exit_code
@@ -288,6 +309,7 @@ def _exit(summaries, fail_on_warning: bool) -> None:
 def _checked_config() -> None:
     """Refuse a run (exit 2, one line) whose configuration the code location would refuse,
     before anything is written (no PostgreSQL started, no Dagster home created)."""
+    _checked_fairness()
     try:
         settings.drift_psi_warn()
         settings.control_group_share()
@@ -308,6 +330,7 @@ def cmd_backfill(args: argparse.Namespace) -> None:
 
     from nbp_assets.core.partitions import weekly_partitions
 
+    _checked_fairness()
     first, last = _checked_week(args.first), _checked_week(args.last)
     if first > last:
         raise Refused(f"backfill range is reversed: {first} comes after {last} (give the oldest week first)")
@@ -443,7 +466,8 @@ def cmd_check(args: argparse.Namespace) -> None:
     from nbp_assets.resources import check_deployment
 
     try:
-        lines = check_deployment()
+        fairness = fairness_settings_line()  # first: a bad value is refused before anything is opened
+        lines = [*check_deployment(), fairness]
     except (ConfigurationError, ContractViolation, PostgresUnavailable) as exc:
         print(f"configuration check FAILED: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -118,6 +118,23 @@ def test_unknown_deployment_is_one_readable_error(env, tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "command", [("materialize",), ("backfill", "2026-11-02", "2026-11-09"), ("demo", "--fresh"), ("check",)]
+)
+def test_a_bad_intersection_refuses_every_command_in_one_line_and_writes_nothing(tmp_path, command):
+    home = tmp_path / "home"
+    cli = python(
+        "-m", "nbp_assets", *command, NBP_HOME=str(home), NBP_FAIRNESS_INTERSECTIONS="jurisdiction*age_band,gender"
+    )
+    assert cli.returncode == 2
+    reason = (
+        "NBP_FAIRNESS_INTERSECTIONS item 'gender' is not a pair of two dimensions a*b; "
+        "allowed dimensions: jurisdiction, segment, age_band, gender, status"
+    )
+    assert cli.stderr.strip() == (f"configuration check FAILED: {reason}" if command == ("check",) else reason)
+    assert not home.exists()  # no warehouse, no Dagster home, no PostgreSQL data directory
+
+
 def test_missing_settings_are_listed_together(env):
     for var in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_WAREHOUSE", "SNOWFLAKE_PASSWORD"):
         env.delenv(var)

@@ -10,9 +10,16 @@ import pandas as pd
 import pytest
 
 from nbp_assets.contract.validation import ContractViolation, validate
+from nbp_assets.core.settings import ConfigurationError
 from nbp_assets.fairness.alert import alert_payload
 from nbp_assets.fairness.config import FairnessConfig, fairness_config
-from nbp_assets.fairness.contract import fairness_report_model, left_out_dimensions, validate_dimensions
+from nbp_assets.fairness.contract import (
+    fairness_report_model,
+    group_text,
+    left_out_dimensions,
+    validate_dimensions,
+    validate_intersections,
+)
 from nbp_assets.fairness.maths import (
     ATTRIBUTION_COLUMNS,
     GAP_COLUMNS,
@@ -25,6 +32,7 @@ from nbp_assets.fairness.maths import (
     recommendation_rates,
     report_rows,
     wilson_interval,
+    with_intersections,
 )
 
 
@@ -315,3 +323,85 @@ def test_contract_follows_the_configured_dimensions():
     with pytest.raises(ContractViolation, match="age_band"):
         validate(model, frame, table="fairness_report")
     validate(model, frame.iloc[:1], table="fairness_report")
+
+
+# ---------------------------------------------------------------- intersections (issue 22, points 7 and 8)
+
+ALLOWED = "allowed dimensions: jurisdiction, segment, age_band, gender, status"
+
+
+def test_intersections_from_environment_are_judged_after_the_dimensions():
+    assert fairness_config({}).intersections == ()
+    config = fairness_config({"NBP_FAIRNESS_INTERSECTIONS": " jurisdiction * age_band ,, gender*segment "})
+    assert config.intersections == ("jurisdiction*age_band", "gender*segment")
+    assert config.judged == ("jurisdiction", "age_band", "segment", "jurisdiction*age_band", "gender*segment")
+    assert fairness_config({"NBP_FAIRNESS_INTERSECTIONS": " "}).intersections == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("jurisdiction", "item 'jurisdiction' is not a pair of two dimensions a*b; "),
+        ("jurisdiction*age_band*segment", "item 'jurisdiction*age_band*segment' is not a pair of two dimensions"),
+        ("*age_band", "item '*age_band' is not a pair of two dimensions"),
+        ("jurisdiction*religion", "item 'jurisdiction*religion': 'religion' is not a column of the customers asset; "),
+        ("income*age_band", "item 'income*age_band': 'income' is numeric (band it upstream first); "),
+        ("age_band*age_band", "item 'age_band*age_band' pairs 'age_band' with itself; "),
+    ],
+)
+def test_a_bad_intersection_is_one_line_naming_the_variable_item_and_choices(value, message):
+    with pytest.raises(ConfigurationError) as raised:
+        fairness_config({"NBP_FAIRNESS_INTERSECTIONS": f"segment*gender,{value}"})
+    text = str(raised.value)
+    assert "\n" not in text
+    assert text.startswith(f"NBP_FAIRNESS_INTERSECTIONS {message}")
+    assert text.endswith(ALLOWED)
+
+
+def test_a_pair_named_twice_in_either_order_is_refused():
+    with pytest.raises(
+        ConfigurationError, match=r"names the pair jurisdiction\*age_band twice \('age_band\*jurisdiction'\)"
+    ):
+        validate_intersections(["jurisdiction*age_band", "age_band*jurisdiction"])
+
+
+def test_an_intersection_is_counted_per_pair_of_values_and_judged_like_a_dimension():
+    combos = pd.DataFrame(
+        {
+            "jurisdiction": ["GB", "GB", "IE", "IE", None],
+            "age_band": ["25-34", "55-64", "25-34", "55-64", "25-34"],
+            "customers": [40, 40, 40, 40, 3],
+        }
+    )
+    crossed = with_intersections(combos, ["jurisdiction*age_band"])
+    assert list(crossed["jurisdiction*age_band"]) == ["GB*25-34", "GB*55-64", "IE*25-34", "IE*55-64", "(unknown)*25-34"]
+    assert with_intersections(combos, []) is combos
+    assert group_text("jurisdiction*age_band", "IE*25-34") == "jurisdiction=IE & age_band=25-34"
+    assert group_text("age_band", "25-34") == "25-34"
+
+
+def test_contract_accepts_the_configured_intersections_only():
+    frame = pd.DataFrame(
+        {
+            "week_start": pd.to_datetime(["2026-11-09"] * 2),
+            "product_id": ["SAV", "SAV"],
+            "dimension": ["jurisdiction*age_band", "segment*gender"],
+            "group": ["IE*25-34", "MASS*F"],
+            "customers": [40, 40],
+            "recommended": [10, 10],
+            "rate": [0.25, 0.25],
+            "ci_low": [0.14, 0.14],
+            "ci_high": [0.4, 0.4],
+            "judged": [True, True],
+            "eligible": [40, 40],
+            "eligible_rate": [0.25, 0.25],
+            "gap_pp": [0.0, 0.0],
+            "breach": [False, False],
+            "eligible_gap_pp": [0.0, 0.0],
+            "model_version": ["m", "m"],
+        }
+    )
+    model = fairness_report_model(["jurisdiction", "age_band", "segment"], ["jurisdiction*age_band"])
+    validate(model, frame.iloc[:1], table="fairness_report")
+    with pytest.raises(ContractViolation, match="segment"):
+        validate(model, frame, table="fairness_report")

@@ -181,6 +181,7 @@ def env(tmp_path, monkeypatch, clean_compliance):
         "NBP_DEPLOYMENT",
         "NBP_WAREHOUSE_PATH",
         "NBP_FAIRNESS_DIMENSIONS",
+        "NBP_FAIRNESS_INTERSECTIONS",
         "NBP_FAIRNESS_MIN_GROUP",
         "NBP_FAIRNESS_HISTORY_WEEKS",
         "NBP_FAIRNESS_BLOCKS_PUBLISH",

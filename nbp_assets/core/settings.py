@@ -30,6 +30,7 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | SNOWFLAKE_DATABASE             | production: database holding nbp_source, nbp_work, product_intelligence, nbp_config | required |
 | SNOWFLAKE_LOGIN_TIMEOUT        | production: seconds to wait for a Snowflake login        | 60                 |
 | NBP_FAIRNESS_DIMENSIONS        | comma-separated customer columns the fairness rates are cut by | jurisdiction,age_band,segment |
+| NBP_FAIRNESS_INTERSECTIONS     | comma-separated pairs of those columns judged as one dimension each, e.g. jurisdiction*age_band | none |
 | NBP_FAIRNESS_MIN_GROUP         | groups with fewer active customers are listed, not judged | 30               |
 | NBP_FAIRNESS_HISTORY_WEEKS     | weeks of gap history in the fairness report (this week included) | 8         |
 | NBP_FAIRNESS_BLOCKS_PUBLISH    | true: a fairness breach stops nbp_current from publishing the week | false   |
@@ -367,6 +368,12 @@ def env_flag(environ: Mapping[str, str], name: str) -> bool:
 def fairness_dimensions(environ: Mapping[str, str] | None = None) -> tuple[str, ...] | None:
     raw = _environ(environ).get("NBP_FAIRNESS_DIMENSIONS", "").strip()
     return tuple(d.strip() for d in raw.split(",") if d.strip()) if raw else None
+
+
+def fairness_intersections(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """NBP_FAIRNESS_INTERSECTIONS as its comma-separated items (`a*b`); none when unset or blank."""
+    raw = _environ(environ).get("NBP_FAIRNESS_INTERSECTIONS", "")
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
 def fairness_min_group(environ: Mapping[str, str] | None = None) -> int | None:

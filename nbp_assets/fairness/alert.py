@@ -15,6 +15,7 @@ import pandas as pd
 
 from nbp_assets.alerts import outbox, workflow
 from nbp_assets.alerts.outbox import ALERT_TYPE
+from nbp_assets.fairness.contract import group_text
 from nbp_assets.fairness.maths import attributable_to
 
 if TYPE_CHECKING:  # core.partitions imports Dagster, which the alerts CLI (alerts/messages.py) must not load
@@ -96,7 +97,9 @@ def subject(alert: Mapping) -> str:
 
 
 def facts(alert: Mapping) -> list[tuple[str, str]]:
-    """The alert as label/value lines, shared by every channel."""
+    """The alert as label/value lines, shared by every channel. A group of an intersection
+    reads `jurisdiction=IE & age_band=25-34`."""
+    high, low = (group_text(str(alert["dimension"]), str(alert[f"{side}_group"])) for side in ("highest", "lowest"))
     lines = [
         ("Week", str(alert["week"])),
         (
@@ -106,11 +109,11 @@ def facts(alert: Mapping) -> list[tuple[str, str]]:
         ("Dimension", str(alert["dimension"])),
         (
             "Highest rate",
-            f"{alert['highest_group']}: {_pct(alert['highest_rate'])} of {alert['highest_customers']} customers",
+            f"{high}: {_pct(alert['highest_rate'])} of {alert['highest_customers']} customers",
         ),
         (
             "Lowest rate",
-            f"{alert['lowest_group']}: {_pct(alert['lowest_rate'])} of {alert['lowest_customers']} customers",
+            f"{low}: {_pct(alert['lowest_rate'])} of {alert['lowest_customers']} customers",
         ),
         ("Gap", f"{alert['gap_pp']:.1f} pp (threshold {alert['threshold_pp']:.0f} pp)"),
     ]

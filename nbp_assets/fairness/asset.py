@@ -68,7 +68,7 @@ def fairness_report_step(
         started, week = time.perf_counter(), week_of(context)
         computed = compute.week_fairness(warehouse, week, config)
         df = compute.report_frame(computed, week, model_version, config)
-        yield from record.gate(fairness_report_model(config.dimensions), df)
+        yield from record.gate(fairness_report_model(config.dimensions, config.intersections), df)
 
         # The stored rows are the week's one source of breaches (fairness.breaches): the
         # check, the alerts, the HTML and the run summary all read them, so they agree.
@@ -103,8 +103,8 @@ def fairness_report_step(
 def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None) -> list[dg.AssetsDefinition]:
     model_version = weights.model_version
     config = config or fairness_config()
-    contract = fairness_report_model(config.dimensions)
-    dims_text = ", ".join(config.dimensions)
+    contract = fairness_report_model(config.dimensions, config.intersections)
+    dims_text = ", ".join(config.judged)
     threshold = config.threshold_pp
     publish_note = (
         "A failure also stops nbp_current from publishing the week (NBP_FAIRNESS_BLOCKS_PUBLISH=true)."
@@ -142,7 +142,8 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
     def fairness_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource, postgres: PostgresResource):
         """Weekly fairness review report (CON-001, CON-006): for every product, the share of
         active customers with it in their top 3 per group of each configured dimension
-        (jurisdiction, age band and segment by default), with a 95% confidence interval,
+        (jurisdiction, age band and segment by default) and of each configured intersection
+        of two dimensions (NBP_FAIRNESS_INTERSECTIONS), with a 95% confidence interval,
         the rate among the customers eligible for it, and the gap between the highest and
         lowest group, split into the part due to eligibility and the part due to the
         ranking. Groups below the minimum size are listed, not judged. A gap above the threshold (10 points)

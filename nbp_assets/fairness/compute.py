@@ -16,16 +16,18 @@ from nbp_assets.contract.tables import CUSTOMERS, HISTORY, PRODUCTS
 from nbp_assets.core.partitions import Week
 from nbp_assets.core.sql import render
 from nbp_assets.core.warehouse import WarehouseResource
-from nbp_assets.fairness import maths
+from nbp_assets.fairness import contract, maths
 from nbp_assets.fairness.config import FairnessConfig
 from nbp_assets.weekly.eligibility import ACTIVE
 from nbp_assets.weekly.io import week_slice, with_week, work_table
 
 
-def eligible_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...]) -> pd.DataFrame:
+def eligible_counts(
+    warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...], intersections: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Active customers eligible for each product, per product and combination of group
-    values (dimension names are validated customer columns)."""
-    return warehouse.query(
+    values (dimension names are validated customer columns), with each intersection's group."""
+    counts = warehouse.query(
         render(
             "fairness",
             "eligible_counts",
@@ -33,9 +35,15 @@ def eligible_counts(warehouse: WarehouseResource, week: Week, dimensions: tuple[
             customers=work_table("customers"),
             week_start=week.start,
             active=ACTIVE,
-            dimensions=dimensions,
+            dimensions=grouped_by(dimensions, intersections),
         ).text
     )
+    return maths.with_intersections(counts, intersections)
+
+
+def grouped_by(dimensions: tuple[str, ...], intersections: tuple[str, ...]) -> tuple[str, ...]:
+    """The customer columns the counts are grouped by: the dimensions and each intersection's two."""
+    return tuple(dict.fromkeys(c for d in (*dimensions, *intersections) for c in contract.intersection_parts(d)))
 
 
 def _per_dimension(combos: pd.DataFrame, dimensions: tuple[str, ...], keys: list[str], count: str) -> pd.DataFrame:
@@ -52,18 +60,25 @@ def _per_dimension(combos: pd.DataFrame, dimensions: tuple[str, ...], keys: list
 
 
 def rate_counts(
-    warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...], ranked: str | None = None
+    warehouse: WarehouseResource,
+    week: Week,
+    dimensions: tuple[str, ...],
+    ranked: str | None = None,
+    intersections: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Active customers per group and, per product, those with it in their top 3: counted in
     the warehouse per combination of group values (one GROUP BY each, a few thousand rows),
-    then summed per dimension here, so neither the customers nor the top 3 leave it.
+    then summed per dimension and per intersection (pair of dimensions) here, so neither
+    the customers nor the top 3 leave it.
     `ranked`: another week's top 3 to count (a challenger's, simulation/); the history's by default."""
-    customers = dict(customers=week_slice(CUSTOMERS, week), active=ACTIVE, dimensions=dimensions)
+    columns = grouped_by(dimensions, intersections)
+    customers = dict(customers=week_slice(CUSTOMERS, week), active=ACTIVE, dimensions=columns)
     combos = warehouse.query(render("fairness", "active_counts", **customers).text)
     ranked = ranked or week_slice(HISTORY, week, "party_id, product_id")
     hit_combos = warehouse.query(render("fairness", "recommended_counts", ranked=ranked, **customers).text)
-    sizes = _per_dimension(combos, dimensions, [], "customers")
-    hits = _per_dimension(hit_combos, dimensions, ["product_id"], "recommended")
+    judged = (*dimensions, *intersections)
+    sizes = _per_dimension(maths.with_intersections(combos, intersections), judged, [], "customers")
+    hits = _per_dimension(maths.with_intersections(hit_combos, intersections), judged, ["product_id"], "recommended")
     return sizes, hits
 
 
@@ -86,11 +101,11 @@ def week_fairness(
     warehouse: WarehouseResource, week: Week, config: FairnessConfig, ranked: str | None = None
 ) -> WeekFairness:
     """The rates and gaps of the week's top 3 (or of `ranked`, a challenger's), judged by `config`."""
-    sizes, hits = rate_counts(warehouse, week, config.dimensions, ranked)
+    sizes, hits = rate_counts(warehouse, week, config.dimensions, ranked, config.intersections)
     register = product_register(warehouse, week)
     products, names = register["product_id"], dict(zip(register["product_id"], register["product_name"]))
-    eligible = eligible_counts(warehouse, week, config.dimensions)
-    rates = maths.rates_from_counts(sizes, hits, sorted(products), config.dimensions, eligible)
+    eligible = eligible_counts(warehouse, week, config.dimensions, config.intersections)
+    rates = maths.rates_from_counts(sizes, hits, sorted(products), config.judged, eligible)
     gaps = maths.fairness_gaps(rates, config.threshold_pp, config.min_group_size)
     return WeekFairness(rates, gaps, names)
 

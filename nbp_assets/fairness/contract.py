@@ -1,5 +1,6 @@
 """What the fairness report promises its readers, and which customer columns it may be cut by
-(NBP_FAIRNESS_DIMENSIONS)."""
+(NBP_FAIRNESS_DIMENSIONS) and crossed by (NBP_FAIRNESS_INTERSECTIONS: pairs such as
+jurisdiction*age_band, judged as one more dimension whose groups are `<a value>*<b value>`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from nbp_assets.contract.assets import CustomersAsset, Text, Weekly
+from nbp_assets.core.settings import ConfigurationError
 
 # Beside the weekly tables of contract/tables.py; written whole per week, so no Table declaration.
 REPORT_TABLE = "nbp_work.fairness_report"
 # Judged unless NBP_FAIRNESS_DIMENSIONS names others.
 DEFAULT_DIMENSIONS = ("jurisdiction", "age_band", "segment")
+# Joins the two dimensions of an intersection's name (jurisdiction*age_band) and the two
+# values of its groups (IE*25-34).
+INTERSECTION = "*"
 
 
 class FairnessReportAsset(Weekly):
@@ -89,14 +94,66 @@ def left_out_dimensions(dimensions: Sequence[str]) -> dict[str, str]:
     }
 
 
-def fairness_report_model(dimensions: Sequence[str]) -> type[FairnessReportAsset]:
-    """FairnessReportAsset whose `dimension` column accepts exactly these dimensions."""
+def intersection_parts(dimension: str) -> tuple[str, ...]:
+    """The customer columns a report dimension is cut by: two for an intersection, else one."""
+    return tuple(dimension.split(INTERSECTION))
+
+
+def _intersection(item: str, allowed: list[str], numeric: set[str]) -> tuple[str, str]:
+    """One NBP_FAIRNESS_INTERSECTIONS item as its two dimensions, or a one-line error."""
+    where = f"NBP_FAIRNESS_INTERSECTIONS item {item!r}"
+    choices = f"allowed dimensions: {', '.join(allowed)}"
+    parts = tuple(p.strip() for p in item.split(INTERSECTION))
+    if len(parts) != 2 or not all(parts):
+        raise ConfigurationError(f"{where} is not a pair of two dimensions a{INTERSECTION}b; {choices}")
+    for name in parts:
+        if name in numeric:
+            raise ConfigurationError(f"{where}: {name!r} is numeric (band it upstream first); {choices}")
+        if name not in allowed:
+            raise ConfigurationError(f"{where}: {name!r} is not a column of the customers asset; {choices}")
+    if parts[0] == parts[1]:
+        raise ConfigurationError(f"{where} pairs {parts[0]!r} with itself; {choices}")
+    return parts[0], parts[1]
+
+
+def validate_intersections(items: Sequence[str]) -> tuple[str, ...]:
+    """The configured pairs as report dimension names (`a*b`), or a ConfigurationError (one
+    line naming the variable, the bad item and the allowed dimensions)."""
+    allowed = dimension_columns()
+    numeric = set(CustomersAsset.to_schema().columns) - set(allowed) - NOT_A_DIMENSION
+    names: dict[frozenset, str] = {}
+    for item in items:
+        a, b = _intersection(item, allowed, numeric)
+        name = f"{a}{INTERSECTION}{b}"
+        if frozenset((a, b)) in names:
+            raise ConfigurationError(
+                f"NBP_FAIRNESS_INTERSECTIONS names the pair {names[frozenset((a, b))]} twice ({item!r})"
+            )
+        names[frozenset((a, b))] = name
+    return tuple(names.values())
+
+
+def group_text(dimension: str, group: str) -> str:
+    """A group as a reader reads it: `IE*25-34` of jurisdiction*age_band is
+    `jurisdiction=IE & age_band=25-34`; a group of one dimension is its value."""
+    parts = intersection_parts(dimension)
+    values = str(group).split(INTERSECTION, len(parts) - 1)
+    if len(parts) == 1 or len(values) != len(parts):
+        return str(group)
+    return " & ".join(f"{d}={v}" for d, v in zip(parts, values))
+
+
+def fairness_report_model(dimensions: Sequence[str], intersections: Sequence[str] = ()) -> type[FairnessReportAsset]:
+    """FairnessReportAsset whose `dimension` column accepts exactly these dimensions and
+    intersections (`a*b`)."""
     dimensions = validate_dimensions(dimensions)
-    if tuple(dimensions) == tuple(DEFAULT_DIMENSIONS):
+    intersections = validate_intersections(intersections)
+    if tuple(dimensions) == tuple(DEFAULT_DIMENSIONS) and not intersections:
         return FairnessReportAsset
+    judged = [*dimensions, *intersections]
 
     class FairnessReportConfigured(FairnessReportAsset):
-        dimension: Series[object] = Text(isin=list(dimensions))
+        dimension: Series[object] = Text(isin=judged)
 
-    FairnessReportConfigured.__doc__ = f"{FairnessReportAsset.__doc__}\n\nDimensions: {', '.join(dimensions)}."
+    FairnessReportConfigured.__doc__ = f"{FairnessReportAsset.__doc__}\n\nDimensions: {', '.join(judged)}."
     return FairnessReportConfigured

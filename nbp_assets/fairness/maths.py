@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from nbp_assets.fairness.contract import DEFAULT_DIMENSIONS
+from nbp_assets.fairness.contract import DEFAULT_DIMENSIONS, INTERSECTION, intersection_parts
 
 BREACH_THRESHOLD_PP = 10.0
 DEFAULT_MIN_GROUP_SIZE = 30
@@ -102,6 +102,19 @@ def group_labels(column: pd.Series) -> pd.Series:
     if column.isna().any():
         column = column.astype(object).where(column.notna(), UNKNOWN_GROUP)
     return column.astype(str)
+
+
+def with_intersections(combos: pd.DataFrame, intersections: Sequence[str]) -> pd.DataFrame:
+    """Counts per combination of group values, with one more column per intersection
+    (`jurisdiction*age_band`) holding its group (`IE*25-34`; a missing value is "(unknown)"),
+    so an intersection is summed and judged like any dimension."""
+    if not len(intersections):
+        return combos
+    columns = {}
+    for name in intersections:
+        a, b = intersection_parts(name)
+        columns[name] = group_labels(combos[a]) + INTERSECTION + group_labels(combos[b])
+    return combos.assign(**columns)
 
 
 def count_eligible(customers: pd.DataFrame, pairs: pd.DataFrame, dimensions: Sequence[str]) -> pd.DataFrame:

@@ -82,4 +82,4 @@ def gap_history(
         if len(earlier):
             current = pd.concat([earlier, current], ignore_index=True)
     history = maths.gap_history(current, weeks)
-    return weeks, history[history["dimension"].isin(config.dimensions)].reset_index(drop=True)
+    return weeks, history[history["dimension"].isin(config.judged)].reset_index(drop=True)

@@ -60,7 +60,7 @@ def write_html(evaluated: Evaluated, config: FairnessConfig, url: str) -> Path:
     meta = {
         "week": e.week.key,
         "model_version": e.model_version,
-        "dimensions judged": ", ".join(config.dimensions),
+        "dimensions judged": ", ".join(config.judged),
         "dimensions left out": left_out_text(config),
         "minimum group size": config.min_group_size,
         "threshold": f"{config.threshold_pp:g} pp",
@@ -103,7 +103,7 @@ def materialization_metadata(
         "gaps": dg.MetadataValue.md(render.markdown(render.gaps_table(by_gap, names))),
         "gap_history": dg.MetadataValue.md(render.markdown(render.history_table(e.history, e.weeks, names))),
         "rates": dg.MetadataValue.md(render.markdown(render.rates_table(e.rows, names))),
-        "dimensions_judged": ", ".join(config.dimensions),
+        "dimensions_judged": ", ".join(config.judged),
         "dimensions_left_out": left_out_text(config),
         "later_reports_refreshed": dg.MetadataValue.json(refreshed),
         "unjudged_groups": int((~e.rows["judged"]).sum()),

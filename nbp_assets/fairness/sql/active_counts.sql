@@ -2,7 +2,8 @@
   active_counts: the week's active customers per combination of group values (one row
   each, a few thousand at most), summed per dimension in fairness/compute.py.
   customers: the week's customers (a relation); active: the status counted;
-  dimensions: the customer columns the groups are cut by (validated names).
+  dimensions: the customer columns the groups are cut by (validated names; an
+  intersection's two columns among them, its groups summed from these rows).
 #}
 {% set dims = "c." ~ (dimensions | join(", c.")) %}
 WITH active AS (

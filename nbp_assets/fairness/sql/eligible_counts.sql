@@ -3,7 +3,8 @@
   ELIGIBLE for the product this week (CON-006), counted in the warehouse instead of
   reading every eligible pair.
   eligibility, customers: the work tables; week_start: the week's Monday; active: the
-  status counted; dimensions: the customer columns (validated names).
+  status counted; dimensions: the customer columns (validated names; an
+  intersection's two columns among them).
 #}
 {% set dims = "c." ~ (dimensions | join(", c.")) %}
 SELECT e.product_id, {{ dims }}, count(*) AS eligible
