@@ -11,6 +11,7 @@ postgres    how to connect to the apps' PostgreSQL; keeps the embedded server up
 check       validate the deployment's configuration (NBP_DEPLOYMENT) without writing anything
 alerts      compliance's fairness-alert workflow: list, show, ack, assign, comment, resolve
 simulate    rank a week with candidate weights in a sandbox and compare it with the live week
+approve     record who approved a simulated challenger's model_version, when, why (exit 2: refused)
 pools       show who holds the Dagster concurrency pools' slots; --free RUN_ID frees a dead run's
 kafka       the next-best-offer stream on Kafka: broker (dev), topics, process, sink, status
 
@@ -384,6 +385,7 @@ def cmd_show(args: argparse.Namespace) -> None:
     from nbp_assets.core.sqltext import timestamp
     from nbp_assets.publish import postgres as pg
     from nbp_assets.resources import build_resources, open_warehouse
+    from nbp_assets.weekly import registry
     from nbp_assets.weekly.explain import explanation_lines, week_explanation
 
     rows = pg.read_current(build_resources()["postgres"].conninfo(), args.party_id)
@@ -394,6 +396,7 @@ def cmd_show(args: argparse.Namespace) -> None:
     with open_warehouse().session() as warehouse:
         products = warehouse.query(f"SELECT product_id, product_name, product_class FROM nbp_work.products WHERE {at}")
         explained = week_explanation(warehouse, args.party_id, week_start.to_pydatetime())
+        approval = registry.approval_of(warehouse, rows["model_version"].iloc[0])  # the model registry's
     explained = explained.drop(columns=[c for c in ("score", "primary_signal", "model_version") if c in explained])
     shown = rows.merge(products, on="product_id", how="left").merge(
         explained, on=["party_id", "product_id"], how="left"
@@ -402,6 +405,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         f"{args.party_id}: current week {week_start:%Y-%m-%d} (evaluated {rows['evaluated_at'].iloc[0]:%Y-%m-%d}), "
         f"model_version {rows['model_version'].iloc[0]}"
     )
+    print(f"  approval: {approval}")
     for row in shown.to_dict("records"):
         print(
             f"  {row['rank']}. {row['product_id']} {row['product_name']} ({row['product_class']}): "
@@ -601,9 +605,10 @@ def _main(argv: list[str] | None) -> None:
     # for the commands registered above (alerts, postgres...), whose parsers are complete.
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in sub.choices:
-        from nbp_assets.simulation import simulate
+        from nbp_assets.simulation import approve, simulate
 
         simulate.add_parser(sub)
+        approve.add_parser(sub)  # a simulated challenger's approval (docs/governance.md)
 
     p = sub.add_parser(
         "pools", help="show which runs hold the concurrency pools' slots, and since when; free a dead run's slots"

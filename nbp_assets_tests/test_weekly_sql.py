@@ -229,7 +229,8 @@ def test_the_fairness_and_simulation_modules_are_searched_for_query_text():
     for module in ("asset", "compute", "record", "alert", "review", "report", "breaches", "guard"):
         assert f"fairness/{module}.py" in searched
     assert "simulation/simulate.py" in searched
-    assert "weekly/registry.py" in searched
+    for module in ("weekly/registry.py", "simulation/trail.py", "simulation/approve.py"):
+        assert module in searched
     # the shape the fairness asset's counts had before their .sql files: found
     assert query_text('q = f"SELECT {dims}, count(*) AS customers FROM {active} c GROUP BY {dims}"')
 

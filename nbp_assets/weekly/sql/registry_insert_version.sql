@@ -6,4 +6,5 @@
 #}
 INSERT INTO {{ table }} (model_version, code_version, weights_digest)
 SELECT {{ lit(model_version) }}, {{ lit(code_version) }}, {{ lit(weights_digest) }}
+FROM (SELECT 1 AS one) s
 WHERE NOT EXISTS (SELECT 1 FROM {{ table }} m WHERE m.model_version = {{ lit(model_version) }})
