@@ -181,3 +181,20 @@ def test_production_requires_approval_by_default(monkeypatch):
     assert settings.require_approval({"NBP_DEPLOYMENT": "production"}) is True
     assert settings.require_approval({}) is False
     assert settings.require_approval({"NBP_DEPLOYMENT": "production", "NBP_REQUIRE_APPROVAL": "false"}) is False
+
+
+def test_a_bad_require_approval_is_refused_by_check_in_one_line_writing_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NBP_", "SNOWFLAKE_", "DAGSTER_"))}
+    env |= {"NBP_HOME": str(home), "NBP_REQUIRE_APPROVAL": "maybe", "NBP_FIRST_WEEK": "2025-01-06"}
+    done = subprocess.run(
+        [sys.executable, "-m", "nbp_assets", "check"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "NBP_REQUIRE_APPROVAL='maybe': expected true or false" in line
+    assert not home.exists()
