@@ -11,6 +11,7 @@ postgres    how to connect to the apps' PostgreSQL; keeps the embedded server up
 check       validate the deployment's configuration (NBP_DEPLOYMENT) without writing anything
 alerts      compliance's fairness-alert workflow: list, show, ack, assign, comment, resolve
 simulate    rank a week with candidate weights in a sandbox and compare it with the live week
+approve     record who approved a simulated challenger's model_version, when, why (exit 2: refused)
 pools       show who holds the Dagster concurrency pools' slots; --free RUN_ID frees a dead run's
 kafka       the next-best-offer stream on Kafka: broker (dev), topics, process, sink, status
 
@@ -330,7 +331,6 @@ def cmd_backfill(args: argparse.Namespace) -> None:
 
     from nbp_assets.core.partitions import weekly_partitions
 
-    _checked_fairness()
     first, last = _checked_week(args.first), _checked_week(args.last)
     if first > last:
         raise Refused(f"backfill range is reversed: {first} comes after {last} (give the oldest week first)")
@@ -424,6 +424,7 @@ def cmd_show(args: argparse.Namespace) -> None:
     from nbp_assets.core.sqltext import timestamp
     from nbp_assets.publish import postgres as pg
     from nbp_assets.resources import build_resources, open_warehouse
+    from nbp_assets.weekly import registry
     from nbp_assets.weekly.explain import explanation_lines, week_explanation, week_withheld, withheld_lines
 
     conninfo = build_resources()["postgres"].conninfo()
@@ -437,6 +438,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         products = warehouse.query(f"SELECT product_id, product_name, product_class FROM nbp_work.products WHERE {at}")
         explained = week_explanation(warehouse, args.party_id, week_start.to_pydatetime())
         withheld = week_withheld(warehouse, args.party_id, week_start.to_pydatetime(), products)
+        approval = registry.approval_of(warehouse, rows["model_version"].iloc[0]) if len(rows) else None
     if rows.empty and withheld.empty:
         raise SystemExit(f"{args.party_id}: no recommendation in the current week (product_intelligence.nbp_current)")
     explained = explained.drop(columns=[c for c in ("score", "primary_signal", "model_version") if c in explained])
@@ -450,6 +452,8 @@ def cmd_show(args: argparse.Namespace) -> None:
     )
     if rows.empty:
         print("  no product recommended this week")
+    else:
+        print(f"  approval: {approval}")  # the model registry's
     for row in shown.to_dict("records"):
         print(
             f"  {row['rank']}. {row['product_id']} {row['product_name']} ({row['product_class']}): "
@@ -653,9 +657,10 @@ def _main(argv: list[str] | None) -> None:
     # for the commands registered above (alerts, postgres...), whose parsers are complete.
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in sub.choices:
-        from nbp_assets.simulation import simulate
+        from nbp_assets.simulation import approve, simulate
 
         simulate.add_parser(sub)
+        approve.add_parser(sub)  # a simulated challenger's approval (docs/governance.md)
 
     p = sub.add_parser(
         "pools", help="show which runs hold the concurrency pools' slots, and since when; free a dead run's slots"

@@ -175,7 +175,18 @@ PACKAGE = Path(nbp_assets.__file__).parent
 NO_QUERY_TEXT = [
     *(
         PACKAGE / "weekly" / f"{m}.py"
-        for m in ("eligibility", "signals", "ranking", "invariants", "suitability", "assets", "io", "steps", "compile")
+        for m in (
+            "eligibility",
+            "signals",
+            "ranking",
+            "invariants",
+            "suitability",
+            "assets",
+            "io",
+            "steps",
+            "compile",
+            "registry",  # the model registry (issue 22): weekly/sql/registry_*.sql
+        )
     ),
     *(PACKAGE / "monitoring" / f"{m}.py" for m in ("model", "assets")),
     # fairness and simulation (issue 21): their queries are fairness/sql and simulation/sql files
@@ -218,6 +229,8 @@ def test_the_fairness_and_simulation_modules_are_searched_for_query_text():
     for module in ("asset", "compute", "record", "alert", "review", "report", "breaches", "guard"):
         assert f"fairness/{module}.py" in searched
     assert "simulation/simulate.py" in searched
+    for module in ("weekly/registry.py", "simulation/trail.py", "simulation/approve.py"):
+        assert module in searched
     # the shape the fairness asset's counts had before their .sql files: found
     assert query_text('q = f"SELECT {dims}, count(*) AS customers FROM {active} c GROUP BY {dims}"')
 

@@ -237,3 +237,60 @@ class ModelDriftAsset(Weekly):
     change: Series[float] = pa.Field(nullable=True)
     threshold: Series[float] = pa.Field(gt=0.0)
     drifted: Series[bool]
+
+
+# ----------------------------------------------------------------------------- model registry
+# (issue 22: weekly/registry.py, simulation/approve.py, docs/governance.md)
+
+
+class ModelVersionsAsset(_AssetModel):
+    """product_intelligence.model_versions: one row per model_version, its configuration's
+    digest, the digest of the SQL it ran, the weeks it ranked and its approval."""
+
+    model_version: Series[object] = Text(str_length={"min_value": 1})
+    code_version: Series[object] = Text(str_length={"min_value": 1})
+    weights_digest: Series[object] = Text(str_length={"min_value": 1})
+    sql_digest: Series[object] = Text(nullable=True)  # the first week's (null: approved, not run yet)
+    last_sql_digest: Series[object] = Text(nullable=True)
+    first_week: Series[pa.DateTime] = pa.Field(nullable=True)
+    last_week: Series[pa.DateTime] = pa.Field(nullable=True)
+    first_run_at: Series[pa.DateTime] = pa.Field(nullable=True)
+    last_run_at: Series[pa.DateTime] = pa.Field(nullable=True)
+    approved_by: Series[object] = Text(nullable=True)
+    approved_at: Series[pa.DateTime] = pa.Field(nullable=True)
+    approval_reason: Series[object] = Text(nullable=True)
+    approval_simulation_id: Series[object] = Text(nullable=True)
+
+
+class ModelWeightsAsset(_AssetModel):
+    """product_intelligence.model_weights: every weight and suitability setting of a
+    model_version (live or challenger), in the weights file's long format."""
+
+    model_version: Series[object] = Text(str_length={"min_value": 1})
+    product_class: Series[object] = Text(isin=PRODUCT_CLASSES)
+    signal: Series[object] = Text()
+    weight: Series[float] = pa.Field(ge=0.0)
+
+
+class SimulationsAsset(_AssetModel):
+    """product_intelligence.simulations: every challenger simulation, who ran it and its result."""
+
+    simulation_id: Series[object] = Text(str_length={"min_value": 1})
+    run_at: Series[pa.DateTime]
+    run_by: Series[object] = Text(str_length={"min_value": 1})
+    week_start: Series[pa.DateTime]
+    champion_model_version: Series[object] = Text(str_length={"min_value": 1})
+    challenger_model_version: Series[object] = Text(str_length={"min_value": 1})
+    challenger_weights_digest: Series[object] = Text(str_length={"min_value": 1})
+    weights_source: Series[object] = Text()
+    customers: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    top1_changed: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    top1_changed_share: Series[float] = pa.Field(**_rate)
+    top3_changed: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    top3_changed_share: Series[float] = pa.Field(**_rate)
+    breaches_live: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    breaches_challenger: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    breaches_added: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    breaches_removed: Series[pd.Int64Dtype] = pa.Field(ge=0)
+    fairness_gaps: Series[object] = Text()  # JSON: per product and dimension, gaps before / after
+    report: Series[object] = Text()  # the report as `simulate` printed it

@@ -210,3 +210,32 @@ NEXT_BEST_OFFER_CLAIMS = _offers(
     ("BATCH_KEY", "ACTIVITY_ID"),
     "The events each micro-batch set out to offer.",
 )
+
+
+# ----------------------------------------------------------------------------- model registry
+# Small keyed tables (a row per model_version, simulation or weight), written in the weekly
+# transaction or by `simulate` / `approve`: docs/governance.md.
+
+
+def _registry(name: str, model, key: tuple[str, ...], description: str) -> Table:
+    return Table(f"product_intelligence.{name}", model, key, "", description)
+
+
+MODEL_VERSIONS = _registry(
+    "model_versions",
+    models.ModelVersionsAsset,
+    ("model_version",),
+    "One row per model_version: code version, weights digest, SQL digest, weeks ranked, approval.",
+)
+MODEL_WEIGHTS = _registry(
+    "model_weights",
+    models.ModelWeightsAsset,
+    ("model_version", "product_class", "signal"),
+    "Every weight and suitability setting of each model_version (live or challenger), long format.",
+)
+SIMULATIONS = _registry(
+    "simulations",
+    models.SimulationsAsset,
+    ("simulation_id",),
+    "Every challenger simulation: who, when, the challenger, the week and the results.",
+)

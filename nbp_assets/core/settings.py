@@ -18,7 +18,8 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_FIRST_WEEK                 | the first week (a Monday) the UI offers and runs can use | $NBP_HOME/first_week if present (the demo writes it), else 2025-01-06 |
 | NBP_WEIGHTS_TABLE              | production: Snowflake weights configuration table        | nbp_config.nbp_weights |
 | NBP_ALERT_MAILDIR              | folder where alerts are filed as e-mails (a Maildir); `off` turns it off | local: $NBP_HOME/alerts/maildir; production: off |
-| NBP_OPERATOR                   | who the alerts CLI records as acting, unless --by is given | the login name     |
+| NBP_OPERATOR                   | who the alerts CLI records as acting, unless --by is given; who `simulate` and `approve` record | the login name |
+| NBP_REQUIRE_APPROVAL           | true: a model_version without a recorded approval does not publish to nbp_current | production: true; local: false |
 | SNOWFLAKE_ACCOUNT              | production: account identifier (e.g. xy12345.eu-west-2)  | required           |
 | SNOWFLAKE_USER                 | production: service user                                 | required           |
 | SNOWFLAKE_PASSWORD             | production: password (or a private key, not both)        |                    |
@@ -511,3 +512,17 @@ def use_dagster_home(home: str) -> None:
 
 def dagster_postgres_url() -> str:
     return os.environ.get("DAGSTER_POSTGRES_URL", "")
+
+
+def require_approval(environ: Mapping[str, str] | None = None) -> bool:
+    """NBP_REQUIRE_APPROVAL: whether nbp_current publishes only an approved model_version
+    (docs/governance.md). Unset: on in production, off locally."""
+    environ = _environ(environ)
+    raw = environ.get("NBP_REQUIRE_APPROVAL", "").strip().lower()
+    if not raw:
+        return deployment(environ.get("NBP_DEPLOYMENT") or None) == "production"
+    if raw not in _TRUE | _FALSE:
+        raise ConfigurationError(
+            f"NBP_REQUIRE_APPROVAL={raw!r}: expected true or false (unset: production true, local false)"
+        )
+    return raw in _TRUE

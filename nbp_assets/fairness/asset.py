@@ -22,7 +22,7 @@ from nbp_assets.fairness import report as render
 from nbp_assets.fairness.breaches import week_breaches
 from nbp_assets.fairness.config import FairnessConfig, fairness_config
 from nbp_assets.fairness.contract import REPORT_TABLE, fairness_report_model
-from nbp_assets.weekly import checks
+from nbp_assets.weekly import checks, registry
 from nbp_assets.weekly.io import GROUP, WEEKLY_POOL, week_of
 from nbp_assets.weekly.weights import Weights
 from nbp_assets.weekly.weights_asset import RANKING_WEIGHTS
@@ -93,11 +93,11 @@ def fairness_report_step(
         alerts_table = render.alerts_table(alerts, alert.states_of_run(outcome))
         yield gap_check(breaches, outcome, alerts_table, model_version, config)
         evaluated = review.Evaluated(week, model_version, run_id, computed, df, weeks, history, alerts_table)
-        review.write_html(evaluated, config, url)
+        approval = registry.approval_of(warehouse, model_version)  # who approved the model shown
+        review.write_html(evaluated, config, url, approval)
         refreshed = review.refresh_later_reports(warehouse, url, week, config, computed.names)
-        yield dg.MaterializeResult(
-            metadata=review.materialization_metadata(evaluated, config, len(breaches), outcome, refreshed, started)
-        )
+        metadata = review.materialization_metadata(evaluated, config, len(breaches), outcome, refreshed, started)
+        yield dg.MaterializeResult(metadata={**metadata, "approval": approval})
 
 
 def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None) -> list[dg.AssetsDefinition]:

@@ -54,12 +54,13 @@ class Evaluated:
     alerts_table: pd.DataFrame
 
 
-def write_html(evaluated: Evaluated, config: FairnessConfig, url: str) -> Path:
+def write_html(evaluated: Evaluated, config: FairnessConfig, url: str, approval: str = "not looked up") -> Path:
     """The week's standalone HTML report."""
     e = evaluated
     meta = {
         "week": e.week.key,
         "model_version": e.model_version,
+        "approval": approval,  # the model registry's (weekly/registry.py approval_of)
         "dimensions judged": ", ".join(config.judged),
         "dimensions left out": left_out_text(config),
         "minimum group size": config.min_group_size,

@@ -20,6 +20,7 @@ from nbp_assets.publish.control import ControlGroup
 from nbp_assets.publish.control import counts as control_counts
 from nbp_assets.publish.control import prepare as prepare_control
 from nbp_assets.publish.control import record as record_control
+from nbp_assets.simulation.approve import approval_gate
 from nbp_assets.weekly import checks
 from nbp_assets.weekly.assets import Step, in_session, weekly_spec
 from nbp_assets.weekly.io import common_metadata, count_rows, week_filter, week_of, week_slice
@@ -61,6 +62,7 @@ def nbp_current_step(
         )
     if fairness_blocks_publish and (blocked := publish_blocked_reason(warehouse, week, model_version)):
         raise dg.Failure(description=blocked, metadata={"published": False})
+    approval = approval_gate(warehouse, model_version, context.log)  # NBP_REQUIRE_APPROVAL: docs/governance.md
     rows = count_rows(warehouse, week_slice(HISTORY, week))
     with warehouse.transaction() as tx:
         contract = checks.contract_in_warehouse(tx, HISTORY, week_filter(HISTORY, week), rows, models.NbpCurrentAsset)
@@ -85,6 +87,7 @@ def nbp_current_step(
         "publish_seconds": round(result.seconds, 2),
         **{k: getattr(result, k) for k in ("lock_wait_seconds", "lock_retries") if hasattr(result, k)},
         "model_version": model_version,
+        "approval": approval,
         "postgres": postgres.describe(),
         "control_group_share": control.share,
         **(

@@ -20,13 +20,15 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
-from nbp_assets.contract.tables import HISTORY, PRODUCTS, SCORES, SIGNALS, Table
+from nbp_assets.contract.tables import HISTORY, PRODUCTS, SCORES, SIGNALS, SIMULATIONS, Table
 from nbp_assets.contract.validation import ContractViolation
+from nbp_assets.core import settings
 from nbp_assets.core.partitions import Week
 from nbp_assets.core.sql import render
 from nbp_assets.core.warehouse import WarehouseResource
 from nbp_assets.fairness.compute import week_gaps
 from nbp_assets.fairness.config import fairness_config
+from nbp_assets.simulation import trail
 from nbp_assets.weekly import assets as engine
 from nbp_assets.weekly.io import count_rows, replace_week, week_slice
 from nbp_assets.weekly.ranking import scores_sql
@@ -59,9 +61,12 @@ class Simulation:
     summary: dict
     products: pd.DataFrame  # product_id, recommended and rank-1 counts live / challenger and their change
     fairness: pd.DataFrame  # product_id, dimension, gaps before / after, breach added / removed
+    simulation_id: str = ""  # its row in product_intelligence.simulations (simulation/trail.py)
 
     def render(self) -> str:
         lines = [f"week {self.week}: live {self.live_model_version} vs challenger {self.challenger_model_version}"]
+        if self.simulation_id:
+            lines.append(f"  simulation {self.simulation_id} (kept in {SIMULATIONS.name}; approve it with `approve`)")
         lines += [f"  {k}: {v}" for k, v in self.summary.items()]
         lines += ["", "movement per product:", self.products.to_string(index=False)]
         changed = self.fairness[self.fairness["breach_added"] | self.fairness["breach_removed"]]
@@ -173,7 +178,10 @@ def simulate_week(
     summary["breaches_added"] = int(change["breach_added"].sum())
     summary["breaches_removed"] = int(change["breach_removed"].sum())
     summary["sandbox"] = SANDBOX_RANKED.name
-    return Simulation(week.key, str(published_version), challenger.model_version, summary, products, change)
+    result = Simulation(week.key, str(published_version), challenger.model_version, summary, products, change)
+    # the trail: every simulation is kept, with the challenger's weights (docs/governance.md)
+    result.simulation_id = trail.record_simulation(warehouse, week, result, challenger, settings.operator_name())
+    return result
 
 
 # ----------------------------------------------------------------------------- CLI and UI
@@ -289,6 +297,7 @@ def simulate_challenger(context: dg.OpExecutionContext, config: SimulateConfig, 
     context.add_output_metadata(
         {
             **{k: v for k, v in result.summary.items()},
+            "simulation_id": result.simulation_id,
             "live_model_version": result.live_model_version,
             "challenger_model_version": result.challenger_model_version,
             "movement_per_product": dg.MetadataValue.md(result.products.to_markdown(index=False)),

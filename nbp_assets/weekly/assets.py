@@ -24,7 +24,7 @@ from nbp_assets.core.partitions import Week
 from nbp_assets.core.sql import render
 from nbp_assets.core.warehouse import WarehouseResource
 from nbp_assets.sources import week_inputs as src
-from nbp_assets.weekly import checks, steps
+from nbp_assets.weekly import checks, registry, steps
 from nbp_assets.weekly.eligibility import ACTIVE
 from nbp_assets.weekly.io import (
     common_metadata,
@@ -374,6 +374,7 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     context.log.info("ranking the top 3 per customer in the warehouse")
     health = ranked_health(warehouse, week)
     warehouse.ensure_table(HISTORY)
+    registry.ensure_tables(warehouse)
     with warehouse.transaction() as tx:
         # Nothing of the week reaches the history unless every check below passes: they run on
         # the uncommitted rows, and a failure rolls the replace back.
@@ -383,6 +384,8 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         memory = tx.memory_metadata()
         active = count_rows(tx, _active(week))
         yield from checks.gate("nbp_ranked", _ranked_checks(tx, week, rows, active, weights, health, shards))
+        # the model registry: the week is tied to its configuration in the same commit (docs/governance.md)
+        registry_digest = registry.record_week(tx, weights, week, warehouse.dialect)
     ranked = week_slice(HISTORY, week)
     rank1 = _counts(warehouse, ranked, "primary_signal", where="rank = 1")
     parties = sum(rank1.values())  # every customer ranked has one rank 1 (the ranks check passed)
@@ -398,6 +401,7 @@ def nbp_ranked_step(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             "rank1_primary_signal": dg.MetadataValue.json(rank1),
             "preview": dg.MetadataValue.md(sample.to_markdown(index=False)),
             "sql_digest": step.digest,
+            "registry": f"{registry.MODEL_VERSIONS.name} (model SQL digest {registry_digest[:12]})",
             **memory,
         }
     )
