@@ -326,7 +326,7 @@ def kafka_linger_ms() -> int:
 
 def kafka_max_message_bytes() -> int | None:
     """The largest record the offer stream's producer may send (NBP_KAFKA_MAX_MESSAGE_BYTES);
-    None: follow the broker's limit (stream/deadletter.py)."""
+    None: follow the broker's limit (offers/stream/deadletter.py)."""
     raw = os.environ.get("NBP_KAFKA_MAX_MESSAGE_BYTES", "").strip()
     if not raw:
         return None

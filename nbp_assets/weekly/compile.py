@@ -2,7 +2,7 @@
 SQL a week runs, as files a reviewer reads and pastes into the warehouse.
 
 The statements come from the functions the weekly assets call (weekly/steps.py through
-assets/engine.py), so there is one path: a step file's sha256 is the `sql_digest` its
+weekly/assets.py), so there is one path: a step file's sha256 is the `sql_digest` its
 materialization records for the same week, weights and engine. The files, numbered in run
 order (no header, so `sha256sum` gives the digest):
 

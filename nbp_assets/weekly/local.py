@@ -137,7 +137,7 @@ def rank_week(
 
 
 def eligible_candidates(eligibility: pd.DataFrame, customers: pd.DataFrame, product_ids: pd.Series) -> pd.DataFrame:
-    """(party_id, product_id) pairs the gate lets through (model/eligibility.py)."""
+    """(party_id, product_id) pairs the gate lets through (weekly/eligibility.py)."""
     products = pd.DataFrame({"product_id": pd.Series(product_ids, dtype=object)})
     with _duckdb(snapshot_in=eligibility, customers_in=customers, products_in=products) as con:
         pairs = con.sql(eligible_pairs_sql("snapshot_in", "customers_in", "products_in")).df()

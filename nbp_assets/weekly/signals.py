@@ -97,7 +97,7 @@ class SignalRelations:
     # they are computed inline.
     parties: str | None = None
     peers: str | None = None
-    # The suitability rules (model/suitability.py rules_relation): product_class, health_below,
+    # The suitability rules (weekly/suitability.py rules_relation): product_class, health_below,
     # penalty. None: no rule, the suitability signal is 0 everywhere.
     suitability: str | None = None
 

@@ -1,5 +1,5 @@
 """The statements each weekly step runs for a week, built in one place: the assets
-(assets/engine.py) execute them and record their digest, `compile` (weekly/compile.py)
+(weekly/assets.py) execute them and record their digest, `compile` (weekly/compile.py)
 writes them. No query text is built here: every piece is a rendered SQL file
 (weekly/sql/, core/sql/); this module only chooses the parameters.
 

@@ -13,7 +13,7 @@ gets the `suitability` penalty signal 1.0 on the class's products, and then:
 - a weight w below 1.0 down-weights it: score x (1 - w), like the other penalties.
 Every suppressed pair is recorded with its reason in nbp_work.withheld (the why-not record).
 
-The rule is part of model_version (model/weights.py); see docs/suitability.md for the
+The rule is part of model_version (weekly/weights.py); see docs/suitability.md for the
 defaults and why.
 """
 

@@ -9,7 +9,7 @@
 | NEXT_BEST_OFFER | ACTIVITY_ID | the recipe's fields + EVENT_TIME, RULES_VERSION, RULE_PRIORITY, CUSTOMER_VALID_FROM | output |
 | NEXT_BEST_OFFER_LOOKUP | ACTIVITY_ID | exactly the recipe's nine fields | output |
 | NEXT_BEST_OFFER_PENDING | CUSTOMER_ID | the customer's events waiting for a record (null once offered) | the processor's changelog; partition n belongs to activity partition n |
-| CUSTOMER_ACTIVITY_REJECTED | as received | a refused message as received; headers nbp.reason, nbp.topic, nbp.partition, nbp.offset, nbp.size | dead letters (stream/deadletter.py) |
+| CUSTOMER_ACTIVITY_REJECTED | as received | a refused message as received; headers nbp.reason, nbp.topic, nbp.partition, nbp.offset, nbp.size | dead letters (offers/stream/deadletter.py) |
 
 Outputs are keyed by ACTIVITY_ID: a replay after a crash produces the same key and value
 again, so every reader (and the warehouse sink) drops the duplicate by key.

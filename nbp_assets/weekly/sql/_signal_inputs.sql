@@ -2,11 +2,11 @@
   The signals' inputs as named CTEs, shared by signals.sql, suppressed_pairs.sql,
   signal_report.sql and peers.sql (imported, not a model of its own).
 
-  r: the week's relations (model/signals.py SignalRelations: candidates, customers, products,
+  r: the week's relations (weekly/signals.py SignalRelations: candidates, customers, products,
      holdings, churn, behaviour, rejections, rote or None, parties (a shard's predicate on
      party_id, or None), peers (a table of the week's peer shares, or None), suitability
      (the rules relation, or None)).
-  c: the constants (model/signals.py CONSTANTS): cooling-off window, lifecycle penalties,
+  c: the constants (weekly/signals.py CONSTANTS): cooling-off window, lifecycle penalties,
      health scale.
 
   The active customers and the held pairs are written inline wherever they are used, not as

@@ -5,7 +5,7 @@
   financial_health.
 
   r: the week's relations (SignalRelations; `r.parties` restricts it to one party shard).
-  c: the constants (model/signals.py CONSTANTS).
+  c: the constants (weekly/signals.py CONSTANTS).
   signals: the output's signal columns, in order (vocabulary.ALL_SIGNALS).
 #}
 {% import "weekly/sql/_signal_inputs.sql" as inputs %}
