@@ -57,20 +57,25 @@ def _relations(inputs: WeekInputs, weights: Weights | None) -> SignalRelations:
     )
 
 
+def _week_tables(inputs: WeekInputs) -> dict[str, pd.DataFrame]:
+    """The week's in-memory inputs, by the names `_relations` reads them under."""
+    return {
+        "candidates_in": inputs.candidates,
+        "customers_in": inputs.customers,
+        "products_in": inputs.products,
+        "holdings_in": inputs.holdings,
+        "churn_in": inputs.churn,
+        "behaviour_in": inputs.behaviour,
+        "rejections_in": inputs.rejections,
+        "rote_in": _EMPTY_ROTE if inputs.rote is None else inputs.rote,
+    }
+
+
 def compute_signals(inputs: WeekInputs, weights: Weights | None = None) -> tuple[pd.DataFrame, SignalReport]:
     """One row per candidate pair with party_id, product_id, every signal column and
     financial_health; the suitability rule of `weights` applies (none without weights)."""
     relations = _relations(inputs, weights)
-    with _duckdb(
-        candidates_in=inputs.candidates,
-        customers_in=inputs.customers,
-        products_in=inputs.products,
-        holdings_in=inputs.holdings,
-        churn_in=inputs.churn,
-        behaviour_in=inputs.behaviour,
-        rejections_in=inputs.rejections,
-        rote_in=_EMPTY_ROTE if inputs.rote is None else inputs.rote,
-    ) as con:
+    with _duckdb(**_week_tables(inputs)) as con:
         signals = con.sql(signals_sql(relations) + "\nORDER BY party_id, product_id").df()
         counts = con.sql(report_sql(relations)).df().iloc[0]
         withheld = con.sql(suppressed_sql(relations)).df().iloc[0]
@@ -93,16 +98,7 @@ def compute_signals(inputs: WeekInputs, weights: Weights | None = None) -> tuple
 def withheld_pairs(inputs: WeekInputs, weights: Weights) -> pd.DataFrame:
     """The week's why-not rows (nbp_work.withheld without week_start), ordered by pair."""
     relations = _relations(inputs, weights)
-    with _duckdb(
-        candidates_in=inputs.candidates,
-        customers_in=inputs.customers,
-        products_in=inputs.products,
-        holdings_in=inputs.holdings,
-        churn_in=inputs.churn,
-        behaviour_in=inputs.behaviour,
-        rejections_in=inputs.rejections,
-        rote_in=_EMPTY_ROTE if inputs.rote is None else inputs.rote,
-    ) as con:
+    with _duckdb(**_week_tables(inputs)) as con:
         return con.sql(withheld_sql(relations) + "\nORDER BY party_id, product_id").df()
 
 
