@@ -19,6 +19,7 @@ import pandera.pandas as pa
 from nbp_assets.contract.sql_checks import check_in_warehouse
 from nbp_assets.contract.tables import Table
 from nbp_assets.contract.validation import ContractViolation, validate
+from nbp_assets.core.sql import render
 from nbp_assets.core.warehouse import WarehouseSession
 from nbp_assets.sources.week_inputs import MissingInput
 
@@ -112,17 +113,22 @@ def rows_result(name: str, offending: pd.DataFrame, what: str) -> dg.AssetCheckR
     )
 
 
+def _select(relation: str, columns: str, **clauses) -> str:
+    return render("core", "select", columns=columns, relation=relation, **clauses).text
+
+
 def query_result(
     tx: WarehouseSession, name: str, offending_sql: str, what: str, count_sql: str | list[str] | None = None
 ) -> dg.AssetCheckResult:
     """A business check from a query of offending rows (none = pass); `count_sql` counts
     them more cheaply where the engine can, or is a list of queries (one per party shard)
     whose counts add up to it."""
-    counts = [count_sql] if isinstance(count_sql, str) else count_sql or [f"SELECT count(*) FROM ({offending_sql}) o"]
+    offending = f"({offending_sql})"
+    counts = [count_sql] if isinstance(count_sql, str) else count_sql or [_select(offending, "count(*)")]
     failing = sum(int(tx.scalar(q)) for q in counts)
     metadata: dict = {"failing_rows": failing}
     if failing:
-        examples = tx.query(f"SELECT * FROM ({offending_sql}) o LIMIT {MAX_EXAMPLE_ROWS}")
+        examples = tx.query(_select(offending, "*", limit=MAX_EXAMPLE_ROWS))
         metadata["examples"] = dg.MetadataValue.md(examples.to_markdown(index=False))
     return dg.AssetCheckResult(
         check_name=name,

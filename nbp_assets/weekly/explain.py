@@ -10,6 +10,7 @@ from datetime import datetime
 import pandas as pd
 
 from nbp_assets.contract.tables import SCORES, SIGNALS, WITHHELD
+from nbp_assets.core.sql import render
 from nbp_assets.core.sqltext import lit, timestamp
 from nbp_assets.weekly.reasons import REASONS
 from nbp_assets.weekly.vocabulary import PENALTY_SIGNALS, POSITIVE_SIGNALS, contribution, factor
@@ -20,8 +21,8 @@ def week_explanation(warehouse, party_id: str, week_start: datetime) -> pd.DataF
     contributions, factors, score and primary_signal (empty when the week is no longer in
     nbp_work)."""
     where = f"week_start = {timestamp(week_start)} AND party_id = {lit(party_id)}"
-    scores = warehouse.query(f"SELECT * FROM {SCORES.name} WHERE {where}")
-    signals = warehouse.query(f"SELECT * FROM {SIGNALS.name} WHERE {where}")
+    scores = warehouse.query(render("core", "select", columns="*", relation=SCORES.name, where=where).text)
+    signals = warehouse.query(render("core", "select", columns="*", relation=SIGNALS.name, where=where).text)
     return scores.merge(signals.drop(columns=["week_start"]), on=["party_id", "product_id"], how="left")
 
 
@@ -49,7 +50,9 @@ def week_withheld(warehouse, party_id: str, week_start: datetime, products: pd.D
     where = f"week_start = {timestamp(week_start)} AND party_id = {lit(party_id)}"
     if not warehouse.table_exists(WITHHELD.name):  # weeks run before the why-not record existed
         return pd.DataFrame(columns=[c for c in WITHHELD.columns if c != "week_start"])
-    rows = warehouse.query(f"SELECT * FROM {WITHHELD.name} WHERE {where} ORDER BY product_id")
+    rows = warehouse.query(
+        render("core", "select", columns="*", relation=WITHHELD.name, where=where, order_by="product_id").text
+    )
     rows = rows.drop(columns=["week_start"])
     if products is not None:
         rows = rows.merge(products[["product_id", "product_name"]], on="product_id", how="left")
