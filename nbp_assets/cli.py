@@ -313,6 +313,7 @@ def _checked_config() -> None:
     _checked_fairness()
     try:
         settings.drift_psi_warn()
+        settings.outcome_gap_warn_pp()
         settings.control_group_share()
         settings.control_group_salt()
     except settings.ConfigurationError as exc:

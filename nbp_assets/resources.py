@@ -181,6 +181,9 @@ def check_deployment(deployment: str | None = None) -> list[str]:
     deployment = settings.deployment(deployment)
     lines = [f"deployment: {deployment}", _control_group_line()]  # before any login
     lines.append(f"drift: PSI warning threshold {settings.drift_psi_warn():g} (NBP_DRIFT_PSI_WARN)")
+    lines.append(
+        f"outcomes: acceptance gap warning threshold {settings.outcome_gap_warn_pp():g} pp (NBP_OUTCOME_GAP_WARN_PP)"
+    )
     gate = "on" if settings.require_approval() else "off"  # docs/governance.md; a bad value: one line, exit 2
     lines.append(f"approval gate (NBP_REQUIRE_APPROVAL): {gate}")
     warehouse = open_warehouse(deployment)

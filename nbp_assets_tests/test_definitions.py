@@ -84,7 +84,8 @@ CHECKS = {
         checks.SUITABILITY: True,
     },
     "nbp_current": {checks.CONTRACT: True},
-    "offer_outcomes": {checks.CONTRACT: True},
+    # an acceptance gap between groups is a warning (and an operations alert), like drift
+    "offer_outcomes": {checks.CONTRACT: True, "acceptance_gap_within_threshold": False},
     # drift is a warning: the week is already checked and published
     "model_drift": {
         checks.CONTRACT: True,

@@ -8,11 +8,14 @@ import pandas as pd
 import pytest
 
 from nbp_assets.core.partitions import Week
-from nbp_assets.core.settings import ConfigurationError, drift_psi_warn
+from nbp_assets.core.settings import ConfigurationError, drift_psi_warn, outcome_gap_warn_pp
 from nbp_assets.core.warehouse import HISTORY_TABLE, SOURCE_SCHEMA, DuckDBWarehouse
+from nbp_assets.fairness.maths import difference_interval
 from nbp_assets.monitoring import model as monitoring
 from nbp_assets.monitoring.assets import (
+    DRIFTED_METRICS,
     NO_ELIGIBLE_DRIFT,
+    OUTCOME_GAP,
     SCORE_DRIFT,
     SCORE_PSI_DRIFT,
     SIGNAL_DRIFT,
@@ -488,3 +491,161 @@ def test_a_failed_warning_check_of_offer_outcomes_is_one_operations_alert(compli
     assert [a["dedupe_key"] for a in sent] == [f"nbp.offer_outcomes:{WEEK.key}:acceptance_gap_within_threshold"]
     assert sent[0]["summary"] == f"week {WEEK.key}: offer_outcomes warning acceptance_gap_within_threshold"
     assert "treated accepted 9 pp less than held out" in dict(map(tuple, sent[0]["payload"]["facts"]))["Check result"]
+
+
+# ------------------------------------------------------ the outcome gap's warning (issue 22.6)
+
+
+def _outcome_week(warehouse, ie_accepted: int, gb_accepted: int, n: int = 80):
+    """A week of n offers of SAV, one per customer, all following the published top 3:
+    IE (even parties) accepts ie_accepted of its n/2, GB (odd parties) gb_accepted."""
+    customers = _customers(WEEK, n)
+    warehouse.replace_table("nbp_work.customers", customers)
+    ranked = customers[["party_id", "jurisdiction"]].assign(
+        rank=1, product_id="SAV", score=0.5, primary_signal="idle_cash", model_version="m1", evaluated_at=MON
+    )
+    warehouse.replace_table(HISTORY_TABLE, ranked)
+    day = pd.Timedelta(days=1)
+    outcome = ["ACCEPTED" if i // 2 < (gb_accepted if i % 2 else ie_accepted) else "REJECTED" for i in range(n)]
+    offers = pd.DataFrame(
+        {
+            "offer_id": [f"O{i}" for i in range(n)],
+            "party_id": customers["party_id"],
+            "product_id": "SAV",
+            "offered_at": MON + day,
+            "outcome": outcome,
+            "outcome_at": MON + 2 * day,
+        }
+    )
+    warehouse.replace_table(f"{SOURCE_SCHEMA}.offer_history", offers)
+
+
+def _gap_check(result) -> dg.AssetCheckEvaluation:
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == OUTCOME_GAP)
+
+
+def test_a_group_that_accepts_far_less_fails_the_acceptance_gap_warning(warehouse):
+    """IE accepts 30 of 40 offers, GB 10 of 40: a 50 pp gap, its interval far from 0."""
+    _outcome_week(warehouse, ie_accepted=30, gb_accepted=10)
+    result = _materialize(warehouse, "offer_outcomes")
+    assert result.success  # a warning: the week is written
+    check = _gap_check(result)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    named = check.metadata[DRIFTED_METRICS].value
+    assert list(named) == ["acceptance_gap_jurisdiction"]  # age_band and segment have one group each
+    gap = named["acceptance_gap_jurisdiction"]
+    assert gap["dimension"] == "jurisdiction" and gap["groups"] == "IE (highest) vs GB (lowest)"
+    assert gap["value"] == pytest.approx(50.0) and gap["threshold"] == 10.0
+    assert gap["rates"] == "0.7500 of 40 offers vs 0.2500 of 40"
+    assert "jurisdiction: IE (highest) vs GB (lowest) accepted 50 pp apart" in check.description
+    assert warehouse.query("SELECT count(*) AS n FROM nbp_work.offer_outcomes")["n"][0] > 0
+
+
+@pytest.mark.parametrize(
+    "ie, gb, why",
+    [(20, 18, "a 5 pp gap is under 10 pp"), (20, 14, "15 pp over 40 offers each: its interval includes 0")],
+)
+def test_a_small_or_noisy_acceptance_gap_passes(warehouse, ie, gb, why):
+    _outcome_week(warehouse, ie_accepted=ie, gb_accepted=gb)
+    check = _gap_check(_materialize(warehouse, "offer_outcomes"))
+    assert check.passed, why
+    assert check.metadata[DRIFTED_METRICS].value == {}
+
+
+def test_the_noise_rule_is_newcombes_interval_of_the_difference():
+    rates = monitoring.outcome_rates(
+        pd.DataFrame(
+            {"by": "jurisdiction", "grp": ["IE", "GB"], "offered": [40, 40], "accepted": [20, 14], "rejected": [20, 26]}
+        )
+    )
+    gaps = monitoring.acceptance_gaps(rates, ["jurisdiction"], 30)
+    low, high = difference_interval(20, 40, 14, 40)
+    assert gaps.iloc[0][["gap_ci_low_pp", "gap_ci_high_pp"]].tolist() == pytest.approx(
+        [low * 100, high * 100], abs=1e-3
+    )
+    assert low < 0 < 0.15 < high and monitoring.gap_warnings(gaps, 10.0) == {}
+    assert list(monitoring.gap_warnings(gaps.assign(gap_ci_low_pp=1.0), 10.0)) == ["acceptance_gap_jurisdiction"]
+
+
+def test_the_acceptance_gap_threshold_is_configuration(warehouse, monkeypatch):
+    _outcome_week(warehouse, ie_accepted=30, gb_accepted=10)
+    monkeypatch.setenv("NBP_OUTCOME_GAP_WARN_PP", "60")
+    assert _gap_check(_materialize(warehouse, "offer_outcomes")).passed  # 50 pp is under 60
+    monkeypatch.setenv("NBP_OUTCOME_GAP_WARN_PP", "40")
+    assert not _gap_check(_materialize(warehouse, "offer_outcomes")).passed
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "-5", "nan", "inf", "101", "10,5"])
+def test_a_bad_outcome_gap_threshold_is_one_line_naming_it_and_fails_the_load(monkeypatch, raw):
+    monkeypatch.setenv("NBP_OUTCOME_GAP_WARN_PP", raw)
+    with pytest.raises(ConfigurationError) as refused:
+        outcome_gap_warn_pp()
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("NBP_OUTCOME_GAP_WARN_PP ") and repr(raw) in message
+    with pytest.raises(ConfigurationError, match="NBP_OUTCOME_GAP_WARN_PP"):
+        build_monitoring_assets()
+
+
+@pytest.mark.parametrize("raw, value", [("", 10.0), (" 5 ", 5.0), ("100", 100.0)])
+def test_the_outcome_gap_threshold_defaults_to_10_pp(monkeypatch, raw, value):
+    monkeypatch.setenv("NBP_OUTCOME_GAP_WARN_PP", raw)
+    assert outcome_gap_warn_pp() == value
+
+
+@pytest.mark.parametrize("command", [["materialize"], ["backfill", "2026-11-02", "2026-11-09"], ["demo"], ["check"]])
+def test_the_commands_refuse_a_bad_outcome_gap_threshold_in_one_line_exit_2_writing_nothing(
+    command, monkeypatch, tmp_path, capsys
+):
+    from nbp_assets.cli import main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("NBP_HOME", str(home))
+    monkeypatch.delenv("NBP_DEPLOYMENT", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("NBP_OUTCOME_GAP_WARN_PP", "abc")
+    with pytest.raises(SystemExit) as refused:
+        main(command)
+    assert refused.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "NBP_OUTCOME_GAP_WARN_PP must be a number > 0 and <= 100" in err
+    assert "'abc'" in err
+    assert not home.exists()  # nothing written: no warehouse, no PostgreSQL, no Dagster home
+
+
+@pytest.mark.integration
+def test_an_acceptance_gap_reaches_operations_once_per_week_and_metric(warehouse, compliance_url, tmp_path):
+    """The real offer_outcomes asset (no stand-in): GB accepts 25 % of its offers, IE 75 %.
+    nbp_ops_alert_sensor records one operations alert for the week and the dimension,
+    delivered like a failed run's; a re-run of the week records nothing more."""
+    import mailbox
+
+    instance, maildir = dg.DagsterInstance.ephemeral(), tmp_path / "maildir"
+    _outcome_week(warehouse, ie_accepted=30, gb_accepted=10)
+    assert _materialize(warehouse, "offer_outcomes", instance=instance).success
+    text, cursor = _ops_tick(instance, compliance_url, maildir)
+    sent = _ops_alerts(compliance_url, "nbp.offer_outcomes_warning")
+    assert [a["dedupe_key"] for a in sent] == [f"nbp.offer_outcomes:{WEEK.key}:acceptance_gap_jurisdiction"]
+    alert = sent[0]
+    assert alert["week_start"] == WEEK.start and alert["delivered_at"] is not None
+    assert alert["summary"] == (
+        f"week {WEEK.key}: offer_outcomes warning {OUTCOME_GAP}: acceptance_gap_jurisdiction "
+        "is 50, over its threshold 10"
+    )
+    facts = dict(map(tuple, alert["payload"]["facts"]))
+    assert facts["Groups"] == "IE (highest) vs GB (lowest)" and facts["Dimension"] == "jurisdiction"
+    assert f"recorded #{alert['alert_id']} nbp.offer_outcomes_warning" in text
+
+    def mails():
+        return [
+            m for m in mailbox.Maildir(maildir, create=False) if m["X-NBP-Alert-Type"] == "nbp.offer_outcomes_warning"
+        ]
+
+    assert len(mails()) == 1
+    assert _materialize(warehouse, "offer_outcomes", instance=instance).success  # the week re-run, same gap
+    text, _ = _ops_tick(instance, compliance_url, maildir, cursor)
+    _ops_tick(instance, compliance_url, maildir, None)  # even a sensor that lost its cursor
+    again = _ops_alerts(compliance_url, "nbp.offer_outcomes_warning")
+    assert [(a["alert_id"], a["dedupe_key"], a["run_id"]) for a in again] == [
+        (alert["alert_id"], alert["dedupe_key"], alert["run_id"])
+    ]
+    assert "nbp.offer_outcomes_warning" not in text and len(mails()) == 1

@@ -36,6 +36,7 @@ NBP_DEPLOYMENT picks the deployment: `local` (default, nothing to configure) or
 | NBP_FAIRNESS_HISTORY_WEEKS     | weeks of gap history in the fairness report (this week included) | 8         |
 | NBP_FAIRNESS_BLOCKS_PUBLISH    | true: a fairness breach stops nbp_current from publishing the week | false   |
 | NBP_DRIFT_PSI_WARN             | model_drift: a signal's or the score's PSI above it is a warning (docs/monitoring.md) | 0.2 |
+| NBP_OUTCOME_GAP_WARN_PP        | offer_outcomes: a clear acceptance gap between two groups of a dimension above it (pp) is a warning | 10 |
 | NBP_CONTROL_GROUP_SHARE        | share of active customers held out of nbp_current (0 to 0.5; 0 = off) | 0          |
 | NBP_CONTROL_GROUP_SALT         | salt of the hold-out's hash (a new salt draws a new group) | nbp-control-1     |
 | NBP_ALERT_SMTP_*, NBP_ALERT_WEBHOOK_*, NBP_ALERT_SLACK_*, NBP_ALERT_TEAMS_WEBHOOK_URL, NBP_ALERT_RETRY_* | alert channels (PLAIN_VARIABLES, SECRET_VARIABLES below; docs/fairness.md) | off |
@@ -404,6 +405,25 @@ def drift_psi_warn(environ: Mapping[str, str] | None = None) -> float:
         value = float("nan")
     if not 0.0 < value <= 10.0:  # NaN, inf and the non-numbers fail here
         raise ConfigurationError(f"NBP_DRIFT_PSI_WARN must be a number > 0 and <= 10 (e.g. 0.2), got {raw!r}")
+    return value
+
+
+OUTCOME_GAP_WARN_PP_DEFAULT = 10.0  # like the fairness rule's 10 percentage points
+
+
+def outcome_gap_warn_pp(environ: Mapping[str, str] | None = None) -> float:
+    """NBP_OUTCOME_GAP_WARN_PP: the acceptance gap, in percentage points, between two groups
+    of a fairness dimension above which (and clear of noise) offer_outcomes' warning check
+    fails; a number in (0, 100]."""
+    raw = _environ(environ).get("NBP_OUTCOME_GAP_WARN_PP", "").strip()
+    if not raw:
+        return OUTCOME_GAP_WARN_PP_DEFAULT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 100.0:  # NaN, inf and the non-numbers fail here
+        raise ConfigurationError(f"NBP_OUTCOME_GAP_WARN_PP must be a number > 0 and <= 100 (e.g. 10), got {raw!r}")
     return value
 
 

@@ -41,6 +41,7 @@ SCORE_DRIFT = "score_quantiles_stable"
 NO_ELIGIBLE_DRIFT = "no_eligible_product_share_stable"
 SIGNAL_PSI_DRIFT = "signal_distributions_stable"
 SCORE_PSI_DRIFT = "score_distribution_stable"
+OUTCOME_GAP = "acceptance_gap_within_threshold"
 # A failed drift check names its drifted metrics in metadata DRIFTED_METRICS: the ops alert
 # sensor (ops/sensors.py) records one operations alert per week and metric from it.
 DRIFTED_METRICS = ops_alerts.DRIFTED_METRICS
@@ -80,6 +81,32 @@ def drift_checks(psi_warn: float) -> dict[str, tuple[str, str]]:
     }
 
 
+def outcome_gap_text(threshold_pp: float) -> str:
+    return (
+        f"In no fairness dimension did two groups (each offered at least NBP_FAIRNESS_MIN_GROUP times) "
+        f"accept at rates more than {threshold_pp:g} pp (NBP_OUTCOME_GAP_WARN_PP) apart, beyond noise "
+        "(Newcombe's 95% interval of the difference excluding 0)."
+    )
+
+
+def outcome_gap_result(gaps: pd.DataFrame, threshold_pp: float) -> dg.AssetCheckResult:
+    """The WARN check of offer_outcomes: fails on a clear acceptance gap above the threshold,
+    naming one metric per dimension (acceptance_gap_<dimension>) for nbp_ops_alert_sensor."""
+    flagged = monitoring.gap_warnings(gaps, threshold_pp)
+    return dg.AssetCheckResult(
+        check_name=OUTCOME_GAP,
+        passed=not flagged,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=outcome_gap_text(threshold_pp)
+        if not flagged
+        else "; ".join(f"{d['dimension']}: {d['groups']} accepted {d['value']:g} pp apart" for d in flagged.values()),
+        metadata={
+            "gaps": dg.MetadataValue.md(gaps.to_markdown(index=False)),
+            DRIFTED_METRICS: dg.MetadataValue.json(flagged),
+        },
+    )
+
+
 def offer_outcomes_step(context, warehouse: WarehouseResource):
     """How customers answered the offers made during the week (MOD-108 offer_history):
     acceptance and rejection rates with 95% intervals by product, rank, primary_signal,
@@ -88,7 +115,7 @@ def offer_outcomes_step(context, warehouse: WarehouseResource):
     treated against held-out customers per product, with intervals and their difference
     (nbp_work.control_outcomes)."""
     started, week = time.perf_counter(), week_of(context)
-    config = fairness_config()
+    config, gap_warn = fairness_config(), settings.outcome_gap_warn_pp()
     with warehouse.session():
         offers = checks.fail_on_violation(lambda: src.offers_made(warehouse, week))
         current_then = Week.from_key(monitoring.previous_week(week.start).isoformat())  # published at the week's start
@@ -138,6 +165,7 @@ def offer_outcomes_step(context, warehouse: WarehouseResource):
         }
     offered = int(rates.loc[rates["by"] == "product_id", "offered"].sum())
     accepted = int(rates.loc[rates["by"] == "product_id", "accepted"].sum())
+    yield outcome_gap_result(gaps, gap_warn)
     yield dg.MaterializeResult(
         metadata={
             **common_metadata(week, rows, OUTCOMES_TABLE, started),
@@ -263,6 +291,7 @@ def model_drift_step(context, warehouse: WarehouseResource):
 def build_monitoring_assets() -> list[dg.AssetsDefinition]:
     # Read when the code location loads: a bad NBP_DRIFT_PSI_WARN fails the load, one line naming it.
     drift_specs = drift_checks(settings.drift_psi_warn())
+    gap_text = outcome_gap_text(settings.outcome_gap_warn_pp())  # likewise NBP_OUTCOME_GAP_WARN_PP
     common = dict(group_name=GROUP, partitions_def=weekly_partitions, pool=WEEKLY_POOL, kinds={"sql", "pandas"})
 
     @dg.asset(
@@ -270,7 +299,12 @@ def build_monitoring_assets() -> list[dg.AssetsDefinition]:
         deps=["nbp_ranked", "customers"],
         description=offer_outcomes_step.__doc__,
         metadata={"dagster/table_name": OUTCOMES_TABLE},
-        check_specs=[checks.contract_spec("offer_outcomes", OfferOutcomesAsset, weekly_partitions)],
+        check_specs=[
+            checks.contract_spec("offer_outcomes", OfferOutcomesAsset, weekly_partitions),
+            checks.check_spec(
+                OUTCOME_GAP, "offer_outcomes", gap_text, blocking=False, partitions_def=weekly_partitions
+            ),
+        ],
         **common,
     )
     def offer_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResource):

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from nbp_assets.core.sql import render
-from nbp_assets.fairness.maths import group_labels, wilson_interval
+from nbp_assets.fairness.maths import difference_interval, group_labels, wilson_interval
 from nbp_assets.weekly.eligibility import ACTIVE
 from nbp_assets.weekly.vocabulary import ALL_SIGNALS
 
@@ -103,10 +103,25 @@ def outcome_rates(counts: pd.DataFrame) -> pd.DataFrame:
     return out[columns].sort_values(["by", "group"]).reset_index(drop=True)
 
 
+GAP_COLUMNS = [
+    "dimension",
+    "highest",
+    "lowest",
+    "highest_rate",
+    "lowest_rate",
+    "highest_offered",
+    "lowest_offered",
+    "gap_pp",
+    "gap_ci_low_pp",
+    "gap_ci_high_pp",
+]
+
+
 def acceptance_gaps(rates: pd.DataFrame, dimensions, min_offers: int) -> pd.DataFrame:
     """Per fairness dimension: the groups with the highest and lowest acceptance among those
-    offered at least min_offers times, and the gap in percentage points (did one group accept
-    less of what it was offered?)."""
+    offered at least min_offers times, their rates and offers, and the gap in percentage
+    points with Newcombe's 95% interval of the difference (did one group accept less of what
+    it was offered, beyond noise?)."""
     rows = []
     for d in dimensions:
         judged = rates[(rates["by"] == d) & (rates["offered"] >= min_offers)].sort_values(["acceptance_rate", "group"])
@@ -114,15 +129,41 @@ def acceptance_gaps(rates: pd.DataFrame, dimensions, min_offers: int) -> pd.Data
             rows.append({"dimension": d, "highest": None, "lowest": None, "gap_pp": np.nan})
             continue
         lo, hi = judged.iloc[0], judged.iloc[-1]
+        low, high = difference_interval(hi["accepted"], hi["offered"], lo["accepted"], lo["offered"])
         rows.append(
             {
                 "dimension": d,
                 "highest": hi["group"],
                 "lowest": lo["group"],
+                "highest_rate": round(float(hi["acceptance_rate"]), 6),
+                "lowest_rate": round(float(lo["acceptance_rate"]), 6),
+                "highest_offered": int(hi["offered"]),
+                "lowest_offered": int(lo["offered"]),
                 "gap_pp": round((hi["acceptance_rate"] - lo["acceptance_rate"]) * 100, 4),
+                "gap_ci_low_pp": round(float(low) * 100, 4),
+                "gap_ci_high_pp": round(float(high) * 100, 4),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=GAP_COLUMNS)
+
+
+def gap_warnings(gaps: pd.DataFrame, threshold_pp: float) -> dict[str, dict]:
+    """{metric acceptance_gap_<dimension>: its facts} of the dimensions whose gap is above
+    threshold_pp AND clear of noise (Newcombe's 95% interval of the difference excludes 0):
+    offer_outcomes' acceptance_gap_within_threshold fails on them (NBP_OUTCOME_GAP_WARN_PP)."""
+    flagged = gaps[(gaps["gap_pp"] > threshold_pp) & (gaps["gap_ci_low_pp"] > 0)]
+    return {
+        f"acceptance_gap_{row['dimension']}": {
+            "dimension": row["dimension"],
+            "groups": f"{row['highest']} (highest) vs {row['lowest']} (lowest)",
+            "rates": f"{row['highest_rate']:.4f} of {int(row['highest_offered'])} offers vs "
+            f"{row['lowest_rate']:.4f} of {int(row['lowest_offered'])}",
+            "value": float(row["gap_pp"]),
+            "interval_pp": f"[{row['gap_ci_low_pp']:g}, {row['gap_ci_high_pp']:g}]",
+            "threshold": float(threshold_pp),
+        }
+        for row in flagged.to_dict("records")
+    }
 
 
 def score_quantiles_sql(scores: str) -> str:
