@@ -13,7 +13,8 @@ Three refinements make the report actionable:
 - Beside the raw rate stands the rate among the group's customers who were ELIGIBLE for
   the product (CON-006). rate = eligible share x rate among eligible, so the gap between
   the highest and lowest group splits exactly into a part caused by eligibility and a
-  part caused by the ranking (see `fairness_gaps`).
+  part caused by the ranking; with the suitability rule's withheld pairs, a part caused
+  by suitability is split off the ranking's (see `fairness_gaps`).
 - The gap of every product over the last weeks (`gap_history`) shows whether a breach
   is a one-off or a systematic pattern.
 
