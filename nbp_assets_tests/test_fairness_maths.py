@@ -405,3 +405,41 @@ def test_contract_accepts_the_configured_intersections_only():
     validate(model, frame.iloc[:1], table="fairness_report")
     with pytest.raises(ContractViolation, match="segment"):
         validate(model, frame, table="fairness_report")
+
+
+def _suitability_rates(withheld_low: int) -> pd.DataFrame:
+    from nbp_assets.fairness.maths import rates_from_counts
+
+    sizes = pd.DataFrame({"dimension": "segment", "group": ["A", "B"], "customers": [100, 100]})
+    hits = pd.DataFrame({"product_id": "P", "dimension": "segment", "group": ["A", "B"], "recommended": [60, 20]})
+    eligible = pd.DataFrame({"product_id": "P", "segment": ["A", "B"], "eligible": [80, 50]})
+    if withheld_low is not None:
+        eligible["withheld"] = [0, withheld_low]
+    return rates_from_counts(sizes, hits, ["P"], ["segment"], eligible)
+
+
+def test_suitability_splits_the_ranking_part_and_nothing_withheld_keeps_the_two_way_figures_bit_for_bit():
+    from nbp_assets.fairness.maths import fairness_gaps
+
+    two_way = fairness_gaps(_suitability_rates(None)).iloc[0]
+    none_withheld = fairness_gaps(_suitability_rates(0)).iloc[0]
+    for column in ("gap_pp", "eligibility_pp", "ranking_pp", "eligible_gap_pp", "gap_ci_low_pp"):
+        assert none_withheld[column] == two_way[column], column  # exact, not approx
+    assert none_withheld["suitability_pp"] == 0.0
+    three_way = fairness_gaps(_suitability_rates(25)).iloc[0]  # B: 25 of 50 eligible suitable, 20 of them recommended
+    assert three_way["eligibility_pp"] == two_way["eligibility_pp"]
+    assert three_way["suitability_pp"] > 0 and three_way["ranking_pp"] < two_way["ranking_pp"]
+    parts = three_way["eligibility_pp"] + three_way["suitability_pp"] + three_way["ranking_pp"]
+    assert parts == pytest.approx(three_way["gap_pp"], abs=3e-4)
+    assert three_way["suitability_pp"] + three_way["ranking_pp"] == pytest.approx(two_way["ranking_pp"], abs=2e-4)
+
+
+def test_attributable_to_names_suitability_and_keeps_the_two_way_wording():
+    from nbp_assets.fairness.maths import attributable_to
+
+    assert attributable_to(0.0, 0.0, 10.0, 61.9) == "suitability"
+    assert attributable_to(12.0, 11.0, 10.0, 0.0) == "ranking and eligibility"
+    assert attributable_to(3.0, 11.0, 10.0, 12.0) == "ranking and suitability"
+    assert attributable_to(5.0, 5.0, 10.0, 0.0) == "ranking and eligibility combined"
+    assert attributable_to(5.0, 5.0, 10.0) == "ranking and eligibility combined"
+    assert attributable_to(5.0, 5.0, 10.0, 5.0) == "ranking, suitability and eligibility combined"

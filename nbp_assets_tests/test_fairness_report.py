@@ -578,3 +578,62 @@ def test_ranked_rows_use_the_configured_model_version(defs):
     version = defs.resolve_assets_def("fairness_report").code_versions_by_key[dg.AssetKey("fairness_report")]
     assert (ranked["model_version"] == version).all()
     assert ranked["evaluated_at"].iloc[0] == pd.Timestamp(datetime(2026, 11, 9))
+
+
+SUITABILITY_WEEK = Week.from_key("2026-11-16")
+
+
+def suitability_pairs(customers: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """SAV, CARD and LOAN eligible for everyone (three each: every candidate is in the top 3)."""
+    pairs = customers[["party_id"]].merge(pd.DataFrame({"product_id": ["SAV", "CARD", "LOAN"]}), how="cross")
+    return pairs, pd.Series(False, index=customers["party_id"])
+
+
+def write_withheld(defs: dg.Definitions, week: Week, ranked: pd.DataFrame) -> pd.DataFrame:
+    """The suitability rule withholds LOAN from 6 in 10 active IE customers: r < 4 (and the
+    65+, r = 0) for low MOD-040 health, r 4-5 for unknown health (16 customers). Their
+    LOAN rows leave the top 3, as the signals step would have left them out."""
+    people = bank_customers()
+    held = people[(people["jurisdiction"] == "IE") & (people["r"] < 6) & (people["status"] == "ACTIVE")]
+    unknown = held["r"] >= 4
+    withheld = pd.DataFrame(
+        {
+            "week_start": pd.Timestamp(week.start),
+            "party_id": held["party_id"].to_numpy(),
+            "product_id": "LOAN",
+            "product_class": "LENDING",
+            "rule": ["suitability_when_unknown" if u else "suitability_health_below" for u in unknown],
+            "financial_health_score": [None if u else 20.0 for u in unknown],
+            "health_below": 0.4,
+            "reason": "withheld",
+        }
+    )
+    warehouse = defs.resources["warehouse"]
+    warehouse.replace_slice("nbp_work.withheld", withheld, where=f"week_start = {sql_date(week.start)}")
+    kept = ranked[~(ranked["party_id"].isin(held["party_id"]) & (ranked["product_id"] == "LOAN"))]
+    warehouse.replace_slice(
+        HISTORY_TABLE, kept, where=f"evaluated_at = {sql_date(week.evaluated_at)}", ddl=HISTORY_DDL, key=HISTORY_KEY
+    )
+    return withheld
+
+
+def test_a_gap_that_comes_from_suitability_says_so_and_counts_unknown_health(defs):
+    ranked = write_week(defs, SUITABILITY_WEEK, suitability_pairs)
+    write_withheld(defs, SUITABILITY_WEEK, ranked)
+    result = run_report(defs, SUITABILITY_WEEK)
+    assert result.success
+    alerts = outbox.alerts(defs.resources["postgres"].url)
+    assert [(a["product_id"], a["dimension"]) for a in alerts] == [("LOAN", "jurisdiction")]
+    payload = alerts[0]["payload"]
+    # GB 84 of 84, IE 32 of 84 (84 eligible, 52 withheld, 32 suitable, all recommended): 52/84
+    assert (payload["highest_group"], payload["lowest_group"], payload["gap_pp"]) == ("GB", "IE", 61.9048)
+    assert (payload["eligibility_pp"], payload["suitability_pp"], payload["ranking_pp"]) == (0.0, 61.9048, 0.0)
+    assert payload["attributable_to"] == "suitability"
+    ie = row(report_rows(defs, SUITABILITY_WEEK), "LOAN", "jurisdiction", "IE")
+    assert (ie["eligible"], ie["suitable"], ie["recommended"], ie["suitable_rate"]) == (84, 32, 32, 1.0)
+    meta = materialization(result)
+    assert meta["unknown_health_withheld"] == 16
+    assert meta["unknown_health_by_group"].startswith("16 (jurisdiction: IE 16;")
+    with open(meta["report_html"]) as f:
+        html = f.read()
+    assert "customers withheld for unknown MOD-040 health" in html and "from suitability pp" in html

@@ -47,6 +47,7 @@ def alert_payload(
 ) -> dict:
     """The alert for one breaching row of fairness_gaps, in plain JSON types."""
     eligibility_pp, ranking_pp = _num(gap.get("eligibility_pp")), _num(gap.get("ranking_pp"))
+    suitability_pp = _num(gap.get("suitability_pp"))  # None for a week without nbp_work.withheld
     return {
         "type": ALERT_TYPE,
         "week": week,
@@ -71,7 +72,10 @@ def alert_payload(
         "lowest_eligible_share": _num(gap.get("lowest_eligible_share"), 6),
         "eligibility_pp": eligibility_pp,
         "ranking_pp": ranking_pp,
-        "attributable_to": attributable_to(eligibility_pp, ranking_pp, threshold_pp),
+        "highest_suitable_share": _num(gap.get("highest_suitable_share"), 6),
+        "lowest_suitable_share": _num(gap.get("lowest_suitable_share"), 6),
+        "suitability_pp": suitability_pp,
+        "attributable_to": attributable_to(eligibility_pp, ranking_pp, threshold_pp, suitability_pp),
         "weeks_breached": int(weeks_breached),
         "weeks_reported": int(weeks_reported),
         "policies": POLICIES,
@@ -143,8 +147,9 @@ def facts(alert: Mapping) -> list[tuple[str, str]]:
             ),
             (
                 "Gap from",
-                f"ranking {alert['ranking_pp']:.1f} pp, eligibility {alert['eligibility_pp']:.1f} pp: "
-                f"attributable to {alert['attributable_to']}",
+                f"ranking {alert['ranking_pp']:.1f} pp, "
+                + (f"suitability {alert['suitability_pp']:.1f} pp, " if alert.get("suitability_pp") is not None else "")
+                + f"eligibility {alert['eligibility_pp']:.1f} pp: attributable to {alert['attributable_to']}",
             ),
         ]
     if alert.get("alert_weeks_breached") is not None:

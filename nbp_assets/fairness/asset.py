@@ -145,8 +145,9 @@ def build_fairness_assets(weights: Weights, config: FairnessConfig | None = None
         (jurisdiction, age band and segment by default) and of each configured intersection
         of two dimensions (NBP_FAIRNESS_INTERSECTIONS), with a 95% confidence interval,
         the rate among the customers eligible for it, and the gap between the highest and
-        lowest group, split into the part due to eligibility and the part due to the
-        ranking. Groups below the minimum size are listed, not judged. A gap above the threshold (10 points)
+        lowest group, split into the parts due to eligibility, to suitability (MOD-040,
+        nbp_work.withheld) and to the ranking, and the customers withheld for unknown
+        health. Groups below the minimum size are listed, not judged. A gap above the threshold (10 points)
         is a breach: an nbp.fairness_breach alert in the compliance outbox. Also the gap of
         each product over the last weeks, and the whole report as an HTML file per week."""
         yield from fairness_report_step(context, warehouse, postgres, weights, config)

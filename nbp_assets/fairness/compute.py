@@ -21,24 +21,58 @@ from nbp_assets.fairness.config import FairnessConfig
 from nbp_assets.weekly.eligibility import ACTIVE
 from nbp_assets.weekly.io import week_slice, with_week, work_table
 
+# The withheld rule of a customer whose MOD-040 health was unknown (treated as not suitable).
+UNKNOWN_HEALTH_RULE = "suitability_when_unknown"
+
 
 def eligible_counts(
     warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...], intersections: tuple[str, ...] = ()
 ) -> pd.DataFrame:
     """Active customers eligible for each product, per product and combination of group
-    values (dimension names are validated customer columns), with each intersection's group."""
+    values (dimension names are validated customer columns), with each intersection's group;
+    and `withheld`, those of them the suitability rule withheld (when the week's
+    nbp_work.withheld exists: a warehouse from before it has no such column)."""
+    withheld = work_table("withheld")
     counts = warehouse.query(
         render(
             "fairness",
             "eligible_counts",
             eligibility=work_table("eligibility"),
             customers=work_table("customers"),
+            withheld=withheld if warehouse.table_exists(withheld) else None,
             week_start=week.start,
             active=ACTIVE,
             dimensions=grouped_by(dimensions, intersections),
         ).text
     )
     return maths.with_intersections(counts, intersections)
+
+
+def unknown_health(
+    warehouse: WarehouseResource, week: Week, dimensions: tuple[str, ...], intersections: tuple[str, ...] = ()
+) -> pd.DataFrame | None:
+    """The active customers withheld a product because their MOD-040 health was unknown
+    (suitability_when_unknown), per judged dimension and group (dimension, group,
+    customers; groups with none are left out); None without nbp_work.withheld."""
+    withheld = work_table("withheld")
+    if not warehouse.table_exists(withheld):
+        return None
+    combos = warehouse.query(
+        render(
+            "fairness",
+            "unknown_health_counts",
+            withheld=withheld,
+            customers=work_table("customers"),
+            week_start=week.start,
+            active=ACTIVE,
+            rule=UNKNOWN_HEALTH_RULE,
+            dimensions=grouped_by(dimensions, intersections),
+        ).text
+    )
+    combos = maths.with_intersections(combos.rename(columns={"unknown_health": "customers"}), intersections)
+    if combos.empty:
+        return pd.DataFrame(columns=["dimension", "group", "customers"])
+    return _per_dimension(combos, (*dimensions, *intersections), [], "customers")
 
 
 def grouped_by(dimensions: tuple[str, ...], intersections: tuple[str, ...]) -> tuple[str, ...]:
@@ -90,11 +124,21 @@ def product_register(warehouse: WarehouseResource, week: Week) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class WeekFairness:
-    """A week's recommendation rates per group, the gaps they make, and the product names."""
+    """A week's recommendation rates per group, the gaps they make, and the product names;
+    unknown_health: the customers withheld for unknown MOD-040 health per dimension and
+    group (`unknown_health`), None when not counted."""
 
     rates: pd.DataFrame
     gaps: pd.DataFrame
     names: dict
+    unknown_health: pd.DataFrame | None = None
+
+    def unknown_health_total(self) -> int | None:
+        """The customers withheld for unknown health: each in one group of any dimension."""
+        u = self.unknown_health
+        if u is None:
+            return None
+        return int(u.groupby("dimension")["customers"].sum().max()) if len(u) else 0
 
 
 def week_fairness(
@@ -107,7 +151,8 @@ def week_fairness(
     eligible = eligible_counts(warehouse, week, config.dimensions, config.intersections)
     rates = maths.rates_from_counts(sizes, hits, sorted(products), config.judged, eligible)
     gaps = maths.fairness_gaps(rates, config.threshold_pp, config.min_group_size)
-    return WeekFairness(rates, gaps, names)
+    unknown = unknown_health(warehouse, week, config.dimensions, config.intersections)
+    return WeekFairness(rates, gaps, names, unknown)
 
 
 def week_gaps(

@@ -5,6 +5,7 @@ jurisdiction*age_band, judged as one more dimension whose groups are `<a value>*
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional
 
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -39,6 +40,10 @@ class FairnessReportAsset(Weekly):
     eligible: Series[int] = pa.Field(ge=0)
     # NaN when nobody in the group is eligible; above 1 only if the CON-006 gate leaked.
     eligible_rate: Series[float] = pa.Field(ge=0.0, le=1.0, nullable=True)
+    # The eligible pairs the suitability rule kept (eligible minus nbp_work.withheld) and
+    # the rate among them: absent for a week without nbp_work.withheld.
+    suitable: Optional[Series[int]] = pa.Field(ge=0)
+    suitable_rate: Optional[Series[float]] = pa.Field(ge=0.0, le=1.0, nullable=True)
     # NaN when fewer than two groups of the dimension are large enough to judge.
     gap_pp: Series[float] = pa.Field(ge=0.0, le=100.0, nullable=True)
     breach: Series[bool]

@@ -13,7 +13,8 @@ Three refinements make the report actionable:
 - Beside the raw rate stands the rate among the group's customers who were ELIGIBLE for
   the product (CON-006). rate = eligible share x rate among eligible, so the gap between
   the highest and lowest group splits exactly into a part caused by eligibility and a
-  part caused by the ranking (see `fairness_gaps`).
+  part caused by the ranking; with the suitability rule's withheld pairs, a part caused
+  by suitability is split off the ranking's (see `fairness_gaps`).
 - The gap of every product over the last weeks (`gap_history`) shows whether a breach
   is a one-off or a systematic pattern.
 
@@ -39,6 +40,7 @@ UNKNOWN_GROUP = "(unknown)"
 
 RATE_COLUMNS = ["product_id", "dimension", "group", "customers", "recommended", "rate", "ci_low", "ci_high"]
 ELIGIBLE_COLUMNS = ["eligible", "eligible_rate"]
+SUITABLE_COLUMNS = ["suitable", "suitable_rate"]
 GAP_COLUMNS = [
     "product_id",
     "dimension",
@@ -66,6 +68,13 @@ ATTRIBUTION_COLUMNS = [
     "eligible_gap_pp",
     "eligibility_pp",
     "ranking_pp",
+]
+SUITABILITY_COLUMNS = [
+    "highest_suitable_share",
+    "lowest_suitable_share",
+    "highest_suitable_rate",
+    "lowest_suitable_rate",
+    "suitability_pp",
 ]
 KEYS = ["product_id", "dimension"]
 
@@ -148,7 +157,9 @@ def recommendation_rates(
 
     eligible (optional, from `count_eligible` or the warehouse): adds `eligible`, the
     group's customers eligible for the product, and `eligible_rate` = recommended /
-    eligible (NaN when nobody in the group is eligible).
+    eligible (NaN when nobody in the group is eligible). With a `withheld` column (the
+    eligible pairs the suitability rule withheld) it also adds `suitable` = eligible -
+    withheld and `suitable_rate` = recommended / suitable (NaN when none is suitable).
 
     Rows are ordered by product (as given), dimension (as given), group name ascending.
     """
@@ -191,6 +202,7 @@ def rates_from_counts(
     `recommendation_rates`."""
     product_index = pd.Index(pd.unique(pd.Series(list(products), dtype=object)))
     n_products = len(product_index)
+    suitability = eligible is not None and "withheld" in eligible.columns
     frames = []
     for dimension in dimensions:
         size = sizes[sizes["dimension"] == dimension].set_index("group")["customers"]
@@ -220,8 +232,12 @@ def rates_from_counts(
                 .sum()
             )
             frame["eligible"] = by_group.reindex(index, fill_value=0).to_numpy().astype(np.int64)
+            if suitability:
+                frame["suitable"] = frame["eligible"] - _withheld(eligible, dimension, index)
         frames.append(frame)
-    columns = RATE_COLUMNS + (ELIGIBLE_COLUMNS if eligible is not None else [])
+    columns = (
+        RATE_COLUMNS + (ELIGIBLE_COLUMNS if eligible is not None else []) + (SUITABLE_COLUMNS if suitability else [])
+    )
     if not frames:
         return pd.DataFrame(columns=columns)
     # Stable sort keeps dimensions in the given order and groups by name within a product.
@@ -230,7 +246,19 @@ def rates_from_counts(
     rates["ci_low"], rates["ci_high"] = wilson_interval(rates["recommended"], rates["customers"])
     if eligible is not None:
         rates["eligible_rate"] = (rates["recommended"] / rates["eligible"].where(rates["eligible"] > 0)).astype(float)
+    if suitability:
+        rates["suitable_rate"] = (rates["recommended"] / rates["suitable"].where(rates["suitable"] > 0)).astype(float)
     return rates[columns].reset_index(drop=True)
+
+
+def _withheld(eligible: pd.DataFrame, dimension: str, index: pd.MultiIndex) -> np.ndarray:
+    """The eligible pairs the suitability rule withheld, per (product, group) of `index`."""
+    by_group = (
+        eligible.assign(group=group_labels(eligible[dimension]))
+        .groupby(["product_id", "group"], dropna=False)["withheld"]
+        .sum()
+    )
+    return by_group.reindex(index, fill_value=0).to_numpy().astype(np.int64)
 
 
 def _extreme(judged: pd.DataFrame, highest: bool, prefix: str, extra: list[str]) -> pd.DataFrame:
@@ -264,11 +292,20 @@ def fairness_gaps(
               \\__ eligibility_pp __/      \\___ ranking_pp ___/
     (the symmetric split of a product of two factors). A group nobody in is eligible
     takes the other group's r: no ranking difference is attributed where none is
-    observable. eligible_gap_pp is the spread of the rate among eligible customers over
+    observable. With suitability in the rates too (`suitable`: the eligible pairs the
+    suitability rule kept), r = u x q with u = suitable / eligible and q = rate among
+    the suitable, and the ranking part splits the same way in two:
+        ranking_pp (before) = (s_H + s_L)/2 x [(u_H - u_L)(q_H + q_L)/2 + (q_H - q_L)(u_H + u_L)/2]
+                                              \\___ suitability_pp ___/   \\__ ranking_pp __/
+    so gap = eligibility_pp + suitability_pp + ranking_pp; eligibility_pp is unchanged,
+    and with nothing withheld (u = 1) suitability_pp is 0 and ranking_pp the two-way one,
+    bit for bit. A group nobody in is eligible (suitable) takes the other's u (q).
+    eligible_gap_pp is the spread of the rate among eligible customers over
     the judged groups with at least min_group_size eligible customers.
     """
     with_eligibility = "eligible" in rates.columns
-    extra = ["eligible", "eligible_rate"] if with_eligibility else []
+    with_suitability = with_eligibility and "suitable" in rates.columns
+    extra = (ELIGIBLE_COLUMNS if with_eligibility else []) + (SUITABLE_COLUMNS if with_suitability else [])
     judged = rates[rates["customers"] >= min_group_size]
     pairs = rates[KEYS].drop_duplicates().sort_values(KEYS, kind="stable")
     counts = (
@@ -302,6 +339,9 @@ def fairness_gaps(
     if with_eligibility:
         gaps = _attribute(gaps, rates[rates["eligible"] >= min_group_size])
         columns = columns + ATTRIBUTION_COLUMNS
+    if with_suitability:
+        gaps = _attribute_suitability(gaps)
+        columns = columns + SUITABILITY_COLUMNS
     return gaps[columns].reset_index(drop=True)
 
 
@@ -317,6 +357,24 @@ def _attribute(gaps: pd.DataFrame, judged_on_eligible: pd.DataFrame) -> pd.DataF
     spread = judged_on_eligible.groupby(KEYS)["eligible_rate"].agg(["max", "min", "size"])
     spread = ((spread["max"] - spread["min"]) * 100).round(4).where(spread["size"] >= 2).rename("eligible_gap_pp")
     return gaps.merge(spread.reset_index(), on=KEYS, how="left")
+
+
+def _attribute_suitability(gaps: pd.DataFrame) -> pd.DataFrame:
+    """Split ranking_pp into suitability_pp and ranking_pp (see `fairness_gaps`)."""
+    for side in ("highest", "lowest"):
+        gaps[f"{side}_suitable_share"] = gaps[f"{side}_suitable"] / gaps[f"{side}_eligible"].where(
+            gaps[f"{side}_eligible"] > 0
+        ).astype(float)
+    s_h, s_l = gaps["highest_eligible_share"], gaps["lowest_eligible_share"]
+    u_h = gaps["highest_suitable_share"].fillna(gaps["lowest_suitable_share"]).fillna(1.0)
+    u_l = gaps["lowest_suitable_share"].fillna(gaps["highest_suitable_share"]).fillna(1.0)
+    q_h = gaps["highest_suitable_rate"].fillna(gaps["lowest_suitable_rate"]).fillna(0.0)
+    q_l = gaps["lowest_suitable_rate"].fillna(gaps["highest_suitable_rate"]).fillna(0.0)
+    comparable = gaps["gap_pp"].notna()
+    # (q_H - q_L) x 1.0 is exact: with nothing withheld ranking_pp is the two-way figure, bit for bit.
+    gaps["suitability_pp"] = ((u_h - u_l) * ((q_h + q_l) / 2) * (s_h + s_l) / 2 * 100).round(4).where(comparable)
+    gaps["ranking_pp"] = ((q_h - q_l) * ((u_h + u_l) / 2) * (s_h + s_l) / 2 * 100).round(4).where(comparable)
+    return gaps
 
 
 def report_rows(rates: pd.DataFrame, gaps: pd.DataFrame, min_group_size: int) -> pd.DataFrame:
@@ -350,12 +408,22 @@ def gap_history(history: pd.DataFrame, weeks: Sequence[str]) -> pd.DataFrame:
     return wide.reset_index().sort_values(KEYS, kind="stable").reset_index(drop=True)
 
 
-def attributable_to(eligibility_pp: float | None, ranking_pp: float | None, threshold_pp: float) -> str | None:
+def attributable_to(
+    eligibility_pp: float | None, ranking_pp: float | None, threshold_pp: float, suitability_pp: float | None = None
+) -> str | None:
     """Which part of the gap would breach on its own: the ranking (a model review), the
-    eligibility matrix (a CON-006 / MOD-105 review), both, or only the two combined."""
+    suitability rule (a MOD-040 threshold review), the eligibility matrix (a CON-006 /
+    MOD-105 review), several of them, or only the parts combined. Without suitability_pp
+    (or with none, 0 pp) the wording is the two-way one."""
     if eligibility_pp is None or ranking_pp is None:
         return None
-    ranking, eligibility = ranking_pp > threshold_pp, eligibility_pp > threshold_pp
-    if ranking and eligibility:
-        return "ranking and eligibility"
-    return "ranking" if ranking else "eligibility" if eligibility else "ranking and eligibility combined"
+    parts = {"ranking": ranking_pp, "suitability": suitability_pp, "eligibility": eligibility_pp}
+    present = [name for name, value in parts.items() if value is not None and (name != "suitability" or value != 0)]
+    over = [name for name in present if parts[name] > threshold_pp]
+    if not over:
+        return f"{_and(present)} combined"
+    return _and(over)
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

@@ -72,6 +72,8 @@ def gaps_table(gaps: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
     if has_eligibility:
         table["eligible-rate gap pp"] = gaps["eligible_gap_pp"].map(pp)
         table["from ranking pp"] = gaps["ranking_pp"].map(pp)
+        if "suitability_pp" in gaps.columns:
+            table["from suitability pp"] = gaps["suitability_pp"].map(pp)
         table["from eligibility pp"] = gaps["eligibility_pp"].map(pp)
     table["judged groups"] = [f"{j} of {n}" for j, n in zip(gaps["judged_groups"], gaps["groups"])]
     table["breach"] = gaps["breach"].map({True: "BREACH", False: ""})
@@ -96,6 +98,9 @@ def rates_table(rows: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
     if "eligible" in rows.columns:
         table["eligible"] = rows["eligible"]
         table["rate among eligible"] = rows["eligible_rate"].map(_pct)
+    if "suitable" in rows.columns:
+        table["suitable"] = rows["suitable"]
+        table["rate among suitable"] = rows["suitable_rate"].map(_pct)
     table["judged"] = rows["judged"].map({True: "yes", False: "no (too small)"})
     return table
 
@@ -144,6 +149,7 @@ def alerts_table(alerts: list[dict], states: dict) -> pd.DataFrame:
                 "gap 95% CI pp": f"{pp(a['gap_ci_low_pp'])} to {pp(a['gap_ci_high_pp'])}",
                 "clear of uncertainty": "yes" if a["clear_breach"] else "no",
                 "from ranking pp": pp(a["ranking_pp"]),
+                "from suitability pp": pp(a.get("suitability_pp")),
                 "from eligibility pp": pp(a["eligibility_pp"]),
                 "attributable to": a["attributable_to"],
                 "weeks breached (alert)": weeks,
@@ -151,6 +157,19 @@ def alerts_table(alerts: list[dict], states: dict) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def unknown_health_text(unknown: pd.DataFrame | None, total: int | None) -> str:
+    """The customers withheld for unknown MOD-040 health: the total and, per dimension,
+    the groups with any (`12 (jurisdiction: IE 12; segment: MASS 7, AFFLUENT 5)`)."""
+    if unknown is None or total is None:
+        return "not counted (no nbp_work.withheld)"
+    per = [
+        f"{d}: " + ", ".join(f"{g} {int(n)}" for g, n in zip(rows["group"], rows["customers"]) if n)
+        for d, rows in unknown.groupby("dimension", sort=False)
+        if rows["customers"].any()
+    ]
+    return f"{total}" + (f" ({'; '.join(per)})" if per else "")
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -301,7 +320,8 @@ confidence interval. A product breaches (CON-001) when the rates of the highest 
 dimension differ by more than {threshold_pp:g} percentage points; groups below the minimum size are listed
 but not judged. The gap's own 95% interval (Newcombe) says whether a breach is clear of sampling noise:
 "clear of uncertainty: yes" when even the interval's lower end is above the threshold. The rate among eligible customers (CON-006) splits each gap into the part that comes from who
-is eligible and the part that comes from the ranking.</p>
+is eligible and the part that comes from the ranking; the rate among the suitable (the eligible pairs the MOD-040
+suitability rule kept) splits off the part that comes from suitability.</p>
 {breaches_section(alerts)}
 {workflow}
 <h2>Gaps per product and dimension</h2>

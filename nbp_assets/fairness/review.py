@@ -23,6 +23,8 @@ from nbp_assets.fairness.config import FairnessConfig
 from nbp_assets.fairness.contract import REPORT_TABLE, left_out_dimensions
 from nbp_assets.weekly.io import common_metadata
 
+UNKNOWN_HEALTH_LABEL = "customers withheld for unknown MOD-040 health (treated as not suitable)"
+
 
 def report_path(week: Week) -> Path:
     return render.html_path(week.key)
@@ -65,6 +67,7 @@ def write_html(evaluated: Evaluated, config: FairnessConfig, url: str, approval:
         "dimensions left out": left_out_text(config),
         "minimum group size": config.min_group_size,
         "threshold": f"{config.threshold_pp:g} pp",
+        UNKNOWN_HEALTH_LABEL: render.unknown_health_text(e.computed.unknown_health, e.computed.unknown_health_total()),
         "Dagster run": e.run_id,
         "alert outbox": outbox.ALERTS,
     }
@@ -108,7 +111,20 @@ def materialization_metadata(
         "dimensions_left_out": left_out_text(config),
         "later_reports_refreshed": dg.MetadataValue.json(refreshed),
         "unjudged_groups": int((~e.rows["judged"]).sum()),
+        **unknown_health_metadata(e.computed),
         "report_html": dg.MetadataValue.path(str(report_path(e.week))),
+    }
+
+
+def unknown_health_metadata(computed: WeekFairness) -> dict:
+    """The customers withheld for unknown MOD-040 health: the count and per group (none
+    without nbp_work.withheld)."""
+    total = computed.unknown_health_total()
+    if total is None:
+        return {}
+    return {
+        "unknown_health_withheld": total,
+        "unknown_health_by_group": render.unknown_health_text(computed.unknown_health, total),
     }
 
 
@@ -118,6 +134,9 @@ def stored_gaps(rows: pd.DataFrame, config: FairnessConfig) -> pd.DataFrame:
     columns = maths.RATE_COLUMNS
     if rows[maths.ELIGIBLE_COLUMNS].notna().all().all():  # absent from reports written before CON-006
         columns = columns + maths.ELIGIBLE_COLUMNS
+        suitable = maths.SUITABLE_COLUMNS
+        if set(suitable) <= set(rows.columns) and rows["suitable"].notna().all():  # since nbp_work.withheld
+            columns = columns + suitable
     details = maths.fairness_gaps(rows[columns].reset_index(drop=True), config.threshold_pp, config.min_group_size)
     stored = rows[["product_id", "dimension", "gap_pp", "breach"]].drop_duplicates(["product_id", "dimension"])
     return details.drop(columns=["gap_pp", "breach"]).merge(stored, on=["product_id", "dimension"])
