@@ -396,16 +396,7 @@ DRIFT_PSI_WARN_DEFAULT = 0.2  # the usual "significant shift" of a PSI (0.1: mod
 def drift_psi_warn(environ: Mapping[str, str] | None = None) -> float:
     """NBP_DRIFT_PSI_WARN: the population stability index above which a signal's or the
     score's distribution has drifted (model_drift's warning checks); a number in (0, 10]."""
-    raw = _environ(environ).get("NBP_DRIFT_PSI_WARN", "").strip()
-    if not raw:
-        return DRIFT_PSI_WARN_DEFAULT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 < value <= 10.0:  # NaN, inf and the non-numbers fail here
-        raise ConfigurationError(f"NBP_DRIFT_PSI_WARN must be a number > 0 and <= 10 (e.g. 0.2), got {raw!r}")
-    return value
+    return _threshold(_environ(environ), "NBP_DRIFT_PSI_WARN", DRIFT_PSI_WARN_DEFAULT, 10.0)
 
 
 OUTCOME_GAP_WARN_PP_DEFAULT = 10.0  # like the fairness rule's 10 percentage points
@@ -415,15 +406,21 @@ def outcome_gap_warn_pp(environ: Mapping[str, str] | None = None) -> float:
     """NBP_OUTCOME_GAP_WARN_PP: the acceptance gap, in percentage points, between two groups
     of a fairness dimension above which (and clear of noise) offer_outcomes' warning check
     fails; a number in (0, 100]."""
-    raw = _environ(environ).get("NBP_OUTCOME_GAP_WARN_PP", "").strip()
+    return _threshold(_environ(environ), "NBP_OUTCOME_GAP_WARN_PP", OUTCOME_GAP_WARN_PP_DEFAULT, 100.0)
+
+
+def _threshold(environ: Mapping[str, str], name: str, default: float, high: float) -> float:
+    """A warning threshold: a number in (0, high], `default` when unset; anything else (text,
+    NaN, inf, out of range) is one line naming the variable and the value."""
+    raw = environ.get(name, "").strip()
     if not raw:
-        return OUTCOME_GAP_WARN_PP_DEFAULT
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = float("nan")
-    if not 0.0 < value <= 100.0:  # NaN, inf and the non-numbers fail here
-        raise ConfigurationError(f"NBP_OUTCOME_GAP_WARN_PP must be a number > 0 and <= 100 (e.g. 10), got {raw!r}")
+    if not 0.0 < value <= high:  # NaN, inf and the non-numbers fail here
+        raise ConfigurationError(f"{name} must be a number > 0 and <= {high:g} (e.g. {default:g}), got {raw!r}")
     return value
 
 
